@@ -1,0 +1,73 @@
+/*
+ * sasl.h - server side of SASL mechanisms (RFC 5034 carries them in POP3):
+ * PLAIN (RFC 4616), LOGIN, SCRAM-SHA-256 and SCRAM-SHA-256-PLUS (RFC 5802,
+ * RFC 7677, channel binding RFC 5929 / RFC 9266).
+ *
+ * Pure: no I/O, no base64 (the protocol layer decodes the wire), so it can
+ * be fuzzed directly.  A step may hash a password, so the session runs
+ * steps in a worker thread; one sasl_server is used by one thread at a time.
+ */
+#ifndef POSUTO_SASL_H
+#define POSUTO_SASL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "auth/auth.h"
+
+enum sasl_mech {
+	SASL_MECH_PLAIN = 0,
+	SASL_MECH_LOGIN,
+	SASL_MECH_SCRAM_SHA_256,
+	SASL_MECH_SCRAM_SHA_256_PLUS,
+	SASL_MECH_COUNT
+};
+
+/* Channel-binding data from the TLS layer; lengths 0 when absent. */
+struct sasl_channel {
+	bool tls;			/* the connection is encrypted */
+	const char *cb_type;		/* "tls-exporter" or "tls-server-end-point" */
+	unsigned char cb_data[64];
+	size_t cb_len;
+};
+
+enum sasl_status {
+	SASL_CONTINUE = 0,	/* send out as a "+ " challenge, read the next line */
+	SASL_OK,		/* authenticated: sasl_server_entry() is set */
+	SASL_FAIL,		/* wrong credentials or unknown user: -ERR [AUTH] */
+	SASL_BAD_INPUT,		/* malformed client message: -ERR */
+	SASL_TEMPFAIL,		/* backend trouble: -ERR [SYS/TEMP] */
+};
+
+struct sasl_server;
+
+/* Case-insensitive name -> mechanism; false if unknown. */
+bool sasl_mech_lookup(const char *name, enum sasl_mech *mech_r);
+const char *sasl_mech_name(enum sasl_mech mech);
+/* True for mechanisms that send the password itself (PLAIN, LOGIN). */
+bool sasl_mech_is_plaintext(enum sasl_mech mech);
+
+/* chan is copied.  db must outlive the sasl_server (caller holds a ref). */
+struct sasl_server *sasl_server_new(enum sasl_mech mech,
+    const struct userdb *db, const struct sasl_channel *chan);
+void sasl_server_free(struct sasl_server **s);
+
+/*
+ * Feeds one client message (already base64-decoded; for the first step
+ * the initial response, or NULL/0 if the client sent none).  On
+ * SASL_CONTINUE, *out_r/*outlen_r hold the server message to send as a
+ * "+ " challenge (owned by s, valid until the next call).  SCRAM's
+ * server-final-message is such a challenge too: RFC 5034 has no data on
+ * "+OK", so the mechanism sends it, expects an empty response, and only
+ * then returns SASL_OK.
+ */
+enum sasl_status sasl_server_step(struct sasl_server *s,
+    const unsigned char *in, size_t inlen,
+    const unsigned char **out_r, size_t *outlen_r);
+
+/* After SASL_OK: the authenticated user's entry (authzid handled inside). */
+const struct userdb_entry *sasl_server_entry(const struct sasl_server *s);
+/* The name the client gave, for logging (may be NULL). */
+const char *sasl_server_username(const struct sasl_server *s);
+
+#endif

@@ -1,0 +1,101 @@
+/*
+ * config.h - the configuration snapshot: JSON (jansson) -> plain structs.
+ *
+ * The file is JumboDogX-compatible: a top-level object whose "Pop3Server"
+ * member holds Enabled, BindAddress, Port, TimeOut, MailDir, Users[] with
+ * the same meaning, plus posuto's own keys (see posuto.json(5)).
+ * Only config/ sees jansson.  A loaded config is immutable and owned by
+ * whoever called config_load(); SIGHUP builds a new one.
+ */
+#ifndef POSUTO_CONFIG_H
+#define POSUTO_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "lib/log.h"
+
+enum mbox_format {
+	MBOX_FORMAT_AUTO = 0,	/* cur/ new/ tmp/ present -> maildir, else emldir */
+	MBOX_FORMAT_MAILDIR,
+	MBOX_FORMAT_EMLDIR,	/* JumboDogX: <dir>/N.eml */
+};
+
+enum listen_tls {
+	LISTEN_TLS_NONE = 0,	/* plain, STLS offered if a certificate is set */
+	LISTEN_TLS_IMPLICIT,	/* POP3S, RFC 8314 */
+};
+
+struct listen_cfg {
+	char *address;		/* numeric IPv4 or IPv6 literal */
+	uint16_t port;
+	enum listen_tls tls;
+};
+
+struct user_cfg {
+	char *name;
+	/* Stored secret, always normalised to "{SCHEME}data": JumboDogX
+	 * HashType SHA256/SHA512 + hex becomes {SHA256.HEX}/{SHA512.HEX}. */
+	char *password;
+	char *apop_secret;	/* plaintext-equivalent APOP secret or NULL */
+	char *mailbox;		/* per-user MailboxPath template or NULL */
+	enum mbox_format format;	/* per-user, AUTO = inherit server's */
+};
+
+struct tls_cfg {
+	char *cert_file;	/* PEM chain; NULL = no TLS at all */
+	char *key_file;
+	char *ciphers;		/* TLS <= 1.2 cipher list or NULL (OpenSSL default) */
+	char *ciphersuites;	/* TLS 1.3 suites or NULL */
+	char *min_version;	/* "TLSv1.2" (default) or "TLSv1.3" */
+};
+
+struct posuto_config {
+	char *path;			/* file it was loaded from */
+	bool enabled;			/* Enabled (JumboDogX); false: serve refuses to start */
+
+	struct listen_cfg *listens;	/* BindAddress+Port, or Listen[] */
+	size_t n_listens;
+
+	unsigned idle_timeout;		/* TimeOut, seconds; default 600 */
+	unsigned session_timeout;	/* SessionTimeOut, seconds; 0 = none */
+	unsigned auth_fail_delay_ms;	/* AuthFailDelay (ms) */
+	unsigned max_connections;	/* MaxConnections */
+	unsigned max_connections_per_ip; /* MaxConnectionsPerIp */
+	unsigned max_bad_commands;	/* MaxBadCommands */
+	unsigned worker_threads;	/* WorkerThreads; 0 = number of CPUs */
+
+	char *mail_dir;			/* MailDir */
+	char *mailbox_template;		/* MailboxPath; default "<MailDir>/%u" */
+	enum mbox_format format;	/* MailboxFormat */
+
+	enum log_level log_level;	/* LogLevel */
+	char *run_as_user;		/* RunAsUser; NULL = stay as started */
+	char *hostname;			/* Hostname; default gethostname() */
+	char *passwd_file;		/* PasswdFile (Dovecot passwd-file) or NULL */
+	bool allow_plaintext_auth;	/* AllowPlaintextAuth: USER/PASS etc. w/o TLS off loopback */
+
+	struct tls_cfg tls;		/* Tls {...} */
+
+	struct user_cfg *users;		/* Users[] */
+	size_t n_users;
+};
+
+/*
+ * Loads and validates path.  Every problem is written to errs, one line
+ * each, as "FILE:LINE:COL: KEY: message" (warnings prefixed "warning: "),
+ * and loading goes on to report all of them.  Returns 0 and sets *cfg_r on
+ * success, or -1 if there was at least one error.
+ */
+int config_load(const char *path, struct posuto_config **cfg_r, FILE *errs);
+void config_free(struct posuto_config **cfg);
+/* Writes the effective configuration (defaults filled in) as JSON,
+ * with passwords and secrets replaced by "<hidden>". */
+void config_dump(const struct posuto_config *cfg, FILE *out);
+
+/* Exit code for configuration errors (sysexits EX_CONFIG). */
+#define EXIT_CONFIG 78
+
+#endif

@@ -1,0 +1,41 @@
+/* params.h - every built-in limit, with the reason for its value. */
+#ifndef POSUTO_PARAMS_H
+#define POSUTO_PARAMS_H
+
+/* RFC 2449 §4: commands up to 255 octets including CRLF must be accepted.
+ * We accept a little more (some clients send long USER names) but never
+ * an unbounded line. */
+#define POP3_MAX_LINE		512
+/* RFC 5034 §4: SASL continuation lines carry base64 of larger messages. */
+#define POP3_MAX_SASL_LINE	8192
+/* RFC 2449 §4: first response line at most 512 octets. */
+#define POP3_MAX_RESPONSE	512
+/* Consecutive bad commands before we hang up (Dovecot's pop3-login: 3;
+ * nginx max_errors).  Post-login a client gets a few more. */
+#define POP3_MAX_BAD_CMDS_PREAUTH	3
+#define POP3_MAX_BAD_CMDS		10
+/* RFC 1939 §3: autologout timer of at least 10 minutes. */
+#define POP3_DEFAULT_IDLE_TIMEOUT	600
+/* Stop reading a client's commands while this much output is queued:
+ * pipelined RETRs cannot make us buffer more than one chunk ahead. */
+#define POP3_OUTPUT_HIGH_WATER	(256 * 1024)
+/* Bytes of a message read per chunk when streaming it. */
+#define POP3_STREAM_CHUNK	(64 * 1024)
+/* Pre-auth: output buffered for a client that does not read (Dovecot 4 KiB). */
+#define POP3_PREAUTH_OUTPUT_MAX	(16 * 1024)
+/* TLS handshake must finish within this many seconds (CVE-2014-3430). */
+#define TLS_HANDSHAKE_TIMEOUT	30
+/* Failed logins: delay before the -ERR (Dovecot auth_failure_delay 2 s). */
+#define AUTH_DEFAULT_FAIL_DELAY_MS	2000
+/* Sessions per client IP (Dovecot mail_max_userip_connections 10). */
+#define DEFAULT_MAX_CONN_PER_IP	64
+#define DEFAULT_MAX_CONN	20000
+/* User names: longer ones are refused before any lookup. */
+#define USERNAME_MAX		255
+/* Passwords: longer ones are refused (bounds hashing work per attempt). */
+#define PASSWORD_MAX		1024
+/* A mailbox larger than this many messages is refused with [SYS/PERM]
+ * rather than exhausting memory (popa3d's explicit limits). */
+#define MAILBOX_MAX_MESSAGES	2000000
+
+#endif
