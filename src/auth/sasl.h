@@ -47,7 +47,19 @@ const char *sasl_mech_name(enum sasl_mech mech);
 /* True for mechanisms that send the password itself (PLAIN, LOGIN). */
 bool sasl_mech_is_plaintext(enum sasl_mech mech);
 
-/* chan is copied.  db must outlive the sasl_server (caller holds a ref). */
+/*
+ * chan is copied (NULL = no TLS).  db must outlive the sasl_server (caller
+ * holds a ref).  SCRAM-SHA-256-PLUS needs chan->tls with cb_type/cb_data;
+ * when they are present, plain SCRAM-SHA-256 refuses a client that says
+ * "y" (RFC 5802 §6: it believes the server cannot do channel binding, so
+ * someone stripped -PLUS from CAPA).
+ *
+ * Rules enforced: PLAIN's authzid must be empty or equal the authcid;
+ * SCRAM's a= likewise; SCRAM works only from {SCRAM-SHA-256} stored keys
+ * (other users, and unknown ones, get a fake exchange with a stable fake
+ * salt and fail at the proof, so existence is not revealed).
+ * Any step after a final status returns SASL_BAD_INPUT.
+ */
 struct sasl_server *sasl_server_new(enum sasl_mech mech,
     const struct userdb *db, const struct sasl_channel *chan);
 void sasl_server_free(struct sasl_server **s);
@@ -55,7 +67,7 @@ void sasl_server_free(struct sasl_server **s);
 /*
  * Feeds one client message (already base64-decoded; for the first step
  * the initial response, or NULL/0 if the client sent none).  On
- * SASL_CONTINUE, *out_r/*outlen_r hold the server message to send as a
+ * SASL_CONTINUE, *out_r and *outlen_r hold the server message to send as a
  * "+ " challenge (owned by s, valid until the next call).  SCRAM's
  * server-final-message is such a challenge too: RFC 5034 has no data on
  * "+OK", so the mechanism sends it, expects an empty response, and only
@@ -65,9 +77,22 @@ enum sasl_status sasl_server_step(struct sasl_server *s,
     const unsigned char *in, size_t inlen,
     const unsigned char **out_r, size_t *outlen_r);
 
-/* After SASL_OK: the authenticated user's entry (authzid handled inside). */
+/* After SASL_OK: the authenticated user's entry (authzid handled inside);
+ * NULL in any other state. */
 const struct userdb_entry *sasl_server_entry(const struct sasl_server *s);
-/* The name the client gave, for logging (may be NULL). */
+/* The name the client gave, for logging (may be NULL; not sanitised). */
 const char *sasl_server_username(const struct sasl_server *s);
+/*
+ * After SASL_FAIL or SASL_BAD_INPUT: why, for the server log only (it
+ * tells unknown users from wrong passwords, so never send it to the
+ * client).  NULL otherwise.
+ */
+const char *sasl_server_fail_reason(const struct sasl_server *s);
+
+/*
+ * Tests only: use this SCRAM server nonce instead of a random one (to
+ * replay the RFC 7677 vector).  Call before the first step.
+ */
+void sasl_server_set_test_nonce(struct sasl_server *s, const char *nonce);
 
 #endif

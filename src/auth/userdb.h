@@ -2,11 +2,21 @@
  * userdb.h - the set of users: from the config's Users[] and an optional
  * Dovecot-format passwd-file.  A userdb is an immutable, refcounted
  * snapshot: SIGHUP builds a new one while sessions keep the old.
+ *
+ * passwd-file lines (as /etc/dovecot/users, seed 001):
+ *   user:{SCHEME}pass:uid:gid:gecos:home:shell:extra_fields
+ * '#' comments and blank lines are skipped; only user and password are
+ * required; a password without {SCHEME} is {CRYPT} (Dovecot's default for
+ * passwd-file).  uid/gid/gecos/shell are ignored (posuto does not switch
+ * to per-user ids).  Extra fields "mail=" / "userdb_mail=" with Dovecot's
+ * "maildir:PATH" (~ = home) set that user's mailbox location.
+ * A user defined twice (in either source) is an error.
  */
 #ifndef POSUTO_USERDB_H
 #define POSUTO_USERDB_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 
 #include "config/config.h"
@@ -15,14 +25,22 @@ struct userdb;
 
 struct userdb_entry {
 	const char *name;
-	const char *password;		/* "{SCHEME}..." */
+	const char *password;		/* "{SCHEME}...", checked at load */
 	const char *apop_secret;	/* NULL if APOP not configured */
 	const char *mailbox_path;	/* expanded, absolute */
 	enum mbox_format format;	/* AUTO = detect */
+	const char *home;		/* passwd-file home field or NULL */
 };
 
-/* Returns NULL on error (each one written to errs, naming file and line). */
+/*
+ * Mailbox location of each user, first that applies: the user's own
+ * MailboxPath / passwd-file mail= field, the config's MailboxPath, then
+ * "<MailDir>/%u", then "%h/Maildir" for a passwd-file user with a home.
+ * Returns NULL on error (each one written to errs, naming file and line);
+ * warnings go to errs too, prefixed "warning: ".
+ */
 struct userdb *userdb_load(const struct posuto_config *cfg, FILE *errs);
+/* Atomic: references may be taken and dropped from any thread. */
 void userdb_ref(struct userdb *db);
 void userdb_unref(struct userdb **db);
 
@@ -32,19 +50,32 @@ const struct userdb_entry *userdb_lookup(const struct userdb *db,
     const char *name);
 /* True if at least one user has an APOP secret. */
 bool userdb_has_apop(const struct userdb *db);
+size_t userdb_count(const struct userdb *db);
+
+/*
+ * A real user's stored secret of the most common scheme, to pass to
+ * passwd_verify_dummy() for unknown users (NULL if the db is empty).
+ */
+const char *userdb_dummy_password(const struct userdb *db);
 
 /*
  * Allowlist for user names arriving from clients or files: 1..USERNAME_MAX
- * bytes of printable ASCII or UTF-8, no '/', no control chars, no leading
+ * bytes of printable ASCII or well-formed UTF-8 (no overlongs, surrogates
+ * or C1 controls); no space, control chars, '/', '\\' or ':'; no leading
  * '.', no "..".  Checked before any lookup or path expansion.
  */
 bool userdb_name_valid(const char *name, size_t len);
 
 /*
- * Expands a mailbox template: %u user, %n local part (before '@'),
- * %d domain (after '@', empty if none), %% a percent sign.
- * Returns NULL (and sets *why_r) for an unknown %-sequence.
+ * Expands a mailbox template: %u user, %n local part (before the first
+ * '@', as Dovecot), %d domain (after it, empty if none), %h home, %% a
+ * percent sign.
+ * The values are substituted once, never re-expanded.  Returns NULL (and
+ * sets *why_r) for an unknown %-sequence, or %h when home is NULL.
  */
+char *userdb_expand_path_home(const char *tmpl, const char *user,
+    const char *home, const char **why_r);
+/* Same without a home (%h is an error). */
 char *userdb_expand_path(const char *tmpl, const char *user,
     const char **why_r);
 

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a make target needs, only those missing.
+# usage: scripts/deps.sh build|check|bench
+set -euo pipefail
+
+build_pkgs="gcc make meson ninja-build pkg-config libevent-dev libjansson-dev
+  libssl-dev libcrypt-dev libargon2-dev openssl"
+check_pkgs="$build_pkgs clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest
+  curl fetchmail perl gsasl dovecot-core procps iproute2"
+bench_pkgs="$build_pkgs dovecot-pop3d dovecot-core python3 util-linux procps"
+
+case "${1:-build}" in
+build) want=$build_pkgs ;;
+check) want=$check_pkgs ;;
+bench) want=$bench_pkgs ;;
+*) echo "usage: $0 build|check|bench" >&2; exit 64 ;;
+esac
+
+missing=()
+for p in $want; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+		missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+	command -v sudo >/dev/null || { echo "need root to install: ${missing[*]}" >&2; exit 1; }
+	sudo=sudo
+fi
+echo "Installing Debian packages: ${missing[*]}"
+# Packages such as dovecot would start their system service on install;
+# we only want the binaries, so forbid service starts while installing.
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+	$sudo chmod +x "$policy"
+	made_policy=1
+fi
+trap '[ $made_policy -eq 1 ] && $sudo rm -f "$policy"' EXIT
+stamp=/var/lib/apt/periodic/update-success-stamp
+if [ ! -d /var/lib/apt/lists ] || [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v lock)" ] ||
+   [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -1)" ]; then
+	$sudo apt-get update -qq
+fi
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+	{ $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"; }
+: "$stamp"

@@ -1,0 +1,573 @@
+/*
+ * userdb.c - users from the config and a Dovecot passwd-file, as one
+ * immutable, sorted, refcounted snapshot.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "auth/passwd.h"
+#include "auth/userdb.h"
+#include "lib/log.h"
+#include "lib/params.h"
+#include "lib/xmalloc.h"
+
+/* Longest passwd-file line we read; Dovecot's lines are short, a longer
+ * one is a corrupt file, not a user. */
+#define PASSWD_LINE_MAX		8192
+
+struct user {
+	struct userdb_entry pub;	/* points into the fields below */
+	char *name;
+	char *password;
+	char *apop_secret;
+	char *mailbox_path;
+	char *home;
+	char *origin;			/* "FILE:LINE" for messages */
+};
+
+struct userdb {
+	atomic_uint refs;
+	struct user *users;		/* sorted by name */
+	size_t n_users, cap;
+	bool has_apop;
+	const char *dummy_password;	/* points into users[] */
+};
+
+/* Loading context: the db being built and the error stream. */
+struct load_ctx {
+	struct userdb *db;
+	const struct posuto_config *cfg;
+	FILE *errs;
+	unsigned n_errors;
+};
+
+static void load_error(struct load_ctx *ctx, const char *fmt, ...)
+    LOG_PRINTF(2, 3);
+
+static void
+load_error(struct load_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	ctx->n_errors++;
+	if (ctx->errs == NULL)
+		return;
+	va_start(ap, fmt);
+	vfprintf(ctx->errs, fmt, ap);
+	va_end(ap);
+	fputc('\n', ctx->errs);
+}
+
+/* Length of the UTF-8 sequence at s (at most len bytes), 0 if malformed,
+ * overlong, a surrogate, above U+10FFFF or a C1 control. */
+static size_t
+utf8_seq_len(const unsigned char *s, size_t len)
+{
+	size_t n;
+	unsigned cp;
+
+	if (s[0] < 0xc2 || s[0] > 0xf4)
+		return 0;
+	n = s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : 4;
+	if (n > len)
+		return 0;
+	cp = s[0] & (0x7f >> n);
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff || cp < 0xa0)
+		return 0;
+	return n;
+}
+
+bool
+userdb_name_valid(const char *name, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)name;
+
+	if (name == NULL || len == 0 || len > USERNAME_MAX || s[0] == '.')
+		return false;
+	for (size_t i = 0; i < len; ) {
+		unsigned char c = s[i];
+
+		if (c >= 0x80) {
+			size_t n = utf8_seq_len(s + i, len - i);
+			if (n == 0)
+				return false;
+			i += n;
+			continue;
+		}
+		/* Controls, space, DEL; path and passwd-file separators. */
+		if (c <= 0x20 || c == 0x7f || c == '/' || c == '\\' ||
+		    c == ':')
+			return false;
+		if (c == '.' && i + 1 < len && s[i + 1] == '.')
+			return false;
+		i++;
+	}
+	return true;
+}
+
+/* Appends n bytes to a growing string. */
+static void
+buf_add(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+	if (*len + n + 1 > *cap) {
+		*cap = (*len + n + 1) * 2;
+		*buf = xreallocarray(*buf, *cap, 1);
+	}
+	memcpy(*buf + *len, s, n);
+	*len += n;
+	(*buf)[*len] = '\0';
+}
+
+char *
+userdb_expand_path_home(const char *tmpl, const char *user, const char *home,
+    const char **why_r)
+{
+	const char *at = strchr(user, '@');
+	size_t len = 0, cap = 0;
+	char *out = NULL;
+
+	buf_add(&out, &len, &cap, "", 0);
+	for (const char *p = tmpl; *p != '\0'; ) {
+		const char *lit = p;
+
+		while (*p != '\0' && *p != '%')
+			p++;
+		buf_add(&out, &len, &cap, lit, (size_t)(p - lit));
+		if (*p == '\0')
+			break;
+		switch (p[1]) {
+		case 'u':
+			buf_add(&out, &len, &cap, user, strlen(user));
+			break;
+		case 'n':
+			buf_add(&out, &len, &cap, user,
+			    at != NULL ? (size_t)(at - user) : strlen(user));
+			break;
+		case 'd':
+			if (at != NULL)
+				buf_add(&out, &len, &cap, at + 1,
+				    strlen(at + 1));
+			break;
+		case 'h':
+			if (home == NULL) {
+				*why_r = "%h used but the user has no home";
+				free(out);
+				return NULL;
+			}
+			buf_add(&out, &len, &cap, home, strlen(home));
+			break;
+		case '%':
+			buf_add(&out, &len, &cap, "%", 1);
+			break;
+		default:
+			*why_r = "unknown %-sequence (known: %u %n %d %h %%)";
+			free(out);
+			return NULL;
+		}
+		p += 2;
+	}
+	return out;
+}
+
+char *
+userdb_expand_path(const char *tmpl, const char *user, const char **why_r)
+{
+	return userdb_expand_path_home(tmpl, user, NULL, why_r);
+}
+
+static struct user *
+user_add(struct load_ctx *ctx)
+{
+	struct userdb *db = ctx->db;
+
+	if (db->n_users == db->cap) {
+		db->cap = db->cap == 0 ? 16 : db->cap * 2;
+		db->users = xreallocarray(db->users, db->cap,
+		    sizeof(*db->users));
+	}
+	memset(&db->users[db->n_users], 0, sizeof(db->users[0]));
+	return &db->users[db->n_users++];
+}
+
+static void
+user_free(struct user *u)
+{
+	free(u->name);
+	free_secret(u->password);
+	free_secret(u->apop_secret);
+	free(u->mailbox_path);
+	free(u->home);
+	free(u->origin);
+}
+
+/*
+ * Sets u->mailbox_path from the first template that applies (see
+ * userdb.h); tmpl is the user's own one or NULL.
+ */
+static bool
+user_set_mailbox(struct load_ctx *ctx, struct user *u, const char *tmpl)
+{
+	const struct posuto_config *cfg = ctx->cfg;
+	char *dflt = NULL;
+	const char *why;
+
+	if (tmpl == NULL)
+		tmpl = cfg->mailbox_template;
+	if (tmpl == NULL && cfg->mail_dir != NULL)
+		tmpl = dflt = xasprintf("%s/%%u", cfg->mail_dir);
+	if (tmpl == NULL && u->home != NULL)
+		tmpl = "%h/Maildir";
+	if (tmpl == NULL) {
+		load_error(ctx, "%s: user %s: no mailbox location (set MailDir "
+		    "or MailboxPath)", u->origin, u->name);
+		return false;
+	}
+	u->mailbox_path = userdb_expand_path_home(tmpl, u->name, u->home,
+	    &why);
+	free(dflt);
+	if (u->mailbox_path == NULL) {
+		load_error(ctx, "%s: user %s: mailbox template: %s", u->origin,
+		    u->name, why);
+		return false;
+	}
+	if (u->mailbox_path[0] != '/') {
+		load_error(ctx, "%s: user %s: mailbox path %s is not absolute",
+		    u->origin, u->name, u->mailbox_path);
+		return false;
+	}
+	return true;
+}
+
+static bool
+user_check(struct load_ctx *ctx, struct user *u)
+{
+	const char *why;
+
+	if (!userdb_name_valid(u->name, strlen(u->name))) {
+		load_error(ctx, "%s: invalid user name (printable ASCII or "
+		    "UTF-8, no space, '/', '\\', ':', leading '.' or \"..\")",
+		    u->origin);
+		return false;
+	}
+	if (!passwd_stored_valid(u->password, &why)) {
+		load_error(ctx, "%s: user %s: password: %s", u->origin,
+		    u->name, why);
+		return false;
+	}
+	return true;
+}
+
+static void
+load_config_users(struct load_ctx *ctx)
+{
+	const struct posuto_config *cfg = ctx->cfg;
+
+	for (size_t i = 0; i < cfg->n_users; i++) {
+		const struct user_cfg *uc = &cfg->users[i];
+		struct user *u = user_add(ctx);
+
+		u->origin = xasprintf("%s: Users[%zu]",
+		    cfg->path != NULL ? cfg->path : "config", i);
+		u->name = xstrdup(uc->name != NULL ? uc->name : "");
+		u->password = xstrdup(uc->password != NULL ? uc->password : "");
+		if (uc->apop_secret != NULL)
+			u->apop_secret = xstrdup(uc->apop_secret);
+		u->pub.format = uc->format != MBOX_FORMAT_AUTO ? uc->format :
+		    cfg->format;
+		if (user_check(ctx, u))
+			(void)user_set_mailbox(ctx, u, uc->mailbox);
+	}
+}
+
+/*
+ * Dovecot extra field mail=/userdb_mail=: "[maildir:]PATH[:OPT=...]",
+ * "~" meaning home.  Returns a template for user_set_mailbox() (caller
+ * frees) or NULL if the line has none; *bad_r on something we cannot use.
+ */
+static char *
+extra_mail_template(const char *extra, const char *home, enum mbox_format
+    *format_r, const char **why_r)
+{
+	const char *p = extra, *val = NULL;
+	size_t vlen = 0;
+	char *tmpl;
+
+	while (*p != '\0') {
+		const char *end = p + strcspn(p, " \t");
+		size_t flen = (size_t)(end - p);
+
+		if (flen > 5 && strncmp(p, "mail=", 5) == 0) {
+			val = p + 5;
+			vlen = flen - 5;
+		} else if (flen > 12 && strncmp(p, "userdb_mail=", 12) == 0) {
+			val = p + 12;
+			vlen = flen - 12;
+		}
+		p = end + strspn(end, " \t");
+	}
+	if (val == NULL)
+		return NULL;
+	if (vlen > 8 && strncmp(val, "maildir:", 8) == 0) {
+		*format_r = MBOX_FORMAT_MAILDIR;
+		val += 8;
+		vlen -= 8;
+	} else if (memchr(val, ':', vlen) != NULL &&
+	    (memchr(val, '/', vlen) == NULL ||
+	    (const char *)memchr(val, ':', vlen) <
+	    (const char *)memchr(val, '/', vlen))) {
+		*why_r = "mail= format other than maildir: is not supported";
+		return NULL;
+	}
+	/* Options after the path (":INDEX=...") do not concern us. */
+	if (memchr(val, ':', vlen) != NULL)
+		vlen = (size_t)((const char *)memchr(val, ':', vlen) - val);
+	if (vlen > 0 && val[0] == '~') {
+		if (home == NULL) {
+			*why_r = "mail= uses ~ but the user has no home";
+			return NULL;
+		}
+		tmpl = xasprintf("%%h%.*s", (int)(vlen - 1), val + 1);
+	} else {
+		tmpl = xstrndup(val, vlen);
+	}
+	return tmpl;
+}
+
+static void
+parse_passwd_line(struct load_ctx *ctx, const char *file, unsigned lineno,
+    char *line)
+{
+	char *f[8] = { NULL };
+	char *p = line, *tmpl;
+	const char *why = NULL;
+	struct user *u;
+	int n = 0;
+
+	/* user:pass:uid:gid:gecos:home:shell:extra (extra may hold ':') */
+	while (n < 8) {
+		f[n++] = p;
+		if (n == 8)
+			break;
+		p = strchr(p, ':');
+		if (p == NULL)
+			break;
+		*p++ = '\0';
+	}
+	if (n < 2 || f[1][0] == '\0') {
+		load_error(ctx, "%s:%u: expected user:{SCHEME}password[:...]",
+		    file, lineno);
+		return;
+	}
+	u = user_add(ctx);
+	u->origin = xasprintf("%s:%u", file, lineno);
+	u->name = xstrdup(f[0]);
+	u->password = f[1][0] == '{' ? xstrdup(f[1]) :
+	    xasprintf("{CRYPT}%s", f[1]);
+	if (n > 5 && f[5][0] != '\0')
+		u->home = xstrdup(f[5]);
+	u->pub.format = ctx->cfg->format;
+	if (!user_check(ctx, u))
+		return;
+	if (u->home != NULL && u->home[0] != '/') {
+		load_error(ctx, "%s: user %s: home %s is not absolute",
+		    u->origin, u->name, u->home);
+		return;
+	}
+	tmpl = n > 7 ? extra_mail_template(f[7], u->home, &u->pub.format,
+	    &why) : NULL;
+	if (why != NULL) {
+		load_error(ctx, "%s: user %s: %s", u->origin, u->name, why);
+		return;
+	}
+	(void)user_set_mailbox(ctx, u, tmpl);
+	free(tmpl);
+}
+
+static void
+load_passwd_file(struct load_ctx *ctx, const char *file)
+{
+	FILE *fp = fopen(file, "re");
+	struct stat st;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	unsigned lineno = 0;
+
+	if (fp == NULL) {
+		load_error(ctx, "%s: %s", file, strerror(errno));
+		return;
+	}
+	if (fstat(fileno(fp), &st) == 0 && (st.st_mode & S_IROTH) != 0 &&
+	    ctx->errs != NULL)
+		fprintf(ctx->errs, "warning: %s: readable by everyone; "
+		    "password hashes should be private (chmod o-r)\n", file);
+	while ((len = getline(&line, &cap, fp)) != -1) {
+		const char *s;
+
+		lineno++;
+		if (len > 0 && line[len - 1] == '\n')
+			line[--len] = '\0';
+		if (len > 0 && line[len - 1] == '\r')
+			line[--len] = '\0';
+		if ((size_t)len > PASSWD_LINE_MAX) {
+			load_error(ctx, "%s:%u: line longer than %d bytes",
+			    file, lineno, PASSWD_LINE_MAX);
+			continue;
+		}
+		if (memchr(line, '\0', (size_t)len) != NULL) {
+			load_error(ctx, "%s:%u: NUL byte in line", file,
+			    lineno);
+			continue;
+		}
+		s = line + strspn(line, " \t");
+		if (*s == '\0' || *s == '#')
+			continue;
+		parse_passwd_line(ctx, file, lineno, line);
+	}
+	if (ferror(fp))
+		load_error(ctx, "%s: read error: %s", file, strerror(errno));
+	free_secret(line);
+	fclose(fp);
+}
+
+static int
+user_cmp(const void *a, const void *b)
+{
+	const struct user *ua = a, *ub = b;
+
+	return strcmp(ua->name, ub->name);
+}
+
+/* Sorts, rejects duplicates, fills in pub and the derived fields. */
+static void
+finish(struct load_ctx *ctx)
+{
+	struct userdb *db = ctx->db;
+	const char *best = NULL;
+	size_t best_count = 0;
+
+	qsort(db->users, db->n_users, sizeof(*db->users), user_cmp);
+	for (size_t i = 0; i < db->n_users; i++) {
+		struct user *u = &db->users[i];
+
+		if (i > 0 && strcmp(u->name, db->users[i - 1].name) == 0)
+			load_error(ctx, "%s: user %s already defined at %s",
+			    u->origin, u->name, db->users[i - 1].origin);
+		u->pub.name = u->name;
+		u->pub.password = u->password;
+		u->pub.apop_secret = u->apop_secret;
+		u->pub.mailbox_path = u->mailbox_path;
+		u->pub.home = u->home;
+		if (u->apop_secret != NULL)
+			db->has_apop = true;
+	}
+	/* Most common scheme; its first user's secret is the dummy. */
+	for (size_t i = 0; i < db->n_users; i++) {
+		const char *sc = passwd_scheme_name(db->users[i].password);
+		size_t count = 0;
+
+		if (sc == NULL || sc == best)
+			continue;
+		for (size_t j = 0; j < db->n_users; j++) {
+			if (passwd_scheme_name(db->users[j].password) == sc)
+				count++;
+		}
+		if (count > best_count) {
+			best = sc;
+			best_count = count;
+			db->dummy_password = db->users[i].password;
+		}
+	}
+}
+
+static void
+userdb_free(struct userdb *db)
+{
+	for (size_t i = 0; i < db->n_users; i++)
+		user_free(&db->users[i]);
+	free(db->users);
+	free(db);
+}
+
+struct userdb *
+userdb_load(const struct posuto_config *cfg, FILE *errs)
+{
+	struct load_ctx ctx = { .cfg = cfg, .errs = errs };
+
+	ctx.db = xcalloc(1, sizeof(*ctx.db));
+	atomic_init(&ctx.db->refs, 1);
+	load_config_users(&ctx);
+	if (cfg->passwd_file != NULL)
+		load_passwd_file(&ctx, cfg->passwd_file);
+	finish(&ctx);
+	if (ctx.n_errors > 0) {
+		userdb_free(ctx.db);
+		return NULL;
+	}
+	return ctx.db;
+}
+
+void
+userdb_ref(struct userdb *db)
+{
+	atomic_fetch_add_explicit(&db->refs, 1, memory_order_relaxed);
+}
+
+void
+userdb_unref(struct userdb **dbp)
+{
+	struct userdb *db = *dbp;
+
+	if (db == NULL)
+		return;
+	*dbp = NULL;
+	if (atomic_fetch_sub_explicit(&db->refs, 1, memory_order_acq_rel) == 1)
+		userdb_free(db);
+}
+
+const struct userdb_entry *
+userdb_lookup(const struct userdb *db, const char *name)
+{
+	size_t lo = 0, hi = db->n_users;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(name, db->users[mid].name);
+
+		if (c == 0)
+			return &db->users[mid].pub;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+bool
+userdb_has_apop(const struct userdb *db)
+{
+	return db->has_apop;
+}
+
+size_t
+userdb_count(const struct userdb *db)
+{
+	return db->n_users;
+}
+
+const char *
+userdb_dummy_password(const struct userdb *db)
+{
+	return db->dummy_password;
+}

@@ -1,0 +1,1228 @@
+/*
+ * config_schema.c - the settings tables and the walker that applies them.
+ *
+ * Top half: the generic walker (defaults, parse, dump, free) driven by
+ * struct config_setting rows.  Bottom half: the rows themselves, one table
+ * per JSON object (Pop3Server, Tls, Listen[], Users[]), with the hooks for
+ * what a row cannot say (arrays, cross-key checks, password notation).
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth/passwd.h"
+#include "config/config_schema.h"
+#include "lib/params.h"
+#include "lib/strutil.h"
+#include "lib/xmalloc.h"
+
+/* Enums are stored through int: make sure that is their size. */
+_Static_assert(sizeof(enum mbox_format) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum listen_tls) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum log_level) == sizeof(int), "enum size");
+
+/* ------------------------------------------------------------------ */
+/* The generic walker                                                  */
+
+static void *
+config_field(void *base, size_t offset)
+{
+	return (char *)base + offset;
+}
+
+static const void *
+config_cfield(const void *base, size_t offset)
+{
+	return (const char *)base + offset;
+}
+
+static bool
+config_kind_is_string(enum config_kind kind)
+{
+	return kind == CONFIG_STRING || kind == CONFIG_PATH ||
+	    kind == CONFIG_TEMPLATE || kind == CONFIG_SECRET;
+}
+
+static void
+config_string_free(enum config_kind kind, char **p)
+{
+	if (kind == CONFIG_SECRET)
+		free_secret(*p);
+	else
+		free(*p);
+	*p = NULL;
+}
+
+void
+config_section_defaults(const struct config_section *sec, void *base)
+{
+	for (size_t i = 0; i < sec->n_rows; i++) {
+		const struct config_setting *row = &sec->rows[i];
+		void *f = config_field(base, row->offset);
+		int iv;
+
+		switch (row->kind) {
+		case CONFIG_BOOL:
+			*(bool *)f = row->def_int != 0;
+			break;
+		case CONFIG_UINT:
+			*(unsigned *)f = (unsigned)row->def_int;
+			break;
+		case CONFIG_U16:
+			*(uint16_t *)f = (uint16_t)row->def_int;
+			break;
+		case CONFIG_STRING:
+		case CONFIG_PATH:
+		case CONFIG_TEMPLATE:
+		case CONFIG_SECRET:
+			*(char **)f = row->def_str != NULL ?
+			    xstrdup(row->def_str) : NULL;
+			break;
+		case CONFIG_ENUM:
+			iv = (int)row->def_int;
+			memcpy(f, &iv, sizeof(iv));
+			break;
+		case CONFIG_OBJECT:
+			config_section_defaults(row->sub, f);
+			break;
+		case CONFIG_CUSTOM:
+			/* Arrays: the zeroed base already means "none". */
+			break;
+		}
+	}
+}
+
+size_t
+config_section_row(const struct config_section *sec, const char *key)
+{
+	for (size_t i = 0; i < sec->n_rows; i++)
+		if (strcmp(sec->rows[i].key, key) == 0)
+			return i;
+	fatalx("config schema: no row %s", key);
+}
+
+static const char *
+config_json_type_name(json_type t)
+{
+	switch (t) {
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "an array";
+	case JSON_STRING:
+		return "a string";
+	case JSON_INTEGER:
+		return "an integer";
+	case JSON_REAL:
+		return "a number with a fraction";
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return "a boolean (true or false)";
+	case JSON_NULL:
+		return "null";
+	}
+	return "?";
+}
+
+static json_type
+config_row_jtype(const struct config_setting *row)
+{
+	switch (row->kind) {
+	case CONFIG_BOOL:
+		return JSON_TRUE;	/* stands for "boolean" */
+	case CONFIG_UINT:
+	case CONFIG_U16:
+		return JSON_INTEGER;
+	case CONFIG_STRING:
+	case CONFIG_PATH:
+	case CONFIG_TEMPLATE:
+	case CONFIG_SECRET:
+	case CONFIG_ENUM:
+		return JSON_STRING;
+	case CONFIG_OBJECT:
+		return JSON_OBJECT;
+	case CONFIG_CUSTOM:
+		return row->jtype;
+	}
+	return JSON_NULL;
+}
+
+static bool
+config_jtype_matches(json_type want, const json_t *v)
+{
+	if (want == JSON_TRUE || want == JSON_FALSE)
+		return json_is_boolean(v);
+	return json_typeof(v) == want;
+}
+
+/* "C:\dir", "C:/dir" or "\\server\share": a JumboDogX file from Windows. */
+static bool
+config_is_windows_path(const char *s)
+{
+	if (isalpha((unsigned char)s[0]) && s[1] == ':' &&
+	    (s[2] == '\\' || s[2] == '/'))
+		return true;
+	return s[0] == '\\' && s[1] == '\\';
+}
+
+/* Doubles every '%' so text can be put into a mailbox template. */
+static char *
+config_template_escape(const char *s)
+{
+	size_t n = 0;
+	char *out, *o;
+
+	for (const char *p = s; *p != '\0'; p++)
+		n += *p == '%' ? 2 : 1;
+	out = o = xmalloc(n + 1);
+	for (const char *p = s; *p != '\0'; p++) {
+		*o++ = *p;
+		if (*p == '%')
+			*o++ = '%';
+	}
+	*o = '\0';
+	return out;
+}
+
+/* Relative paths are taken relative to the config file's directory, so a
+ * config and its mail directory can move together (a demo tree, a test). */
+static char *
+config_make_absolute(const struct config_ctx *ctx, const char *s,
+    bool is_template)
+{
+	char *dir, *out;
+
+	if (s[0] == '/' || (is_template && strncmp(s, "%h", 2) == 0))
+		return xstrdup(s);
+	if (strcmp(s, ".") == 0)
+		return xstrdup(ctx->dir);
+	if (strncmp(s, "./", 2) == 0)
+		s += 2;
+	dir = is_template ? config_template_escape(ctx->dir) : xstrdup(ctx->dir);
+	out = xasprintf("%s/%s", dir, s);
+	free(dir);
+	return out;
+}
+
+static void
+config_enum_list(const struct config_enum_name *names, char *buf,
+    size_t bufsz)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; names[i].name != NULL; i++) {
+		int n = snprintf(buf + off, bufsz - off, "%s\"%s\"",
+		    i == 0 ? "" : ", ", names[i].name);
+		if (n < 0 || (size_t)n >= bufsz - off)
+			break;
+		off += (size_t)n;
+	}
+}
+
+static void
+config_parse_string(struct config_ctx *ctx, const struct config_setting *row,
+    json_t *v, const char *path, void *base)
+{
+	const char *s = json_string_value(v);
+	size_t len = json_string_length(v);
+	const char *why = NULL;
+	char **f = config_field(base, row->offset);
+	char *val;
+
+	if (len == 0) {
+		config_error(ctx, path, CONFIG_AT_VALUE, "must not be empty");
+		return;
+	}
+	if (row->kind != CONFIG_SECRET) {
+		for (size_t i = 0; i < len; i++) {
+			unsigned char c = (unsigned char)s[i];
+			if (c < 0x20 || c == 0x7f) {
+				config_error(ctx, path, CONFIG_AT_VALUE,
+				    "contains a control character");
+				return;
+			}
+		}
+	}
+	if ((row->kind == CONFIG_PATH || row->kind == CONFIG_TEMPLATE) &&
+	    config_is_windows_path(s)) {
+		config_error(ctx, path, CONFIG_AT_VALUE,
+		    "is a Windows path; give a Unix path such as /var/mail");
+		return;
+	}
+	if (row->kind == CONFIG_TEMPLATE && !config_template_valid(s, &why)) {
+		config_error(ctx, path, CONFIG_AT_VALUE, "%s", why);
+		return;
+	}
+	if (row->check != NULL && !row->check(s, &why)) {
+		config_error(ctx, path, CONFIG_AT_VALUE, "%s", why);
+		return;
+	}
+	if (row->kind == CONFIG_PATH || row->kind == CONFIG_TEMPLATE)
+		val = config_make_absolute(ctx, s, row->kind == CONFIG_TEMPLATE);
+	else
+		val = xstrdup(s);
+	config_string_free(row->kind, f);
+	*f = val;
+}
+
+static void
+config_parse_row(struct config_ctx *ctx, const struct config_setting *row,
+    json_t *v, const char *path, void *base)
+{
+	json_type want = config_row_jtype(row);
+	void *f = config_field(base, row->offset);
+
+	if (!config_jtype_matches(want, v)) {
+		config_error(ctx, path, CONFIG_AT_VALUE, "expected %s, got %s",
+		    config_json_type_name(want),
+		    config_json_type_name(json_typeof(v)));
+		return;
+	}
+	switch (row->kind) {
+	case CONFIG_BOOL:
+		*(bool *)f = json_is_true(v);
+		break;
+	case CONFIG_UINT:
+	case CONFIG_U16: {
+		json_int_t n = json_integer_value(v);
+
+		if (n < row->min || n > row->max) {
+			config_error(ctx, path, CONFIG_AT_VALUE,
+			    "%lld is out of range (%lld..%lld)", (long long)n,
+			    row->min, row->max);
+			return;
+		}
+		if (row->kind == CONFIG_UINT)
+			*(unsigned *)f = (unsigned)n;
+		else
+			*(uint16_t *)f = (uint16_t)n;
+		break;
+	}
+	case CONFIG_STRING:
+	case CONFIG_PATH:
+	case CONFIG_TEMPLATE:
+	case CONFIG_SECRET:
+		config_parse_string(ctx, row, v, path, base);
+		break;
+	case CONFIG_ENUM: {
+		const char *s = json_string_value(v);
+		char list[256];
+
+		for (size_t i = 0; row->names[i].name != NULL; i++) {
+			/* Case-insensitive: "Maildir", "sha256" are meant. */
+			if (ascii_caseeq(s, row->names[i].name)) {
+				memcpy(f, &row->names[i].value, sizeof(int));
+				return;
+			}
+		}
+		config_enum_list(row->names, list, sizeof(list));
+		config_error(ctx, path, CONFIG_AT_VALUE, "must be one of %s",
+		    list);
+		break;
+	}
+	case CONFIG_OBJECT:
+		(void)config_section_parse(ctx, row->sub, v, path, f);
+		break;
+	case CONFIG_CUSTOM:
+		row->set(ctx, row, v, path, base);
+		break;
+	}
+}
+
+/* Exact match first; then case-insensitive, because JumboDogX reads its
+ * file through .NET configuration binding, which ignores key case. */
+static const struct config_setting *
+config_find_row(const struct config_section *sec, const char *key,
+    size_t *index_r)
+{
+	for (size_t i = 0; i < sec->n_rows; i++) {
+		if (strcmp(sec->rows[i].key, key) == 0) {
+			*index_r = i;
+			return &sec->rows[i];
+		}
+	}
+	for (size_t i = 0; i < sec->n_rows; i++) {
+		if (ascii_caseeq(sec->rows[i].key, key)) {
+			*index_r = i;
+			return &sec->rows[i];
+		}
+	}
+	return NULL;
+}
+
+uint64_t
+config_section_parse(struct config_ctx *ctx, const struct config_section *sec,
+    json_t *obj, const char *path, void *base)
+{
+	uint64_t seen = 0;
+	const char *key;
+	json_t *v;
+
+	if (sec->n_rows > 64)
+		fatalx("config schema: section with %zu rows", sec->n_rows);
+	json_object_foreach(obj, key, v) {
+		char *kp = json_loc_path_key(path, key);
+		const struct config_setting *row;
+		size_t i;
+
+		row = config_find_row(sec, key, &i);
+		if (row == NULL) {
+			config_warning(ctx, kp, CONFIG_AT_KEY, "%s",
+			    sec->unknown_note != NULL ? sec->unknown_note :
+			    "unknown key, ignored");
+		} else if (seen & ((uint64_t)1 << i)) {
+			config_error(ctx, kp, CONFIG_AT_KEY,
+			    "\"%s\" given twice (key names ignore case)",
+			    row->key);
+		} else {
+			seen |= (uint64_t)1 << i;
+			config_parse_row(ctx, row, v, kp, base);
+		}
+		free(kp);
+	}
+	for (size_t i = 0; i < sec->n_rows; i++) {
+		if ((sec->rows[i].flags & CONFIG_F_REQUIRED) != 0 &&
+		    (seen & ((uint64_t)1 << i)) == 0)
+			config_error(ctx, path, CONFIG_AT_VALUE,
+			    "missing required key \"%s\"", sec->rows[i].key);
+	}
+	if (sec->verify != NULL)
+		sec->verify(ctx, path, base, seen);
+	return seen;
+}
+
+json_t *
+config_section_dump(const struct config_section *sec, const void *base)
+{
+	json_t *obj = json_object();
+
+	if (obj == NULL)
+		fatal("out of memory");
+	for (size_t i = 0; i < sec->n_rows; i++) {
+		const struct config_setting *row = &sec->rows[i];
+		const void *f = config_cfield(base, row->offset);
+		json_t *v = NULL;
+		int iv;
+
+		if (row->flags & CONFIG_F_NODUMP)
+			continue;
+		switch (row->kind) {
+		case CONFIG_BOOL:
+			v = json_boolean(*(const bool *)f);
+			break;
+		case CONFIG_UINT:
+			v = json_integer(*(const unsigned *)f);
+			break;
+		case CONFIG_U16:
+			v = json_integer(*(const uint16_t *)f);
+			break;
+		case CONFIG_STRING:
+		case CONFIG_PATH:
+		case CONFIG_TEMPLATE:
+			if (*(char *const *)f != NULL)
+				v = json_string(*(char *const *)f);
+			break;
+		case CONFIG_SECRET:
+			if (*(char *const *)f != NULL)
+				v = json_string("<hidden>");
+			break;
+		case CONFIG_ENUM:
+			memcpy(&iv, f, sizeof(iv));
+			for (size_t k = 0; row->names[k].name != NULL; k++) {
+				if (row->names[k].value == iv) {
+					v = json_string(row->names[k].name);
+					break;
+				}
+			}
+			break;
+		case CONFIG_OBJECT:
+			v = config_section_dump(row->sub, f);
+			break;
+		case CONFIG_CUSTOM:
+			if (row->dump != NULL)
+				v = row->dump(row, base);
+			break;
+		}
+		if (v != NULL)
+			json_object_set_new(obj, row->key, v);
+	}
+	return obj;
+}
+
+void
+config_section_free(const struct config_section *sec, void *base)
+{
+	for (size_t i = 0; i < sec->n_rows; i++) {
+		const struct config_setting *row = &sec->rows[i];
+		void *f = config_field(base, row->offset);
+
+		if (config_kind_is_string(row->kind))
+			config_string_free(row->kind, f);
+		else if (row->kind == CONFIG_OBJECT)
+			config_section_free(row->sub, f);
+		else if (row->kind == CONFIG_CUSTOM && row->free != NULL)
+			row->free(row, base);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Value checks                                                        */
+
+static bool
+check_ip(const char *s, const char **why_r)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	if (inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1)
+		return true;
+	*why_r = "not a numeric IPv4 or IPv6 address (host names are not "
+	    "resolved; write \"::\" or \"0.0.0.0\" for all)";
+	return false;
+}
+
+static bool
+check_hostname(const char *s, const char **why_r)
+{
+	size_t len = strlen(s);
+
+	/* It goes into the greeting and the APOP timestamp <pid.time@host>. */
+	if (len > 253) {
+		*why_r = "longer than 253 characters";
+		return false;
+	}
+	for (const char *p = s; *p != '\0'; p++) {
+		if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' &&
+		    *p != '_') {
+			*why_r = "may hold only letters, digits, '.', '-', '_'";
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool
+check_system_user(const char *s, const char **why_r)
+{
+	if (strlen(s) > 32 || s[0] == '-') {
+		*why_r = "not a valid system user name";
+		return false;
+	}
+	for (const char *p = s; *p != '\0'; p++) {
+		if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' &&
+		    *p != '_') {
+			*why_r = "not a valid system user name";
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool
+check_tls_version(const char *s, const char **why_r)
+{
+	if (strcmp(s, "TLSv1.2") == 0 || strcmp(s, "TLSv1.3") == 0)
+		return true;
+	*why_r = "must be \"TLSv1.2\" or \"TLSv1.3\"";
+	return false;
+}
+
+static bool
+check_user_name(const char *s, const char **why_r)
+{
+	return config_user_name_valid(s, why_r);
+}
+
+bool
+config_user_name_valid(const char *name, const char **why_r)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len > USERNAME_MAX) {
+		*why_r = "user names are 1 to " "255" " bytes long";
+		return false;
+	}
+	if (name[0] == '.') {
+		*why_r = "user name must not start with '.'";
+		return false;
+	}
+	if (strstr(name, "..") != NULL) {
+		*why_r = "user name must not contain \"..\"";
+		return false;
+	}
+	for (const char *p = name; *p != '\0'; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c < 0x20 || c == 0x7f) {
+			*why_r = "user name contains a control character";
+			return false;
+		}
+		if (c == '/') {
+			*why_r = "user name must not contain '/'";
+			return false;
+		}
+		if (c == ' ') {
+			*why_r = "user name must not contain a space "
+			    "(USER could not send it)";
+			return false;
+		}
+	}
+	return true;
+}
+
+bool
+config_template_valid(const char *tmpl, const char **why_r)
+{
+	for (const char *p = tmpl; *p != '\0'; p++) {
+		if (*p != '%')
+			continue;
+		p++;
+		switch (*p) {
+		case 'u':
+		case 'n':
+		case 'd':
+		case 'h':
+		case '%':
+			break;
+		case '\0':
+			*why_r = "ends in a lone '%' (write %% for a percent "
+			    "sign)";
+			return false;
+		default:
+			*why_r = "unknown %-sequence (use %u, %n, %d, %h or %%)";
+			return false;
+		}
+	}
+	return true;
+}
+
+/* True if tmpl uses %h (a home directory only passwd-file users have). */
+static bool
+config_template_uses_home(const char *tmpl)
+{
+	for (const char *p = tmpl; *p != '\0'; p++) {
+		if (*p == '%') {
+			p++;
+			if (*p == 'h')
+				return true;
+			if (*p == '\0')
+				break;
+		}
+	}
+	return false;
+}
+
+/* ------------------------------------------------------------------ */
+/* Enum names                                                          */
+
+static const struct config_enum_name mbox_format_names[] = {
+	{ "auto", MBOX_FORMAT_AUTO },
+	{ "maildir", MBOX_FORMAT_MAILDIR },
+	{ "emldir", MBOX_FORMAT_EMLDIR },
+	{ NULL, 0 },
+};
+
+static const struct config_enum_name listen_tls_names[] = {
+	{ "none", LISTEN_TLS_NONE },
+	{ "implicit", LISTEN_TLS_IMPLICIT },
+	{ NULL, 0 },
+};
+
+/* Same names as log_level_parse() in lib/log.c. */
+static const struct config_enum_name log_level_names[] = {
+	{ "error", LOG_LVL_ERROR },
+	{ "warn", LOG_LVL_WARN },
+	{ "info", LOG_LVL_INFO },
+	{ "debug", LOG_LVL_DEBUG },
+	{ NULL, 0 },
+};
+
+enum config_hash_type {
+	CONFIG_HASH_NONE = 0,	/* Password is already "{SCHEME}data" */
+	CONFIG_HASH_SHA256,	/* JumboDogX: 64 hex digits */
+	CONFIG_HASH_SHA512,	/* JumboDogX: 128 hex digits */
+	CONFIG_HASH_PLAIN,
+};
+
+static const struct config_enum_name hash_type_names[] = {
+	{ "SHA256", CONFIG_HASH_SHA256 },
+	{ "SHA512", CONFIG_HASH_SHA512 },
+	{ "PLAIN", CONFIG_HASH_PLAIN },
+	{ NULL, 0 },
+};
+
+/* ------------------------------------------------------------------ */
+/* Listen[]                                                            */
+
+static void listen_verify(struct config_ctx *, const char *, void *,
+    uint64_t);
+
+static const struct config_setting listen_rows[] = {
+	{ .key = "Address", .kind = CONFIG_STRING, .flags = CONFIG_F_REQUIRED,
+	  .offset = offsetof(struct listen_cfg, address), .check = check_ip },
+	{ .key = "Port", .kind = CONFIG_U16,
+	  .offset = offsetof(struct listen_cfg, port),
+	  .min = 1, .max = 65535, .def_int = 110 },
+	{ .key = "Tls", .kind = CONFIG_ENUM,
+	  .offset = offsetof(struct listen_cfg, tls),
+	  .names = listen_tls_names, .def_int = LISTEN_TLS_NONE },
+};
+
+static const struct config_section listen_section = {
+	listen_rows, sizeof(listen_rows) / sizeof(listen_rows[0]),
+	listen_verify, NULL,
+};
+
+static void
+listen_verify(struct config_ctx *ctx, const char *path, void *base,
+    uint64_t seen)
+{
+	struct listen_cfg *l = base;
+
+	(void)ctx;
+	(void)path;
+	/* RFC 8314: POP3S is 995, plain POP3 (with STLS) 110. */
+	if (!CONFIG_SEEN(&listen_section, seen, "Port") &&
+	    l->tls == LISTEN_TLS_IMPLICIT)
+		l->port = 995;
+}
+
+static void
+listen_set(struct config_ctx *ctx, const struct config_setting *row,
+    json_t *v, const char *path, void *base)
+{
+	struct posuto_config *cfg = base;
+	size_t n = json_array_size(v);
+
+	(void)row;
+	if (n == 0) {
+		config_error(ctx, path, CONFIG_AT_VALUE,
+		    "must list at least one address");
+		return;
+	}
+	cfg->listens = xcalloc(n, sizeof(*cfg->listens));
+	cfg->n_listens = n;
+	for (size_t i = 0; i < n; i++) {
+		json_t *e = json_array_get(v, i);
+		char *ep = json_loc_path_index(path, i);
+
+		config_section_defaults(&listen_section, &cfg->listens[i]);
+		if (!json_is_object(e))
+			config_error(ctx, ep, CONFIG_AT_VALUE,
+			    "expected an object, got %s",
+			    config_json_type_name(json_typeof(e)));
+		else
+			(void)config_section_parse(ctx, &listen_section, e, ep,
+			    &cfg->listens[i]);
+		free(ep);
+	}
+}
+
+static json_t *
+listen_dump(const struct config_setting *row, const void *base)
+{
+	const struct posuto_config *cfg = base;
+	json_t *a = json_array();
+
+	(void)row;
+	for (size_t i = 0; i < cfg->n_listens; i++)
+		json_array_append_new(a,
+		    config_section_dump(&listen_section, &cfg->listens[i]));
+	return a;
+}
+
+static void
+listen_free(const struct config_setting *row, void *base)
+{
+	struct posuto_config *cfg = base;
+
+	(void)row;
+	for (size_t i = 0; i < cfg->n_listens; i++)
+		config_section_free(&listen_section, &cfg->listens[i]);
+	free(cfg->listens);
+	cfg->listens = NULL;
+	cfg->n_listens = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Users[]                                                             */
+
+/*
+ * One Users[] element while it is parsed.  The public struct comes first
+ * and HashType is input-only, so the same rows also free and dump a plain
+ * struct user_cfg of the final array.
+ */
+struct config_user {
+	struct user_cfg u;
+	int hash_type;		/* enum config_hash_type */
+};
+
+static void user_verify(struct config_ctx *, const char *, void *, uint64_t);
+
+static const struct config_setting user_rows[] = {
+	{ .key = "UserName", .kind = CONFIG_STRING, .flags = CONFIG_F_REQUIRED,
+	  .offset = offsetof(struct config_user, u.name),
+	  .check = check_user_name },
+	{ .key = "Password", .kind = CONFIG_SECRET, .flags = CONFIG_F_REQUIRED,
+	  .offset = offsetof(struct config_user, u.password) },
+	{ .key = "HashType", .kind = CONFIG_ENUM, .flags = CONFIG_F_NODUMP,
+	  .offset = offsetof(struct config_user, hash_type),
+	  .names = hash_type_names, .def_int = CONFIG_HASH_NONE },
+	{ .key = "ApopSecret", .kind = CONFIG_SECRET,
+	  .offset = offsetof(struct config_user, u.apop_secret) },
+	{ .key = "MailboxPath", .kind = CONFIG_TEMPLATE,
+	  .offset = offsetof(struct config_user, u.mailbox) },
+	{ .key = "MailboxFormat", .kind = CONFIG_ENUM,
+	  .offset = offsetof(struct config_user, u.format),
+	  .names = mbox_format_names, .def_int = MBOX_FORMAT_AUTO },
+};
+
+static const struct config_section user_section = {
+	user_rows, sizeof(user_rows) / sizeof(user_rows[0]),
+	user_verify, NULL,
+};
+
+/* JumboDogX stores a bare hex digest; Dovecot notation names the scheme. */
+static char *
+user_hex_to_scheme(struct config_ctx *ctx, const char *path,
+    const char *type, const char *scheme, size_t want, const char *hex)
+{
+	size_t len = strlen(hex);
+	char *out;
+
+	if (len != want) {
+		config_error(ctx, path, CONFIG_AT_VALUE,
+		    "HashType %s needs %zu hex digits, got %zu characters",
+		    type, want, len);
+		return NULL;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if (!isxdigit((unsigned char)hex[i])) {
+			config_error(ctx, path, CONFIG_AT_VALUE,
+			    "HashType %s needs hex digits only (character %zu "
+			    "is not one)", type, i + 1);
+			return NULL;
+		}
+	}
+	out = xasprintf("{%s}%s", scheme, hex);
+	for (char *p = out + strlen(scheme) + 2; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return out;
+}
+
+static void
+user_verify(struct config_ctx *ctx, const char *path, void *base,
+    uint64_t seen)
+{
+	struct config_user *cu = base;
+	char *pp, *np = NULL;
+	const char *why = NULL;
+
+	if (cu->u.mailbox != NULL && config_template_uses_home(cu->u.mailbox)) {
+		pp = json_loc_path_key(path, "MailboxPath");
+		config_error(ctx, pp, CONFIG_AT_VALUE, "%%h needs a home "
+		    "directory, which only PasswdFile users have");
+		free(pp);
+	}
+	/* A bad HashType has been reported; guessing at the password's
+	 * notation would only add a misleading second error. */
+	if (cu->u.password == NULL || (cu->hash_type == CONFIG_HASH_NONE &&
+	    CONFIG_SEEN(&user_section, seen, "HashType")))
+		return;
+	pp = json_loc_path_key(path, "Password");
+	switch ((enum config_hash_type)cu->hash_type) {
+	case CONFIG_HASH_SHA256:
+		np = user_hex_to_scheme(ctx, pp, "SHA256", "SHA256.HEX", 64,
+		    cu->u.password);
+		break;
+	case CONFIG_HASH_SHA512:
+		np = user_hex_to_scheme(ctx, pp, "SHA512", "SHA512.HEX", 128,
+		    cu->u.password);
+		break;
+	case CONFIG_HASH_PLAIN:
+		np = xasprintf("{PLAIN}%s", cu->u.password);
+		break;
+	case CONFIG_HASH_NONE:
+		if (cu->u.password[0] != '{' ||
+		    strchr(cu->u.password, '}') == NULL) {
+			config_error(ctx, pp, CONFIG_AT_VALUE,
+			    "not a \"{SCHEME}data\" string: set \"HashType\" "
+			    "(SHA256, SHA512 or PLAIN) or write e.g. "
+			    "\"{SHA512-CRYPT}$6$...\"");
+		} else if (!passwd_stored_valid(cu->u.password, &why)) {
+			config_error(ctx, pp, CONFIG_AT_VALUE, "%s",
+			    why != NULL ? why : "not a usable stored password");
+		}
+		break;
+	}
+	if (np != NULL) {
+		free_secret(cu->u.password);
+		cu->u.password = np;
+	}
+	free(pp);
+}
+
+static int
+user_name_cmp(const void *a, const void *b, void *arg)
+{
+	const struct posuto_config *cfg = arg;
+	const char *na = cfg->users[*(const size_t *)a].name;
+	const char *nb = cfg->users[*(const size_t *)b].name;
+	int c;
+
+	if (na == NULL || nb == NULL)
+		c = (na == NULL) - (nb == NULL);
+	else
+		c = strcmp(na, nb);
+	if (c != 0)
+		return c;
+	/* Ties in file order, so the later one is reported. */
+	return (*(const size_t *)a > *(const size_t *)b) -
+	    (*(const size_t *)a < *(const size_t *)b);
+}
+
+static void
+users_check_duplicates(struct config_ctx *ctx, const char *path,
+    const struct posuto_config *cfg)
+{
+	size_t *idx = xcalloc(cfg->n_users, sizeof(*idx));
+
+	for (size_t i = 0; i < cfg->n_users; i++)
+		idx[i] = i;
+	/* Sorted, not pairwise: Users[] may list many thousands. */
+	qsort_r(idx, cfg->n_users, sizeof(*idx), user_name_cmp,
+	    (void *)(uintptr_t)cfg);
+	for (size_t i = 1; i < cfg->n_users; i++) {
+		const char *a = cfg->users[idx[i - 1]].name;
+		const char *b = cfg->users[idx[i]].name;
+		char *ep, *np;
+
+		if (a == NULL || b == NULL || strcmp(a, b) != 0)
+			continue;
+		ep = json_loc_path_index(path, idx[i]);
+		np = json_loc_path_key(ep, "UserName");
+		config_error(ctx, np, CONFIG_AT_VALUE,
+		    "duplicate user (also in Users[%zu])", idx[i - 1]);
+		free(np);
+		free(ep);
+	}
+	free(idx);
+}
+
+static void
+users_set(struct config_ctx *ctx, const struct config_setting *row,
+    json_t *v, const char *path, void *base)
+{
+	struct posuto_config *cfg = base;
+	size_t n = json_array_size(v);
+
+	(void)row;
+	if (n == 0)
+		return;
+	cfg->users = xcalloc(n, sizeof(*cfg->users));
+	cfg->n_users = n;
+	for (size_t i = 0; i < n; i++) {
+		json_t *e = json_array_get(v, i);
+		char *ep = json_loc_path_index(path, i);
+		struct config_user cu;
+
+		memset(&cu, 0, sizeof(cu));
+		config_section_defaults(&user_section, &cu);
+		if (!json_is_object(e))
+			config_error(ctx, ep, CONFIG_AT_VALUE,
+			    "expected an object, got %s",
+			    config_json_type_name(json_typeof(e)));
+		else
+			(void)config_section_parse(ctx, &user_section, e, ep,
+			    &cu);
+		cfg->users[i] = cu.u;
+		free(ep);
+	}
+	users_check_duplicates(ctx, path, cfg);
+}
+
+static json_t *
+users_dump(const struct config_setting *row, const void *base)
+{
+	const struct posuto_config *cfg = base;
+	json_t *a = json_array();
+
+	(void)row;
+	for (size_t i = 0; i < cfg->n_users; i++)
+		json_array_append_new(a,
+		    config_section_dump(&user_section, &cfg->users[i]));
+	return a;
+}
+
+static void
+users_free(const struct config_setting *row, void *base)
+{
+	struct posuto_config *cfg = base;
+
+	(void)row;
+	for (size_t i = 0; i < cfg->n_users; i++)
+		config_section_free(&user_section, &cfg->users[i]);
+	free(cfg->users);
+	cfg->users = NULL;
+	cfg->n_users = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Tls                                                                 */
+
+static void tls_verify(struct config_ctx *, const char *, void *, uint64_t);
+
+static const struct config_setting tls_rows[] = {
+	{ .key = "Certificate", .kind = CONFIG_PATH,
+	  .offset = offsetof(struct tls_cfg, cert_file) },
+	{ .key = "Key", .kind = CONFIG_PATH,
+	  .offset = offsetof(struct tls_cfg, key_file) },
+	{ .key = "Ciphers", .kind = CONFIG_STRING,
+	  .offset = offsetof(struct tls_cfg, ciphers) },
+	{ .key = "CipherSuites", .kind = CONFIG_STRING,
+	  .offset = offsetof(struct tls_cfg, ciphersuites) },
+	{ .key = "MinVersion", .kind = CONFIG_STRING,
+	  .offset = offsetof(struct tls_cfg, min_version),
+	  .def_str = "TLSv1.2", .check = check_tls_version },
+};
+
+static const struct config_section tls_section = {
+	tls_rows, sizeof(tls_rows) / sizeof(tls_rows[0]), tls_verify, NULL,
+};
+
+static void
+tls_verify(struct config_ctx *ctx, const char *path, void *base,
+    uint64_t seen)
+{
+	struct tls_cfg *tls = base;
+	char *kp;
+
+	if (tls->cert_file == NULL && CONFIG_SEEN(&tls_section, seen, "Key")) {
+		kp = json_loc_path_key(path, "Key");
+		config_error(ctx, kp, CONFIG_AT_KEY,
+		    "a Key without a Certificate");
+		free(kp);
+	}
+	/* One PEM file may hold both chain and key. */
+	if (tls->cert_file != NULL && tls->key_file == NULL)
+		tls->key_file = xstrdup(tls->cert_file);
+}
+
+/* ------------------------------------------------------------------ */
+/* Pop3Server                                                          */
+
+static void server_verify(struct config_ctx *, const char *, void *,
+    uint64_t);
+
+#define SRV(field) offsetof(struct config_server, field)
+
+static const struct config_setting server_rows[] = {
+	{ .key = "Enabled", .kind = CONFIG_BOOL, .offset = SRV(cfg.enabled),
+	  .def_int = 1 },
+	{ .key = "BindAddress", .kind = CONFIG_STRING, .flags = CONFIG_F_NODUMP,
+	  .offset = SRV(bind_address), .def_str = "0.0.0.0",
+	  .check = check_ip },
+	{ .key = "Port", .kind = CONFIG_U16, .flags = CONFIG_F_NODUMP,
+	  .offset = SRV(port), .min = 1, .max = 65535, .def_int = 110 },
+	{ .key = "Listen", .kind = CONFIG_CUSTOM, .offset = 0,
+	  .jtype = JSON_ARRAY, .set = listen_set, .dump = listen_dump,
+	  .free = listen_free },
+	/* RFC 1939 §3: the autologout timer is at least 10 minutes; shorter
+	 * values are allowed because JumboDogX files say 30. */
+	{ .key = "TimeOut", .kind = CONFIG_UINT, .offset = SRV(cfg.idle_timeout),
+	  .min = 1, .max = 86400, .def_int = POP3_DEFAULT_IDLE_TIMEOUT },
+	{ .key = "SessionTimeOut", .kind = CONFIG_UINT,
+	  .offset = SRV(cfg.session_timeout), .min = 0, .max = 30 * 86400,
+	  .def_int = 0 },
+	{ .key = "AuthFailDelay", .kind = CONFIG_UINT,
+	  .offset = SRV(cfg.auth_fail_delay_ms), .min = 0, .max = 60000,
+	  .def_int = AUTH_DEFAULT_FAIL_DELAY_MS },
+	{ .key = "MaxConnections", .kind = CONFIG_UINT,
+	  .offset = SRV(cfg.max_connections), .min = 0, .max = 10000000,
+	  .def_int = DEFAULT_MAX_CONN },
+	{ .key = "MaxConnectionsPerIp", .kind = CONFIG_UINT,
+	  .offset = SRV(cfg.max_connections_per_ip), .min = 0, .max = 10000000,
+	  .def_int = DEFAULT_MAX_CONN_PER_IP },
+	{ .key = "MaxBadCommands", .kind = CONFIG_UINT,
+	  .offset = SRV(cfg.max_bad_commands), .min = 1, .max = 1000,
+	  .def_int = POP3_MAX_BAD_CMDS },
+	{ .key = "WorkerThreads", .kind = CONFIG_UINT,
+	  .offset = SRV(cfg.worker_threads), .min = 0, .max = 1024,
+	  .def_int = 0 },
+	{ .key = "LogLevel", .kind = CONFIG_ENUM, .offset = SRV(cfg.log_level),
+	  .names = log_level_names, .def_int = LOG_LVL_INFO },
+	{ .key = "RunAsUser", .kind = CONFIG_STRING,
+	  .offset = SRV(cfg.run_as_user), .check = check_system_user },
+	{ .key = "Hostname", .kind = CONFIG_STRING, .offset = SRV(cfg.hostname),
+	  .check = check_hostname },
+	{ .key = "PasswdFile", .kind = CONFIG_PATH,
+	  .offset = SRV(cfg.passwd_file) },
+	{ .key = "AllowPlaintextAuth", .kind = CONFIG_BOOL,
+	  .offset = SRV(cfg.allow_plaintext_auth), .def_int = 0 },
+	{ .key = "MailDir", .kind = CONFIG_PATH, .offset = SRV(cfg.mail_dir) },
+	{ .key = "MailboxPath", .kind = CONFIG_TEMPLATE,
+	  .offset = SRV(cfg.mailbox_template) },
+	{ .key = "MailboxFormat", .kind = CONFIG_ENUM, .offset = SRV(cfg.format),
+	  .names = mbox_format_names, .def_int = MBOX_FORMAT_AUTO },
+	{ .key = "Tls", .kind = CONFIG_OBJECT, .offset = SRV(cfg.tls),
+	  .sub = &tls_section },
+	{ .key = "Users", .kind = CONFIG_CUSTOM, .offset = 0,
+	  .jtype = JSON_ARRAY, .set = users_set, .dump = users_dump,
+	  .free = users_free },
+};
+
+const struct config_section config_server_section = {
+	server_rows, sizeof(server_rows) / sizeof(server_rows[0]),
+	server_verify, NULL,
+};
+
+static bool
+config_is_loopback(const char *addr)
+{
+	return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0;
+}
+
+static void
+server_verify_listens(struct config_ctx *ctx, const char *path,
+    struct config_server *srv, uint64_t seen)
+{
+	struct posuto_config *cfg = &srv->cfg;
+	const struct config_section *sec = &config_server_section;
+	char *lp = json_loc_path_key(path, "Listen");
+
+	if (!CONFIG_SEEN(sec, seen, "Listen")) {
+		cfg->listens = xcalloc(1, sizeof(*cfg->listens));
+		cfg->n_listens = 1;
+		cfg->listens[0].address = xstrdup(srv->bind_address);
+		cfg->listens[0].port = srv->port;
+		cfg->listens[0].tls = LISTEN_TLS_NONE;
+	} else {
+		static const char *const legacy[] = { "BindAddress", "Port" };
+
+		for (size_t i = 0; i < 2; i++) {
+			char *kp;
+
+			if (!CONFIG_SEEN(sec, seen, legacy[i]))
+				continue;
+			kp = json_loc_path_key(path, legacy[i]);
+			config_warning(ctx, kp, CONFIG_AT_KEY,
+			    "ignored because Listen is given");
+			free(kp);
+		}
+	}
+	for (size_t i = 0; i < cfg->n_listens; i++) {
+		const struct listen_cfg *l = &cfg->listens[i];
+		char *ep = json_loc_path_index(lp, i);
+
+		if (l->tls == LISTEN_TLS_IMPLICIT && cfg->tls.cert_file == NULL) {
+			char *tp = json_loc_path_key(ep, "Tls");
+			config_error(ctx, tp, CONFIG_AT_VALUE, "implicit TLS "
+			    "needs Pop3Server.Tls.Certificate");
+			free(tp);
+		}
+		for (size_t j = 0; j < i; j++) {
+			const struct listen_cfg *o = &cfg->listens[j];
+
+			if (l->address != NULL && o->address != NULL &&
+			    l->port == o->port &&
+			    strcmp(l->address, o->address) == 0) {
+				config_error(ctx, ep, CONFIG_AT_VALUE,
+				    "same address and port as Listen[%zu]", j);
+				break;
+			}
+		}
+		free(ep);
+	}
+	free(lp);
+}
+
+static void
+server_verify(struct config_ctx *ctx, const char *path, void *base,
+    uint64_t seen)
+{
+	struct config_server *srv = base;
+	struct posuto_config *cfg = &srv->cfg;
+	bool need_default_mailbox;
+	bool all_loopback = true;
+	char *kp;
+
+	server_verify_listens(ctx, path, srv, seen);
+
+	if (cfg->hostname == NULL) {
+		char host[256];
+
+		if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0')
+			cfg->hostname = xstrdup("localhost");
+		else {
+			host[sizeof(host) - 1] = '\0';
+			cfg->hostname = xstrdup(host);
+		}
+	}
+
+	/* JumboDogX layout: MailDir/<UserName>/. */
+	if (cfg->mailbox_template == NULL && cfg->mail_dir != NULL) {
+		char *esc = config_template_escape(cfg->mail_dir);
+		cfg->mailbox_template = xasprintf("%s/%%u", esc);
+		free(esc);
+	}
+	need_default_mailbox = cfg->passwd_file != NULL;
+	for (size_t i = 0; i < cfg->n_users; i++)
+		if (cfg->users[i].mailbox == NULL)
+			need_default_mailbox = true;
+	/* A MailDir/MailboxPath that was given but bad is reported already. */
+	if (cfg->mailbox_template == NULL && need_default_mailbox &&
+	    !CONFIG_SEEN(&config_server_section, seen, "MailDir") &&
+	    !CONFIG_SEEN(&config_server_section, seen, "MailboxPath")) {
+		kp = json_loc_path_key(path, cfg->n_users > 0 ? "Users" :
+		    "PasswdFile");
+		config_error(ctx, kp, CONFIG_AT_KEY, "users need a mailbox "
+		    "location: set MailDir or MailboxPath");
+		free(kp);
+	} else if (cfg->mailbox_template != NULL &&
+	    config_template_uses_home(cfg->mailbox_template)) {
+		for (size_t i = 0; i < cfg->n_users; i++) {
+			if (cfg->users[i].mailbox != NULL)
+				continue;
+			kp = json_loc_path_key(path, "MailboxPath");
+			config_error(ctx, kp, CONFIG_AT_VALUE, "%%h needs a "
+			    "home directory, which Users[%zu] does not have "
+			    "(only PasswdFile users do)", i);
+			free(kp);
+			break;
+		}
+	}
+
+	if (cfg->n_users == 0 && cfg->passwd_file == NULL)
+		config_warning(ctx, path, CONFIG_AT_VALUE,
+		    "no Users and no PasswdFile: nobody can log in");
+
+	for (size_t i = 0; i < cfg->n_listens; i++)
+		if (cfg->listens[i].address == NULL ||
+		    !config_is_loopback(cfg->listens[i].address))
+			all_loopback = false;
+	if (!cfg->allow_plaintext_auth && cfg->tls.cert_file == NULL &&
+	    !all_loopback) {
+		kp = json_loc_path_key(path, "AllowPlaintextAuth");
+		config_warning(ctx, kp, CONFIG_AT_VALUE, "no Tls and "
+		    "AllowPlaintextAuth is false: only clients on loopback "
+		    "can log in");
+		free(kp);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Top level                                                           */
+
+static const struct config_setting root_rows[] = {
+	{ .key = "Pop3Server", .kind = CONFIG_OBJECT,
+	  .flags = CONFIG_F_REQUIRED, .offset = 0,
+	  .sub = &config_server_section },
+};
+
+const struct config_section config_root_section = {
+	root_rows, sizeof(root_rows) / sizeof(root_rows[0]), NULL,
+	/* JumboDogX keeps all its servers in one file. */
+	"ignored: posuto reads only the Pop3Server section",
+};

@@ -1,0 +1,114 @@
+/* main.c - command line: serve, check-config, hash. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "daemon/cmd_hash.h"
+#include "daemon/server.h"
+#include "lib/log.h"
+
+#ifndef POSUTO_SYSCONFDIR
+#define POSUTO_SYSCONFDIR "/etc/posuto"
+#endif
+#define DEFAULT_CONFIG POSUTO_SYSCONFDIR "/posuto.json"
+
+#define EXIT_USAGE 64
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: posuto serve [-c FILE] [--syslog] [--inetd]\n"
+	    "       posuto check-config [-c FILE]\n"
+	    "       posuto hash [--scheme SCHEME]\n"
+	    "       posuto --version | --help\n"
+	    "\n"
+	    "  serve         run the POP3 server in the foreground, logging to\n"
+	    "                stderr (--syslog: to syslog, facility mail);\n"
+	    "                --inetd serves one session on stdin/stdout\n"
+	    "  check-config  print the effective configuration, or every error;\n"
+	    "                exit 0 if valid, 78 if not\n"
+	    "  hash          read a password (stdin or prompt), print its stored\n"
+	    "                form for the config or a passwd-file\n"
+	    "\n"
+	    "  -c, --config FILE   configuration file (default %s)\n"
+	    "\n"
+	    "SIGTERM/SIGINT stop gracefully; SIGHUP reloads users, passwords and\n"
+	    "certificates.  See posuto(8) and posuto.json(5).\n", DEFAULT_CONFIG);
+}
+
+static int
+cmd_serve(int argc, char **argv, bool check_only)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "syslog", no_argument, NULL, 's' },
+		{ "inetd", no_argument, NULL, 'i' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct server_opts opts = { .config_path = DEFAULT_CONFIG };
+	int ch;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			opts.config_path = optarg;
+			break;
+		case 's':
+			opts.use_syslog = true;
+			break;
+		case 'i':
+			opts.inetd = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc || (check_only && (opts.use_syslog || opts.inetd))) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (check_only) {
+		struct posuto_config *cfg;
+		if (config_load(opts.config_path, &cfg, stderr) != 0)
+			return EXIT_CONFIG;
+		config_dump(cfg, stdout);
+		config_free(&cfg);
+		return 0;
+	}
+	return server_run(&opts);
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+		printf("posuto %s\n", POSUTO_VERSION);
+		return 0;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "serve") == 0)
+		return cmd_serve(argc - 1, argv + 1, false);
+	if (strcmp(argv[1], "check-config") == 0)
+		return cmd_serve(argc - 1, argv + 1, true);
+	if (strcmp(argv[1], "hash") == 0)
+		return cmd_hash(argc - 1, argv + 1);
+	fprintf(stderr, "posuto: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,349 @@
+/* server.c - startup, listeners, SIGHUP reload, graceful stop. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "auth/userdb.h"
+#include "config/config.h"
+#include "daemon/privdrop.h"
+#include "daemon/server.h"
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+#include "net/iplimit.h"
+#include "net/listener.h"
+#include "net/tls.h"
+#include "net/workq.h"
+#include "pop3/pop3_session.h"
+
+struct server_listener {
+	struct server *srv;
+	struct evconnlistener *lev;
+	struct event *retry;		/* re-enable after EMFILE */
+	bool tls;
+	char name[80];
+};
+
+struct server {
+	const struct server_opts *opts;
+	struct posuto_config *cfg;
+	struct pop3_env env;
+	struct server_listener *ls;
+	size_t n_ls;
+	struct event *sig_term, *sig_int, *sig_hup, *idle_check;
+	bool stopping;
+};
+
+static void
+server_apply_params(struct server *srv)
+{
+	const struct posuto_config *cfg = srv->cfg;
+	struct pop3_params *p = &srv->env.params;
+
+	p->idle_timeout = cfg->idle_timeout;
+	p->session_timeout = cfg->session_timeout;
+	p->auth_fail_delay_ms = cfg->auth_fail_delay_ms;
+	p->max_bad_commands = cfg->max_bad_commands;
+	p->max_connections = cfg->max_connections;
+	p->max_connections_per_ip = cfg->max_connections_per_ip;
+	p->allow_plaintext_auth = cfg->allow_plaintext_auth;
+	log_set_level(cfg->log_level);
+	if (cfg->hostname != NULL)
+		snprintf(srv->env.hostname, sizeof(srv->env.hostname), "%s",
+		    cfg->hostname);
+	else if (gethostname(srv->env.hostname, sizeof(srv->env.hostname)) != 0)
+		snprintf(srv->env.hostname, sizeof(srv->env.hostname), "localhost");
+}
+
+/* Loads users and TLS for cfg; on error nothing is replaced. */
+static bool
+server_load_runtime(struct server *srv, struct posuto_config *cfg,
+    struct userdb **db_r, struct tls_ctx **tls_r)
+{
+	char err[512];
+
+	*tls_r = NULL;
+	*db_r = userdb_load(cfg, stderr);
+	if (*db_r == NULL)
+		return false;
+	if (cfg->tls.cert_file != NULL) {
+		*tls_r = tls_ctx_new(&cfg->tls, err, sizeof(err));
+		if (*tls_r == NULL) {
+			log_error("%s: Tls: %s", cfg->path, err);
+			userdb_unref(db_r);
+			return false;
+		}
+	}
+	(void)srv;
+	return true;
+}
+
+static void
+server_on_accept(struct evconnlistener *lev, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct server_listener *l = arg;
+	struct server *srv = l->srv;
+
+	(void)lev;
+	(void)sa;
+	(void)salen;
+	if (l->tls && srv->env.tls == NULL) {
+		close(fd);
+		return;
+	}
+	pop3_session_start(&srv->env, fd, fd, l->tls ? srv->env.tls : NULL);
+}
+
+static void
+server_on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct server_listener *l = arg;
+
+	(void)fd;
+	(void)what;
+	evconnlistener_enable(l->lev);
+}
+
+static void
+server_on_accept_error(struct evconnlistener *lev, void *arg)
+{
+	struct server_listener *l = arg;
+	struct timeval tv = { .tv_sec = 1 };
+
+	/* EMFILE/ENFILE: stop accepting for a moment instead of spinning. */
+	log_warn("accept on %s", l->name);
+	evconnlistener_disable(lev);
+	evtimer_add(l->retry, &tv);
+}
+
+static int
+server_listen(struct server *srv)
+{
+	const struct posuto_config *cfg = srv->cfg;
+	char err[256];
+
+	srv->ls = xcalloc(cfg->n_listens, sizeof(*srv->ls));
+	for (size_t i = 0; i < cfg->n_listens; i++) {
+		const struct listen_cfg *lc = &cfg->listens[i];
+		struct server_listener *l = &srv->ls[i];
+		int fd = listener_open(lc->address, lc->port, err, sizeof(err));
+
+		if (fd < 0) {
+			log_error("%s", err);
+			return -1;
+		}
+		l->srv = srv;
+		l->tls = lc->tls == LISTEN_TLS_IMPLICIT;
+		snprintf(l->name, sizeof(l->name), "%s port %u%s", lc->address,
+		    lc->port, l->tls ? " (TLS)" : "");
+		l->lev = evconnlistener_new(srv->env.base, server_on_accept, l,
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+		if (l->lev == NULL) {
+			close(fd);
+			log_error("cannot set up listener %s", l->name);
+			return -1;
+		}
+		evconnlistener_set_error_cb(l->lev, server_on_accept_error);
+		l->retry = evtimer_new(srv->env.base, server_on_retry, l);
+		srv->n_ls++;
+		log_info("listening on %s", l->name);
+	}
+	return 0;
+}
+
+static void
+server_close_listeners(struct server *srv)
+{
+	for (size_t i = 0; i < srv->n_ls; i++) {
+		evconnlistener_free(srv->ls[i].lev);
+		event_free(srv->ls[i].retry);
+	}
+	free(srv->ls);
+	srv->ls = NULL;
+	srv->n_ls = 0;
+}
+
+static void
+server_on_idle_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	if (srv->env.n_sessions == 0 && workq_pending(srv->env.wq) == 0)
+		event_base_loopbreak(srv->env.base);
+}
+
+static void
+server_stop(struct server *srv, const char *why)
+{
+	struct timeval tv = { .tv_sec = 0, .tv_usec = 50000 };
+
+	if (srv->stopping)
+		return;
+	srv->stopping = true;
+	log_info("stopping: %s", why);
+	server_close_listeners(srv);
+	/* Sessions end without UPDATE: no message is deleted. A QUIT whose
+	 * expunge is running finishes first. */
+	pop3_session_close_all(&srv->env);
+	srv->idle_check = event_new(srv->env.base, -1, EV_PERSIST,
+	    server_on_idle_check, srv);
+	event_add(srv->idle_check, &tv);
+}
+
+static void
+server_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)what;
+	server_stop(srv, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void
+server_reload(struct server *srv)
+{
+	struct posuto_config *cfg;
+	struct userdb *db;
+	struct tls_ctx *tls;
+
+	log_info("SIGHUP: reloading %s", srv->opts->config_path);
+	if (config_load(srv->opts->config_path, &cfg, stderr) != 0) {
+		log_error("reload failed; keeping the running configuration");
+		return;
+	}
+	if (!server_load_runtime(srv, cfg, &db, &tls)) {
+		log_error("reload failed; keeping the running configuration");
+		config_free(&cfg);
+		return;
+	}
+	userdb_unref(&srv->env.db);
+	srv->env.db = db;
+	if (tls != NULL) {
+		tls_ctx_unref(&srv->env.tls);
+		srv->env.tls = tls;
+	} else if (srv->env.tls != NULL) {
+		log_warnx("Tls removed from the config: STLS/POP3S stay on the "
+		    "old certificate until restart");
+	}
+	config_free(&srv->cfg);
+	srv->cfg = cfg;
+	server_apply_params(srv);
+	log_info("reload done; listener changes take effect on restart");
+}
+
+static void
+server_on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	server_reload(arg);
+}
+
+static bool
+stderr_is_connection(void)
+{
+	struct stat a, b;
+
+	return fstat(0, &a) == 0 && fstat(2, &b) == 0 &&
+	    a.st_dev == b.st_dev && a.st_ino == b.st_ino && S_ISSOCK(a.st_mode);
+}
+
+int
+server_run(const struct server_opts *opts)
+{
+	struct server srv;
+	struct tls_ctx *tls;
+	char err[256];
+	int rc = 0;
+
+	memset(&srv, 0, sizeof(srv));
+	srv.opts = opts;
+	/* inetd hands us the socket as stderr too: never log into it. */
+	log_init("posuto", opts->use_syslog || (opts->inetd &&
+	    stderr_is_connection()), LOG_LVL_INFO);
+	if (config_load(opts->config_path, &srv.cfg, stderr) != 0)
+		return EXIT_CONFIG;
+	if (!srv.cfg->enabled) {
+		log_error("%s: Pop3Server.Enabled is false; not starting",
+		    opts->config_path);
+		config_free(&srv.cfg);
+		return EXIT_CONFIG;
+	}
+	server_apply_params(&srv);
+	if (!server_load_runtime(&srv, srv.cfg, &srv.env.db, &tls)) {
+		config_free(&srv.cfg);
+		return EXIT_CONFIG;
+	}
+	srv.env.tls = tls;
+	signal(SIGPIPE, SIG_IGN);
+	srv.env.base = event_base_new();
+	if (srv.env.base == NULL)
+		fatal("event_base_new failed");
+	srv.env.iplimit = iplimit_new();
+	privdrop_raise_nofile();
+	if (!opts->inetd && server_listen(&srv) != 0) {
+		rc = 1;
+		goto out;
+	}
+	if (srv.cfg->run_as_user != NULL && geteuid() == 0) {
+		if (privdrop_to(srv.cfg->run_as_user, err, sizeof(err)) != 0) {
+			log_error("%s", err);
+			rc = 1;
+			goto out;
+		}
+		log_info("running as %s", srv.cfg->run_as_user);
+	} else if (geteuid() == 0 && !opts->inetd) {
+		log_warnx("running as root: set RunAsUser to drop privileges");
+	}
+	/* Threads only after the privilege drop, so every one runs unprivileged. */
+	srv.env.wq = workq_new(srv.env.base, srv.cfg->worker_threads);
+	srv.sig_term = evsignal_new(srv.env.base, SIGTERM, server_on_signal, &srv);
+	srv.sig_int = evsignal_new(srv.env.base, SIGINT, server_on_signal, &srv);
+	srv.sig_hup = evsignal_new(srv.env.base, SIGHUP, server_on_hup, &srv);
+	evsignal_add(srv.sig_term, NULL);
+	evsignal_add(srv.sig_int, NULL);
+	evsignal_add(srv.sig_hup, NULL);
+
+	if (opts->inetd) {
+		/* One session; the loop ends when it does. */
+		srv.stopping = true;
+		struct timeval tv = { .tv_sec = 0, .tv_usec = 100000 };
+		if (!pop3_session_start(&srv.env, 0, 1, NULL)) {
+			rc = 1;
+			goto out;
+		}
+		srv.idle_check = event_new(srv.env.base, -1, EV_PERSIST,
+		    server_on_idle_check, &srv);
+		event_add(srv.idle_check, &tv);
+	} else {
+		log_info("posuto %s ready", POSUTO_VERSION);
+	}
+	event_base_dispatch(srv.env.base);
+	pop3_session_close_all(&srv.env);
+out:
+	workq_free(&srv.env.wq);
+	server_close_listeners(&srv);
+	if (srv.idle_check != NULL)
+		event_free(srv.idle_check);
+	if (srv.sig_term != NULL) {
+		event_free(srv.sig_term);
+		event_free(srv.sig_int);
+		event_free(srv.sig_hup);
+	}
+	iplimit_free(&srv.env.iplimit);
+	userdb_unref(&srv.env.db);
+	tls_ctx_unref(&srv.env.tls);
+	config_free(&srv.cfg);
+	event_base_free(srv.env.base);
+	log_info("stopped");
+	return rc;
+}

@@ -1,0 +1,395 @@
+/* conn.c - bufferevent-backed connections, plain or TLS. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "lib/log.h"
+#include "lib/params.h"
+#include "lib/xmalloc.h"
+#include "net/conn.h"
+#include "net/tls.h"
+
+struct conn {
+	struct event_base *base;
+	int rfd, wfd;
+	struct bufferevent *bev;	/* reads (and writes when rfd == wfd) */
+	struct bufferevent *wbev;	/* writes when rfd != wfd, else NULL */
+	SSL *ssl;			/* owned by bev when TLS is on */
+	struct tls_ctx *tls_pending;	/* STLS: handshake starts once flushed */
+	bool tls;
+	bool handshaking;
+	bool paused;
+	bool want_drained;
+	size_t drained_low;
+	unsigned timeout;
+	conn_cb *cb;
+	void *ctx;
+	struct sockaddr_storage peer;
+	char peer_str[INET6_ADDRSTRLEN + 8];
+};
+
+static void conn_on_read(struct bufferevent *bev, void *arg);
+static void conn_on_write(struct bufferevent *bev, void *arg);
+static void conn_on_event(struct bufferevent *bev, short what, void *arg);
+
+static struct bufferevent *
+conn_wbev(struct conn *c)
+{
+	return c->wbev != NULL ? c->wbev : c->bev;
+}
+
+static void
+conn_apply_timeouts(struct conn *c)
+{
+	struct timeval tv = { .tv_sec = c->handshaking ? TLS_HANDSHAKE_TIMEOUT :
+	    (time_t)c->timeout };
+	const struct timeval *tvp = tv.tv_sec > 0 ? &tv : NULL;
+
+	if (c->wbev != NULL) {
+		bufferevent_set_timeouts(c->bev, tvp, NULL);
+		bufferevent_set_timeouts(c->wbev, NULL, tvp);
+	} else {
+		bufferevent_set_timeouts(c->bev, tvp, tvp);
+	}
+}
+
+static void
+conn_setup_bev(struct conn *c)
+{
+	bufferevent_setcb(c->bev, conn_on_read, c->wbev ? NULL : conn_on_write,
+	    conn_on_event, c);
+	if (c->wbev != NULL)
+		bufferevent_setcb(c->wbev, NULL, conn_on_write, conn_on_event, c);
+	/* Bound what a client can make us buffer: reading stops at this mark
+	 * until the session consumes lines (I8). */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, 4 * POP3_MAX_SASL_LINE);
+	bufferevent_setwatermark(conn_wbev(c), EV_WRITE, c->drained_low, 0);
+	conn_apply_timeouts(c);
+	bufferevent_enable(c->bev, c->paused ? EV_WRITE : EV_READ | EV_WRITE);
+	if (c->wbev != NULL)
+		bufferevent_enable(c->wbev, EV_WRITE);
+}
+
+static bool
+conn_start_tls_bev(struct conn *c, struct tls_ctx *tls)
+{
+	c->ssl = SSL_new(tls_ctx_ssl_ctx(tls));
+	if (c->ssl == NULL)
+		return false;
+	c->bev = bufferevent_openssl_socket_new(c->base, c->rfd, c->ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, 0);
+	if (c->bev == NULL) {
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+		return false;
+	}
+	/* Many clients just close the socket without close_notify. */
+	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	c->tls = true;
+	c->handshaking = true;
+	return true;
+}
+
+static void
+conn_fill_peer(struct conn *c)
+{
+	socklen_t len = sizeof(c->peer);
+	char host[INET6_ADDRSTRLEN];
+	unsigned port = 0;
+
+	memset(&c->peer, 0, sizeof(c->peer));
+	if (getpeername(c->rfd, (struct sockaddr *)&c->peer, &len) != 0) {
+		c->peer.ss_family = AF_UNSPEC;
+		snprintf(c->peer_str, sizeof(c->peer_str), "stdin");
+		return;
+	}
+	if (c->peer.ss_family == AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&c->peer;
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		port = ntohs(s4->sin_port);
+		snprintf(c->peer_str, sizeof(c->peer_str), "%s:%u", host, port);
+	} else if (c->peer.ss_family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&c->peer;
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		port = ntohs(s6->sin6_port);
+		snprintf(c->peer_str, sizeof(c->peer_str), "[%s]:%u", host, port);
+	} else {
+		snprintf(c->peer_str, sizeof(c->peer_str), "local");
+	}
+}
+
+struct conn *
+conn_new(struct event_base *base, int rfd, int wfd, struct tls_ctx *tls,
+    conn_cb *cb, void *ctx)
+{
+	struct conn *c = xcalloc(1, sizeof(*c));
+	int one = 1;
+
+	c->base = base;
+	c->rfd = rfd;
+	c->wfd = wfd;
+	c->cb = cb;
+	c->ctx = ctx;
+	c->timeout = POP3_DEFAULT_IDLE_TIMEOUT;
+	evutil_make_socket_nonblocking(rfd);
+	if (wfd != rfd)
+		evutil_make_socket_nonblocking(wfd);
+	conn_fill_peer(c);
+	/* Replies are built whole before they are written; don't let Nagle
+	 * hold the last segment for the client's delayed ACK. */
+	if (c->peer.ss_family == AF_INET || c->peer.ss_family == AF_INET6)
+		(void)setsockopt(rfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+	if (tls != NULL && rfd == wfd) {
+		if (!conn_start_tls_bev(c, tls)) {
+			free(c);
+			return NULL;
+		}
+	} else {
+		c->bev = bufferevent_socket_new(base, rfd, 0);
+		if (wfd != rfd)
+			c->wbev = bufferevent_socket_new(base, wfd, 0);
+		if (c->bev == NULL || (wfd != rfd && c->wbev == NULL)) {
+			if (c->bev != NULL)
+				bufferevent_free(c->bev);
+			free(c);
+			return NULL;
+		}
+	}
+	conn_setup_bev(c);
+	return c;
+}
+
+void
+conn_free(struct conn **cp)
+{
+	struct conn *c = *cp;
+
+	if (c == NULL)
+		return;
+	*cp = NULL;
+	if (c->bev != NULL)
+		bufferevent_free(c->bev);	/* frees c->ssl too (BEV owns it) */
+	if (c->wbev != NULL)
+		bufferevent_free(c->wbev);
+	if (c->tls_pending != NULL)
+		tls_ctx_unref(&c->tls_pending);
+	close(c->rfd);
+	if (c->wfd != c->rfd)
+		close(c->wfd);
+	free(c);
+}
+
+struct evbuffer *
+conn_in(struct conn *c)
+{
+	return bufferevent_get_input(c->bev);
+}
+
+struct evbuffer *
+conn_out(struct conn *c)
+{
+	return bufferevent_get_output(conn_wbev(c));
+}
+
+size_t
+conn_out_pending(struct conn *c)
+{
+	return evbuffer_get_length(conn_out(c));
+}
+
+void
+conn_set_timeout(struct conn *c, unsigned secs)
+{
+	c->timeout = secs;
+	conn_apply_timeouts(c);
+}
+
+void
+conn_pause_reading(struct conn *c, bool paused)
+{
+	if (c->paused == paused)
+		return;
+	c->paused = paused;
+	if (c->tls_pending != NULL)
+		return;
+	if (paused)
+		bufferevent_disable(c->bev, EV_READ);
+	else
+		bufferevent_enable(c->bev, EV_READ);
+}
+
+void
+conn_want_drained(struct conn *c, size_t low)
+{
+	c->want_drained = true;
+	c->drained_low = low;
+	bufferevent_setwatermark(conn_wbev(c), EV_WRITE, low, 0);
+	/* Already there: libevent only calls back on a transition. */
+	if (evbuffer_get_length(conn_out(c)) <= low) {
+		c->want_drained = false;
+		c->cb(c, CONN_EV_DRAINED, c->ctx);
+	}
+}
+
+static void
+conn_begin_handshake(struct conn *c)
+{
+	struct tls_ctx *tls = c->tls_pending;
+
+	c->tls_pending = NULL;
+	/* The plain bufferevent goes, with anything it read: bytes sent
+	 * before the handshake are never interpreted (CVE-2011-0411). */
+	bufferevent_free(c->bev);
+	c->bev = NULL;
+	if (!conn_start_tls_bev(c, tls)) {
+		tls_ctx_unref(&tls);
+		c->cb(c, CONN_EV_CLOSED, c->ctx);
+		return;
+	}
+	tls_ctx_unref(&tls);
+	c->want_drained = false;
+	c->drained_low = 0;
+	conn_setup_bev(c);
+}
+
+void
+conn_starttls(struct conn *c, struct tls_ctx *tls)
+{
+	struct evbuffer *in = conn_in(c);
+
+	evbuffer_drain(in, evbuffer_get_length(in));
+	bufferevent_disable(c->bev, EV_READ);
+	tls_ctx_ref(tls);
+	c->tls_pending = tls;
+	c->want_drained = false;
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	if (evbuffer_get_length(conn_out(c)) == 0)
+		conn_begin_handshake(c);
+	/* else conn_on_write starts it once the "+OK" is flushed. */
+}
+
+bool
+conn_tls_active(const struct conn *c)
+{
+	return c->tls;
+}
+
+bool
+conn_tls_possible(const struct conn *c)
+{
+	return c->wbev == NULL;
+}
+
+bool
+conn_channel_binding(struct conn *c, const char **type_r, unsigned char *buf,
+    size_t bufsz, size_t *len_r)
+{
+	if (!c->tls || c->ssl == NULL)
+		return false;
+	*type_r = tls_default_cb_type(c->ssl);
+	return tls_channel_binding(c->ssl, *type_r, buf, bufsz, len_r);
+}
+
+void
+conn_tls_describe(struct conn *c, char *buf, size_t bufsz)
+{
+	if (c->ssl == NULL)
+		snprintf(buf, bufsz, "none");
+	else
+		tls_describe(c->ssl, buf, bufsz);
+}
+
+bool
+conn_can_sendfile(const struct conn *c)
+{
+	return !c->tls && c->wbev == NULL;
+}
+
+const char *
+conn_peer(const struct conn *c)
+{
+	return c->peer_str;
+}
+
+const struct sockaddr_storage *
+conn_peer_addr(const struct conn *c)
+{
+	return &c->peer;
+}
+
+bool
+conn_peer_local(const struct conn *c)
+{
+	if (c->peer.ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)&c->peer;
+		return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (c->peer.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&c->peer;
+		const uint8_t *a = s6->sin6_addr.s6_addr;
+		if (IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
+			return true;
+		return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) && a[12] == 127;
+	}
+	return c->peer.ss_family == AF_UNSPEC;
+}
+
+static void
+conn_on_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	c->cb(c, CONN_EV_READ, c->ctx);
+}
+
+static void
+conn_on_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	if (c->tls_pending != NULL) {
+		if (evbuffer_get_length(conn_out(c)) == 0)
+			conn_begin_handshake(c);
+		return;
+	}
+	if (c->want_drained &&
+	    evbuffer_get_length(conn_out(c)) <= c->drained_low) {
+		c->want_drained = false;
+		c->cb(c, CONN_EV_DRAINED, c->ctx);
+	}
+}
+
+static void
+conn_on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		c->handshaking = false;
+		conn_apply_timeouts(c);
+		c->cb(c, CONN_EV_TLS_READY, c->ctx);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		c->cb(c, CONN_EV_TIMEOUT, c->ctx);
+		return;
+	}
+	/* EOF or error: the session decides what that means (never a QUIT). */
+	c->cb(c, CONN_EV_CLOSED, c->ctx);
+}

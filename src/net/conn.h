@@ -1,0 +1,74 @@
+/*
+ * conn.h - one client connection: bytes in, bytes out, timeouts, TLS.
+ *
+ * The protocol sees two evbuffers and a few events; whether TLS is on
+ * (implicit, or after STLS) is hidden here.  Over libevent bufferevents.
+ */
+#ifndef POSUTO_CONN_H
+#define POSUTO_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct event_base;
+struct evbuffer;
+struct tls_ctx;
+struct conn;
+
+enum conn_event {
+	CONN_EV_READ,		/* new input is in conn_in() */
+	CONN_EV_DRAINED,	/* output fell to the conn_want_drained() mark */
+	CONN_EV_TLS_READY,	/* TLS handshake completed */
+	CONN_EV_TIMEOUT,	/* idle timeout: no input (or output progress) */
+	CONN_EV_CLOSED,		/* peer closed, I/O or TLS error */
+};
+
+typedef void conn_cb(struct conn *c, enum conn_event ev, void *ctx);
+
+/*
+ * Wraps connected fds (rfd == wfd for a socket; inetd mode over pipes may
+ * differ).  If tls is set the connection starts with a TLS handshake
+ * (implicit TLS); output written meanwhile is sent once it completes.
+ * Takes ownership of the fds.
+ */
+struct conn *conn_new(struct event_base *base, int rfd, int wfd,
+    struct tls_ctx *tls, conn_cb *cb, void *ctx);
+void conn_free(struct conn **c);
+
+struct evbuffer *conn_in(struct conn *c);
+struct evbuffer *conn_out(struct conn *c);
+
+/* Idle timeout in seconds for reading and for output progress. */
+void conn_set_timeout(struct conn *c, unsigned secs);
+/* Stop/resume reading from the peer (the input buffer keeps what it has). */
+void conn_pause_reading(struct conn *c, bool paused);
+/* Deliver CONN_EV_DRAINED once buffered output is at most low bytes. */
+void conn_want_drained(struct conn *c, size_t low);
+size_t conn_out_pending(struct conn *c);
+
+/*
+ * STLS: discards every byte the client sent so far (CVE-2011-0411), stops
+ * reading, waits until the output (the "+OK" to STLS) is flushed, then
+ * starts the handshake.  CONN_EV_TLS_READY or CONN_EV_CLOSED follows.
+ */
+void conn_starttls(struct conn *c, struct tls_ctx *tls);
+bool conn_tls_active(const struct conn *c);
+/* True if STLS is possible at all (a socket, not inetd pipes). */
+bool conn_tls_possible(const struct conn *c);
+/* Channel binding of the TLS session (see tls.h); false if none. */
+bool conn_channel_binding(struct conn *c, const char **type_r,
+    unsigned char *buf, size_t bufsz, size_t *len_r);
+void conn_tls_describe(struct conn *c, char *buf, size_t bufsz);
+
+/* sendfile() can be used for output (plain socket). */
+bool conn_can_sendfile(const struct conn *c);
+
+/* "ip:port" of the peer ("stdin" for pipes). */
+const char *conn_peer(const struct conn *c);
+/* Peer address (family AF_UNSPEC for pipes). */
+const struct sockaddr_storage *conn_peer_addr(const struct conn *c);
+/* Loopback peer or a pipe: traffic never leaves the machine. */
+bool conn_peer_local(const struct conn *c);
+
+#endif

@@ -1,0 +1,164 @@
+/* tls.c - SSL_CTX setup from files; channel binding data. */
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "lib/xmalloc.h"
+#include "net/tls.h"
+
+struct tls_ctx {
+	int refs;
+	SSL_CTX *ctx;
+};
+
+static void
+tls_err(char *err, size_t errsz, const char *what, const char *file)
+{
+	char ebuf[256];
+	unsigned long e = ERR_peek_last_error();
+
+	ERR_error_string_n(e, ebuf, sizeof(ebuf));
+	snprintf(err, errsz, "%s %s: %s", what, file ? file : "", e ? ebuf :
+	    "unknown error");
+	ERR_clear_error();
+}
+
+struct tls_ctx *
+tls_ctx_new(const struct tls_cfg *cfg, char *err, size_t errsz)
+{
+	SSL_CTX *ctx;
+	int minv = TLS1_2_VERSION;
+
+	if (cfg->cert_file == NULL || cfg->key_file == NULL) {
+		snprintf(err, errsz, "Tls.Certificate and Tls.Key are both required");
+		return NULL;
+	}
+	if (cfg->min_version != NULL && strcmp(cfg->min_version, "TLSv1.3") == 0)
+		minv = TLS1_3_VERSION;
+	ctx = SSL_CTX_new(TLS_server_method());
+	if (ctx == NULL) {
+		tls_err(err, errsz, "SSL_CTX_new", NULL);
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, minv);
+	/* Idle sessions should not pin 2 x 16 KiB of record buffers. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
+	    SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->cert_file) != 1) {
+		tls_err(err, errsz, "cannot load certificate", cfg->cert_file);
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->key_file, SSL_FILETYPE_PEM) != 1) {
+		tls_err(err, errsz, "cannot load key", cfg->key_file);
+		goto fail;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		tls_err(err, errsz, "key does not match certificate", cfg->key_file);
+		goto fail;
+	}
+	if (cfg->ciphers != NULL && SSL_CTX_set_cipher_list(ctx, cfg->ciphers) != 1) {
+		tls_err(err, errsz, "bad Tls.Ciphers", cfg->ciphers);
+		goto fail;
+	}
+	if (cfg->ciphersuites != NULL &&
+	    SSL_CTX_set_ciphersuites(ctx, cfg->ciphersuites) != 1) {
+		tls_err(err, errsz, "bad Tls.CipherSuites", cfg->ciphersuites);
+		goto fail;
+	}
+	struct tls_ctx *t = xcalloc(1, sizeof(*t));
+	t->refs = 1;
+	t->ctx = ctx;
+	return t;
+fail:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+void
+tls_ctx_ref(struct tls_ctx *t)
+{
+	t->refs++;
+}
+
+void
+tls_ctx_unref(struct tls_ctx **tp)
+{
+	struct tls_ctx *t = *tp;
+
+	if (t == NULL)
+		return;
+	*tp = NULL;
+	if (--t->refs > 0)
+		return;
+	SSL_CTX_free(t->ctx);
+	free(t);
+}
+
+void *
+tls_ctx_ssl_ctx(struct tls_ctx *t)
+{
+	return t->ctx;
+}
+
+bool
+tls_channel_binding(void *sslp, const char *type, unsigned char *buf,
+    size_t bufsz, size_t *len_r)
+{
+	SSL *ssl = sslp;
+
+	if (strcmp(type, "tls-exporter") == 0) {
+		static const char label[] = "EXPORTER-Channel-Binding";
+		/* RFC 9266 §2: defined for TLS 1.3 only (or 1.2 with EMS). */
+		if (SSL_version(ssl) < TLS1_3_VERSION || bufsz < 32)
+			return false;
+		if (SSL_export_keying_material(ssl, buf, 32, label,
+		    sizeof(label) - 1, NULL, 0, 0) != 1)
+			return false;
+		*len_r = 32;
+		return true;
+	}
+	if (strcmp(type, "tls-server-end-point") == 0) {
+		X509 *cert = SSL_get_certificate(ssl);
+		int md_nid = NID_undef, pk_nid;
+		const EVP_MD *md;
+		unsigned int n;
+
+		if (cert == NULL ||
+		    !OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid,
+		    &pk_nid))
+			return false;
+		/* RFC 5929 §4.1: MD5 and SHA-1 are replaced by SHA-256. */
+		if (md_nid == NID_md5 || md_nid == NID_sha1 || md_nid == NID_undef)
+			md_nid = NID_sha256;
+		md = EVP_get_digestbynid(md_nid);
+		if (md == NULL || (size_t)EVP_MD_get_size(md) > bufsz)
+			return false;
+		if (X509_digest(cert, md, buf, &n) != 1)
+			return false;
+		*len_r = n;
+		return true;
+	}
+	return false;
+}
+
+const char *
+tls_default_cb_type(void *sslp)
+{
+	return SSL_version(sslp) >= TLS1_3_VERSION ? "tls-exporter" :
+	    "tls-server-end-point";
+}
+
+void
+tls_describe(void *sslp, char *buf, size_t bufsz)
+{
+	SSL *ssl = sslp;
+
+	snprintf(buf, bufsz, "%s %s", SSL_get_version(ssl),
+	    SSL_get_cipher_name(ssl));
+}

@@ -1,0 +1,186 @@
+/* workq.c - worker threads; completions delivered through an eventfd. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+#include "net/workq.h"
+
+struct job {
+	struct job *next;
+	workq_fn *work;
+	workq_fn *done;
+	void *arg;
+};
+
+struct jobq {
+	struct job *head;
+	struct job **tailp;
+};
+
+struct workq {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct jobq todo;	/* protected by lock */
+	struct jobq finished;	/* protected by lock */
+	bool stopping;
+	unsigned pending;	/* loop thread only */
+	int efd;
+	struct event *ev;
+	pthread_t *threads;
+	unsigned nthreads;
+};
+
+static void
+jobq_init(struct jobq *q)
+{
+	q->head = NULL;
+	q->tailp = &q->head;
+}
+
+static void
+jobq_push(struct jobq *q, struct job *j)
+{
+	j->next = NULL;
+	*q->tailp = j;
+	q->tailp = &j->next;
+}
+
+static void *
+workq_thread(void *arg)
+{
+	struct workq *wq = arg;
+	struct job *j;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&wq->lock);
+	for (;;) {
+		while (wq->todo.head == NULL && !wq->stopping)
+			pthread_cond_wait(&wq->cond, &wq->lock);
+		if (wq->todo.head == NULL)
+			break;
+		j = wq->todo.head;
+		wq->todo.head = j->next;
+		if (wq->todo.head == NULL)
+			wq->todo.tailp = &wq->todo.head;
+		pthread_mutex_unlock(&wq->lock);
+
+		j->work(j->arg);
+
+		pthread_mutex_lock(&wq->lock);
+		jobq_push(&wq->finished, j);
+		/* An eventfd write cannot block (counter), only fail on overflow. */
+		if (write(wq->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			log_warn("workq: eventfd write");
+	}
+	pthread_mutex_unlock(&wq->lock);
+	return NULL;
+}
+
+static void
+workq_run_completions(struct workq *wq)
+{
+	struct job *j, *next;
+
+	pthread_mutex_lock(&wq->lock);
+	j = wq->finished.head;
+	jobq_init(&wq->finished);
+	pthread_mutex_unlock(&wq->lock);
+	for (; j != NULL; j = next) {
+		next = j->next;
+		wq->pending--;
+		j->done(j->arg);
+		free(j);
+	}
+}
+
+static void
+workq_on_eventfd(evutil_socket_t fd, short what, void *arg)
+{
+	uint64_t n;
+
+	(void)what;
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warn("workq: eventfd read");
+	workq_run_completions(arg);
+}
+
+struct workq *
+workq_new(struct event_base *base, unsigned nthreads)
+{
+	struct workq *wq = xcalloc(1, sizeof(*wq));
+
+	if (nthreads == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		nthreads = n > 0 ? (unsigned)n : 2;
+	}
+	pthread_mutex_init(&wq->lock, NULL);
+	pthread_cond_init(&wq->cond, NULL);
+	jobq_init(&wq->todo);
+	jobq_init(&wq->finished);
+	wq->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (wq->efd < 0)
+		fatal("eventfd: %m");
+	wq->ev = event_new(base, wq->efd, EV_READ | EV_PERSIST,
+	    workq_on_eventfd, wq);
+	if (wq->ev == NULL || event_add(wq->ev, NULL) != 0)
+		fatal("workq: cannot register eventfd");
+	wq->threads = xcalloc(nthreads, sizeof(*wq->threads));
+	wq->nthreads = nthreads;
+	for (unsigned i = 0; i < nthreads; i++) {
+		if (pthread_create(&wq->threads[i], NULL, workq_thread, wq) != 0)
+			fatal("pthread_create failed");
+	}
+	return wq;
+}
+
+void
+workq_submit(struct workq *wq, workq_fn *work, workq_fn *done, void *arg)
+{
+	struct job *j = xmalloc(sizeof(*j));
+
+	j->work = work;
+	j->done = done;
+	j->arg = arg;
+	wq->pending++;
+	pthread_mutex_lock(&wq->lock);
+	jobq_push(&wq->todo, j);
+	pthread_cond_signal(&wq->cond);
+	pthread_mutex_unlock(&wq->lock);
+}
+
+unsigned
+workq_pending(const struct workq *wq)
+{
+	return wq->pending;
+}
+
+void
+workq_free(struct workq **wqp)
+{
+	struct workq *wq = *wqp;
+
+	if (wq == NULL)
+		return;
+	pthread_mutex_lock(&wq->lock);
+	wq->stopping = true;
+	pthread_cond_broadcast(&wq->cond);
+	pthread_mutex_unlock(&wq->lock);
+	for (unsigned i = 0; i < wq->nthreads; i++)
+		pthread_join(wq->threads[i], NULL);
+	workq_run_completions(wq);
+	event_free(wq->ev);
+	close(wq->efd);
+	pthread_cond_destroy(&wq->cond);
+	pthread_mutex_destroy(&wq->lock);
+	free(wq->threads);
+	free(wq);
+	*wqp = NULL;
+}

@@ -1,0 +1,156 @@
+/* pop3_cmd.c - the command table: which verb, in which state, how many
+ * arguments, which handler.  Handlers never count their own arguments. */
+#include <string.h>
+
+#include <stdlib.h>
+
+#include "lib/log.h"
+#include "lib/strutil.h"
+#include "lib/xmalloc.h"
+#include "net/conn.h"
+#include "pop3/pop3_int.h"
+
+#define ARGS_REST (-1)	/* the whole rest of the line is one argument */
+
+struct pop3_cmd_def {
+	enum pop3_verb verb;
+	unsigned states;
+	int min_args, max_args;
+	enum pop3_ev (*fn)(struct pop3_session *, const struct pop3_cmd *);
+};
+
+#define AUTHZ POP3_IN(POP3_STATE_AUTHORIZATION)
+#define TRANS POP3_IN(POP3_STATE_TRANSACTION)
+
+static const struct pop3_cmd_def cmd_table[POP3_VERB_COUNT] = {
+	[POP3_VERB_USER] = { POP3_VERB_USER, AUTHZ, 1, ARGS_REST, pop3_cmd_user },
+	[POP3_VERB_PASS] = { POP3_VERB_PASS, AUTHZ, 0, ARGS_REST, pop3_cmd_pass },
+	[POP3_VERB_APOP] = { POP3_VERB_APOP, AUTHZ, 2, 2, pop3_cmd_apop },
+	[POP3_VERB_AUTH] = { POP3_VERB_AUTH, AUTHZ, 0, 2, pop3_cmd_auth },
+	[POP3_VERB_STLS] = { POP3_VERB_STLS, AUTHZ, 0, 0, pop3_cmd_stls },
+	[POP3_VERB_CAPA] = { POP3_VERB_CAPA, AUTHZ | TRANS, 0, 0, pop3_cmd_capa },
+	[POP3_VERB_QUIT] = { POP3_VERB_QUIT, AUTHZ | TRANS, 0, 0, pop3_cmd_quit },
+	[POP3_VERB_STAT] = { POP3_VERB_STAT, TRANS, 0, 0, pop3_cmd_stat },
+	[POP3_VERB_LIST] = { POP3_VERB_LIST, TRANS, 0, 1, pop3_cmd_list },
+	[POP3_VERB_RETR] = { POP3_VERB_RETR, TRANS, 1, 1, pop3_cmd_retr },
+	[POP3_VERB_DELE] = { POP3_VERB_DELE, TRANS, 1, 1, pop3_cmd_dele },
+	[POP3_VERB_NOOP] = { POP3_VERB_NOOP, TRANS, 0, 0, pop3_cmd_noop },
+	[POP3_VERB_RSET] = { POP3_VERB_RSET, TRANS, 0, 0, pop3_cmd_rset },
+	[POP3_VERB_TOP]  = { POP3_VERB_TOP,  TRANS, 2, 2, pop3_cmd_top },
+	[POP3_VERB_UIDL] = { POP3_VERB_UIDL, TRANS, 0, 1, pop3_cmd_uidl },
+};
+
+enum pop3_ev
+pop3_cmd_dispatch(struct pop3_session *s, const char *line, size_t len)
+{
+	const struct pop3_cmd_def *def;
+	struct pop3_cmd cmd;
+
+	switch (pop3_parse(line, len, &cmd)) {
+	case POP3_PARSE_OK:
+		break;
+	case POP3_PARSE_EMPTY:
+		pop3_err(s, "Empty command");
+		return POP3_EV_BAD;
+	case POP3_PARSE_BAD_BYTES:
+		pop3_err(s, "Invalid characters in command");
+		return POP3_EV_BAD;
+	case POP3_PARSE_UNKNOWN:
+		pop3_err(s, "Unknown command");
+		return POP3_EV_BAD;
+	}
+	def = &cmd_table[cmd.verb];
+	if ((def->states & POP3_IN(s->state)) == 0) {
+		pop3_err(s, "%s not allowed in this state",
+		    pop3_verb_name(cmd.verb));
+		return POP3_EV_BAD;
+	}
+	if (def->max_args == ARGS_REST) {
+		if (def->min_args > 0 && cmd.restlen == 0) {
+			pop3_err(s, "Missing argument");
+			return POP3_EV_BAD;
+		}
+	} else if (cmd.nargs < (unsigned)def->min_args ||
+	    cmd.nargs > (unsigned)def->max_args || cmd.empty_arg) {
+		pop3_err(s, "Wrong number of arguments");
+		return POP3_EV_BAD;
+	}
+	return def->fn(s, &cmd);
+}
+
+enum pop3_ev
+pop3_cmd_capa(struct pop3_session *s, const struct pop3_cmd *cmd)
+{
+	bool plain_ok = pop3_session_plaintext_ok(s);
+
+	(void)cmd;
+	pop3_ok(s, "Capability list follows");
+	pop3_reply(s, "TOP");
+	pop3_reply(s, "UIDL");
+	pop3_reply(s, "RESP-CODES");
+	pop3_reply(s, "AUTH-RESP-CODE");
+	pop3_reply(s, "PIPELINING");
+	pop3_reply(s, "EXPIRE NEVER");
+	if (s->state == POP3_STATE_AUTHORIZATION) {
+		char mechs[128] = "SASL";
+		for (unsigned m = 0; m < SASL_MECH_COUNT; m++) {
+			if (sasl_mech_is_plaintext((enum sasl_mech)m) && !plain_ok)
+				continue;
+			if (m == SASL_MECH_SCRAM_SHA_256_PLUS &&
+			    !conn_tls_active(s->conn))
+				continue;
+			strncat(mechs, " ", sizeof(mechs) - strlen(mechs) - 1);
+			strncat(mechs, sasl_mech_name((enum sasl_mech)m),
+			    sizeof(mechs) - strlen(mechs) - 1);
+		}
+		if (plain_ok)
+			pop3_reply(s, "USER");
+		pop3_reply(s, "%s", mechs);
+		if (pop3_session_tls_offered(s))
+			pop3_reply(s, "STLS");
+	}
+	pop3_reply(s, "IMPLEMENTATION posuto-%s", POSUTO_VERSION);
+	pop3_reply(s, ".");
+	return POP3_EV_OK;
+}
+
+enum pop3_ev
+pop3_cmd_quit(struct pop3_session *s, const struct pop3_cmd *cmd)
+{
+	(void)cmd;
+	if (s->state == POP3_STATE_AUTHORIZATION) {
+		/* RFC 1939 §6: QUIT before login enters no UPDATE state. */
+		pop3_ok(s, "posuto signing off");
+		s->end_reason = "quit";
+		return POP3_EV_CLOSE;
+	}
+	s->quit_seen = true;
+	pop3_session_set_state(s, POP3_STATE_UPDATE);
+	return pop3_job_commit(s);
+}
+
+enum pop3_ev
+pop3_cmd_sasl_line(struct pop3_session *s, const char *line, size_t len)
+{
+	unsigned char *buf;
+	long n;
+	enum pop3_ev ev;
+
+	/* RFC 5034 §4: a lone "*" cancels and MUST get -ERR. */
+	if (len == 1 && line[0] == '*') {
+		sasl_server_free(&s->sasl);
+		pop3_err(s, "AUTH cancelled");
+		return POP3_EV_OK;
+	}
+	buf = xmalloc(base64_decoded_max(len));
+	n = base64_decode(line, len, buf);
+	if (n < 0) {
+		free(buf);
+		sasl_server_free(&s->sasl);
+		pop3_err(s, "Invalid base64 in SASL response");
+		return POP3_EV_BAD;
+	}
+	/* The job owns buf from here. */
+	ev = pop3_job_sasl_step(s, buf, (size_t)n);
+	return ev;
+}

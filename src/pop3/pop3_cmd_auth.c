@@ -1,0 +1,170 @@
+/* pop3_cmd_auth.c - AUTHORIZATION state: USER, PASS, APOP, AUTH, STLS. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/userdb.h"
+#include "lib/log.h"
+#include "lib/params.h"
+#include "lib/strutil.h"
+#include "lib/xmalloc.h"
+#include "net/conn.h"
+#include "pop3/pop3_int.h"
+
+#define PLAINTEXT_REFUSED \
+	"[AUTH] Plaintext authentication disallowed on non-secure connections (use STLS or port 995)"
+
+enum pop3_ev
+pop3_cmd_user(struct pop3_session *s, const struct pop3_cmd *cmd)
+{
+	free(s->user);
+	s->user = NULL;
+	if (!pop3_session_plaintext_ok(s)) {
+		pop3_err(s, PLAINTEXT_REFUSED);
+		return POP3_EV_OK;
+	}
+	/* Unknown and invalid names answer the same: nothing is revealed
+	 * before PASS (I6).  An invalid one can never log in. */
+	if (cmd->restlen > USERNAME_MAX ||
+	    !userdb_name_valid(cmd->rest, cmd->restlen)) {
+		s->user = xstrdup("");
+	} else {
+		s->user = xstrndup(cmd->rest, cmd->restlen);
+	}
+	pop3_ok(s, "Send your password");
+	return POP3_EV_OK;
+}
+
+enum pop3_ev
+pop3_cmd_pass(struct pop3_session *s, const struct pop3_cmd *cmd)
+{
+	if (!pop3_session_plaintext_ok(s)) {
+		pop3_err(s, PLAINTEXT_REFUSED);
+		return POP3_EV_OK;
+	}
+	if (s->user == NULL) {
+		pop3_err(s, "USER first");
+		return POP3_EV_BAD;
+	}
+	if (cmd->restlen > PASSWORD_MAX) {
+		pop3_err(s, "[AUTH] Authentication failed");
+		return POP3_EV_OK;
+	}
+	return pop3_job_login_pass(s, cmd->rest, cmd->restlen);
+}
+
+enum pop3_ev
+pop3_cmd_apop(struct pop3_session *s, const struct pop3_cmd *cmd)
+{
+	char user[USERNAME_MAX + 1];
+	char digest[33];
+
+	if (s->apop_ts == NULL) {
+		pop3_err(s, "APOP not available");
+		return POP3_EV_BAD;
+	}
+	free(s->user);
+	s->user = NULL;
+	if (cmd->arglens[1] != 32 || cmd->arglens[0] > USERNAME_MAX ||
+	    !userdb_name_valid(cmd->args[0], cmd->arglens[0])) {
+		pop3_err(s, "[AUTH] Authentication failed");
+		return POP3_EV_OK;
+	}
+	memcpy(user, cmd->args[0], cmd->arglens[0]);
+	user[cmd->arglens[0]] = '\0';
+	memcpy(digest, cmd->args[1], 32);
+	digest[32] = '\0';
+	return pop3_job_login_apop(s, user, digest);
+}
+
+enum pop3_ev
+pop3_cmd_auth(struct pop3_session *s, const struct pop3_cmd *cmd)
+{
+	enum sasl_mech mech;
+	struct sasl_channel chan;
+	char name[64];
+	unsigned char *ir = NULL;
+	size_t irlen = 0;
+	bool have_ir = false;
+
+	if (cmd->nargs == 0) {
+		/* Pre-RFC 5034 clients (Outlook) list mechanisms this way. */
+		bool plain_ok = pop3_session_plaintext_ok(s);
+		pop3_ok(s, "Supported mechanisms follow");
+		for (unsigned m = 0; m < SASL_MECH_COUNT; m++) {
+			if (sasl_mech_is_plaintext((enum sasl_mech)m) && !plain_ok)
+				continue;
+			if (m == SASL_MECH_SCRAM_SHA_256_PLUS &&
+			    !conn_tls_active(s->conn))
+				continue;
+			pop3_reply(s, "%s", sasl_mech_name((enum sasl_mech)m));
+		}
+		pop3_reply(s, ".");
+		return POP3_EV_OK;
+	}
+	if (cmd->arglens[0] >= sizeof(name)) {
+		pop3_err(s, "Unsupported authentication mechanism");
+		return POP3_EV_BAD;
+	}
+	memcpy(name, cmd->args[0], cmd->arglens[0]);
+	name[cmd->arglens[0]] = '\0';
+	if (!sasl_mech_lookup(name, &mech)) {
+		pop3_err(s, "Unsupported authentication mechanism");
+		return POP3_EV_BAD;
+	}
+	if (sasl_mech_is_plaintext(mech) && !pop3_session_plaintext_ok(s)) {
+		pop3_err(s, PLAINTEXT_REFUSED);
+		return POP3_EV_OK;
+	}
+	memset(&chan, 0, sizeof(chan));
+	chan.tls = conn_tls_active(s->conn);
+	if (mech == SASL_MECH_SCRAM_SHA_256_PLUS && !chan.tls) {
+		pop3_err(s, "SCRAM-SHA-256-PLUS needs TLS");
+		return POP3_EV_BAD;
+	}
+	if (chan.tls && !conn_channel_binding(s->conn, &chan.cb_type,
+	    chan.cb_data, sizeof(chan.cb_data), &chan.cb_len))
+		chan.cb_len = 0;
+	if (cmd->nargs == 2) {
+		have_ir = true;
+		/* RFC 5034 §4: "=" is an empty initial response. */
+		if (!(cmd->arglens[1] == 1 && cmd->args[1][0] == '=')) {
+			long n;
+			ir = xmalloc(base64_decoded_max(cmd->arglens[1]));
+			n = base64_decode(cmd->args[1], cmd->arglens[1], ir);
+			if (n < 0) {
+				free(ir);
+				pop3_err(s, "Invalid base64 in initial response");
+				return POP3_EV_BAD;
+			}
+			irlen = (size_t)n;
+		} else {
+			ir = xmalloc(1);
+		}
+	}
+	s->sasl = sasl_server_new(mech, s->db, &chan);
+	s->sasl_mech = mech;
+	if (!have_ir) {
+		/* Let the mechanism speak first ("+ " challenge). */
+		return pop3_job_sasl_step(s, NULL, 0);
+	}
+	return pop3_job_sasl_step(s, ir, irlen);
+}
+
+enum pop3_ev
+pop3_cmd_stls(struct pop3_session *s, const struct pop3_cmd *cmd)
+{
+	(void)cmd;
+	if (conn_tls_active(s->conn)) {
+		pop3_err(s, "Already using TLS");
+		return POP3_EV_BAD;
+	}
+	if (!pop3_session_tls_offered(s)) {
+		pop3_err(s, "STLS not available");
+		return POP3_EV_BAD;
+	}
+	pop3_ok(s, "Begin TLS negotiation");
+	/* Nothing read so far is processed after this (CVE-2011-0411). */
+	s->busy = true;
+	conn_starttls(s->conn, s->env->tls);
+	return POP3_EV_WAIT;
+}

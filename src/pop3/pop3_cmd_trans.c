@@ -1,0 +1,190 @@
+/* pop3_cmd_trans.c - TRANSACTION state: STAT LIST RETR TOP DELE NOOP RSET UIDL. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/strutil.h"
+#include "lib/xmalloc.h"
+#include "pop3/pop3_int.h"
+#include "store/store.h"
+
+static bool
+msg_deleted(const struct pop3_session *s, uint32_t idx)
+{
+	return (s->deleted[idx / 8] >> (idx % 8)) & 1;
+}
+
+/*
+ * Message number argument -> 0-based index.  Strict (RFC 1939 §3, popa3d):
+ * digits only, no overflow wrap; deleted messages are invisible.
+ * Returns POP3_EV_OK with *idx_r set, or the event after replying -ERR
+ * (*idx_r untouched).
+ */
+static bool
+msg_arg(struct pop3_session *s, const char *arg, size_t len, uint32_t *idx_r,
+    enum pop3_ev *ev_r)
+{
+	uint32_t n;
+
+	if (!parse_u32(arg, len, &n)) {
+		pop3_err(s, "Invalid message number");
+		*ev_r = POP3_EV_BAD;
+		return false;
+	}
+	if (n == 0 || n > mailbox_count(s->mb)) {
+		pop3_err(s, "No such message");
+		*ev_r = POP3_EV_OK;
+		return false;
+	}
+	if (msg_deleted(s, n - 1)) {
+		pop3_err(s, "Message %" PRIu32 " already deleted", n);
+		*ev_r = POP3_EV_OK;
+		return false;
+	}
+	*idx_r = n - 1;
+	return true;
+}
+
+enum pop3_ev
+pop3_cmd_stat(struct pop3_session *s, const struct pop3_cmd *cmd)
+{
+	(void)cmd;
+	pop3_ok(s, "%" PRIu32 " %" PRIu64, mailbox_count(s->mb) - s->n_deleted,
+	    mailbox_total_size(s->mb) - s->deleted_size);
+	return POP3_EV_OK;
+}
+
+static enum pop3_ev
+start_listing(struct pop3_session *s, enum pop3_stream_kind kind)
+{
+	struct pop3_stream *st = xcalloc(1, sizeof(*st));
+
+	st->kind = kind;
+	pop3_stream_start(s, st);
+	return POP3_EV_WAIT;
+}
+
+enum pop3_ev
+pop3_cmd_list(struct pop3_session *s, const struct pop3_cmd *cmd)
+{
+	uint32_t idx;
+	enum pop3_ev ev;
+
+	if (cmd->nargs == 0) {
+		pop3_ok(s, "%" PRIu32 " messages (%" PRIu64 " octets)",
+		    mailbox_count(s->mb) - s->n_deleted,
+		    mailbox_total_size(s->mb) - s->deleted_size);
+		return start_listing(s, POP3_STREAM_LIST);
+	}
+	if (!msg_arg(s, cmd->args[0], cmd->arglens[0], &idx, &ev))
+		return ev;
+	pop3_ok(s, "%" PRIu32 " %" PRIu64, idx + 1, mailbox_msg_size(s->mb, idx));
+	return POP3_EV_OK;
+}
+
+enum pop3_ev
+pop3_cmd_uidl(struct pop3_session *s, const struct pop3_cmd *cmd)
+{
+	uint32_t idx;
+	enum pop3_ev ev;
+
+	if (cmd->nargs == 0) {
+		pop3_ok(s, "Unique-ID listing follows");
+		return start_listing(s, POP3_STREAM_UIDL);
+	}
+	if (!msg_arg(s, cmd->args[0], cmd->arglens[0], &idx, &ev))
+		return ev;
+	pop3_ok(s, "%" PRIu32 " %s", idx + 1, mailbox_msg_uidl(s->mb, idx));
+	return POP3_EV_OK;
+}
+
+static enum pop3_ev
+start_message(struct pop3_session *s, uint32_t idx, long long lines)
+{
+	struct msg_reader *r;
+	struct pop3_stream *st;
+	enum store_status ss;
+
+	ss = mailbox_msg_open(s->mb, idx, &r);
+	if (ss != STORE_OK) {
+		/* Another program removed it (Dovecot: "expunged"). */
+		pop3_err(s, "%sMessage %" PRIu32 " is no longer available",
+		    ss == STORE_TEMP ? "[SYS/TEMP] " : "", idx + 1);
+		return POP3_EV_OK;
+	}
+	st = xcalloc(1, sizeof(*st));
+	st->kind = POP3_STREAM_MSG;
+	st->msg = idx;
+	st->r = r;
+	wire_enc_init(&st->enc, lines);
+	if (lines < 0) {
+		pop3_ok(s, "%" PRIu64 " octets", mailbox_msg_size(s->mb, idx));
+		mailbox_msg_mark_seen(s->mb, idx);
+		s->n_retr++;
+	} else {
+		pop3_ok(s, "Top of message follows");
+	}
+	pop3_stream_start(s, st);
+	return POP3_EV_WAIT;
+}
+
+enum pop3_ev
+pop3_cmd_retr(struct pop3_session *s, const struct pop3_cmd *cmd)
+{
+	uint32_t idx;
+	enum pop3_ev ev;
+
+	if (!msg_arg(s, cmd->args[0], cmd->arglens[0], &idx, &ev))
+		return ev;
+	return start_message(s, idx, -1);
+}
+
+enum pop3_ev
+pop3_cmd_top(struct pop3_session *s, const struct pop3_cmd *cmd)
+{
+	uint32_t idx, lines;
+	enum pop3_ev ev;
+
+	if (!parse_u32(cmd->args[1], cmd->arglens[1], &lines)) {
+		pop3_err(s, "Invalid line count");
+		return POP3_EV_BAD;
+	}
+	if (!msg_arg(s, cmd->args[0], cmd->arglens[0], &idx, &ev))
+		return ev;
+	return start_message(s, idx, (long long)lines);
+}
+
+enum pop3_ev
+pop3_cmd_dele(struct pop3_session *s, const struct pop3_cmd *cmd)
+{
+	uint32_t idx;
+	enum pop3_ev ev;
+
+	if (!msg_arg(s, cmd->args[0], cmd->arglens[0], &idx, &ev))
+		return ev;
+	/* Only marked here; removed in UPDATE after QUIT (RFC 1939 §6, I2). */
+	s->deleted[idx / 8] |= (uint8_t)(1u << (idx % 8));
+	s->n_deleted++;
+	s->deleted_size += mailbox_msg_size(s->mb, idx);
+	pop3_ok(s, "Message %" PRIu32 " deleted", idx + 1);
+	return POP3_EV_OK;
+}
+
+enum pop3_ev
+pop3_cmd_noop(struct pop3_session *s, const struct pop3_cmd *cmd)
+{
+	(void)cmd;
+	pop3_reply(s, "+OK");
+	return POP3_EV_OK;
+}
+
+enum pop3_ev
+pop3_cmd_rset(struct pop3_session *s, const struct pop3_cmd *cmd)
+{
+	(void)cmd;
+	memset(s->deleted, 0, (mailbox_count(s->mb) + 7) / 8);
+	s->n_deleted = 0;
+	s->deleted_size = 0;
+	pop3_ok(s, "%" PRIu32 " messages", mailbox_count(s->mb));
+	return POP3_EV_OK;
+}

@@ -1,0 +1,151 @@
+/*
+ * pop3_int.h - what the pop3/ files share among themselves: the session
+ * struct, command handlers and replies.  Not for use outside src/pop3.
+ */
+#ifndef POP3_INT_H
+#define POP3_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth/sasl.h"
+#include "lib/wire.h"
+#include "pop3/pop3_parse.h"
+#include "pop3/pop3_session.h"
+
+struct conn;
+struct event;
+struct mailbox;
+struct msg_reader;
+
+enum pop3_state {
+	POP3_STATE_AUTHORIZATION = 0,
+	POP3_STATE_TRANSACTION,
+	POP3_STATE_UPDATE,
+	POP3_STATE_CLOSED,
+};
+#define POP3_IN(st) (1u << (st))
+
+/* What a command handler did (popa3d's event codes). */
+enum pop3_ev {
+	POP3_EV_OK = 0,		/* replied; read the next command */
+	POP3_EV_BAD,		/* replied -ERR to a malformed command: counts */
+	POP3_EV_WAIT,		/* work in flight (job, timer, stream, TLS) */
+	POP3_EV_CLOSE,		/* replied; close once the reply is sent */
+};
+
+enum pop3_stream_kind {
+	POP3_STREAM_MSG = 0,	/* RETR / TOP */
+	POP3_STREAM_LIST,
+	POP3_STREAM_UIDL,
+};
+
+struct pop3_stream {
+	enum pop3_stream_kind kind;
+	uint32_t idx;		/* next message for LIST/UIDL */
+	uint32_t msg;		/* RETR/TOP: which message */
+	struct msg_reader *r;
+	struct wire_enc enc;
+	uint64_t sent;
+};
+
+struct pop3_session {
+	struct pop3_session *prev, *next;	/* env->sessions */
+	struct pop3_env *env;
+	struct conn *conn;
+	uint64_t id;
+	int refs;			/* the session itself + jobs in flight */
+	enum pop3_state state;
+
+	bool busy;			/* job or delay timer in flight */
+	bool peer_gone;			/* EOF/error seen: finish input, then end */
+	bool close_after_flush;
+	bool close_after_delay;		/* delayed reply is the last one */
+	bool discarding;		/* dropping the rest of an overlong line */
+	bool conn_counted;		/* holds an iplimit slot */
+	bool quit_seen;
+
+	struct userdb *db;		/* ref taken at start */
+	char *user;			/* after USER, or the logged-in name */
+	const char *login_method;
+	struct mailbox *mb;
+	uint8_t *deleted;		/* bitmap, TRANSACTION only */
+	uint32_t n_deleted;
+	uint64_t deleted_size;
+
+	struct sasl_server *sasl;	/* AUTH exchange in progress */
+	enum sasl_mech sasl_mech;
+	char *apop_ts;			/* greeting timestamp if APOP is on */
+
+	struct pop3_stream *stream;
+	struct event *timer;		/* failed-login delay */
+	struct event *session_timer;	/* SessionTimeOut */
+	char *pending_reply;		/* sent when the timer fires */
+
+	unsigned bad_cmds;
+	unsigned auth_failures;
+	uint32_t n_retr;
+	uint64_t bytes_sent;
+	const char *end_reason;
+};
+
+/* Replies.  Text is ours, never a format built from client input. */
+void pop3_reply(struct pop3_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+#define pop3_ok(s, ...) pop3_reply((s), "+OK " __VA_ARGS__)
+#define pop3_err(s, ...) pop3_reply((s), "-ERR " __VA_ARGS__)
+
+/* Session internals used by handlers. */
+void pop3_session_ref(struct pop3_session *s);
+void pop3_session_unref(struct pop3_session *s);
+void pop3_session_set_state(struct pop3_session *s, enum pop3_state st);
+/* Resume command processing after a job/timer/stream finished. */
+void pop3_session_resume(struct pop3_session *s);
+/* Reply text after a delay (failed logins), then resume. */
+void pop3_session_delayed_reply(struct pop3_session *s, unsigned ms,
+    const char *reply);
+void pop3_session_end(struct pop3_session *s, const char *reason);
+bool pop3_session_plaintext_ok(struct pop3_session *s);
+bool pop3_session_tls_offered(struct pop3_session *s);
+
+/* Command dispatch (pop3_cmd.c). */
+enum pop3_ev pop3_cmd_dispatch(struct pop3_session *s, const char *line,
+    size_t len);
+/* A line while an AUTH exchange waits for the client's response. */
+enum pop3_ev pop3_cmd_sasl_line(struct pop3_session *s, const char *line,
+    size_t len);
+
+/* Handlers, by state group. */
+enum pop3_ev pop3_cmd_user(struct pop3_session *, const struct pop3_cmd *);
+enum pop3_ev pop3_cmd_pass(struct pop3_session *, const struct pop3_cmd *);
+enum pop3_ev pop3_cmd_apop(struct pop3_session *, const struct pop3_cmd *);
+enum pop3_ev pop3_cmd_auth(struct pop3_session *, const struct pop3_cmd *);
+enum pop3_ev pop3_cmd_stls(struct pop3_session *, const struct pop3_cmd *);
+enum pop3_ev pop3_cmd_capa(struct pop3_session *, const struct pop3_cmd *);
+enum pop3_ev pop3_cmd_quit(struct pop3_session *, const struct pop3_cmd *);
+enum pop3_ev pop3_cmd_stat(struct pop3_session *, const struct pop3_cmd *);
+enum pop3_ev pop3_cmd_list(struct pop3_session *, const struct pop3_cmd *);
+enum pop3_ev pop3_cmd_retr(struct pop3_session *, const struct pop3_cmd *);
+enum pop3_ev pop3_cmd_top(struct pop3_session *, const struct pop3_cmd *);
+enum pop3_ev pop3_cmd_dele(struct pop3_session *, const struct pop3_cmd *);
+enum pop3_ev pop3_cmd_noop(struct pop3_session *, const struct pop3_cmd *);
+enum pop3_ev pop3_cmd_rset(struct pop3_session *, const struct pop3_cmd *);
+enum pop3_ev pop3_cmd_uidl(struct pop3_session *, const struct pop3_cmd *);
+
+/* Multi-line output (pop3_stream.c): true when finished. */
+void pop3_stream_start(struct pop3_session *s, struct pop3_stream *st);
+bool pop3_stream_fill(struct pop3_session *s);
+void pop3_stream_free(struct pop3_session *s);
+
+/* The worker jobs of login and UPDATE (pop3_job.c). */
+enum pop3_ev pop3_job_login_pass(struct pop3_session *s, const char *pass,
+    size_t len);
+enum pop3_ev pop3_job_login_apop(struct pop3_session *s, const char *user,
+    const char *digest);
+/* Takes ownership of in (malloc'd, may be NULL for "no response"). */
+enum pop3_ev pop3_job_sasl_step(struct pop3_session *s,
+    unsigned char *in, size_t inlen);
+enum pop3_ev pop3_job_commit(struct pop3_session *s);
+
+#endif

@@ -1,0 +1,404 @@
+/* pop3_session.c - session lifecycle, input loop and state changes. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "auth/userdb.h"
+#include "lib/log.h"
+#include "lib/params.h"
+#include "lib/xmalloc.h"
+#include "net/conn.h"
+#include "net/iplimit.h"
+#include "net/tls.h"
+#include "pop3/pop3_int.h"
+#include "store/store.h"
+
+/* Lines are handled synchronously on the loop thread, one at a time. */
+static char pop3_linebuf[POP3_MAX_SASL_LINE + 1];
+
+static const char *const state_names[] = {
+	[POP3_STATE_AUTHORIZATION] = "AUTHORIZATION",
+	[POP3_STATE_TRANSACTION] = "TRANSACTION",
+	[POP3_STATE_UPDATE] = "UPDATE",
+	[POP3_STATE_CLOSED] = "CLOSED",
+};
+
+static void pop3_session_on_conn(struct conn *c, enum conn_event ev,
+    void *ctx);
+static void pop3_session_process(struct pop3_session *s);
+
+void
+pop3_reply(struct pop3_session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(conn_out(s->conn), fmt, ap);
+	va_end(ap);
+	evbuffer_add(conn_out(s->conn), "\r\n", 2);
+}
+
+void
+pop3_session_ref(struct pop3_session *s)
+{
+	s->refs++;
+}
+
+static void
+pop3_session_free(struct pop3_session *s)
+{
+	struct pop3_env *env = s->env;
+
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		env->sessions = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	env->n_sessions--;
+	free(s->deleted);
+	free(s->user);
+	free(s->apop_ts);
+	free(s->pending_reply);
+	userdb_unref(&s->db);
+	free(s);
+}
+
+void
+pop3_session_unref(struct pop3_session *s)
+{
+	if (--s->refs == 0)
+		pop3_session_free(s);
+}
+
+void
+pop3_session_set_state(struct pop3_session *s, enum pop3_state st)
+{
+	log_debug("session=%llx state %s -> %s", (unsigned long long)s->id,
+	    state_names[s->state], state_names[st]);
+	s->state = st;
+}
+
+bool
+pop3_session_plaintext_ok(struct pop3_session *s)
+{
+	return conn_tls_active(s->conn) || conn_peer_local(s->conn) ||
+	    s->env->params.allow_plaintext_auth;
+}
+
+bool
+pop3_session_tls_offered(struct pop3_session *s)
+{
+	return s->env->tls != NULL && !conn_tls_active(s->conn) &&
+	    conn_tls_possible(s->conn) && s->state == POP3_STATE_AUTHORIZATION;
+}
+
+/*
+ * Ends the session: no UPDATE here, so nothing is deleted (RFC 1939 §6);
+ * an UPDATE in flight finishes in its job and releases the mailbox there.
+ */
+void
+pop3_session_end(struct pop3_session *s, const char *reason)
+{
+	struct pop3_env *env = s->env;
+
+	if (s->state == POP3_STATE_CLOSED)
+		return;
+	if (s->end_reason == NULL)
+		s->end_reason = reason;
+	log_info("session=%llx logout user=%s reason=%s retrieved=%u "
+	    "deleted=%u bytes=%llu", (unsigned long long)s->id,
+	    s->user != NULL && s->login_method != NULL ? s->user : "-",
+	    s->end_reason, s->n_retr, s->quit_seen ? s->n_deleted : 0,
+	    (unsigned long long)s->bytes_sent);
+	pop3_session_set_state(s, POP3_STATE_CLOSED);
+	pop3_stream_free(s);
+	sasl_server_free(&s->sasl);
+	if (s->timer != NULL)
+		event_free(s->timer);
+	if (s->session_timer != NULL)
+		event_free(s->session_timer);
+	s->timer = s->session_timer = NULL;
+	/* A job in flight owns the mailbox until it completes. */
+	if (!s->busy && s->mb != NULL)
+		mailbox_close(&s->mb);
+	if (s->conn_counted)
+		iplimit_conn_release(env->iplimit, conn_peer_addr(s->conn));
+	conn_free(&s->conn);
+	pop3_session_unref(s);
+}
+
+static void
+pop3_session_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct pop3_session *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (s->pending_reply != NULL) {
+		pop3_reply(s, "%s", s->pending_reply);
+		free(s->pending_reply);
+		s->pending_reply = NULL;
+	}
+	s->busy = false;
+	if (s->close_after_delay)
+		s->close_after_flush = true;
+	pop3_session_resume(s);
+}
+
+void
+pop3_session_delayed_reply(struct pop3_session *s, unsigned ms,
+    const char *reply)
+{
+	struct timeval tv = { .tv_sec = ms / 1000,
+	    .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
+
+	free(s->pending_reply);
+	s->pending_reply = xstrdup(reply);
+	s->busy = true;
+	if (s->timer == NULL)
+		s->timer = evtimer_new(s->env->base, pop3_session_on_timer, s);
+	evtimer_add(s->timer, &tv);
+}
+
+static void
+pop3_session_on_session_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct pop3_session *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (s->state == POP3_STATE_UPDATE)
+		return;		/* let the expunge finish */
+	pop3_err(s, "[SYS/TEMP] Session time limit reached");
+	s->close_after_flush = true;
+	s->end_reason = "session-timeout";
+	conn_want_drained(s->conn, 0);
+}
+
+bool
+pop3_session_start(struct pop3_env *env, int rfd, int wfd,
+    struct tls_ctx *tls)
+{
+	struct pop3_session *s = xcalloc(1, sizeof(*s));
+
+	s->env = env;
+	s->id = ++env->next_id;
+	s->refs = 1;
+	s->conn = conn_new(env->base, rfd, wfd, tls, pop3_session_on_conn, s);
+	if (s->conn == NULL) {
+		close(rfd);
+		if (wfd != rfd)
+			close(wfd);
+		free(s);
+		return false;
+	}
+	s->next = env->sessions;
+	if (s->next != NULL)
+		s->next->prev = s;
+	env->sessions = s;
+	env->n_sessions++;
+
+	log_info("session=%llx connect from=%s%s", (unsigned long long)s->id,
+	    conn_peer(s->conn), tls != NULL ? " tls=implicit" : "");
+	if (!iplimit_conn_acquire(env->iplimit, conn_peer_addr(s->conn),
+	    env->params.max_connections_per_ip)) {
+		log_warnx("session=%llx refused: too many connections from %s",
+		    (unsigned long long)s->id, conn_peer(s->conn));
+		pop3_err(s, "[SYS/TEMP] Too many connections from your address");
+		s->close_after_flush = true;
+		s->end_reason = "per-ip-limit";
+		conn_want_drained(s->conn, 0);
+		return true;
+	}
+	s->conn_counted = true;
+	if (env->params.max_connections != 0 &&
+	    env->n_sessions > env->params.max_connections) {
+		log_warnx("session=%llx refused: MaxConnections reached",
+		    (unsigned long long)s->id);
+		pop3_err(s, "[SYS/TEMP] Too many connections, try later");
+		s->close_after_flush = true;
+		s->end_reason = "connection-limit";
+		conn_want_drained(s->conn, 0);
+		return true;
+	}
+	s->db = env->db;
+	userdb_ref(s->db);
+	conn_set_timeout(s->conn, env->params.idle_timeout);
+	if (env->params.session_timeout != 0) {
+		struct timeval tv = { .tv_sec = env->params.session_timeout };
+		s->session_timer = evtimer_new(env->base,
+		    pop3_session_on_session_timeout, s);
+		evtimer_add(s->session_timer, &tv);
+	}
+	if (userdb_has_apop(s->db)) {
+		/* RFC 1939 §7: <process-ID.clock@hostname>, unique per greeting. */
+		s->apop_ts = xasprintf("<%ld.%lld.%llx@%s>", (long)getpid(),
+		    (long long)time(NULL), (unsigned long long)s->id,
+		    env->hostname);
+		pop3_ok(s, "POP3 server ready %s", s->apop_ts);
+	} else {
+		pop3_ok(s, "POP3 server ready");
+	}
+	return true;
+}
+
+void
+pop3_session_close_all(struct pop3_env *env)
+{
+	struct pop3_session *s, *next;
+
+	for (s = env->sessions; s != NULL; s = next) {
+		next = s->next;
+		if (s->state != POP3_STATE_CLOSED && s->state != POP3_STATE_UPDATE)
+			pop3_session_end(s, "shutdown");
+	}
+}
+
+static void
+pop3_session_bad(struct pop3_session *s)
+{
+	if (++s->bad_cmds < s->env->params.max_bad_commands)
+		return;
+	pop3_err(s, "Too many bad commands, closing connection");
+	s->close_after_flush = true;
+	s->end_reason = "too-many-errors";
+}
+
+void
+pop3_session_resume(struct pop3_session *s)
+{
+	if (s->state == POP3_STATE_CLOSED)
+		return;
+	pop3_session_process(s);
+}
+
+static void
+pop3_session_process(struct pop3_session *s)
+{
+	struct evbuffer *in;
+	enum pop3_line_result lr;
+	enum pop3_ev ev;
+	size_t len, max;
+
+	while (s->state != POP3_STATE_CLOSED && !s->close_after_flush &&
+	    !s->busy && s->stream == NULL) {
+		/* A pipelining client that never reads its replies must not
+		 * make us buffer without bound (I8). */
+		if (conn_out_pending(s->conn) > POP3_OUTPUT_HIGH_WATER) {
+			conn_want_drained(s->conn, POP3_OUTPUT_HIGH_WATER / 2);
+			return;
+		}
+		in = conn_in(s->conn);
+		max = s->sasl != NULL ? POP3_MAX_SASL_LINE : POP3_MAX_LINE;
+		lr = pop3_read_line(in, max, &s->discarding, pop3_linebuf, &len);
+		if (lr == POP3_LINE_MORE) {
+			if (s->peer_gone) {
+				pop3_session_end(s, s->end_reason ? s->end_reason :
+				    "disconnected");
+				return;
+			}
+			return;
+		}
+		if (lr == POP3_LINE_TOO_LONG) {
+			if (s->sasl != NULL) {
+				sasl_server_free(&s->sasl);
+				pop3_err(s, "[AUTH] SASL response too long");
+			} else {
+				pop3_err(s, "Line too long");
+			}
+			pop3_session_bad(s);
+			continue;
+		}
+		if (s->sasl != NULL)
+			ev = pop3_cmd_sasl_line(s, pop3_linebuf, len);
+		else
+			ev = pop3_cmd_dispatch(s, pop3_linebuf, len);
+		explicit_bzero(pop3_linebuf, len);	/* may hold a password */
+		switch (ev) {
+		case POP3_EV_OK:
+			s->bad_cmds = 0;
+			break;
+		case POP3_EV_BAD:
+			pop3_session_bad(s);
+			break;
+		case POP3_EV_WAIT:
+			break;
+		case POP3_EV_CLOSE:
+			s->close_after_flush = true;
+			break;
+		}
+	}
+	if (s->state == POP3_STATE_CLOSED)
+		return;
+	if (s->close_after_flush)
+		conn_want_drained(s->conn, 0);
+}
+
+static void
+pop3_session_on_conn(struct conn *c, enum conn_event ev, void *ctx)
+{
+	struct pop3_session *s = ctx;
+
+	(void)c;
+	switch (ev) {
+	case CONN_EV_READ:
+		pop3_session_process(s);
+		break;
+	case CONN_EV_DRAINED:
+		if (s->close_after_flush) {
+			pop3_session_end(s, s->end_reason ? s->end_reason : "quit");
+			return;
+		}
+		if (s->stream != NULL && !pop3_stream_fill(s))
+			return;
+		pop3_session_process(s);
+		break;
+	case CONN_EV_TLS_READY: {
+		char desc[128];
+		conn_tls_describe(s->conn, desc, sizeof(desc));
+		log_info("session=%llx tls=%s", (unsigned long long)s->id, desc);
+		/* RFC 2595 §4: forget everything from before STLS. */
+		free(s->user);
+		s->user = NULL;
+		s->busy = false;
+		s->discarding = false;
+		pop3_session_process(s);
+		break;
+	}
+	case CONN_EV_TIMEOUT:
+		if (s->state == POP3_STATE_UPDATE) {
+			s->peer_gone = true;
+			break;
+		}
+		/* RFC 1939 §3: autologout without UPDATE. */
+		pop3_err(s, "Autologout: idle timeout");
+		s->end_reason = "timeout";
+		pop3_session_end(s, "timeout");
+		break;
+	case CONN_EV_CLOSED:
+		s->peer_gone = true;
+		if (s->end_reason == NULL)
+			s->end_reason = "disconnected";
+		if (s->close_after_flush) {
+			pop3_session_end(s, s->end_reason);
+			return;
+		}
+		/* Commands the client sent before closing still count (a
+		 * pipelined "DELE 1\r\nQUIT\r\n" then close must delete),
+		 * but a stream to a peer that is gone is pointless. */
+		if (s->stream != NULL) {
+			pop3_session_end(s, s->end_reason);
+			return;
+		}
+		if (!s->busy)
+			pop3_session_process(s);
+		break;
+	}
+}

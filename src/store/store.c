@@ -1,0 +1,633 @@
+/*
+ * store.c - the mailbox interface: format detection, the session lock,
+ * sizing message files, readers, and dispatch to the backends.
+ *
+ * The lock is an OFD lock (fcntl F_OFD_SETLK) on ".posuto.lock" in the
+ * mailbox directory.  OFD locks belong to the open file description, so a
+ * second open in the same process conflicts too (POSIX record locks would
+ * not), and the kernel drops the lock when the process dies: no stale
+ * lock files to time out.  The lock file lives in the Maildir root (never
+ * in new/ cur/ tmp/, where MTAs and other readers look) or in the emldir
+ * user directory (it does not end in ".eml").
+ *
+ * A missing mailbox directory is an empty mailbox and takes no lock: we
+ * do not create directories, because the MTA creates them with its own
+ * owner and mode on first delivery, and a session over an empty snapshot
+ * can neither delete nor move anything, so two of them cannot conflict.
+ */
+#include "store/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/params.h"
+#include "lib/strutil.h"
+#include "lib/wire.h"
+#include "lib/xmalloc.h"
+#include "store/store_index.h"
+#include "store/store_int.h"
+
+#define STORE_LOCK_NAME		".posuto.lock"
+/* Bytes of an emldir message hashed into its UIDL (see store_emldir.c). */
+#define STORE_HASH_PREFIX	(16 * 1024)
+/* Below this many files to read, threads cost more than they save. */
+#define STORE_SIZE_MIN_PARALLEL	32
+/* Cold files are read in parallel: the work is I/O latency, not CPU, so
+ * more threads than cores keep the disk queue full. */
+#define STORE_SIZE_THREADS	8
+#define STORE_READ_CHUNK	(64 * 1024)
+
+struct msg_reader {
+	int fd;
+	uint64_t raw_size;
+	bool wire_form;
+};
+
+static void
+store_err(char *err, size_t errsz, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+store_err(char *err, size_t errsz, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errsz == 0)
+		return;
+	va_start(ap, fmt);
+	(void)vsnprintf(err, errsz, fmt, ap);
+	va_end(ap);
+}
+
+size_t
+store_pool_add(struct mailbox *mb, const char *s, size_t n)
+{
+	size_t off;
+
+	if (mb->pool_cap - mb->pool_len < n + 1) {
+		size_t cap = mb->pool_cap ? mb->pool_cap : 4096;
+		/* s may point into the pool itself (a UIDL copied from a
+		 * name): find it again after the move */
+		bool inside = mb->pool != NULL && s >= mb->pool &&
+		    s < mb->pool + mb->pool_len;
+		size_t s_off = inside ? (size_t)(s - mb->pool) : 0;
+
+		while (cap - mb->pool_len < n + 1)
+			cap *= 2;
+		mb->pool = xreallocarray(mb->pool, cap, 1);
+		mb->pool_cap = cap;
+		if (inside)
+			s = mb->pool + s_off;
+	}
+	if (mb->pool_len == 0)
+		mb->pool[mb->pool_len++] = '\0';	/* offset 0 = unset */
+	off = mb->pool_len;
+	memcpy(mb->pool + off, s, n);
+	mb->pool[off + n] = '\0';
+	mb->pool_len += n + 1;
+	return off;
+}
+
+struct store_msg *
+store_msg_add(struct mailbox *mb)
+{
+	struct store_msg *m;
+
+	if (mb->count >= MAILBOX_MAX_MESSAGES)
+		return NULL;
+	if (mb->count == mb->cap) {
+		mb->cap = mb->cap ? mb->cap * 2 : 64;
+		mb->msgs = xreallocarray(mb->msgs, mb->cap, sizeof(*mb->msgs));
+	}
+	m = &mb->msgs[mb->count++];
+	memset(m, 0, sizeof(*m));
+	return m;
+}
+
+void
+store_msg_from_index(struct mailbox *mb, struct store_msg *m,
+    const struct store_index_entry *e)
+{
+	m->raw_size = e->raw_size;
+	m->wire_size = e->wire_size;
+	m->flags |= STORE_MSG_SIZED | STORE_MSG_RAW | STORE_MSG_FROM_INDEX;
+	if (e->flags & STORE_INDEX_F_WIRE_FORM)
+		m->flags |= STORE_MSG_WIRE_FORM;
+	if (e->uidl_len > 0) {
+		m->uidl_off = store_pool_add(mb, e->uidl, e->uidl_len);
+		m->flags &= (uint8_t)~STORE_MSG_HASH;
+	}
+	mb->index_hits++;
+}
+
+int
+store_openat_msg(int dirfd, const char *name, struct stat *st_r)
+{
+	int fd;
+
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
+	    O_NOCTTY | O_NONBLOCK);
+	if (fd == -1)
+		return -1;
+	/* O_NONBLOCK only so that a FIFO planted under a message name
+	 * cannot block open(); regular files ignore it. */
+	if (fstat(fd, st_r) == -1) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	if (!S_ISREG(st_r->st_mode)) {
+		close(fd);
+		errno = STORE_ENOTREG;
+		return -1;
+	}
+	return fd;
+}
+
+bool
+store_fsync_dir(int fd, const char *what)
+{
+	if (fd != -1 && fsync(fd) == -1 && errno != EINVAL) {
+		log_warn("store: fsync %s", what);
+		return false;
+	}
+	return true;
+}
+
+bool
+store_uidl_valid(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > 70)
+		return false;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+			return false;
+	return true;
+}
+
+void
+store_hash_uidl(const void *data, size_t len, char prefix, char *out)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+	    mdlen < 16)
+		fatalx("store: SHA-256 unavailable");
+	out[0] = prefix;
+	hex_encode(md, 16, out + 1);
+}
+
+/* --- sizing message files ------------------------------------------- */
+
+struct store_sizer {
+	struct mailbox *mb;
+	uint32_t *todo;
+	uint32_t n;
+	atomic_uint next;
+	atomic_int error;	/* first errno, 0 = none */
+	atomic_uint failed_idx;
+};
+
+/* Reads one file: wire size, wire-form flag, identity, emldir digest. */
+static int
+store_size_one(struct mailbox *mb, struct store_msg *m, unsigned char *buf)
+{
+	const char *name = store_pool_str(mb, m->name_off);
+	struct wire_size ws;
+	struct stat st;
+	EVP_MD_CTX *md = NULL;
+	uint64_t hashed = 0;
+	int fd, err = 0;
+
+	fd = store_openat_msg(mb->dirfd[m->dir], name, &st);
+	if (fd == -1)
+		return errno;
+	if (st.st_size > 4096)
+		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	if (m->flags & STORE_MSG_HASH) {
+		md = EVP_MD_CTX_new();
+		if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+			fatalx("store: SHA-256 unavailable");
+	}
+	wire_size_init(&ws);
+	for (;;) {
+		ssize_t n = read(fd, buf, STORE_READ_CHUNK);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			err = errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		wire_size_update(&ws, buf, (size_t)n);
+		if (md != NULL && hashed < STORE_HASH_PREFIX) {
+			size_t h = (size_t)n;
+
+			if (h > STORE_HASH_PREFIX - hashed)
+				h = (size_t)(STORE_HASH_PREFIX - hashed);
+			(void)EVP_DigestUpdate(md, buf, h);
+			hashed += h;
+		}
+	}
+	close(fd);
+	if (err == 0) {
+		m->raw_size = ws.raw;
+		m->wire_size = wire_size_final(&ws);
+		m->ino = (uint64_t)st.st_ino;
+		m->mtime_sec = st.st_mtim.tv_sec;
+		m->mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
+		m->flags |= STORE_MSG_SIZED | STORE_MSG_RAW;
+		if (wire_size_is_wire_form(&ws))
+			m->flags |= STORE_MSG_WIRE_FORM;
+		else
+			m->flags &= (uint8_t)~STORE_MSG_WIRE_FORM;
+		if (md != NULL) {
+			unsigned char dg[EVP_MAX_MD_SIZE];
+			unsigned int dl = 0;
+			char sz[24];
+			int l = snprintf(sz, sizeof(sz), "/%llu",
+			    (unsigned long long)ws.raw);
+
+			/* digest = SHA-256(first 16 KiB, file name, "/size") */
+			(void)EVP_DigestUpdate(md, name, strlen(name));
+			(void)EVP_DigestUpdate(md, sz, (size_t)l);
+			if (EVP_DigestFinal_ex(md, dg, &dl) != 1 || dl < 16)
+				fatalx("store: SHA-256 failed");
+			memcpy(m->hash, dg, 16);
+		}
+	}
+	EVP_MD_CTX_free(md);
+	return err;
+}
+
+static void *
+store_size_worker(void *arg)
+{
+	struct store_sizer *sz = arg;
+	unsigned char *buf = xmalloc(STORE_READ_CHUNK);
+	unsigned i;
+
+	while ((i = atomic_fetch_add(&sz->next, 1)) < sz->n) {
+		uint32_t idx = sz->todo[i];
+		struct store_msg *m = &sz->mb->msgs[idx];
+		int err = store_size_one(sz->mb, m, buf);
+
+		if (err == ENOENT || err == ELOOP || err == STORE_ENOTREG) {
+			/* deleted by someone else since readdir, or not a
+			 * regular file after all: not part of the snapshot */
+			m->flags |= STORE_MSG_GONE;
+		} else if (err != 0) {
+			int zero = 0;
+
+			if (atomic_compare_exchange_strong(&sz->error, &zero,
+			    err))
+				atomic_store(&sz->failed_idx, idx);
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
+static enum store_status
+store_size_pending(struct mailbox *mb, char *err, size_t errsz)
+{
+	struct store_sizer sz;
+	pthread_t th[STORE_SIZE_THREADS];
+	unsigned nth = 0, t;
+	uint32_t i;
+
+	memset(&sz, 0, sizeof(sz));
+	sz.mb = mb;
+	sz.todo = xreallocarray(NULL, mb->count ? mb->count : 1,
+	    sizeof(*sz.todo));
+	for (i = 0; i < mb->count; i++)
+		if (!(mb->msgs[i].flags & STORE_MSG_SIZED) ||
+		    ((mb->msgs[i].flags & STORE_MSG_HASH) &&
+		    mb->msgs[i].uidl_off == 0))
+			sz.todo[sz.n++] = i;
+	atomic_init(&sz.next, 0);
+	atomic_init(&sz.error, 0);
+	atomic_init(&sz.failed_idx, 0);
+	if (sz.n > 0)
+		mb->index_dirty = true;
+	if (sz.n >= STORE_SIZE_MIN_PARALLEL) {
+		nth = sz.n / 16;
+		if (nth > STORE_SIZE_THREADS)
+			nth = STORE_SIZE_THREADS;
+		for (t = 0; t < nth; t++)
+			if (pthread_create(&th[t], NULL, store_size_worker,
+			    &sz) != 0)
+				break;
+		nth = t;
+	}
+	/* the calling thread works too (and alone if threads failed) */
+	store_size_worker(&sz);
+	for (t = 0; t < nth; t++)
+		pthread_join(th[t], NULL);
+	free(sz.todo);
+	if (atomic_load(&sz.error) != 0) {
+		int e = atomic_load(&sz.error);
+		uint32_t fi = atomic_load(&sz.failed_idx);
+
+		store_err(err, errsz, "cannot read message %s: %s",
+		    store_pool_str(mb, mb->msgs[fi].name_off), strerror(e));
+		return STORE_TEMP;
+	}
+	return STORE_OK;
+}
+
+/* Removes messages that vanished while the mailbox was being scanned. */
+static void
+store_drop_gone(struct mailbox *mb)
+{
+	uint32_t i, j = 0;
+
+	for (i = 0; i < mb->count; i++)
+		if (!(mb->msgs[i].flags & STORE_MSG_GONE))
+			mb->msgs[j++] = mb->msgs[i];
+	mb->count = j;
+}
+
+/* --- open / close ----------------------------------------------------- */
+
+static bool
+store_is_subdir(int dirfd, const char *name)
+{
+	struct stat st;
+
+	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISDIR(st.st_mode);
+}
+
+static enum store_status
+store_lock(struct mailbox *mb, char *err, size_t errsz)
+{
+	struct flock fl;
+
+	mb->lockfd = openat(mb->dirfd[STORE_DIR_ROOT], STORE_LOCK_NAME,
+	    O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+	if (mb->lockfd == -1) {
+		store_err(err, errsz, "cannot open lock file: %s",
+		    strerror(errno));
+		return STORE_TEMP;
+	}
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	if (fcntl(mb->lockfd, F_OFD_SETLK, &fl) == -1) {
+		int e = errno;
+
+		close(mb->lockfd);
+		mb->lockfd = -1;
+		if (e == EAGAIN || e == EACCES) {
+			store_err(err, errsz, "mailbox in use");
+			return STORE_IN_USE;
+		}
+		store_err(err, errsz, "cannot lock mailbox: %s", strerror(e));
+		return STORE_TEMP;
+	}
+	return STORE_OK;
+}
+
+static struct mailbox *
+store_new(const char *path)
+{
+	struct mailbox *mb = xcalloc(1, sizeof(*mb));
+	int i;
+
+	mb->path = xstrdup(path);
+	for (i = 0; i < STORE_DIR_COUNT; i++)
+		mb->dirfd[i] = -1;
+	mb->lockfd = -1;
+	(void)store_pool_add(mb, "", 0);
+	return mb;
+}
+
+enum store_status
+mailbox_open(const char *path, enum mbox_format format,
+    struct mailbox **mb_r, char *err, size_t errsz)
+{
+	struct mailbox *mb;
+	enum store_status st;
+	uint32_t i;
+	int fd;
+
+	*mb_r = NULL;
+	if (err != NULL && errsz > 0)
+		err[0] = '\0';
+	mb = store_new(path);
+	mb->ops = format == MBOX_FORMAT_MAILDIR ? &store_maildir_ops :
+	    &store_emldir_ops;
+	/* The root may be a symlink (/var/mail/u -> /srv/...): the admin
+	 * configured it.  Everything below it is opened without following. */
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOCTTY);
+	if (fd == -1) {
+		if (errno == ENOENT) {
+			*mb_r = mb;
+			return STORE_OK;
+		}
+		store_err(err, errsz, "cannot open %s: %s", path,
+		    strerror(errno));
+		st = errno == ENOTDIR ? STORE_PERM : STORE_TEMP;
+		mailbox_close(&mb);
+		return st;
+	}
+	mb->dirfd[STORE_DIR_ROOT] = fd;
+	if (format == MBOX_FORMAT_AUTO && store_is_subdir(fd, "cur") &&
+	    store_is_subdir(fd, "new") && store_is_subdir(fd, "tmp"))
+		mb->ops = &store_maildir_ops;
+
+	if ((st = store_lock(mb, err, errsz)) != STORE_OK) {
+		mailbox_close(&mb);
+		return st;
+	}
+	mb->index = store_index_load(fd, mb->ops->index_kind);
+	if ((st = mb->ops->scan(mb, err, errsz)) != STORE_OK ||
+	    (st = store_size_pending(mb, err, errsz)) != STORE_OK) {
+		mailbox_close(&mb);
+		return st;
+	}
+	store_drop_gone(mb);
+	mb->ops->finish(mb);
+	mb->total = 0;
+	for (i = 0; i < mb->count; i++)
+		mb->total += mb->msgs[i].wire_size;
+	if (mb->index_hits != store_index_count(mb->index))
+		mb->index_dirty = true;	/* entries for vanished files */
+	store_index_free(&mb->index);
+	if (mb->index_dirty) {
+		(void)store_index_write(fd, mb, NULL);
+		mb->index_dirty = false;
+	}
+	*mb_r = mb;
+	return STORE_OK;
+}
+
+uint32_t
+mailbox_count(const struct mailbox *mb)
+{
+	return mb->count;
+}
+
+uint64_t
+mailbox_msg_size(const struct mailbox *mb, uint32_t idx)
+{
+	return mb->msgs[idx].wire_size;
+}
+
+const char *
+mailbox_msg_uidl(const struct mailbox *mb, uint32_t idx)
+{
+	return store_pool_str(mb, mb->msgs[idx].uidl_off);
+}
+
+uint64_t
+mailbox_total_size(const struct mailbox *mb)
+{
+	return mb->total;
+}
+
+void
+mailbox_msg_mark_seen(struct mailbox *mb, uint32_t idx)
+{
+	mb->msgs[idx].flags |= STORE_MSG_SEEN;
+}
+
+enum store_status
+mailbox_msg_open(struct mailbox *mb, uint32_t idx, struct msg_reader **r_r)
+{
+	struct store_msg *m = &mb->msgs[idx];
+	struct msg_reader *r;
+	struct stat st;
+	int fd;
+
+	*r_r = NULL;
+	fd = store_openat_msg(mb->dirfd[m->dir],
+	    store_pool_str(mb, m->name_off), &st);
+	if (fd == -1 && errno == ENOENT && mb->ops->relocate != NULL &&
+	    mb->ops->relocate(mb, idx))
+		fd = store_openat_msg(mb->dirfd[m->dir],
+		    store_pool_str(mb, m->name_off), &st);
+	if (fd == -1) {
+		if (errno == ENOENT || errno == ELOOP ||
+		    errno == STORE_ENOTREG) {
+			errno = ENOENT;
+			return STORE_PERM;
+		}
+		log_warn("store: %s: cannot open message %s", mb->path,
+		    store_pool_str(mb, m->name_off));
+		return STORE_TEMP;
+	}
+	if (mb->ops->same_file != NULL && !mb->ops->same_file(mb, idx, &st)) {
+		close(fd);
+		errno = ENOENT;
+		return STORE_PERM;
+	}
+	r = xcalloc(1, sizeof(*r));
+	r->fd = fd;
+	r->raw_size = (uint64_t)st.st_size;
+	r->wire_form = (m->flags & STORE_MSG_WIRE_FORM) &&
+	    r->raw_size == m->wire_size;
+	if ((m->flags & STORE_MSG_RAW) && r->raw_size != m->raw_size) {
+		/* A cached or hinted size was wrong (or the file was
+		 * rewritten in place).  Stream what is there; make the next
+		 * session recompute every size. */
+		log_warnx("store: %s: %s is %llu bytes, expected %llu; "
+		    "index discarded", mb->path,
+		    store_pool_str(mb, m->name_off),
+		    (unsigned long long)r->raw_size,
+		    (unsigned long long)m->raw_size);
+		store_index_remove(mb->dirfd[STORE_DIR_ROOT]);
+		r->wire_form = false;
+	}
+	*r_r = r;
+	return STORE_OK;
+}
+
+ssize_t
+msg_reader_read(struct msg_reader *r, void *buf, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = read(r->fd, buf, len);
+	while (n == -1 && errno == EINTR);
+	return n;
+}
+
+int
+msg_reader_wire_fd(struct msg_reader *r, off_t *len_r)
+{
+	if (!r->wire_form)
+		return -1;
+	*len_r = (off_t)r->raw_size;
+	return r->fd;
+}
+
+void
+msg_reader_close(struct msg_reader **rp)
+{
+	struct msg_reader *r = *rp;
+
+	if (r == NULL)
+		return;
+	close(r->fd);
+	free(r);
+	*rp = NULL;
+}
+
+enum store_status
+mailbox_commit(struct mailbox *mb, const uint8_t *deleted,
+    uint32_t *n_deleted_r)
+{
+	enum store_status st;
+
+	*n_deleted_r = 0;
+	if (mb->count == 0)
+		return STORE_OK;
+	if (mb->lockfd == -1)
+		fatalx("store: commit without the mailbox lock");
+	st = mb->ops->commit(mb, deleted, n_deleted_r);
+	/* keys survive new/ -> cur/ moves, so the index only loses the
+	 * deleted entries; a failure here costs a rescan, nothing else */
+	(void)store_index_write(mb->dirfd[STORE_DIR_ROOT], mb, deleted);
+	return st;
+}
+
+void
+mailbox_close(struct mailbox **mbp)
+{
+	struct mailbox *mb = *mbp;
+	int i;
+
+	if (mb == NULL)
+		return;
+	store_index_free(&mb->index);
+	for (i = 0; i < STORE_DIR_COUNT; i++)
+		if (mb->dirfd[i] != -1)
+			close(mb->dirfd[i]);
+	if (mb->lockfd != -1)
+		close(mb->lockfd);	/* releases the OFD lock */
+	free(mb->msgs);
+	free(mb->pool);
+	free(mb->path);
+	free(mb);
+	*mbp = NULL;
+}

@@ -1,0 +1,210 @@
+/*
+ * store_emldir.c - JumboDogX's mailbox layout: MailDir/<UserName>/N.eml.
+ *
+ * Only names of the form <digits>.eml that are regular files count; they
+ * are numbered in order of N (numerically), ties by name.  Everything
+ * else in the directory (our lock and index files included) is ignored.
+ *
+ * UIDL: "E" + 32 hex digits of SHA-256(first 16 KiB of the file, its
+ * name, "/" + its size).  The content part makes it stable across
+ * backups, restores and copies (inode numbers are not), and means a
+ * reused N.eml holding a different message gets a different UIDL; the
+ * name part keeps two identical copies of one message (a double
+ * delivery) from sharing a UIDL.  The cost: a tool that renumbers the
+ * files changes their UIDLs, so clients would fetch them again.  The
+ * index caches the UIDL, keyed by name and checked against inode, mtime
+ * and size, so a warm open reads no message.
+ *
+ * Because N.eml names are reused, a message's identity (inode, mtime,
+ * size) is checked again before reading it and before deleting it: a
+ * different file under the same name is never sent as, or deleted as,
+ * the message the client saw.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/strutil.h"
+#include "store/store_index.h"
+#include "store/store_int.h"
+
+/* "<digits>.eml", N fitting in 64 bits. */
+static bool
+emldir_name_parse(const char *name, size_t len, uint64_t *n_r)
+{
+	if (len < 5 || memcmp(name + len - 4, ".eml", 4) != 0)
+		return false;
+	return parse_u64(name, len - 4, n_r);
+}
+
+static enum store_status
+emldir_scan(struct mailbox *mb, char *err, size_t errsz)
+{
+	int root = mb->dirfd[STORE_DIR_ROOT], fd;
+	struct dirent *de;
+	DIR *dir;
+
+	if ((fd = dup(root)) == -1 || (dir = fdopendir(fd)) == NULL) {
+		int e = errno;
+
+		if (fd != -1)
+			close(fd);
+		if (err != NULL)
+			(void)snprintf(err, errsz, "cannot read %s: %s",
+			    mb->path, strerror(e));
+		return STORE_TEMP;
+	}
+	rewinddir(dir);
+	errno = 0;
+	while ((de = readdir(dir)) != NULL) {
+		const struct store_index_entry *e;
+		struct store_msg *m;
+		struct stat st;
+		size_t len = strlen(de->d_name);
+		uint64_t n;
+
+		if (!emldir_name_parse(de->d_name, len, &n) ||
+		    (de->d_type != DT_REG && de->d_type != DT_UNKNOWN) ||
+		    fstatat(root, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+		    !S_ISREG(st.st_mode)) {
+			errno = 0;
+			continue;
+		}
+		if ((m = store_msg_add(mb)) == NULL) {
+			closedir(dir);
+			if (err != NULL)
+				(void)snprintf(err, errsz,
+				    "too many messages in %s", mb->path);
+			return STORE_PERM;
+		}
+		m->name_off = store_pool_add(mb, de->d_name, len);
+		m->key_len = (uint16_t)len;
+		m->dir = STORE_DIR_ROOT;
+		m->order = n;
+		m->ino = (uint64_t)st.st_ino;
+		m->mtime_sec = st.st_mtim.tv_sec;
+		m->mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
+		m->flags |= STORE_MSG_HASH;
+		e = store_index_lookup(mb->index, de->d_name, len);
+		if (e != NULL && e->ino == m->ino &&
+		    e->mtime_sec == m->mtime_sec &&
+		    e->mtime_nsec == m->mtime_nsec &&
+		    e->raw_size == (uint64_t)st.st_size && e->uidl_len > 0)
+			store_msg_from_index(mb, m, e);
+		errno = 0;
+	}
+	if (errno != 0) {
+		int e = errno;
+
+		closedir(dir);
+		if (err != NULL)
+			(void)snprintf(err, errsz, "cannot read %s: %s",
+			    mb->path, strerror(e));
+		return STORE_TEMP;
+	}
+	closedir(dir);
+	return STORE_OK;
+}
+
+static int
+emldir_msg_cmp(const void *a, const void *b, void *arg)
+{
+	const struct mailbox *mb = arg;
+	const struct store_msg *x = a, *y = b;
+
+	if (x->order != y->order)
+		return x->order < y->order ? -1 : 1;
+	return strcmp(store_pool_str(mb, x->name_off),
+	    store_pool_str(mb, y->name_off));
+}
+
+static void
+emldir_finish(struct mailbox *mb)
+{
+	uint32_t i;
+
+	if (mb->count > 1)
+		qsort_r(mb->msgs, mb->count, sizeof(*mb->msgs),
+		    emldir_msg_cmp, mb);
+	for (i = 0; i < mb->count; i++) {
+		struct store_msg *m = &mb->msgs[i];
+		char u[34];
+
+		if (m->uidl_off != 0)
+			continue;
+		u[0] = 'E';
+		hex_encode(m->hash, sizeof(m->hash), u + 1);
+		m->uidl_off = store_pool_add(mb, u, 33);
+	}
+}
+
+static bool
+emldir_same_file(const struct mailbox *mb, uint32_t idx, const struct stat *st)
+{
+	const struct store_msg *m = &mb->msgs[idx];
+
+	return (uint64_t)st->st_ino == m->ino &&
+	    st->st_mtim.tv_sec == m->mtime_sec &&
+	    (uint32_t)st->st_mtim.tv_nsec == m->mtime_nsec &&
+	    (uint64_t)st->st_size == m->raw_size;
+}
+
+static enum store_status
+emldir_commit(struct mailbox *mb, const uint8_t *deleted,
+    uint32_t *n_deleted_r)
+{
+	int root = mb->dirfd[STORE_DIR_ROOT];
+	enum store_status st = STORE_OK;
+	bool changed = false;
+	uint32_t i;
+
+	for (i = 0; deleted != NULL && i < mb->count; i++) {
+		const char *name = store_pool_str(mb, mb->msgs[i].name_off);
+		struct stat sb;
+
+		if (!(deleted[i / 8] & (1u << (i % 8))))
+			continue;
+		if (fstatat(root, name, &sb, AT_SYMLINK_NOFOLLOW) == -1) {
+			if (errno == ENOENT) {
+				(*n_deleted_r)++;	/* already gone */
+				continue;
+			}
+			log_warn("store: %s: cannot delete %s", mb->path, name);
+			st = STORE_TEMP;
+			continue;
+		}
+		if (!S_ISREG(sb.st_mode) || !emldir_same_file(mb, i, &sb)) {
+			/* the name now holds another message: keep it */
+			log_warnx("store: %s: %s was replaced during the "
+			    "session, not deleted", mb->path, name);
+			(*n_deleted_r)++;
+			continue;
+		}
+		if (unlinkat(root, name, 0) == -1 && errno != ENOENT) {
+			log_warn("store: %s: cannot delete %s", mb->path, name);
+			st = STORE_TEMP;
+			continue;
+		}
+		changed = true;
+		(*n_deleted_r)++;
+	}
+	if (changed && !store_fsync_dir(root, mb->path) && st == STORE_OK)
+		st = STORE_TEMP;
+	return st;
+}
+
+const struct store_ops store_emldir_ops = {
+	.name = "emldir",
+	.scan = emldir_scan,
+	.finish = emldir_finish,
+	.same_file = emldir_same_file,
+	.relocate = NULL,
+	.commit = emldir_commit,
+	.index_kind = STORE_INDEX_KIND_EMLDIR,
+};

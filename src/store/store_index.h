@@ -1,0 +1,69 @@
+/*
+ * store_index.h - the per-mailbox size cache (".posuto.index").
+ *
+ * Maps a message file's key (Maildir: the unique part before ':', so a
+ * new/ -> cur/ rename or a flag change keeps the entry; emldir: the file
+ * name) to its stored and wire sizes, the wire-form flag and, for emldir,
+ * the UIDL.  It is a cache: damaged, truncated, foreign or old-version
+ * files are ignored and rebuilt; an entry is used only if the file's
+ * inode (and for emldir mtime and size) still match.  Only the session
+ * holding the mailbox lock writes it (tmp file, fsync, rename).
+ */
+#ifndef POSUTO_STORE_INDEX_H
+#define POSUTO_STORE_INDEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_INDEX_NAME	".posuto.index"
+#define STORE_INDEX_TMP		".posuto.index.tmp"
+
+enum {
+	STORE_INDEX_KIND_MAILDIR = 1,
+	STORE_INDEX_KIND_EMLDIR = 2,
+};
+
+enum {
+	STORE_INDEX_F_WIRE_FORM = 1 << 0,
+};
+
+struct store_index_entry {
+	const char *key;	/* not NUL-terminated; points into the index */
+	const char *uidl;	/* emldir only, else NULL; not terminated */
+	uint64_t ino;
+	uint64_t raw_size;
+	uint64_t wire_size;
+	int64_t mtime_sec;
+	uint32_t mtime_nsec;
+	uint16_t key_len;
+	uint8_t uidl_len;
+	uint8_t flags;		/* STORE_INDEX_F_* */
+};
+
+struct store_index;
+struct mailbox;
+
+/* Parses an index image; NULL if it is not a valid index of this kind.
+ * Takes ownership of buf (malloc'd) in all cases. */
+struct store_index *store_index_parse(void *buf, size_t len, uint32_t kind);
+/* Reads and parses dirfd/.posuto.index; NULL if missing or invalid. */
+struct store_index *store_index_load(int dirfd, uint32_t kind);
+const struct store_index_entry *store_index_lookup(
+    const struct store_index *ix, const char *key, size_t key_len);
+uint32_t store_index_count(const struct store_index *ix);
+void store_index_free(struct store_index **ix);
+
+/*
+ * Serialises the sized messages of mb, skipping those whose bit is set
+ * in skip (may be NULL), into a malloc'd image; *len_r gets its length.
+ */
+void *store_index_build(const struct mailbox *mb, const uint8_t *skip,
+    size_t *len_r);
+/* Builds and atomically replaces dirfd/.posuto.index. */
+bool store_index_write(int dirfd, const struct mailbox *mb,
+    const uint8_t *skip);
+/* Removes the index (a cached size was found wrong). */
+void store_index_remove(int dirfd);
+
+#endif

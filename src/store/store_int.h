@@ -1,0 +1,122 @@
+/*
+ * store_int.h - what the store backends share; never included outside
+ * src/store/.  A backend fills the message array in scan() (names, and
+ * sizes where it already knows them), the common code in store.c sizes
+ * the rest, and the backend's commit() applies the UPDATE state.
+ */
+#ifndef POSUTO_STORE_INT_H
+#define POSUTO_STORE_INT_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "store/store.h"
+#include "store/store_index.h"
+
+/* Which directory fd of the mailbox a message file lives in. */
+enum store_dir {
+	STORE_DIR_ROOT = 0,	/* emldir: the user directory */
+	STORE_DIR_NEW,		/* maildir new/ */
+	STORE_DIR_CUR,		/* maildir cur/ */
+	STORE_DIR_COUNT,
+};
+
+enum store_msg_flag {
+	STORE_MSG_SIZED = 1 << 0,	/* wire_size is known */
+	STORE_MSG_RAW = 1 << 1,		/* raw_size is known */
+	STORE_MSG_WIRE_FORM = 1 << 2,	/* stored bytes == wire form */
+	STORE_MSG_SEEN = 1 << 3,	/* mailbox_msg_mark_seen() was called */
+	STORE_MSG_GONE = 1 << 4,	/* vanished while scanning: drop it */
+	STORE_MSG_HASH = 1 << 5,	/* sizing must also hash (emldir UIDL) */
+	STORE_MSG_FROM_INDEX = 1 << 6,	/* sizes came from the index */
+};
+
+struct store_msg {
+	size_t name_off;	/* file name in mb->pool (NUL-terminated) */
+	size_t uidl_off;	/* UIDL in mb->pool, 0 = not set yet */
+	uint64_t raw_size;	/* stored octets (STORE_MSG_RAW) */
+	uint64_t wire_size;	/* STAT/LIST octets (STORE_MSG_SIZED) */
+	uint64_t ino;
+	uint64_t order;		/* primary sort key: delivery time / N */
+	int64_t mtime_sec;	/* emldir identity check; 0 for maildir */
+	uint32_t mtime_nsec;
+	uint16_t key_len;	/* index key = name[0..key_len) */
+	uint8_t dir;		/* enum store_dir */
+	uint8_t flags;		/* enum store_msg_flag */
+	unsigned char hash[16];	/* emldir: content digest (STORE_MSG_HASH) */
+};
+
+struct mailbox;
+
+struct store_ops {
+	const char *name;
+	/* Fills mb->msgs with the messages present now, in POP3 order. */
+	enum store_status (*scan)(struct mailbox *mb, char *err, size_t errsz);
+	/* After sizing: sets every message's UIDL. */
+	void (*finish)(struct mailbox *mb);
+	/* Checks that the opened file is still the scanned message. */
+	bool (*same_file)(const struct mailbox *mb, uint32_t idx,
+	    const struct stat *st);
+	/* The file of idx is gone from where it was scanned: find it again
+	 * (Maildir: another client moved it new/ -> cur/ or changed its
+	 * flags) and update the message; false if it is really gone.
+	 * NULL when files never move. */
+	bool (*relocate)(struct mailbox *mb, uint32_t idx);
+	enum store_status (*commit)(struct mailbox *mb, const uint8_t *deleted,
+	    uint32_t *n_deleted_r);
+	uint32_t index_kind;	/* STORE_INDEX_KIND_* */
+};
+
+struct mailbox {
+	const struct store_ops *ops;
+	char *path;
+	int dirfd[STORE_DIR_COUNT];	/* -1 when absent */
+	int lockfd;			/* -1: no lock (missing mailbox) */
+	struct store_msg *msgs;
+	uint32_t count, cap;
+	uint64_t total;
+	char *pool;			/* names and UIDLs; offset 0 unused */
+	size_t pool_len, pool_cap;
+	struct store_index *index;	/* loaded index, freed after open */
+	uint32_t index_hits;		/* messages sized from the index */
+	bool index_dirty;		/* rewrite the index before returning */
+};
+
+extern const struct store_ops store_maildir_ops;
+extern const struct store_ops store_emldir_ops;
+
+/* Appends n bytes plus a NUL to the pool; returns the offset. */
+size_t store_pool_add(struct mailbox *mb, const char *s, size_t n);
+static inline const char *
+store_pool_str(const struct mailbox *mb, size_t off)
+{
+	return mb->pool + off;
+}
+/* Appends a zeroed message and returns it (pointer valid until next add);
+ * NULL once the mailbox exceeds MAILBOX_MAX_MESSAGES. */
+struct store_msg *store_msg_add(struct mailbox *mb);
+/* Takes sizes (and the emldir UIDL) from a matching index entry. */
+void store_msg_from_index(struct mailbox *mb, struct store_msg *m,
+    const struct store_index_entry *e);
+
+/* errno for "exists but is not a regular file" (Linux-only value that
+ * open/read never return for regular files). */
+#define STORE_ENOTREG	EMEDIUMTYPE
+
+/* Opens a file of the mailbox: O_RDONLY|O_NOFOLLOW|O_CLOEXEC, regular
+ * files only (ELOOP/EINVAL-like errno otherwise). */
+int store_openat_msg(int dirfd, const char *name, struct stat *st_r);
+
+/* fsync() of a directory fd; logs on failure. */
+bool store_fsync_dir(int fd, const char *what);
+
+/* Writes "H" + 32 hex digits of SHA-256(data) into out (34 bytes). */
+void store_hash_uidl(const void *data, size_t len, char prefix, char *out);
+/* True if s[0..len) is a valid RFC 1939 unique-id (1..70 of 0x21..0x7E). */
+bool store_uidl_valid(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,374 @@
+/*
+ * store_maildir.c - Maildir (maildir(5)) as Postfix, qmail and Dovecot
+ * write it: messages in new/ and cur/, tmp/ never read.
+ *
+ * Order: delivery time (the leading digits of the unique part), then the
+ * rest of the unique part with digit runs compared numerically, so the
+ * numbering is the same in every session as long as the set is the same.
+ * UIDL: the unique part (everything before ':'), which maildir(5)
+ * guarantees unique and which survives new/ -> cur/ moves and flag
+ * changes; if it is not a valid RFC 1939 unique-id (over 70 octets, or
+ * bytes outside 0x21..0x7E) it is "H" + 32 hex digits of its SHA-256.
+ * Sizes: index entry (same unique part and inode, S= hint agrees), else
+ * the ",W=" hint, else reading the file.  ",S=" alone is the stored size,
+ * which equals the wire size only for CRLF files, so it is not used as
+ * one.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+#include "store/maildir_name.h"
+#include "store/store_index.h"
+#include "store/store_int.h"
+
+static const char *const maildir_subdir[STORE_DIR_COUNT] = {
+	[STORE_DIR_NEW] = "new",
+	[STORE_DIR_CUR] = "cur",
+};
+
+/* Opens new/ or cur/; a missing one is empty (-1), not an error. */
+static bool
+maildir_open_sub(struct mailbox *mb, enum store_dir d, char *err,
+    size_t errsz)
+{
+	int fd = openat(mb->dirfd[STORE_DIR_ROOT], maildir_subdir[d],
+	    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd == -1 && errno != ENOENT) {
+		if (err != NULL)
+			(void)snprintf(err, errsz, "cannot open %s/%s: %s",
+			    mb->path, maildir_subdir[d], strerror(errno));
+		return false;
+	}
+	mb->dirfd[d] = fd;
+	return true;
+}
+
+/* Regular file check without following symlinks; d_type when it can. */
+static bool
+maildir_is_reg(int dirfd, const struct dirent *de)
+{
+	struct stat st;
+
+	if (de->d_type == DT_REG)
+		return true;
+	if (de->d_type != DT_UNKNOWN)
+		return false;
+	return fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISREG(st.st_mode);
+}
+
+static enum store_status
+maildir_scan_dir(struct mailbox *mb, enum store_dir d, char *err,
+    size_t errsz)
+{
+	struct dirent *de;
+	DIR *dir;
+	int fd;
+
+	if (mb->dirfd[d] == -1)
+		return STORE_OK;
+	/* fdopendir takes the fd; keep ours for openat() later */
+	if ((fd = dup(mb->dirfd[d])) == -1 || (dir = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		if (err != NULL)
+			(void)snprintf(err, errsz, "cannot read %s/%s: %s",
+			    mb->path, maildir_subdir[d], strerror(errno));
+		return STORE_TEMP;
+	}
+	rewinddir(dir);
+	errno = 0;
+	while ((de = readdir(dir)) != NULL) {
+		const struct store_index_entry *e;
+		struct maildir_name mn;
+		struct store_msg *m;
+		size_t len = strlen(de->d_name);
+
+		if (!maildir_name_parse(de->d_name, len, &mn) ||
+		    mn.unique_len > UINT16_MAX || !maildir_is_reg(fd, de)) {
+			errno = 0;
+			continue;
+		}
+		if ((m = store_msg_add(mb)) == NULL) {
+			closedir(dir);
+			if (err != NULL)
+				(void)snprintf(err, errsz,
+				    "too many messages in %s", mb->path);
+			return STORE_PERM;
+		}
+		m->name_off = store_pool_add(mb, de->d_name, len);
+		m->key_len = (uint16_t)mn.unique_len;
+		m->dir = (uint8_t)d;
+		m->ino = (uint64_t)de->d_ino;
+		m->order = mn.time;
+		e = store_index_lookup(mb->index, de->d_name, mn.unique_len);
+		if (e != NULL && e->ino == m->ino &&
+		    (!mn.has_s || mn.s_size == e->raw_size))
+			store_msg_from_index(mb, m, e);
+		else if (mn.has_w) {
+			m->wire_size = mn.w_size;
+			m->flags |= STORE_MSG_SIZED;
+		}
+		errno = 0;
+	}
+	if (errno != 0) {
+		int e = errno;
+
+		closedir(dir);
+		if (err != NULL)
+			(void)snprintf(err, errsz, "cannot read %s/%s: %s",
+			    mb->path, maildir_subdir[d], strerror(e));
+		return STORE_TEMP;
+	}
+	closedir(dir);
+	return STORE_OK;
+}
+
+static int
+maildir_msg_cmp(const void *a, const void *b, void *arg)
+{
+	const struct mailbox *mb = arg;
+	const struct store_msg *x = a, *y = b;
+	int c;
+
+	c = maildir_name_cmp(store_pool_str(mb, x->name_off), x->key_len,
+	    x->order, store_pool_str(mb, y->name_off), y->key_len, y->order);
+	if (c != 0)
+		return c;
+	/* the same unique part twice: cur/ first, so dedup keeps it */
+	if (x->dir != y->dir)
+		return x->dir > y->dir ? -1 : 1;
+	return strcmp(store_pool_str(mb, x->name_off),
+	    store_pool_str(mb, y->name_off));
+}
+
+static bool
+maildir_same_unique(const struct mailbox *mb, const struct store_msg *x,
+    const struct store_msg *y)
+{
+	return x->key_len == y->key_len &&
+	    memcmp(store_pool_str(mb, x->name_off),
+	    store_pool_str(mb, y->name_off), x->key_len) == 0;
+}
+
+static enum store_status
+maildir_scan(struct mailbox *mb, char *err, size_t errsz)
+{
+	enum store_status st;
+	uint32_t i, j;
+
+	if (!maildir_open_sub(mb, STORE_DIR_NEW, err, errsz) ||
+	    !maildir_open_sub(mb, STORE_DIR_CUR, err, errsz))
+		return STORE_TEMP;
+	/* new/ before cur/: a file another client moves between the two
+	 * readdirs is seen twice (and deduplicated), never missed */
+	if ((st = maildir_scan_dir(mb, STORE_DIR_NEW, err, errsz)) !=
+	    STORE_OK ||
+	    (st = maildir_scan_dir(mb, STORE_DIR_CUR, err, errsz)) != STORE_OK)
+		return st;
+	if (mb->count > 1)
+		qsort_r(mb->msgs, mb->count, sizeof(*mb->msgs),
+		    maildir_msg_cmp, mb);
+	/* one unique part, one message: a UIDL must never repeat */
+	for (i = 0, j = 0; i < mb->count; i++) {
+		if (j > 0 && maildir_same_unique(mb, &mb->msgs[j - 1],
+		    &mb->msgs[i]))
+			continue;
+		mb->msgs[j++] = mb->msgs[i];
+	}
+	mb->count = j;
+	return STORE_OK;
+}
+
+static void
+maildir_finish(struct mailbox *mb)
+{
+	uint32_t i;
+
+	for (i = 0; i < mb->count; i++) {
+		struct store_msg *m = &mb->msgs[i];
+		const char *name = store_pool_str(mb, m->name_off);
+		char h[40];
+
+		if (store_uidl_valid(name, m->key_len)) {
+			m->uidl_off = store_pool_add(mb, name, m->key_len);
+		} else {
+			store_hash_uidl(name, m->key_len, 'H', h);
+			m->uidl_off = store_pool_add(mb, h, strlen(h));
+		}
+	}
+}
+
+/* Looks for the unique part of msg idx in cur/ then new/. */
+static bool
+maildir_relocate(struct mailbox *mb, uint32_t idx)
+{
+	static const enum store_dir order[] = { STORE_DIR_CUR, STORE_DIR_NEW };
+	struct store_msg *m = &mb->msgs[idx];
+	char *unique = xstrndup(store_pool_str(mb, m->name_off), m->key_len);
+	bool found = false;
+	size_t k;
+
+	for (k = 0; k < 2 && !found; k++) {
+		struct dirent *de;
+		DIR *dir;
+		int fd;
+
+		if (mb->dirfd[order[k]] == -1)
+			continue;
+		if ((fd = dup(mb->dirfd[order[k]])) == -1)
+			break;
+		if ((dir = fdopendir(fd)) == NULL) {
+			close(fd);
+			break;
+		}
+		rewinddir(dir);
+		while ((de = readdir(dir)) != NULL) {
+			struct maildir_name mn;
+
+			if (!maildir_name_parse(de->d_name,
+			    strlen(de->d_name), &mn) ||
+			    mn.unique_len != m->key_len ||
+			    memcmp(de->d_name, unique, m->key_len) != 0 ||
+			    !maildir_is_reg(fd, de))
+				continue;
+			m->name_off = store_pool_add(mb, de->d_name,
+			    strlen(de->d_name));
+			m->dir = (uint8_t)order[k];
+			found = true;
+			break;
+		}
+		closedir(dir);
+	}
+	free(unique);
+	return found;
+}
+
+/* rename(2) that never replaces an existing message. */
+static int
+maildir_rename_noreplace(int ofd, const char *old, int nfd, const char *new)
+{
+	if (renameat2(ofd, old, nfd, new, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	/* filesystem without RENAME_NOREPLACE: link + unlink, as maildir(5)
+	 * delivery does */
+	if (linkat(ofd, old, nfd, new, 0) == -1)
+		return -1;
+	if (unlinkat(ofd, old, 0) == -1 && errno != ENOENT)
+		log_warn("store: cannot remove %s after linking it", old);
+	return 0;
+}
+
+/* Moves a kept message to cur/ and/or adds the S flag. */
+static bool
+maildir_keep(struct mailbox *mb, uint32_t idx, bool *changed)
+{
+	struct store_msg *m = &mb->msgs[idx];
+	bool seen = (m->flags & STORE_MSG_SEEN) != 0;
+	int attempt;
+
+	for (attempt = 0; attempt < 2; attempt++) {
+		const char *name = store_pool_str(mb, m->name_off);
+		struct maildir_name mn;
+		char newname[512];
+
+		if (!maildir_name_parse(name, strlen(name), &mn))
+			return false;
+		if (m->dir == STORE_DIR_CUR &&
+		    (!seen || maildir_name_has_flag(name, &mn, 'S')))
+			return true;
+		if (maildir_name_with_flag(name, &mn, seen ? 'S' : 0, newname,
+		    sizeof(newname)) == 0)
+			return false;
+		if (mb->dirfd[STORE_DIR_CUR] == -1) {
+			int fd;
+
+			if (mkdirat(mb->dirfd[STORE_DIR_ROOT], "cur", 0700) ==
+			    -1 && errno != EEXIST)
+				return false;
+			fd = openat(mb->dirfd[STORE_DIR_ROOT], "cur",
+			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (fd == -1)
+				return false;
+			mb->dirfd[STORE_DIR_CUR] = fd;
+			changed[STORE_DIR_ROOT] = true;
+		}
+		if (maildir_rename_noreplace(mb->dirfd[m->dir], name,
+		    mb->dirfd[STORE_DIR_CUR], newname) == 0) {
+			changed[m->dir] = true;
+			changed[STORE_DIR_CUR] = true;
+			m->name_off = store_pool_add(mb, newname,
+			    strlen(newname));
+			m->dir = STORE_DIR_CUR;
+			return true;
+		}
+		if (errno != ENOENT) {
+			log_warn("store: %s: cannot move %s to cur/", mb->path,
+			    name);
+			return false;
+		}
+		/* someone else moved or re-flagged it: find it and retry */
+		if (!maildir_relocate(mb, idx))
+			return true;	/* gone: nothing left to keep */
+	}
+	return false;
+}
+
+static enum store_status
+maildir_commit(struct mailbox *mb, const uint8_t *deleted,
+    uint32_t *n_deleted_r)
+{
+	enum store_status st = STORE_OK;
+	bool changed[STORE_DIR_COUNT] = { false, false, false };
+	uint32_t i;
+
+	for (i = 0; i < mb->count; i++) {
+		struct store_msg *m = &mb->msgs[i];
+
+		if (deleted != NULL && (deleted[i / 8] & (1u << (i % 8)))) {
+			if (unlinkat(mb->dirfd[m->dir],
+			    store_pool_str(mb, m->name_off), 0) == 0 ||
+			    (errno == ENOENT && (!maildir_relocate(mb, i) ||
+			    unlinkat(mb->dirfd[m->dir],
+			    store_pool_str(mb, m->name_off), 0) == 0 ||
+			    errno == ENOENT))) {
+				/* removed now, or already gone: either way
+				 * the client's DELE is honoured */
+				changed[m->dir] = true;
+				(*n_deleted_r)++;
+			} else {
+				log_warn("store: %s: cannot delete %s",
+				    mb->path, store_pool_str(mb, m->name_off));
+				st = STORE_TEMP;
+			}
+			continue;
+		}
+		(void)maildir_keep(mb, i, changed);
+	}
+	for (i = 0; i < STORE_DIR_COUNT; i++)
+		if (changed[i] && !store_fsync_dir(mb->dirfd[i], mb->path) &&
+		    st == STORE_OK)
+			st = STORE_TEMP;
+	return st;
+}
+
+const struct store_ops store_maildir_ops = {
+	.name = "maildir",
+	.scan = maildir_scan,
+	.finish = maildir_finish,
+	.same_file = NULL,
+	.relocate = maildir_relocate,
+	.commit = maildir_commit,
+	.index_kind = STORE_INDEX_KIND_MAILDIR,
+};
