@@ -16,6 +16,7 @@
 #include "store/store_index.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,11 +36,10 @@
 #define IX_MAX_BYTES	((size_t)1 << 30)
 
 struct store_index {
-	unsigned char *buf;
-	struct store_index_entry *ents;
+	const unsigned char *buf;
+	size_t len;
 	uint32_t count;
-	uint32_t *table;	/* open addressing: entry index + 1, 0 = empty */
-	uint32_t mask;
+	void *owned;		/* malloc()ed by store_index_load, or NULL */
 };
 
 static uint64_t
@@ -79,19 +79,6 @@ ix_checksum(const unsigned char *p, size_t n)
 	return ix_mix(a ^ ix_mix(b));
 }
 
-static uint64_t
-ix_key_hash(const char *k, size_t n)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		h ^= (unsigned char)k[i];
-		h *= 0x100000001b3ULL;
-	}
-	return ix_mix(h);
-}
-
 static uint32_t
 rd32(const unsigned char *p)
 {
@@ -110,80 +97,71 @@ rd64(const unsigned char *p)
 	return v;
 }
 
-struct store_index *
-store_index_parse(void *image, size_t len, uint32_t kind)
+/* Decodes the entry at p (len bytes left); returns its size or 0. */
+static size_t
+ix_entry(const unsigned char *p, size_t left, struct store_index_entry *e)
 {
-	unsigned char *buf = image, *p, *end;
+	size_t n;
+
+	if (left < IX_ENT_FIXED)
+		return 0;
+	e->ino = rd64(p);
+	e->raw_size = rd64(p + 8);
+	e->wire_size = rd64(p + 16);
+	memcpy(&e->mtime_sec, p + 24, 8);
+	e->mtime_nsec = rd32(p + 32);
+	e->flags = p[36];
+	e->uidl_len = p[37];
+	memcpy(&e->key_len, p + 38, 2);
+	n = IX_ENT_FIXED + (size_t)e->key_len + e->uidl_len;
+	if (e->key_len == 0 || left < n)
+		return 0;
+	e->key = (const char *)p + IX_ENT_FIXED;
+	e->uidl = e->uidl_len ? e->key + e->key_len : NULL;
+	/* CRLF never shrinks a message and at most doubles it plus the
+	 * final CRLF; anything else is not a size we wrote */
+	if (e->wire_size < e->raw_size ||
+	    e->wire_size - e->raw_size > e->raw_size + 2 ||
+	    (e->uidl_len && !store_uidl_valid(e->uidl, e->uidl_len)))
+		return 0;
+	return n;
+}
+
+struct store_index *
+store_index_parse(const void *image, size_t len, uint32_t kind)
+{
+	const unsigned char *buf = image, *p;
+	struct store_index_entry e;
 	struct store_index *ix;
-	uint32_t count, i, cap;
+	uint32_t count, i;
 	uint64_t plen;
 
 	if (len < IX_HDR || memcmp(buf, IX_MAGIC, 8) != 0 ||
 	    rd64(buf + 8) != ix_checksum(buf + 16, len - 16) ||
 	    rd32(buf + 16) != IX_VERSION || rd32(buf + 20) != kind ||
 	    rd32(buf + 28) != 0)
-		goto bad;
+		return NULL;
 	count = rd32(buf + 24);
 	plen = rd64(buf + 32);
 	if (plen != len - IX_HDR || count > MAILBOX_MAX_MESSAGES ||
 	    (uint64_t)count * IX_ENT_FIXED > plen)
-		goto bad;
+		return NULL;
+	/* one sequential validation pass; the iterator then trusts it */
+	p = buf + IX_HDR;
+	for (i = 0; i < count; i++) {
+		size_t n = ix_entry(p, (size_t)(buf + len - p), &e);
 
+		if (n == 0)
+			return NULL;
+		p += n;
+	}
+	if (p != buf + len)
+		return NULL;
 	ix = xcalloc(1, sizeof(*ix));
 	ix->buf = buf;
-	ix->ents = xreallocarray(NULL, count ? count : 1, sizeof(*ix->ents));
-	p = buf + IX_HDR;
-	end = buf + len;
-	for (i = 0; i < count; i++) {
-		struct store_index_entry *e = &ix->ents[i];
-
-		if ((size_t)(end - p) < IX_ENT_FIXED)
-			goto bad_ix;
-		e->ino = rd64(p);
-		e->raw_size = rd64(p + 8);
-		e->wire_size = rd64(p + 16);
-		memcpy(&e->mtime_sec, p + 24, 8);
-		e->mtime_nsec = rd32(p + 32);
-		e->flags = p[36];
-		e->uidl_len = p[37];
-		memcpy(&e->key_len, p + 38, 2);
-		p += IX_ENT_FIXED;
-		if (e->key_len == 0 ||
-		    (size_t)(end - p) < (size_t)e->key_len + e->uidl_len)
-			goto bad_ix;
-		e->key = (const char *)p;
-		p += e->key_len;
-		e->uidl = e->uidl_len ? (const char *)p : NULL;
-		p += e->uidl_len;
-		/* sizes must be consistent: CRLF never shrinks a message by
-		 * more than nothing, and adds at most raw + 2 octets */
-		if (e->wire_size < e->raw_size ||
-		    e->wire_size - e->raw_size > e->raw_size + 2 ||
-		    (e->uidl_len && !store_uidl_valid(e->uidl, e->uidl_len)))
-			goto bad_ix;
-	}
-	if (p != end)
-		goto bad_ix;
+	ix->len = len;
 	ix->count = count;
-	for (cap = 16; cap < count * 2u && cap < (1u << 31); cap <<= 1)
-		;
-	ix->mask = cap - 1;
-	ix->table = xcalloc(cap, sizeof(*ix->table));
-	for (i = 0; i < count; i++) {
-		uint32_t h = (uint32_t)ix_key_hash(ix->ents[i].key,
-		    ix->ents[i].key_len) & ix->mask;
-
-		while (ix->table[h] != 0)
-			h = (h + 1) & ix->mask;
-		ix->table[h] = i + 1;
-	}
 	return ix;
-bad_ix:
-	free(ix->ents);
-	free(ix);
-bad:
-	free(buf);
-	return NULL;
 }
 
 struct store_index *
@@ -207,6 +185,9 @@ store_index_load(int dirfd, uint32_t kind)
 		close(fd);
 		return NULL;
 	}
+	/* read(), not mmap(): the file is in a directory the mail user can
+	 * write, and truncating a mapped file would SIGBUS the whole
+	 * server process, not just this session */
 	buf = xmalloc((size_t)st.st_size);
 	while (off < (size_t)st.st_size) {
 		ssize_t n = read(fd, buf + off, (size_t)st.st_size - off);
@@ -218,33 +199,14 @@ store_index_load(int dirfd, uint32_t kind)
 		off += (size_t)n;
 	}
 	close(fd);
-	if (off != (size_t)st.st_size) {
+	if (off != (size_t)st.st_size ||
+	    (ix = store_index_parse(buf, off, kind)) == NULL) {
 		free(buf);
-		return NULL;
-	}
-	ix = store_index_parse(buf, off, kind);
-	if (ix == NULL)
 		log_info("store: ignoring damaged index, rebuilding");
-	return ix;
-}
-
-const struct store_index_entry *
-store_index_lookup(const struct store_index *ix, const char *key,
-    size_t key_len)
-{
-	uint32_t h, slot;
-
-	if (ix == NULL || ix->count == 0)
 		return NULL;
-	h = (uint32_t)ix_key_hash(key, key_len) & ix->mask;
-	while ((slot = ix->table[h]) != 0) {
-		const struct store_index_entry *e = &ix->ents[slot - 1];
-
-		if (e->key_len == key_len && memcmp(e->key, key, key_len) == 0)
-			return e;
-		h = (h + 1) & ix->mask;
 	}
-	return NULL;
+	ix->owned = buf;
+	return ix;
 }
 
 uint32_t
@@ -254,15 +216,38 @@ store_index_count(const struct store_index *ix)
 }
 
 void
+store_index_iter_init(const struct store_index *ix,
+    struct store_index_iter *it)
+{
+	it->p = ix != NULL ? ix->buf + IX_HDR : NULL;
+	it->left = ix != NULL ? ix->count : 0;
+}
+
+bool
+store_index_iter_next(struct store_index_iter *it,
+    struct store_index_entry *e)
+{
+	size_t n;
+
+	if (it->left == 0)
+		return false;
+	/* validated by store_index_parse: the bound is never reached */
+	n = ix_entry(it->p, SIZE_MAX, e);
+	if (n == 0)
+		fatalx("store: index changed after validation");
+	it->p += n;
+	it->left--;
+	return true;
+}
+
+void
 store_index_free(struct store_index **ixp)
 {
 	struct store_index *ix = *ixp;
 
 	if (ix == NULL)
 		return;
-	free(ix->buf);
-	free(ix->ents);
-	free(ix->table);
+	free(ix->owned);
 	free(ix);
 	*ixp = NULL;
 }

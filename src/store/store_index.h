@@ -8,6 +8,9 @@
  * files are ignored and rebuilt; an entry is used only if the file's
  * inode (and for emldir mtime and size) still match.  Only the session
  * holding the mailbox lock writes it (tmp file, fsync, rename).
+ * Entries are written in the mailbox's sort order, so opening merges
+ * them with the sorted directory listing in one sequential pass (no
+ * hash table, no random access over a 100k-entry file).
  */
 #ifndef POSUTO_STORE_INDEX_H
 #define POSUTO_STORE_INDEX_H
@@ -44,14 +47,23 @@ struct store_index_entry {
 struct store_index;
 struct mailbox;
 
-/* Parses an index image; NULL if it is not a valid index of this kind.
- * Takes ownership of buf (malloc'd) in all cases. */
-struct store_index *store_index_parse(void *buf, size_t len, uint32_t kind);
-/* Reads and parses dirfd/.posuto.index; NULL if missing or invalid. */
+/* Walks the entries in file order (the order they were written in). */
+struct store_index_iter {
+	const unsigned char *p;
+	uint32_t left;
+};
+
+/* Validates an index image; NULL if it is not a valid index of this
+ * kind.  The result points into buf, which must outlive it. */
+struct store_index *store_index_parse(const void *buf, size_t len,
+    uint32_t kind);
+/* Maps and validates dirfd/.posuto.index; NULL if missing or invalid. */
 struct store_index *store_index_load(int dirfd, uint32_t kind);
-const struct store_index_entry *store_index_lookup(
-    const struct store_index *ix, const char *key, size_t key_len);
 uint32_t store_index_count(const struct store_index *ix);
+void store_index_iter_init(const struct store_index *ix,
+    struct store_index_iter *it);
+bool store_index_iter_next(struct store_index_iter *it,
+    struct store_index_entry *e);
 void store_index_free(struct store_index **ix);
 
 /*

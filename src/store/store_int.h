@@ -33,11 +33,14 @@ enum store_msg_flag {
 	STORE_MSG_GONE = 1 << 4,	/* vanished while scanning: drop it */
 	STORE_MSG_HASH = 1 << 5,	/* sizing must also hash (emldir UIDL) */
 	STORE_MSG_FROM_INDEX = 1 << 6,	/* sizes came from the index */
+	STORE_MSG_S_HINT = 1 << 7,	/* raw_size holds a ",S=" hint */
+	STORE_MSG_W_HINT = 1 << 8,	/* wire_size holds a ",W=" hint */
 };
 
+/* 56 bytes: a 100k-message mailbox costs ~5.6 MB plus names. */
 struct store_msg {
-	size_t name_off;	/* file name in mb->pool (NUL-terminated) */
-	size_t uidl_off;	/* UIDL in mb->pool, 0 = not set yet */
+	uint32_t name_off;	/* file name in mb->pool (NUL-terminated) */
+	uint32_t uidl_off;	/* UIDL in mb->pool, 0 = not set yet */
 	uint64_t raw_size;	/* stored octets (STORE_MSG_RAW) */
 	uint64_t wire_size;	/* STAT/LIST octets (STORE_MSG_SIZED) */
 	uint64_t ino;
@@ -46,16 +49,22 @@ struct store_msg {
 	uint32_t mtime_nsec;
 	uint16_t key_len;	/* index key = name[0..key_len) */
 	uint8_t dir;		/* enum store_dir */
-	uint8_t flags;		/* enum store_msg_flag */
-	unsigned char hash[16];	/* emldir: content digest (STORE_MSG_HASH) */
+	uint8_t pad;
+	uint16_t flags;		/* enum store_msg_flag */
 };
 
 struct mailbox;
 
 struct store_ops {
 	const char *name;
-	/* Fills mb->msgs with the messages present now, in POP3 order. */
+	/* Fills mb->msgs with the messages present now, sorted in POP3
+	 * order (store_sort()), without duplicates. */
 	enum store_status (*scan)(struct mailbox *mb, char *err, size_t errsz);
+	/* The order of scan() on index keys (the index is written in it). */
+	int (*key_cmp)(const char *a, size_t alen, const char *b, size_t blen);
+	/* May this index entry stand for message m (same file)? */
+	bool (*index_match)(const struct store_msg *m,
+	    const struct store_index_entry *e);
 	/* After sizing: sets every message's UIDL. */
 	void (*finish)(struct mailbox *mb);
 	/* Checks that the opened file is still the scanned message. */
@@ -82,6 +91,7 @@ struct mailbox {
 	char *pool;			/* names and UIDLs; offset 0 unused */
 	size_t pool_len, pool_cap;
 	struct store_index *index;	/* loaded index, freed after open */
+	unsigned char (*hashes)[16];	/* emldir content digests, by msg */
 	uint32_t index_hits;		/* messages sized from the index */
 	bool index_dirty;		/* rewrite the index before returning */
 };
@@ -90,18 +100,21 @@ extern const struct store_ops store_maildir_ops;
 extern const struct store_ops store_emldir_ops;
 
 /* Appends n bytes plus a NUL to the pool; returns the offset. */
-size_t store_pool_add(struct mailbox *mb, const char *s, size_t n);
+uint32_t store_pool_add(struct mailbox *mb, const char *s, size_t n);
 static inline const char *
-store_pool_str(const struct mailbox *mb, size_t off)
+store_pool_str(const struct mailbox *mb, uint32_t off)
 {
 	return mb->pool + off;
 }
 /* Appends a zeroed message and returns it (pointer valid until next add);
  * NULL once the mailbox exceeds MAILBOX_MAX_MESSAGES. */
 struct store_msg *store_msg_add(struct mailbox *mb);
-/* Takes sizes (and the emldir UIDL) from a matching index entry. */
-void store_msg_from_index(struct mailbox *mb, struct store_msg *m,
-    const struct store_index_entry *e);
+/* Sorts mb->msgs: by order, then cmp (which sees two messages). */
+void store_sort(struct mailbox *mb,
+    int (*cmp)(const struct mailbox *mb, const struct store_msg *a,
+    const struct store_msg *b));
+/* Expected message count (from the index) to size arrays up front. */
+void store_reserve(struct mailbox *mb, uint32_t n);
 
 /* errno for "exists but is not a regular file" (Linux-only value that
  * open/read never return for regular files). */

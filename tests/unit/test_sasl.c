@@ -375,7 +375,8 @@ scram_run(struct scram_run *r)
 	hmac256(salted, 32, "Client Key", 10, ck);
 	SHA256(ck, 32, sk);
 	memcpy(cbind, r->gs2, strlen(r->gs2));
-	memcpy(cbind + strlen(r->gs2), r->cb, r->cb_len);
+	if (r->cb_len > 0)
+		memcpy(cbind + strlen(r->gs2), r->cb, r->cb_len);
 	base64_encode(cbind, strlen(r->gs2) + r->cb_len, cb64);
 	if (r->nonce_override != NULL)
 		snprintf(final, sizeof(final), "c=%s,r=%s", cb64,
@@ -474,7 +475,7 @@ test_scram_malformed(void **state)
 	static const char *const bad_first[] = {
 		"", "n", "n,", "x,,n=user,r=abc", "n,,", "n,,n=user",
 		"n,,n=user,", "n,,n=,r=abc", "n,,r=abc,n=user", "n,,n=user,r=",
-		"n,,n=user,r=a\x01" "b", "n,,n=user,r=a b", "n,x=1,n=user,r=abc",
+		("n,,n=user,r=a\x01" "b"), "n,,n=user,r=a b", "n,x=1,n=user,r=abc",
 		"n,a=user", "p,,n=user,r=abc", "y,a=u=2,n=user,r=abc",
 	};
 	static const char *const bad_final[] = {

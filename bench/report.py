@@ -1,0 +1,183 @@
+#!/usr/bin/python3
+"""report.py - medians and the side-by-side table from run.sh's raw runs.
+
+Reads the raw JSON lines run.sh collected (one per load-generator run),
+prints one table (scenario | posuto | dovecot | ratio | ceiling | loadgen
+CPU) and writes the same as JSON.  "ratio" is always oriented so that
+> 1 means posuto is better (rate: posuto/dovecot; latency, memory, time:
+dovecot/posuto).  Exit status 1 if any run reported errors.
+Only the Python standard library is used.
+"""
+import argparse
+import datetime
+import json
+import statistics
+import sys
+
+CEILING = {"session": "ok", "retr": "sf", "fair": "sf"}
+
+
+def metric_of(scen):
+    """(key, unit, higher_is_better, label) for a scenario name."""
+    if scen.startswith("session-sha512"):
+        return ("rate", "sessions/s", True, "sessions/s")
+    if scen.startswith("session"):
+        return ("rate", "sessions/s", True, "sessions/s")
+    if scen.startswith("retr"):
+        return ("mbps", "MB/s", True, "MB/s payload")
+    if scen.startswith("fair"):
+        return ("probe_p99_ms", "ms", False, "NOOP p99 ms")
+    if scen.startswith("idle"):
+        return ("pss_per_conn_kib", "KiB", False, "PSS KiB/session")
+    if scen.startswith("big"):
+        return ("first_line_ms", "ms", False, "PASS->1st LIST line ms")
+    return ("rate", "", True, "")
+
+
+def value(run, key):
+    if key in run:
+        return run[key]
+    return run.get("gen", {}).get(key)
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def fmt(v, unit):
+    if v is None:
+        return "-"
+    if unit == "sessions/s":
+        return "%.0f/s" % v
+    if unit == "MB/s":
+        return "%.0f MB/s" % v
+    if unit == "KiB":
+        return "%.1f KiB" % v
+    if unit == "ms":
+        return "%.1f ms" % v if v >= 10 else "%.2f ms" % v
+    return "%g" % v
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--raw", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--machine", default="")
+    ap.add_argument("--dovecot", default="")
+    ap.add_argument("--smoke", default="0")
+    ap.add_argument("--reps", default="")
+    ap.add_argument("--duration", default="")
+    a = ap.parse_args()
+
+    runs = [json.loads(l) for l in open(a.raw) if l.strip()]
+    order, groups = [], {}
+    errors = 0
+    for r in runs:
+        key = (r["scenario"], r["server"])
+        if r["scenario"] not in order:
+            order.append(r["scenario"])
+        groups.setdefault(key, []).append(r)
+        errors += int(r.get("gen", {}).get("errors", 0) or 0)
+
+    rows = []
+    for scen in order:
+        mkey, unit, higher, label = metric_of(scen)
+        row = {"scenario": scen, "metric": mkey, "unit": unit,
+               "higher_is_better": higher, "servers": {}}
+        for srv in ("posuto", "dovecot", "ok", "sf"):
+            rs = groups.get((scen, srv))
+            if not rs:
+                continue
+            ent = {
+                "median": med([value(r, mkey) for r in rs]),
+                "runs": [value(r, mkey) for r in rs],
+                "loadgen_cpu_pct": med([value(r, "loadgen_cpu_pct") for r in rs]),
+                "errors": sum(int(value(r, "errors") or 0) for r in rs),
+            }
+            for extra in ("lat_p50_ms", "lat_p99_ms", "probe_p99_ms", "server_cpu_s",
+                          "window_s", "pss_before_kib", "pss_after_kib", "held",
+                          "list_end_ms"):
+                v = med([value(r, extra) for r in rs])
+                if v is not None:
+                    ent[extra] = v
+            row["servers"][srv] = ent
+        p = row["servers"].get("posuto", {}).get("median")
+        d = row["servers"].get("dovecot", {}).get("median")
+        ratio = None
+        if p and d:
+            ratio = p / d if higher else d / p
+        row["ratio"] = ratio
+        ceil = CEILING.get(scen.split("-")[0])
+        if scen.startswith("session-sha512"):
+            ceil = None
+        c = row["servers"].get(ceil, {}).get("median") if ceil else None
+        row["ceiling"] = {"server": ceil, "median": c} if c is not None else None
+        if c and p:
+            row["posuto_of_ceiling"] = p / c if higher else c / p
+        rows.append(row)
+
+    # ---- table
+    hdr = ["scenario", "posuto", "dovecot", "ratio", "ceiling(s)", "loadgen CPU p/d/c"]
+    lines = []
+    for row in rows:
+        unit = row["unit"]
+        sv = row["servers"]
+
+        def cell(srv):
+            e = sv.get(srv)
+            if not e:
+                return "-"
+            s = fmt(e["median"], unit)
+            if row["scenario"].startswith("session") and e.get("lat_p50_ms") is not None:
+                s += " (%.1f/%.1f ms)" % (e["lat_p50_ms"], e.get("lat_p99_ms", 0))
+            if row["scenario"].startswith("session-sha512") and e.get("probe_p99_ms") is not None:
+                s += " noop99 %.1fms" % e["probe_p99_ms"]
+            if e["errors"]:
+                s += " ERR%d" % e["errors"]
+            return s
+        ratio = "%.2fx" % row["ratio"] if row["ratio"] else "-"
+        ceiling = "-"
+        if row["ceiling"]:
+            ceiling = "%s %s" % (row["ceiling"]["server"], fmt(row["ceiling"]["median"], unit))
+            if row.get("posuto_of_ceiling"):
+                ceiling += " (posuto %.0f%%)" % (100 * row["posuto_of_ceiling"])
+        cpus = []
+        for srv in ("posuto", "dovecot", row["ceiling"]["server"] if row["ceiling"] else None):
+            e = sv.get(srv) if srv else None
+            v = e.get("loadgen_cpu_pct") if e else None
+            cpus.append("-" if v is None else "%.0f%%" % v)
+        cpu = "/".join(cpus)
+        if any(e.get("loadgen_cpu_pct") and e["loadgen_cpu_pct"] > 90 for e in sv.values()):
+            cpu += " SAT"
+        lines.append([row["scenario"] + " [" + metric_of(row["scenario"])[3] + "]",
+                      cell("posuto"), cell("dovecot"), ratio, ceiling, cpu])
+    widths = [max(len(x[i]) for x in [hdr] + lines) for i in range(len(hdr))]
+    out = []
+    out.append(" | ".join(h.ljust(w) for h, w in zip(hdr, widths)))
+    out.append("-+-".join("-" * w for w in widths))
+    for l in lines:
+        out.append(" | ".join(c.ljust(w) for c, w in zip(l, widths)))
+    table = "\n".join(out)
+    print()
+    print("posuto vs Dovecot %s -- %s" % (a.dovecot, a.machine))
+    print("medians of %s run(s) x %s s; ratio > 1 = posuto better; session cells: rate (p50/p99 latency);"
+          " loadgen CPU: posuto/dovecot/ceiling, SAT = load generator saturated" % (a.reps, a.duration))
+    print(table)
+    if errors:
+        print("\nVERIFICATION ERRORS: %d (see run log)" % errors)
+
+    res = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": a.machine, "dovecot_version": a.dovecot,
+        "smoke": a.smoke == "1", "reps": a.reps, "duration_s": a.duration,
+        "errors": errors, "rows": rows, "table": table,
+    }
+    with open(a.out, "w") as f:
+        json.dump(res, f, indent=1)
+    print("\nresults: %s" % a.out)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,628 @@
+#!/bin/bash
+# bench/run.sh - posuto vs Dovecot, side by side, interleaved (README.md).
+#
+#   bench/run.sh            full run (about 15 minutes; run as root)
+#   bench/run.sh --smoke    seconds; tiny mailboxes; exits non-zero on any
+#                           verification error (this is what `make check` runs)
+# Options:
+#   --reps N        repetitions per figure (full: 3), medians are reported
+#   --duration S    measured seconds per run (full: 5), plus --warmup S (1)
+#   --servers LIST  comma list of posuto,dovecot (default both)
+#   --only LIST     scenarios: session,sha512,retr,fair,idle,bigbox
+#   --no-pin        do not pin server and load generator to separate cores
+#   --no-dovecot    skip Dovecot (ratios then read "-")
+#   --posuto PATH   server binary (default build/posuto)
+#   --data DIR      generated mail (default /var/tmp/posuto-bench[-smoke])
+#   --keep          leave the servers' work directory for inspection
+# Environment: BENCH_DATA (as --data), POSUTO (as --posuto).
+set -u -o pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+OUT=$HERE/out
+BIN=$OUT/bin
+PY=/usr/bin/python3		# Debian's, stdlib only (not pyenv's)
+
+SMOKE=0 REPS= DUR= WARM= SERVERS=posuto,dovecot ONLY= PIN=1 KEEP=0
+POSUTO_BIN=${POSUTO:-$REPO/build/posuto}
+DATA=${BENCH_DATA:-}
+while [ $# -gt 0 ]; do
+	case $1 in
+	--smoke) SMOKE=1 ;;
+	--reps) REPS=$2; shift ;;
+	--duration) DUR=$2; shift ;;
+	--warmup) WARM=$2; shift ;;
+	--servers) SERVERS=$2; shift ;;
+	--only) ONLY=$2; shift ;;
+	--no-pin) PIN=0 ;;
+	--no-dovecot) SERVERS=${SERVERS//dovecot/} ;;
+	--posuto) POSUTO_BIN=$2; shift ;;
+	--data) DATA=$2; shift ;;
+	--keep) KEEP=1 ;;
+	-h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+	*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+	esac
+	shift
+done
+
+if [ $SMOKE = 1 ]; then
+	: "${REPS:=1}" "${DUR:=1}" "${WARM:=0.3}"
+	: "${DATA:=/var/tmp/posuto-bench-smoke}"
+	SESSION_CLIENTS="1 16" RETR_CLIENTS="4" IDLE_NS="200" BIG_BOXES="big2k"
+	FAIR_CLIENTS=8 NUSERS=16 NIDLE=200
+else
+	: "${REPS:=3}" "${DUR:=5}" "${WARM:=1}"
+	: "${DATA:=/var/tmp/posuto-bench}"
+	SESSION_CLIENTS="1 16 64 256" RETR_CLIENTS="1 16 64" IDLE_NS="1000 10000"
+	BIG_BOXES="big10k big100k" FAIR_CLIENTS=64 NUSERS=256 NIDLE=10000
+fi
+NSLOW=64			# SHA512-CRYPT users s1..s64
+
+want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
+has_server() { [[ ",$SERVERS," == *",$1,"* ]]; }
+log() { printf '%s run.sh: %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "$*"; exit 2; }
+
+FAILED=0			# verification errors seen
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+NOFILE=$(ulimit -n)
+
+# ---- CPU pinning: server on one core, load generator on another --------------
+NCPU=$(nproc)
+if [ $PIN = 1 ] && [ "$NCPU" -ge 2 ]; then
+	SRV_PIN=(taskset -c 0) GEN_PIN=(taskset -c 1)
+else
+	SRV_PIN=() GEN_PIN=()
+fi
+
+# ---- build ----------------------------------------------------------------------
+make -s -C "$HERE" all >&2 || die "building bench/ failed"
+
+if has_server posuto && [ ! -x "$POSUTO_BIN" ]; then
+	if [ $SMOKE = 1 ]; then
+		die "posuto binary $POSUTO_BIN not found (build it first, or --servers dovecot)"
+	fi
+	die "posuto binary $POSUTO_BIN not found (run make first)"
+fi
+
+# ---- Dovecot from Debian ----------------------------------------------------------
+DOVECOT=$(command -v dovecot || echo /usr/sbin/dovecot)
+if has_server dovecot && [ ! -x "$DOVECOT" ]; then
+	if [ $SMOKE = 1 ]; then
+		log "Dovecot not installed: smoke runs without it"
+		SERVERS=${SERVERS//dovecot/}
+	else
+		log "installing dovecot-pop3d from Debian"
+		# Never let the package start the system's Dovecot: we run our own.
+		PRC=/usr/sbin/policy-rc.d MADE_PRC=0
+		if [ ! -e $PRC ]; then
+			printf '#!/bin/sh\nexit 101\n' > $PRC && chmod 755 $PRC && MADE_PRC=1
+		fi
+		DEBIAN_FRONTEND=noninteractive apt-get install -y dovecot-pop3d >&2
+		rc=$?
+		[ $MADE_PRC = 1 ] && rm -f $PRC
+		[ $rc = 0 ] || die "apt-get install dovecot-pop3d failed"
+		DOVECOT=$(command -v dovecot || echo /usr/sbin/dovecot)
+	fi
+fi
+DOVECOT_VERSION=$([ -x "$DOVECOT" ] && "$DOVECOT" --version 2>/dev/null | cut -d' ' -f1 || echo -)
+
+# ---- mail ---------------------------------------------------------------------------
+# src/ holds generated mailboxes; mail/<server>/<user> are hard-linked copies,
+# one tree per server so renames by one (new/ -> cur/, :2,S) never touch the
+# other, while both read the very same inodes (same page cache).
+gen_data() {
+	local src=$DATA/src
+	if [ -f "$src/.done" ]; then return; fi
+	log "generating mailboxes in $src (once)"
+	rm -rf "$src"
+	mkdir -p "$src"
+	if [ $SMOKE = 1 ]; then
+		$PY "$HERE/mkmail.py" --out "$src/main" --boxes 4 --msgs 20 --mix tiny --prefix b --seed 1 || return 1
+		$PY "$HERE/mkmail.py" --out "$src/big" --boxes 1 --msgs 2000 --mix small --prefix big2k --seed 3 || return 1
+		$PY "$HERE/mkmail.py" --out "$src/eml" --format emldir --boxes 1 --msgs 20 --mix tiny --prefix e --seed 4 || return 1
+	else
+		$PY "$HERE/mkmail.py" --out "$src/main" --boxes 16 --msgs 200 --mix full --prefix b --seed 1 || return 1
+		$PY "$HERE/mkmail.py" --out "$src/big" --boxes 1 --msgs 10000 --mix small --prefix big10k --seed 2 || return 1
+		$PY "$HERE/mkmail.py" --out "$src/big" --boxes 1 --msgs 100000 --mix small --prefix big100k --seed 3 || return 1
+	fi
+	$PY "$HERE/mkmail.py" --out "$src/tiny" --boxes 1 --msgs 10 --mix tiny --prefix t --seed 5 || return 1
+	touch "$src/.done"
+}
+
+# users: u1..uNUSERS -> b((i-1)%nb+1); s1..s64 (SHA512-CRYPT) likewise;
+# i1..iNIDLE -> t1 (10 small messages); probe -> t1; bigN -> bigN.
+make_users() {
+	local src=$DATA/src m=$DATA/users.manifest
+	if [ -f "$DATA/.users.done" ]; then return; fi
+	log "creating user mailboxes (hard links)"
+	local nb
+	nb=$(wc -l < "$src/main/manifest.txt")
+	: > "$m"
+	rm -rf "$DATA/mail"
+	local tree
+	for tree in posuto dovecot; do mkdir -p "$DATA/mail/$tree"; done
+	link_box() {	# srcdir user
+		for tree in posuto dovecot; do
+			cp -al "$1" "$DATA/mail/$tree/$2"
+		done
+	}
+	local i b line
+	for i in $(seq 1 $NUSERS); do
+		b=b$(( (i - 1) % nb + 1 ))
+		link_box "$src/main/$b" "u$i"
+		line=$(grep "^$b " "$src/main/manifest.txt")
+		echo "u$i ${line#* }" >> "$m"
+	done
+	for i in $(seq 1 $NSLOW); do
+		b=b$(( (i - 1) % nb + 1 ))
+		link_box "$src/main/$b" "s$i"
+		line=$(grep "^$b " "$src/main/manifest.txt")
+		echo "s$i ${line#* }" >> "$m"
+	done
+	line=$(grep "^t1 " "$src/tiny/manifest.txt")
+	for i in $(seq 1 $NIDLE); do
+		link_box "$src/tiny/t1" "i$i"
+		echo "i$i ${line#* }" >> "$m"
+	done
+	link_box "$src/tiny/t1" probe
+	echo "probe ${line#* }" >> "$m"
+	for b in $BIG_BOXES; do
+		link_box "$src/big/$b" "$b"
+		grep "^$b " "$src/big/manifest.txt" >> "$m"
+	done
+	if [ -d "$src/eml" ]; then	# JumboDogX layout, posuto only
+		cp -al "$src/eml/e1" "$DATA/mail/posuto/e1"
+		grep "^e1 " "$src/eml/manifest.txt" >> "$m"
+	fi
+	# Dovecot's mail processes run as nobody and write index files.
+	chown -R nobody:nogroup "$DATA/mail/dovecot"
+	touch "$DATA/.users.done"
+}
+
+# Passwords: user X has password "pw-X".  SHA256 hex for u*, i*, probe, big*;
+# SHA512-CRYPT for s*.
+make_passwords() {
+	local pf=$DATA/passwd.sha
+	if [ -f "$pf" ] && [ "$pf" -nt "$DATA/.users.done" ]; then return; fi
+	log "hashing passwords"
+	$PY - "$DATA" $NUSERS $NIDLE $NSLOW "$BIG_BOXES" <<'PYEOF' || return 1
+import hashlib, subprocess, sys
+data, nusers, nidle, nslow, bigs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5].split()
+users = ["u%d" % i for i in range(1, nusers + 1)] + ["i%d" % i for i in range(1, nidle + 1)] + ["probe"] + bigs + ["e1"]
+with open(data + "/passwd.sha", "w") as f:
+    for u in users:
+        f.write("%s %s\n" % (u, hashlib.sha256(("pw-" + u).encode()).hexdigest()))
+with open(data + "/passwd.crypt", "w") as f:
+    for i in range(1, nslow + 1):
+        u = "s%d" % i
+        h = subprocess.run(["openssl", "passwd", "-6", "-salt", "bench%04d" % i, "pw-" + u],
+                           check=True, capture_output=True, text=True).stdout.strip()
+        f.write("%s %s\n" % (u, h))
+PYEOF
+}
+
+# ---- ports, processes -------------------------------------------------------------
+free_port() {
+	local p
+	while :; do
+		p=$(( 20000 + RANDOM % 12000 ))
+		if ! ss -Hltn "sport = :$p" 2>/dev/null | grep -q .; then
+			echo $p
+			return
+		fi
+	done
+}
+
+wait_port() {	# port seconds
+	local i
+	for i in $(seq 1 $(( $2 * 20 ))); do
+		if ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; then return 0; fi
+		sleep 0.05
+	done
+	return 1
+}
+
+# All processes of a server: the main pid and its descendants.
+proc_tree() {
+	local pids=($1) next=($1) p c
+	while [ ${#next[@]} -gt 0 ]; do
+		local more=()
+		for p in "${next[@]}"; do
+			for c in $(cat /proc/$p/task/*/children 2>/dev/null); do
+				more+=("$c")
+			done
+		done
+		pids+=("${more[@]}")
+		next=("${more[@]}")
+	done
+	echo "${pids[@]}"
+}
+
+# Proportional set size of a process tree, KiB.
+pss_kib() {
+	local sum=0 p v
+	for p in $(proc_tree "$1"); do
+		v=$(awk '/^Pss:/ {print $2; exit}' /proc/$p/smaps_rollup 2>/dev/null)
+		sum=$(( sum + ${v:-0} ))
+	done
+	echo $sum
+}
+
+# CPU ticks (user+sys, with reaped children) of a process tree.
+cpu_ticks() {
+	local sum=0 p v
+	for p in $(proc_tree "$1"); do
+		v=$(awk '{print $14 + $15 + $16 + $17}' /proc/$p/stat 2>/dev/null | tail -1)
+		sum=$(( sum + ${v:-0} ))
+	done
+	echo $sum
+}
+HZ=$(getconf CLK_TCK)
+
+WORK=$(mktemp -d /tmp/posuto-bench.XXXXXX)
+chmod 755 "$WORK"
+declare -A PID PORT
+cleanup() {
+	local s
+	for s in "${!PID[@]}"; do
+		stop_server "$s"
+	done
+	if [ $KEEP = 0 ]; then rm -rf "$WORK"; else log "work directory kept: $WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- servers ----------------------------------------------------------------------
+posuto_config() {	# scheme: sha | crypt (both user sets are always present)
+	local port=$1
+	$PY - "$DATA" "$port" > "$WORK/posuto.json" <<'PYEOF'
+import json, sys
+data, port = sys.argv[1], int(sys.argv[2])
+users = []
+for line in open(data + "/passwd.sha"):
+    u, h = line.split()
+    users.append({"UserName": u, "Password": h, "HashType": "SHA256"})
+for line in open(data + "/passwd.crypt"):
+    u, h = line.split()
+    users.append({"UserName": u, "Password": "{SHA512-CRYPT}" + h})
+cfg = {"Pop3Server": {
+    "Listen": [{"Address": "127.0.0.1", "Port": port}],
+    "MailDir": data + "/mail/posuto",
+    "MailboxFormat": "maildir",
+    "MaxConnectionsPerIp": 0, "MaxConnections": 0, "AuthFailDelay": 0,
+    "LogLevel": "warn", "Users": users}}
+json.dump(cfg, sys.stdout, indent=1)
+PYEOF
+}
+
+dovecot_config() {
+	local port=$1 d=$WORK/dovecot
+	mkdir -p "$d/run" "$d/state"
+	# passwd-file: scheme in each entry, same secrets as posuto's
+	{
+		awk '{print $1 ":{SHA256.HEX}" $2}' "$DATA/passwd.sha"
+		awk '{print $1 ":{SHA512-CRYPT}" $2}' "$DATA/passwd.crypt"
+	} > "$d/passwd"
+	chmod 644 "$d/passwd"
+	local cache_size=10M
+	[ "${DOVECOT_NO_AUTH_CACHE:-0}" = 1 ] && cache_size=0
+	cat > "$d/dovecot.conf" <<EOF
+# generated by posuto bench/run.sh: tuned for speed, loopback only
+base_dir = $d/run
+state_dir = $d/state
+instance_name = posuto-bench
+listen = 127.0.0.1
+protocols = pop3
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+log_path = $d/dovecot.log
+info_log_path = $d/dovecot.log
+auth_verbose = no
+verbose_proctitle = no
+first_valid_uid = 1
+mail_location = maildir:$DATA/mail/dovecot/%u
+mail_fsync = never
+maildir_very_dirty_syncs = yes
+pop3_uidl_format = %f
+auth_cache_size = $cache_size
+auth_cache_ttl = 1 hour
+auth_cache_negative_ttl = 1 hour
+default_process_limit = 12000
+default_client_limit = 20000
+default_vsz_limit = 1G
+passdb {
+  driver = passwd-file
+  args = $d/passwd
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=$DATA/mail/dovecot/%u
+}
+service pop3-login {
+  inet_listener pop3 {
+    address = 127.0.0.1
+    port = $port
+  }
+  inet_listener pop3s {
+    port = 0
+  }
+  service_count = 0
+  process_min_avail = 1
+  client_limit = 4096
+}
+service pop3 {
+  process_limit = 12000
+  service_count = ${DOVECOT_POP3_SERVICE_COUNT:-1}
+}
+service auth {
+  client_limit = 20000
+}
+service anvil {
+  client_limit = 20000
+}
+protocol pop3 {
+  mail_max_userip_connections = 100000
+}
+EOF
+}
+
+start_server() {	# name
+	local s=$1 port
+	port=$(free_port)
+	PORT[$s]=$port
+	case $s in
+	ok)
+		"${SRV_PIN[@]}" "$BIN/okserver" -p "$port" &
+		PID[$s]=$! ;;
+	sf)
+		"${SRV_PIN[@]}" "$BIN/sfserver" -p "$port" -m "$DATA/mail/posuto" -C "$DATA/sfcache" 2>>"$WORK/sfserver.log" &
+		PID[$s]=$! ;;
+	posuto)
+		posuto_config "$port"
+		"${SRV_PIN[@]}" "$POSUTO_BIN" serve -c "$WORK/posuto.json" >>"$WORK/posuto.log" 2>&1 &
+		PID[$s]=$! ;;
+	dovecot)
+		dovecot_config "$port"
+		"${SRV_PIN[@]}" "$DOVECOT" -F -c "$WORK/dovecot/dovecot.conf" >>"$WORK/dovecot/master.log" 2>&1 &
+		PID[$s]=$! ;;
+	esac
+	if ! wait_port "$port" 20; then
+		log "$s did not start listening on 127.0.0.1:$port"
+		[ $s = posuto ] && tail -5 "$WORK/posuto.log" >&2
+		[ $s = dovecot ] && tail -5 "$WORK/dovecot/master.log" "$WORK/dovecot/dovecot.log" >&2
+		return 1
+	fi
+	# Dovecot's login process must be up before the first connection.
+	[ $s = dovecot ] && sleep 0.5
+	return 0
+}
+
+stop_server() {
+	local s=$1 p=${PID[$1]:-}
+	[ -n "$p" ] || return 0
+	kill "$p" 2>/dev/null
+	local i
+	for i in $(seq 1 100); do
+		kill -0 "$p" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -9 "$p" 2>/dev/null
+	wait "$p" 2>/dev/null
+	unset "PID[$s]"
+	# Dovecot children leave with their master; make sure of it.
+	if [ "$s" = dovecot ]; then
+		for i in $(seq 1 100); do
+			pgrep -f "$WORK/dovecot" > /dev/null || break
+			sleep 0.05
+		done
+	fi
+}
+
+restart_server() { stop_server "$1"; start_server "$1"; }
+
+# ---- running the load generator ---------------------------------------------------
+RAW=$WORK/raw.jsonl
+: > "$RAW"
+
+# run_gen scenario server extra-json -- popload args...
+run_gen() {
+	local scen=$1 srv=$2 extra=$3
+	shift 4
+	local t0 t1 out rc
+	t0=$(cpu_ticks "${PID[$srv]}")
+	out=$("${GEN_PIN[@]}" "$BIN/popload" -p "${PORT[$srv]}" --manifest "$DATA/users.manifest" \
+	    --label "$scen" -q "$@" 2>"$WORK/gen.err")
+	rc=$?
+	t1=$(cpu_ticks "${PID[$srv]}")
+	if [ $rc != 0 ] || [ -z "$out" ]; then
+		FAILED=$((FAILED + 1))
+		log "FAIL $scen on $srv (exit $rc):"
+		head -20 "$WORK/gen.err" >&2
+		[ -z "$out" ] && out='{"errors":1}'
+	fi
+	printf '{"scenario":"%s","server":"%s","server_cpu_s":%s%s,"gen":%s}\n' \
+	    "$scen" "$srv" "$(awk -v a="$t0" -v b="$t1" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}')" \
+	    "$extra" "$out" >> "$RAW"
+	printf '  %-22s %-8s %s\n' "$scen" "$srv" \
+	    "$(echo "$out" | $PY -c 'import json,sys; d=json.load(sys.stdin); print(" ".join("%s=%s" % (k, d.get(k)) for k in ("rate","lat_p50_ms","lat_p99_ms","mbps","first_line_ms","probe_p99_ms","loadgen_cpu_pct","errors") if d.get(k) not in (None, 0, 0.0)))' 2>/dev/null)" >&2
+	return $rc
+}
+
+# Servers in interleaved order: forward on odd repetitions, reversed on even.
+order() {	# rep names...
+	local r=$1; shift
+	if (( r % 2 )); then echo "$@"; else echo "$@" | tr ' ' '\n' | tac | tr '\n' ' '; fi
+}
+
+MAIN_SERVERS=()
+has_server posuto && MAIN_SERVERS+=(posuto)
+has_server dovecot && MAIN_SERVERS+=(dovecot)
+
+# ---- scenarios ---------------------------------------------------------------------
+sc_session() {
+	local c r s
+	for c in $SESSION_CLIENTS; do
+		for r in $(seq 1 $REPS); do
+			for s in $(order $r "${MAIN_SERVERS[@]}" ok); do
+				local lax=()
+				[ $s = ok ] && lax=(--lax)
+				run_gen "session-c$c" $s "" -- -m session -c $c -U $c -u 'u%d' -P 'pw-u%d' \
+				    -d "$DUR" -w "$WARM" "${lax[@]}"
+			done
+		done
+	done
+}
+
+sc_sha512() {
+	local r s c=64
+	[ $SMOKE = 1 ] && c=8
+	for r in $(seq 1 $REPS); do
+		for s in $(order $r "${MAIN_SERVERS[@]}"); do
+			run_gen "session-sha512-c$c" $s "" -- -m session -c $c -U $c -u 's%d' -P 'pw-s%d' \
+			    -d "$DUR" -w "$WARM" --probe 10 --probe-user probe --probe-pass pw-probe
+		done
+	done
+}
+
+sc_retr() {
+	local c r s
+	for c in $RETR_CLIENTS; do
+		for r in $(seq 1 $REPS); do
+			for s in $(order $r "${MAIN_SERVERS[@]}" sf); do
+				run_gen "retr-c$c" $s "" -- -m retr -c $c -U $c -u 'u%d' -P 'pw-u%d' \
+				    -d "$DUR" -w "$WARM" --pipeline 2
+			done
+		done
+	done
+}
+
+sc_fair() {
+	local r s c=$FAIR_CLIENTS
+	for r in $(seq 1 $REPS); do
+		for s in $(order $r "${MAIN_SERVERS[@]}" sf); do
+			run_gen "fair-c$c" $s "" -- -m retr -c $c -U $c -u 'u%d' -P 'pw-u%d' \
+			    -d "$DUR" -w "$WARM" --probe 10 --probe-user probe --probe-pass pw-probe
+		done
+	done
+}
+
+sc_idle() {
+	local n s
+	for n in $IDLE_NS; do
+		for s in "${MAIN_SERVERS[@]}"; do
+			# A fresh server, so the figure is the sessions' and not leftovers.
+			restart_server $s || { FAILED=$((FAILED + 1)); continue; }
+			sleep 0.5
+			local before after ready=$WORK/ready.$s.$n hold=$((DUR + 60))
+			before=$(pss_kib "${PID[$s]}")
+			rm -f "$ready"
+			"${GEN_PIN[@]}" "$BIN/popload" -p "${PORT[$s]}" --manifest "$DATA/users.manifest" \
+			    -m idle -c "$n" -U "$n" -u 'i%d' -P 'pw-i%d' -d "$hold" --ready-file "$ready" \
+			    --label "idle-$n" -q --timeout 60 > "$WORK/idle.out" 2> "$WORK/gen.err" &
+			local gp=$! i
+			for i in $(seq 1 1200); do
+				[ -f "$ready" ] && break
+				kill -0 $gp 2>/dev/null || break
+				sleep 0.1
+			done
+			sleep 1
+			after=$(pss_kib "${PID[$s]}")
+			local held
+			held=$(cat "$ready" 2>/dev/null || echo 0)
+			kill -USR1 $gp 2>/dev/null
+			wait $gp
+			local rc=$?
+			local out
+			out=$(cat "$WORK/idle.out")
+			if [ $rc != 0 ] || [ -z "$out" ]; then
+				FAILED=$((FAILED + 1))
+				log "FAIL idle-$n on $s (exit $rc):"
+				head -20 "$WORK/gen.err" >&2
+				[ -z "$out" ] && out='{"errors":1}'
+			fi
+			local per=0
+			[ "${held:-0}" -gt 0 ] && per=$(awk -v a="$before" -v b="$after" -v n="$held" 'BEGIN{printf "%.2f", (b-a)/n}')
+			printf '{"scenario":"idle-%s","server":"%s","pss_before_kib":%s,"pss_after_kib":%s,"held":%s,"pss_per_conn_kib":%s,"gen":%s}\n' \
+			    "$n" "$s" "$before" "$after" "${held:-0}" "$per" "$out" >> "$RAW"
+			printf '  %-22s %-8s held=%s pss %s -> %s KiB, %s KiB/session\n' "idle-$n" "$s" "$held" "$before" "$after" "$per" >&2
+		done
+	done
+}
+
+drop_index() {	# server box
+	local d=$DATA/mail/$1/$2
+	case $1 in
+	posuto) rm -f "$d/.posuto.index" ;;
+	dovecot) rm -f "$d"/dovecot.index* "$d"/dovecot-uidlist "$d"/dovecot-keywords ;;
+	esac
+}
+
+sc_bigbox() {
+	local b r s
+	for b in $BIG_BOXES; do
+		# warm: one untimed session builds indexes and fills the caches
+		for s in "${MAIN_SERVERS[@]}"; do
+			"${GEN_PIN[@]}" "$BIN/popload" -p "${PORT[$s]}" --manifest "$DATA/users.manifest" \
+			    -m bigbox -n 1 -c 1 -U 1 -u "$b" -P "pw-$b" -d 300 --timeout 300 -q >/dev/null 2>&1
+		done
+		for r in $(seq 1 $REPS); do
+			for s in $(order $r "${MAIN_SERVERS[@]}"); do
+				run_gen "$b-warm" $s "" -- -m bigbox -n 1 -c 1 -U 1 -u "$b" -P "pw-$b" -d 300 --timeout 300
+			done
+		done
+		# cold: server restarted, its index deleted, page/dentry caches dropped
+		for r in $(seq 1 $REPS); do
+			for s in $(order $r "${MAIN_SERVERS[@]}"); do
+				stop_server $s
+				drop_index $s $b
+				sync
+				if ! echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; then
+					log "cannot drop caches (not root?): cold figures are not cold"
+				fi
+				start_server $s || { FAILED=$((FAILED + 1)); continue; }
+				run_gen "$b-cold" $s "" -- -m bigbox -n 1 -c 1 -U 1 -u "$b" -P "pw-$b" -d 300 --timeout 300
+			done
+		done
+	done
+}
+
+# JumboDogX emldir layout: verified, not compared (Dovecot cannot read it).
+sc_emldir() {
+	[ -d "$DATA/mail/posuto/e1" ] || return 0
+	has_server posuto || return 0
+	run_gen "retr-emldir" posuto "" -- -m retr -c 1 -U 1 -u 'e%d' -P 'pw-e%d' -d "$DUR" -n 3
+}
+
+# ---- main ----------------------------------------------------------------------------
+mkdir -p "$DATA" "$OUT"
+gen_data || die "mail generation failed"
+make_users || die "creating mailboxes failed"
+make_passwords || die "hashing passwords failed"
+
+log "servers: ${MAIN_SERVERS[*]} (+ ceilings ok, sf); reps $REPS, ${DUR}s + ${WARM}s warm-up; pin ${SRV_PIN[*]:-none} / ${GEN_PIN[*]:-none}; nofile $NOFILE"
+for s in "${MAIN_SERVERS[@]}" ok sf; do
+	start_server $s || die "cannot start $s"
+done
+
+want session && sc_session
+want sha512 && sc_sha512
+want retr && sc_retr
+want fair && sc_fair
+[ $SMOKE = 1 ] && want retr && sc_emldir
+want bigbox && sc_bigbox
+want idle && sc_idle
+
+MACHINE=$(printf '%s, %s cores, %s, kernel %s' \
+    "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)" "$NCPU" \
+    "Debian $(cat /etc/debian_version 2>/dev/null)" "$(uname -r)")
+$PY "$HERE/report.py" --raw "$RAW" --out "$OUT/results.json" --machine "$MACHINE" \
+    --dovecot "$DOVECOT_VERSION" --smoke $SMOKE --reps "$REPS" --duration "$DUR" || FAILED=$((FAILED + 1))
+cp "$RAW" "$OUT/raw.jsonl"
+
+if [ $FAILED -gt 0 ]; then
+	log "$FAILED run(s) failed verification or did not complete"
+	exit 1
+fi
+exit 0

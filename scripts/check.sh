@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# make check: unit + integration tests with gcc, the same under clang
+# ASan+UBSan, the fuzzers for a bounded time, the benchmark's smoke run.
+# Ends with one line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+scripts/deps.sh check || exit 1
+
+passed=0
+failed=0
+failures=()
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+
+note() { printf '\n==== %s ====\n' "$*"; }
+count() { # name rc
+	if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$1"); fi
+}
+add_counts() { # passed failed name
+	passed=$((passed + $1)); failed=$((failed + $2))
+	[ "$2" -gt 0 ] && failures+=("$3")
+	return 0
+}
+
+setup() { # dir, then meson args
+	local dir=$1; shift
+	if [ ! -f "$dir/build.ninja" ]; then
+		meson setup "$dir" "$@" >/dev/null || return 1
+	fi
+	ninja -C "$dir" >/dev/null || ninja -C "$dir"
+}
+
+unit() { # dir label
+	local out
+	out=$(meson test -C "$1" --print-errorlogs 2>&1)
+	echo "$out" | grep -E '^ *[0-9]+/[0-9]+ ' || true
+	local ok fail
+	ok=$(echo "$out" | sed -n 's/^Ok: *\([0-9]*\).*/\1/p')
+	fail=$(echo "$out" | sed -n 's/^Fail: *\([0-9]*\).*/\1/p')
+	to=$(echo "$out" | sed -n 's/^Timeout: *\([0-9]*\).*/\1/p')
+	[ -n "$ok" ] || { echo "$out" | tail -30; ok=0; fail=1; }
+	[ "${fail:-0}" -gt 0 ] && echo "$out" | grep -A30 -E 'FAIL|ERROR' | head -80
+	add_counts "${ok:-0}" "$(( ${fail:-0} + ${to:-0} ))" "unit tests ($2)"
+}
+
+integration() { # binary label
+	local log=$root/build/pytest-$2.log
+	POSUTO_BIN=$1 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration >"$log" 2>&1
+	tail -40 "$log" | grep -E 'FAILED|ERROR|passed|failed' || tail -20 "$log"
+	local line p f e
+	line=$(grep -E '[0-9]+ (passed|failed)' "$log" | tail -1)
+	p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
+	f=$(echo "$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || echo 0)
+	e=$(echo "$line" | grep -oE '[0-9]+ error' | grep -oE '[0-9]+' || echo 0)
+	[ -n "$line" ] || f=1
+	add_counts "${p:-0}" "$(( ${f:-0} + ${e:-0} ))" "integration ($2)"
+}
+
+note "banned functions"
+if grep -nE '\b(gets|strcpy|strcat|sprintf|vsprintf|strtok|atoi|system|popen)\s*\(' src/*/*.c; then
+	count "banned functions" 1
+else
+	count "banned functions" 0
+fi
+
+note "build (gcc, -Werror)"
+setup build --buildtype=debugoptimized -Db_pie=true; count "gcc build" $?
+note "unit tests (gcc)"
+unit build gcc
+note "integration tests (gcc build)"
+integration "$root/build/posuto" gcc
+
+note "build (clang, ASan+UBSan, -Werror)"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export LSAN_OPTIONS=suppressions=$root/tests/lsan.supp
+CC=clang setup build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+count "clang asan build" $?
+note "unit tests (ASan+UBSan)"
+unit build-asan asan
+note "integration tests (ASan+UBSan build)"
+integration "$root/build-asan/posuto" asan
+
+note "fuzzers (${FUZZ_SECONDS}s each)"
+if CC=clang setup build-fuzz --buildtype=debugoptimized -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false; then
+	for f in build-fuzz/tests/fuzz/fuzz_*; do
+		[ -x "$f" ] || continue
+		name=${f##*/fuzz_}
+		mkdir -p "build-fuzz/corpus/$name"
+		seeds=tests/fuzz/corpus/$name
+		[ -d "$seeds" ] || seeds=
+		dict=; [ -f tests/fuzz/$name.dict ] && dict=-dict=tests/fuzz/$name.dict
+		"$f" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 $dict \
+			"build-fuzz/corpus/$name" $seeds >"build-fuzz/$name.log" 2>&1
+		rc=$?
+		tail -1 "build-fuzz/$name.log"
+		count "fuzz $name" $rc
+		[ $rc -eq 0 ] || tail -40 "build-fuzz/$name.log"
+	done
+else
+	count "fuzz build" 1
+fi
+
+if [ -x bench/run.sh ]; then
+	note "benchmark smoke run"
+	bench/run.sh --smoke >build/bench-smoke.log 2>&1
+	rc=$?
+	tail -25 build/bench-smoke.log
+	count "bench smoke" $rc
+fi
+
+echo
+[ ${#failures[@]} -gt 0 ] && printf 'failing: %s\n' "${failures[@]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
