@@ -44,16 +44,15 @@ unit() { # dir label
 }
 
 integration() { # binary label
-	local log=$root/build/pytest-$2.log
-	POSUTO_BIN=$1 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration >"$log" 2>&1
-	tail -40 "$log" | grep -E 'FAILED|ERROR|passed|failed' || tail -20 "$log"
-	local line p f e
-	line=$(grep -E '[0-9]+ (passed|failed)' "$log" | tail -1)
-	p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
-	f=$(echo "$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || echo 0)
-	e=$(echo "$line" | grep -oE '[0-9]+ error' | grep -oE '[0-9]+' || echo 0)
-	[ -n "$line" ] || f=1
-	add_counts "${p:-0}" "$(( ${f:-0} + ${e:-0} ))" "integration ($2)"
+	local log=$root/build/pytest-$2.log line p f
+	POSUTO_BIN=$1 tests/integration/run.sh >"$log" 2>&1
+	grep -E '^(FAILED|ERROR) ' "$log" | head -40
+	line=$(grep -E '^integration: [0-9]+ passed' "$log" | tail -1)
+	echo "$line"
+	[ -n "$line" ] || { tail -30 "$log"; add_counts 0 1 "integration ($2)"; return; }
+	p=$(echo "$line" | sed -E 's/^integration: ([0-9]+) passed.*/\1/')
+	f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
+	add_counts "$p" "$f" "integration ($2)"
 }
 
 note "banned functions"

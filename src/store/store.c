@@ -69,7 +69,7 @@ store_err(char *err, size_t errsz, const char *fmt, ...)
 	va_end(ap);
 }
 
-size_t
+uint32_t
 store_pool_add(struct mailbox *mb, const char *s, size_t n)
 {
 	size_t off;
@@ -92,10 +92,13 @@ store_pool_add(struct mailbox *mb, const char *s, size_t n)
 	if (mb->pool_len == 0)
 		mb->pool[mb->pool_len++] = '\0';	/* offset 0 = unset */
 	off = mb->pool_len;
+	/* MAILBOX_MAX_MESSAGES names of at most 255 bytes stay far below */
+	if (off + n + 1 > UINT32_MAX)
+		fatalx("store: name pool overflow");
 	memcpy(mb->pool + off, s, n);
 	mb->pool[off + n] = '\0';
 	mb->pool_len += n + 1;
-	return off;
+	return (uint32_t)off;
 }
 
 struct store_msg *
@@ -115,19 +118,115 @@ store_msg_add(struct mailbox *mb)
 }
 
 void
-store_msg_from_index(struct mailbox *mb, struct store_msg *m,
-    const struct store_index_entry *e)
+store_reserve(struct mailbox *mb, uint32_t n)
 {
-	m->raw_size = e->raw_size;
-	m->wire_size = e->wire_size;
-	m->flags |= STORE_MSG_SIZED | STORE_MSG_RAW | STORE_MSG_FROM_INDEX;
-	if (e->flags & STORE_INDEX_F_WIRE_FORM)
-		m->flags |= STORE_MSG_WIRE_FORM;
-	if (e->uidl_len > 0) {
-		m->uidl_off = store_pool_add(mb, e->uidl, e->uidl_len);
-		m->flags &= (uint8_t)~STORE_MSG_HASH;
+	if (n <= mb->cap || n > MAILBOX_MAX_MESSAGES)
+		return;
+	n += n / 8 + 16;	/* room for a few new arrivals */
+	mb->msgs = xreallocarray(mb->msgs, n, sizeof(*mb->msgs));
+	mb->cap = n;
+}
+
+struct store_sort_key {
+	uint64_t order;
+	uint32_t idx;
+};
+
+struct store_sort_ctx {
+	const struct mailbox *mb;
+	int (*cmp)(const struct mailbox *, const struct store_msg *,
+	    const struct store_msg *);
+};
+
+static int
+store_sort_cmp(const void *a, const void *b, void *arg)
+{
+	const struct store_sort_key *x = a, *y = b;
+	const struct store_sort_ctx *c = arg;
+
+	if (x->order != y->order)
+		return x->order < y->order ? -1 : 1;
+	return c->cmp(c->mb, &c->mb->msgs[x->idx], &c->mb->msgs[y->idx]);
+}
+
+void
+store_sort(struct mailbox *mb,
+    int (*cmp)(const struct mailbox *mb, const struct store_msg *a,
+    const struct store_msg *b))
+{
+	struct store_sort_ctx ctx = { mb, cmp };
+	struct store_sort_key *keys;
+	struct store_msg *sorted;
+	uint32_t i;
+
+	if (mb->count < 2)
+		return;
+	/* sort 16-byte keys, not 56-byte messages, then permute once */
+	keys = xreallocarray(NULL, mb->count, sizeof(*keys));
+	for (i = 0; i < mb->count; i++) {
+		keys[i].order = mb->msgs[i].order;
+		keys[i].idx = i;
 	}
-	mb->index_hits++;
+	qsort_r(keys, mb->count, sizeof(*keys), store_sort_cmp, &ctx);
+	sorted = xreallocarray(NULL, mb->cap, sizeof(*sorted));
+	for (i = 0; i < mb->count; i++)
+		sorted[i] = mb->msgs[keys[i].idx];
+	free(mb->msgs);
+	mb->msgs = sorted;
+	free(keys);
+}
+
+/*
+ * Merges the index (written in sort order) with the sorted messages in
+ * one sequential pass.  An index in another order (damaged, foreign) only
+ * yields misses, which are then read from disk.
+ */
+static void
+store_index_apply(struct mailbox *mb)
+{
+	struct store_index_iter it;
+	struct store_index_entry e;
+	bool have;
+	uint32_t i;
+
+	store_index_iter_init(mb->index, &it);
+	have = store_index_iter_next(&it, &e);
+	for (i = 0; i < mb->count && have; i++) {
+		struct store_msg *m = &mb->msgs[i];
+		const char *key = store_pool_str(mb, m->name_off);
+		int c = -1;
+
+		while (have &&
+		    (c = mb->ops->key_cmp(e.key, e.key_len, key, m->key_len)) <
+		    0)
+			have = store_index_iter_next(&it, &e);
+		if (!have || c != 0 || !mb->ops->index_match(m, &e))
+			continue;
+		m->raw_size = e.raw_size;
+		m->wire_size = e.wire_size;
+		m->flags |= STORE_MSG_SIZED | STORE_MSG_RAW |
+		    STORE_MSG_FROM_INDEX;
+		m->flags &= (uint16_t)~(STORE_MSG_S_HINT | STORE_MSG_W_HINT);
+		if (e.flags & STORE_INDEX_F_WIRE_FORM)
+			m->flags |= STORE_MSG_WIRE_FORM;
+		if (e.uidl_len > 0) {
+			m->uidl_off = store_pool_add(mb, e.uidl, e.uidl_len);
+			m->flags &= (uint16_t)~STORE_MSG_HASH;
+		}
+		mb->index_hits++;
+		have = store_index_iter_next(&it, &e);
+	}
+	/* what the index does not know: a ",W=" hint is a wire size */
+	for (i = 0; i < mb->count; i++) {
+		struct store_msg *m = &mb->msgs[i];
+
+		if (!(m->flags & STORE_MSG_SIZED) &&
+		    (m->flags & STORE_MSG_W_HINT))
+			m->flags |= STORE_MSG_SIZED;
+		/* an S= hint is not a measured size: sizing replaces it */
+		if (!(m->flags & STORE_MSG_RAW))
+			m->raw_size = 0;
+	}
 }
 
 int
@@ -205,8 +304,9 @@ struct store_sizer {
 
 /* Reads one file: wire size, wire-form flag, identity, emldir digest. */
 static int
-store_size_one(struct mailbox *mb, struct store_msg *m, unsigned char *buf)
+store_size_one(struct mailbox *mb, uint32_t idx, unsigned char *buf)
 {
+	struct store_msg *m = &mb->msgs[idx];
 	const char *name = store_pool_str(mb, m->name_off);
 	struct wire_size ws;
 	struct stat st;
@@ -254,10 +354,11 @@ store_size_one(struct mailbox *mb, struct store_msg *m, unsigned char *buf)
 		m->mtime_sec = st.st_mtim.tv_sec;
 		m->mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
 		m->flags |= STORE_MSG_SIZED | STORE_MSG_RAW;
+		m->flags &= (uint16_t)~STORE_MSG_W_HINT;
 		if (wire_size_is_wire_form(&ws))
 			m->flags |= STORE_MSG_WIRE_FORM;
 		else
-			m->flags &= (uint8_t)~STORE_MSG_WIRE_FORM;
+			m->flags &= (uint16_t)~STORE_MSG_WIRE_FORM;
 		if (md != NULL) {
 			unsigned char dg[EVP_MAX_MD_SIZE];
 			unsigned int dl = 0;
@@ -270,7 +371,7 @@ store_size_one(struct mailbox *mb, struct store_msg *m, unsigned char *buf)
 			(void)EVP_DigestUpdate(md, sz, (size_t)l);
 			if (EVP_DigestFinal_ex(md, dg, &dl) != 1 || dl < 16)
 				fatalx("store: SHA-256 failed");
-			memcpy(m->hash, dg, 16);
+			memcpy(mb->hashes[idx], dg, 16);
 		}
 	}
 	EVP_MD_CTX_free(md);
@@ -287,7 +388,7 @@ store_size_worker(void *arg)
 	while ((i = atomic_fetch_add(&sz->next, 1)) < sz->n) {
 		uint32_t idx = sz->todo[i];
 		struct store_msg *m = &sz->mb->msgs[idx];
-		int err = store_size_one(sz->mb, m, buf);
+		int err = store_size_one(sz->mb, idx, buf);
 
 		if (err == ENOENT || err == ELOOP || err == STORE_ENOTREG) {
 			/* deleted by someone else since readdir, or not a
@@ -327,6 +428,11 @@ store_size_pending(struct mailbox *mb, char *err, size_t errsz)
 	atomic_init(&sz.failed_idx, 0);
 	if (sz.n > 0)
 		mb->index_dirty = true;
+	for (i = 0; i < sz.n; i++)
+		if (mb->msgs[sz.todo[i]].flags & STORE_MSG_HASH) {
+			mb->hashes = xcalloc(mb->count, sizeof(*mb->hashes));
+			break;
+		}
 	if (sz.n >= STORE_SIZE_MIN_PARALLEL) {
 		nth = sz.n / 16;
 		if (nth > STORE_SIZE_THREADS)
@@ -360,8 +466,12 @@ store_drop_gone(struct mailbox *mb)
 	uint32_t i, j = 0;
 
 	for (i = 0; i < mb->count; i++)
-		if (!(mb->msgs[i].flags & STORE_MSG_GONE))
+		if (!(mb->msgs[i].flags & STORE_MSG_GONE)) {
+			if (mb->hashes != NULL)
+				memcpy(mb->hashes[j], mb->hashes[i],
+				    sizeof(mb->hashes[j]));
 			mb->msgs[j++] = mb->msgs[i];
+		}
 	mb->count = j;
 }
 
@@ -459,13 +569,20 @@ mailbox_open(const char *path, enum mbox_format format,
 		return st;
 	}
 	mb->index = store_index_load(fd, mb->ops->index_kind);
-	if ((st = mb->ops->scan(mb, err, errsz)) != STORE_OK ||
-	    (st = store_size_pending(mb, err, errsz)) != STORE_OK) {
+	store_reserve(mb, store_index_count(mb->index));
+	if ((st = mb->ops->scan(mb, err, errsz)) != STORE_OK) {
+		mailbox_close(&mb);
+		return st;
+	}
+	store_index_apply(mb);
+	if ((st = store_size_pending(mb, err, errsz)) != STORE_OK) {
 		mailbox_close(&mb);
 		return st;
 	}
 	store_drop_gone(mb);
 	mb->ops->finish(mb);
+	free(mb->hashes);
+	mb->hashes = NULL;
 	mb->total = 0;
 	for (i = 0; i < mb->count; i++)
 		mb->total += mb->msgs[i].wire_size;
@@ -620,6 +737,7 @@ mailbox_close(struct mailbox **mbp)
 	if (mb == NULL)
 		return;
 	store_index_free(&mb->index);
+	free(mb->hashes);
 	for (i = 0; i < STORE_DIR_COUNT; i++)
 		if (mb->dirfd[i] != -1)
 			close(mb->dirfd[i]);

@@ -43,6 +43,42 @@ emldir_name_parse(const char *name, size_t len, uint64_t *n_r)
 	return parse_u64(name, len - 4, n_r);
 }
 
+static int
+emldir_msg_cmp(const struct mailbox *mb, const struct store_msg *x,
+    const struct store_msg *y)
+{
+	/* store_sort() has compared N already */
+	return strcmp(store_pool_str(mb, x->name_off),
+	    store_pool_str(mb, y->name_off));
+}
+
+/* The order of store_sort() + emldir_msg_cmp, on file names. */
+static int
+emldir_key_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	uint64_t na = 0, nb = 0;
+	int c;
+
+	(void)emldir_name_parse(a, alen, &na);
+	(void)emldir_name_parse(b, blen, &nb);
+	if (na != nb)
+		return na < nb ? -1 : 1;
+	c = memcmp(a, b, alen < blen ? alen : blen);
+	if (c != 0)
+		return c;
+	return alen < blen ? -1 : alen > blen;
+}
+
+static bool
+emldir_index_match(const struct store_msg *m,
+    const struct store_index_entry *e)
+{
+	/* N.eml names are reused: the file must be the same one */
+	return e->ino == m->ino && e->mtime_sec == m->mtime_sec &&
+	    e->mtime_nsec == m->mtime_nsec && e->raw_size == m->raw_size &&
+	    e->uidl_len > 0;
+}
+
 static enum store_status
 emldir_scan(struct mailbox *mb, char *err, size_t errsz)
 {
@@ -63,7 +99,6 @@ emldir_scan(struct mailbox *mb, char *err, size_t errsz)
 	rewinddir(dir);
 	errno = 0;
 	while ((de = readdir(dir)) != NULL) {
-		const struct store_index_entry *e;
 		struct store_msg *m;
 		struct stat st;
 		size_t len = strlen(de->d_name);
@@ -90,13 +125,8 @@ emldir_scan(struct mailbox *mb, char *err, size_t errsz)
 		m->ino = (uint64_t)st.st_ino;
 		m->mtime_sec = st.st_mtim.tv_sec;
 		m->mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
-		m->flags |= STORE_MSG_HASH;
-		e = store_index_lookup(mb->index, de->d_name, len);
-		if (e != NULL && e->ino == m->ino &&
-		    e->mtime_sec == m->mtime_sec &&
-		    e->mtime_nsec == m->mtime_nsec &&
-		    e->raw_size == (uint64_t)st.st_size && e->uidl_len > 0)
-			store_msg_from_index(mb, m, e);
+		m->raw_size = (uint64_t)st.st_size;
+		m->flags |= STORE_MSG_HASH | STORE_MSG_RAW;
 		errno = 0;
 	}
 	if (errno != 0) {
@@ -109,19 +139,8 @@ emldir_scan(struct mailbox *mb, char *err, size_t errsz)
 		return STORE_TEMP;
 	}
 	closedir(dir);
+	store_sort(mb, emldir_msg_cmp);
 	return STORE_OK;
-}
-
-static int
-emldir_msg_cmp(const void *a, const void *b, void *arg)
-{
-	const struct mailbox *mb = arg;
-	const struct store_msg *x = a, *y = b;
-
-	if (x->order != y->order)
-		return x->order < y->order ? -1 : 1;
-	return strcmp(store_pool_str(mb, x->name_off),
-	    store_pool_str(mb, y->name_off));
 }
 
 static void
@@ -129,9 +148,6 @@ emldir_finish(struct mailbox *mb)
 {
 	uint32_t i;
 
-	if (mb->count > 1)
-		qsort_r(mb->msgs, mb->count, sizeof(*mb->msgs),
-		    emldir_msg_cmp, mb);
 	for (i = 0; i < mb->count; i++) {
 		struct store_msg *m = &mb->msgs[i];
 		char u[34];
@@ -139,7 +155,7 @@ emldir_finish(struct mailbox *mb)
 		if (m->uidl_off != 0)
 			continue;
 		u[0] = 'E';
-		hex_encode(m->hash, sizeof(m->hash), u + 1);
+		hex_encode(mb->hashes[i], sizeof(mb->hashes[i]), u + 1);
 		m->uidl_off = store_pool_add(mb, u, 33);
 	}
 }
@@ -202,6 +218,8 @@ emldir_commit(struct mailbox *mb, const uint8_t *deleted,
 const struct store_ops store_emldir_ops = {
 	.name = "emldir",
 	.scan = emldir_scan,
+	.key_cmp = emldir_key_cmp,
+	.index_match = emldir_index_match,
 	.finish = emldir_finish,
 	.same_file = emldir_same_file,
 	.relocate = NULL,

@@ -88,7 +88,6 @@ maildir_scan_dir(struct mailbox *mb, enum store_dir d, char *err,
 	rewinddir(dir);
 	errno = 0;
 	while ((de = readdir(dir)) != NULL) {
-		const struct store_index_entry *e;
 		struct maildir_name mn;
 		struct store_msg *m;
 		size_t len = strlen(de->d_name);
@@ -110,13 +109,13 @@ maildir_scan_dir(struct mailbox *mb, enum store_dir d, char *err,
 		m->dir = (uint8_t)d;
 		m->ino = (uint64_t)de->d_ino;
 		m->order = mn.time;
-		e = store_index_lookup(mb->index, de->d_name, mn.unique_len);
-		if (e != NULL && e->ino == m->ino &&
-		    (!mn.has_s || mn.s_size == e->raw_size))
-			store_msg_from_index(mb, m, e);
-		else if (mn.has_w) {
+		if (mn.has_s) {
+			m->raw_size = mn.s_size;
+			m->flags |= STORE_MSG_S_HINT;
+		}
+		if (mn.has_w) {
 			m->wire_size = mn.w_size;
-			m->flags |= STORE_MSG_SIZED;
+			m->flags |= STORE_MSG_W_HINT;
 		}
 		errno = 0;
 	}
@@ -133,11 +132,29 @@ maildir_scan_dir(struct mailbox *mb, enum store_dir d, char *err,
 	return STORE_OK;
 }
 
-static int
-maildir_msg_cmp(const void *a, const void *b, void *arg)
+/* Same order as store_sort() + maildir_msg_cmp, on bare unique parts. */
+static uint64_t
+maildir_key_time(const char *k, size_t len)
 {
-	const struct mailbox *mb = arg;
-	const struct store_msg *x = a, *y = b;
+	struct maildir_name mn;
+
+	/* keys are unique parts: no ':' inside, parse gives the time */
+	if (!maildir_name_parse(k, len, &mn))
+		return 0;
+	return mn.time;
+}
+
+static int
+maildir_key_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	return maildir_name_cmp(a, alen, maildir_key_time(a, alen), b, blen,
+	    maildir_key_time(b, blen));
+}
+
+static int
+maildir_msg_cmp(const struct mailbox *mb, const struct store_msg *x,
+    const struct store_msg *y)
+{
 	int c;
 
 	c = maildir_name_cmp(store_pool_str(mb, x->name_off), x->key_len,
@@ -149,6 +166,17 @@ maildir_msg_cmp(const void *a, const void *b, void *arg)
 		return x->dir > y->dir ? -1 : 1;
 	return strcmp(store_pool_str(mb, x->name_off),
 	    store_pool_str(mb, y->name_off));
+}
+
+static bool
+maildir_index_match(const struct store_msg *m,
+    const struct store_index_entry *e)
+{
+	/* maildir files are never rewritten: same name and inode is the
+	 * same message; d_ino came free with readdir, so this costs no
+	 * stat().  An S= hint must agree too. */
+	return e->ino == m->ino &&
+	    (!(m->flags & STORE_MSG_S_HINT) || m->raw_size == e->raw_size);
 }
 
 static bool
@@ -175,9 +203,7 @@ maildir_scan(struct mailbox *mb, char *err, size_t errsz)
 	    STORE_OK ||
 	    (st = maildir_scan_dir(mb, STORE_DIR_CUR, err, errsz)) != STORE_OK)
 		return st;
-	if (mb->count > 1)
-		qsort_r(mb->msgs, mb->count, sizeof(*mb->msgs),
-		    maildir_msg_cmp, mb);
+	store_sort(mb, maildir_msg_cmp);
 	/* one unique part, one message: a UIDL must never repeat */
 	for (i = 0, j = 0; i < mb->count; i++) {
 		if (j > 0 && maildir_same_unique(mb, &mb->msgs[j - 1],
@@ -366,6 +392,8 @@ maildir_commit(struct mailbox *mb, const uint8_t *deleted,
 const struct store_ops store_maildir_ops = {
 	.name = "maildir",
 	.scan = maildir_scan,
+	.key_cmp = maildir_key_cmp,
+	.index_match = maildir_index_match,
 	.finish = maildir_finish,
 	.same_file = NULL,
 	.relocate = maildir_relocate,

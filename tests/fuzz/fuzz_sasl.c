@@ -216,7 +216,7 @@ static void
 client_mode(enum sasl_mech mech, uint8_t flags, const uint8_t *data,
     size_t size)
 {
-	static const char *const gs2s[] = { "n,,", "y,,", NULL, "p=tls-unique,," };
+	static const char *const gs2s[] = { "n", "y", NULL, "p=tls-unique" };
 	struct sasl_channel chan;
 	struct sasl_server *s;
 	char gs2[64], first[512], final[1024], am[2048];
@@ -242,15 +242,13 @@ client_mode(enum sasl_mech mech, uint8_t flags, const uint8_t *data,
 	right = (ctl & 1) != 0;
 	cb_wrong = (ctl & 16) != 0;
 	pw = right ? RIGHT_PW : "pencik";
-	if (((ctl >> 1) & 3) == 2)
-		snprintf(gs2, sizeof(gs2), "p=%s,%s",
-		    chan.cb_type != NULL ? chan.cb_type : "tls-exporter",
+	/* n / y / p=<server's type> / p=tls-unique (which we never offer) */
+	if (gs2s[(ctl >> 1) & 3] != NULL)
+		snprintf(gs2, sizeof(gs2), "%s,%s", gs2s[(ctl >> 1) & 3],
 		    (ctl & 8) ? "a=user," : ",");
 	else
-		snprintf(gs2, sizeof(gs2), "%.1s,%s", gs2s[(ctl >> 1) & 3],
-		    (ctl & 8) ? "a=user," : ",");
-	if (strncmp(gs2, "p=tls-unique", 12) == 0)
-		snprintf(gs2, sizeof(gs2), "p=tls-unique,,");
+		snprintf(gs2, sizeof(gs2), "p=%s,%s", chan.cb_type != NULL ?
+		    chan.cb_type : "tls-exporter", (ctl & 8) ? "a=user," : ",");
 
 	s = sasl_server_new(mech, db, &chan);
 	flen = (size_t)snprintf(first, sizeof(first), "%sn=user,r=fyko+d2lbbFgONRv9qkxdawL", gs2);

@@ -833,6 +833,80 @@ test_dump(void **state)
 	free(out);
 }
 
+/* The source tree, found from this file's path (meson runs tests in the
+ * build directory and passes sources by relative path). */
+static bool
+source_path(const char *rel, char *out, size_t outsz)
+{
+	const char *tail = strstr(__FILE__, "tests/unit/test_config.c");
+	struct stat st;
+
+	if (tail == NULL)
+		return false;
+	snprintf(out, outsz, "%.*s%s", (int)(tail - __FILE__), __FILE__, rel);
+	return stat(out, &st) == 0;
+}
+
+/* etc/posuto.json and every JSON example of posuto.json(5) load without
+ * an error, so the documentation cannot drift from the parser. */
+static void
+test_documented_examples(void **state)
+{
+	char path[512], line[1024];
+	char *buf = NULL;
+	size_t sz = 0;
+	int examples = 0;
+	bool in_nf = false;
+	FILE *f, *json = NULL;
+
+	(void)state;
+	if (!source_path("etc/posuto.json", path, sizeof(path)))
+		skip();
+	f = fopen(path, "r");
+	assert_non_null(f);
+	json = open_memstream(&buf, &sz);
+	while (fgets(line, sizeof(line), f) != NULL)
+		fputs(line, json);
+	fclose(f);
+	fclose(json);
+	assert_int_equal(load(buf), 0);
+	assert_int_equal(count_errors(), 0);
+	assert_int_equal(cfg->n_listens, 4);
+	assert_string_equal(cfg->mailbox_template, "/var/mail/%u/Maildir");
+	free(buf);
+	buf = NULL;
+
+	if (!source_path("man/posuto.json.5", path, sizeof(path)))
+		skip();
+	f = fopen(path, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, ".nf", 3) == 0) {
+			in_nf = true;
+			continue;
+		}
+		if (strncmp(line, ".fi", 3) == 0) {
+			in_nf = false;
+			if (json != NULL) {
+				fclose(json);
+				json = NULL;
+				assert_int_equal(load(buf), 0);
+				assert_int_equal(count_errors(), 0);
+				examples++;
+				free(buf);
+				buf = NULL;
+			}
+			continue;
+		}
+		if (in_nf && json == NULL && strcmp(line, "{\n") == 0)
+			json = open_memstream(&buf, &sz);
+		if (json != NULL)
+			fputs(line, json);
+	}
+	fclose(f);
+	assert_int_equal(examples, 2);
+}
+
 /* ------------------------------------------------------------------ */
 /* json_loc on its own                                                 */
 
@@ -956,6 +1030,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_file_errors, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_dump, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_documented_examples, setup,
+		    teardown),
 		cmocka_unit_test(test_json_loc_positions),
 		cmocka_unit_test(test_json_loc_every_prefix),
 	};
