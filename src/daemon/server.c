@@ -285,7 +285,15 @@ server_run(const struct server_opts *opts)
 	}
 	srv.env.tls = tls;
 	signal(SIGPIPE, SIG_IGN);
-	srv.env.base = event_base_new();
+	if (opts->inetd) {
+		/* stdin/stdout may be files or ttys, which epoll refuses. */
+		struct event_config *ec = event_config_new();
+		event_config_require_features(ec, EV_FEATURE_FDS);
+		srv.env.base = event_base_new_with_config(ec);
+		event_config_free(ec);
+	} else {
+		srv.env.base = event_base_new();
+	}
 	if (srv.env.base == NULL)
 		fatal("event_base_new failed");
 	srv.env.iplimit = iplimit_new();

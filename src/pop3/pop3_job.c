@@ -311,10 +311,7 @@ commit_job_done(void *arg)
 		}
 		s->end_reason = "quit";
 		s->close_after_flush = true;
-		if (s->peer_gone)
-			pop3_session_end(s, "quit");
-		else
-			pop3_session_resume(s);
+		pop3_session_resume(s);
 	}
 	free(j);
 	pop3_session_unref(s);

@@ -299,12 +299,10 @@ pop3_session_process(struct pop3_session *s)
 		max = s->sasl != NULL ? POP3_MAX_SASL_LINE : POP3_MAX_LINE;
 		lr = pop3_read_line(in, max, &s->discarding, pop3_linebuf, &len);
 		if (lr == POP3_LINE_MORE) {
-			if (s->peer_gone) {
-				pop3_session_end(s, s->end_reason ? s->end_reason :
-				    "disconnected");
-				return;
-			}
-			return;
+			/* Half-closed: the replies still go out, then we end. */
+			if (s->peer_gone)
+				s->close_after_flush = true;
+			break;
 		}
 		if (lr == POP3_LINE_TOO_LONG) {
 			if (s->sasl != NULL) {
