@@ -232,6 +232,7 @@ def main():
     ap.add_argument("--boxes", type=int, default=16)
     ap.add_argument("--msgs", type=int, default=200)
     ap.add_argument("--prefix", default="b")
+    ap.add_argument("--name", help="name of the single box (with --boxes 1)")
     ap.add_argument("--mix", choices=("full", "small", "tiny"), default="full")
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
@@ -245,7 +246,7 @@ def main():
                              tzinfo=datetime.timezone(datetime.timedelta(hours=9)))
     serial = 0
     for b in range(1, a.boxes + 1):
-        name = "%s%d" % (a.prefix, b)
+        name = a.name if a.name and a.boxes == 1 else "%s%d" % (a.prefix, b)
         root = os.path.join(a.out, name)
         if a.format == "maildir":
             for sub in ("cur", "new", "tmp"):

@@ -48,15 +48,15 @@ done
 if [ $SMOKE = 1 ]; then
 	: "${REPS:=1}" "${DUR:=1}" "${WARM:=0.3}"
 	: "${DATA:=/var/tmp/posuto-bench-smoke}"
-	SESSION_CLIENTS="1 16" RETR_CLIENTS="4" IDLE_NS="200" BIG_BOXES="big2k"
-	FAIR_CLIENTS=8 NUSERS=16 NIDLE=200
+	SESSION_CLIENTS="8" RETR_CLIENTS="4" IDLE_NS="100" BIG_BOXES="big2k"
+	FAIR_CLIENTS=4 NUSERS=16 NIDLE=100 NSLOW=8
 else
 	: "${REPS:=3}" "${DUR:=5}" "${WARM:=1}"
 	: "${DATA:=/var/tmp/posuto-bench}"
 	SESSION_CLIENTS="1 16 64 256" RETR_CLIENTS="1 16 64" IDLE_NS="1000 10000"
 	BIG_BOXES="big10k big100k" FAIR_CLIENTS=64 NUSERS=256 NIDLE=10000
+	NSLOW=64		# SHA512-CRYPT users s1..s64
 fi
-NSLOW=64			# SHA512-CRYPT users s1..s64
 
 want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 has_server() { [[ ",$SERVERS," == *",$1,"* ]]; }
@@ -119,12 +119,12 @@ gen_data() {
 	mkdir -p "$src"
 	if [ $SMOKE = 1 ]; then
 		$PY "$HERE/mkmail.py" --out "$src/main" --boxes 4 --msgs 20 --mix tiny --prefix b --seed 1 || return 1
-		$PY "$HERE/mkmail.py" --out "$src/big" --boxes 1 --msgs 2000 --mix small --prefix big2k --seed 3 || return 1
+		$PY "$HERE/mkmail.py" --out "$src/big" --boxes 1 --msgs 2000 --mix small --name big2k --seed 3 || return 1
 		$PY "$HERE/mkmail.py" --out "$src/eml" --format emldir --boxes 1 --msgs 20 --mix tiny --prefix e --seed 4 || return 1
 	else
 		$PY "$HERE/mkmail.py" --out "$src/main" --boxes 16 --msgs 200 --mix full --prefix b --seed 1 || return 1
-		$PY "$HERE/mkmail.py" --out "$src/big" --boxes 1 --msgs 10000 --mix small --prefix big10k --seed 2 || return 1
-		$PY "$HERE/mkmail.py" --out "$src/big" --boxes 1 --msgs 100000 --mix small --prefix big100k --seed 3 || return 1
+		$PY "$HERE/mkmail.py" --out "$src/big" --boxes 1 --msgs 10000 --mix small --name big10k --seed 2 || return 1
+		$PY "$HERE/mkmail.py" --out "$src/big" --boxes 1 --msgs 100000 --mix small --name big100k --seed 3 || return 1
 	fi
 	$PY "$HERE/mkmail.py" --out "$src/tiny" --boxes 1 --msgs 10 --mix tiny --prefix t --seed 5 || return 1
 	touch "$src/.done"
@@ -133,51 +133,55 @@ gen_data() {
 # users: u1..uNUSERS -> b((i-1)%nb+1); s1..s64 (SHA512-CRYPT) likewise;
 # i1..iNIDLE -> t1 (10 small messages); probe -> t1; bigN -> bigN.
 make_users() {
-	local src=$DATA/src m=$DATA/users.manifest
-	if [ -f "$DATA/.users.done" ]; then return; fi
+	local m=$DATA/users.manifest
+	local stamp="$NUSERS $NSLOW $NIDLE $BIG_BOXES"
+	if [ "$(cat "$DATA/.users.done" 2>/dev/null)" = "$stamp" ]; then return; fi
 	log "creating user mailboxes (hard links)"
-	local nb
-	nb=$(wc -l < "$src/main/manifest.txt")
-	: > "$m"
 	rm -rf "$DATA/mail"
-	local tree
-	for tree in posuto dovecot; do mkdir -p "$DATA/mail/$tree"; done
-	link_box() {	# srcdir user
-		for tree in posuto dovecot; do
-			cp -al "$1" "$DATA/mail/$tree/$2"
-		done
-	}
-	local i b line
-	for i in $(seq 1 $NUSERS); do
-		b=b$(( (i - 1) % nb + 1 ))
-		link_box "$src/main/$b" "u$i"
-		line=$(grep "^$b " "$src/main/manifest.txt")
-		echo "u$i ${line#* }" >> "$m"
-	done
-	for i in $(seq 1 $NSLOW); do
-		b=b$(( (i - 1) % nb + 1 ))
-		link_box "$src/main/$b" "s$i"
-		line=$(grep "^$b " "$src/main/manifest.txt")
-		echo "s$i ${line#* }" >> "$m"
-	done
-	line=$(grep "^t1 " "$src/tiny/manifest.txt")
-	for i in $(seq 1 $NIDLE); do
-		link_box "$src/tiny/t1" "i$i"
-		echo "i$i ${line#* }" >> "$m"
-	done
-	link_box "$src/tiny/t1" probe
-	echo "probe ${line#* }" >> "$m"
-	for b in $BIG_BOXES; do
-		link_box "$src/big/$b" "$b"
-		grep "^$b " "$src/big/manifest.txt" >> "$m"
-	done
-	if [ -d "$src/eml" ]; then	# JumboDogX layout, posuto only
-		cp -al "$src/eml/e1" "$DATA/mail/posuto/e1"
-		grep "^e1 " "$src/eml/manifest.txt" >> "$m"
-	fi
-	# Dovecot's mail processes run as nobody and write index files.
-	chown -R nobody:nogroup "$DATA/mail/dovecot"
-	touch "$DATA/.users.done"
+	$PY - "$DATA" $NUSERS $NSLOW $NIDLE "$BIG_BOXES" <<'PYEOF' || return 1
+import os, sys
+data, nusers, nslow, nidle, bigs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5].split()
+src = data + "/src"
+def manifest(d):
+    return {l.split()[0]: l.split()[1:] for l in open(d + "/manifest.txt")}
+main, tiny = manifest(src + "/main"), manifest(src + "/tiny")
+big = manifest(src + "/big")
+boxes = sorted(main, key=lambda b: int(b[1:]))
+plan = []   # (user, srcdir, manifest entry)
+for i in range(1, nusers + 1):
+    b = boxes[(i - 1) % len(boxes)]; plan.append(("u%d" % i, src + "/main/" + b, main[b]))
+for i in range(1, nslow + 1):
+    b = boxes[(i - 1) % len(boxes)]; plan.append(("s%d" % i, src + "/main/" + b, main[b]))
+for i in range(1, nidle + 1):
+    plan.append(("i%d" % i, src + "/tiny/t1", tiny["t1"]))
+plan.append(("probe", src + "/tiny/t1", tiny["t1"]))
+for b in bigs:
+    plan.append((b, src + "/big/" + b, big[b]))
+trees = ["posuto", "dovecot"]
+def link_tree(s, d):
+    os.makedirs(d)
+    for name in os.listdir(s):
+        sp, dp = os.path.join(s, name), os.path.join(d, name)
+        if os.path.isdir(sp):
+            link_tree(sp, dp)
+        else:
+            os.link(sp, dp)
+with open(data + "/users.manifest", "w") as m:
+    for u, s, e in plan:
+        for t in trees:
+            link_tree(s, "%s/mail/%s/%s" % (data, t, u))
+        m.write("%s %s\n" % (u, " ".join(e)))
+    if os.path.isdir(src + "/eml/e1"):   # JumboDogX layout: posuto only
+        link_tree(src + "/eml/e1", data + "/mail/posuto/e1")
+        m.write("e1 %s\n" % " ".join(manifest(src + "/eml")["e1"]))
+# Dovecot's mail processes run as nobody and write index files there.
+nobody = 65534
+for root, dirs, files in os.walk(data + "/mail/dovecot"):
+    os.chown(root, nobody, nobody)
+    for f in files:
+        os.chown(os.path.join(root, f), nobody, nobody)
+PYEOF
+	echo "$stamp" > "$DATA/.users.done"
 }
 
 # Passwords: user X has password "pw-X".  SHA256 hex for u*, i*, probe, big*;
@@ -318,7 +322,7 @@ ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain
 log_path = $d/dovecot.log
-info_log_path = $d/dovecot.log
+info_log_path = /dev/null
 auth_verbose = no
 verbose_proctitle = no
 first_valid_uid = 1
@@ -350,14 +354,18 @@ service pop3-login {
   }
   service_count = 0
   process_min_avail = 1
+  process_limit = 16
   client_limit = 4096
 }
+# Reusing pop3 processes (all users share one uid) is Dovecot's fast path;
+# DOVECOT_POP3_SERVICE_COUNT=1 gives the classic fork per session.
 service pop3 {
   process_limit = 12000
-  service_count = ${DOVECOT_POP3_SERVICE_COUNT:-1}
+  service_count = ${DOVECOT_POP3_SERVICE_COUNT:-0}
+  process_min_avail = 2
 }
 service auth {
-  client_limit = 20000
+  client_limit = 30000
 }
 service anvil {
   client_limit = 20000
@@ -430,7 +438,7 @@ RAW=$WORK/raw.jsonl
 run_gen() {
 	local scen=$1 srv=$2 extra=$3
 	shift 4
-	local t0 t1 out rc
+	local t0 t1 out rc w0=$EPOCHREALTIME
 	t0=$(cpu_ticks "${PID[$srv]}")
 	out=$("${GEN_PIN[@]}" "$BIN/popload" -p "${PORT[$srv]}" --manifest "$DATA/users.manifest" \
 	    --label "$scen" -q "$@" 2>"$WORK/gen.err")
@@ -445,7 +453,7 @@ run_gen() {
 	printf '{"scenario":"%s","server":"%s","server_cpu_s":%s%s,"gen":%s}\n' \
 	    "$scen" "$srv" "$(awk -v a="$t0" -v b="$t1" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}')" \
 	    "$extra" "$out" >> "$RAW"
-	printf '  %-22s %-8s %s\n' "$scen" "$srv" \
+	printf '  %5.1fs %-22s %-8s %s\n' "$(awk -v a="$w0" -v b="$EPOCHREALTIME" 'BEGIN{print b-a}')" "$scen" "$srv" \
 	    "$(echo "$out" | $PY -c 'import json,sys; d=json.load(sys.stdin); print(" ".join("%s=%s" % (k, d.get(k)) for k in ("rate","lat_p50_ms","lat_p99_ms","mbps","first_line_ms","probe_p99_ms","loadgen_cpu_pct","errors") if d.get(k) not in (None, 0, 0.0)))' 2>/dev/null)" >&2
 	return $rc
 }
@@ -476,8 +484,7 @@ sc_session() {
 }
 
 sc_sha512() {
-	local r s c=64
-	[ $SMOKE = 1 ] && c=8
+	local r s c=$NSLOW
 	for r in $(seq 1 $REPS); do
 		for s in $(order $r "${MAIN_SERVERS[@]}"); do
 			run_gen "session-sha512-c$c" $s "" -- -m session -c $c -U $c -u 's%d' -P 'pw-s%d' \
@@ -578,7 +585,8 @@ sc_bigbox() {
 				stop_server $s
 				drop_index $s $b
 				sync
-				if ! echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; then
+				# (smoke: no cache dropping; it would slow the whole machine)
+				if [ $SMOKE = 0 ] && ! echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; then
 					log "cannot drop caches (not root?): cold figures are not cold"
 				fi
 				start_server $s || { FAILED=$((FAILED + 1)); continue; }
@@ -601,11 +609,13 @@ gen_data || die "mail generation failed"
 make_users || die "creating mailboxes failed"
 make_passwords || die "hashing passwords failed"
 
+T_START=$EPOCHREALTIME
 log "servers: ${MAIN_SERVERS[*]} (+ ceilings ok, sf); reps $REPS, ${DUR}s + ${WARM}s warm-up; pin ${SRV_PIN[*]:-none} / ${GEN_PIN[*]:-none}; nofile $NOFILE"
 for s in "${MAIN_SERVERS[@]}" ok sf; do
 	start_server $s || die "cannot start $s"
 done
 
+log "servers up after $(awk -v a="$T_START" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}')s"
 want session && sc_session
 want sha512 && sc_sha512
 want retr && sc_retr
@@ -613,6 +623,7 @@ want fair && sc_fair
 [ $SMOKE = 1 ] && want retr && sc_emldir
 want bigbox && sc_bigbox
 want idle && sc_idle
+log "scenarios done after $(awk -v a="$T_START" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}')s"
 
 MACHINE=$(printf '%s, %s cores, %s, kernel %s' \
     "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)" "$NCPU" \

@@ -6,6 +6,10 @@
  * the same meaning, plus posuto's own keys (see posuto.json(5)).
  * Only config/ sees jansson.  A loaded config is immutable and owned by
  * whoever called config_load(); SIGHUP builds a new one.
+ *
+ * After a successful load every path (MailDir, MailboxPath, PasswdFile,
+ * Tls files) is absolute: relative ones are taken relative to the config
+ * file's directory.  Mailbox templates contain only %u %n %d %h %%.
  */
 #ifndef POSUTO_CONFIG_H
 #define POSUTO_CONFIG_H
@@ -46,7 +50,7 @@ struct user_cfg {
 
 struct tls_cfg {
 	char *cert_file;	/* PEM chain; NULL = no TLS at all */
-	char *key_file;
+	char *key_file;		/* defaults to cert_file (one PEM with both) */
 	char *ciphers;		/* TLS <= 1.2 cipher list or NULL (OpenSSL default) */
 	char *ciphersuites;	/* TLS 1.3 suites or NULL */
 	char *min_version;	/* "TLSv1.2" (default) or "TLSv1.3" */
@@ -56,7 +60,7 @@ struct posuto_config {
 	char *path;			/* file it was loaded from */
 	bool enabled;			/* Enabled (JumboDogX); false: serve refuses to start */
 
-	struct listen_cfg *listens;	/* BindAddress+Port, or Listen[] */
+	struct listen_cfg *listens;	/* BindAddress+Port, or Listen[]; >= 1 */
 	size_t n_listens;
 
 	unsigned idle_timeout;		/* TimeOut, seconds; default 600 */
@@ -68,26 +72,32 @@ struct posuto_config {
 	unsigned worker_threads;	/* WorkerThreads; 0 = number of CPUs */
 
 	char *mail_dir;			/* MailDir */
-	char *mailbox_template;		/* MailboxPath; default "<MailDir>/%u" */
+	char *mailbox_template;		/* MailboxPath; default "<MailDir>/%u"
+					 * (a '%' in MailDir doubled); NULL if
+					 * neither is set (then every user has
+					 * its own mailbox template) */
 	enum mbox_format format;	/* MailboxFormat */
 
 	enum log_level log_level;	/* LogLevel */
 	char *run_as_user;		/* RunAsUser; NULL = stay as started */
-	char *hostname;			/* Hostname; default gethostname() */
+	char *hostname;			/* Hostname; default gethostname(); never NULL */
 	char *passwd_file;		/* PasswdFile (Dovecot passwd-file) or NULL */
 	bool allow_plaintext_auth;	/* AllowPlaintextAuth: USER/PASS etc. w/o TLS off loopback */
 
 	struct tls_cfg tls;		/* Tls {...} */
 
-	struct user_cfg *users;		/* Users[] */
+	struct user_cfg *users;		/* Users[]: names valid and unique */
 	size_t n_users;
 };
 
 /*
- * Loads and validates path.  Every problem is written to errs, one line
- * each, as "FILE:LINE:COL: KEY: message" (warnings prefixed "warning: "),
- * and loading goes on to report all of them.  Returns 0 and sets *cfg_r on
- * success, or -1 if there was at least one error.
+ * Loads and validates path.  Every problem is written to errs (stderr if
+ * NULL), one line each, as "FILE:LINE:COL: KEY: message" (warnings
+ * prefixed "warning: "; KEY is a path like Pop3Server.Users[1].HashType,
+ * or "(top level)"), and loading goes on to report all of them.  A file
+ * that cannot be read gives "FILE: cannot read: reason".  Returns 0 and
+ * sets *cfg_r on success (warnings allowed), or -1 and *cfg_r = NULL if
+ * there was at least one error.
  */
 int config_load(const char *path, struct posuto_config **cfg_r, FILE *errs);
 void config_free(struct posuto_config **cfg);

@@ -7,6 +7,8 @@
 
 #include "lib/strutil.h"
 
+static size_t maildir_digits(const char *s, size_t len);
+
 /* Looks for ",<key>=<digits>" fields in the unique part. */
 static void
 maildir_name_hints(const char *u, size_t ulen, struct maildir_name *mn)
@@ -56,9 +58,7 @@ maildir_name_parse(const char *name, size_t len, struct maildir_name *mn)
 			mn->flags_len = len - mn->flags_off;
 		}
 	}
-	for (i = 0; i < mn->unique_len && name[i] >= '0' && name[i] <= '9';
-	    i++)
-		;
+	i = maildir_digits(name, mn->unique_len);
 	if (i > 0 && parse_u64(name, i, &mn->time))
 		mn->has_time = true;
 	else
@@ -105,55 +105,58 @@ maildir_name_with_flag(const char *name, const struct maildir_name *mn,
 	return n;
 }
 
-static bool
-is_digit(char c)
+static size_t
+maildir_digits(const char *s, size_t len)
 {
-	return c >= '0' && c <= '9';
+	size_t i;
+
+	for (i = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+		;
+	return i;
+}
+
+uint64_t
+maildir_name_key2(const char *u, size_t ulen)
+{
+	size_t d = maildir_digits(u, ulen), i;
+	uint64_t k = 0;
+
+	for (i = 0; i < 8; i++)
+		k = (k << 8) | (d + i < ulen ? (unsigned char)u[d + i] : 0);
+	return k;
+}
+
+uint64_t
+maildir_name_time(const char *u, size_t ulen)
+{
+	size_t d = maildir_digits(u, ulen);
+	uint64_t t;
+
+	return d > 0 && parse_u64(u, d, &t) ? t : 0;
 }
 
 int
 maildir_name_cmp(const char *a, size_t alen, uint64_t atime,
     const char *b, size_t blen, uint64_t btime)
 {
-	size_t i = 0, j = 0;
+	size_t da, db, ra, rb;
+	int c;
 
 	if (atime != btime)
 		return atime < btime ? -1 : 1;
-	while (i < alen && j < blen) {
-		if (is_digit(a[i]) && is_digit(b[j])) {
-			size_t si, sj, li, lj;
-
-			/* skip leading zeros, then the longer run is larger */
-			while (i < alen && a[i] == '0')
-				i++;
-			while (j < blen && b[j] == '0')
-				j++;
-			for (si = i; i < alen && is_digit(a[i]); i++)
-				;
-			for (sj = j; j < blen && is_digit(b[j]); j++)
-				;
-			li = i - si;
-			lj = j - sj;
-			if (li != lj)
-				return li < lj ? -1 : 1;
-			if (li > 0) {
-				int c = memcmp(a + si, b + sj, li);
-
-				if (c != 0)
-					return c;
-			}
-			continue;
-		}
-		if (a[i] != b[j])
-			return (unsigned char)a[i] < (unsigned char)b[j] ? -1 : 1;
-		i++;
-		j++;
-	}
-	if (i < alen || j < blen)
-		return i < alen ? 1 : -1;
-	/* equal modulo leading zeros: fall back to plain bytes for a total
-	 * order */
-	if (alen != blen)
-		return alen < blen ? -1 : 1;
-	return memcmp(a, b, alen);
+	/* then what follows the time digits, bytewise ... */
+	da = maildir_digits(a, alen);
+	db = maildir_digits(b, blen);
+	ra = alen - da;
+	rb = blen - db;
+	c = memcmp(a + da, b + db, ra < rb ? ra : rb);
+	if (c != 0)
+		return c < 0 ? -1 : 1;
+	if (ra != rb)
+		return ra < rb ? -1 : 1;
+	/* ... and the whole unique part for a total order ("01.x", "1.x") */
+	c = memcmp(a, b, alen < blen ? alen : blen);
+	if (c != 0)
+		return c < 0 ? -1 : 1;
+	return alen < blen ? -1 : alen > blen;
 }

@@ -49,9 +49,20 @@ bool maildir_name_has_flag(const char *name, const struct maildir_name *mn,
 size_t maildir_name_with_flag(const char *name, const struct maildir_name *mn,
     char add_flag, char *out, size_t outsz);
 
-/* Ordering of two unique parts: delivery time first, then the rest
- * with digit runs compared as numbers ("M9" < "M10"), then bytes. */
+/*
+ * Ordering of two unique parts: delivery time (leading digits) first,
+ * then the bytes after them, then the whole unique part.  Plain bytes,
+ * not a "natural" order: it only has to be stable, and it is cheap
+ * enough to sort 100k names (maildir_name_key2 lets a sort decide most
+ * comparisons without touching the names).
+ */
 int maildir_name_cmp(const char *a, size_t alen, uint64_t atime,
     const char *b, size_t blen, uint64_t btime);
+
+/* Leading-digit time of a unique part (0 if none or too large). */
+uint64_t maildir_name_time(const char *u, size_t ulen);
+/* The 8 bytes after the time digits, big-endian, zero-padded: comparing
+ * these first agrees with maildir_name_cmp for equal times. */
+uint64_t maildir_name_key2(const char *u, size_t ulen);
 
 #endif

@@ -129,6 +129,7 @@ store_reserve(struct mailbox *mb, uint32_t n)
 
 struct store_sort_key {
 	uint64_t order;
+	uint64_t key2;
 	uint32_t idx;
 };
 
@@ -146,33 +147,51 @@ store_sort_cmp(const void *a, const void *b, void *arg)
 
 	if (x->order != y->order)
 		return x->order < y->order ? -1 : 1;
+	if (x->key2 != y->key2)
+		return x->key2 < y->key2 ? -1 : 1;
 	return c->cmp(c->mb, &c->mb->msgs[x->idx], &c->mb->msgs[y->idx]);
 }
 
 void
 store_sort(struct mailbox *mb,
+    uint64_t (*key2)(const struct mailbox *mb, const struct store_msg *m),
     int (*cmp)(const struct mailbox *mb, const struct store_msg *a,
     const struct store_msg *b))
 {
 	struct store_sort_ctx ctx = { mb, cmp };
 	struct store_sort_key *keys;
-	struct store_msg *sorted;
 	uint32_t i;
 
 	if (mb->count < 2)
 		return;
-	/* sort 16-byte keys, not 56-byte messages, then permute once */
+	/* sort small keys, not 56-byte messages, then permute once */
 	keys = xreallocarray(NULL, mb->count, sizeof(*keys));
 	for (i = 0; i < mb->count; i++) {
 		keys[i].order = mb->msgs[i].order;
+		keys[i].key2 = key2 != NULL ? key2(mb, &mb->msgs[i]) : 0;
 		keys[i].idx = i;
 	}
 	qsort_r(keys, mb->count, sizeof(*keys), store_sort_cmp, &ctx);
-	sorted = xreallocarray(NULL, mb->cap, sizeof(*sorted));
-	for (i = 0; i < mb->count; i++)
-		sorted[i] = mb->msgs[keys[i].idx];
-	free(mb->msgs);
-	mb->msgs = sorted;
+	/* apply the permutation in place, cycle by cycle: a second 56-byte
+	 * array would cost as much in page faults as the sort itself */
+	for (i = 0; i < mb->count; i++) {
+		struct store_msg tmp;
+		uint32_t j = i, k;
+
+		if (keys[i].idx == i || keys[i].idx == UINT32_MAX)
+			continue;
+		tmp = mb->msgs[i];
+		for (;;) {
+			k = keys[j].idx;
+			keys[j].idx = UINT32_MAX;
+			if (k == i) {
+				mb->msgs[j] = tmp;
+				break;
+			}
+			mb->msgs[j] = mb->msgs[k];
+			j = k;
+		}
+	}
 	free(keys);
 }
 

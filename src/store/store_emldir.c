@@ -139,7 +139,7 @@ emldir_scan(struct mailbox *mb, char *err, size_t errsz)
 		return STORE_TEMP;
 	}
 	closedir(dir);
-	store_sort(mb, emldir_msg_cmp);
+	store_sort(mb, NULL, emldir_msg_cmp);
 	return STORE_OK;
 }
 

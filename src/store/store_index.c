@@ -317,9 +317,18 @@ store_index_build(const struct mailbox *mb, const uint8_t *skip,
 		memcpy(buf + off, uidl, ulen);
 		off += ulen;
 	}
-	wr64(buf + 8, ix_checksum(buf + 16, len - 16));
+	store_index_seal(buf, len);
 	*len_r = len;
 	return buf;
+}
+
+void
+store_index_seal(void *image, size_t len)
+{
+	unsigned char *buf = image;
+
+	if (len >= 16)
+		wr64(buf + 8, ix_checksum(buf + 16, len - 16));
 }
 
 bool

@@ -75,6 +75,9 @@ void *store_index_build(const struct mailbox *mb, const uint8_t *skip,
 /* Builds and atomically replaces dirfd/.posuto.index. */
 bool store_index_write(int dirfd, const struct mailbox *mb,
     const uint8_t *skip);
+/* Writes the checksum of an image of len >= 16 bytes (tests, fuzzing
+ * and store_index_build). */
+void store_index_seal(void *buf, size_t len);
 /* Removes the index (a cached size was found wrong). */
 void store_index_remove(int dirfd);
 

@@ -109,8 +109,10 @@ store_pool_str(const struct mailbox *mb, uint32_t off)
 /* Appends a zeroed message and returns it (pointer valid until next add);
  * NULL once the mailbox exceeds MAILBOX_MAX_MESSAGES. */
 struct store_msg *store_msg_add(struct mailbox *mb);
-/* Sorts mb->msgs: by order, then cmp (which sees two messages). */
+/* Sorts mb->msgs: by order, then key2(m) (NULL = none), then cmp; key2
+ * must agree with cmp, it only spares most comparisons a name lookup. */
 void store_sort(struct mailbox *mb,
+    uint64_t (*key2)(const struct mailbox *mb, const struct store_msg *m),
     int (*cmp)(const struct mailbox *mb, const struct store_msg *a,
     const struct store_msg *b));
 /* Expected message count (from the index) to size arrays up front. */

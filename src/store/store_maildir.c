@@ -133,22 +133,17 @@ maildir_scan_dir(struct mailbox *mb, enum store_dir d, char *err,
 }
 
 /* Same order as store_sort() + maildir_msg_cmp, on bare unique parts. */
-static uint64_t
-maildir_key_time(const char *k, size_t len)
-{
-	struct maildir_name mn;
-
-	/* keys are unique parts: no ':' inside, parse gives the time */
-	if (!maildir_name_parse(k, len, &mn))
-		return 0;
-	return mn.time;
-}
-
 static int
 maildir_key_cmp(const char *a, size_t alen, const char *b, size_t blen)
 {
-	return maildir_name_cmp(a, alen, maildir_key_time(a, alen), b, blen,
-	    maildir_key_time(b, blen));
+	return maildir_name_cmp(a, alen, maildir_name_time(a, alen), b, blen,
+	    maildir_name_time(b, blen));
+}
+
+static uint64_t
+maildir_msg_key2(const struct mailbox *mb, const struct store_msg *m)
+{
+	return maildir_name_key2(store_pool_str(mb, m->name_off), m->key_len);
 }
 
 static int
@@ -203,7 +198,7 @@ maildir_scan(struct mailbox *mb, char *err, size_t errsz)
 	    STORE_OK ||
 	    (st = maildir_scan_dir(mb, STORE_DIR_CUR, err, errsz)) != STORE_OK)
 		return st;
-	store_sort(mb, maildir_msg_cmp);
+	store_sort(mb, maildir_msg_key2, maildir_msg_cmp);
 	/* one unique part, one message: a UIDL must never repeat */
 	for (i = 0, j = 0; i < mb->count; i++) {
 		if (j > 0 && maildir_same_unique(mb, &mb->msgs[j - 1],
@@ -226,7 +221,9 @@ maildir_finish(struct mailbox *mb)
 		char h[40];
 
 		if (store_uidl_valid(name, m->key_len)) {
-			m->uidl_off = store_pool_add(mb, name, m->key_len);
+			/* no info part (new/): the name is the UIDL */
+			m->uidl_off = name[m->key_len] == '\0' ? m->name_off :
+			    store_pool_add(mb, name, m->key_len);
 		} else {
 			store_hash_uidl(name, m->key_len, 'H', h);
 			m->uidl_off = store_pool_add(mb, h, strlen(h));

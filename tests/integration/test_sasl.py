@@ -317,6 +317,10 @@ def gsasl_auth(pop, mech, user, password, exporter=None):
             g.feed(r[2:].decode())
             tok = g.next_token()
             r = pop.cmd(tok or "")
+        if r.startswith(b"+OK") and g.p.poll() is None:
+            # GNU SASL's SCRAM client takes one more (empty) input after
+            # checking the server signature before it reports success.
+            g.feed("")
         rc, out = g.finish()
         return r, rc, out
     finally:
@@ -338,7 +342,7 @@ def test_gsasl_scram_sha256(ssrv):
     c = Pop3("127.0.0.1", pport(ssrv))
     r, rc, out = gsasl_auth(c, "SCRAM-SHA-256", USER2, "test")
     assert r.startswith(b"+OK"), (r, out)
-    assert rc == 0, out  # gsasl verified the server's signature
+    assert rc == 0 and "server trusted" in out, out  # gsasl verified the server's signature
     c.quit()
 
 
@@ -359,7 +363,7 @@ def test_gsasl_scram_with_posuto_hash_secret(servers, mail, posuto):
     c = Pop3("127.0.0.1", srv.port)
     r, rc, out = gsasl_auth(c, "SCRAM-SHA-256", USER2, "s3cret word")
     assert r.startswith(b"+OK"), (r, out)
-    assert rc == 0, out
+    assert rc == 0 and "server trusted" in out, out
     c.quit()
 
 
@@ -498,7 +502,7 @@ def test_gsasl_scram_plus_tls_exporter(ssrv, tls_cert, starttls):
     t = TlsConn(port, tls_cert, "1.3", starttls=starttls)
     r, rc, out = gsasl_auth(t.pop, "SCRAM-SHA-256-PLUS", USER2, "test", exporter=t.exporter())
     assert r.startswith(b"+OK"), (r, out)
-    assert rc == 0, out
+    assert rc == 0 and "server trusted" in out, out
     assert t.pop.stat()[0] == 0  # user2 has an empty mailbox
     t.pop.quit()
 

@@ -368,7 +368,7 @@ def test_apop_with_secret(servers, maildir):
     msgs, _ = fill(maildir, 2)
     srv = servers.start(apop_config(servers))
     c = Pop3("127.0.0.1", srv.port)
-    m = re.search(rb"<(\d+)\.(\d+)@([^>]+)>", c.greeting)
+    m = re.search(rb"<[^<>@\s]+@[^<>\s]+>", c.greeting)
     assert m, c.greeting
     r = c.cmd("APOP %s %s" % (USER1, apop_digest(c.greeting, "tanstaaf")))
     assert r.startswith(b"+OK"), r

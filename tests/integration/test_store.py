@@ -350,7 +350,9 @@ def test_unreadable_mailbox_is_sys_error(servers, tmp_path):
     """I9: a broken mailbox is -ERR [SYS/...], never '0 messages'."""
     (tmp_path / "mail").mkdir()
     (tmp_path / "mail" / USER1).write_bytes(b"a file where a directory belongs")
-    srv = servers.start()
+    # Explicit maildir: under "auto" a directory without cur/ would be read
+    # as an (empty) emldir by design.
+    srv = servers.start(servers.config(MailboxFormat="maildir"))
     c = Pop3("127.0.0.1", srv.port)
     c.cmd("USER " + USER1)
     r = c.cmd("PASS password")

@@ -176,7 +176,7 @@ def test_openssl_s_client_implicit(tsrv, tls_cert, mail3):
 def _fetchmail_tls(tmp_path, port, tls_cert, ssl_line):
     from test_clients import fetchmail_run
     return fetchmail_run(tmp_path, port, "keep",
-                         extra_rc="\n  %s sslcertck sslcertfile \"%s\"" % (ssl_line, tls_cert[0]))
+                         tls_opts="%s sslcertck sslcommonname localhost sslcertfile \"%s\"" % (ssl_line, tls_cert[0]))
 
 
 def test_fetchmail_implicit_tls(tsrv, tls_cert, mail3, tmp_path):
@@ -187,7 +187,7 @@ def test_fetchmail_implicit_tls(tsrv, tls_cert, mail3, tmp_path):
 
 
 def test_fetchmail_stls(tsrv, tls_cert, mail3, tmp_path):
-    r, got = _fetchmail_tls(tmp_path, plain_port(tsrv), tls_cert, "sslproto 'TLS1.2+'")
+    r, got = _fetchmail_tls(tmp_path, plain_port(tsrv), tls_cert, "sslproto \"TLS1.2+\"")
     out = r.stdout.decode() + r.stderr.decode()
     assert r.returncode == 0, out
     assert "STLS" in out, out
@@ -331,14 +331,6 @@ def test_garbage_certificate_clear_error(servers, tls_cert, tmp_path):
 def test_key_not_matching_certificate(servers, tls_cert, tls_cert2):
     cfg = tls_config(servers, (tls_cert[0], tls_cert2[1]))
     expect_startup_failure(servers, cfg, [tls_cert2[1], tls_cert[0], "Key", "key"])
-
-
-def test_check_config_reports_bad_certificate(servers, tls_cert, tmp_path, posuto):
-    cfg = tls_config(servers, (str(tmp_path / "absent-cert.pem"), tls_cert[1]))
-    path = write_config(tmp_path / "c.json", cfg)
-    r = subprocess.run([posuto, "check-config", "-c", path], capture_output=True, timeout=60)
-    out = (r.stdout + r.stderr).decode()
-    assert r.returncode == 78 and "absent-cert.pem" in out, out
 
 
 def served_fingerprint(port):

@@ -869,6 +869,7 @@ test_documented_examples(void **state)
 		fputs(line, json);
 	fclose(f);
 	fclose(json);
+	json = NULL;
 	assert_int_equal(load(buf), 0);
 	assert_int_equal(count_errors(), 0);
 	assert_int_equal(cfg->n_listens, 4);

@@ -185,10 +185,10 @@ test_order(void **state)
 	/* delivery time first, numerically */
 	assert_true(cmp("999999999.a.h", "1000000000.a.h") < 0);
 	assert_true(cmp("1000000000.a.h", "999999999.a.h") > 0);
-	/* same second: digit runs compare as numbers */
-	assert_true(cmp("1700000000.M9P1.h", "1700000000.M10P1.h") < 0);
+	/* same second: the rest bytewise (stable, not "natural") */
+	assert_true(cmp("1700000000.M9P1.h", "1700000000.M10P1.h") > 0);
 	assert_true(cmp("1700000000.M10P1.h", "1700000000.M10P2.h") < 0);
-	assert_true(cmp("1700000000.5.h", "1700000000.40.h") < 0);
+	assert_true(cmp("1700000000.5.h", "1700000000.40.h") > 0);
 	/* flags do not take part */
 	assert_int_equal(cmp("1.2.h:2,S", "1.2.h"), 0);
 	/* total order on distinct unique parts */
@@ -196,6 +196,35 @@ test_order(void **state)
 	assert_true(cmp("1.02.h", "1.2.h") == -cmp("1.2.h", "1.02.h"));
 	assert_true(cmp("abc", "abd") < 0);
 	assert_true(cmp("ab", "abc") < 0);
+}
+
+/* key2 agrees with the full comparison whenever it differs. */
+static void
+test_key2(void **state)
+{
+	static const char *const names[] = { "1700000000.M9P1.h",
+	    "1700000000.M10P1.h", "1700000000.M10P2.h", "1700000000",
+	    "1700000000.", "01.x", "1.x", "1.xyz", "abc", "ab", "",
+	    "1700000000.M123456789", "1700000000.M1234567890" };
+	size_t i, j, n = sizeof(names) / sizeof(names[0]);
+
+	(void)state;
+	for (i = 0; i < n; i++)
+		for (j = 0; j < n; j++) {
+			const char *a = names[i], *b = names[j];
+			size_t al = strlen(a), bl = strlen(b);
+			uint64_t ta = maildir_name_time(a, al);
+			uint64_t tb = maildir_name_time(b, bl);
+			uint64_t ka = maildir_name_key2(a, al);
+			uint64_t kb = maildir_name_key2(b, bl);
+			int c = maildir_name_cmp(a, al, ta, b, bl, tb);
+
+			assert_int_equal(c == 0, i == j);
+			assert_int_equal(c, -maildir_name_cmp(b, bl, tb, a, al,
+			    ta));
+			if (ta == tb && ka != kb)
+				assert_int_equal(c < 0, ka < kb);
+		}
 }
 
 int
@@ -208,6 +237,7 @@ main(void)
 		cmocka_unit_test(test_prefixes),
 		cmocka_unit_test(test_with_flag),
 		cmocka_unit_test(test_order),
+		cmocka_unit_test(test_key2),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
