@@ -227,40 +227,39 @@ wait_port() {	# port seconds
 	return 1
 }
 
-# All processes of a server: the main pid and its descendants.
+# All processes of a server, the main pid and its descendants, each as
+# "pid ticks" (user+sys, plus reaped children's), from one pass over /proc.
 proc_tree() {
-	local pids=($1) next=($1) p c
-	while [ ${#next[@]} -gt 0 ]; do
-		local more=()
-		for p in "${next[@]}"; do
-			for c in $(cat /proc/$p/task/*/children 2>/dev/null); do
-				more+=("$c")
-			done
-		done
-		pids+=("${more[@]}")
-		next=("${more[@]}")
-	done
-	echo "${pids[@]}"
+	awk -v root="$1" '
+	FNR == 1 {
+		s = $0; sub(/^.*\) /, "", s); split(s, f, " ")
+		split(FILENAME, p, "/"); pid = p[3]
+		ppid[pid] = f[2]; ticks[pid] = f[12] + f[13] + f[14] + f[15]
+		nextfile
+	}
+	END {
+		in_tree[root] = 1; changed = 1
+		while (changed) {
+			changed = 0
+			for (q in ppid)
+				if (!(q in in_tree) && (ppid[q] in in_tree)) { in_tree[q] = 1; changed = 1 }
+		}
+		for (q in in_tree) if (q in ticks) print q, ticks[q]
+	}' /proc/[0-9]*/stat 2>/dev/null
 }
 
 # Proportional set size of a process tree, KiB.
 pss_kib() {
-	local sum=0 p v
-	for p in $(proc_tree "$1"); do
-		v=$(awk '/^Pss:/ {print $2; exit}' /proc/$p/smaps_rollup 2>/dev/null)
-		sum=$(( sum + ${v:-0} ))
-	done
-	echo $sum
+	local files=()
+	local p t
+	while read -r p t; do files+=("/proc/$p/smaps_rollup"); done < <(proc_tree "$1")
+	# (a process may be gone by now: cat skips it, awk would stop)
+	cat "${files[@]}" 2>/dev/null | awk '/^Pss:/ { s += $2 } END { print s + 0 }'
 }
 
-# CPU ticks (user+sys, with reaped children) of a process tree.
+# CPU ticks of a process tree.
 cpu_ticks() {
-	local sum=0 p v
-	for p in $(proc_tree "$1"); do
-		v=$(awk '{print $14 + $15 + $16 + $17}' /proc/$p/stat 2>/dev/null | tail -1)
-		sum=$(( sum + ${v:-0} ))
-	done
-	echo $sum
+	proc_tree "$1" | awk '{ s += $2 } END { print s + 0 }'
 }
 HZ=$(getconf CLK_TCK)
 

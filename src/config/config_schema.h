@@ -118,7 +118,7 @@ struct config_section {
 	const char *unknown_note;	/* text of the unknown-key warning */
 };
 
-/* The generic walker (config_schema.c). */
+/* The generic walker (config_walk.c). */
 void config_section_defaults(const struct config_section *sec, void *base);
 /* Parses obj (a JSON object) into base, reporting problems; returns the
  * seen mask.  Defaults must already be in place. */
@@ -148,6 +148,11 @@ struct config_server {
 extern const struct config_section config_root_section;
 /* The "Pop3Server" object. */
 extern const struct config_section config_server_section;
+
+/* "an integer", "a string", ... for messages. */
+const char *config_json_type_name(json_type t);
+/* Doubles every '%' so text can be put into a mailbox template. */
+char *config_template_escape(const char *s);
 
 /* Mailbox template syntax check (also used for per-user MailboxPath). */
 bool config_template_valid(const char *tmpl, const char **why_r);

@@ -180,10 +180,9 @@ def message_of_wire_size(i, size):
     head = (b"From: sender@example.org\nTo: hogehoge@pop3.foo.com\n"
             b"Subject: seed 002 message %d\n\n" % i)
     body = bytearray()
-    base = len(to_wire(head))
+    cur = len(to_wire(head))
     line = 0
     while True:
-        cur = base + len(to_wire(bytes(body)))
         remaining = size - cur
         if remaining <= 0:
             break
@@ -191,7 +190,9 @@ def message_of_wire_size(i, size):
             # final line: text + CRLF = remaining
             body += b"x" * max(remaining - 2, 0) + b"\n"
             break
-        body += (b"%04d " % line) + b"y" * 60 + b"\n"
+        l = (b"%04d " % line) + b"y" * 60
+        body += l + b"\n"
+        cur += len(l) + 2  # wire form: LF -> CRLF
         line += 1
     msg = head + bytes(body)
     assert len(to_wire(msg)) == size, (len(to_wire(msg)), size)
