@@ -14,6 +14,7 @@
 #   --posuto PATH   server binary (default build/posuto)
 #   --data DIR      generated mail (default /var/tmp/posuto-bench[-smoke])
 #   --keep          leave the servers' work directory for inspection
+#   --prepare       only generate the mailboxes and passwords, then exit
 # Environment: BENCH_DATA (as --data), POSUTO (as --posuto).
 set -u -o pipefail
 
@@ -23,7 +24,7 @@ OUT=$HERE/out
 BIN=$OUT/bin
 PY=/usr/bin/python3		# Debian's, stdlib only (not pyenv's)
 
-SMOKE=0 REPS= DUR= WARM= SERVERS=posuto,dovecot ONLY= PIN=1 KEEP=0
+PREPARE=0 SMOKE=0 REPS= DUR= WARM= SERVERS=posuto,dovecot ONLY= PIN=1 KEEP=0
 POSUTO_BIN=${POSUTO:-$REPO/build/posuto}
 DATA=${BENCH_DATA:-}
 while [ $# -gt 0 ]; do
@@ -39,6 +40,7 @@ while [ $# -gt 0 ]; do
 	--posuto) POSUTO_BIN=$2; shift ;;
 	--data) DATA=$2; shift ;;
 	--keep) KEEP=1 ;;
+	--prepare) PREPARE=1 ;;
 	-h|--help) sed -n '2,20p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
 	esac
@@ -46,7 +48,7 @@ while [ $# -gt 0 ]; do
 done
 
 if [ $SMOKE = 1 ]; then
-	: "${REPS:=1}" "${DUR:=1}" "${WARM:=0.3}"
+	: "${REPS:=1}" "${DUR:=0.6}" "${WARM:=0.2}"
 	: "${DATA:=/var/tmp/posuto-bench-smoke}"
 	SESSION_CLIENTS="8" RETR_CLIENTS="4" IDLE_NS="100" BIG_BOXES="big2k"
 	FAIR_CLIENTS=4 NUSERS=16 NIDLE=100 NSLOW=8
@@ -78,7 +80,17 @@ fi
 # ---- build ----------------------------------------------------------------------
 make -s -C "$HERE" all >&2 || die "building bench/ failed"
 
-if has_server posuto && [ ! -x "$POSUTO_BIN" ]; then
+if [ "$(id -u)" != 0 ]; then
+	# Dovecot's own instance and cache dropping need root.
+	if [ $SMOKE = 1 ]; then
+		has_server dovecot && log "not root: smoke runs without Dovecot"
+		SERVERS=${SERVERS//dovecot/}
+	else
+		die "the full run needs root (Dovecot, drop_caches)"
+	fi
+fi
+
+if [ $PREPARE = 0 ] && has_server posuto && [ ! -x "$POSUTO_BIN" ]; then
 	if [ $SMOKE = 1 ]; then
 		die "posuto binary $POSUTO_BIN not found (build it first, or --servers dovecot)"
 	fi
@@ -176,7 +188,7 @@ with open(data + "/users.manifest", "w") as m:
         m.write("e1 %s\n" % " ".join(manifest(src + "/eml")["e1"]))
 # Dovecot's mail processes run as nobody and write index files there.
 nobody = 65534
-for root, dirs, files in os.walk(data + "/mail/dovecot"):
+for root, dirs, files in os.walk(data + "/mail/dovecot") if os.getuid() == 0 else ():
     os.chown(root, nobody, nobody)
     for f in files:
         os.chown(os.path.join(root, f), nobody, nobody)
@@ -230,12 +242,11 @@ wait_port() {	# port seconds
 # All processes of a server, the main pid and its descendants, each as
 # "pid ticks" (user+sys, plus reaped children's), from one pass over /proc.
 proc_tree() {
-	awk -v root="$1" '
-	FNR == 1 {
-		s = $0; sub(/^.*\) /, "", s); split(s, f, " ")
-		split(FILENAME, p, "/"); pid = p[3]
+	# (cat: processes come and go while we read; awk would stop at one)
+	cat /proc/[0-9]*/stat 2>/dev/null | awk -v root="$1" '
+	{
+		pid = $1; s = $0; sub(/^.*\) /, "", s); split(s, f, " ")
 		ppid[pid] = f[2]; ticks[pid] = f[12] + f[13] + f[14] + f[15]
-		nextfile
 	}
 	END {
 		in_tree[root] = 1; changed = 1
@@ -245,7 +256,7 @@ proc_tree() {
 				if (!(q in in_tree) && (ppid[q] in in_tree)) { in_tree[q] = 1; changed = 1 }
 		}
 		for (q in in_tree) if (q in ticks) print q, ticks[q]
-	}' /proc/[0-9]*/stat 2>/dev/null
+	}'
 }
 
 # Proportional set size of a process tree, KiB.
@@ -286,6 +297,8 @@ users = []
 for line in open(data + "/passwd.sha"):
     u, h = line.split()
     users.append({"UserName": u, "Password": h, "HashType": "SHA256"})
+    if u == "e1":   # the JumboDogX-layout box
+        users[-1]["MailboxFormat"] = "emldir"
 for line in open(data + "/passwd.crypt"):
     u, h = line.split()
     users.append({"UserName": u, "Password": "{SHA512-CRYPT}" + h})
@@ -519,9 +532,11 @@ sc_idle() {
 	for n in $IDLE_NS; do
 		for s in "${MAIN_SERVERS[@]}"; do
 			# A fresh server, so the figure is the sessions' and not leftovers.
-			restart_server $s || { FAILED=$((FAILED + 1)); continue; }
-			sleep 0.5
-			local before after ready=$WORK/ready.$s.$n hold=$((DUR + 60))
+			if [ $SMOKE = 0 ]; then
+				restart_server $s || { FAILED=$((FAILED + 1)); continue; }
+				sleep 0.5
+			fi
+			local before after ready=$WORK/ready.$s.$n hold=300
 			before=$(pss_kib "${PID[$s]}")
 			rm -f "$ready"
 			"${GEN_PIN[@]}" "$BIN/popload" -p "${PORT[$s]}" --manifest "$DATA/users.manifest" \
@@ -607,6 +622,7 @@ mkdir -p "$DATA" "$OUT"
 gen_data || die "mail generation failed"
 make_users || die "creating mailboxes failed"
 make_passwords || die "hashing passwords failed"
+if [ $PREPARE = 1 ]; then log "data ready in $DATA"; exit 0; fi
 
 T_START=$EPOCHREALTIME
 log "servers: ${MAIN_SERVERS[*]} (+ ceilings ok, sf); reps $REPS, ${DUR}s + ${WARM}s warm-up; pin ${SRV_PIN[*]:-none} / ${GEN_PIN[*]:-none}; nofile $NOFILE"

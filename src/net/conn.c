@@ -88,8 +88,10 @@ conn_start_tls_bev(struct conn *c, struct tls_ctx *tls)
 	c->ssl = SSL_new(tls_ctx_ssl_ctx(tls));
 	if (c->ssl == NULL)
 		return false;
+	/* CLOSE_ON_FREE: only then does libevent free the SSL (and close
+	 * the fd) once the bufferevent is really gone. */
 	c->bev = bufferevent_openssl_socket_new(c->base, c->rfd, c->ssl,
-	    BUFFEREVENT_SSL_ACCEPTING, 0);
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
 		SSL_free(c->ssl);
 		c->ssl = NULL;
@@ -181,12 +183,13 @@ conn_free(struct conn **cp)
 		return;
 	*cp = NULL;
 	if (c->bev != NULL)
-		bufferevent_free(c->bev);	/* frees c->ssl too (BEV owns it) */
+		bufferevent_free(c->bev);	/* TLS: frees c->ssl, closes rfd */
 	if (c->wbev != NULL)
 		bufferevent_free(c->wbev);
 	if (c->tls_pending != NULL)
 		tls_ctx_unref(&c->tls_pending);
-	close(c->rfd);
+	if (!c->tls || c->bev == NULL)
+		close(c->rfd);
 	if (c->wfd != c->rfd)
 		close(c->wfd);
 	free(c);

@@ -44,7 +44,9 @@
 #define STORE_SIZE_MIN_PARALLEL	32
 /* Cold files are read in parallel: the work is I/O latency, not CPU, so
  * more threads than cores keep the disk queue full. */
-#define STORE_SIZE_THREADS	8
+#ifndef STORE_SIZE_THREADS
+#define STORE_SIZE_THREADS	16
+#endif
 #define STORE_READ_CHUNK	(64 * 1024)
 
 struct msg_reader {

@@ -38,8 +38,18 @@ struct msg_reader;
  * Opens the mailbox at path.  format AUTO: a directory holding cur/ new/
  * tmp/ is a Maildir, anything else is read as emldir.  A missing
  * directory is an empty mailbox (mail may not have arrived yet) and is
- * created on first delivery, not here.  On failure err (if not NULL)
- * receives a human-readable reason for the log.
+ * created on first delivery, not here; it takes no lock (an empty
+ * snapshot can neither delete nor move anything).  Otherwise takes the
+ * session lock: an OFD lock on "<path>/.posuto.lock", so a second open
+ * of the same mailbox, from this process or another, gets STORE_IN_USE;
+ * the kernel drops it if the process dies.  The fd is O_CLOEXEC but a
+ * fork() without exec shares the lock with the child.
+ * Sizes come from "<path>/.posuto.index" when it is valid and matches,
+ * so a warm open reads no message file; cold files are read by up to 16
+ * short-lived threads.  A message file that cannot be read makes the
+ * open fail with STORE_TEMP (never a silently smaller mailbox).
+ * On failure err (if not NULL) receives a human-readable reason for the
+ * log.
  */
 enum store_status mailbox_open(const char *path, enum mbox_format format,
     struct mailbox **mb_r, char *err, size_t errsz);
@@ -53,8 +63,12 @@ const char *mailbox_msg_uidl(const struct mailbox *mb, uint32_t idx);
 uint64_t mailbox_total_size(const struct mailbox *mb);
 
 /*
- * Opens message idx for reading.  STORE_PERM with errno ENOENT means the
- * file vanished (another program expunged it): "-ERR message expunged".
+ * Opens message idx for reading (O_NOFOLLOW, regular files only; a
+ * Maildir file another client moved to cur/ meanwhile is found again).
+ * STORE_PERM with errno ENOENT means the file vanished, or (emldir) its
+ * name now holds a different message: "-ERR message expunged".
+ * The reader holds one fd and no buffer: memory does not depend on the
+ * message size.
  */
 enum store_status mailbox_msg_open(struct mailbox *mb, uint32_t idx,
     struct msg_reader **r_r);
@@ -63,19 +77,26 @@ ssize_t msg_reader_read(struct msg_reader *r, void *buf, size_t len);
 /*
  * If the stored bytes are already the exact wire form (CRLF endings, no
  * line starting with '.', ending in CRLF), returns an fd the caller may
- * sendfile() from, else -1.  The reader still owns the fd.
+ * sendfile() from (at offsets 0..*len_r, then send ".\r\n"), else -1.
+ * *len_r then equals mailbox_msg_size().  Known when the file was read
+ * for sizing or the index says so; a ",W=" size hint alone does not tell,
+ * so such messages go through the encoder.  The reader still owns the fd.
  */
 int msg_reader_wire_fd(struct msg_reader *r, off_t *len_r);
 void msg_reader_close(struct msg_reader **r);
 
-/* Records that message idx was retrieved (Maildir: gets the S flag). */
+/* Records that message idx was retrieved (Maildir: gets the S flag at
+ * commit, in new/ or cur/; emldir has no flags). */
 void mailbox_msg_mark_seen(struct mailbox *mb, uint32_t idx);
 
 /*
  * UPDATE state: removes every message whose bit is set in deleted
- * (bit idx of deleted[idx / 8]), moves the rest from new/ to cur/.
- * A message that cannot be removed is logged and reported with
- * STORE_TEMP after trying all the others; nothing unmarked is touched.
+ * (bit idx of deleted[idx / 8]; NULL = none), moves the rest from new/
+ * to cur/ (":2," + flags, never replacing an existing file).  A file
+ * already gone counts as deleted.  A message that cannot be removed is
+ * logged and reported with STORE_TEMP after trying all the others;
+ * nothing unmarked is deleted, and mail delivered during the session is
+ * not touched at all.  Directories are fsync()ed before returning.
  */
 enum store_status mailbox_commit(struct mailbox *mb, const uint8_t *deleted,
     uint32_t *n_deleted_r);
