@@ -103,7 +103,7 @@ struct conn {
 	bool listed;
 	uint32_t next_retr, retr_done;
 	bool quit_sent;
-	double t_start, t_pass, t_last;
+	double t_start, t_pass, t_last, t_quit;
 	bool first_list_line;
 	char wbuf[WBUF_SIZE];
 	size_t wlen;
@@ -590,6 +590,7 @@ advance(struct conn *c, enum cmd k)
 			queue_cmd(c, C_QUIT, 0, "QUIT\r\n");
 		break;
 	case C_QUIT:
+		c->t_quit = now();
 		c->st = CS_WAIT_EOF;
 		break;
 	}
@@ -912,7 +913,7 @@ session_finished(struct conn *c)
 	if (!c->failed && c->in_window && g.measuring) {
 		g.sessions_ok++;
 		if (opt.mode == M_SESSION)
-			samples_add(&g.lat, c->t_last - c->t_start);
+			samples_add(&g.lat, c->t_quit - c->t_start);
 	}
 	session_end(c, false);
 }

@@ -292,7 +292,12 @@ server_run(const struct server_opts *opts)
 		srv.env.base = event_base_new_with_config(ec);
 		event_config_free(ec);
 	} else {
-		srv.env.base = event_base_new();
+		/* Coalesce the epoll_ctl calls of one loop iteration: every
+		 * reply would otherwise add and remove the write event. */
+		struct event_config *ec = event_config_new();
+		event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+		srv.env.base = event_base_new_with_config(ec);
+		event_config_free(ec);
 	}
 	if (srv.env.base == NULL)
 		fatal("event_base_new failed");

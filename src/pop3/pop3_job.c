@@ -320,7 +320,18 @@ commit_job_done(void *arg)
 enum pop3_ev
 pop3_job_commit(struct pop3_session *s)
 {
-	struct commit_job *j = xcalloc(1, sizeof(*j));
+	struct commit_job *j;
+
+	if (!mailbox_commit_needed(s->mb, s->deleted)) {
+		/* Nothing to write: no worker round trip for the common
+		 * "check mail, nothing new" session. */
+		mailbox_close(&s->mb);
+		pop3_ok(s, "posuto signing off (0 messages deleted)");
+		s->n_deleted = 0;
+		s->end_reason = "quit";
+		return POP3_EV_CLOSE;
+	}
+	j = xcalloc(1, sizeof(*j));
 
 	j->s = s;
 	j->mb = s->mb;

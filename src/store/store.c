@@ -745,8 +745,23 @@ mailbox_commit(struct mailbox *mb, const uint8_t *deleted,
 	st = mb->ops->commit(mb, deleted, n_deleted_r);
 	/* keys survive new/ -> cur/ moves, so the index only loses the
 	 * deleted entries; a failure here costs a rescan, nothing else */
-	(void)store_index_write(mb->dirfd[STORE_DIR_ROOT], mb, deleted);
+	if (*n_deleted_r > 0)
+		(void)store_index_write(mb->dirfd[STORE_DIR_ROOT], mb, deleted);
 	return st;
+}
+
+bool
+mailbox_commit_needed(const struct mailbox *mb, const uint8_t *deleted)
+{
+	for (uint32_t i = 0; i < mb->count; i++) {
+		const struct store_msg *m = &mb->msgs[i];
+
+		if ((deleted[i / 8] >> (i % 8)) & 1)
+			return true;
+		if (m->dir == STORE_DIR_NEW || (m->flags & STORE_MSG_SEEN))
+			return true;
+	}
+	return false;
 }
 
 void

@@ -101,6 +101,13 @@ void mailbox_msg_mark_seen(struct mailbox *mb, uint32_t idx);
 enum store_status mailbox_commit(struct mailbox *mb, const uint8_t *deleted,
     uint32_t *n_deleted_r);
 
+/*
+ * False if mailbox_commit() would change nothing on disk (nothing marked
+ * deleted, nothing to move or flag), so the caller may skip it and only
+ * close.  Cheap: looks at the in-memory snapshot only.
+ */
+bool mailbox_commit_needed(const struct mailbox *mb, const uint8_t *deleted);
+
 /* Releases the lock and frees everything.  Never deletes anything. */
 void mailbox_close(struct mailbox **mb);
 

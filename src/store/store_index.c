@@ -358,7 +358,10 @@ store_index_write(int dirfd, const struct mailbox *mb, const uint8_t *skip)
 			break;
 		off += (size_t)n;
 	}
-	if (off == len && fsync(fd) == 0)
+	/* No fsync: the index is a checksummed cache, and a torn or lost
+	 * one costs a rescan, never a wrong answer.  Skipping it keeps a
+	 * login from waiting on the disk. */
+	if (off == len)
 		ok = true;
 	if (close(fd) == -1)
 		ok = false;

@@ -7,7 +7,8 @@
  * the UIDL.  It is a cache: damaged, truncated, foreign or old-version
  * files are ignored and rebuilt; an entry is used only if the file's
  * inode (and for emldir mtime and size) still match.  Only the session
- * holding the mailbox lock writes it (tmp file, fsync, rename).
+ * holding the mailbox lock writes it (tmp file, then rename; no fsync:
+ * it is a checksummed cache).
  * Entries are written in the mailbox's sort order, so opening merges
  * them with the sorted directory listing in one sequential pass (no
  * hash table, no random access over a 100k-entry file).

@@ -282,10 +282,12 @@ class Server:
             if not pending:
                 break
             if self.proc.poll() is not None:
+                self.stopped = True  # reported here; teardown adds nothing
                 raise RuntimeError("posuto exited with %s during startup:\n%s"
                                    % (self.proc.returncode, self.log()))
             if time.monotonic() > deadline:
                 self.kill9()
+                self.stopped = True
                 raise RuntimeError("posuto did not accept connections within %ss:\n%s"
                                    % (timeout, self.log()))
             a, p, _t = pending[0]

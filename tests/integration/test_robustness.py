@@ -1,0 +1,220 @@
+"""Operations and resource bounds: reloads, signals, privilege drop,
+clients that do not read, many connections, large mailboxes, log hygiene."""
+
+import os
+import pathlib
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from posuto_testlib import (
+    USER1, USER2, Emldir, Maildir, Pop3, Server, base_config, free_port,
+    sample_message, to_wire,
+)
+
+
+def rss_kb(pid):
+    for line in pathlib.Path("/proc/%d/status" % pid).read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def test_server_with_no_users_starts_and_refuses(servers, tmp_path):
+    srv = servers.start(servers.config(users=[]))
+    c = Pop3("127.0.0.1", srv.port)
+    r = c.login(USER1, "password")
+    assert r.startswith(b"-ERR [AUTH]"), r
+    c.close()
+
+
+def test_sighup_with_broken_config_keeps_serving(servers, maildir):
+    maildir.deliver(sample_message(1))
+    srv = servers.start()
+    srv.config_path.write_text('{"Pop3Server": {"Port": "broken",')
+    srv.signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert srv.alive(), srv.log()
+    c = Pop3("127.0.0.1", srv.port)
+    c.must_login()
+    assert c.stat()[0] == 1
+    c.quit()
+    # Restore a good config so the final SIGTERM check is about shutdown only.
+    srv.rewrite_config(srv.cfg)
+
+
+def test_sigint_stops_gracefully(servers, maildir):
+    srv = servers.start()
+    c = Pop3("127.0.0.1", srv.port)
+    c.must_login()
+    os.kill(srv.pid(), signal.SIGINT)
+    rc = srv.proc.wait(timeout=30)
+    srv.stopped = True
+    assert rc == 0, srv.log()
+    c.close()
+
+
+def test_syslog_flag_starts(servers, maildir):
+    maildir.deliver(sample_message(1))
+    srv = servers.start(extra_args=("--syslog",))
+    c = Pop3("127.0.0.1", srv.port)
+    c.must_login()
+    c.quit()
+
+
+def test_client_that_never_reads_is_bounded(servers, maildir):
+    """I8: pipelined commands from a client that never reads: the server
+    stops reading or drops the client, its memory does not grow with it."""
+    maildir.deliver(sample_message(1, body_lines=20000))  # ~0.5 MB
+    srv = servers.start()
+    before = rss_kb(srv.pid())
+    c = Pop3("127.0.0.1", srv.port)
+    c.must_login()
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c.sock.settimeout(2)
+    sent = 0
+    try:
+        for _ in range(2000):
+            c.sock.sendall(b"RETR 1\r\n" * 64)
+            sent += 64
+    except (socket.timeout, BrokenPipeError, ConnectionResetError):
+        pass
+    # 128000 RETRs of 0.5 MB would be 64 GB if buffered.
+    grown = rss_kb(srv.pid()) - before
+    assert grown < 200 * 1024, "server RSS grew by %d KiB" % grown
+    c.close()
+    d = None
+    for _ in range(200):
+        d = Pop3("127.0.0.1", srv.port)
+        r = d.login()
+        if r.startswith(b"+OK"):
+            break
+        d.close()
+        time.sleep(0.1)
+    assert d.stat()[0] == 1
+    d.quit()
+
+
+def test_preauth_client_that_never_reads(servers, maildir):
+    srv = servers.start()
+    before = rss_kb(srv.pid())
+    c = Pop3("127.0.0.1", srv.port)
+    c.sock.settimeout(2)
+    try:
+        for _ in range(2000):
+            c.sock.sendall(b"CAPA\r\n" * 256)
+    except (socket.timeout, BrokenPipeError, ConnectionResetError):
+        pass
+    grown = rss_kb(srv.pid()) - before
+    assert grown < 100 * 1024, "server RSS grew by %d KiB" % grown
+    c.close()
+    d = Pop3("127.0.0.1", srv.port)
+    d.must_login()
+    d.quit()
+
+
+def test_many_concurrent_sessions(servers, tmp_path):
+    n = 40
+    users = []
+    for i in range(n):
+        u = "u%d@example.com" % i
+        users.append({"UserName": u, "Password": "{PLAIN}pw%d" % i})
+        Maildir(tmp_path / "mail" / u).deliver(sample_message(i))
+    srv = servers.start(servers.config(users=users))
+    conns = [Pop3("127.0.0.1", srv.port) for _ in range(n)]
+    for c in conns:
+        c.send(b"CAPA\r\n")
+    for i, c in enumerate(conns):
+        assert c.readline().startswith(b"+OK")
+        c.read_multi()
+        c.send(("USER u%d@example.com\r\nPASS pw%d\r\nRETR 1\r\n" % (i, i)).encode())
+    for i, c in enumerate(conns):
+        assert c.readline().startswith(b"+OK")
+        assert c.readline().startswith(b"+OK")
+        assert c.readline().startswith(b"+OK")
+        assert b"".join(l + b"\r\n" for l in c.read_multi()) == to_wire(sample_message(i))
+    for c in conns:
+        assert c.quit().startswith(b"+OK")
+
+
+def test_large_mailbox_list_uidl_and_mass_delete(servers, maildir):
+    n = 3000
+    for i in range(n):
+        maildir.deliver(b"Subject: %d\n\nbody %d\n" % (i, i))
+    srv = servers.start()
+    c = Pop3("127.0.0.1", srv.port)
+    c.must_login()
+    assert c.stat()[0] == n
+    assert len(c.list()) == n
+    u = c.uidl()
+    assert len(set(u.values())) == n
+    c.send(b"".join(b"DELE %d\r\n" % i for i in range(1, n + 1) if i % 3))
+    for i in range(1, n + 1):
+        if i % 3:
+            assert c.readline().startswith(b"+OK")
+    assert c.quit().startswith(b"+OK")
+    assert len(maildir.files()) == n // 3
+    d = Pop3("127.0.0.1", srv.port)
+    d.must_login()
+    assert sorted(d.uidl().values()) == sorted(v for k, v in u.items() if k % 3 == 0)
+    d.quit()
+
+
+def test_hostile_user_names_do_not_reach_logs_raw(servers, maildir):
+    srv = servers.start()
+    for name in (b"\x1b[31mred\x1b[0m", b"%s%s%n%x", b"a\x7fb", b"\xff\xfe"):
+        c = Pop3("127.0.0.1", srv.port)
+        try:
+            c.send(b"USER " + name + b"\r\n")
+            c.readline()
+            c.send(b"PASS x\r\n")
+            r = c.readline()
+            assert r.startswith(b"-ERR"), r
+        except (EOFError, ConnectionError):
+            pass
+        c.close()
+    log = srv.log_path.read_bytes()
+    assert b"\x1b" not in log, "raw ESC from a user name reached the log"
+    assert b"\x7f" not in log
+    assert srv.alive()
+
+
+def test_run_as_user_drops_privileges(servers):
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user nobody")
+    base = pathlib.Path(tempfile.mkdtemp(prefix="posuto-runas-"))
+    try:
+        os.chmod(base, 0o755)
+        md = Maildir(base / "mail" / USER1)
+        msgs = [sample_message(i) for i in range(2)]
+        for m in msgs:
+            md.deliver(m)
+        for root, dirs, files in os.walk(base / "mail"):
+            for x in dirs + files:
+                os.chown(os.path.join(root, x), nobody.pw_uid, nobody.pw_gid)
+        os.chown(base / "mail", nobody.pw_uid, nobody.pw_gid)
+        cfg = base_config(free_port(), base / "mail", RunAsUser="nobody")
+        srv = servers.start(cfg)
+        status = pathlib.Path("/proc/%d/status" % srv.pid()).read_text()
+        uids = [l for l in status.splitlines() if l.startswith("Uid:")][0].split()[1:]
+        assert all(int(x) == nobody.pw_uid for x in uids), status
+        c = Pop3("127.0.0.1", srv.port)
+        c.must_login()
+        assert c.retr(1) == to_wire(msgs[0])
+        c.ok("DELE 2")
+        assert c.quit().startswith(b"+OK")
+        assert md.contents() == [msgs[0]]
+        _rc, problems = srv.stop()
+        assert not problems, problems
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
