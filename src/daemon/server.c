@@ -92,13 +92,12 @@ server_on_accept(struct evconnlistener *lev, evutil_socket_t fd,
 	struct server *srv = l->srv;
 
 	(void)lev;
-	(void)sa;
-	(void)salen;
 	if (l->tls && srv->env.tls == NULL) {
 		close(fd);
 		return;
 	}
-	pop3_session_start(&srv->env, fd, fd, l->tls ? srv->env.tls : NULL);
+	pop3_session_start(&srv->env, fd, fd, sa, (socklen_t)salen,
+	    l->tls ? srv->env.tls : NULL);
 }
 
 static void
@@ -330,7 +329,7 @@ server_run(const struct server_opts *opts)
 		/* One session; the loop ends when it does. */
 		srv.stopping = true;
 		struct timeval tv = { .tv_sec = 0, .tv_usec = 100000 };
-		if (!pop3_session_start(&srv.env, 0, 1, NULL)) {
+		if (!pop3_session_start(&srv.env, 0, 1, NULL, 0, NULL)) {
 			rc = 1;
 			goto out;
 		}

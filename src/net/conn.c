@@ -105,14 +105,16 @@ conn_start_tls_bev(struct conn *c, struct tls_ctx *tls)
 }
 
 static void
-conn_fill_peer(struct conn *c)
+conn_fill_peer(struct conn *c, const struct sockaddr *peer, socklen_t peerlen)
 {
 	socklen_t len = sizeof(c->peer);
 	char host[INET6_ADDRSTRLEN];
 	unsigned port = 0;
 
 	memset(&c->peer, 0, sizeof(c->peer));
-	if (getpeername(c->rfd, (struct sockaddr *)&c->peer, &len) != 0) {
+	if (peer != NULL && peerlen <= sizeof(c->peer))
+		memcpy(&c->peer, peer, peerlen);
+	else if (getpeername(c->rfd, (struct sockaddr *)&c->peer, &len) != 0) {
 		c->peer.ss_family = AF_UNSPEC;
 		snprintf(c->peer_str, sizeof(c->peer_str), "stdin");
 		return;
@@ -133,7 +135,8 @@ conn_fill_peer(struct conn *c)
 }
 
 struct conn *
-conn_new(struct event_base *base, int rfd, int wfd, struct tls_ctx *tls,
+conn_new(struct event_base *base, int rfd, int wfd,
+    const struct sockaddr *peer, socklen_t peerlen, struct tls_ctx *tls,
     conn_cb *cb, void *ctx)
 {
 	struct conn *c = xcalloc(1, sizeof(*c));
@@ -145,10 +148,13 @@ conn_new(struct event_base *base, int rfd, int wfd, struct tls_ctx *tls,
 	c->cb = cb;
 	c->ctx = ctx;
 	c->timeout = POP3_DEFAULT_IDLE_TIMEOUT;
-	evutil_make_socket_nonblocking(rfd);
-	if (wfd != rfd)
-		evutil_make_socket_nonblocking(wfd);
-	conn_fill_peer(c);
+	/* accept4() already made listener sockets non-blocking. */
+	if (peer == NULL) {
+		evutil_make_socket_nonblocking(rfd);
+		if (wfd != rfd)
+			evutil_make_socket_nonblocking(wfd);
+	}
+	conn_fill_peer(c, peer, peerlen);
 	/* Replies are built whole before they are written; don't let Nagle
 	 * hold the last segment for the client's delayed ACK. */
 	if (c->peer.ss_family == AF_INET || c->peer.ss_family == AF_INET6)

@@ -28,12 +28,14 @@ typedef void conn_cb(struct conn *c, enum conn_event ev, void *ctx);
 
 /*
  * Wraps connected fds (rfd == wfd for a socket; inetd mode over pipes may
- * differ).  If tls is set the connection starts with a TLS handshake
- * (implicit TLS); output written meanwhile is sent once it completes.
- * Takes ownership of the fds.
+ * differ).  peer is the address accept() returned (then rfd is already
+ * non-blocking), or NULL to look it up.  If tls is set the connection
+ * starts with a TLS handshake (implicit TLS); output written meanwhile is
+ * sent once it completes.  Takes ownership of the fds.
  */
 struct conn *conn_new(struct event_base *base, int rfd, int wfd,
-    struct tls_ctx *tls, conn_cb *cb, void *ctx);
+    const struct sockaddr *peer, socklen_t peerlen, struct tls_ctx *tls,
+    conn_cb *cb, void *ctx);
 void conn_free(struct conn **c);
 
 struct evbuffer *conn_in(struct conn *c);

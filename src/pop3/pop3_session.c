@@ -184,14 +184,15 @@ pop3_session_on_session_timeout(evutil_socket_t fd, short what, void *arg)
 
 bool
 pop3_session_start(struct pop3_env *env, int rfd, int wfd,
-    struct tls_ctx *tls)
+    const struct sockaddr *peer, socklen_t peerlen, struct tls_ctx *tls)
 {
 	struct pop3_session *s = xcalloc(1, sizeof(*s));
 
 	s->env = env;
 	s->id = ++env->next_id;
 	s->refs = 1;
-	s->conn = conn_new(env->base, rfd, wfd, tls, pop3_session_on_conn, s);
+	s->conn = conn_new(env->base, rfd, wfd, peer, peerlen, tls,
+	    pop3_session_on_conn, s);
 	if (s->conn == NULL) {
 		close(rfd);
 		if (wfd != rfd)

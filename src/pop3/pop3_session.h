@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "lib/log.h"
 
@@ -45,12 +46,13 @@ struct pop3_env {
 
 /*
  * Starts a session on connected fds (rfd == wfd for sockets): greets and
- * runs until the session ends, then frees itself.  tls: implicit TLS
+ * runs until the session ends, then frees itself.  peer: from accept(),
+ * or NULL (inetd: looked up).  tls: implicit TLS
  * (POP3S) context, or NULL.  Returns false if it could not start (fds are
  * closed either way).
  */
 bool pop3_session_start(struct pop3_env *env, int rfd, int wfd,
-    struct tls_ctx *tls);
+    const struct sockaddr *peer, socklen_t peerlen, struct tls_ctx *tls);
 
 /* Ends every session without UPDATE (nothing is deleted): shutdown. */
 void pop3_session_close_all(struct pop3_env *env);

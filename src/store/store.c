@@ -751,6 +751,31 @@ mailbox_commit(struct mailbox *mb, const uint8_t *deleted,
 }
 
 bool
+store_dirscan_start(struct store_dirscan *ds, int fd)
+{
+	ds->fd = fd;
+	ds->len = ds->pos = 0;
+	return lseek(fd, 0, SEEK_SET) == 0;
+}
+
+const struct dirent64 *
+store_dirscan_next(struct store_dirscan *ds)
+{
+	const struct dirent64 *de;
+
+	if (ds->pos >= ds->len) {
+		ssize_t n = getdents64(ds->fd, ds->buf, sizeof(ds->buf));
+		if (n <= 0)
+			return NULL;	/* errno is set on error, kept on EOF */
+		ds->len = n;
+		ds->pos = 0;
+	}
+	de = (const struct dirent64 *)(ds->buf + ds->pos);
+	ds->pos += de->d_reclen;
+	return de;
+}
+
+bool
 mailbox_commit_needed(const struct mailbox *mb, const uint8_t *deleted)
 {
 	for (uint32_t i = 0; i < mb->count; i++) {

@@ -31,6 +31,7 @@
 
 #include "lib/log.h"
 #include "lib/strutil.h"
+#include "lib/xmalloc.h"
 #include "store/store_index.h"
 #include "store/store_int.h"
 
@@ -82,23 +83,21 @@ emldir_index_match(const struct store_msg *m,
 static enum store_status
 emldir_scan(struct mailbox *mb, char *err, size_t errsz)
 {
-	int root = mb->dirfd[STORE_DIR_ROOT], fd;
-	struct dirent *de;
-	DIR *dir;
+	int root = mb->dirfd[STORE_DIR_ROOT];
+	const struct dirent64 *de;
+	struct store_dirscan *ds = xmalloc(sizeof(*ds));
 
-	if ((fd = dup(root)) == -1 || (dir = fdopendir(fd)) == NULL) {
+	if (!store_dirscan_start(ds, root)) {
 		int e = errno;
 
-		if (fd != -1)
-			close(fd);
+		free(ds);
 		if (err != NULL)
 			(void)snprintf(err, errsz, "cannot read %s: %s",
 			    mb->path, strerror(e));
 		return STORE_TEMP;
 	}
-	rewinddir(dir);
 	errno = 0;
-	while ((de = readdir(dir)) != NULL) {
+	while ((de = store_dirscan_next(ds)) != NULL) {
 		struct store_msg *m;
 		struct stat st;
 		size_t len = strlen(de->d_name);
@@ -112,7 +111,7 @@ emldir_scan(struct mailbox *mb, char *err, size_t errsz)
 			continue;
 		}
 		if ((m = store_msg_add(mb)) == NULL) {
-			closedir(dir);
+			free(ds);
 			if (err != NULL)
 				(void)snprintf(err, errsz,
 				    "too many messages in %s", mb->path);
@@ -132,13 +131,13 @@ emldir_scan(struct mailbox *mb, char *err, size_t errsz)
 	if (errno != 0) {
 		int e = errno;
 
-		closedir(dir);
+		free(ds);
 		if (err != NULL)
 			(void)snprintf(err, errsz, "cannot read %s: %s",
 			    mb->path, strerror(e));
 		return STORE_TEMP;
 	}
-	closedir(dir);
+	free(ds);
 	store_sort(mb, NULL, emldir_msg_cmp);
 	return STORE_OK;
 }

@@ -54,7 +54,7 @@ maildir_open_sub(struct mailbox *mb, enum store_dir d, char *err,
 
 /* Regular file check without following symlinks; d_type when it can. */
 static bool
-maildir_is_reg(int dirfd, const struct dirent *de)
+maildir_is_reg(int dirfd, const struct dirent64 *de)
 {
 	struct stat st;
 
@@ -70,24 +70,22 @@ static enum store_status
 maildir_scan_dir(struct mailbox *mb, enum store_dir d, char *err,
     size_t errsz)
 {
-	struct dirent *de;
-	DIR *dir;
-	int fd;
+	const struct dirent64 *de;
+	struct store_dirscan *ds;
+	int fd = mb->dirfd[d];
 
-	if (mb->dirfd[d] == -1)
+	if (fd == -1)
 		return STORE_OK;
-	/* fdopendir takes the fd; keep ours for openat() later */
-	if ((fd = dup(mb->dirfd[d])) == -1 || (dir = fdopendir(fd)) == NULL) {
-		if (fd != -1)
-			close(fd);
+	ds = xmalloc(sizeof(*ds));
+	if (!store_dirscan_start(ds, fd)) {
+		free(ds);
 		if (err != NULL)
 			(void)snprintf(err, errsz, "cannot read %s/%s: %s",
 			    mb->path, maildir_subdir[d], strerror(errno));
 		return STORE_TEMP;
 	}
-	rewinddir(dir);
 	errno = 0;
-	while ((de = readdir(dir)) != NULL) {
+	while ((de = store_dirscan_next(ds)) != NULL) {
 		struct maildir_name mn;
 		struct store_msg *m;
 		size_t len = strlen(de->d_name);
@@ -98,7 +96,7 @@ maildir_scan_dir(struct mailbox *mb, enum store_dir d, char *err,
 			continue;
 		}
 		if ((m = store_msg_add(mb)) == NULL) {
-			closedir(dir);
+			free(ds);
 			if (err != NULL)
 				(void)snprintf(err, errsz,
 				    "too many messages in %s", mb->path);
@@ -122,13 +120,13 @@ maildir_scan_dir(struct mailbox *mb, enum store_dir d, char *err,
 	if (errno != 0) {
 		int e = errno;
 
-		closedir(dir);
+		free(ds);
 		if (err != NULL)
 			(void)snprintf(err, errsz, "cannot read %s/%s: %s",
 			    mb->path, maildir_subdir[d], strerror(e));
 		return STORE_TEMP;
 	}
-	closedir(dir);
+	free(ds);
 	return STORE_OK;
 }
 
@@ -238,24 +236,20 @@ maildir_relocate(struct mailbox *mb, uint32_t idx)
 	static const enum store_dir order[] = { STORE_DIR_CUR, STORE_DIR_NEW };
 	struct store_msg *m = &mb->msgs[idx];
 	char *unique = xstrndup(store_pool_str(mb, m->name_off), m->key_len);
+	struct store_dirscan *ds = xmalloc(sizeof(*ds));
 	bool found = false;
 	size_t k;
 
 	for (k = 0; k < 2 && !found; k++) {
-		struct dirent *de;
-		DIR *dir;
+		const struct dirent64 *de;
 		int fd;
 
 		if (mb->dirfd[order[k]] == -1)
 			continue;
-		if ((fd = dup(mb->dirfd[order[k]])) == -1)
+		fd = mb->dirfd[order[k]];
+		if (!store_dirscan_start(ds, fd))
 			break;
-		if ((dir = fdopendir(fd)) == NULL) {
-			close(fd);
-			break;
-		}
-		rewinddir(dir);
-		while ((de = readdir(dir)) != NULL) {
+		while ((de = store_dirscan_next(ds)) != NULL) {
 			struct maildir_name mn;
 
 			if (!maildir_name_parse(de->d_name,
@@ -270,8 +264,8 @@ maildir_relocate(struct mailbox *mb, uint32_t idx)
 			found = true;
 			break;
 		}
-		closedir(dir);
 	}
+	free(ds);
 	free(unique);
 	return found;
 }
