@@ -34,6 +34,7 @@
 #include "lib/strutil.h"
 #include "lib/wire.h"
 #include "lib/xmalloc.h"
+#include "store/store_cache.h"
 #include "store/store_index.h"
 #include "store/store_int.h"
 
@@ -557,6 +558,7 @@ mailbox_open(const char *path, enum mbox_format format,
 {
 	struct mailbox *mb;
 	enum store_status st;
+	struct store_cache_stamp stamp;
 	uint32_t i;
 	int fd;
 
@@ -589,6 +591,17 @@ mailbox_open(const char *path, enum mbox_format format,
 		mailbox_close(&mb);
 		return st;
 	}
+	if (mb->ops->open_dirs != NULL && !mb->ops->open_dirs(mb, err, errsz)) {
+		mailbox_close(&mb);
+		return STORE_TEMP;
+	}
+	if (mb->ops->cacheable) {
+		store_cache_stamp(mb, &stamp);
+		if (store_cache_fetch(mb, &stamp)) {
+			*mb_r = mb;
+			return STORE_OK;
+		}
+	}
 	mb->index = store_index_load(fd, mb->ops->index_kind);
 	store_reserve(mb, store_index_count(mb->index));
 	if ((st = mb->ops->scan(mb, err, errsz)) != STORE_OK) {
@@ -614,6 +627,8 @@ mailbox_open(const char *path, enum mbox_format format,
 		(void)store_index_write(fd, mb, NULL);
 		mb->index_dirty = false;
 	}
+	if (mb->ops->cacheable)
+		store_cache_save(mb, &stamp);
 	*mb_r = mb;
 	return STORE_OK;
 }

@@ -58,6 +58,10 @@ struct mailbox;
 
 struct store_ops {
 	const char *name;
+	/* Opens the directories scan() reads (NULL: none besides the root). */
+	bool (*open_dirs)(struct mailbox *mb, char *err, size_t errsz);
+	/* Big snapshots may be kept in the warm cache (store_cache.h). */
+	bool cacheable;
 	/* Fills mb->msgs with the messages present now, sorted in POP3
 	 * order (store_sort()), without duplicates. */
 	enum store_status (*scan)(struct mailbox *mb, char *err, size_t errsz);

@@ -187,9 +187,6 @@ maildir_scan(struct mailbox *mb, char *err, size_t errsz)
 	enum store_status st;
 	uint32_t i, j;
 
-	if (!maildir_open_sub(mb, STORE_DIR_NEW, err, errsz) ||
-	    !maildir_open_sub(mb, STORE_DIR_CUR, err, errsz))
-		return STORE_TEMP;
 	/* new/ before cur/: a file another client moves between the two
 	 * readdirs is seen twice (and deduplicated), never missed */
 	if ((st = maildir_scan_dir(mb, STORE_DIR_NEW, err, errsz)) !=
@@ -206,6 +203,13 @@ maildir_scan(struct mailbox *mb, char *err, size_t errsz)
 	}
 	mb->count = j;
 	return STORE_OK;
+}
+
+static bool
+maildir_open_dirs(struct mailbox *mb, char *err, size_t errsz)
+{
+	return maildir_open_sub(mb, STORE_DIR_NEW, err, errsz) &&
+	    maildir_open_sub(mb, STORE_DIR_CUR, err, errsz);
 }
 
 static void
@@ -382,6 +386,8 @@ maildir_commit(struct mailbox *mb, const uint8_t *deleted,
 
 const struct store_ops store_maildir_ops = {
 	.name = "maildir",
+	.open_dirs = maildir_open_dirs,
+	.cacheable = true,
 	.scan = maildir_scan,
 	.key_cmp = maildir_key_cmp,
 	.index_match = maildir_index_match,

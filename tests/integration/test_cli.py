@@ -1,6 +1,5 @@
 """Command line: check-config, --version, --help, serve startup errors."""
 
-import json
 import re
 import subprocess
 

@@ -7,11 +7,10 @@ import socket
 import subprocess
 import textwrap
 
-import pytest
 
 from posuto_testlib import (
-    USER1, Pop3, login_retry_inuse, message_of_wire_size, posuto_bin, run,
-    sample_message, to_wire, write_config, base_config, free_port,
+    USER1, Pop3, message_of_wire_size, run, sample_message, to_wire, write_config,
+    base_config, free_port,
 )
 
 

@@ -2,10 +2,8 @@
 accepts and a mailbox it serves; re-running keeps existing mail."""
 
 import json
-import os
 import poplib
 import ssl
-import subprocess
 
 from posuto_testlib import REPO, USER1, Maildir, Pop3, free_port, run, to_wire
 

@@ -19,8 +19,7 @@ import time
 import pytest
 
 from posuto_testlib import (
-    USER1, USER2, Maildir, Pop3, b64, free_port, posuto_bin, run, sample_message,
-    to_wire,
+    USER1, USER2, Pop3, b64, run, sample_message, to_wire,
 )
 
 GSASL = "gsasl"

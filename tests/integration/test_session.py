@@ -1,6 +1,5 @@
 """RFC 1939 semantics that protect mail (issue 2, invariants I2-I4)."""
 
-import hashlib
 import os
 import re
 import signal
@@ -9,9 +8,8 @@ import time
 import pytest
 
 from posuto_testlib import (
-    USER1, USER2, Emldir, Maildir, Pop3, ProtocolError, Server, apop_digest,
-    base_config, free_port, login_retry_inuse, sample_message, to_wire,
-    wire_top, dot_stuff,
+    USER1, USER2, Emldir, Maildir, Pop3, apop_digest, free_port, login_retry_inuse,
+    sample_message, to_wire, wire_top,
 )
 
 

@@ -3,7 +3,6 @@ dot-stuffing, TOP, UIDL, Maildir new->cur, emldir, templates, schemes)."""
 
 import hashlib
 import os
-import pathlib
 import random
 import shutil
 import subprocess
@@ -11,8 +10,8 @@ import subprocess
 import pytest
 
 from posuto_testlib import (
-    USER1, USER2, Emldir, Maildir, Pop3, base_config, dot_stuff, free_port,
-    posuto_bin, run, sample_message, to_wire, wire_top,
+    USER1, USER2, Emldir, Maildir, Pop3, dot_stuff, run, sample_message, to_wire,
+    wire_top,
 )
 
 

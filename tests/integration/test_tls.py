@@ -1,7 +1,6 @@
 """TLS (issue 3): STLS, POP3S, CAPA by state, STARTTLS injection, reload,
 bad certificates, plaintext policy off loopback."""
 
-import os
 import pathlib
 import poplib
 import shutil
@@ -10,14 +9,13 @@ import socket
 import ssl
 import subprocess
 import sys
-import textwrap
 import time
 
 import pytest
 
 from posuto_testlib import (
-    USER1, Maildir, Pop3, base_config, cert_fingerprint, free_port, posuto_bin,
-    run, sample_message, to_wire, write_config,
+    USER1, Maildir, Pop3, cert_fingerprint, free_port, posuto_bin, run, sample_message,
+    to_wire, write_config,
 )
 
 

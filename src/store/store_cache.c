@@ -1,0 +1,181 @@
+/* store_cache.c - warm snapshots of big Maildirs (see store_cache.h). */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "lib/xmalloc.h"
+#include "store/store_cache.h"
+
+struct cache_entry {
+	char *path;
+	struct store_cache_stamp stamp;
+	struct store_msg *msgs;
+	uint32_t count;
+	char *pool;
+	size_t pool_len;
+	uint64_t total;
+	uint64_t last_use;
+	size_t bytes;
+};
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct cache_entry cache[STORE_CACHE_MAX_ENTRIES];	/* path NULL = free */
+static size_t cache_bytes;
+static uint64_t cache_tick;
+static unsigned long cache_hit_count;
+
+unsigned long
+store_cache_hits(void)
+{
+	unsigned long n;
+
+	pthread_mutex_lock(&cache_lock);
+	n = cache_hit_count;
+	pthread_mutex_unlock(&cache_lock);
+	return n;
+}
+
+void
+store_cache_stamp(const struct mailbox *mb, struct store_cache_stamp *st)
+{
+	static const enum store_dir dirs[2] = { STORE_DIR_NEW, STORE_DIR_CUR };
+	struct stat sb;
+
+	memset(st, 0, sizeof(*st));
+	clock_gettime(CLOCK_REALTIME, &st->taken);
+	for (int i = 0; i < 2; i++) {
+		int fd = mb->dirfd[dirs[i]];
+
+		if (fd == -1)
+			continue;	/* absent: zero stamp, must stay absent */
+		if (fstat(fd, &sb) != 0)
+			return;
+		st->dev[i] = sb.st_dev;
+		st->ino[i] = sb.st_ino;
+		st->mtime[i] = sb.st_mtim;
+	}
+	st->valid = true;
+}
+
+static bool
+stamp_equal(const struct store_cache_stamp *a, const struct store_cache_stamp *b)
+{
+	for (int i = 0; i < 2; i++) {
+		if (a->dev[i] != b->dev[i] || a->ino[i] != b->ino[i] ||
+		    a->mtime[i].tv_sec != b->mtime[i].tv_sec ||
+		    a->mtime[i].tv_nsec != b->mtime[i].tv_nsec)
+			return false;
+	}
+	return true;
+}
+
+/* Both directories last changed over a second before the stamp. */
+static bool
+stamp_settled(const struct store_cache_stamp *st)
+{
+	for (int i = 0; i < 2; i++) {
+		if (st->mtime[i].tv_sec + 1 >= st->taken.tv_sec)
+			return false;
+	}
+	return true;
+}
+
+static struct cache_entry *
+cache_find(const char *path)
+{
+	for (size_t i = 0; i < STORE_CACHE_MAX_ENTRIES; i++) {
+		if (cache[i].path != NULL && strcmp(cache[i].path, path) == 0)
+			return &cache[i];
+	}
+	return NULL;
+}
+
+static void
+cache_drop(struct cache_entry *e)
+{
+	cache_bytes -= e->bytes;
+	free(e->path);
+	free(e->msgs);
+	free(e->pool);
+	memset(e, 0, sizeof(*e));
+}
+
+bool
+store_cache_fetch(struct mailbox *mb, const struct store_cache_stamp *st)
+{
+	struct cache_entry *e;
+	bool hit = false;
+
+	if (!st->valid)
+		return false;
+	pthread_mutex_lock(&cache_lock);
+	e = cache_find(mb->path);
+	if (e != NULL && stamp_equal(&e->stamp, st)) {
+		free(mb->msgs);
+		free(mb->pool);
+		mb->msgs = xreallocarray(NULL, e->count ? e->count : 1,
+		    sizeof(*mb->msgs));
+		memcpy(mb->msgs, e->msgs, (size_t)e->count * sizeof(*mb->msgs));
+		mb->count = mb->cap = e->count;
+		mb->pool = xmalloc(e->pool_len);
+		memcpy(mb->pool, e->pool, e->pool_len);
+		mb->pool_len = mb->pool_cap = e->pool_len;
+		mb->total = e->total;
+		e->last_use = ++cache_tick;
+		cache_hit_count++;
+		hit = true;
+	} else if (e != NULL) {
+		cache_drop(e);		/* stale for good: the dir changed */
+	}
+	pthread_mutex_unlock(&cache_lock);
+	return hit;
+}
+
+void
+store_cache_save(const struct mailbox *mb, const struct store_cache_stamp *st)
+{
+	struct cache_entry *e, *victim;
+	size_t bytes;
+
+	if (!st->valid || !stamp_settled(st) ||
+	    mb->count < STORE_CACHE_MIN_MESSAGES)
+		return;
+	bytes = (size_t)mb->count * sizeof(*mb->msgs) + mb->pool_len;
+	if (bytes > STORE_CACHE_MAX_BYTES / 2)
+		return;
+	pthread_mutex_lock(&cache_lock);
+	if ((e = cache_find(mb->path)) != NULL)
+		cache_drop(e);
+	for (;;) {
+		victim = NULL;
+		e = NULL;
+		for (size_t i = 0; i < STORE_CACHE_MAX_ENTRIES; i++) {
+			if (cache[i].path == NULL)
+				e = &cache[i];
+			else if (victim == NULL ||
+			    cache[i].last_use < victim->last_use)
+				victim = &cache[i];
+		}
+		if (e != NULL && cache_bytes + bytes <= STORE_CACHE_MAX_BYTES)
+			break;
+		if (victim == NULL)
+			break;
+		cache_drop(victim);
+	}
+	if (e != NULL) {
+		e->path = xstrdup(mb->path);
+		e->stamp = *st;
+		e->msgs = xreallocarray(NULL, mb->count, sizeof(*mb->msgs));
+		memcpy(e->msgs, mb->msgs, (size_t)mb->count * sizeof(*mb->msgs));
+		e->count = mb->count;
+		e->pool = xmalloc(mb->pool_len);
+		memcpy(e->pool, mb->pool, mb->pool_len);
+		e->pool_len = mb->pool_len;
+		e->total = mb->total;
+		e->bytes = bytes;
+		e->last_use = ++cache_tick;
+		cache_bytes += bytes;
+	}
+	pthread_mutex_unlock(&cache_lock);
+}

@@ -1,0 +1,47 @@
+/*
+ * store_cache.h - in-process cache of large Maildir snapshots, so a warm
+ * login to a big mailbox reads no directory at all (never included
+ * outside src/store/).
+ *
+ * An entry is keyed by path and stamped with the inode and mtime of new/
+ * and cur/ taken *before* the scan that filled it.  Any delivery, move,
+ * flag change or deletion changes a directory's mtime, so a matching
+ * stamp means the listing is the same.  Because directory mtimes tick
+ * coarsely, a snapshot is only kept if both mtimes are over a second
+ * older than the scan (Dovecot's maildir sync reasons the same way).
+ */
+#ifndef POSUTO_STORE_CACHE_H
+#define POSUTO_STORE_CACHE_H
+
+#include <stdbool.h>
+#include <time.h>
+
+#include "store/store_int.h"
+
+/* Mailboxes smaller than this are scanned every time: it is cheap, and
+ * the cache's copy would only cost memory. */
+#define STORE_CACHE_MIN_MESSAGES 2000
+/* Bounds on what the cache holds (oldest entries go first). */
+#define STORE_CACHE_MAX_ENTRIES 64
+#define STORE_CACHE_MAX_BYTES ((size_t)512 << 20)
+
+struct store_cache_stamp {
+	dev_t dev[2];
+	ino_t ino[2];
+	struct timespec mtime[2];
+	struct timespec taken;		/* CLOCK_REALTIME when stamped */
+	bool valid;
+};
+
+/* Stamps mb's new/ and cur/ (dirfds must be open). */
+void store_cache_stamp(const struct mailbox *mb, struct store_cache_stamp *st);
+/* Fills mb's messages, pool and total from a matching entry. */
+bool store_cache_fetch(struct mailbox *mb, const struct store_cache_stamp *st);
+/* Remembers mb's snapshot (after a full scan stamped with st). */
+void store_cache_save(const struct mailbox *mb,
+    const struct store_cache_stamp *st);
+
+/* Lookups that were answered from the cache, for tests and debugging. */
+unsigned long store_cache_hits(void);
+
+#endif
