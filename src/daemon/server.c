@@ -1,5 +1,6 @@
 /* server.c - startup, listeners, SIGHUP reload, graceful stop. */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -283,6 +284,11 @@ server_run(const struct server_opts *opts)
 		return EXIT_CONFIG;
 	}
 	srv.env.tls = tls;
+	/* Mailbox snapshots of big boxes are megabytes: keep them on the
+	 * heap and keep freed heap, or every login to such a box pays for
+	 * mmap and thousands of fresh page faults. */
+	mallopt(M_MMAP_THRESHOLD, 64 << 20);
+	mallopt(M_TRIM_THRESHOLD, 256 << 20);
 	signal(SIGPIPE, SIG_IGN);
 	if (opts->inetd) {
 		/* stdin/stdout may be files or ttys, which epoll refuses. */

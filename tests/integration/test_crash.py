@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from posuto_testlib import USER1, Maildir, Pop3, login_retry_inuse, to_wire
+from posuto_testlib import USER1, Maildir, Pop3, login_retry_inuse
 
 N = 4000
 TRIALS = 6

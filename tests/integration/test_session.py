@@ -600,7 +600,7 @@ def test_ipv6_listen(servers, maildir):
     del cfg["Pop3Server"]["Port"]
     cfg["Pop3Server"]["Listen"] = [{"Address": "127.0.0.1", "Port": p4, "Tls": "none"},
                                    {"Address": "::1", "Port": p6, "Tls": "none"}]
-    srv = servers.start(cfg)
+    servers.start(cfg)
     for host, port in (("127.0.0.1", p4), ("::1", p6)):
         c = Pop3(host, port)
         c.must_login()
