@@ -141,7 +141,7 @@ pop3_cmd_auth(struct pop3_session *s, const struct pop3_cmd *cmd)
 			ir = xmalloc(1);
 		}
 	}
-	s->sasl = sasl_server_new(mech, s->db, &chan);
+	s->sasl = sasl_server_new(mech, pop3_session_userdb(s), &chan);
 	s->sasl_mech = mech;
 	if (!have_ir) {
 		/* Let the mechanism speak first ("+ " challenge). */

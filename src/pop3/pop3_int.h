@@ -107,6 +107,8 @@ void pop3_session_delayed_reply(struct pop3_session *s, unsigned ms,
     const char *reply);
 void pop3_session_end(struct pop3_session *s, const char *reason);
 bool pop3_session_plaintext_ok(struct pop3_session *s);
+/* The current user database (refreshed after a reload). */
+struct userdb *pop3_session_userdb(struct pop3_session *s);
 bool pop3_session_tls_offered(struct pop3_session *s);
 
 /* Command dispatch (pop3_cmd.c). */

@@ -221,7 +221,8 @@ login_job_new(struct pop3_session *s, enum job_kind kind)
 
 	j->s = s;
 	j->kind = kind;
-	j->db = s->db;
+	/* An AUTH exchange keeps the database its mechanism started with. */
+	j->db = s->sasl != NULL ? s->db : pop3_session_userdb(s);
 	userdb_ref(j->db);
 	pop3_session_ref(s);
 	s->busy = true;

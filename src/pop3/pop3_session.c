@@ -85,6 +85,19 @@ pop3_session_set_state(struct pop3_session *s, enum pop3_state st)
 	s->state = st;
 }
 
+struct userdb *
+pop3_session_userdb(struct pop3_session *s)
+{
+	/* A SIGHUP may have loaded new users since this client connected;
+	 * each login attempt sees the current ones. */
+	if (s->db != s->env->db) {
+		userdb_unref(&s->db);
+		s->db = s->env->db;
+		userdb_ref(s->db);
+	}
+	return s->db;
+}
+
 bool
 pop3_session_plaintext_ok(struct pop3_session *s)
 {
@@ -125,9 +138,9 @@ pop3_session_end(struct pop3_session *s, const char *reason)
 	if (s->session_timer != NULL)
 		event_free(s->session_timer);
 	s->timer = s->session_timer = NULL;
-	/* A job in flight owns the mailbox until it completes. */
-	if (!s->busy && s->mb != NULL)
-		mailbox_close(&s->mb);
+	/* Jobs never hold s->mb (the commit job takes it over), so it is
+	 * always ours to release: without UPDATE, nothing is deleted. */
+	mailbox_close(&s->mb);
 	if (s->conn_counted)
 		iplimit_conn_release(env->iplimit, conn_peer_addr(s->conn));
 	conn_free(&s->conn);
