@@ -73,6 +73,19 @@ stream_sendfile(struct pop3_session *s, struct pop3_stream *st,
 	return true;
 }
 
+static size_t
+count_lf(const unsigned char *p, size_t len)
+{
+	const unsigned char *end = p + len;
+	size_t n = 0;
+
+	while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		n++;
+		p++;
+	}
+	return n;
+}
+
 static bool
 stream_msg_fill(struct pop3_session *s, struct pop3_stream *st)
 {
@@ -105,7 +118,10 @@ stream_msg_fill(struct pop3_session *s, struct pop3_stream *st)
 			evbuffer_add(out, end, n);
 			return true;
 		}
-		if (evbuffer_reserve_space(out, 2 * (size_t)got + 2, &iov, 1) < 1)
+		/* Each LF may gain a CR and each line a stuffing dot: reserve
+		 * that, not 2x the chunk, so output chains stay chunk-sized. */
+		if (evbuffer_reserve_space(out, (size_t)got +
+		    2 * count_lf(stream_chunk, (size_t)got) + 2, &iov, 1) < 1)
 			fatal("out of memory reserving output");
 		n = wire_enc_update(&st->enc, stream_chunk, (size_t)got,
 		    iov.iov_base, iov.iov_len, &consumed);
