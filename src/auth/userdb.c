@@ -456,7 +456,8 @@ finish(struct load_ctx *ctx)
 	const char *best = NULL;
 	size_t best_count = 0;
 
-	qsort(db->users, db->n_users, sizeof(*db->users), user_cmp);
+	if (db->n_users > 0)	/* qsort(NULL, 0) is undefined */
+		qsort(db->users, db->n_users, sizeof(*db->users), user_cmp);
 	for (size_t i = 0; i < db->n_users; i++) {
 		struct user *u = &db->users[i];
 

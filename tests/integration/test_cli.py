@@ -9,7 +9,11 @@ from posuto_testlib import SHA256_PASSWORD, base_config, free_port, write_config
 
 
 def cli(posuto, *args, input=None, timeout=60):
-    return subprocess.run([posuto, *args], input=input, capture_output=True, timeout=timeout)
+    from posuto_testlib import sanitizer_lines
+    r = subprocess.run([posuto, *args], input=input, capture_output=True, timeout=timeout)
+    san = sanitizer_lines(r.stderr.decode(errors="replace"))
+    assert not san, "sanitizer reports for %s:\n%s" % (args, "\n".join(san))
+    return r
 
 
 def test_version(posuto):
