@@ -73,19 +73,6 @@ stream_sendfile(struct pop3_session *s, struct pop3_stream *st,
 	return true;
 }
 
-static size_t
-count_lf(const unsigned char *p, size_t len)
-{
-	const unsigned char *end = p + len;
-	size_t n = 0;
-
-	while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
-		n++;
-		p++;
-	}
-	return n;
-}
-
 static bool
 stream_msg_fill(struct pop3_session *s, struct pop3_stream *st)
 {
@@ -118,16 +105,22 @@ stream_msg_fill(struct pop3_session *s, struct pop3_stream *st)
 			evbuffer_add(out, end, n);
 			return true;
 		}
-		/* Each LF may gain a CR and each line a stuffing dot: reserve
-		 * that, not 2x the chunk, so output chains stay chunk-sized. */
-		if (evbuffer_reserve_space(out, (size_t)got +
-		    2 * count_lf(stream_chunk, (size_t)got) + 2, &iov, 1) < 1)
-			fatal("out of memory reserving output");
-		n = wire_enc_update(&st->enc, stream_chunk, (size_t)got,
-		    iov.iov_base, iov.iov_len, &consumed);
-		iov.iov_len = n;
-		evbuffer_commit_space(out, &iov, 1);
-		st->sent += n;
+		/* Mail lines are long enough that CRs and stuffing dots add a
+		 * few percent: reserve that, and go round again in the rare
+		 * case it was not enough, rather than reserve twice the chunk. */
+		for (size_t done = 0; done < (size_t)got &&
+		    !wire_enc_done(&st->enc); done += consumed) {
+			size_t left = (size_t)got - done;
+
+			if (evbuffer_reserve_space(out, left + left / 8 + 64,
+			    &iov, 1) < 1)
+				fatal("out of memory reserving output");
+			n = wire_enc_update(&st->enc, stream_chunk + done, left,
+			    iov.iov_base, iov.iov_len, &consumed);
+			iov.iov_len = n;
+			evbuffer_commit_space(out, &iov, 1);
+			st->sent += n;
+		}
 	}
 	return false;
 }
