@@ -69,6 +69,18 @@ unit build gcc
 note "integration tests (gcc build)"
 integration "$root/build/posuto" gcc
 
+note "make install (DESTDIR, PREFIX)"
+inst=$(mktemp -d)
+make -s install DESTDIR="$inst" PREFIX=/opt/posuto >/dev/null &&
+	[ -x "$inst/opt/posuto/sbin/posuto" ] &&
+	[ -f "$inst/opt/posuto/share/man/man8/posuto.8" ] &&
+	[ -f "$inst/opt/posuto/share/man/man5/posuto.json.5" ] &&
+	[ -f "$inst/etc/posuto/posuto.json.sample" ] &&
+	grep -q '^ExecStart=/opt/posuto/sbin/posuto serve' "$inst/opt/posuto/lib/systemd/system/posuto.service" &&
+	"$inst/opt/posuto/sbin/posuto" --version >/dev/null
+count "make install" $?
+rm -rf "$inst"
+
 note "build (clang, ASan+UBSan, -Werror)"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

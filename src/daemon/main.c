@@ -4,10 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/userdb.h"
 #include "config/config.h"
 #include "daemon/cmd_hash.h"
 #include "daemon/server.h"
 #include "lib/log.h"
+#include "net/tls.h"
 
 #ifndef POSUTO_SYSCONFDIR
 #define POSUTO_SYSCONFDIR "/etc/posuto"
@@ -28,7 +30,8 @@ usage(FILE *f)
 	    "  serve         run the POP3 server in the foreground, logging to\n"
 	    "                stderr (--syslog: to syslog, facility mail);\n"
 	    "                --inetd serves one session on stdin/stdout\n"
-	    "  check-config  print the effective configuration, or every error;\n"
+	    "  check-config  load the configuration, its users and certificates;\n"
+	    "                print the effective configuration, or every error;\n"
 	    "                exit 0 if valid, 78 if not\n"
 	    "  hash          read a password (stdin or prompt), print its stored\n"
 	    "                form for the config or a passwd-file\n"
@@ -37,6 +40,35 @@ usage(FILE *f)
 	    "\n"
 	    "SIGTERM/SIGINT stop gracefully; SIGHUP reloads users, passwords and\n"
 	    "certificates.  See posuto(8) and posuto.json(5).\n", DEFAULT_CONFIG);
+}
+
+/* Everything serve would load: the file, the users (passwd-file
+ * included) and the TLS certificate and key. */
+static int
+check_config(const char *path)
+{
+	struct posuto_config *cfg;
+	struct userdb *db;
+	int rc = 0;
+
+	if (config_load(path, &cfg, stderr) != 0)
+		return EXIT_CONFIG;
+	if ((db = userdb_load(cfg, stderr)) == NULL)
+		rc = EXIT_CONFIG;
+	userdb_unref(&db);
+	if (cfg->tls.cert_file != NULL) {
+		char err[512];
+		struct tls_ctx *tls = tls_ctx_new(&cfg->tls, err, sizeof(err));
+		if (tls == NULL) {
+			fprintf(stderr, "%s: Tls: %s\n", path, err);
+			rc = EXIT_CONFIG;
+		}
+		tls_ctx_unref(&tls);
+	}
+	if (rc == 0)
+		config_dump(cfg, stdout);
+	config_free(&cfg);
+	return rc;
 }
 
 static int
@@ -76,14 +108,8 @@ cmd_serve(int argc, char **argv, bool check_only)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (check_only) {
-		struct posuto_config *cfg;
-		if (config_load(opts.config_path, &cfg, stderr) != 0)
-			return EXIT_CONFIG;
-		config_dump(cfg, stdout);
-		config_free(&cfg);
-		return 0;
-	}
+	if (check_only)
+		return check_config(opts.config_path);
 	return server_run(&opts);
 }
 

@@ -1,6 +1,8 @@
 /* tls.c - SSL_CTX setup from files; channel binding data. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -36,6 +38,13 @@ tls_ctx_new(const struct tls_cfg *cfg, char *err, size_t errsz)
 
 	if (cfg->cert_file == NULL || cfg->key_file == NULL) {
 		snprintf(err, errsz, "Tls.Certificate and Tls.Key are both required");
+		return NULL;
+	}
+	/* OpenSSL would only say "system lib" for a missing file. */
+	if (access(cfg->cert_file, R_OK) != 0 || access(cfg->key_file, R_OK) != 0) {
+		const char *f = access(cfg->cert_file, R_OK) != 0 ?
+		    cfg->cert_file : cfg->key_file;
+		snprintf(err, errsz, "cannot read %s: %s", f, strerror(errno));
 		return NULL;
 	}
 	if (cfg->min_version != NULL && strcmp(cfg->min_version, "TLSv1.3") == 0)
