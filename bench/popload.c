@@ -184,6 +184,7 @@ static struct {
 	bool ready_written;
 	struct rusage ru_win;
 	int idle_failed;
+	bool ramp_stop;
 	int holding_max;	/* sessions held when ready */
 	/* per-user learnt STAT (when no manifest) */
 	uint32_t *learn_count;
@@ -298,6 +299,9 @@ report_err(struct conn *c, enum errkind k, const char *fmt, ...)
 	g.errors[k]++;
 	if (c != NULL)
 		c->failed = true;
+	/* idle: the server is at its limit; hold what it took, say so. */
+	if (opt.mode == M_IDLE && !g.ready_written)
+		g.ramp_stop = true;
 	if (g.err_printed++ < MAX_ERR_PRINT) {
 		va_list ap;
 		va_start(ap, fmt);
@@ -1349,7 +1353,8 @@ main(int argc, char **argv)
 		}
 		if (opt.mode == M_IDLE) {
 			/* Ramp up: at most opt.ramp logins in flight. */
-			while (started < opt.clients && g.connecting < opt.ramp && !g.stopping)
+			while (started < opt.clients && g.connecting < opt.ramp &&
+			    !g.stopping && !g.ramp_stop)
 				start_session(&g.conns[started++]);
 			if (!g.ready_written && g.holding == opt.clients) {
 				write_ready();
@@ -1377,11 +1382,12 @@ main(int argc, char **argv)
 					flush(c);
 				}
 			}
-			if (!g.ready_written && started == opt.clients &&
+			if (!g.ready_written && (started == opt.clients || g.ramp_stop) &&
 			    g.connecting == 0 && g.holding == g.active) {
 				/* Some logins failed (already reported): hold the rest. */
-				fprintf(stderr, "popload: only %d of %d sessions could be held\n",
-				    g.holding, opt.clients);
+				fprintf(stderr, "popload: only %d of %d sessions could be held%s\n",
+				    g.holding, opt.clients,
+				    g.ramp_stop ? " (stopped at the first failure)" : "");
 				g.idle_failed = opt.clients - g.holding;
 				write_ready();
 				hold_until = t + opt.duration;

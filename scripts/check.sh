@@ -95,7 +95,7 @@ integration "$root/build-asan/posuto" asan
 note "fuzzers (${FUZZ_SECONDS}s each)"
 if CC=clang setup build-fuzz --buildtype=debugoptimized -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false; then
 	for f in build-fuzz/tests/fuzz/fuzz_*; do
-		[ -x "$f" ] || continue
+		[ -f "$f" ] && [ -x "$f" ] || continue
 		name=${f##*/fuzz_}
 		mkdir -p "build-fuzz/corpus/$name"
 		seeds=tests/fuzz/corpus/$name
