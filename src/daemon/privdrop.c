@@ -10,12 +10,24 @@
 
 #include "daemon/privdrop.h"
 
+/* A logged-in session holds its socket and its mailbox's directory and
+ * lock fds: 10,000 sessions need some 50,000 descriptors. */
+#define WANT_NOFILE ((rlim_t)1 << 18)
+
 void
 privdrop_raise_nofile(void)
 {
 	struct rlimit rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	/* Only root may raise the hard limit; others take what they have. */
+	if (rl.rlim_max < WANT_NOFILE && geteuid() == 0) {
+		struct rlimit want = { WANT_NOFILE, WANT_NOFILE };
+		if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+			return;
+	}
+	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
