@@ -97,7 +97,7 @@ def main():
             }
             for extra in ("lat_p50_ms", "lat_p99_ms", "probe_p99_ms", "server_cpu_s",
                           "window_s", "pss_before_kib", "pss_after_kib", "held",
-                          "list_end_ms"):
+                          "list_end_ms", "wanted"):
                 v = med([value(r, extra) for r in rs])
                 if v is not None:
                     ent[extra] = v
@@ -131,6 +131,9 @@ def main():
             s = fmt(e["median"], unit)
             if row["scenario"].startswith("session") and e.get("lat_p50_ms") is not None:
                 s += " (%.1f/%.1f ms)" % (e["lat_p50_ms"], e.get("lat_p99_ms", 0))
+            if row["scenario"].startswith("idle") and e.get("held") is not None \
+                    and e.get("wanted") and e["held"] < e["wanted"]:
+                s += " (held %d of %d)" % (e["held"], e["wanted"])
             if row["scenario"].startswith("session-sha512") and e.get("probe_p99_ms") is not None:
                 s += " noop99 %.1fms" % e["probe_p99_ms"]
             if e["errors"]:

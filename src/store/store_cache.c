@@ -8,6 +8,7 @@
 #include "store/store_cache.h"
 
 struct cache_entry {
+	uint64_t hash;			/* of path, compared first */
 	char *path;
 	struct store_cache_stamp stamp;
 	struct store_msg *msgs;
@@ -81,11 +82,24 @@ stamp_settled(const struct store_cache_stamp *st)
 	return true;
 }
 
+static uint64_t
+path_hash(const char *path)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	for (; *path != '\0'; path++)
+		h = (h ^ (unsigned char)*path) * 1099511628211ull;
+	return h;
+}
+
 static struct cache_entry *
 cache_find(const char *path)
 {
+	uint64_t h = path_hash(path);
+
 	for (size_t i = 0; i < STORE_CACHE_MAX_ENTRIES; i++) {
-		if (cache[i].path != NULL && strcmp(cache[i].path, path) == 0)
+		if (cache[i].hash == h && cache[i].path != NULL &&
+		    strcmp(cache[i].path, path) == 0)
 			return &cache[i];
 	}
 	return NULL;
@@ -116,10 +130,13 @@ store_cache_fetch(struct mailbox *mb, const struct store_cache_stamp *st)
 		free(mb->pool);
 		mb->msgs = xreallocarray(NULL, e->count ? e->count : 1,
 		    sizeof(*mb->msgs));
-		memcpy(mb->msgs, e->msgs, (size_t)e->count * sizeof(*mb->msgs));
+		if (e->count > 0)
+			memcpy(mb->msgs, e->msgs,
+			    (size_t)e->count * sizeof(*mb->msgs));
 		mb->count = mb->cap = e->count;
 		mb->pool = xmalloc(e->pool_len);
-		memcpy(mb->pool, e->pool, e->pool_len);
+		if (e->pool_len > 0)
+			memcpy(mb->pool, e->pool, e->pool_len);
 		mb->pool_len = mb->pool_cap = e->pool_len;
 		mb->total = e->total;
 		e->last_use = ++cache_tick;
@@ -138,8 +155,7 @@ store_cache_save(const struct mailbox *mb, const struct store_cache_stamp *st)
 	struct cache_entry *e, *victim;
 	size_t bytes;
 
-	if (!st->valid || !stamp_settled(st) ||
-	    mb->count < STORE_CACHE_MIN_MESSAGES)
+	if (!st->valid || !stamp_settled(st))
 		return;
 	bytes = (size_t)mb->count * sizeof(*mb->msgs) + mb->pool_len;
 	if (bytes > STORE_CACHE_MAX_BYTES / 2)
@@ -165,12 +181,17 @@ store_cache_save(const struct mailbox *mb, const struct store_cache_stamp *st)
 	}
 	if (e != NULL) {
 		e->path = xstrdup(mb->path);
+		e->hash = path_hash(mb->path);
 		e->stamp = *st;
-		e->msgs = xreallocarray(NULL, mb->count, sizeof(*mb->msgs));
-		memcpy(e->msgs, mb->msgs, (size_t)mb->count * sizeof(*mb->msgs));
+		e->msgs = xreallocarray(NULL, mb->count ? mb->count : 1,
+		    sizeof(*mb->msgs));
+		if (mb->count > 0)
+			memcpy(e->msgs, mb->msgs,
+			    (size_t)mb->count * sizeof(*mb->msgs));
 		e->count = mb->count;
 		e->pool = xmalloc(mb->pool_len);
-		memcpy(e->pool, mb->pool, mb->pool_len);
+		if (mb->pool_len > 0)
+			memcpy(e->pool, mb->pool, mb->pool_len);
 		e->pool_len = mb->pool_len;
 		e->total = mb->total;
 		e->bytes = bytes;

@@ -1,6 +1,6 @@
 /*
- * store_cache.h - in-process cache of large Maildir snapshots, so a warm
- * login to a big mailbox reads no directory at all (never included
+ * store_cache.h - in-process cache of Maildir snapshots, so a warm login
+ * reads no directory at all (never included
  * outside src/store/).
  *
  * An entry is keyed by path and stamped with the inode and mtime of new/
@@ -18,12 +18,11 @@
 
 #include "store/store_int.h"
 
-/* Mailboxes smaller than this are scanned every time: it is cheap, and
- * the cache's copy would only cost memory. */
-#define STORE_CACHE_MIN_MESSAGES 2000
-/* Bounds on what the cache holds (oldest entries go first). */
-#define STORE_CACHE_MAX_ENTRIES 64
-#define STORE_CACHE_MAX_BYTES ((size_t)512 << 20)
+/* Bounds on what the cache holds (least recently used entries go
+ * first).  Even a 200-message box costs a login a directory hash walk,
+ * a sort and 200 name parses, so every size is worth keeping. */
+#define STORE_CACHE_MAX_ENTRIES 1024
+#define STORE_CACHE_MAX_BYTES ((size_t)256 << 20)
 
 struct store_cache_stamp {
 	dev_t dev[2];

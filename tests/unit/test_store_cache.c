@@ -16,7 +16,7 @@
 #include "store/store.h"
 #include "store/store_cache.h"
 
-#define N_MSGS (STORE_CACHE_MIN_MESSAGES + 100)
+#define N_MSGS 2100
 
 static char root[256];
 
