@@ -94,10 +94,7 @@ pop3_cmd_capa(struct pop3_session *s, const struct pop3_cmd *cmd)
 	if (s->state == POP3_STATE_AUTHORIZATION) {
 		char mechs[128] = "SASL";
 		for (unsigned m = 0; m < SASL_MECH_COUNT; m++) {
-			if (sasl_mech_is_plaintext((enum sasl_mech)m) && !plain_ok)
-				continue;
-			if (m == SASL_MECH_SCRAM_SHA_256_PLUS &&
-			    !conn_tls_active(s->conn))
+			if (!pop3_session_mech_offered(s, (enum sasl_mech)m))
 				continue;
 			strncat(mechs, " ", sizeof(mechs) - strlen(mechs) - 1);
 			strncat(mechs, sasl_mech_name((enum sasl_mech)m),

@@ -88,15 +88,10 @@ pop3_cmd_auth(struct pop3_session *s, const struct pop3_cmd *cmd)
 
 	if (cmd->nargs == 0) {
 		/* Pre-RFC 5034 clients (Outlook) list mechanisms this way. */
-		bool plain_ok = pop3_session_plaintext_ok(s);
 		pop3_ok(s, "Supported mechanisms follow");
 		for (unsigned m = 0; m < SASL_MECH_COUNT; m++) {
-			if (sasl_mech_is_plaintext((enum sasl_mech)m) && !plain_ok)
-				continue;
-			if (m == SASL_MECH_SCRAM_SHA_256_PLUS &&
-			    !conn_tls_active(s->conn))
-				continue;
-			pop3_reply(s, "%s", sasl_mech_name((enum sasl_mech)m));
+			if (pop3_session_mech_offered(s, (enum sasl_mech)m))
+				pop3_reply(s, "%s", sasl_mech_name((enum sasl_mech)m));
 		}
 		pop3_reply(s, ".");
 		return POP3_EV_OK;

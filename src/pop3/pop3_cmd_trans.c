@@ -8,12 +8,6 @@
 #include "pop3/pop3_int.h"
 #include "store/store.h"
 
-static bool
-msg_deleted(const struct pop3_session *s, uint32_t idx)
-{
-	return (s->deleted[idx / 8] >> (idx % 8)) & 1;
-}
-
 /*
  * Message number argument -> 0-based index.  Strict (RFC 1939 §3, popa3d):
  * digits only, no overflow wrap; deleted messages are invisible.
@@ -36,7 +30,7 @@ msg_arg(struct pop3_session *s, const char *arg, size_t len, uint32_t *idx_r,
 		*ev_r = POP3_EV_OK;
 		return false;
 	}
-	if (msg_deleted(s, n - 1)) {
+	if (pop3_msg_deleted(s, n - 1)) {
 		pop3_err(s, "Message %" PRIu32 " already deleted", n);
 		*ev_r = POP3_EV_OK;
 		return false;

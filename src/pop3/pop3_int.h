@@ -111,6 +111,17 @@ bool pop3_session_plaintext_ok(struct pop3_session *s);
 struct userdb *pop3_session_userdb(struct pop3_session *s);
 bool pop3_session_tls_offered(struct pop3_session *s);
 
+/* True if mechanism m may be offered on this connection now: plaintext
+ * ones only where the plaintext policy allows, -PLUS only inside TLS. */
+bool pop3_session_mech_offered(struct pop3_session *s, enum sasl_mech m);
+
+/* DELE marks, kept in a bitmap until UPDATE. */
+static inline bool
+pop3_msg_deleted(const struct pop3_session *s, uint32_t idx)
+{
+	return (s->deleted[idx / 8] >> (idx % 8)) & 1;
+}
+
 /* Command dispatch (pop3_cmd.c). */
 enum pop3_ev pop3_cmd_dispatch(struct pop3_session *s, const char *line,
     size_t len);

@@ -106,6 +106,14 @@ pop3_session_plaintext_ok(struct pop3_session *s)
 }
 
 bool
+pop3_session_mech_offered(struct pop3_session *s, enum sasl_mech m)
+{
+	if (sasl_mech_is_plaintext(m) && !pop3_session_plaintext_ok(s))
+		return false;
+	return m != SASL_MECH_SCRAM_SHA_256_PLUS || conn_tls_active(s->conn);
+}
+
+bool
 pop3_session_tls_offered(struct pop3_session *s)
 {
 	return s->env->tls != NULL && !conn_tls_active(s->conn) &&

@@ -21,12 +21,6 @@
 /* Raw message bytes are read here; one loop thread, one buffer. */
 static unsigned char stream_chunk[POP3_STREAM_CHUNK];
 
-static bool
-msg_deleted(const struct pop3_session *s, uint32_t idx)
-{
-	return (s->deleted[idx / 8] >> (idx % 8)) & 1;
-}
-
 void
 pop3_stream_free(struct pop3_session *s)
 {
@@ -135,7 +129,7 @@ stream_list_fill(struct pop3_session *s, struct pop3_stream *st)
 		if (evbuffer_get_length(out) >= POP3_OUTPUT_HIGH_WATER)
 			return false;
 		uint32_t i = st->idx++;
-		if (msg_deleted(s, i))
+		if (pop3_msg_deleted(s, i))
 			continue;
 		if (st->kind == POP3_STREAM_LIST)
 			evbuffer_add_printf(out, "%" PRIu32 " %" PRIu64 "\r\n", i + 1,
