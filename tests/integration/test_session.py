@@ -559,6 +559,31 @@ def test_sighup_reloads_users_without_dropping_sessions(servers, maildir, tmp_pa
     assert c.quit().startswith(b"+OK")
 
 
+def test_sighup_applies_to_connections_opened_before_it(servers, maildir, tmp_path):
+    """A password changed by SIGHUP counts for the next login, even on a
+    connection that was greeted before the reload."""
+    fill(maildir, 1)
+    cfg = servers.config()
+    srv = servers.start(cfg)
+    early = Pop3("127.0.0.1", srv.port)          # greeted, not logged in
+    cfg["Pop3Server"]["Users"][0] = {"UserName": USER1, "Password": "{PLAIN}changed"}
+    srv.rewrite_config(cfg)
+    srv.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 20
+    for _ in range(200):                          # wait for the reload
+        d = Pop3("127.0.0.1", srv.port)
+        r = d.login(USER1, "changed")
+        d.close()
+        if r.startswith(b"+OK") or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert r.startswith(b"+OK"), r
+    assert early.cmd("USER " + USER1).startswith(b"+OK")
+    assert early.cmd("PASS password").startswith(b"-ERR [AUTH]")
+    assert early.login(USER1, "changed").startswith(b"+OK")
+    early.quit()
+
+
 def test_max_connections_per_ip(servers, maildir):
     fill(maildir, 1)
     srv = servers.start(servers.config(MaxConnectionsPerIp=2))
