@@ -1,6 +1,7 @@
 /* server.c - startup, listeners, SIGHUP reload, graceful stop. */
 #include <errno.h>
 #include <malloc.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -308,6 +309,22 @@ server_run(const struct server_opts *opts)
 		fatal("event_base_new failed");
 	srv.env.iplimit = iplimit_new();
 	privdrop_raise_nofile();
+	/* Signals first: from the moment a client can connect, SIGTERM and
+	 * SIGHUP must mean what posuto(8) says, not the default action. */
+	srv.sig_term = evsignal_new(srv.env.base, SIGTERM, server_on_signal, &srv);
+	srv.sig_int = evsignal_new(srv.env.base, SIGINT, server_on_signal, &srv);
+	srv.sig_hup = evsignal_new(srv.env.base, SIGHUP, server_on_hup, &srv);
+	evsignal_add(srv.sig_term, NULL);
+	evsignal_add(srv.sig_int, NULL);
+	evsignal_add(srv.sig_hup, NULL);
+	/* An unknown RunAsUser is a config error, found before binding. */
+	if (srv.cfg->run_as_user != NULL && geteuid() == 0 &&
+	    getpwnam(srv.cfg->run_as_user) == NULL) {
+		log_error("%s: RunAsUser %s: no such user", opts->config_path,
+		    srv.cfg->run_as_user);
+		rc = EXIT_CONFIG;
+		goto out;
+	}
 	if (!opts->inetd && server_listen(&srv) != 0) {
 		rc = 1;
 		goto out;
@@ -324,12 +341,6 @@ server_run(const struct server_opts *opts)
 	}
 	/* Threads only after the privilege drop, so every one runs unprivileged. */
 	srv.env.wq = workq_new(srv.env.base, srv.cfg->worker_threads);
-	srv.sig_term = evsignal_new(srv.env.base, SIGTERM, server_on_signal, &srv);
-	srv.sig_int = evsignal_new(srv.env.base, SIGINT, server_on_signal, &srv);
-	srv.sig_hup = evsignal_new(srv.env.base, SIGHUP, server_on_hup, &srv);
-	evsignal_add(srv.sig_term, NULL);
-	evsignal_add(srv.sig_int, NULL);
-	evsignal_add(srv.sig_hup, NULL);
 
 	if (opts->inetd) {
 		/* One session; the loop ends when it does. */

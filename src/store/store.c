@@ -2,13 +2,11 @@
  * store.c - the mailbox interface: format detection, the session lock,
  * sizing message files, readers, and dispatch to the backends.
  *
- * The lock is an OFD lock (fcntl F_OFD_SETLK) on ".posuto.lock" in the
- * mailbox directory.  OFD locks belong to the open file description, so a
- * second open in the same process conflicts too (POSIX record locks would
- * not), and the kernel drops the lock when the process dies: no stale
- * lock files to time out.  The lock file lives in the Maildir root (never
- * in new/ cur/ tmp/, where MTAs and other readers look) or in the emldir
- * user directory (it does not end in ".eml").
+ * The lock is flock() on the mailbox directory itself.  flock() locks
+ * belong to the open file description, so a second open in the same
+ * process conflicts too (POSIX record locks would not), and the kernel
+ * drops the lock when the process dies: no stale lock files to time out,
+ * and no file of ours in a directory MTAs and other readers share.
  *
  * A missing mailbox directory is an empty mailbox and takes no lock: we
  * do not create directories, because the MTA creates them with its own
@@ -26,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,7 +37,6 @@
 #include "store/store_index.h"
 #include "store/store_int.h"
 
-#define STORE_LOCK_NAME		".posuto.lock"
 /* Bytes of an emldir message hashed into its UIDL (see store_emldir.c). */
 #define STORE_HASH_PREFIX	(16 * 1024)
 /* Below this many files to read, threads cost more than they save. */
@@ -71,6 +69,8 @@ store_err(char *err, size_t errsz, const char *fmt, ...)
 	(void)vsnprintf(err, errsz, fmt, ap);
 	va_end(ap);
 }
+
+static void store_park_dirs(struct mailbox *mb);
 
 uint32_t
 store_pool_add(struct mailbox *mb, const char *s, size_t n)
@@ -336,7 +336,7 @@ store_size_one(struct mailbox *mb, uint32_t idx, unsigned char *buf)
 	uint64_t hashed = 0;
 	int fd, err = 0;
 
-	fd = store_openat_msg(mb->dirfd[m->dir], name, &st);
+	fd = store_openat_msg(store_dirfd(mb, m->dir), name, &st);
 	if (fd == -1)
 		return errno;
 	if (st.st_size > 4096)
@@ -511,30 +511,19 @@ store_is_subdir(int dirfd, const char *name)
 static enum store_status
 store_lock(struct mailbox *mb, char *err, size_t errsz)
 {
-	struct flock fl;
-
-	mb->lockfd = openat(mb->dirfd[STORE_DIR_ROOT], STORE_LOCK_NAME,
-	    O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
-	if (mb->lockfd == -1) {
-		store_err(err, errsz, "cannot open lock file: %s",
-		    strerror(errno));
-		return STORE_TEMP;
-	}
-	memset(&fl, 0, sizeof(fl));
-	fl.l_type = F_WRLCK;
-	fl.l_whence = SEEK_SET;
-	if (fcntl(mb->lockfd, F_OFD_SETLK, &fl) == -1) {
-		int e = errno;
-
-		close(mb->lockfd);
-		mb->lockfd = -1;
-		if (e == EAGAIN || e == EACCES) {
+	/* flock() on the mailbox directory itself: no lock file, no extra
+	 * descriptor, and the kernel drops it if we die.  Each open() of the
+	 * directory is its own lock owner, so two sessions in this process
+	 * exclude each other as two processes do. */
+	if (flock(mb->dirfd[STORE_DIR_ROOT], LOCK_EX | LOCK_NB) == -1) {
+		if (errno == EWOULDBLOCK) {
 			store_err(err, errsz, "mailbox in use");
 			return STORE_IN_USE;
 		}
-		store_err(err, errsz, "cannot lock mailbox: %s", strerror(e));
+		store_err(err, errsz, "cannot lock mailbox: %s", strerror(errno));
 		return STORE_TEMP;
 	}
+	mb->lockfd = mb->dirfd[STORE_DIR_ROOT];
 	return STORE_OK;
 }
 
@@ -598,6 +587,7 @@ mailbox_open(const char *path, enum mbox_format format,
 	if (mb->ops->cacheable) {
 		store_cache_stamp(mb, &stamp);
 		if (store_cache_fetch(mb, &stamp)) {
+			store_park_dirs(mb);
 			*mb_r = mb;
 			return STORE_OK;
 		}
@@ -629,6 +619,7 @@ mailbox_open(const char *path, enum mbox_format format,
 	}
 	if (mb->ops->cacheable)
 		store_cache_save(mb, &stamp);
+	store_park_dirs(mb);
 	*mb_r = mb;
 	return STORE_OK;
 }
@@ -672,11 +663,11 @@ mailbox_msg_open(struct mailbox *mb, uint32_t idx, struct msg_reader **r_r)
 	int fd;
 
 	*r_r = NULL;
-	fd = store_openat_msg(mb->dirfd[m->dir],
+	fd = store_openat_msg(store_dirfd(mb, m->dir),
 	    store_pool_str(mb, m->name_off), &st);
 	if (fd == -1 && errno == ENOENT && mb->ops->relocate != NULL &&
 	    mb->ops->relocate(mb, idx))
-		fd = store_openat_msg(mb->dirfd[m->dir],
+		fd = store_openat_msg(store_dirfd(mb, m->dir),
 		    store_pool_str(mb, m->name_off), &st);
 	if (fd == -1) {
 		if (errno == ENOENT || errno == ELOOP ||
@@ -765,6 +756,35 @@ mailbox_commit(struct mailbox *mb, const uint8_t *deleted,
 	return st;
 }
 
+static const char *const store_subdir_name[STORE_DIR_COUNT] = {
+	[STORE_DIR_NEW] = "new",
+	[STORE_DIR_CUR] = "cur",
+};
+
+static void
+store_park_dirs(struct mailbox *mb)
+{
+	for (int d = STORE_DIR_NEW; d < STORE_DIR_COUNT; d++) {
+		if (mb->dirfd[d] != -1) {
+			close(mb->dirfd[d]);
+			mb->dirfd[d] = -1;
+			mb->parked |= 1u << d;
+		}
+	}
+}
+
+int
+store_dirfd(struct mailbox *mb, enum store_dir d)
+{
+	if (mb->dirfd[d] == -1 && (mb->parked & (1u << d))) {
+		mb->parked &= ~(1u << d);
+		mb->dirfd[d] = openat(mb->dirfd[STORE_DIR_ROOT],
+		    store_subdir_name[d],
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	}
+	return mb->dirfd[d];
+}
+
 bool
 store_dirscan_start(struct store_dirscan *ds, int fd)
 {
@@ -814,11 +834,10 @@ mailbox_close(struct mailbox **mbp)
 		return;
 	store_index_free(&mb->index);
 	free(mb->hashes);
+	/* Closing the root releases the flock() (lockfd is the same fd). */
 	for (i = 0; i < STORE_DIR_COUNT; i++)
 		if (mb->dirfd[i] != -1)
 			close(mb->dirfd[i]);
-	if (mb->lockfd != -1)
-		close(mb->lockfd);	/* releases the OFD lock */
 	free(mb->msgs);
 	free(mb->pool);
 	free(mb->path);

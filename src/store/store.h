@@ -40,10 +40,12 @@ struct msg_reader;
  * directory is an empty mailbox (mail may not have arrived yet) and is
  * created on first delivery, not here; it takes no lock (an empty
  * snapshot can neither delete nor move anything).  Otherwise takes the
- * session lock: an OFD lock on "<path>/.posuto.lock", so a second open
- * of the same mailbox, from this process or another, gets STORE_IN_USE;
+ * session lock: flock() on the mailbox directory, so a second open of
+ * the same mailbox, from this process or another, gets STORE_IN_USE;
  * the kernel drops it if the process dies.  The fd is O_CLOEXEC but a
- * fork() without exec shares the lock with the child.
+ * fork() without exec shares the lock with the child.  After the scan
+ * only that directory stays open (new/ and cur/ reopen on demand), so an
+ * idle session costs its socket and one descriptor.
  * Sizes come from "<path>/.posuto.index" when it is valid and matches,
  * so a warm open reads no message file; cold files are read by up to 16
  * short-lived threads.  A message file that cannot be read makes the

@@ -88,8 +88,11 @@ struct store_ops {
 struct mailbox {
 	const struct store_ops *ops;
 	char *path;
-	int dirfd[STORE_DIR_COUNT];	/* -1 when absent */
-	int lockfd;			/* -1: no lock (missing mailbox) */
+	int dirfd[STORE_DIR_COUNT];	/* -1 when absent or parked */
+	/* Subdirectories closed after the scan: an idle session then holds
+	 * just its socket and the locked root.  store_dirfd() reopens. */
+	unsigned parked;		/* bit per enum store_dir */
+	int lockfd;			/* the flock()ed root; -1: no lock */
 	struct store_msg *msgs;
 	uint32_t count, cap;
 	uint64_t total;
@@ -145,6 +148,9 @@ bool store_dirscan_start(struct store_dirscan *ds, int fd);
 /* Next entry ("." and ".." included), NULL at the end or on error
  * (then errno != 0; the caller sets errno = 0 before the loop). */
 const struct dirent64 *store_dirscan_next(struct store_dirscan *ds);
+
+/* The fd of directory d, reopening a parked one; -1 if it is absent. */
+int store_dirfd(struct mailbox *mb, enum store_dir d);
 
 /* fsync() of a directory fd; logs on failure. */
 bool store_fsync_dir(int fd, const char *what);

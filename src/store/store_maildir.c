@@ -248,9 +248,9 @@ maildir_relocate(struct mailbox *mb, uint32_t idx)
 		const struct dirent64 *de;
 		int fd;
 
-		if (mb->dirfd[order[k]] == -1)
+		fd = store_dirfd(mb, order[k]);
+		if (fd == -1)
 			continue;
-		fd = mb->dirfd[order[k]];
 		if (!store_dirscan_start(ds, fd))
 			break;
 		while ((de = store_dirscan_next(ds)) != NULL) {
@@ -312,7 +312,7 @@ maildir_keep(struct mailbox *mb, uint32_t idx, bool *changed)
 		if (maildir_name_with_flag(name, &mn, seen ? 'S' : 0, newname,
 		    sizeof(newname)) == 0)
 			return false;
-		if (mb->dirfd[STORE_DIR_CUR] == -1) {
+		if (store_dirfd(mb, STORE_DIR_CUR) == -1) {
 			int fd;
 
 			if (mkdirat(mb->dirfd[STORE_DIR_ROOT], "cur", 0700) ==
@@ -325,8 +325,8 @@ maildir_keep(struct mailbox *mb, uint32_t idx, bool *changed)
 			mb->dirfd[STORE_DIR_CUR] = fd;
 			changed[STORE_DIR_ROOT] = true;
 		}
-		if (maildir_rename_noreplace(mb->dirfd[m->dir], name,
-		    mb->dirfd[STORE_DIR_CUR], newname) == 0) {
+		if (maildir_rename_noreplace(store_dirfd(mb, m->dir), name,
+		    store_dirfd(mb, STORE_DIR_CUR), newname) == 0) {
 			changed[m->dir] = true;
 			changed[STORE_DIR_CUR] = true;
 			m->name_off = store_pool_add(mb, newname,
@@ -358,10 +358,10 @@ maildir_commit(struct mailbox *mb, const uint8_t *deleted,
 		struct store_msg *m = &mb->msgs[i];
 
 		if (deleted != NULL && (deleted[i / 8] & (1u << (i % 8)))) {
-			if (unlinkat(mb->dirfd[m->dir],
+			if (unlinkat(store_dirfd(mb, m->dir),
 			    store_pool_str(mb, m->name_off), 0) == 0 ||
 			    (errno == ENOENT && (!maildir_relocate(mb, i) ||
-			    unlinkat(mb->dirfd[m->dir],
+			    unlinkat(store_dirfd(mb, m->dir),
 			    store_pool_str(mb, m->name_off), 0) == 0 ||
 			    errno == ENOENT))) {
 				/* removed now, or already gone: either way
