@@ -101,7 +101,9 @@ pop3_read_line(struct evbuffer *in, size_t max, bool *discarding, char *line,
 			return POP3_LINE_TOO_LONG;
 		}
 		if (p.pos < 0) {
-			if (avail <= max)
+			/* max bytes and the CR of their CRLF may wait for the
+			 * LF: the verdict must not depend on how TCP split it. */
+			if (avail <= max + 1)
 				return POP3_LINE_MORE;
 			/* No LF within max bytes: drop what we have, and the
 			 * rest of the line as it arrives. */

@@ -143,6 +143,41 @@ test_long_line_then_normal(void **state)
 	evbuffer_free(b);
 }
 
+/* Found by fuzz_pop3_parse: a line of exactly max bytes whose LF arrives
+ * after its CR was taken as too long, but only when split there. */
+static void
+test_max_line_split_before_lf(void **state)
+{
+	struct evbuffer *b = evbuffer_new();
+	char line[POP3_MAX_LINE], in[POP3_MAX_LINE + 2];
+	bool disc = false;
+	size_t len;
+	(void)state;
+
+	memset(in, 'A', POP3_MAX_LINE);
+	in[POP3_MAX_LINE] = '\r';
+	in[POP3_MAX_LINE + 1] = '\n';
+	evbuffer_add(b, in, POP3_MAX_LINE + 1);
+	assert_int_equal(pop3_read_line(b, POP3_MAX_LINE, &disc, line, &len),
+	    POP3_LINE_MORE);
+	evbuffer_add(b, in + POP3_MAX_LINE + 1, 1);
+	assert_int_equal(pop3_read_line(b, POP3_MAX_LINE, &disc, line, &len),
+	    POP3_LINE_OK);
+	assert_int_equal(len, POP3_MAX_LINE);
+	/* one byte more is too long however it arrives */
+	evbuffer_add(b, "B", 1);
+	evbuffer_add(b, in, POP3_MAX_LINE);
+	assert_int_equal(pop3_read_line(b, POP3_MAX_LINE, &disc, line, &len),
+	    POP3_LINE_MORE);
+	evbuffer_add(b, "\r\nNOOP\r\n", 8);
+	assert_int_equal(pop3_read_line(b, POP3_MAX_LINE, &disc, line, &len),
+	    POP3_LINE_TOO_LONG);
+	assert_int_equal(pop3_read_line(b, POP3_MAX_LINE, &disc, line, &len),
+	    POP3_LINE_OK);
+	assert_int_equal(len, 4);
+	evbuffer_free(b);
+}
+
 int
 main(void)
 {
@@ -152,6 +187,7 @@ main(void)
 		cmocka_unit_test(test_bad_bytes),
 		cmocka_unit_test(test_lines_split_everywhere),
 		cmocka_unit_test(test_long_line_then_normal),
+		cmocka_unit_test(test_max_line_split_before_lf),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
