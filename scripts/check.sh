@@ -101,7 +101,7 @@ if CC=clang setup build-fuzz --buildtype=debugoptimized -Dfuzz=true -Db_sanitize
 		seeds=tests/fuzz/corpus/$name
 		[ -d "$seeds" ] || seeds=
 		dict=; [ -f tests/fuzz/$name.dict ] && dict=-dict=tests/fuzz/$name.dict
-		"$f" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 $dict \
+		"$f" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -artifact_prefix=build-fuzz/ $dict \
 			"build-fuzz/corpus/$name" $seeds >"build-fuzz/$name.log" 2>&1
 		rc=$?
 		tail -1 "build-fuzz/$name.log"
