@@ -49,7 +49,9 @@ pop3_cmd_pass(struct pop3_session *s, const struct pop3_cmd *cmd)
 		pop3_err(s, "[AUTH] Authentication failed");
 		return POP3_EV_OK;
 	}
-	return pop3_job_login_pass(s, cmd->rest, cmd->restlen);
+	/* "PASS" alone is an empty password: it fails like a wrong one. */
+	return pop3_job_login_pass(s, cmd->restlen > 0 ? cmd->rest : "",
+	    cmd->restlen);
 }
 
 enum pop3_ev

@@ -253,3 +253,14 @@ def test_zz_same_server_still_serves_normal_session(srv):
     assert b"\r\n".join(pop.retr(2)[1]) + b"\r\n" == to_wire(MSGS[1])
     pop.quit()
     assert sorted(srv.maildir.contents()) == sorted(MSGS)
+
+
+def test_pass_without_argument_is_a_failed_login(srv):
+    """Found by fuzz_session: "PASS" alone (an empty password) used to pass
+    a NULL pointer on; it must fail like a wrong password and nothing more."""
+    c = fresh(srv, login=False)
+    assert c.cmd("USER " + USER1).startswith(b"+OK")
+    assert c.cmd("PASS").startswith(b"-ERR [AUTH]")
+    assert c.cmd("USER " + USER1).startswith(b"+OK")
+    assert c.cmd("PASS password").startswith(b"+OK")
+    c.quit()
