@@ -274,17 +274,37 @@ listen_set(struct config_ctx *ctx, const struct config_setting *row,
 	}
 }
 
+/* Listen[] and Users[] are arrays of one section each: dumped and freed
+ * element by element the same way. */
+static json_t *
+section_array_dump(const struct config_section *sec, const void *items,
+    size_t n, size_t size)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a,
+		    config_section_dump(sec, (const char *)items + i * size));
+	return a;
+}
+
+static void
+section_array_free(const struct config_section *sec, void *items, size_t n,
+    size_t size)
+{
+	for (size_t i = 0; i < n; i++)
+		config_section_free(sec, (char *)items + i * size);
+	free(items);
+}
+
 static json_t *
 listen_dump(const struct config_setting *row, const void *base)
 {
 	const struct posuto_config *cfg = base;
-	json_t *a = json_array();
 
 	(void)row;
-	for (size_t i = 0; i < cfg->n_listens; i++)
-		json_array_append_new(a,
-		    config_section_dump(&listen_section, &cfg->listens[i]));
-	return a;
+	return section_array_dump(&listen_section, cfg->listens,
+	    cfg->n_listens, sizeof(*cfg->listens));
 }
 
 static void
@@ -293,9 +313,8 @@ listen_free(const struct config_setting *row, void *base)
 	struct posuto_config *cfg = base;
 
 	(void)row;
-	for (size_t i = 0; i < cfg->n_listens; i++)
-		config_section_free(&listen_section, &cfg->listens[i]);
-	free(cfg->listens);
+	section_array_free(&listen_section, cfg->listens, cfg->n_listens,
+	    sizeof(*cfg->listens));
 	cfg->listens = NULL;
 	cfg->n_listens = 0;
 }
@@ -501,13 +520,10 @@ static json_t *
 users_dump(const struct config_setting *row, const void *base)
 {
 	const struct posuto_config *cfg = base;
-	json_t *a = json_array();
 
 	(void)row;
-	for (size_t i = 0; i < cfg->n_users; i++)
-		json_array_append_new(a,
-		    config_section_dump(&user_section, &cfg->users[i]));
-	return a;
+	return section_array_dump(&user_section, cfg->users, cfg->n_users,
+	    sizeof(*cfg->users));
 }
 
 static void
@@ -516,9 +532,8 @@ users_free(const struct config_setting *row, void *base)
 	struct posuto_config *cfg = base;
 
 	(void)row;
-	for (size_t i = 0; i < cfg->n_users; i++)
-		config_section_free(&user_section, &cfg->users[i]);
-	free(cfg->users);
+	section_array_free(&user_section, cfg->users, cfg->n_users,
+	    sizeof(*cfg->users));
 	cfg->users = NULL;
 	cfg->n_users = 0;
 }

@@ -65,8 +65,8 @@ server_apply_params(struct server *srv)
 
 /* Loads users and TLS for cfg; on error nothing is replaced. */
 static bool
-server_load_runtime(struct server *srv, struct posuto_config *cfg,
-    struct userdb **db_r, struct tls_ctx **tls_r)
+server_load_runtime(struct posuto_config *cfg, struct userdb **db_r,
+    struct tls_ctx **tls_r)
 {
 	char err[512];
 
@@ -82,7 +82,6 @@ server_load_runtime(struct server *srv, struct posuto_config *cfg,
 			return false;
 		}
 	}
-	(void)srv;
 	return true;
 }
 
@@ -221,7 +220,7 @@ server_reload(struct server *srv)
 		log_error("reload failed; keeping the running configuration");
 		return;
 	}
-	if (!server_load_runtime(srv, cfg, &db, &tls)) {
+	if (!server_load_runtime(cfg, &db, &tls)) {
 		log_error("reload failed; keeping the running configuration");
 		config_free(&cfg);
 		return;
@@ -280,7 +279,7 @@ server_run(const struct server_opts *opts)
 		return EXIT_CONFIG;
 	}
 	server_apply_params(&srv);
-	if (!server_load_runtime(&srv, srv.cfg, &srv.env.db, &tls)) {
+	if (!server_load_runtime(srv.cfg, &srv.env.db, &tls)) {
 		config_free(&srv.cfg);
 		return EXIT_CONFIG;
 	}

@@ -397,10 +397,16 @@ pop3_session_on_conn(struct conn *c, enum conn_event ev, void *ctx)
 			s->peer_gone = true;
 			break;
 		}
-		/* RFC 1939 §3: autologout without UPDATE. */
+		/* RFC 1939 §3: autologout without UPDATE.  A peer that stopped
+		 * reading gets nothing more; an idle one is told why. */
+		if (s->close_after_flush || conn_out_pending(s->conn) > 0) {
+			pop3_session_end(s, "timeout");
+			break;
+		}
 		pop3_err(s, "Autologout: idle timeout");
 		s->end_reason = "timeout";
-		pop3_session_end(s, "timeout");
+		s->close_after_flush = true;
+		conn_want_drained(s->conn, 0);
 		break;
 	case CONN_EV_CLOSED:
 		s->peer_gone = true;

@@ -167,8 +167,7 @@ void
 pop3_stream_start(struct pop3_session *s, struct pop3_stream *st)
 {
 	s->stream = st;
-	/* The caller's loop resumes once the stream is done; if it finishes
-	 * at once (small message) we loop right away. */
-	if (pop3_stream_fill(s) && !s->close_after_flush)
-		return;
+	/* A small reply finishes here and the command loop goes on; a big
+	 * one resumes from CONN_EV_DRAINED. */
+	(void)pop3_stream_fill(s);
 }

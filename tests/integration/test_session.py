@@ -250,6 +250,8 @@ def test_idle_timeout_disconnects_and_keeps_mail(servers, maildir):
     c = Pop3("127.0.0.1", srv.port)
     c.must_login()
     c.ok("DELE 1")
+    # The autologout is announced before the close.
+    assert c.readline().startswith(b"-ERR"), "no -ERR before the autologout"
     assert pre.closed_by_server(30), "pre-auth idle session not closed"
     assert c.closed_by_server(30), "idle session not closed"
     d = login_retry_inuse("127.0.0.1", srv.port)
