@@ -8,7 +8,7 @@
  * whoever called config_load(); SIGHUP builds a new one.
  *
  * After a successful load every path (MailDir, MailboxPath, PasswdFile,
- * Tls files) is absolute: relative ones are taken relative to the config
+ * LockFile, Tls files) is absolute: relative ones are taken relative to the config
  * file's directory.  Mailbox templates contain only %u %n %d %h %%.
  */
 #ifndef POSUTO_CONFIG_H
@@ -77,11 +77,14 @@ struct posuto_config {
 					 * neither is set (then every user has
 					 * its own mailbox template) */
 	enum mbox_format format;	/* MailboxFormat */
+	unsigned wire_cache_min_size;	/* WireCacheMinSize; 0 = no wire cache */
 
 	enum log_level log_level;	/* LogLevel */
 	char *run_as_user;		/* RunAsUser; NULL = stay as started */
 	char *hostname;			/* Hostname; default gethostname(); never NULL */
 	char *passwd_file;		/* PasswdFile (Dovecot passwd-file) or NULL */
+	char *lock_file;		/* LockFile; NULL = the default
+					 * (store_lock_default_path()) */
 	bool allow_plaintext_auth;	/* AllowPlaintextAuth: USER/PASS etc. w/o TLS off loopback */
 
 	struct tls_cfg tls;		/* Tls {...} */

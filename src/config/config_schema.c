@@ -75,6 +75,20 @@ check_system_user(const char *s, const char **why_r)
 }
 
 static bool
+check_file_name(const char *s, const char **why_r)
+{
+	size_t len = strlen(s);
+
+	if (s[len - 1] == '/' || strcmp(s, ".") == 0 || strcmp(s, "..") == 0 ||
+	    (len >= 2 && strcmp(s + len - 2, "/.") == 0) ||
+	    (len >= 3 && strcmp(s + len - 3, "/..") == 0)) {
+		*why_r = "names a directory; give a file name";
+		return false;
+	}
+	return true;
+}
+
+static bool
 check_tls_version(const char *s, const char **why_r)
 {
 	if (strcmp(s, "TLSv1.2") == 0 || strcmp(s, "TLSv1.3") == 0)
@@ -628,6 +642,9 @@ static const struct config_setting server_rows[] = {
 	  .check = check_hostname },
 	{ .key = "PasswdFile", .kind = CONFIG_PATH,
 	  .offset = SRV(cfg.passwd_file) },
+	/* Opened by serve, not here: check-config must not create files. */
+	{ .key = "LockFile", .kind = CONFIG_PATH,
+	  .offset = SRV(cfg.lock_file), .check = check_file_name },
 	{ .key = "AllowPlaintextAuth", .kind = CONFIG_BOOL,
 	  .offset = SRV(cfg.allow_plaintext_auth), .def_int = 0 },
 	{ .key = "MailDir", .kind = CONFIG_PATH, .offset = SRV(cfg.mail_dir) },
@@ -635,6 +652,9 @@ static const struct config_setting server_rows[] = {
 	  .offset = SRV(cfg.mailbox_template) },
 	{ .key = "MailboxFormat", .kind = CONFIG_ENUM, .offset = SRV(cfg.format),
 	  .names = mbox_format_names, .def_int = MBOX_FORMAT_AUTO },
+	{ .key = "WireCacheMinSize", .kind = CONFIG_UINT,
+	  .offset = SRV(cfg.wire_cache_min_size), .min = 0,
+	  .max = 1024 * 1024 * 1024, .def_int = WIRE_CACHE_DEFAULT_MIN_SIZE },
 	{ .key = "Tls", .kind = CONFIG_OBJECT, .offset = SRV(cfg.tls),
 	  .sub = &tls_section },
 	{ .key = "Users", .kind = CONFIG_CUSTOM, .offset = 0,

@@ -10,8 +10,9 @@
 
 #include "daemon/privdrop.h"
 
-/* A logged-in session holds its socket and its mailbox's directory and
- * lock fds: 10,000 sessions need some 50,000 descriptors. */
+/* An idle logged-in session holds its socket only (the mailbox lock costs
+ * no descriptor); one streaming a message or in its UPDATE holds a few
+ * more for a moment.  Ask for plenty. */
 #define WANT_NOFILE ((rlim_t)1 << 18)
 
 void

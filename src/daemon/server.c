@@ -1,5 +1,6 @@
 /* server.c - startup, listeners, SIGHUP reload, graceful stop. */
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <pwd.h>
 #include <signal.h>
@@ -22,6 +23,8 @@
 #include "net/listener.h"
 #include "net/tls.h"
 #include "net/workq.h"
+#include "store/store.h"
+#include "store/store_lock.h"
 #include "pop3/pop3_session.h"
 
 struct server_listener {
@@ -55,6 +58,7 @@ server_apply_params(struct server *srv)
 	p->max_connections = cfg->max_connections;
 	p->max_connections_per_ip = cfg->max_connections_per_ip;
 	p->allow_plaintext_auth = cfg->allow_plaintext_auth;
+	store_wire_configure(cfg->wire_cache_min_size);
 	log_set_level(cfg->log_level);
 	if (cfg->hostname != NULL)
 		snprintf(srv->env.hostname, sizeof(srv->env.hostname), "%s",
@@ -234,6 +238,12 @@ server_reload(struct server *srv)
 		log_warnx("Tls removed from the config: STLS/POP3S stay on the "
 		    "old certificate until restart");
 	}
+	/* Sessions hold their locks in the open file: switching now would
+	 * let a process on the new file into a mailbox in use here. */
+	if ((cfg->lock_file == NULL) != (srv->cfg->lock_file == NULL) ||
+	    (cfg->lock_file != NULL &&
+	    strcmp(cfg->lock_file, srv->cfg->lock_file) != 0))
+		log_warnx("LockFile changes take effect on restart");
 	config_free(&srv->cfg);
 	srv->cfg = cfg;
 	server_apply_params(srv);
@@ -255,6 +265,40 @@ stderr_is_connection(void)
 
 	return fstat(0, &a) == 0 && fstat(2, &b) == 0 &&
 	    a.st_dev == b.st_dev && a.st_ino == b.st_ino && S_ISSOCK(a.st_mode);
+}
+
+/*
+ * The lock file that keeps other posuto processes (a second daemon,
+ * inetd-mode instances) out of the mailboxes in use here, and us out of
+ * theirs.  Opened before the privilege drop (the default is in /run) and
+ * kept; handed to RunAsUser so that inetd-mode instances running as that
+ * user can open it too.
+ */
+static int
+server_open_lock_file(const struct posuto_config *cfg)
+{
+	char def[PATH_MAX], err[256];
+	const char *path = cfg->lock_file;
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+
+	if (path == NULL)
+		path = store_lock_default_path(def, sizeof(def));
+	if (cfg->run_as_user != NULL && geteuid() == 0) {
+		struct passwd *pw = getpwnam(cfg->run_as_user);
+
+		if (pw != NULL) {
+			uid = pw->pw_uid;
+			gid = pw->pw_gid;
+		}
+	}
+	if (!store_lock_file_open(path, uid, gid, err, sizeof(err))) {
+		log_error("%s: LockFile %s%s: %s", cfg->path, path,
+		    cfg->lock_file == NULL ? " (the default)" : "", err);
+		return -1;
+	}
+	log_debug("mailbox lock file %s", path);
+	return 0;
 }
 
 int
@@ -324,6 +368,12 @@ server_run(const struct server_opts *opts)
 		rc = EXIT_CONFIG;
 		goto out;
 	}
+	/* Cross-process [IN-USE] is what inetd mode relies on: no lock file,
+	 * no service. */
+	if (server_open_lock_file(srv.cfg) != 0) {
+		rc = 1;
+		goto out;
+	}
 	if (!opts->inetd && server_listen(&srv) != 0) {
 		rc = 1;
 		goto out;
@@ -340,6 +390,7 @@ server_run(const struct server_opts *opts)
 	}
 	/* Threads only after the privilege drop, so every one runs unprivileged. */
 	srv.env.wq = workq_new(srv.env.base, srv.cfg->worker_threads);
+	srv.env.bgq = workq_new(srv.env.base, 1);
 
 	if (opts->inetd) {
 		/* One session; the loop ends when it does. */
@@ -359,6 +410,7 @@ server_run(const struct server_opts *opts)
 	pop3_session_close_all(&srv.env);
 out:
 	workq_free(&srv.env.wq);
+	workq_free(&srv.env.bgq);
 	server_close_listeners(&srv);
 	if (srv.idle_check != NULL)
 		event_free(srv.idle_check);

@@ -19,6 +19,8 @@
 /* Stop reading a client's commands while this much output is queued:
  * pipelined RETRs cannot make us buffer more than one chunk ahead. */
 #define POP3_OUTPUT_HIGH_WATER	(256 * 1024)
+/* Bytes written to one socket per event loop turn (libevent: 16 KiB). */
+#define CONN_MAX_SINGLE_WRITE	POP3_OUTPUT_HIGH_WATER
 /* Bytes of a message read per chunk when streaming it. */
 #define POP3_STREAM_CHUNK	(64 * 1024)
 /* Pre-auth: output buffered for a client that does not read (Dovecot 4 KiB). */
@@ -34,6 +36,9 @@
 #define USERNAME_MAX		255
 /* Passwords: longer ones are refused (bounds hashing work per attempt). */
 #define PASSWORD_MAX		1024
+/* Messages at least this big get a wire-form copy for sendfile() (see
+ * store.h): where the bytes are, and few enough files to be cheap. */
+#define WIRE_CACHE_DEFAULT_MIN_SIZE	(128 * 1024)
 /* A mailbox larger than this many messages is refused with [SYS/PERM]
  * rather than exhausting memory (popa3d's explicit limits). */
 #define MAILBOX_MAX_MESSAGES	2000000

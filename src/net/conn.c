@@ -32,6 +32,7 @@ struct conn {
 	bool handshaking;
 	bool paused;
 	bool want_drained;
+	bool out_dead;			/* a write failed: output is discarded */
 	size_t drained_low;
 	unsigned timeout;
 	conn_cb *cb;
@@ -76,6 +77,10 @@ conn_setup_bev(struct conn *c)
 	 * until the session consumes lines (I8). */
 	bufferevent_setwatermark(c->bev, EV_READ, 0, 4 * POP3_MAX_SASL_LINE);
 	bufferevent_setwatermark(conn_wbev(c), EV_WRITE, c->drained_low, 0);
+	/* libevent writes at most 16 KiB per wakeup by default: a 5 MB RETR
+	 * would take 300 loop iterations.  One output high-water mark per
+	 * turn still lets 64 streaming sessions take turns within a few ms. */
+	bufferevent_set_max_single_write(conn_wbev(c), CONN_MAX_SINGLE_WRITE);
 	conn_apply_timeouts(c);
 	bufferevent_enable(c->bev, c->paused ? EV_WRITE : EV_READ | EV_WRITE);
 	if (c->wbev != NULL)
@@ -216,7 +221,15 @@ conn_out(struct conn *c)
 size_t
 conn_out_pending(struct conn *c)
 {
-	return evbuffer_get_length(conn_out(c));
+	/* libevent keeps a socket's output start frozen: what is there
+	 * stays until conn_free(), and only counts while it can leave. */
+	return c->out_dead ? 0 : evbuffer_get_length(conn_out(c));
+}
+
+bool
+conn_out_dead(const struct conn *c)
+{
+	return c->out_dead;
 }
 
 void
@@ -399,6 +412,10 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
 		c->cb(c, CONN_EV_TIMEOUT, c->ctx);
 		return;
 	}
+	/* A read EOF may be a half-close (the peer still reads); an error or
+	 * a failed write means nothing we queue will ever leave. */
+	if (what & (BEV_EVENT_ERROR | BEV_EVENT_WRITING))
+		c->out_dead = true;
 	/* EOF or error: the session decides what that means (never a QUIT). */
 	c->cb(c, CONN_EV_CLOSED, c->ctx);
 }

@@ -47,7 +47,11 @@ void conn_set_timeout(struct conn *c, unsigned secs);
 void conn_pause_reading(struct conn *c, bool paused);
 /* Deliver CONN_EV_DRAINED once buffered output is at most low bytes. */
 void conn_want_drained(struct conn *c, size_t low);
+/* Bytes queued to be sent; 0 once the output is dead. */
 size_t conn_out_pending(struct conn *c);
+/* A write failed (or the connection broke): nothing queued will be sent
+ * and CONN_EV_DRAINED will not come.  Set before CONN_EV_CLOSED. */
+bool conn_out_dead(const struct conn *c);
 
 /*
  * STLS: discards every byte the client sent so far (CVE-2011-0411), stops

@@ -162,6 +162,7 @@ pop3_cmd_stls(struct pop3_session *s, const struct pop3_cmd *cmd)
 	pop3_ok(s, "Begin TLS negotiation");
 	/* Nothing read so far is processed after this (CVE-2011-0411). */
 	s->busy = true;
+	s->stls_wait = true;
 	conn_starttls(s->conn, s->env->tls);
 	return POP3_EV_WAIT;
 }

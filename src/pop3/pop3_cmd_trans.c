@@ -115,6 +115,7 @@ start_message(struct pop3_session *s, uint32_t idx, long long lines)
 		pop3_ok(s, "%" PRIu64 " octets", mailbox_msg_size(s->mb, idx));
 		mailbox_msg_mark_seen(s->mb, idx);
 		s->n_retr++;
+		pop3_job_wire_cache(s, r);
 	} else {
 		pop3_ok(s, "Top of message follows");
 	}

@@ -65,6 +65,7 @@ struct pop3_session {
 	bool discarding;		/* dropping the rest of an overlong line */
 	bool conn_counted;		/* holds an iplimit slot */
 	bool quit_seen;
+	bool stls_wait;			/* STLS answered, handshake not done */
 
 	struct userdb *db;		/* ref taken at start */
 	char *user;			/* after USER, or the logged-in name */
@@ -160,5 +161,7 @@ enum pop3_ev pop3_job_login_apop(struct pop3_session *s, const char *user,
 enum pop3_ev pop3_job_sasl_step(struct pop3_session *s,
     unsigned char *in, size_t inlen);
 enum pop3_ev pop3_job_commit(struct pop3_session *s);
+/* RETR of a message the wire cache wants: build its copy meanwhile. */
+void pop3_job_wire_cache(struct pop3_session *s, struct msg_reader *r);
 
 #endif

@@ -344,3 +344,33 @@ pop3_job_commit(struct pop3_session *s)
 	workq_submit(s->env->wq, commit_job_work, commit_job_done, j);
 	return POP3_EV_WAIT;
 }
+
+/* --- wire cache builds ------------------------------------------------ */
+
+static void
+wire_job_work(void *arg)
+{
+	store_wire_job_run(arg);
+}
+
+static void
+wire_job_done(void *arg)
+{
+	struct store_wire_job *j = arg;
+
+	store_wire_job_free(&j);
+}
+
+void
+pop3_job_wire_cache(struct pop3_session *s, struct msg_reader *r)
+{
+	struct store_wire_job *j;
+
+	/* Under TLS every byte goes through OpenSSL: a copy would not help. */
+	if (s->env->bgq == NULL || !conn_can_sendfile(s->conn))
+		return;
+	j = msg_reader_wire_job(s->mb, r);
+	/* Not tied to the session: it may end before the copy is done. */
+	if (j != NULL)
+		workq_submit(s->env->bgq, wire_job_work, wire_job_done, j);
+}

@@ -341,6 +341,10 @@ pop3_session_process(struct pop3_session *s)
 		else
 			ev = pop3_cmd_dispatch(s, pop3_linebuf, len);
 		explicit_bzero(pop3_linebuf, len);	/* may hold a password */
+		/* Nobody will read it: the command counted, the body need
+		 * not be produced. */
+		if (s->stream != NULL && conn_out_dead(s->conn))
+			pop3_stream_free(s);
 		switch (ev) {
 		case POP3_EV_OK:
 			s->bad_cmds = 0;
@@ -357,8 +361,15 @@ pop3_session_process(struct pop3_session *s)
 	}
 	if (s->state == POP3_STATE_CLOSED)
 		return;
-	if (s->close_after_flush)
+	if (s->close_after_flush) {
+		/* no flush will ever come: done now */
+		if (conn_out_dead(s->conn)) {
+			pop3_session_end(s, s->end_reason ? s->end_reason :
+			    "disconnected");
+			return;
+		}
 		conn_want_drained(s->conn, 0);
+	}
 }
 
 static void
@@ -388,6 +399,7 @@ pop3_session_on_conn(struct conn *c, enum conn_event ev, void *ctx)
 		free(s->user);
 		s->user = NULL;
 		s->busy = false;
+		s->stls_wait = false;
 		s->discarding = false;
 		pop3_session_process(s);
 		break;
@@ -412,7 +424,9 @@ pop3_session_on_conn(struct conn *c, enum conn_event ev, void *ctx)
 		s->peer_gone = true;
 		if (s->end_reason == NULL)
 			s->end_reason = "disconnected";
-		if (s->close_after_flush) {
+		/* After STLS the input is discarded and the handshake can
+		 * never finish. */
+		if (s->close_after_flush || s->stls_wait) {
 			pop3_session_end(s, s->end_reason);
 			return;
 		}

@@ -33,6 +33,9 @@ struct pop3_params {
 struct pop3_env {
 	struct event_base *base;
 	struct workq *wq;
+	/* Work no client waits for (wire cache copies): never delays a
+	 * login behind it.  NULL: none is done. */
+	struct workq *bgq;
 	struct userdb *db;		/* current snapshot; sessions take refs */
 	struct tls_ctx *tls;		/* current, or NULL: no STLS/POP3S */
 	struct iplimit *iplimit;

@@ -5,6 +5,7 @@
  * grow with message or mailbox size.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,19 +41,19 @@ stream_sendfile(struct pop3_session *s, struct pop3_stream *st,
     struct evbuffer *out)
 {
 	struct evbuffer_file_segment *seg;
-	off_t len;
+	off_t off, len;
 	int fd, dfd;
 
 	if (!conn_can_sendfile(s->conn) || st->enc.limit)
 		return false;
-	fd = msg_reader_wire_fd(st->r, &len);
-	if (fd < 0 || (uint64_t)len != mailbox_msg_size(s->mb, st->msg))
+	fd = msg_reader_wire_fd(st->r, &off, &len);
+	if (fd < 0)
 		return false;
 	/* The segment outlives the reader, so it gets its own fd. */
-	dfd = dup(fd);
+	dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (dfd < 0)
 		return false;
-	seg = evbuffer_file_segment_new(dfd, 0, len, EVBUF_FS_CLOSE_ON_FREE);
+	seg = evbuffer_file_segment_new(dfd, off, len, EVBUF_FS_CLOSE_ON_FREE);
 	if (seg == NULL) {
 		close(dfd);
 		return false;

@@ -1,12 +1,14 @@
 /*
- * store.c - the mailbox interface: format detection, the session lock,
- * sizing message files, readers, and dispatch to the backends.
+ * store.c - the mailbox interface: format detection, taking the session
+ * lock, sizing message files, readers, and dispatch to the backends.
  *
- * The lock is flock() on the mailbox directory itself.  flock() locks
- * belong to the open file description, so a second open in the same
- * process conflicts too (POSIX record locks would not), and the kernel
- * drops the lock when the process dies: no stale lock files to time out,
- * and no file of ours in a directory MTAs and other readers share.
+ * The lock (store_lock.h) is keyed by the root directory's (dev, ino) and
+ * costs no descriptor, so once the scan is done every directory of the
+ * mailbox is closed ("parked") and an idle session holds only its socket.
+ * store_dirfd() reopens a directory when a command needs it, and checks
+ * that the root it reopens by path is still the one it locked.  No file
+ * of ours goes into the directories MTAs and other readers share, except
+ * the index.
  *
  * A missing mailbox directory is an empty mailbox and takes no lock: we
  * do not create directories, because the MTA creates them with its own
@@ -24,7 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,6 +37,7 @@
 #include "store/store_cache.h"
 #include "store/store_index.h"
 #include "store/store_int.h"
+#include "store/store_lock.h"
 
 /* Bytes of an emldir message hashed into its UIDL (see store_emldir.c). */
 #define STORE_HASH_PREFIX	(16 * 1024)
@@ -47,12 +49,6 @@
 #define STORE_SIZE_THREADS	16
 #endif
 #define STORE_READ_CHUNK	(64 * 1024)
-
-struct msg_reader {
-	int fd;
-	uint64_t raw_size;
-	bool wire_form;
-};
 
 static void
 store_err(char *err, size_t errsz, const char *fmt, ...)
@@ -511,20 +507,19 @@ store_is_subdir(int dirfd, const char *name)
 static enum store_status
 store_lock(struct mailbox *mb, char *err, size_t errsz)
 {
-	/* flock() on the mailbox directory itself: no lock file, no extra
-	 * descriptor, and the kernel drops it if we die.  Each open() of the
-	 * directory is its own lock owner, so two sessions in this process
-	 * exclude each other as two processes do. */
-	if (flock(mb->dirfd[STORE_DIR_ROOT], LOCK_EX | LOCK_NB) == -1) {
-		if (errno == EWOULDBLOCK) {
-			store_err(err, errsz, "mailbox in use");
-			return STORE_IN_USE;
-		}
-		store_err(err, errsz, "cannot lock mailbox: %s", strerror(errno));
+	struct stat st;
+	enum store_status ret;
+
+	if (fstat(mb->dirfd[STORE_DIR_ROOT], &st) == -1) {
+		store_err(err, errsz, "cannot stat %s: %s", mb->path,
+		    strerror(errno));
 		return STORE_TEMP;
 	}
-	mb->lockfd = mb->dirfd[STORE_DIR_ROOT];
-	return STORE_OK;
+	mb->root_dev = st.st_dev;
+	mb->root_ino = st.st_ino;
+	ret = store_lock_acquire(st.st_dev, st.st_ino, err, errsz);
+	mb->locked = ret == STORE_OK;
+	return ret;
 }
 
 static struct mailbox *
@@ -536,7 +531,6 @@ store_new(const char *path)
 	mb->path = xstrdup(path);
 	for (i = 0; i < STORE_DIR_COUNT; i++)
 		mb->dirfd[i] = -1;
-	mb->lockfd = -1;
 	(void)store_pool_add(mb, "", 0);
 	return mb;
 }
@@ -610,8 +604,11 @@ mailbox_open(const char *path, enum mbox_format format,
 	mb->total = 0;
 	for (i = 0; i < mb->count; i++)
 		mb->total += mb->msgs[i].wire_size;
-	if (mb->index_hits != store_index_count(mb->index))
-		mb->index_dirty = true;	/* entries for vanished files */
+	if (mb->index_hits != store_index_count(mb->index)) {
+		/* entries for vanished files: their wire copies go too */
+		mb->index_dirty = true;
+		store_wire_sweep(mb, NULL);
+	}
 	store_index_free(&mb->index);
 	if (mb->index_dirty) {
 		(void)store_index_write(fd, mb, NULL);
@@ -660,15 +657,20 @@ mailbox_msg_open(struct mailbox *mb, uint32_t idx, struct msg_reader **r_r)
 	struct store_msg *m = &mb->msgs[idx];
 	struct msg_reader *r;
 	struct stat st;
-	int fd;
+	int dfd, fd;
 
 	*r_r = NULL;
-	fd = store_openat_msg(store_dirfd(mb, m->dir),
+	/* a directory that cannot be reopened keeps its errno: ENOENT (gone)
+	 * is handled like a vanished file, ESTALE (replaced) like I/O */
+	dfd = store_dirfd(mb, m->dir);
+	fd = dfd == -1 ? -1 : store_openat_msg(dfd,
 	    store_pool_str(mb, m->name_off), &st);
 	if (fd == -1 && errno == ENOENT && mb->ops->relocate != NULL &&
-	    mb->ops->relocate(mb, idx))
-		fd = store_openat_msg(store_dirfd(mb, m->dir),
+	    mb->ops->relocate(mb, idx)) {
+		dfd = store_dirfd(mb, m->dir);
+		fd = dfd == -1 ? -1 : store_openat_msg(dfd,
 		    store_pool_str(mb, m->name_off), &st);
+	}
 	if (fd == -1) {
 		if (errno == ENOENT || errno == ELOOP ||
 		    errno == STORE_ENOTREG) {
@@ -686,9 +688,12 @@ mailbox_msg_open(struct mailbox *mb, uint32_t idx, struct msg_reader **r_r)
 	}
 	r = xcalloc(1, sizeof(*r));
 	r->fd = fd;
+	r->idx = idx;
+	r->src = st;
 	r->raw_size = (uint64_t)st.st_size;
 	r->wire_form = (m->flags & STORE_MSG_WIRE_FORM) &&
 	    r->raw_size == m->wire_size;
+	r->wire_fd = -1;
 	if ((m->flags & STORE_MSG_RAW) && r->raw_size != m->raw_size) {
 		/* A cached or hinted size was wrong (or the file was
 		 * rewritten in place).  Stream what is there; make the next
@@ -698,8 +703,12 @@ mailbox_msg_open(struct mailbox *mb, uint32_t idx, struct msg_reader **r_r)
 		    store_pool_str(mb, m->name_off),
 		    (unsigned long long)r->raw_size,
 		    (unsigned long long)m->raw_size);
-		store_index_remove(mb->dirfd[STORE_DIR_ROOT]);
+		if ((dfd = store_dirfd(mb, STORE_DIR_ROOT)) != -1)
+			store_index_remove(dfd);
 		r->wire_form = false;
+	} else if (!r->wire_form) {
+		r->wire = store_wire_lookup(mb, idx, &st, &r->wire_fd,
+		    &r->wire_len);
 	}
 	*r_r = r;
 	return STORE_OK;
@@ -717,12 +726,27 @@ msg_reader_read(struct msg_reader *r, void *buf, size_t len)
 }
 
 int
-msg_reader_wire_fd(struct msg_reader *r, off_t *len_r)
+msg_reader_wire_fd(struct msg_reader *r, off_t *off_r, off_t *len_r)
 {
+	if (r->wire == STORE_WIRE_CACHED) {
+		*off_r = STORE_WIRE_HDR_SIZE;
+		*len_r = (off_t)r->wire_len;
+		return r->wire_fd;
+	}
 	if (!r->wire_form)
 		return -1;
+	*off_r = 0;
 	*len_r = (off_t)r->raw_size;
 	return r->fd;
+}
+
+struct store_wire_job *
+msg_reader_wire_job(struct mailbox *mb, struct msg_reader *r)
+{
+	if (r->wire != STORE_WIRE_MISSING)
+		return NULL;
+	r->wire = STORE_WIRE_NONE;	/* one build per reader */
+	return store_wire_job_new(mb, r->idx, r->fd, &r->src);
 }
 
 void
@@ -733,6 +757,8 @@ msg_reader_close(struct msg_reader **rp)
 	if (r == NULL)
 		return;
 	close(r->fd);
+	if (r->wire_fd != -1)
+		close(r->wire_fd);
 	free(r);
 	*rp = NULL;
 }
@@ -746,13 +772,21 @@ mailbox_commit(struct mailbox *mb, const uint8_t *deleted,
 	*n_deleted_r = 0;
 	if (mb->count == 0)
 		return STORE_OK;
-	if (mb->lockfd == -1)
+	if (!mb->locked)
 		fatalx("store: commit without the mailbox lock");
+	/* parked since the open: reopened only if it is still the directory
+	 * we locked, and the backends work below that fd */
+	if (store_dirfd(mb, STORE_DIR_ROOT) == -1) {
+		log_warn("store: %s: cannot reopen the mailbox", mb->path);
+		return STORE_TEMP;
+	}
 	st = mb->ops->commit(mb, deleted, n_deleted_r);
+	store_wire_sweep(mb, deleted);
 	/* keys survive new/ -> cur/ moves, so the index only loses the
 	 * deleted entries; a failure here costs a rescan, nothing else */
 	if (*n_deleted_r > 0)
-		(void)store_index_write(mb->dirfd[STORE_DIR_ROOT], mb, deleted);
+		(void)store_index_write(store_dirfd(mb, STORE_DIR_ROOT), mb,
+		    deleted);
 	return st;
 }
 
@@ -764,7 +798,7 @@ static const char *const store_subdir_name[STORE_DIR_COUNT] = {
 static void
 store_park_dirs(struct mailbox *mb)
 {
-	for (int d = STORE_DIR_NEW; d < STORE_DIR_COUNT; d++) {
+	for (int d = STORE_DIR_ROOT; d < STORE_DIR_COUNT; d++) {
 		if (mb->dirfd[d] != -1) {
 			close(mb->dirfd[d]);
 			mb->dirfd[d] = -1;
@@ -773,16 +807,56 @@ store_park_dirs(struct mailbox *mb)
 	}
 }
 
+/* The root by its path, as mailbox_open() opened it (a symlink there is
+ * the admin's), but only if it is still the directory we locked. */
+static int
+store_reopen_root(struct mailbox *mb)
+{
+	struct stat st;
+	int fd;
+
+	fd = open(mb->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOCTTY);
+	if (fd == -1)
+		return -1;
+	if (fstat(fd, &st) == -1) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	if (st.st_dev != mb->root_dev || st.st_ino != mb->root_ino) {
+		log_warnx("store: %s was replaced during the session; "
+		    "not touching the new one", mb->path);
+		close(fd);
+		errno = ESTALE;
+		return -1;
+	}
+	return fd;
+}
+
 int
 store_dirfd(struct mailbox *mb, enum store_dir d)
 {
-	if (mb->dirfd[d] == -1 && (mb->parked & (1u << d))) {
-		mb->parked &= ~(1u << d);
-		mb->dirfd[d] = openat(mb->dirfd[STORE_DIR_ROOT],
-		    store_subdir_name[d],
-		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd;
+
+	if (mb->dirfd[d] != -1)
+		return mb->dirfd[d];
+	if (!(mb->parked & (1u << d))) {
+		errno = ENOENT;		/* absent when the mailbox was opened */
+		return -1;
 	}
-	return mb->dirfd[d];
+	if (d == STORE_DIR_ROOT)
+		fd = store_reopen_root(mb);
+	else if ((fd = store_dirfd(mb, STORE_DIR_ROOT)) != -1)
+		fd = openat(fd, store_subdir_name[d],
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	/* stays parked on failure: the next call tries again */
+	if (fd != -1) {
+		mb->dirfd[d] = fd;
+		mb->parked &= ~(1u << d);
+	}
+	return fd;
 }
 
 bool
@@ -834,10 +908,11 @@ mailbox_close(struct mailbox **mbp)
 		return;
 	store_index_free(&mb->index);
 	free(mb->hashes);
-	/* Closing the root releases the flock() (lockfd is the same fd). */
 	for (i = 0; i < STORE_DIR_COUNT; i++)
 		if (mb->dirfd[i] != -1)
 			close(mb->dirfd[i]);
+	if (mb->locked)
+		store_lock_release(mb->root_dev, mb->root_ino);
 	free(mb->msgs);
 	free(mb->pool);
 	free(mb->path);

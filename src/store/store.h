@@ -40,12 +40,12 @@ struct msg_reader;
  * directory is an empty mailbox (mail may not have arrived yet) and is
  * created on first delivery, not here; it takes no lock (an empty
  * snapshot can neither delete nor move anything).  Otherwise takes the
- * session lock: flock() on the mailbox directory, so a second open of
- * the same mailbox, from this process or another, gets STORE_IN_USE;
- * the kernel drops it if the process dies.  The fd is O_CLOEXEC but a
- * fork() without exec shares the lock with the child.  After the scan
- * only that directory stays open (new/ and cur/ reopen on demand), so an
- * idle session costs its socket and one descriptor.
+ * session lock (store_lock.h) on the directory's (dev, ino), so a second
+ * open of the same mailbox, from this process or another posuto process
+ * using the same lock file, gets STORE_IN_USE; the kernel drops it if the
+ * process dies.  After the scan no directory stays open (they are
+ * reopened on demand, the root by its path and only if it is still the
+ * directory that was locked), so an idle session costs its socket only.
  * Sizes come from "<path>/.posuto.index" when it is valid and matches,
  * so a warm open reads no message file; cold files are read by up to 16
  * short-lived threads.  A message file that cannot be read makes the
@@ -77,15 +77,37 @@ enum store_status mailbox_msg_open(struct mailbox *mb, uint32_t idx,
 /* Reads up to len raw stored bytes; 0 at end, -1 on error (errno set). */
 ssize_t msg_reader_read(struct msg_reader *r, void *buf, size_t len);
 /*
- * If the stored bytes are already the exact wire form (CRLF endings, no
- * line starting with '.', ending in CRLF), returns an fd the caller may
- * sendfile() from (at offsets 0..*len_r, then send ".\r\n"), else -1.
- * *len_r then equals mailbox_msg_size().  Known when the file was read
- * for sizing or the index says so; a ",W=" size hint alone does not tell,
- * so such messages go through the encoder.  The reader still owns the fd.
+ * If the exact wire form of the message (CRLF endings, dot-stuffed,
+ * ending in CRLF) is on disk, returns an fd the caller may sendfile()
+ * from (*len_r bytes at *off_r, then send ".\r\n"), else -1.  That is
+ * the message file itself when its stored bytes need no change (known
+ * when the file was read for sizing or the index says so; a ",W=" hint
+ * alone does not tell), or its wire cache copy.  The reader owns the fd.
  */
-int msg_reader_wire_fd(struct msg_reader *r, off_t *len_r);
+int msg_reader_wire_fd(struct msg_reader *r, off_t *off_r, off_t *len_r);
 void msg_reader_close(struct msg_reader **r);
+
+/*
+ * The wire cache: for messages of at least min_size wire octets whose
+ * stored form must be converted (LF endings, lines starting with '.'),
+ * a converted copy kept in "<mailbox>/posuto-wire/" so later RETRs are
+ * a sendfile().  It costs that much disk again; 0 turns it off (and the
+ * next UPDATE of each mailbox removes what is there).  Any thread, any
+ * time (SIGHUP).
+ */
+void store_wire_configure(uint64_t min_size);
+struct store_wire_job;
+/*
+ * After mailbox_msg_open(): a job that writes the copy of r's message,
+ * or NULL when none is wanted (cache off, small, already wire form or
+ * cached, enough builds under way).  Run store_wire_job_run() on a worker
+ * (it needs nothing else: the mailbox may be closed meanwhile), then
+ * store_wire_job_free().  Failures only cost speed; they are logged.
+ */
+struct store_wire_job *msg_reader_wire_job(struct mailbox *mb,
+    struct msg_reader *r);
+void store_wire_job_run(struct store_wire_job *j);
+void store_wire_job_free(struct store_wire_job **j);
 
 /* Records that message idx was retrieved (Maildir: gets the S flag at
  * commit, in new/ or cur/; emldir has no flags). */

@@ -83,7 +83,7 @@ emldir_index_match(const struct store_msg *m,
 static enum store_status
 emldir_scan(struct mailbox *mb, char *err, size_t errsz)
 {
-	int root = mb->dirfd[STORE_DIR_ROOT];
+	int root = store_dirfd(mb, STORE_DIR_ROOT);	/* open while scanning */
 	const struct dirent64 *de;
 	struct store_dirscan *ds = xmalloc(sizeof(*ds));
 
@@ -174,7 +174,7 @@ static enum store_status
 emldir_commit(struct mailbox *mb, const uint8_t *deleted,
     uint32_t *n_deleted_r)
 {
-	int root = mb->dirfd[STORE_DIR_ROOT];
+	int root = store_dirfd(mb, STORE_DIR_ROOT); /* reopened by the caller */
 	enum store_status st = STORE_OK;
 	bool changed = false;
 	uint32_t i;

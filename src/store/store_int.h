@@ -56,6 +56,27 @@ struct store_msg {
 
 struct mailbox;
 
+/* The wire cache (store_wire.c). */
+#define STORE_WIRE_HDR_SIZE	64
+/* Copies built at once: they share the workers with logins. */
+#define STORE_WIRE_MAX_JOBS	2
+enum store_wire_state {
+	STORE_WIRE_NONE = 0,	/* not wanted: small, wire form, cache off */
+	STORE_WIRE_MISSING,	/* wanted, not there (or stale) */
+	STORE_WIRE_CACHED,	/* wire_fd holds a valid copy */
+};
+
+struct msg_reader {
+	int fd;
+	uint32_t idx;
+	uint64_t raw_size;
+	bool wire_form;			/* fd itself is the wire form */
+	enum store_wire_state wire;
+	int wire_fd;			/* STORE_WIRE_CACHED: the copy */
+	uint64_t wire_len;		/* its body length (dot-stuffed) */
+	struct stat src;		/* fd's identity when opened */
+};
+
 struct store_ops {
 	const char *name;
 	/* Opens the directories scan() reads (NULL: none besides the root). */
@@ -89,10 +110,13 @@ struct mailbox {
 	const struct store_ops *ops;
 	char *path;
 	int dirfd[STORE_DIR_COUNT];	/* -1 when absent or parked */
-	/* Subdirectories closed after the scan: an idle session then holds
-	 * just its socket and the locked root.  store_dirfd() reopens. */
+	/* Directories closed after the scan, the root too: an idle session
+	 * then holds just its socket (the lock costs no fd, store_lock.h).
+	 * store_dirfd() reopens them. */
 	unsigned parked;		/* bit per enum store_dir */
-	int lockfd;			/* the flock()ed root; -1: no lock */
+	bool locked;			/* holds the session lock (store_lock.h) */
+	dev_t root_dev;			/* the root's identity: the lock's key, */
+	ino_t root_ino;			/* checked again at each reopen */
 	struct store_msg *msgs;
 	uint32_t count, cap;
 	uint64_t total;
@@ -126,6 +150,18 @@ void store_sort(struct mailbox *mb,
 /* Expected message count (from the index) to size arrays up front. */
 void store_reserve(struct mailbox *mb, uint32_t n);
 
+/* The cached copy of message idx, if valid for the file described by
+ * src: *fd_r and its body length.  Cheap (one open) and only tried for
+ * messages the cache is for. */
+enum store_wire_state store_wire_lookup(const struct mailbox *mb,
+    uint32_t idx, const struct stat *src, int *fd_r, uint64_t *len_r);
+/* NULL when enough builds are under way. */
+struct store_wire_job *store_wire_job_new(const struct mailbox *mb,
+    uint32_t idx, int src_fd, const struct stat *src);
+/* Removes copies of messages not in the snapshot or marked in deleted
+ * (NULL = none), and builds abandoned long ago. */
+void store_wire_sweep(struct mailbox *mb, const uint8_t *deleted);
+
 /* errno for "exists but is not a regular file" (Linux-only value that
  * open/read never return for regular files). */
 #define STORE_ENOTREG	EMEDIUMTYPE
@@ -149,7 +185,10 @@ bool store_dirscan_start(struct store_dirscan *ds, int fd);
  * (then errno != 0; the caller sets errno = 0 before the loop). */
 const struct dirent64 *store_dirscan_next(struct store_dirscan *ds);
 
-/* The fd of directory d, reopening a parked one; -1 if it is absent. */
+/* The fd of directory d, reopening a parked one; -1 (errno set) if it is
+ * absent or cannot be reopened.  A reopened root must be the directory
+ * that was locked: another one at mb->path (the mailbox was replaced
+ * under us) gives -1 with errno ESTALE. */
 int store_dirfd(struct mailbox *mb, enum store_dir d);
 
 /* fsync() of a directory fd; logs on failure. */

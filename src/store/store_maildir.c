@@ -313,12 +313,12 @@ maildir_keep(struct mailbox *mb, uint32_t idx, bool *changed)
 		    sizeof(newname)) == 0)
 			return false;
 		if (store_dirfd(mb, STORE_DIR_CUR) == -1) {
-			int fd;
+			int root = store_dirfd(mb, STORE_DIR_ROOT), fd;
 
-			if (mkdirat(mb->dirfd[STORE_DIR_ROOT], "cur", 0700) ==
-			    -1 && errno != EEXIST)
+			if (root == -1 || (mkdirat(root, "cur", 0700) == -1 &&
+			    errno != EEXIST))
 				return false;
-			fd = openat(mb->dirfd[STORE_DIR_ROOT], "cur",
+			fd = openat(root, "cur",
 			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (fd == -1)
 				return false;
@@ -378,8 +378,8 @@ maildir_commit(struct mailbox *mb, const uint8_t *deleted,
 		(void)maildir_keep(mb, i, changed);
 	}
 	for (i = 0; i < STORE_DIR_COUNT; i++)
-		if (changed[i] && !store_fsync_dir(mb->dirfd[i], mb->path) &&
-		    st == STORE_OK)
+		if (changed[i] && !store_fsync_dir(store_dirfd(mb, i),
+		    mb->path) && st == STORE_OK)
 			st = STORE_TEMP;
 	return st;
 }

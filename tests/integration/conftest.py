@@ -60,6 +60,8 @@ class ServerFactory:
     def start(self, cfg=None, extra_args=(), **kw):
         if cfg is None:
             cfg = self.config(**kw)
+        # Configs not from base_config (seed files) too: not /run's.
+        cfg["Pop3Server"].setdefault("LockFile", str(self.tmp / "posuto.lock"))
         self.n += 1
         s = Server(self.tmp, cfg, name="posuto%d" % self.n)
         self.servers.append(s)

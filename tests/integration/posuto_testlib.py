@@ -215,6 +215,10 @@ def base_config(port, maildir, users=None, **extra):
         "MailDir": str(maildir),
         "AuthFailDelay": 0,
         "Users": users,
+        # Relative to the config file's directory (the test's tmp_path):
+        # servers of one test share it, as processes of one host must, and
+        # no test depends on /run.
+        "LockFile": "posuto.lock",
     }
     p.update(extra)
     return {"Pop3Server": p}

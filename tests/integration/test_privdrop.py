@@ -5,13 +5,14 @@ and it still serves and deletes mail it owns."""
 import os
 import pwd
 import shutil
+import subprocess
 import tempfile
 import pathlib
 
 import pytest
 
 from posuto_testlib import (Maildir, Pop3, USER1, base_config, free_port,
-                            sample_message, Server)
+                            sample_message, Server, write_config)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -46,9 +47,15 @@ def test_runs_as_configured_user_after_binding(posuto):
                 status = pathlib.Path("/proc/%d/task/%s/status" % (pid, task)).read_text()
                 uid_line = [l for l in status.splitlines() if l.startswith("Uid:")][0]
                 assert uid_line.split()[1:] == [str(nobody.pw_uid)] * 4, task
+            # The lock file, created by root before the drop, is the
+            # user's now, so inetd-mode instances running as it can use it.
+            st = os.lstat(top / "posuto.lock")
+            assert (st.st_uid, st.st_gid) == (nobody.pw_uid, nobody.pw_gid)
+            assert st.st_mode & 0o777 == 0o600
             c = Pop3("127.0.0.1", srv.port)
             c.must_login()
             assert c.stat()[0] == 3
+            inetd_as_nobody_is_refused(posuto, srv, nobody)
             assert c.cmd("DELE 1").startswith(b"+OK")
             assert c.cmd("QUIT").startswith(b"+OK")
             assert len(md.files()) == 2
@@ -58,6 +65,26 @@ def test_runs_as_configured_user_after_binding(posuto):
             assert not problems, problems
     finally:
         shutil.rmtree(top, ignore_errors=True)
+
+
+def inetd_as_nobody_is_refused(posuto, srv, pw):
+    """An inetd-mode process started as the user itself shares the lock
+    file with the daemon: the mailbox the daemon holds is [IN-USE]."""
+    def become():
+        os.setgroups([])
+        os.setgid(pw.pw_gid)
+        os.setuid(pw.pw_uid)
+    cfg = dict(srv.cfg["Pop3Server"], AllowPlaintextAuth=True)
+    path = srv.workdir / "inetd.json"
+    write_config(path, {"Pop3Server": cfg})
+    os.chmod(path, 0o644)
+    p = subprocess.run([posuto, "serve", "-c", str(path), "--inetd"],
+                       input=b"USER user1@example.com\r\nPASS password\r\nQUIT\r\n",
+                       capture_output=True, timeout=60, preexec_fn=become)
+    err = p.stderr.decode(errors="replace")
+    assert p.returncode == 0, err
+    lines = p.stdout.split(b"\r\n")
+    assert lines[2].startswith(b"-ERR [IN-USE]"), (p.stdout, err)
 
 
 def test_unknown_run_as_user_is_refused(posuto, tmp_path):

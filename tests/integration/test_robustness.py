@@ -178,3 +178,60 @@ def test_hostile_user_names_do_not_reach_logs_raw(servers, maildir):
     assert b"\x1b" not in log, "raw ESC from a user name reached the log"
     assert b"\x7f" not in log
     assert srv.alive()
+
+
+def _reset_close(sock):
+    """Close with RST, as a client killed mid-download does."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+    sock.close()
+
+
+def _fds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def _wait_fds(pid, want, timeout=10):
+    deadline = time.monotonic() + timeout
+    while _fds(pid) > want and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return _fds(pid)
+
+
+def test_reset_during_big_retr_frees_session_and_keeps_pipelined_quit(servers, maildir):
+    """Regression: a RETR whose body was queued whole (sendfile) left more
+    than the high-water mark unsent; the client reset the connection and the
+    session waited forever for the output to drain, keeping the mailbox
+    [IN-USE] until the idle timeout.  The pipelined DELE and QUIT still count."""
+    big = b"Subject: big\r\n\r\n" + b"y" * 78 + b"\r\n"
+    big = big * (6 * 1024 * 1024 // len(big))      # CRLF: sent with sendfile
+    maildir.deliver(big)
+    maildir.deliver(sample_message(2))
+    srv = servers.start()
+    base = _fds(srv.pid())
+    c = Pop3("127.0.0.1", srv.port)
+    c.must_login()
+    c.send(b"RETR 1\r\nDELE 2\r\nQUIT\r\n")
+    c.readline()                                     # +OK, body still queued
+    _reset_close(c.sock)
+    assert _wait_fds(srv.pid(), base) <= base, "session still holds its fds"
+    c = Pop3("127.0.0.1", srv.port)
+    c.must_login()                                   # not [IN-USE]
+    assert c.stat()[0] == 1, "the pipelined DELE 2 + QUIT were applied"
+    c.quit()
+
+
+def test_reset_after_stls_frees_session(servers, tmp_path, maildir, tls_cert):
+    cert, key = tls_cert
+    srv = servers.start(servers.config(Tls={"Certificate": cert, "Key": key}))
+    base = _fds(srv.pid())
+    socks = []
+    for _ in range(5):
+        c = Pop3("127.0.0.1", srv.port)
+        c.send(b"STLS\r\n")
+        assert c.readline().startswith(b"+OK")
+        socks.append(c)
+    for c in socks:
+        c.sock.shutdown(socket.SHUT_WR)              # the handshake can never come
+    assert _wait_fds(srv.pid(), base) <= base, "STLS sessions of gone peers linger"
+    for c in socks:
+        c.close()

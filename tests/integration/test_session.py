@@ -143,10 +143,13 @@ def test_two_sessions_same_user_in_use(servers, maildir):
 
 
 def test_in_use_across_processes(servers, maildir, tmp_path):
-    """The lock holds across two server processes sharing the store."""
+    """The lock holds across two server processes sharing the store (and
+    the LockFile, tmp_path/posuto.lock), either way round."""
     fill(maildir, 1)
     s1 = servers.start()
     s2 = servers.start(servers.config())
+    assert s1.pid() != s2.pid()
+    assert (tmp_path / "posuto.lock").is_file()
     a = Pop3("127.0.0.1", s1.port)
     a.must_login()
     b = Pop3("127.0.0.1", s2.port)
@@ -154,6 +157,12 @@ def test_in_use_across_processes(servers, maildir, tmp_path):
     assert r.startswith(b"-ERR [IN-USE]"), r
     b.close()
     a.quit()
+    b = login_retry_inuse("127.0.0.1", s2.port)
+    a = Pop3("127.0.0.1", s1.port)
+    r = a.login()
+    assert r.startswith(b"-ERR [IN-USE]"), r
+    a.close()
+    b.quit()
 
 
 # ----------------------------------------------------- deletion only at QUIT

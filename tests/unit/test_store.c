@@ -24,11 +24,28 @@
 #include "lib/log.h"
 #include "lib/wire.h"
 #include "store/store.h"
+#include "store/store_lock.h"
 
 struct fx {
 	char root[64];		/* the mkdtemp directory */
 	char box[128];		/* root/box: the mailbox under test */
 };
+
+/* The process's lock file (store_lock.h), as the daemon opens one; forked
+ * children open it again to be processes of their own. */
+static char lock_path[64];
+
+static bool
+lock_file_reopen(void)
+{
+	char err[256];
+
+	if (store_lock_file_open(lock_path, (uid_t)-1, (gid_t)-1, err,
+	    sizeof(err)))
+		return true;
+	fprintf(stderr, "%s: %s\n", lock_path, err);
+	return false;
+}
 
 static int
 rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f)
@@ -202,7 +219,7 @@ test_maildir_basic(void **state)
 	mailbox_close(&mb);
 	assert_null(mb);
 	/* our one file lives in the root, never in new/ cur/ tmp/; the
-	 * lock is on the directory itself */
+	 * lock is not a file in the mailbox */
 	assert_false(exists(fx, ".posuto.lock"));
 	assert_true(exists(fx, ".posuto.index"));
 }
@@ -325,9 +342,11 @@ child_open(const struct fx *fx)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		struct mailbox *mb = NULL;
-		enum store_status st = mailbox_open(fx->box, MBOX_FORMAT_AUTO,
-		    &mb, NULL, 0);
+		enum store_status st;
 
+		if (!lock_file_reopen())	/* its own lock owner */
+			_exit(99);
+		st = mailbox_open(fx->box, MBOX_FORMAT_AUTO, &mb, NULL, 0);
 		mailbox_close(&mb);
 		_exit((int)st);
 	}
@@ -359,6 +378,8 @@ test_lock_cross_process(void **state)
 		struct mailbox *mb = NULL;
 
 		close(pfd[0]);
+		if (!lock_file_reopen())
+			_exit(99);
 		if (mailbox_open(fx->box, MBOX_FORMAT_AUTO, &mb, NULL, 0) !=
 		    STORE_OK)
 			_exit(1);
@@ -380,6 +401,196 @@ test_lock_cross_process(void **state)
 	waitpid(holder, NULL, 0);
 	a = open_ok(fx, MBOX_FORMAT_AUTO);
 	mailbox_close(&a);
+}
+
+static void
+test_lock_other_mailbox(void **state)
+{
+	struct fx *fx = *state;
+	struct fx other = *fx;
+	struct mailbox *a, *b;
+
+	fill_maildir(fx);
+	snprintf(other.box, sizeof(other.box), "%s/other", fx->root);
+	fill_maildir(&other);
+	a = open_ok(fx, MBOX_FORMAT_AUTO);
+	b = open_ok(&other, MBOX_FORMAT_AUTO);	/* this process */
+	mailbox_close(&b);
+	assert_int_equal(child_open(&other), STORE_OK);	/* another one */
+	assert_int_equal(child_open(fx), STORE_IN_USE);
+	mailbox_close(&a);
+	assert_int_equal(child_open(fx), STORE_OK);
+}
+
+/* Descriptors this process has open now. */
+static int
+count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1;	/* opendir()'s own */
+}
+
+/* An open mailbox, locked, holds no descriptor at all: a session costs
+ * its socket only. */
+static void
+test_lock_holds_no_fd(void **state)
+{
+	struct fx *fx = *state;
+	struct fx eml = *fx;
+	struct mailbox *a, *b = NULL, *c = NULL;
+	char *body;
+	size_t len;
+	int before;
+
+	fill_maildir(fx);
+	snprintf(eml.box, sizeof(eml.box), "%s/eml", fx->root);
+	assert_int_equal(mkdir(eml.box, 0700), 0);
+	puts_(&eml, "1.eml", M1);
+	before = count_fds();
+	for (int round = 0; round < 2; round++) {	/* cold, then warm */
+		a = open_ok(fx, MBOX_FORMAT_AUTO);
+		b = open_ok(&eml, MBOX_FORMAT_AUTO);
+		assert_int_equal(count_fds(), before);
+		assert_int_equal(mailbox_open(fx->box, MBOX_FORMAT_AUTO, &c,
+		    NULL, 0), STORE_IN_USE);
+		assert_null(c);
+		assert_int_equal(child_open(fx), STORE_IN_USE);
+		/* reopened on demand, and the right files */
+		body = read_msg(a, 0, &len);
+		assert_int_equal(len, strlen(M1));
+		assert_memory_equal(body, M1, len);
+		free(body);
+		mailbox_close(&a);
+		mailbox_close(&b);
+		assert_int_equal(count_fds(), before);
+	}
+	b = open_ok(&eml, MBOX_FORMAT_AUTO);
+	body = read_msg(b, 0, &len);
+	assert_int_equal(len, strlen(M1));
+	free(body);
+	mailbox_close(&b);
+}
+
+/* The mailbox directory is replaced during the session (renamed away, a
+ * new one with the same names put in its place): the session must not
+ * read or delete in the new one. */
+static void
+test_lock_root_replaced(void **state)
+{
+	struct fx *fx = *state;
+	struct fx old = *fx;
+	struct mailbox *a;
+	struct msg_reader *r = NULL;
+	uint8_t del[1] = { 0x07 };
+	uint32_t n = 99;
+
+	fill_maildir(fx);
+	a = open_ok(fx, MBOX_FORMAT_AUTO);
+	snprintf(old.box, sizeof(old.box), "%s/box.old", fx->root);
+	assert_int_equal(rename(fx->box, old.box), 0);
+	fill_maildir(fx);
+	assert_int_equal(mailbox_msg_open(a, 1, &r), STORE_TEMP);
+	assert_null(r);
+	assert_int_equal(mailbox_commit(a, del, &n), STORE_TEMP);
+	assert_int_equal(n, 0);
+	mailbox_close(&a);
+	assert_true(exists(fx, "cur/1700000000.M1P1.host:2,S"));
+	assert_true(exists(fx, "new/1700000001.M1P1.host"));
+	assert_true(exists(fx, "new/1700000002.M1P1.host"));
+	assert_true(exists(&old, "cur/1700000000.M1P1.host:2,S"));
+	assert_true(exists(&old, "new/1700000001.M1P1.host"));
+	assert_true(exists(&old, "new/1700000002.M1P1.host"));
+	/* the new directory is a mailbox of its own, and unlocked */
+	a = open_ok(fx, MBOX_FORMAT_AUTO);
+	assert_int_equal(mailbox_count(a), 3);
+	mailbox_close(&a);
+}
+
+static void
+test_lock_file_checks(void **state)
+{
+	struct fx *fx = *state;
+	char p[160], err[256];
+	struct stat st;
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/no/such.lock", fx->root);
+	err[0] = '\0';
+	assert_false(store_lock_file_open(p, (uid_t)-1, (gid_t)-1, err,
+	    sizeof(err)));
+	assert_non_null(strstr(err, strerror(ENOENT)));
+
+	snprintf(p, sizeof(p), "%s/link.lock", fx->root);
+	assert_int_equal(symlink(lock_path, p), 0);
+	assert_false(store_lock_file_open(p, (uid_t)-1, (gid_t)-1, err,
+	    sizeof(err)));
+	assert_non_null(strstr(err, "symbolic link"));
+
+	snprintf(p, sizeof(p), "%s/fifo.lock", fx->root);
+	assert_int_equal(mkfifo(p, 0600), 0);
+	assert_false(store_lock_file_open(p, (uid_t)-1, (gid_t)-1, err,
+	    sizeof(err)));
+	assert_non_null(strstr(err, "regular file"));
+
+	snprintf(p, sizeof(p), "%s/new.lock", fx->root);
+	assert_true(store_lock_file_open(p, (uid_t)-1, (gid_t)-1, err,
+	    sizeof(err)));
+	assert_int_equal(stat(p, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(st.st_uid, geteuid());
+
+	if (geteuid() == 0) {
+		/* someone else's file could be locked by them: refused,
+		 * unless it is RunAsUser's */
+		snprintf(p, sizeof(p), "%s/nobody.lock", fx->root);
+		fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		assert_true(fd >= 0);
+		close(fd);
+		assert_int_equal(chown(p, 65534, 65534), 0);
+		assert_false(store_lock_file_open(p, (uid_t)-1, (gid_t)-1, err,
+		    sizeof(err)));
+		assert_non_null(strstr(err, "owned by uid 65534"));
+		assert_false(store_lock_file_open(p, 1234, 1234, err,
+		    sizeof(err)));
+		assert_true(store_lock_file_open(p, 65534, 65534, err,
+		    sizeof(err)));
+		/* root's file (new or not) is handed to RunAsUser */
+		snprintf(p, sizeof(p), "%s/handed.lock", fx->root);
+		assert_true(store_lock_file_open(p, 65534, 65534, err,
+		    sizeof(err)));
+		assert_int_equal(stat(p, &st), 0);
+		assert_int_equal(st.st_uid, 65534);
+		assert_int_equal(st.st_gid, 65534);
+		assert_int_equal(st.st_mode & 0777, 0600);
+	}
+	assert_true(lock_file_reopen());
+}
+
+/* Every posuto process, of any version, must map a mailbox to the same
+ * byte: pinned values. */
+static void
+test_lock_offset_fixed(void **state)
+{
+	(void)state;
+	assert_int_equal(store_lock_offset(0, 0),
+	    UINT64_C(0x2706dd2f4d197e6f));
+	assert_int_equal(store_lock_offset(2049, 12345),
+	    UINT64_C(0x1cd04b63c5619ba5));
+	assert_int_equal(store_lock_offset(66306, 2),
+	    UINT64_C(0x236535c4ff900f06));
+	assert_int_not_equal(store_lock_offset(1, 2), store_lock_offset(2, 1));
+	for (uint64_t i = 0; i < 1000; i++)
+		assert_true(store_lock_offset((dev_t)i, (ino_t)(i * 7919)) <
+		    (UINT64_C(1) << 62));
 }
 
 static void
@@ -705,18 +916,19 @@ test_wire_fd(void **state)
 	struct fx *fx = *state;
 	struct mailbox *mb;
 	struct msg_reader *r;
-	off_t len = 0;
+	off_t off = -1, len = 0;
 	int pass;
 
 	fill_maildir(fx);
 	for (pass = 0; pass < 2; pass++) {	/* cold, then from index */
 		mb = open_ok(fx, MBOX_FORMAT_AUTO);
 		assert_int_equal(mailbox_msg_open(mb, 1, &r), STORE_OK);
-		assert_true(msg_reader_wire_fd(r, &len) >= 0);
+		assert_true(msg_reader_wire_fd(r, &off, &len) >= 0);
+		assert_int_equal(off, 0);	/* the message file itself */
 		assert_int_equal(len, (off_t)strlen(M2));
 		msg_reader_close(&r);
 		assert_int_equal(mailbox_msg_open(mb, 0, &r), STORE_OK);
-		assert_int_equal(msg_reader_wire_fd(r, &len), -1);
+		assert_int_equal(msg_reader_wire_fd(r, &off, &len), -1);
 		msg_reader_close(&r);
 		mailbox_close(&mb);
 	}
@@ -944,6 +1156,11 @@ main(void)
 		T(test_uidl_sanitised),
 		T(test_lock_same_process),
 		T(test_lock_cross_process),
+		T(test_lock_other_mailbox),
+		T(test_lock_holds_no_fd),
+		T(test_lock_root_replaced),
+		T(test_lock_file_checks),
+		T(test_lock_offset_fixed),
 		T(test_commit),
 		T(test_commit_unseen_moves),
 		T(test_close_without_commit),
@@ -965,6 +1182,16 @@ main(void)
 #undef T
 	};
 
+	int fd, rc;
+
 	log_init("test_store", false, LOG_LVL_ERROR);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	snprintf(lock_path, sizeof(lock_path), "/tmp/posuto-lock-XXXXXX");
+	if ((fd = mkstemp(lock_path)) == -1)
+		return 1;
+	close(fd);
+	if (!lock_file_reopen())
+		return 1;
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	unlink(lock_path);
+	return rc;
 }
