@@ -18,10 +18,12 @@
 #include "daemon/privdrop.h"
 #include "daemon/server.h"
 #include "lib/log.h"
+#include "lib/params.h"
 #include "lib/xmalloc.h"
 #include "net/iplimit.h"
 #include "net/listener.h"
 #include "net/tls.h"
+#include "net/conn.h"
 #include "net/workq.h"
 #include "store/store.h"
 #include "store/store_lock.h"
@@ -345,10 +347,15 @@ server_run(const struct server_opts *opts)
 		 * reply would otherwise add and remove the write event. */
 		struct event_config *ec = event_config_new();
 		event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+		/* Look for new events after a few bulk writes, so a command
+		 * never waits for every streaming connection's turn. */
+		event_config_set_max_dispatch_interval(ec, NULL,
+		    CONN_BULK_CALLBACKS, CONN_PRI_BULK);
 		srv.env.base = event_base_new_with_config(ec);
 		event_config_free(ec);
 	}
-	if (srv.env.base == NULL)
+	if (srv.env.base == NULL ||
+	    event_base_priority_init(srv.env.base, CONN_PRIORITIES) != 0)
 		fatal("event_base_new failed");
 	srv.env.iplimit = iplimit_new();
 	privdrop_raise_nofile();

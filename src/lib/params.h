@@ -19,8 +19,10 @@
 /* Stop reading a client's commands while this much output is queued:
  * pipelined RETRs cannot make us buffer more than one chunk ahead. */
 #define POP3_OUTPUT_HIGH_WATER	(256 * 1024)
+/* Bulk (streaming) callbacks run before the loop looks for new events. */
+#define CONN_BULK_CALLBACKS	2
 /* Bytes written to one socket per event loop turn (libevent: 16 KiB). */
-#define CONN_MAX_SINGLE_WRITE	POP3_OUTPUT_HIGH_WATER
+#define CONN_MAX_SINGLE_WRITE	(64 * 1024)
 /* Bytes of a message read per chunk when streaming it. */
 #define POP3_STREAM_CHUNK	(64 * 1024)
 /* Pre-auth: output buffered for a client that does not read (Dovecot 4 KiB). */

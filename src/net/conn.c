@@ -32,6 +32,7 @@ struct conn {
 	bool handshaking;
 	bool paused;
 	bool want_drained;
+	bool bulk;			/* at CONN_PRI_BULK */
 	bool out_dead;			/* a write failed: output is discarded */
 	size_t drained_low;
 	unsigned timeout;
@@ -67,6 +68,18 @@ conn_apply_timeouts(struct conn *c)
 }
 
 static void
+conn_apply_priority(struct conn *c)
+{
+	int pri = c->bulk ? CONN_PRI_BULK : CONN_PRI_NORMAL;
+
+	/* Best effort: libevent refuses while an event is active, and the
+	 * next call (the next command) tries again. */
+	(void)bufferevent_priority_set(c->bev, pri);
+	if (c->wbev != NULL)
+		(void)bufferevent_priority_set(c->wbev, pri);
+}
+
+static void
 conn_setup_bev(struct conn *c)
 {
 	bufferevent_setcb(c->bev, conn_on_read, c->wbev ? NULL : conn_on_write,
@@ -81,6 +94,7 @@ conn_setup_bev(struct conn *c)
 	 * would take 300 loop iterations.  One output high-water mark per
 	 * turn still lets 64 streaming sessions take turns within a few ms. */
 	bufferevent_set_max_single_write(conn_wbev(c), CONN_MAX_SINGLE_WRITE);
+	conn_apply_priority(c);
 	conn_apply_timeouts(c);
 	bufferevent_enable(c->bev, c->paused ? EV_WRITE : EV_READ | EV_WRITE);
 	if (c->wbev != NULL)
@@ -237,6 +251,15 @@ conn_set_timeout(struct conn *c, unsigned secs)
 {
 	c->timeout = secs;
 	conn_apply_timeouts(c);
+}
+
+void
+conn_set_bulk(struct conn *c, bool bulk)
+{
+	if (c->bulk == bulk || c->tls_pending != NULL)
+		return;
+	c->bulk = bulk;
+	conn_apply_priority(c);
 }
 
 void

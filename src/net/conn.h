@@ -43,6 +43,16 @@ struct evbuffer *conn_out(struct conn *c);
 
 /* Idle timeout in seconds for reading and for output progress. */
 void conn_set_timeout(struct conn *c, unsigned secs);
+/*
+ * Event priorities of the loop (event_base_priority_init(CONN_PRIORITIES)
+ * by the caller): a connection streaming a big reply is served after
+ * everything else that is ready, so one that sends a command is answered
+ * in a fraction of a millisecond however many others stream.
+ */
+#define CONN_PRIORITIES	3
+#define CONN_PRI_NORMAL	1	/* libevent's default: timers, jobs, accepts */
+#define CONN_PRI_BULK	2
+void conn_set_bulk(struct conn *c, bool bulk);
 /* Stop/resume reading from the peer (the input buffer keeps what it has). */
 void conn_pause_reading(struct conn *c, bool paused);
 /* Deliver CONN_EV_DRAINED once buffered output is at most low bytes. */

@@ -311,6 +311,9 @@ pop3_session_process(struct pop3_session *s)
 
 	while (s->state != POP3_STATE_CLOSED && !s->close_after_flush &&
 	    !s->busy && s->stream == NULL) {
+		/* Streaming: everyone else's commands go first. */
+		conn_set_bulk(s->conn,
+		    conn_out_pending(s->conn) > POP3_OUTPUT_HIGH_WATER / 4);
 		/* A pipelining client that never reads its replies must not
 		 * make us buffer without bound (I8). */
 		if (conn_out_pending(s->conn) > POP3_OUTPUT_HIGH_WATER) {
