@@ -65,7 +65,13 @@ has_server() { [[ ",$SERVERS," == *",$1,"* ]]; }
 log() { printf '%s run.sh: %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "$*"; exit 2; }
 
-FAILED=0			# verification errors seen
+FAILED=0			# verification errors seen (posuto, ceilings, harness)
+CMP_FAILED=0			# Dovecot runs that did not complete: data, shown in the table
+
+step_failed() {	# server: a run with errors fails the benchmark, unless it
+	# is Dovecot's (holding 10,000 sessions is beyond it on a small box)
+	if [ "$1" = dovecot ]; then CMP_FAILED=$((CMP_FAILED + 1)); else FAILED=$((FAILED + 1)); fi
+}
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 NOFILE=$(ulimit -n)
 
@@ -457,7 +463,7 @@ run_gen() {
 	rc=$?
 	t1=$(cpu_ticks "${PID[$srv]}")
 	if [ $rc != 0 ] || [ -z "$out" ]; then
-		FAILED=$((FAILED + 1))
+		step_failed "$srv"
 		log "FAIL $scen on $srv (exit $rc):"
 		head -20 "$WORK/gen.err" >&2
 		[ -z "$out" ] && out='{"errors":1}'
@@ -560,7 +566,7 @@ sc_idle() {
 			local out
 			out=$(cat "$WORK/idle.out")
 			if [ $rc != 0 ] || [ -z "$out" ]; then
-				FAILED=$((FAILED + 1))
+				step_failed "$s"
 				log "FAIL idle-$n on $s (exit $rc):"
 				head -20 "$WORK/gen.err" >&2
 				[ -z "$out" ] && out='{"errors":1}'
@@ -649,6 +655,7 @@ $PY "$HERE/report.py" --raw "$RAW" --out "$OUT/results.json" --machine "$MACHINE
     --dovecot "$DOVECOT_VERSION" --smoke $SMOKE --reps "$REPS" --duration "$DUR" || FAILED=$((FAILED + 1))
 cp "$RAW" "$OUT/raw.jsonl"
 
+[ $CMP_FAILED -gt 0 ] && log "note: $CMP_FAILED Dovecot run(s) did not complete (see the table)"
 if [ $FAILED -gt 0 ]; then
 	log "FAILED: $FAILED step(s) had verification errors or did not complete"
 	exit 1

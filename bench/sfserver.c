@@ -484,7 +484,13 @@ main(int argc, char **argv)
 				}
 				continue;
 			}
-			if (evs[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
+			/* A peer that is gone must be dropped here: HUP stays
+			 * ready, and pumping it would spin this (shared) core. */
+			if (evs[i].events & (EPOLLERR | EPOLLHUP)) {
+				drop(c);
+				continue;
+			}
+			if (evs[i].events & EPOLLOUT) {
 				pump(c);
 				continue;	/* c may be gone; EPOLLIN comes again */
 			}

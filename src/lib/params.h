@@ -22,7 +22,7 @@
 /* Bulk (streaming) callbacks run before the loop looks for new events. */
 #define CONN_BULK_CALLBACKS	2
 /* Bytes written to one socket per event loop turn (libevent: 16 KiB). */
-#define CONN_MAX_SINGLE_WRITE	(64 * 1024)
+#define CONN_MAX_SINGLE_WRITE	(1024 * 1024)
 /* Bytes of a message read per chunk when streaming it. */
 #define POP3_STREAM_CHUNK	(64 * 1024)
 /* Pre-auth: output buffered for a client that does not read (Dovecot 4 KiB). */

@@ -719,9 +719,17 @@ msg_reader_read(struct msg_reader *r, void *buf, size_t len)
 {
 	ssize_t n;
 
+	/* Messages do not grow: stopping at the size seen at open spares
+	 * the read() that would only say EOF, one per message. */
+	if (len > r->raw_size - r->done)
+		len = (size_t)(r->raw_size - r->done);
+	if (len == 0)
+		return 0;
 	do
 		n = read(r->fd, buf, len);
 	while (n == -1 && errno == EINTR);
+	if (n > 0)
+		r->done += (uint64_t)n;
 	return n;
 }
 

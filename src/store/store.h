@@ -74,7 +74,8 @@ uint64_t mailbox_total_size(const struct mailbox *mb);
  */
 enum store_status mailbox_msg_open(struct mailbox *mb, uint32_t idx,
     struct msg_reader **r_r);
-/* Reads up to len raw stored bytes; 0 at end, -1 on error (errno set). */
+/* Reads up to len raw stored bytes; 0 at end (the size the file had when
+ * opened), -1 on error (errno set). */
 ssize_t msg_reader_read(struct msg_reader *r, void *buf, size_t len);
 /*
  * If the exact wire form of the message (CRLF endings, dot-stuffed,

@@ -69,7 +69,8 @@ enum store_wire_state {
 struct msg_reader {
 	int fd;
 	uint32_t idx;
-	uint64_t raw_size;
+	uint64_t raw_size;		/* st_size at open: where reading ends */
+	uint64_t done;			/* bytes msg_reader_read() returned */
 	bool wire_form;			/* fd itself is the wire form */
 	enum store_wire_state wire;
 	int wire_fd;			/* STORE_WIRE_CACHED: the copy */

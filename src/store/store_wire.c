@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,7 @@ struct store_wire_job {
 static _Atomic uint64_t wire_min_size;
 static atomic_uint wire_jobs;
 static atomic_uint wire_seq;
+static atomic_bool wire_warned;
 
 void
 store_wire_configure(uint64_t min_size)
@@ -306,12 +308,18 @@ store_wire_job_run(struct store_wire_job *j)
 	if (ok)
 		return;
 fail:
-	/* The message itself is untouched; a full disk only costs speed. */
 	if (errno == EAGAIN || errno == ENOENT)
 		return;		/* the message changed or went meanwhile */
-	log_msg(errno == ENOSPC || errno == EDQUOT ? LOG_LVL_DEBUG :
-	    LOG_LVL_WARN, "store: wire cache %s/%s: %s", j->dir, j->key,
-	    strerror(errno));
+	/* The message itself is untouched: a full disk or a read-only
+	 * mailbox only costs speed, and would fail on every RETR, so only
+	 * the first failure is a warning. */
+	e = errno;
+	if (!atomic_exchange(&wire_warned, true))
+		log_warnx("store: wire cache %s/%s: %s (further failures are "
+		    "logged at debug level)", j->dir, j->key, strerror(e));
+	else
+		log_debug("store: wire cache %s/%s: %s", j->dir, j->key,
+		    strerror(e));
 }
 
 /* --- sweeping copies of messages that are gone ----------------------- */
