@@ -91,8 +91,8 @@ conn_setup_bev(struct conn *c)
 	bufferevent_setwatermark(c->bev, EV_READ, 0, 4 * POP3_MAX_SASL_LINE);
 	bufferevent_setwatermark(conn_wbev(c), EV_WRITE, c->drained_low, 0);
 	/* libevent writes at most 16 KiB per wakeup by default: a 5 MB RETR
-	 * would take 300 loop iterations.  One output high-water mark per
-	 * turn still lets 64 streaming sessions take turns within a few ms. */
+	 * would take 300 loop iterations.  Bigger turns cannot delay other
+	 * clients' commands: streams run at CONN_PRI_BULK. */
 	bufferevent_set_max_single_write(conn_wbev(c), CONN_MAX_SINGLE_WRITE);
 	conn_apply_priority(c);
 	conn_apply_timeouts(c);
