@@ -58,7 +58,7 @@ struct mailbox;
 
 /* The wire cache (store_wire.c). */
 #define STORE_WIRE_HDR_SIZE	64
-/* Copies built at once: they share the workers with logins. */
+/* Copies being built or queued (one background thread builds them). */
 #define STORE_WIRE_MAX_JOBS	2
 enum store_wire_state {
 	STORE_WIRE_NONE = 0,	/* not wanted: small, wire form, cache off */

@@ -150,7 +150,8 @@ store_wire_job_new(const struct mailbox *mb, uint32_t idx, int src_fd,
 	char dir[PATH_MAX];
 	unsigned n = atomic_load(&wire_jobs);
 
-	/* A few builds at a time: they share the workers with logins. */
+	/* One background thread builds them: a longer queue would only hold
+	 * descriptors for copies it cannot write any sooner. */
 	do {
 		if (n >= STORE_WIRE_MAX_JOBS)
 			return NULL;
