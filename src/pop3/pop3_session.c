@@ -311,12 +311,13 @@ pop3_session_process(struct pop3_session *s)
 
 	while (s->state != POP3_STATE_CLOSED && !s->close_after_flush &&
 	    !s->busy && s->stream == NULL) {
+		size_t pending = conn_out_pending(s->conn);
+
 		/* Streaming: everyone else's commands go first. */
-		conn_set_bulk(s->conn,
-		    conn_out_pending(s->conn) > POP3_OUTPUT_HIGH_WATER / 4);
+		conn_set_bulk(s->conn, pending > POP3_OUTPUT_HIGH_WATER / 4);
 		/* A pipelining client that never reads its replies must not
 		 * make us buffer without bound (I8). */
-		if (conn_out_pending(s->conn) > POP3_OUTPUT_HIGH_WATER) {
+		if (pending > POP3_OUTPUT_HIGH_WATER) {
 			conn_want_drained(s->conn, POP3_OUTPUT_HIGH_WATER / 2);
 			return;
 		}
@@ -344,10 +345,6 @@ pop3_session_process(struct pop3_session *s)
 		else
 			ev = pop3_cmd_dispatch(s, pop3_linebuf, len);
 		explicit_bzero(pop3_linebuf, len);	/* may hold a password */
-		/* Nobody will read it: the command counted, the body need
-		 * not be produced. */
-		if (s->stream != NULL && conn_out_dead(s->conn))
-			pop3_stream_free(s);
 		switch (ev) {
 		case POP3_EV_OK:
 			s->bad_cmds = 0;
@@ -429,10 +426,15 @@ pop3_session_on_conn(struct conn *c, enum conn_event ev, void *ctx)
 			s->end_reason = "disconnected";
 		/* After STLS the input is discarded and the handshake can
 		 * never finish. */
-		if (s->close_after_flush || s->stls_wait) {
+		if (s->stls_wait ||
+		    (s->close_after_flush && conn_out_dead(s->conn))) {
 			pop3_session_end(s, s->end_reason);
 			return;
 		}
+		/* Half-closed: the last replies still go out, then
+		 * CONN_EV_DRAINED ends the session. */
+		if (s->close_after_flush)
+			break;
 		/* Commands the client sent before closing still count (a
 		 * pipelined "DELE 1\r\nQUIT\r\n" then close must delete),
 		 * but a stream to a peer that is gone is pointless. */

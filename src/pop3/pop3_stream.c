@@ -168,6 +168,12 @@ void
 pop3_stream_start(struct pop3_session *s, struct pop3_stream *st)
 {
 	s->stream = st;
+	/* Nobody will read it: the command counted (RETR marks the message
+	 * seen), the body need not be produced. */
+	if (conn_out_dead(s->conn)) {
+		pop3_stream_free(s);
+		return;
+	}
 	/* A small reply finishes here and the command loop goes on; a big
 	 * one resumes from CONN_EV_DRAINED. */
 	(void)pop3_stream_fill(s);

@@ -50,11 +50,7 @@
 #endif
 #define STORE_READ_CHUNK	(64 * 1024)
 
-static void
-store_err(char *err, size_t errsz, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
+void
 store_err(char *err, size_t errsz, const char *fmt, ...)
 {
 	va_list ap;

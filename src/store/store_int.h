@@ -132,6 +132,9 @@ struct mailbox {
 extern const struct store_ops store_maildir_ops;
 extern const struct store_ops store_emldir_ops;
 
+/* Formats a reason into err[errsz] for the caller's log (NULL: none). */
+void store_err(char *err, size_t errsz, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Appends n bytes plus a NUL to the pool; returns the offset. */
 uint32_t store_pool_add(struct mailbox *mb, const char *s, size_t n);
 static inline const char *

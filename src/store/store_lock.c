@@ -25,7 +25,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +33,7 @@
 
 #include "lib/log.h"
 #include "lib/xmalloc.h"
+#include "store/store_int.h"
 
 #define STORE_LOCK_RUN_DIR	"/run/posuto"
 #define STORE_LOCK_RUN_FILE	STORE_LOCK_RUN_DIR "/mailbox.lock"
@@ -54,22 +54,6 @@ static int lock_fd = -1;		/* the lock file; -1: in-process only */
 static struct lock_entry **lock_tab;	/* chained by off; size a power of 2 */
 static size_t lock_tab_size;
 static size_t lock_count;
-
-static void
-lock_err(char *err, size_t errsz, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-lock_err(char *err, size_t errsz, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errsz == 0)
-		return;
-	va_start(ap, fmt);
-	(void)vsnprintf(err, errsz, fmt, ap);
-	va_end(ap);
-}
 
 /* splitmix64's finaliser: a fixed bijection, the same in every process. */
 static uint64_t
@@ -157,36 +141,36 @@ store_lock_file_open(const char *path, uid_t run_as_uid, gid_t run_as_gid,
 	    0600);
 	if (fd == -1) {
 		if (errno == ELOOP)
-			lock_err(err, errsz, "is a symbolic link");
+			store_err(err, errsz, "is a symbolic link");
 		else
-			lock_err(err, errsz, "cannot open: %s", strerror(errno));
+			store_err(err, errsz, "cannot open: %s", strerror(errno));
 		return false;
 	}
 	if (fstat(fd, &st) == -1) {
-		lock_err(err, errsz, "cannot stat: %s", strerror(errno));
+		store_err(err, errsz, "cannot stat: %s", strerror(errno));
 		goto fail;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		lock_err(err, errsz, "not a regular file");
+		store_err(err, errsz, "not a regular file");
 		goto fail;
 	}
 	/* Whoever can open the file can hold every mailbox hostage. */
 	if (st.st_uid != euid && st.st_uid != 0 &&
 	    (run_as_uid == (uid_t)-1 || st.st_uid != run_as_uid)) {
-		lock_err(err, errsz, "owned by uid %lu, which is neither this "
+		store_err(err, errsz, "owned by uid %lu, which is neither this "
 		    "user, root nor RunAsUser", (unsigned long)st.st_uid);
 		goto fail;
 	}
 	if (euid == 0 && run_as_uid != (uid_t)-1 && run_as_uid != 0 &&
 	    st.st_uid == 0 && fchown(fd, run_as_uid, run_as_gid) == -1) {
-		lock_err(err, errsz, "cannot hand it to RunAsUser: %s",
+		store_err(err, errsz, "cannot hand it to RunAsUser: %s",
 		    strerror(errno));
 		goto fail;
 	}
 	/* Better refused now than at every login (pre-3.15 kernels, some
 	 * network file systems). */
 	if (lock_fcntl(fd, F_OFD_GETLK, F_WRLCK, STORE_LOCK_PROBE_OFF) == -1) {
-		lock_err(err, errsz, "no OFD locks on this file system: %s",
+		store_err(err, errsz, "no OFD locks on this file system: %s",
 		    strerror(errno));
 		goto fail;
 	}
@@ -249,16 +233,16 @@ store_lock_acquire(dev_t dev, ino_t ino, char *err, size_t errsz)
 	if (slot != NULL && *slot != NULL) {
 		/* this mailbox, or one sharing its byte: the kernel could not
 		 * tell the two apart, so neither can we */
-		lock_err(err, errsz, "mailbox in use");
+		store_err(err, errsz, "mailbox in use");
 		st = STORE_IN_USE;
 	} else if (lock_fd != -1 &&
 	    lock_fcntl(lock_fd, F_OFD_SETLK, F_WRLCK, off) == -1) {
 		if (errno == EAGAIN || errno == EACCES) {
-			lock_err(err, errsz, "mailbox in use by another "
+			store_err(err, errsz, "mailbox in use by another "
 			    "process");
 			st = STORE_IN_USE;
 		} else {
-			lock_err(err, errsz, "cannot lock mailbox: %s",
+			store_err(err, errsz, "cannot lock mailbox: %s",
 			    strerror(errno));
 			st = STORE_TEMP;
 		}
