@@ -30,7 +30,7 @@ struct conn {
 	struct tls_ctx *tls_pending;	/* STLS: handshake starts once flushed */
 	bool tls;
 	bool handshaking;
-	bool paused;
+	bool in_full;			/* input at CONN_INPUT_MAX: not reading */
 	bool want_drained;
 	bool bulk;			/* at CONN_PRI_BULK */
 	bool out_dead;			/* a write failed: output is discarded */
@@ -45,6 +45,17 @@ struct conn {
 static void conn_on_read(struct bufferevent *bev, void *arg);
 static void conn_on_write(struct bufferevent *bev, void *arg);
 static void conn_on_event(struct bufferevent *bev, short what, void *arg);
+static void conn_on_input(struct evbuffer *buf,
+    const struct evbuffer_cb_info *info, void *arg);
+
+/*
+ * What a client can make us buffer before we stop reading (I8).  Not a
+ * libevent read watermark: at its high mark libevent 2.1 re-runs the read
+ * callback through a deferred callback on every loop turn, which spins the
+ * loop while a pipelining client waits for its output to drain, and it
+ * starves the connections at CONN_PRI_BULK (the stalled one included).
+ */
+#define CONN_INPUT_MAX	(4 * POP3_MAX_SASL_LINE)
 
 static struct bufferevent *
 conn_wbev(struct conn *c)
@@ -72,6 +83,12 @@ conn_apply_priority(struct conn *c)
 {
 	int pri = c->bulk ? CONN_PRI_BULK : CONN_PRI_NORMAL;
 
+	/* libevent 2.1 also moves the bufferevent's deferred callback to the
+	 * new priority without unqueueing it, which corrupts the loop's active
+	 * queues if it is scheduled; an OpenSSL bufferevent schedules it for
+	 * every write, so TLS connections keep the default priority. */
+	if (c->tls)
+		return;
 	/* Best effort: libevent refuses while an event is active, and the
 	 * next call (the next command) tries again. */
 	(void)bufferevent_priority_set(c->bev, pri);
@@ -86,9 +103,8 @@ conn_setup_bev(struct conn *c)
 	    conn_on_event, c);
 	if (c->wbev != NULL)
 		bufferevent_setcb(c->wbev, NULL, conn_on_write, conn_on_event, c);
-	/* Bound what a client can make us buffer: reading stops at this mark
-	 * until the session consumes lines (I8). */
-	bufferevent_setwatermark(c->bev, EV_READ, 0, 4 * POP3_MAX_SASL_LINE);
+	c->in_full = false;
+	evbuffer_add_cb(bufferevent_get_input(c->bev), conn_on_input, c);
 	bufferevent_setwatermark(conn_wbev(c), EV_WRITE, c->drained_low, 0);
 	/* libevent writes at most 16 KiB per wakeup by default: a 5 MB RETR
 	 * would take 300 loop iterations.  Bigger turns cannot delay other
@@ -96,7 +112,7 @@ conn_setup_bev(struct conn *c)
 	bufferevent_set_max_single_write(conn_wbev(c), CONN_MAX_SINGLE_WRITE);
 	conn_apply_priority(c);
 	conn_apply_timeouts(c);
-	bufferevent_enable(c->bev, c->paused ? EV_WRITE : EV_READ | EV_WRITE);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	if (c->wbev != NULL)
 		bufferevent_enable(c->wbev, EV_WRITE);
 }
@@ -263,20 +279,6 @@ conn_set_bulk(struct conn *c, bool bulk)
 }
 
 void
-conn_pause_reading(struct conn *c, bool paused)
-{
-	if (c->paused == paused)
-		return;
-	c->paused = paused;
-	if (c->tls_pending != NULL)
-		return;
-	if (paused)
-		bufferevent_disable(c->bev, EV_READ);
-	else
-		bufferevent_enable(c->bev, EV_READ);
-}
-
-void
 conn_want_drained(struct conn *c, size_t low)
 {
 	c->want_drained = true;
@@ -390,6 +392,27 @@ conn_peer_local(const struct conn *c)
 		return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) && a[12] == 127;
 	}
 	return c->peer.ss_family == AF_UNSPEC;
+}
+
+/* Reading stops at CONN_INPUT_MAX and resumes once the session has
+ * consumed half of it (not on every line: each toggle is an epoll_ctl). */
+static void
+conn_on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct conn *c = arg;
+	size_t len = info->orig_size + info->n_added - info->n_deleted;
+
+	(void)buf;
+	if (c->tls_pending != NULL)
+		return;		/* STLS: reading is off until the handshake */
+	if (!c->in_full && len >= CONN_INPUT_MAX) {
+		c->in_full = true;
+		bufferevent_disable(c->bev, EV_READ);
+	} else if (c->in_full && len < CONN_INPUT_MAX / 2) {
+		c->in_full = false;
+		bufferevent_enable(c->bev, EV_READ);
+	}
 }
 
 static void

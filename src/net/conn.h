@@ -53,8 +53,6 @@ void conn_set_timeout(struct conn *c, unsigned secs);
 #define CONN_PRI_NORMAL	1	/* libevent's default: timers, jobs, accepts */
 #define CONN_PRI_BULK	2
 void conn_set_bulk(struct conn *c, bool bulk);
-/* Stop/resume reading from the peer (the input buffer keeps what it has). */
-void conn_pause_reading(struct conn *c, bool paused);
 /* Deliver CONN_EV_DRAINED once buffered output is at most low bytes. */
 void conn_want_drained(struct conn *c, size_t low);
 /* Bytes queued to be sent; 0 once the output is dead. */

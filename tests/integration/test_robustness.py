@@ -9,8 +9,24 @@ import time
 
 
 from posuto_testlib import (
-    USER1, Maildir, Pop3, sample_message, to_wire,
+    USER1, Maildir, Pop3, ProtocolError, login_retry_inuse, sample_message,
+    to_wire,
 )
+
+
+def cpu_seconds(pid):
+    """User + system CPU time the process has used so far."""
+    f = pathlib.Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def login_after_drop(srv):
+    """The mailbox of a dropped session is free again: login succeeds (a
+    session wedged on the dead connection would keep it [IN-USE])."""
+    try:
+        return login_retry_inuse("127.0.0.1", srv.port)
+    except (ProtocolError, OSError) as e:
+        raise AssertionError("%s; server log:\n%s" % (e, srv.log()[-4000:]))
 
 
 def rss_kb(pid):
@@ -83,14 +99,40 @@ def test_client_that_never_reads_is_bounded(servers, maildir):
     grown = rss_kb(srv.pid()) - before
     assert grown < 500 * 1024, "server RSS grew by %d KiB" % grown
     c.close()
-    d = None
-    for _ in range(200):
-        d = Pop3("127.0.0.1", srv.port)
-        r = d.login()
-        if r.startswith(b"+OK"):
-            break
-        d.close()
-        time.sleep(0.1)
+    d = login_after_drop(srv)
+    assert d.stat()[0] == 1
+    d.quit()
+
+
+def test_stalled_pipelining_client_does_not_spin(servers, maildir):
+    """A client that queues more commands than the input bound while not
+    reading its RETR must cost no CPU while it waits: libevent 2.1
+    re-runs the read callback on every loop turn while the input is at
+    its high-water mark, which spun the loop and starved the stalled
+    connection's own write event (it could not even see the reset)."""
+    maildir.deliver(sample_message(1, body_lines=40000))  # ~1 MB
+    srv = servers.start()
+    c = Pop3("127.0.0.1", srv.port)
+    c.must_login()
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c.sock.settimeout(2)
+    try:
+        for _ in range(2000):
+            c.sock.sendall(b"RETR 1\r\n" * 64)
+    except socket.timeout:
+        pass
+    time.sleep(0.5)
+    before = cpu_seconds(srv.pid())
+    time.sleep(2)
+    used = cpu_seconds(srv.pid()) - before
+    # Idle is ~0 s; the spin used a whole core (2 s here).
+    assert used < 0.5, "server used %.2f s CPU while the client stalled" % used
+    # Everyone else is still served meanwhile.
+    o = Pop3("127.0.0.1", srv.port)
+    assert o.cmd("CAPA").startswith(b"+OK")
+    o.close()
+    c.close()
+    d = login_after_drop(srv)
     assert d.stat()[0] == 1
     d.quit()
 
