@@ -517,6 +517,21 @@ def login_retry_inuse(host, port, user=USER1, password="password", timeout=20):
     raise ProtocolError("login failed: %r" % last)
 
 
+def login_after_drop(srv, host, port, **kw):
+    """The mailbox of a dropped session is free again: login succeeds (a
+    session wedged on the dead connection would keep it [IN-USE])."""
+    try:
+        return login_retry_inuse(host, port, **kw)
+    except (ProtocolError, OSError) as e:
+        raise AssertionError("%s; server log:\n%s" % (e, srv.log()[-4000:]))
+
+
+def cpu_seconds(pid):
+    """User + system CPU time the process has used so far."""
+    f = pathlib.Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def apop_digest(greeting: bytes, secret: str) -> str:
     m = re.search(rb"<[^<>]*@[^<>]*>", greeting)
     assert m, "greeting has no APOP timestamp: %r" % greeting

@@ -9,24 +9,8 @@ import time
 
 
 from posuto_testlib import (
-    USER1, Maildir, Pop3, ProtocolError, login_retry_inuse, sample_message,
-    to_wire,
+    USER1, Maildir, Pop3, cpu_seconds, login_after_drop, sample_message, to_wire,
 )
-
-
-def cpu_seconds(pid):
-    """User + system CPU time the process has used so far."""
-    f = pathlib.Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def login_after_drop(srv):
-    """The mailbox of a dropped session is free again: login succeeds (a
-    session wedged on the dead connection would keep it [IN-USE])."""
-    try:
-        return login_retry_inuse("127.0.0.1", srv.port)
-    except (ProtocolError, OSError) as e:
-        raise AssertionError("%s; server log:\n%s" % (e, srv.log()[-4000:]))
 
 
 def rss_kb(pid):
@@ -99,7 +83,7 @@ def test_client_that_never_reads_is_bounded(servers, maildir):
     grown = rss_kb(srv.pid()) - before
     assert grown < 500 * 1024, "server RSS grew by %d KiB" % grown
     c.close()
-    d = login_after_drop(srv)
+    d = login_after_drop(srv, "127.0.0.1", srv.port)
     assert d.stat()[0] == 1
     d.quit()
 
@@ -132,7 +116,7 @@ def test_stalled_pipelining_client_does_not_spin(servers, maildir):
     assert o.cmd("CAPA").startswith(b"+OK")
     o.close()
     c.close()
-    d = login_after_drop(srv)
+    d = login_after_drop(srv, "127.0.0.1", srv.port)
     assert d.stat()[0] == 1
     d.quit()
 

@@ -14,8 +14,8 @@ import time
 import pytest
 
 from posuto_testlib import (
-    USER1, Maildir, Pop3, cert_fingerprint, free_port, posuto_bin, run, sample_message,
-    to_wire, write_config,
+    USER1, Maildir, Pop3, cert_fingerprint, cpu_seconds, free_port, login_after_drop,
+    posuto_bin, run, sample_message, to_wire, write_config,
 )
 
 
@@ -499,3 +499,29 @@ def test_plaintext_auth_allowed_off_loopback_when_configured(servers, tls_cert, 
     assert r.returncode == 0, r.stderr.decode() + log.read_text(errors="replace")
     res = json.loads(r.stdout.decode().strip().splitlines()[-1])
     assert res["user"].startswith("+OK") and res["pass"].startswith("+OK"), res
+
+
+def test_stalled_pipelining_tls_client_does_not_spin(servers, tls_cert, maildir):
+    """Over TLS too, a client that pipelines RETRs and stops reading costs
+    no CPU while it waits, and its reset frees the mailbox."""
+    maildir.deliver(sample_message(1, body_lines=20000))  # ~0.5 MB
+    srv = servers.start(tls_config(servers, tls_cert))
+    raw = socket.create_connection(("127.0.0.1", tls_port(srv)), timeout=30)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c = Pop3(sock=ctx_for(tls_cert).wrap_socket(raw, server_hostname="localhost"))
+    c.must_login()
+    c.sock.settimeout(2)
+    try:
+        for _ in range(2000):
+            c.sock.sendall(b"RETR 1\r\n" * 64)
+    except (socket.timeout, ssl.SSLError):
+        pass
+    time.sleep(0.5)
+    before = cpu_seconds(srv.pid())
+    time.sleep(2)
+    used = cpu_seconds(srv.pid()) - before
+    assert used < 0.5, "server used %.2f s CPU while the client stalled" % used
+    c.close()
+    d = login_after_drop(srv, "127.0.0.1", plain_port(srv))
+    assert d.stat()[0] == 1
+    d.quit()
