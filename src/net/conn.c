@@ -26,6 +26,8 @@ struct conn {
 	int rfd, wfd;
 	struct bufferevent *bev;	/* reads (and writes when rfd == wfd) */
 	struct bufferevent *wbev;	/* writes when rfd != wfd, else NULL */
+	struct evbuffer *stage;		/* plain socket: replies of this turn */
+	struct event *flush_ev;		/* sends the stage once the turn ends */
 	SSL *ssl;			/* owned by bev when TLS is on */
 	struct tls_ctx *tls_pending;	/* STLS: handshake starts once flushed */
 	bool tls;
@@ -47,6 +49,9 @@ static void conn_on_write(struct bufferevent *bev, void *arg);
 static void conn_on_event(struct bufferevent *bev, short what, void *arg);
 static void conn_on_input(struct evbuffer *buf,
     const struct evbuffer_cb_info *info, void *arg);
+static void conn_on_stage(struct evbuffer *buf,
+    const struct evbuffer_cb_info *info, void *arg);
+static void conn_on_flush(evutil_socket_t fd, short what, void *arg);
 
 /*
  * What a client can make us buffer before we stop reading (I8).  Not a
@@ -169,6 +174,40 @@ conn_fill_peer(struct conn *c, const struct sockaddr *peer, socklen_t peerlen)
 	}
 }
 
+/*
+ * Replies to a plain socket are written straight from the stage at the end
+ * of the loop turn that produced them, when nothing is queued before them:
+ * no write event is armed and polled for (two epoll_ctl and an epoll_wait
+ * per reply), and a RETR's "+OK", body and "." leave in one turn.  Only
+ * what the socket does not take goes to the bufferevent.
+ */
+static void
+conn_stage_new(struct conn *c)
+{
+	c->stage = evbuffer_new();
+	c->flush_ev = event_new(c->base, -1, 0, conn_on_flush, c);
+	if (c->stage == NULL || c->flush_ev == NULL)
+		fatal("out of memory for a connection");
+	/* lets evbuffer_add_file_segment() keep sendfile() segments */
+	evbuffer_set_flags(c->stage, EVBUFFER_FLAG_DRAINS_TO_FD);
+	evbuffer_add_cb(c->stage, conn_on_stage, c);
+	event_priority_set(c->flush_ev, CONN_PRI_NORMAL);
+}
+
+/* From here on every byte goes through the bufferevent (STLS, teardown). */
+static void
+conn_stage_free(struct conn *c)
+{
+	if (c->stage == NULL)
+		return;
+	if (evbuffer_get_length(c->stage) > 0 && !c->out_dead)
+		evbuffer_add_buffer(bufferevent_get_output(c->bev), c->stage);
+	event_free(c->flush_ev);
+	evbuffer_free(c->stage);
+	c->flush_ev = NULL;
+	c->stage = NULL;
+}
+
 struct conn *
 conn_new(struct event_base *base, int rfd, int wfd,
     const struct sockaddr *peer, socklen_t peerlen, struct tls_ctx *tls,
@@ -210,6 +249,8 @@ conn_new(struct event_base *base, int rfd, int wfd,
 			free(c);
 			return NULL;
 		}
+		if (wfd == rfd)
+			conn_stage_new(c);
 	}
 	conn_setup_bev(c);
 	return c;
@@ -223,6 +264,7 @@ conn_free(struct conn **cp)
 	if (c == NULL)
 		return;
 	*cp = NULL;
+	conn_stage_free(c);
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);	/* TLS: frees c->ssl, closes rfd */
 	if (c->wbev != NULL)
@@ -245,7 +287,17 @@ conn_in(struct conn *c)
 struct evbuffer *
 conn_out(struct conn *c)
 {
-	return bufferevent_get_output(conn_wbev(c));
+	return c->stage != NULL ? c->stage :
+	    bufferevent_get_output(conn_wbev(c));
+}
+
+/* Everything queued: the stage comes after the bufferevent's output. */
+static size_t
+conn_queued(struct conn *c)
+{
+	size_t n = evbuffer_get_length(bufferevent_get_output(conn_wbev(c)));
+
+	return c->stage != NULL ? n + evbuffer_get_length(c->stage) : n;
 }
 
 size_t
@@ -253,7 +305,7 @@ conn_out_pending(struct conn *c)
 {
 	/* libevent keeps a socket's output start frozen: what is there
 	 * stays until conn_free(), and only counts while it can leave. */
-	return c->out_dead ? 0 : evbuffer_get_length(conn_out(c));
+	return c->out_dead ? 0 : conn_queued(c);
 }
 
 bool
@@ -285,7 +337,7 @@ conn_want_drained(struct conn *c, size_t low)
 	c->drained_low = low;
 	bufferevent_setwatermark(conn_wbev(c), EV_WRITE, low, 0);
 	/* Already there: libevent only calls back on a transition. */
-	if (evbuffer_get_length(conn_out(c)) <= low) {
+	if (conn_queued(c) <= low) {
 		c->want_drained = false;
 		c->cb(c, CONN_EV_DRAINED, c->ctx);
 	}
@@ -317,6 +369,7 @@ conn_starttls(struct conn *c, struct tls_ctx *tls)
 {
 	struct evbuffer *in = conn_in(c);
 
+	conn_stage_free(c);		/* the "+OK" goes first, in clear */
 	evbuffer_drain(in, evbuffer_get_length(in));
 	bufferevent_disable(c->bev, EV_READ);
 	tls_ctx_ref(tls);
@@ -435,8 +488,53 @@ conn_on_write(struct bufferevent *bev, void *arg)
 			conn_begin_handshake(c);
 		return;
 	}
-	if (c->want_drained &&
-	    evbuffer_get_length(conn_out(c)) <= c->drained_low) {
+	if (c->want_drained && conn_queued(c) <= c->drained_low) {
+		c->want_drained = false;
+		c->cb(c, CONN_EV_DRAINED, c->ctx);
+	}
+}
+
+static void
+conn_on_stage(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct conn *c = arg;
+
+	(void)buf;
+	if (info->n_added > 0)
+		event_active(c->flush_ev, 0, 0);	/* no-op if already */
+}
+
+static void
+conn_on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t sent = 0;
+	int n;
+
+	(void)fd;
+	(void)what;
+	if (c->out_dead) {
+		evbuffer_drain(c->stage, evbuffer_get_length(c->stage));
+		return;
+	}
+	/* Bytes already queued go first; a write error is left for the
+	 * bufferevent to meet again and report the usual way. */
+	while (evbuffer_get_length(out) == 0 &&
+	    evbuffer_get_length(c->stage) > 0 && sent < CONN_MAX_SINGLE_WRITE) {
+		n = evbuffer_write_atmost(c->stage, c->wfd,
+		    CONN_MAX_SINGLE_WRITE - sent);
+		if (n <= 0)
+			break;
+		sent += (size_t)n;
+	}
+	if (evbuffer_get_length(c->stage) > 0) {
+		evbuffer_add_buffer(out, c->stage);
+		return;
+	}
+	if (sent > 0 && c->want_drained &&
+	    evbuffer_get_length(out) <= c->drained_low) {
 		c->want_drained = false;
 		c->cb(c, CONN_EV_DRAINED, c->ctx);
 	}
