@@ -1,6 +1,6 @@
 /*
  * store.c - the mailbox interface: format detection, taking the session
- * lock, sizing message files, readers, and dispatch to the backends.
+ * lock, readers, and dispatch to the backends (sizing: store_size.c).
  *
  * The lock (store_lock.h) is keyed by the root directory's (dev, ino) and
  * costs no descriptor, so once the scan is done every directory of the
@@ -20,9 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,17 +36,6 @@
 #include "store/store_index.h"
 #include "store/store_int.h"
 #include "store/store_lock.h"
-
-/* Bytes of an emldir message hashed into its UIDL (see store_emldir.c). */
-#define STORE_HASH_PREFIX	(16 * 1024)
-/* Below this many files to read, threads cost more than they save. */
-#define STORE_SIZE_MIN_PARALLEL	32
-/* Cold files are read in parallel: the work is I/O latency, not CPU, so
- * more threads than cores keep the disk queue full. */
-#ifndef STORE_SIZE_THREADS
-#define STORE_SIZE_THREADS	16
-#endif
-#define STORE_READ_CHUNK	(64 * 1024)
 
 void
 store_err(char *err, size_t errsz, const char *fmt, ...)
@@ -303,174 +290,6 @@ store_hash_uidl(const void *data, size_t len, char prefix, char *out)
 		fatalx("store: SHA-256 unavailable");
 	out[0] = prefix;
 	hex_encode(md, 16, out + 1);
-}
-
-/* --- sizing message files ------------------------------------------- */
-
-struct store_sizer {
-	struct mailbox *mb;
-	uint32_t *todo;
-	uint32_t n;
-	atomic_uint next;
-	atomic_int error;	/* first errno, 0 = none */
-	atomic_uint failed_idx;
-};
-
-/* Reads one file: wire size, wire-form flag, identity, emldir digest. */
-static int
-store_size_one(struct mailbox *mb, uint32_t idx, unsigned char *buf)
-{
-	struct store_msg *m = &mb->msgs[idx];
-	const char *name = store_pool_str(mb, m->name_off);
-	struct wire_size ws;
-	struct stat st;
-	EVP_MD_CTX *md = NULL;
-	uint64_t hashed = 0;
-	int fd, err = 0;
-
-	fd = store_openat_msg(store_dirfd(mb, m->dir), name, &st);
-	if (fd == -1)
-		return errno;
-	if (st.st_size > 4096)
-		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	if (m->flags & STORE_MSG_HASH) {
-		md = EVP_MD_CTX_new();
-		if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
-			fatalx("store: SHA-256 unavailable");
-	}
-	wire_size_init(&ws);
-	for (;;) {
-		ssize_t n = read(fd, buf, STORE_READ_CHUNK);
-
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			err = errno;
-			break;
-		}
-		if (n == 0)
-			break;
-		wire_size_update(&ws, buf, (size_t)n);
-		if (md != NULL && hashed < STORE_HASH_PREFIX) {
-			size_t h = (size_t)n;
-
-			if (h > STORE_HASH_PREFIX - hashed)
-				h = (size_t)(STORE_HASH_PREFIX - hashed);
-			(void)EVP_DigestUpdate(md, buf, h);
-			hashed += h;
-		}
-	}
-	close(fd);
-	if (err == 0) {
-		m->raw_size = ws.raw;
-		m->wire_size = wire_size_final(&ws);
-		m->ino = (uint64_t)st.st_ino;
-		m->mtime_sec = st.st_mtim.tv_sec;
-		m->mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
-		m->flags |= STORE_MSG_SIZED | STORE_MSG_RAW;
-		m->flags &= (uint16_t)~STORE_MSG_W_HINT;
-		if (wire_size_is_wire_form(&ws))
-			m->flags |= STORE_MSG_WIRE_FORM;
-		else
-			m->flags &= (uint16_t)~STORE_MSG_WIRE_FORM;
-		if (md != NULL) {
-			unsigned char dg[EVP_MAX_MD_SIZE];
-			unsigned int dl = 0;
-			char sz[24];
-			int l = snprintf(sz, sizeof(sz), "/%llu",
-			    (unsigned long long)ws.raw);
-
-			/* digest = SHA-256(first 16 KiB, file name, "/size") */
-			(void)EVP_DigestUpdate(md, name, strlen(name));
-			(void)EVP_DigestUpdate(md, sz, (size_t)l);
-			if (EVP_DigestFinal_ex(md, dg, &dl) != 1 || dl < 16)
-				fatalx("store: SHA-256 failed");
-			memcpy(mb->hashes[idx], dg, 16);
-		}
-	}
-	EVP_MD_CTX_free(md);
-	return err;
-}
-
-static void *
-store_size_worker(void *arg)
-{
-	struct store_sizer *sz = arg;
-	unsigned char *buf = xmalloc(STORE_READ_CHUNK);
-	unsigned i;
-
-	while ((i = atomic_fetch_add(&sz->next, 1)) < sz->n) {
-		uint32_t idx = sz->todo[i];
-		struct store_msg *m = &sz->mb->msgs[idx];
-		int err = store_size_one(sz->mb, idx, buf);
-
-		if (err == ENOENT || err == ELOOP || err == STORE_ENOTREG) {
-			/* deleted by someone else since readdir, or not a
-			 * regular file after all: not part of the snapshot */
-			m->flags |= STORE_MSG_GONE;
-		} else if (err != 0) {
-			int zero = 0;
-
-			if (atomic_compare_exchange_strong(&sz->error, &zero,
-			    err))
-				atomic_store(&sz->failed_idx, idx);
-		}
-	}
-	free(buf);
-	return NULL;
-}
-
-static enum store_status
-store_size_pending(struct mailbox *mb, char *err, size_t errsz)
-{
-	struct store_sizer sz;
-	pthread_t th[STORE_SIZE_THREADS];
-	unsigned nth = 0, t;
-	uint32_t i;
-
-	memset(&sz, 0, sizeof(sz));
-	sz.mb = mb;
-	sz.todo = xreallocarray(NULL, mb->count ? mb->count : 1,
-	    sizeof(*sz.todo));
-	for (i = 0; i < mb->count; i++)
-		if (!(mb->msgs[i].flags & STORE_MSG_SIZED) ||
-		    ((mb->msgs[i].flags & STORE_MSG_HASH) &&
-		    mb->msgs[i].uidl_off == 0))
-			sz.todo[sz.n++] = i;
-	atomic_init(&sz.next, 0);
-	atomic_init(&sz.error, 0);
-	atomic_init(&sz.failed_idx, 0);
-	if (sz.n > 0)
-		mb->index_dirty = true;
-	for (i = 0; i < sz.n; i++)
-		if (mb->msgs[sz.todo[i]].flags & STORE_MSG_HASH) {
-			mb->hashes = xcalloc(mb->count, sizeof(*mb->hashes));
-			break;
-		}
-	if (sz.n >= STORE_SIZE_MIN_PARALLEL) {
-		nth = sz.n / 16;
-		if (nth > STORE_SIZE_THREADS)
-			nth = STORE_SIZE_THREADS;
-		for (t = 0; t < nth; t++)
-			if (pthread_create(&th[t], NULL, store_size_worker,
-			    &sz) != 0)
-				break;
-		nth = t;
-	}
-	/* the calling thread works too (and alone if threads failed) */
-	store_size_worker(&sz);
-	for (t = 0; t < nth; t++)
-		pthread_join(th[t], NULL);
-	free(sz.todo);
-	if (atomic_load(&sz.error) != 0) {
-		int e = atomic_load(&sz.error);
-		uint32_t fi = atomic_load(&sz.failed_idx);
-
-		store_err(err, errsz, "cannot read message %s: %s",
-		    store_pool_str(mb, mb->msgs[fi].name_off), strerror(e));
-		return STORE_TEMP;
-	}
-	return STORE_OK;
 }
 
 /* Removes messages that vanished while the mailbox was being scanned. */

@@ -195,6 +195,11 @@ const struct dirent64 *store_dirscan_next(struct store_dirscan *ds);
  * under us) gives -1 with errno ESTALE. */
 int store_dirfd(struct mailbox *mb, enum store_dir d);
 
+/* Reads every message not yet sized (or, emldir, not yet digested);
+ * messages gone since the scan get STORE_MSG_GONE (store_size.c). */
+enum store_status store_size_pending(struct mailbox *mb, char *err,
+    size_t errsz);
+
 /* fsync() of a directory fd; logs on failure. */
 bool store_fsync_dir(int fd, const char *what);
 

@@ -1001,6 +1001,56 @@ test_unreadable_message(void **state)
 	assert_int_equal(WEXITSTATUS(status), STORE_TEMP);
 }
 
+/* Enough files for the parallel (and io_uring batched) sizing, with
+ * sizes around its first-read boundary (16 KiB) and reads of the rest. */
+static void
+test_size_many(void **state)
+{
+	struct fx *fx = *state;
+	static const size_t sizes[] = { 0, 1, 2, 16383, 16384, 16385, 16386,
+	    32768, 40000, 65536, 65537, 200000 };
+	enum { N = 150 };
+	uint64_t want[N], got[N], total = 0;
+	struct mailbox *mb;
+	char name[64];
+	uint32_t i, j;
+
+	mk_maildir(fx);
+	for (i = 0; i < N; i++) {
+		size_t len = sizes[i % (sizeof(sizes) / sizeof(sizes[0]))] + i;
+		char *m = malloc(len + 1);
+
+		assert_non_null(m);
+		for (j = 0; j < len; j++) {
+			/* lines of varying length, some dotted, some CRLF */
+			uint32_t k = (j * 7 + i) % 61;
+			m[j] = k == 0 ? '\n' : k == 1 && i % 3 == 0 ? '\r' :
+			    k == 2 ? '.' : (char)('a' + k % 26);
+		}
+		m[len] = '\0';
+		want[i] = wsize_of(m);
+		snprintf(name, sizeof(name), "new/17%08u.M%uP1.host", i, i);
+		put(fx, name, m, len);
+		free(m);
+	}
+	mb = open_ok(fx, MBOX_FORMAT_MAILDIR);
+	assert_int_equal(mailbox_count(mb), N);
+	for (i = 0; i < N; i++) {
+		got[i] = mailbox_msg_size(mb, i);
+		total += got[i];
+	}
+	assert_int_equal(mailbox_total_size(mb), total);
+	/* the order is the mailbox's: compare as multisets */
+	for (i = 0; i < N; i++) {
+		for (j = 0; j < N; j++)
+			if (got[j] == want[i])
+				break;
+		assert_true(j < N);
+		got[j] = UINT64_MAX;
+	}
+	mailbox_close(&mb);
+}
+
 /* --- emldir ------------------------------------------------------------ */
 
 static void
@@ -1175,6 +1225,7 @@ main(void)
 		T(test_wire_fd),
 		T(test_missing_and_bad_paths),
 		T(test_unreadable_message),
+	T(test_size_many),
 		T(test_emldir_basic),
 		T(test_emldir_reuse_and_duplicates),
 		T(test_emldir_commit),

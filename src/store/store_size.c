@@ -1,0 +1,353 @@
+/*
+ * store_size.c - reading message files whose sizes no index or file name
+ * gave: wire size (CRLF, dot-stuffing), wire-form flag, identity, and the
+ * emldir digest.
+ *
+ * Cold, this is one disk read per message, 100,000 of them for a big
+ * mailbox.  Threads keep the disk queue full; with io_uring each thread
+ * also submits its reads in batches, so a batch costs one block-layer
+ * submission (one doorbell write, a VM exit on virtio) instead of one per
+ * file.  That kernel work, not the disk, was the bound on a pinned core.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#ifdef HAVE_LIBURING
+#include <liburing.h>
+#endif
+
+#include "lib/log.h"
+#include "lib/wire.h"
+#include "lib/xmalloc.h"
+#include "store/store_int.h"
+
+/* Bytes of an emldir message hashed into its UIDL (see store_emldir.c). */
+#define SIZE_HASH_PREFIX	(16 * 1024)
+/* Below this many files to read, threads cost more than they save. */
+#define SIZE_MIN_PARALLEL	32
+/* Cold files are read in parallel: the work is I/O latency, not CPU, so
+ * more threads than cores keep the disk queue full. */
+#define SIZE_THREADS		16
+#define SIZE_READ_CHUNK		(64 * 1024)
+/* io_uring: files per batch, and the first read of each (most messages
+ * fit; the rest of a bigger one is read synchronously). */
+#define SIZE_BATCH		32
+#define SIZE_FIRST_READ		(16 * 1024)
+
+struct sizer {
+	struct mailbox *mb;
+	uint32_t *todo;
+	uint32_t n;
+	atomic_uint next;
+	atomic_int error;	/* first errno, 0 = none */
+	atomic_uint failed_idx;
+};
+
+/* One file being sized. */
+struct size_item {
+	uint32_t idx;
+	int fd;
+	int err;
+	struct stat st;
+	struct wire_size ws;
+	EVP_MD_CTX *md;		/* emldir: digest of the first bytes */
+	uint64_t hashed;
+};
+
+static void
+size_begin(struct mailbox *mb, struct size_item *it, uint32_t idx)
+{
+	struct store_msg *m = &mb->msgs[idx];
+
+	memset(it, 0, sizeof(*it));
+	it->idx = idx;
+	it->fd = store_openat_msg(store_dirfd(mb, m->dir),
+	    store_pool_str(mb, m->name_off), &it->st);
+	if (it->fd == -1) {
+		it->err = errno;
+		return;
+	}
+	if (m->flags & STORE_MSG_HASH) {
+		it->md = EVP_MD_CTX_new();
+		if (it->md == NULL ||
+		    EVP_DigestInit_ex(it->md, EVP_sha256(), NULL) != 1)
+			fatalx("store: SHA-256 unavailable");
+	}
+	wire_size_init(&it->ws);
+}
+
+static void
+size_feed(struct size_item *it, const unsigned char *buf, size_t n)
+{
+	wire_size_update(&it->ws, buf, n);
+	if (it->md != NULL && it->hashed < SIZE_HASH_PREFIX) {
+		size_t h = n;
+
+		if (h > SIZE_HASH_PREFIX - it->hashed)
+			h = (size_t)(SIZE_HASH_PREFIX - it->hashed);
+		(void)EVP_DigestUpdate(it->md, buf, h);
+		it->hashed += h;
+	}
+}
+
+/* Reads from the file offset to EOF. */
+static void
+size_read_rest(struct size_item *it, unsigned char *buf)
+{
+	for (;;) {
+		ssize_t n = read(it->fd, buf, SIZE_READ_CHUNK);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			it->err = errno;
+			return;
+		}
+		if (n == 0)
+			return;
+		size_feed(it, buf, (size_t)n);
+	}
+}
+
+/* Records the result in the message and releases the item. */
+static void
+size_end(struct sizer *sz, struct size_item *it)
+{
+	struct mailbox *mb = sz->mb;
+	struct store_msg *m = &mb->msgs[it->idx];
+	const char *name = store_pool_str(mb, m->name_off);
+
+	if (it->fd != -1)
+		close(it->fd);
+	if (it->err == ENOENT || it->err == ELOOP || it->err == STORE_ENOTREG) {
+		/* deleted by someone else since readdir, or not a regular
+		 * file after all: not part of the snapshot */
+		m->flags |= STORE_MSG_GONE;
+	} else if (it->err != 0) {
+		int zero = 0;
+
+		if (atomic_compare_exchange_strong(&sz->error, &zero, it->err))
+			atomic_store(&sz->failed_idx, it->idx);
+	} else {
+		m->raw_size = it->ws.raw;
+		m->wire_size = wire_size_final(&it->ws);
+		m->ino = (uint64_t)it->st.st_ino;
+		m->mtime_sec = it->st.st_mtim.tv_sec;
+		m->mtime_nsec = (uint32_t)it->st.st_mtim.tv_nsec;
+		m->flags |= STORE_MSG_SIZED | STORE_MSG_RAW;
+		m->flags &= (uint16_t)~STORE_MSG_W_HINT;
+		if (wire_size_is_wire_form(&it->ws))
+			m->flags |= STORE_MSG_WIRE_FORM;
+		else
+			m->flags &= (uint16_t)~STORE_MSG_WIRE_FORM;
+		if (it->md != NULL) {
+			unsigned char dg[EVP_MAX_MD_SIZE];
+			unsigned int dl = 0;
+			char szs[24];
+			int l = snprintf(szs, sizeof(szs), "/%llu",
+			    (unsigned long long)it->ws.raw);
+
+			/* digest = SHA-256(first 16 KiB, file name, "/size") */
+			(void)EVP_DigestUpdate(it->md, name, strlen(name));
+			(void)EVP_DigestUpdate(it->md, szs, (size_t)l);
+			if (EVP_DigestFinal_ex(it->md, dg, &dl) != 1 || dl < 16)
+				fatalx("store: SHA-256 failed");
+			memcpy(mb->hashes[it->idx], dg, 16);
+		}
+	}
+	EVP_MD_CTX_free(it->md);
+	it->md = NULL;
+	it->fd = -1;
+}
+
+static void
+size_files_sync(struct sizer *sz, unsigned char *buf)
+{
+	struct size_item it;
+	unsigned i;
+
+	while ((i = atomic_fetch_add(&sz->next, 1)) < sz->n) {
+		size_begin(sz->mb, &it, sz->todo[i]);
+		if (it.err == 0) {
+			if (it.st.st_size > 4096)
+				(void)posix_fadvise(it.fd, 0, 0,
+				    POSIX_FADV_SEQUENTIAL);
+			size_read_rest(&it, buf);
+		}
+		size_end(sz, &it);
+	}
+}
+
+#ifdef HAVE_LIBURING
+/* Submits the queued first reads and consumes their completions. */
+static void
+size_uring_run(struct io_uring *ring, struct size_item *items,
+    unsigned char *first, unsigned queued, unsigned char *buf)
+{
+	unsigned submitted = 0;
+
+	while (queued > 0) {
+		struct io_uring_cqe *cqe;
+		struct size_item *it;
+		unsigned k;
+		int r;
+
+		if (submitted < queued) {
+			r = io_uring_submit(ring);
+			if (r >= 0)
+				submitted += (unsigned)r;
+			else if (r != -EINTR && r != -EAGAIN && r != -EBUSY)
+				fatalx("store: io_uring submit: %s",
+				    strerror(-r));
+			if (submitted == 0)
+				continue;	/* nothing in flight to wait for */
+		}
+		r = io_uring_wait_cqe(ring, &cqe);
+		if (r == -EINTR || r == -EAGAIN)
+			continue;
+		if (r < 0)
+			fatalx("store: io_uring wait: %s", strerror(-r));
+		k = (unsigned)io_uring_cqe_get_data64(cqe);
+		it = &items[k];
+		if (cqe->res == -EINVAL || cqe->res == -EOPNOTSUPP) {
+			size_read_rest(it, buf);	/* no READ op: old kernel */
+		} else if (cqe->res < 0) {
+			it->err = -cqe->res;
+		} else {
+			size_feed(it, first + (size_t)k * SIZE_FIRST_READ,
+			    (size_t)cqe->res);
+			/* regular files read short only at EOF */
+			if (cqe->res == SIZE_FIRST_READ) {
+				if (lseek(it->fd, cqe->res, SEEK_SET) == -1)
+					it->err = errno;
+				else
+					size_read_rest(it, buf);
+			}
+		}
+		io_uring_cqe_seen(ring, cqe);
+		queued--;
+		submitted--;
+	}
+}
+
+/* Returns false if io_uring cannot be used here (old kernel, seccomp,
+ * io_uring_disabled): the caller reads synchronously instead. */
+static bool
+size_files_uring(struct sizer *sz, unsigned char *buf)
+{
+	struct io_uring ring;
+	struct size_item items[SIZE_BATCH];
+	unsigned char *first;
+	unsigned i, k, nb, queued;
+
+	if (io_uring_queue_init(SIZE_BATCH, &ring, 0) != 0)
+		return false;
+	first = xmalloc((size_t)SIZE_BATCH * SIZE_FIRST_READ);
+	for (;;) {
+		/* claim a batch; open its files (inode reads stay sync) */
+		for (nb = 0; nb < SIZE_BATCH; nb++) {
+			if ((i = atomic_fetch_add(&sz->next, 1)) >= sz->n)
+				break;
+			size_begin(sz->mb, &items[nb], sz->todo[i]);
+		}
+		if (nb == 0)
+			break;
+		queued = 0;
+		for (k = 0; k < nb; k++) {
+			struct io_uring_sqe *sqe;
+
+			if (items[k].err != 0 || items[k].st.st_size == 0)
+				continue;
+			sqe = io_uring_get_sqe(&ring);
+			if (sqe == NULL) {	/* cannot happen: depth = batch */
+				size_read_rest(&items[k], buf);
+				continue;
+			}
+			io_uring_prep_read(sqe, items[k].fd,
+			    first + (size_t)k * SIZE_FIRST_READ,
+			    SIZE_FIRST_READ, 0);
+			io_uring_sqe_set_data64(sqe, k);
+			queued++;
+		}
+		size_uring_run(&ring, items, first, queued, buf);
+		for (k = 0; k < nb; k++)
+			size_end(sz, &items[k]);
+	}
+	free(first);
+	io_uring_queue_exit(&ring);
+	return true;
+}
+#endif
+
+static void *
+size_worker(void *arg)
+{
+	struct sizer *sz = arg;
+	unsigned char *buf = xmalloc(SIZE_READ_CHUNK);
+
+#ifdef HAVE_LIBURING
+	if (!size_files_uring(sz, buf))
+#endif
+		size_files_sync(sz, buf);
+	free(buf);
+	return NULL;
+}
+
+enum store_status
+store_size_pending(struct mailbox *mb, char *err, size_t errsz)
+{
+	struct sizer sz;
+	pthread_t th[SIZE_THREADS];
+	unsigned nth = 0, t;
+	uint32_t i;
+
+	memset(&sz, 0, sizeof(sz));
+	sz.mb = mb;
+	sz.todo = xreallocarray(NULL, mb->count ? mb->count : 1,
+	    sizeof(*sz.todo));
+	for (i = 0; i < mb->count; i++)
+		if (!(mb->msgs[i].flags & STORE_MSG_SIZED) ||
+		    ((mb->msgs[i].flags & STORE_MSG_HASH) &&
+		    mb->msgs[i].uidl_off == 0))
+			sz.todo[sz.n++] = i;
+	atomic_init(&sz.next, 0);
+	atomic_init(&sz.error, 0);
+	atomic_init(&sz.failed_idx, 0);
+	if (sz.n > 0)
+		mb->index_dirty = true;
+	for (i = 0; i < sz.n; i++)
+		if (mb->msgs[sz.todo[i]].flags & STORE_MSG_HASH) {
+			mb->hashes = xcalloc(mb->count, sizeof(*mb->hashes));
+			break;
+		}
+	if (sz.n >= SIZE_MIN_PARALLEL) {
+		nth = sz.n / 16;
+		if (nth > SIZE_THREADS)
+			nth = SIZE_THREADS;
+		for (t = 0; t < nth; t++)
+			if (pthread_create(&th[t], NULL, size_worker, &sz) != 0)
+				break;
+		nth = t;
+	}
+	/* the calling thread works too (and alone if threads failed) */
+	size_worker(&sz);
+	for (t = 0; t < nth; t++)
+		pthread_join(th[t], NULL);
+	free(sz.todo);
+	if (atomic_load(&sz.error) != 0) {
+		int e = atomic_load(&sz.error);
+		uint32_t fi = atomic_load(&sz.failed_idx);
+
+		store_err(err, errsz, "cannot read message %s: %s",
+		    store_pool_str(mb, mb->msgs[fi].name_off), strerror(e));
+		return STORE_TEMP;
+	}
+	return STORE_OK;
+}
