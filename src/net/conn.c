@@ -520,11 +520,12 @@ conn_on_flush(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	/* Bytes already queued go first; a write error is left for the
-	 * bufferevent to meet again and report the usual way. */
+	 * bufferevent to meet again and report the usual way.  No cap per
+	 * turn: the stage holds at most one fill of a stream, and a
+	 * sendfile() stops when the socket buffer is full. */
 	while (evbuffer_get_length(out) == 0 &&
-	    evbuffer_get_length(c->stage) > 0 && sent < CONN_MAX_SINGLE_WRITE) {
-		n = evbuffer_write_atmost(c->stage, c->wfd,
-		    CONN_MAX_SINGLE_WRITE - sent);
+	    evbuffer_get_length(c->stage) > 0) {
+		n = evbuffer_write(c->stage, c->wfd);
 		if (n <= 0)
 			break;
 		sent += (size_t)n;
