@@ -61,6 +61,8 @@ static void conn_on_flush(evutil_socket_t fd, short what, void *arg);
  * starves the connections at CONN_PRI_BULK (the stalled one included).
  */
 #define CONN_INPUT_MAX	(4 * POP3_MAX_SASL_LINE)
+/* More output than this in one turn is a stream (see conn_on_flush). */
+#define CONN_DIRECT_MAX	(64 * 1024)
 
 static struct bufferevent *
 conn_wbev(struct conn *c)
@@ -519,10 +521,19 @@ conn_on_flush(evutil_socket_t fd, short what, void *arg)
 		evbuffer_drain(c->stage, evbuffer_get_length(c->stage));
 		return;
 	}
+	/* A stream (one sendfile() takes a whole segment, megabytes) is
+	 * written once everyone else's turn is done, like the bufferevent's
+	 * own writes at CONN_PRI_BULK. */
+	if (evbuffer_get_length(out) == 0 &&
+	    event_get_priority(c->flush_ev) != CONN_PRI_BULK &&
+	    (c->bulk || evbuffer_get_length(c->stage) > CONN_DIRECT_MAX)) {
+		event_priority_set(c->flush_ev, CONN_PRI_BULK);
+		event_active(c->flush_ev, 0, 0);
+		return;
+	}
+	event_priority_set(c->flush_ev, CONN_PRI_NORMAL);
 	/* Bytes already queued go first; a write error is left for the
-	 * bufferevent to meet again and report the usual way.  No cap per
-	 * turn: the stage holds at most one fill of a stream, and a
-	 * sendfile() stops when the socket buffer is full. */
+	 * bufferevent to meet again and report the usual way. */
 	while (evbuffer_get_length(out) == 0 &&
 	    evbuffer_get_length(c->stage) > 0) {
 		n = evbuffer_write(c->stage, c->wfd);
