@@ -532,6 +532,25 @@ def cpu_seconds(pid):
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def pipeline_retrs_without_reading(sock):
+    """Sends RETR 1 over and over, never reading, until the server stops
+    taking them (2 s without progress)."""
+    sock.settimeout(2)
+    try:
+        for _ in range(2000):
+            sock.sendall(b"RETR 1\r\n" * 64)
+    except (socket.timeout, ssl.SSLError):
+        pass
+
+
+def server_cpu_over(srv, secs=2.0):
+    """CPU seconds the server uses in the next `secs` seconds."""
+    time.sleep(0.5)
+    before = cpu_seconds(srv.pid())
+    time.sleep(secs)
+    return cpu_seconds(srv.pid()) - before
+
+
 def apop_digest(greeting: bytes, secret: str) -> str:
     m = re.search(rb"<[^<>]*@[^<>]*>", greeting)
     assert m, "greeting has no APOP timestamp: %r" % greeting

@@ -1225,7 +1225,7 @@ main(void)
 		T(test_wire_fd),
 		T(test_missing_and_bad_paths),
 		T(test_unreadable_message),
-	T(test_size_many),
+		T(test_size_many),
 		T(test_emldir_basic),
 		T(test_emldir_reuse_and_duplicates),
 		T(test_emldir_commit),
