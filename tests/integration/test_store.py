@@ -196,7 +196,7 @@ def test_uidl_stable_unique_and_well_formed(servers, maildir, tmp_path):
 
 
 def test_uidl_never_reused_after_delete(servers, maildir):
-    msgs, names = [], []
+    names = []
     for i in range(3):
         names.append(maildir.deliver(sample_message(i)))
     srv = servers.start()
