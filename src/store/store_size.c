@@ -186,36 +186,45 @@ size_files_sync(struct sizer *sz, unsigned char *buf)
 }
 
 #ifdef HAVE_LIBURING
-/* Submits the queued first reads and consumes their completions. */
-static void
+/* Submits the queued first reads and consumes their completions; false
+ * if the ring failed (the reads not completed are then marked EIO). */
+static bool
 size_uring_run(struct io_uring *ring, struct size_item *items,
-    unsigned char *first, unsigned queued, unsigned char *buf)
+    unsigned nb, unsigned char *first, unsigned queued, unsigned char *buf)
 {
-	unsigned submitted = 0;
+	unsigned submitted = 0, k;
+	bool *done = xcalloc(nb, sizeof(*done));
+	bool ok = true;
 
 	while (queued > 0) {
 		struct io_uring_cqe *cqe;
 		struct size_item *it;
-		unsigned k;
 		int r;
 
 		if (submitted < queued) {
 			r = io_uring_submit(ring);
 			if (r >= 0)
 				submitted += (unsigned)r;
-			else if (r != -EINTR && r != -EAGAIN && r != -EBUSY)
-				fatalx("store: io_uring submit: %s",
+			else if (r != -EINTR && r != -EAGAIN && r != -EBUSY) {
+				log_warnx("store: io_uring submit: %s",
 				    strerror(-r));
+				ok = false;
+				break;
+			}
 			if (submitted == 0)
 				continue;	/* nothing in flight to wait for */
 		}
 		r = io_uring_wait_cqe(ring, &cqe);
 		if (r == -EINTR || r == -EAGAIN)
 			continue;
-		if (r < 0)
-			fatalx("store: io_uring wait: %s", strerror(-r));
+		if (r < 0) {
+			log_warnx("store: io_uring wait: %s", strerror(-r));
+			ok = false;
+			break;
+		}
 		k = (unsigned)io_uring_cqe_get_data64(cqe);
 		it = &items[k];
+		done[k] = true;
 		if (cqe->res == -EINVAL || cqe->res == -EOPNOTSUPP) {
 			size_read_rest(it, buf);	/* no READ op: old kernel */
 		} else if (cqe->res < 0) {
@@ -235,6 +244,11 @@ size_uring_run(struct io_uring *ring, struct size_item *items,
 		queued--;
 		submitted--;
 	}
+	for (k = 0; !ok && k < nb; k++)
+		if (!done[k] && items[k].err == 0 && items[k].st.st_size > 0)
+			items[k].err = EIO;
+	free(done);
+	return ok;
 }
 
 /* Returns false if io_uring cannot be used here (old kernel, seccomp,
@@ -246,6 +260,7 @@ size_files_uring(struct sizer *sz, unsigned char *buf)
 	struct size_item items[SIZE_BATCH];
 	unsigned char *first;
 	unsigned i, k, nb, queued;
+	bool ok = true;
 
 	if (io_uring_queue_init(SIZE_BATCH, &ring, 0) != 0)
 		return false;
@@ -276,12 +291,18 @@ size_files_uring(struct sizer *sz, unsigned char *buf)
 			io_uring_sqe_set_data64(sqe, k);
 			queued++;
 		}
-		size_uring_run(&ring, items, first, queued, buf);
+		ok = size_uring_run(&ring, items, nb, first, queued, buf);
 		for (k = 0; k < nb; k++)
 			size_end(sz, &items[k]);
+		if (!ok)
+			break;
 	}
-	free(first);
 	io_uring_queue_exit(&ring);
+	/* After a ring failure reads may still land in it: never freed. */
+	if (ok)
+		free(first);
+	else
+		size_files_sync(sz, buf);
 	return true;
 }
 #endif
