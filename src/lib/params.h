@@ -19,6 +19,9 @@
 /* Stop reading a client's commands while this much output is queued:
  * pipelined RETRs cannot make us buffer more than one chunk ahead. */
 #define POP3_OUTPUT_HIGH_WATER	(256 * 1024)
+/* More output queued than this is a stream: it is written at the bulk
+ * priority, after everyone else's commands. */
+#define CONN_BULK_MIN		(POP3_OUTPUT_HIGH_WATER / 4)
 /* Bulk (streaming) callbacks run before the loop looks for new events. */
 #define CONN_BULK_CALLBACKS	2
 /* Bytes written to one socket per event loop turn (libevent: 16 KiB). */

@@ -61,8 +61,6 @@ static void conn_on_flush(evutil_socket_t fd, short what, void *arg);
  * starves the connections at CONN_PRI_BULK (the stalled one included).
  */
 #define CONN_INPUT_MAX	(4 * POP3_MAX_SASL_LINE)
-/* More output than this in one turn is a stream (see conn_on_flush). */
-#define CONN_DIRECT_MAX	(64 * 1024)
 
 static struct bufferevent *
 conn_wbev(struct conn *c)
@@ -503,8 +501,10 @@ conn_on_stage(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 	struct conn *c = arg;
 
 	(void)buf;
-	if (info->n_added > 0)
-		event_active(c->flush_ev, 0, 0);	/* no-op if already */
+	/* A non-empty stage always has its flush pending (conn_on_flush
+	 * empties it or re-arms), so only the first byte arms it. */
+	if (info->n_added > 0 && info->orig_size == 0)
+		event_active(c->flush_ev, 0, 0);
 }
 
 static void
@@ -526,7 +526,7 @@ conn_on_flush(evutil_socket_t fd, short what, void *arg)
 	 * own writes at CONN_PRI_BULK. */
 	if (evbuffer_get_length(out) == 0 &&
 	    event_get_priority(c->flush_ev) != CONN_PRI_BULK &&
-	    (c->bulk || evbuffer_get_length(c->stage) > CONN_DIRECT_MAX)) {
+	    (c->bulk || evbuffer_get_length(c->stage) > CONN_BULK_MIN)) {
 		event_priority_set(c->flush_ev, CONN_PRI_BULK);
 		event_active(c->flush_ev, 0, 0);
 		return;

@@ -314,7 +314,7 @@ pop3_session_process(struct pop3_session *s)
 		size_t pending = conn_out_pending(s->conn);
 
 		/* Streaming: everyone else's commands go first. */
-		conn_set_bulk(s->conn, pending > POP3_OUTPUT_HIGH_WATER / 4);
+		conn_set_bulk(s->conn, pending > CONN_BULK_MIN);
 		/* A pipelining client that never reads its replies must not
 		 * make us buffer without bound (I8). */
 		if (pending > POP3_OUTPUT_HIGH_WATER) {
