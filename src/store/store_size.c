@@ -193,7 +193,7 @@ size_uring_run(struct io_uring *ring, struct size_item *items,
     unsigned nb, unsigned char *first, unsigned queued, unsigned char *buf)
 {
 	unsigned submitted = 0, k;
-	bool *done = xcalloc(nb, sizeof(*done));
+	bool done[SIZE_BATCH] = { false };
 	bool ok = true;
 
 	while (queued > 0) {
@@ -247,7 +247,6 @@ size_uring_run(struct io_uring *ring, struct size_item *items,
 	for (k = 0; !ok && k < nb; k++)
 		if (!done[k] && items[k].err == 0 && items[k].st.st_size > 0)
 			items[k].err = EIO;
-	free(done);
 	return ok;
 }
 
