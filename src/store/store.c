@@ -552,7 +552,7 @@ int
 msg_reader_wire_fd(struct msg_reader *r, off_t *off_r, off_t *len_r)
 {
 	if (r->wire == STORE_WIRE_CACHED) {
-		*off_r = STORE_WIRE_HDR_SIZE;
+		*off_r = 0;
 		*len_r = (off_t)r->wire_len;
 		return r->wire_fd;
 	}

@@ -57,7 +57,6 @@ struct store_msg {
 struct mailbox;
 
 /* The wire cache (store_wire.c). */
-#define STORE_WIRE_HDR_SIZE	64
 /* Copies being built or queued (one background thread builds them). */
 #define STORE_WIRE_MAX_JOBS	2
 enum store_wire_state {

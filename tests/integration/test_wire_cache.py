@@ -8,7 +8,7 @@ import time
 from posuto_testlib import USER1, Pop3, dot_stuff, sample_message, to_wire
 
 BIG = 300 * 1024          # above the default WireCacheMinSize (128 KiB)
-HDR = 64
+TRAILER = 64  # after the body, which starts at offset 0
 
 
 def big_message(i, size=BIG):
@@ -51,17 +51,17 @@ def test_first_retr_builds_copy_and_later_retr_sends_it(servers, maildir):
     assert retr(srv.port, 1) == want
     copy = cache_dir(maildir) / key
     wait_for(copy)
-    assert os.path.getsize(copy) == HDR + len(want)
-    assert open(copy, "rb").read()[HDR:] == want
+    assert os.path.getsize(copy) == len(want) + TRAILER
+    assert open(copy, "rb").read()[:-TRAILER] == want
     assert oct(os.stat(copy).st_mode & 0o777) == "0o600"
     # the copy is what goes out now: flip one byte of it (same length)
     # and the next RETR shows it, so it really was sent from the copy
     data = bytearray(open(copy, "rb").read())
-    pos = HDR + want.index(b"xxxx")
+    pos = want.index(b"xxxx")
     data[pos] = ord("Y")
     open(copy, "r+b").write(bytes(data))
     got = retr(srv.port, 1)
-    assert len(got) == len(want) and got[pos - HDR] == ord("Y")
+    assert len(got) == len(want) and got[pos] == ord("Y")
     assert retr(srv.port, 2) == dot_stuff(to_wire(sample_message(2)))
     assert sorted(os.listdir(cache_dir(maildir))) == [key], "small messages are not copied"
     assert small not in os.listdir(cache_dir(maildir))
@@ -91,15 +91,20 @@ def test_damaged_copy_is_ignored_and_rebuilt(servers, maildir):
     wait_for(copy)
     # a copy cut short (the crash case fsync+rename prevents, made by hand)
     with open(copy, "r+b") as f:
-        f.truncate(HDR + 1000)
+        f.truncate(1000)
     assert retr(srv.port, 1) == want
     deadline = time.monotonic() + 20
-    while os.path.getsize(copy) != HDR + len(want):
+    while os.path.getsize(copy) != len(want) + TRAILER:
         assert time.monotonic() < deadline, "damaged copy not rebuilt"
         time.sleep(0.05)
-    # garbage in the header: ignored too
+    # garbage in the trailer: ignored too
     with open(copy, "r+b") as f:
+        f.seek(-TRAILER, os.SEEK_END)
         f.write(b"\0" * 16)
+    assert retr(srv.port, 1) == want
+    # so is a copy shorter than a trailer
+    with open(copy, "r+b") as f:
+        f.truncate(10)
     assert retr(srv.port, 1) == want
 
 
