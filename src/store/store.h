@@ -92,7 +92,9 @@ void msg_reader_close(struct msg_reader **r);
  * The wire cache: for messages of at least min_size wire octets whose
  * stored form must be converted (LF endings, lines starting with '.'),
  * a converted copy kept in "<mailbox>/posuto-wire/" so later RETRs are
- * a sendfile().  It costs that much disk again; 0 turns it off (and the
+ * a sendfile().  Built on a message's second download (read before:
+ * Maildir S flag, or earlier in the session), never for one-time
+ * downloads.  It costs that much disk again; 0 turns it off (and the
  * next UPDATE of each mailbox removes what is there).  Any thread, any
  * time (SIGHUP).
  */
@@ -101,7 +103,7 @@ struct store_wire_job;
 /*
  * After mailbox_msg_open(): a job that writes the copy of r's message,
  * or NULL when none is wanted (cache off, small, already wire form or
- * cached, enough builds under way).  Run store_wire_job_run() on a worker
+ * cached, first download, enough builds under way).  Run store_wire_job_run() on a worker
  * (it needs nothing else: the mailbox may be closed meanwhile), then
  * store_wire_job_free().  Failures only cost speed; they are logged.
  */

@@ -36,6 +36,7 @@ enum store_msg_flag {
 	STORE_MSG_FROM_INDEX = 1 << 6,	/* sizes came from the index */
 	STORE_MSG_S_HINT = 1 << 7,	/* raw_size holds a ",S=" hint */
 	STORE_MSG_W_HINT = 1 << 8,	/* wire_size holds a ",W=" hint */
+	STORE_MSG_READ = 1 << 9,	/* read before this session (Maildir S) */
 };
 
 /* 56 bytes: a 100k-message mailbox costs ~5.6 MB plus names. */
@@ -60,7 +61,8 @@ struct mailbox;
 /* Copies being built or queued (one background thread builds them). */
 #define STORE_WIRE_MAX_JOBS	2
 enum store_wire_state {
-	STORE_WIRE_NONE = 0,	/* not wanted: small, wire form, cache off */
+	STORE_WIRE_NONE = 0,	/* not wanted: small, wire form, cache off,
+				 * first download */
 	STORE_WIRE_MISSING,	/* wanted, not there (or stale) */
 	STORE_WIRE_CACHED,	/* wire_fd holds a valid copy */
 };
@@ -83,6 +85,9 @@ struct store_ops {
 	bool (*open_dirs)(struct mailbox *mb, char *err, size_t errsz);
 	/* Big snapshots may be kept in the warm cache (store_cache.h). */
 	bool cacheable;
+	/* scan() and relocate() set STORE_MSG_READ; false: the format
+	 * records no such thing. */
+	bool read_flags;
 	/* Fills mb->msgs with the messages present now, sorted in POP3
 	 * order (store_sort()), without duplicates. */
 	enum store_status (*scan)(struct mailbox *mb, char *err, size_t errsz);

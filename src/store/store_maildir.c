@@ -107,6 +107,8 @@ maildir_scan_dir(struct mailbox *mb, enum store_dir d, char *err,
 		m->dir = (uint8_t)d;
 		m->ino = (uint64_t)de->d_ino;
 		m->order = mn.time;
+		if (maildir_name_has_flag(de->d_name, &mn, 'S'))
+			m->flags |= STORE_MSG_READ;
 		if (mn.has_s) {
 			m->raw_size = mn.s_size;
 			m->flags |= STORE_MSG_S_HINT;
@@ -265,6 +267,10 @@ maildir_relocate(struct mailbox *mb, uint32_t idx)
 			m->name_off = store_pool_add(mb, de->d_name,
 			    strlen(de->d_name));
 			m->dir = (uint8_t)order[k];
+			if (maildir_name_has_flag(de->d_name, &mn, 'S'))
+				m->flags |= STORE_MSG_READ;
+			else
+				m->flags &= (uint16_t)~STORE_MSG_READ;
 			found = true;
 			break;
 		}
@@ -388,6 +394,7 @@ const struct store_ops store_maildir_ops = {
 	.name = "maildir",
 	.open_dirs = maildir_open_dirs,
 	.cacheable = true,
+	.read_flags = true,
 	.scan = maildir_scan,
 	.key_cmp = maildir_key_cmp,
 	.index_match = maildir_index_match,

@@ -1,5 +1,5 @@
-"""The wire cache (issue 4): big LF messages get a CRLF, dot-stuffed copy
-in <mailbox>/posuto-wire/ after their first RETR, later RETRs send that
+"""The wire cache (issue 4): big LF messages downloaded a second time get
+a CRLF, dot-stuffed copy in <mailbox>/posuto-wire/, later RETRs send that
 copy, and a copy never outlives or misrepresents its message."""
 
 import os
@@ -22,6 +22,12 @@ def big_message(i, size=BIG):
     return b"\n".join(lines) + b"\n"
 
 
+def deliver_read(maildir, msg):
+    """A message some client has read before (cur/, S flag): its next
+    download builds the copy."""
+    return maildir.deliver(msg, sub="cur", info="2,S")
+
+
 def retr(port, n, user=USER1, password="password"):
     c = Pop3("127.0.0.1", port)
     c.must_login(user, password)
@@ -42,12 +48,18 @@ def cache_dir(maildir):
     return maildir.path / "posuto-wire"
 
 
-def test_first_retr_builds_copy_and_later_retr_sends_it(servers, maildir):
+def test_second_download_builds_copy_and_later_retr_sends_it(servers, maildir):
     msg = big_message(1)
     key = maildir.deliver(msg)
     small = maildir.deliver(sample_message(2))
     srv = servers.start()
     want = dot_stuff(to_wire(msg))
+    # the first download (the usual download-and-delete) builds nothing
+    assert retr(srv.port, 1) == want
+    time.sleep(0.5)
+    assert not cache_dir(maildir).exists()
+    # QUIT marked it read (cur/, S): downloaded again, it gets its copy
+    assert key + ":2,S" in os.listdir(maildir.path / "cur")
     assert retr(srv.port, 1) == want
     copy = cache_dir(maildir) / key
     wait_for(copy)
@@ -67,8 +79,23 @@ def test_first_retr_builds_copy_and_later_retr_sends_it(servers, maildir):
     assert small not in os.listdir(cache_dir(maildir))
 
 
+def test_second_retr_in_one_session_builds_copy(servers, maildir):
+    msg = big_message(1)
+    key = maildir.deliver(msg)
+    srv = servers.start()
+    want = dot_stuff(to_wire(msg))
+    c = Pop3("127.0.0.1", srv.port)
+    c.must_login()
+    for _ in range(2):
+        c.ok("RETR 1")
+        assert c.read_multi_raw() == want
+    wait_for(cache_dir(maildir) / key)
+    c.quit()
+    assert retr(srv.port, 1) == want
+
+
 def test_replaced_message_is_never_served_from_its_old_copy(servers, maildir):
-    key = maildir.deliver(big_message(1))
+    key = deliver_read(maildir, big_message(1))
     srv = servers.start()
     retr(srv.port, 1)
     wait_for(cache_dir(maildir) / key)
@@ -83,7 +110,7 @@ def test_replaced_message_is_never_served_from_its_old_copy(servers, maildir):
 
 def test_damaged_copy_is_ignored_and_rebuilt(servers, maildir):
     msg = big_message(1)
-    key = maildir.deliver(msg)
+    key = deliver_read(maildir, msg)
     srv = servers.start()
     want = dot_stuff(to_wire(msg))
     retr(srv.port, 1)
@@ -109,7 +136,7 @@ def test_damaged_copy_is_ignored_and_rebuilt(servers, maildir):
 
 
 def test_dele_quit_removes_the_copy(servers, maildir):
-    keys = [maildir.deliver(big_message(i)) for i in range(3)]
+    keys = [deliver_read(maildir, big_message(i)) for i in range(3)]
     srv = servers.start()
     for n in (1, 2, 3):
         retr(srv.port, n)
@@ -129,7 +156,7 @@ def test_dele_quit_removes_the_copy(servers, maildir):
 
 
 def test_copies_of_messages_deleted_by_others_are_swept(servers, maildir):
-    keys = [maildir.deliver(big_message(i)) for i in range(2)]
+    keys = [deliver_read(maildir, big_message(i)) for i in range(2)]
     srv = servers.start()
     for n in (1, 2):
         retr(srv.port, n)
@@ -153,7 +180,7 @@ def test_copies_of_messages_deleted_by_others_are_swept(servers, maildir):
 
 def test_top_and_uidl_unaffected(servers, maildir):
     msg = big_message(1)
-    maildir.deliver(msg)
+    deliver_read(maildir, msg)
     srv = servers.start()
     c = Pop3("127.0.0.1", srv.port)
     c.must_login()
@@ -172,7 +199,7 @@ def test_top_and_uidl_unaffected(servers, maildir):
 
 
 def test_off_switch_builds_nothing_and_clears_old_copies(servers, maildir):
-    keys = [maildir.deliver(big_message(i)) for i in range(2)]
+    keys = [deliver_read(maildir, big_message(i)) for i in range(2)]
     srv = servers.start()
     retr(srv.port, 1)
     wait_for(cache_dir(maildir) / keys[0])
@@ -188,7 +215,9 @@ def test_off_switch_builds_nothing_and_clears_old_copies(servers, maildir):
     assert os.listdir(cache_dir(maildir)) == []
 
 
-def test_emldir_messages_are_cached_too(servers, emldir):
+def test_emldir_messages_are_cached_on_first_download(servers, emldir):
+    """The emldir layout records no read state: it cannot wait for a
+    second download."""
     msg = big_message(1)
     emldir.deliver(msg)
     srv = servers.start()

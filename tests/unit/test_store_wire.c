@@ -71,13 +71,14 @@ teardown(void **state)
 	return 0;
 }
 
+/* name: "new/<unique>" or "cur/<unique>:2,<flags>" (S: read before) */
 static void
 deliver(const struct fx *fx, const char *name, const char *data, size_t len)
 {
 	char p[512];
 	FILE *f;
 
-	snprintf(p, sizeof(p), "%s/new/%s", fx->box, name);
+	snprintf(p, sizeof(p), "%s/%s", fx->box, name);
 	f = fopen(p, "wb");
 	assert_non_null(f);
 	assert_int_equal(fwrite(data, 1, len, f), len);
@@ -152,7 +153,7 @@ test_copy_is_the_wire_form(void **state)
 	struct stat st;
 	int fd;
 
-	deliver(fx, "1.M1P1.h", msg, 20000);
+	deliver(fx, "cur/1.M1P1.h:2,S", msg, 20000);
 	mb = open_box(fx);
 	assert_int_equal(mailbox_msg_open(mb, 0, &r), STORE_OK);
 	assert_int_equal(msg_reader_wire_fd(r, &off, &len), -1);
@@ -191,11 +192,11 @@ test_who_gets_a_copy(void **state)
 
 	for (size_t i = 0; i < sizeof(crlf); i++)
 		crlf[i] = i % 64 == 62 ? '\r' : i % 64 == 63 ? '\n' : 'x';
-	deliver(fx, "1.M1P1.h", "Subject: small\n\nhi\n", 19);
-	deliver(fx, "2.M2P1.h", crlf, sizeof(crlf));	/* wire form already */
+	deliver(fx, "cur/1.M1P1.h:2,S", "Subject: small\n\nhi\n", 19);
+	deliver(fx, "cur/2.M2P1.h:2,S", crlf, sizeof(crlf));	/* wire form */
 	for (int i = 3; i <= 5; i++) {
 		char name[32];
-		snprintf(name, sizeof(name), "%d.M%dP1.h", i, i);
+		snprintf(name, sizeof(name), "cur/%d.M%dP1.h:2,S", i, i);
 		deliver(fx, name, msg, 20000);
 	}
 	mb = open_box(fx);
@@ -237,6 +238,51 @@ test_who_gets_a_copy(void **state)
 	free(wire);
 }
 
+/* Most clients download a message once and delete it: only a message
+ * read before (S flag) or already retrieved in this session gets a copy. */
+static void
+test_copy_on_second_download(void **state)
+{
+	struct fx *fx = *state;
+	size_t wlen;
+	char *wire, *msg = lf_message(20000, &wire, &wlen);
+	struct mailbox *mb;
+	struct msg_reader *r = NULL;
+
+	deliver(fx, "new/1.M1P1.h", msg, 20000);
+	deliver(fx, "cur/2.M2P1.h:2,FS", msg, 20000);
+	deliver(fx, "cur/3.M3P1.h:2,F", msg, 20000);
+	mb = open_box(fx);
+	assert_int_equal(mailbox_count(mb), 3);
+	/* new/: a first download */
+	assert_int_equal(mailbox_msg_open(mb, 0, &r), STORE_OK);
+	assert_null(msg_reader_wire_job(mb, r));
+	msg_reader_close(&r);
+	/* retrieved once in this session: the next RETR builds */
+	mailbox_msg_mark_seen(mb, 0);
+	build(mb, 0);
+	/* S among other flags: read before */
+	build(mb, 1);
+	/* flagged but never read */
+	assert_int_equal(mailbox_msg_open(mb, 2, &r), STORE_OK);
+	assert_null(msg_reader_wire_job(mb, r));
+	msg_reader_close(&r);
+	mailbox_close(&mb);
+	/* the copies serve the next session */
+	mb = open_box(fx);
+	for (uint32_t i = 0; i < 2; i++) {
+		off_t off, len;
+
+		assert_int_equal(mailbox_msg_open(mb, i, &r), STORE_OK);
+		assert_true(msg_reader_wire_fd(r, &off, &len) >= 0);
+		assert_int_equal(len, wlen);
+		msg_reader_close(&r);
+	}
+	mailbox_close(&mb);
+	free(msg);
+	free(wire);
+}
+
 static void
 test_changed_message_is_not_served_from_copy(void **state)
 {
@@ -249,13 +295,13 @@ test_changed_message_is_not_served_from_copy(void **state)
 	char p[512];
 	off_t off, len;
 
-	deliver(fx, "1.M1P1.h", msg, 20000);
+	deliver(fx, "cur/1.M1P1.h:2,S", msg, 20000);
 	mb = open_box(fx);
 	build(mb, 0);
 	/* rewritten in place with the same size: only the mtime tells */
-	snprintf(p, sizeof(p), "%s/new/1.M1P1.h", fx->box);
+	snprintf(p, sizeof(p), "%s/cur/1.M1P1.h:2,S", fx->box);
 	msg[100] = 'Z';
-	deliver(fx, "1.M1P1.h", msg, 20000);
+	deliver(fx, "cur/1.M1P1.h:2,S", msg, 20000);
 	assert_int_equal(utimensat(AT_FDCWD, p, ts, 0), 0);
 	assert_int_equal(mailbox_msg_open(mb, 0, &r), STORE_OK);
 	assert_int_equal(msg_reader_wire_fd(r, &off, &len), -1);
@@ -276,8 +322,8 @@ test_update_removes_copies_of_deleted(void **state)
 	uint32_t n = 0;
 	char p[512];
 
-	deliver(fx, "1.M1P1.h", msg, 20000);
-	deliver(fx, "2.M2P1.h", msg, 20000);
+	deliver(fx, "cur/1.M1P1.h:2,S", msg, 20000);
+	deliver(fx, "cur/2.M2P1.h:2,S", msg, 20000);
 	mb = open_box(fx);
 	build(mb, 0);
 	build(mb, 1);
@@ -299,6 +345,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_copy_is_the_wire_form,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_who_gets_a_copy,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_on_second_download,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_changed_message_is_not_served_from_copy, setup, teardown),
