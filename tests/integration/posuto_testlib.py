@@ -300,6 +300,21 @@ class Server:
                     pending.pop(0)
             except OSError:
                 time.sleep(0.05)
+        # The kernel accepts into the backlog as soon as posuto listens,
+        # before its worker threads exist; a greeting means the event loop
+        # runs, so start-up is over (tests count descriptors and threads).
+        plain = [(a, p) for a, p, t in self.endpoints() if t != "implicit"]
+        if plain:
+            try:
+                with socket.create_connection(plain[0], timeout=10) as s:
+                    buf = b""
+                    while b"\n" not in buf:
+                        chunk = s.recv(512)
+                        if not chunk:
+                            break
+                        buf += chunk
+            except OSError:
+                pass
         return self
 
     def log(self):

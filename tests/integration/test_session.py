@@ -598,14 +598,18 @@ def test_sighup_applies_to_connections_opened_before_it(servers, maildir, tmp_pa
 def test_max_connections_per_ip(servers, maildir):
     fill(maildir, 1)
     srv = servers.start(servers.config(MaxConnectionsPerIp=2))
-    a = Pop3("127.0.0.1", srv.port)
-    for _ in range(100):
-        # The harness's readiness probe may still hold a slot a moment.
-        b = Pop3("127.0.0.1", srv.port)
-        if b.greeting.startswith(b"+OK"):
-            break
-        b.close()
-        time.sleep(0.05)
+    def served():
+        # The harness's readiness probes may still hold slots a moment.
+        for _ in range(100):
+            c = Pop3("127.0.0.1", srv.port)
+            if c.greeting.startswith(b"+OK"):
+                return c
+            c.close()
+            time.sleep(0.05)
+        return c
+
+    a = served()
+    b = served()
     assert a.greeting.startswith(b"+OK") and b.greeting.startswith(b"+OK")
     refused = False
     try:
