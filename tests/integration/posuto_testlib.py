@@ -254,6 +254,12 @@ class Server:
             return [(l["Address"], l["Port"], l.get("Tls", "none")) for l in p["Listen"]]
         return [(p.get("BindAddress", "127.0.0.1"), p["Port"], "none")]
 
+    def startup_probes(self):
+        """Connections start() made: one per endpoint, one that waited for
+        the greeting."""
+        eps = self.endpoints()
+        return len(eps) + any(t != "implicit" for _a, _p, t in eps)
+
     @property
     def port(self):
         return self.endpoints()[0][1]

@@ -231,7 +231,7 @@ def test_reset_during_big_retr_frees_session_and_keeps_pipelined_quit(servers, m
     srv = servers.start()
     c = Pop3("127.0.0.1", srv.port)
     c.must_login()
-    base = _wait_logouts(srv, 1)                     # the start-up probe's
+    base = _wait_logouts(srv, srv.startup_probes())
     c.send(b"RETR 1\r\nDELE 2\r\nQUIT\r\n")
     c.readline()                                     # +OK, body still queued
     _reset_close(c.sock)
@@ -246,7 +246,7 @@ def test_reset_after_stls_frees_session(servers, tmp_path, maildir, tls_cert):
     cert, key = tls_cert
     srv = servers.start(servers.config(Tls={"Certificate": cert, "Key": key}))
     socks = []
-    base = _wait_logouts(srv, 1)                     # the start-up probe's
+    base = _wait_logouts(srv, srv.startup_probes())
     for _ in range(5):
         c = Pop3("127.0.0.1", srv.port)
         c.send(b"STLS\r\n")
