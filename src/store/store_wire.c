@@ -9,8 +9,8 @@
  * Dovecot and MUAs when a message is read) or earlier in this session.
  * Most POP3 clients download a message once and delete it; building a
  * copy for them costs a second conversion, a disk write and an fsync on
- * the core that serves them (the first pass over 64 mailboxes ran at a
- * third of the speed it had without copies).  Formats that record no
+ * the core that serves them (a first pass over 64 mailboxes fell from
+ * 1.7 GB/s without copies to 0.45-1.1 GB/s).  Formats that record no
  * read state (emldir) get a copy on the first download.
  *
  * "<mailbox>/posuto-wire/<key>", key = the message's stable name (Maildir:
