@@ -105,8 +105,8 @@ struct store_wire_job;
  * or NULL when none is wanted (cache off, small, already wire form or
  * cached, first download, enough builds under way).  Run
  * store_wire_job_run() on a worker (it needs nothing else: the mailbox
- * may be closed meanwhile), then
- * store_wire_job_free().  Failures only cost speed; they are logged.
+ * may be closed meanwhile), then store_wire_job_free().  Failures only
+ * cost speed; they are logged.
  */
 struct store_wire_job *msg_reader_wire_job(struct mailbox *mb,
     struct msg_reader *r);
