@@ -6,6 +6,7 @@
  * CRYPTO_memcmp; crypt(3) and argon2 results are compared the same way
  * (libargon2's own compare is constant-time too).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -528,6 +529,60 @@ passwd_verify_dummy(const char *like_stored, const char *password,
 	if (like_stored == NULL || !passwd_stored_valid(like_stored, &why))
 		like_stored = dummy_stored;
 	(void)passwd_verify(like_stored, password, pwlen);
+}
+
+/* "$6$rounds=N$salt$hash" -> "$6$rounds=N$": the setting without salt and
+ * hash (bcrypt's "$2y$10$" + 53 characters is cut after the cost). */
+static size_t
+crypt_params_len(const char *data)
+{
+	const char *last, *p;
+
+	if (data[0] != '$')
+		return 0;	/* traditional DES: no parameters */
+	if (data[1] == '2')
+		return strlen(data) >= 7 ? 7 : strlen(data);
+	last = strrchr(data, '$');
+	for (p = last; p > data && p[-1] != '$'; p--)
+		;
+	/* p is just after the '$' before the salt */
+	return p > data ? (size_t)(p - data) : 0;
+}
+
+bool
+passwd_cost_key(const char *stored, char *buf, size_t size)
+{
+	const char *data, *why;
+	const struct scheme *sc = scheme_split(stored, &data, &why);
+	struct scram_secret scram;
+	size_t plen = 0;
+	int n;
+
+	if (sc == NULL || !scheme_data_valid(sc, data, &why))
+		return false;
+	switch (sc->kind) {
+	case SCHEME_PLAIN:
+	case SCHEME_DIGEST:
+	case SCHEME_SDIGEST:
+		break;
+	case SCHEME_CRYPT:
+	case SCHEME_ARGON2:
+		/* argon2's "$argon2id$v=19$m=..,t=..,p=..$salt$hash" has the
+		 * same shape: everything before the salt. */
+		plen = crypt_params_len(data);
+		break;
+	case SCHEME_SCRAM:
+		if (!scram_secret_parse(data, &scram, &why))
+			return false;
+		n = snprintf(buf, size, "%s %u", sc->name, (unsigned)scram.iter);
+		OPENSSL_cleanse(&scram, sizeof(scram));
+		return n >= 0 && (size_t)n < size;
+	}
+	/* {CRYPT}$6$... costs what {SHA512-CRYPT}$6$... does: for crypt(3)
+	 * the method prefix names the cost, not the scheme. */
+	n = snprintf(buf, size, "%s %.*s", sc->kind == SCHEME_CRYPT ?
+	    "CRYPT" : sc->name, (int)plen, data);
+	return n >= 0 && (size_t)n < size;
 }
 
 static void

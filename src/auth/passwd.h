@@ -37,10 +37,20 @@ enum passwd_result passwd_verify(const char *stored, const char *password,
     size_t pwlen);
 
 /*
+ * What decides how long verifying stored takes: the scheme and its work
+ * parameters (crypt rounds or cost, argon2 m/t/p, SCRAM iterations), not
+ * the salt or the hash; e.g. "SHA512-CRYPT $6$rounds=50000$".  Secrets
+ * with the same key cost the same to verify.  False if stored is unusable
+ * or the key does not fit in size bytes.
+ */
+bool passwd_cost_key(const char *stored, char *buf, size_t size);
+
+/*
  * Burns the same time as verifying against like_stored, and always fails:
- * used for unknown users so timing does not tell them apart.  Pass a real
- * user's secret (userdb_dummy_password()); the verification really runs
- * and its result is discarded.  NULL or malformed: a built-in SHA512-CRYPT.
+ * used after failed logins so timing does not tell unknown users apart
+ * (see userdb_cost_class()).  Pass a real user's secret; the verification
+ * really runs and its result is discarded.  NULL or malformed: a built-in
+ * SHA512-CRYPT.
  */
 void passwd_verify_dummy(const char *like_stored, const char *password,
     size_t pwlen);

@@ -99,19 +99,19 @@ sasl_server_set_test_nonce(struct sasl_server *s, const char *nonce)
 
 static enum sasl_status
 auth_result_status(struct sasl_server *s, enum auth_result res,
-    const struct userdb_entry *entry)
+    const struct userdb_entry *entry, const char *why)
 {
 	switch (res) {
 	case AUTH_OK:
 		s->entry = entry;
 		return SASL_OK;
 	case AUTH_TEMPFAIL:
-		s->fail_reason = "temporary failure";
+		s->fail_reason = "tempfail";
 		return SASL_TEMPFAIL;
 	case AUTH_FAILED:
 		break;
 	}
-	s->fail_reason = "unknown user or wrong password";
+	s->fail_reason = why != NULL ? why : AUTH_WHY_WRONG_PASSWORD;
 	return SASL_FAIL;
 }
 
@@ -124,6 +124,7 @@ plain_step(struct sasl_server *s, const unsigned char *in, size_t inlen)
 	size_t zlen, clen, pwlen;
 	const struct userdb_entry *entry;
 	enum auth_result res;
+	const char *why;
 	char *pwcopy;
 
 	if (in == NULL && s->step == 0) {
@@ -132,7 +133,7 @@ plain_step(struct sasl_server *s, const unsigned char *in, size_t inlen)
 		sasl_server_set_out(s, "", 0);
 		return SASL_CONTINUE;
 	}
-	s->fail_reason = "malformed PLAIN message";
+	s->fail_reason = "malformed-plain";
 	if (in == NULL || (nul1 = memchr(msg, '\0', inlen)) == NULL)
 		return SASL_BAD_INPUT;
 	zlen = (size_t)(nul1 - msg);
@@ -152,13 +153,13 @@ plain_step(struct sasl_server *s, const unsigned char *in, size_t inlen)
 	s->username = xstrndup(authcid, clen);
 	if (zlen != 0 && (zlen != clen || memcmp(msg, authcid, clen) != 0)) {
 		/* Acting as another user is not supported. */
-		s->fail_reason = "authzid differs from authcid";
+		s->fail_reason = "authzid-mismatch";
 		return SASL_FAIL;
 	}
 	pwcopy = xstrndup(pw, pwlen);
-	res = auth_plain(s->db, s->username, pwcopy, pwlen, &entry);
+	res = auth_plain(s->db, s->username, pwcopy, pwlen, &entry, &why);
 	free_secret(pwcopy);
-	return auth_result_status(s, res, entry);
+	return auth_result_status(s, res, entry, why);
 }
 
 /* LOGIN (draft-murchison-sasl-login): "Username:", "Password:". */
@@ -167,6 +168,7 @@ login_step(struct sasl_server *s, const unsigned char *in, size_t inlen)
 {
 	const struct userdb_entry *entry;
 	enum auth_result res;
+	const char *why;
 	char *pw;
 
 	if (s->step == 0 && in == NULL) {
@@ -178,7 +180,7 @@ login_step(struct sasl_server *s, const unsigned char *in, size_t inlen)
 		/* Username, either as the initial response or a reply. */
 		if (in == NULL || inlen == 0 || inlen > USERNAME_MAX ||
 		    memchr(in, '\0', inlen) != NULL) {
-			s->fail_reason = "malformed LOGIN user name";
+			s->fail_reason = "malformed-login-user";
 			return SASL_BAD_INPUT;
 		}
 		s->username = xstrndup((const char *)in, inlen);
@@ -188,13 +190,13 @@ login_step(struct sasl_server *s, const unsigned char *in, size_t inlen)
 	}
 	if (in == NULL || inlen > PASSWORD_MAX ||
 	    memchr(in, '\0', inlen) != NULL) {
-		s->fail_reason = "malformed LOGIN password";
+		s->fail_reason = "malformed-login-password";
 		return SASL_BAD_INPUT;
 	}
 	pw = xstrndup((const char *)in, inlen);
-	res = auth_plain(s->db, s->username, pw, inlen, &entry);
+	res = auth_plain(s->db, s->username, pw, inlen, &entry, &why);
 	free_secret(pw);
-	return auth_result_status(s, res, entry);
+	return auth_result_status(s, res, entry, why);
 }
 
 enum sasl_status
@@ -207,12 +209,12 @@ sasl_server_step(struct sasl_server *s, const unsigned char *in, size_t inlen,
 	*outlen_r = 0;
 	if (s->finished) {
 		s->entry = NULL;
-		s->fail_reason = "step after the exchange ended";
+		s->fail_reason = "step-after-end";
 		return SASL_BAD_INPUT;
 	}
 	if (inlen > SASL_MSG_MAX) {
 		s->finished = true;
-		s->fail_reason = "client message too long";
+		s->fail_reason = "message-too-long";
 		return SASL_BAD_INPUT;
 	}
 	switch (s->mech) {

@@ -83,9 +83,10 @@ const struct userdb_entry *sasl_server_entry(const struct sasl_server *s);
 /* The name the client gave, for logging (may be NULL; not sanitised). */
 const char *sasl_server_username(const struct sasl_server *s);
 /*
- * After SASL_FAIL or SASL_BAD_INPUT: why, for the server log only (it
- * tells unknown users from wrong passwords, so never send it to the
- * client).  NULL otherwise.
+ * After SASL_FAIL or SASL_BAD_INPUT: why, as a log token ("unknown-user",
+ * "wrong-password", "no-scram-credentials", "malformed-gs2-header", ...),
+ * for the server log only (it tells unknown users from wrong passwords,
+ * so never send it to the client).  NULL otherwise.
  */
 const char *sasl_server_fail_reason(const struct sasl_server *s);
 

@@ -62,20 +62,41 @@ fake_key_init(void)
 		fatal("RAND_bytes failed: no entropy");
 }
 
-/* A fake secret for name: salt stable per name, keys that nothing
- * matches (the proof check is forced to fail anyway). */
+/*
+ * A fake secret for name: salt stable per name, keys that nothing
+ * matches (the proof check is forced to fail anyway).  The iteration
+ * count and salt length are those of the most common real SCRAM secret
+ * (like, NULL if none), so "i=" and the salt's size do not tell fake
+ * from real either.
+ */
 static void
-fake_secret(const char *name, struct scram_secret *secret_r)
+fake_secret(const char *name, const char *like, struct scram_secret *secret_r)
 {
-	unsigned char mac[SCRAM_KEY_LEN];
+	unsigned char mac[SCRAM_KEY_LEN], mac2[SCRAM_KEY_LEN];
+	struct scram_secret real;
+	uint32_t iter = SCRAM_DEFAULT_ITER;
+	size_t salt_len = SCRAM_SALT_LEN;
+	const char *why;
 
+	if (like != NULL && strchr(like, '}') != NULL &&
+	    scram_secret_parse(strchr(like, '}') + 1, &real, &why)) {
+		iter = real.iter;
+		salt_len = real.salt_len;
+		OPENSSL_cleanse(&real, sizeof(real));
+	}
 	pthread_once(&fake_once, fake_key_init);
 	memset(secret_r, 0, sizeof(*secret_r));
 	scram_hmac(fake_key, sizeof(fake_key), name, strlen(name), mac);
-	memcpy(secret_r->salt, mac, SCRAM_SALT_LEN);
-	secret_r->salt_len = SCRAM_SALT_LEN;
-	secret_r->iter = SCRAM_DEFAULT_ITER;
-	scram_hmac(fake_key, sizeof(fake_key), mac, sizeof(mac),
+	/* Salts up to SCRAM_SALT_MAX: a second block when one is short. */
+	scram_hmac(fake_key, sizeof(fake_key), mac, sizeof(mac), mac2);
+	memcpy(secret_r->salt, mac, salt_len < SCRAM_KEY_LEN ? salt_len :
+	    SCRAM_KEY_LEN);
+	if (salt_len > SCRAM_KEY_LEN)
+		memcpy(secret_r->salt + SCRAM_KEY_LEN, mac2,
+		    salt_len - SCRAM_KEY_LEN);
+	secret_r->salt_len = salt_len;
+	secret_r->iter = iter;
+	scram_hmac(fake_key, sizeof(fake_key), mac2, sizeof(mac2),
 	    secret_r->stored_key);
 	memcpy(secret_r->server_key, secret_r->stored_key, SCRAM_KEY_LEN);
 }
@@ -154,51 +175,51 @@ parse_gs2_header(struct sasl_server *s, struct sasl_scram *st,
 	case 'n':
 	case 'y':
 		if (p[1] != ',')
-			return fail(s, SASL_BAD_INPUT, "malformed gs2 header");
+			return fail(s, SASL_BAD_INPUT, "malformed-gs2-header");
 		if (plus)
 			return fail(s, SASL_FAIL,
-			    "-PLUS chosen but client sent no channel binding");
+			    "plus-without-channel-binding");
 		if (*p == 'y' && server_has_cb(s))
 			/* RFC 5802 §6: the client thinks we cannot do
 			 * channel binding, but we offered -PLUS: someone
 			 * removed it on the way. */
 			return fail(s, SASL_FAIL,
-			    "channel binding downgrade (gs2 flag y)");
+			    "channel-binding-downgrade");
 		p += 2;
 		break;
 	case 'p':
 		if (p[1] != '=')
-			return fail(s, SASL_BAD_INPUT, "malformed gs2 header");
+			return fail(s, SASL_BAD_INPUT, "malformed-gs2-header");
 		comma = strchr(p, ',');
 		if (comma == NULL || comma - (p + 2) == 0 ||
 		    comma - (p + 2) > CB_NAME_MAX)
-			return fail(s, SASL_BAD_INPUT, "malformed cb-name");
+			return fail(s, SASL_BAD_INPUT, "malformed-cb-name");
 		if (!plus)
 			return fail(s, SASL_FAIL,
-			    "channel binding requested without -PLUS");
+			    "channel-binding-without-plus");
 		if (!server_has_cb(s) ||
 		    strlen(s->chan.cb_type) != (size_t)(comma - (p + 2)) ||
 		    memcmp(s->chan.cb_type, p + 2, (size_t)(comma - (p + 2)))
 		    != 0)
 			return fail(s, SASL_FAIL,
-			    "unsupported channel binding type");
+			    "unsupported-channel-binding");
 		st->cb_used = true;
 		p = comma + 1;
 		break;
 	default:
-		return fail(s, SASL_BAD_INPUT, "malformed gs2 header");
+		return fail(s, SASL_BAD_INPUT, "malformed-gs2-header");
 	}
 	if (p[0] == 'a' && p[1] == '=') {
 		comma = strchr(p, ',');
 		if (comma == NULL)
-			return fail(s, SASL_BAD_INPUT, "malformed authzid");
+			return fail(s, SASL_BAD_INPUT, "malformed-authzid");
 		*authzid_r = saslname_decode(p + 2, (size_t)(comma - p - 2));
 		if (*authzid_r == NULL)
-			return fail(s, SASL_BAD_INPUT, "malformed authzid");
+			return fail(s, SASL_BAD_INPUT, "malformed-authzid");
 		p = comma;
 	}
 	if (*p != ',')
-		return fail(s, SASL_BAD_INPUT, "malformed gs2 header");
+		return fail(s, SASL_BAD_INPUT, "malformed-gs2-header");
 	p++;
 	st->gs2_len = (size_t)(p - msg);
 	st->gs2_header = xstrndup(msg, st->gs2_len);
@@ -238,8 +259,9 @@ lookup_secret(struct sasl_server *s, struct sasl_scram *st)
 {
 	const struct userdb_entry *e = NULL;
 	const char *scheme, *why;
+	bool valid = userdb_name_valid(s->username, strlen(s->username));
 
-	if (userdb_name_valid(s->username, strlen(s->username)))
+	if (valid)
 		e = userdb_lookup(s->db, s->username);
 	if (e != NULL) {
 		scheme = passwd_scheme_name(e->password);
@@ -251,10 +273,10 @@ lookup_secret(struct sasl_server *s, struct sasl_scram *st)
 			return;
 		}
 	}
-	fake_secret(s->username, &st->secret);
+	fake_secret(s->username, userdb_scram_example(s->db), &st->secret);
 	st->real = false;
-	s->fail_reason = e == NULL ? "unknown user" :
-	    "user has no {SCRAM-SHA-256} secret";
+	s->fail_reason = e != NULL ? "no-scram-credentials" :
+	    valid ? AUTH_WHY_UNKNOWN_USER : AUTH_WHY_INVALID_NAME;
 }
 
 static enum sasl_status
@@ -272,30 +294,30 @@ client_first(struct sasl_server *s, struct sasl_scram *st, const char *msg)
 	/* bare = [reserved-mext ","] "n=" saslname ",r=" c-nonce [",",ext] */
 	if (bare[0] == 'm' && bare[1] == '=') {
 		free(authzid);
-		return fail(s, SASL_FAIL, "mandatory extension not supported");
+		return fail(s, SASL_FAIL, "unsupported-extension");
 	}
 	if (strncmp(bare, "n=", 2) != 0 || (p = strchr(bare, ',')) == NULL) {
 		free(authzid);
-		return fail(s, SASL_BAD_INPUT, "malformed client-first-message");
+		return fail(s, SASL_BAD_INPUT, "malformed-client-first");
 	}
 	if ((size_t)(p - bare - 2) > USERNAME_MAX * 3 ||
 	    (s->username = saslname_decode(bare + 2,
 	    (size_t)(p - bare - 2))) == NULL || s->username[0] == '\0') {
 		free(authzid);
-		return fail(s, SASL_BAD_INPUT, "malformed user name");
+		return fail(s, SASL_BAD_INPUT, "malformed-user-name");
 	}
 	if (authzid != NULL && strcmp(authzid, s->username) != 0) {
 		free(authzid);
-		return fail(s, SASL_FAIL, "authzid differs from authcid");
+		return fail(s, SASL_FAIL, "authzid-mismatch");
 	}
 	free(authzid);
 	p++;
 	if (strncmp(p, "r=", 2) != 0)
-		return fail(s, SASL_BAD_INPUT, "malformed client-first-message");
+		return fail(s, SASL_BAD_INPUT, "malformed-client-first");
 	p += 2;
 	end = p + strcspn(p, ",");
 	if (!nonce_valid(p, (size_t)(end - p)))
-		return fail(s, SASL_BAD_INPUT, "malformed client nonce");
+		return fail(s, SASL_BAD_INPUT, "malformed-nonce");
 	/* Extensions after the nonce are allowed and ignored (RFC 5802). */
 	st->client_first_bare = xstrdup(bare);
 	lookup_secret(s, st);
@@ -346,26 +368,26 @@ client_final(struct sasl_server *s, struct sasl_scram *st, const char *msg)
 
 	/* c=...,r=...[,ext...],p=proof  (proof is always last) */
 	if (strncmp(msg, "c=", 2) != 0)
-		return fail(s, SASL_BAD_INPUT, "malformed client-final-message");
+		return fail(s, SASL_BAD_INPUT, "malformed-client-final");
 	c = msg + 2;
 	clen = strcspn(c, ",");
 	if (c[clen] != ',' || strncmp(c + clen + 1, "r=", 2) != 0)
-		return fail(s, SASL_BAD_INPUT, "malformed client-final-message");
+		return fail(s, SASL_BAD_INPUT, "malformed-client-final");
 	r = c + clen + 3;
 	rlen = strcspn(r, ",");
 	proof_attr = strrchr(msg, ',');
 	if (r[rlen] != ',' || proof_attr < r + rlen ||
 	    strncmp(proof_attr, ",p=", 3) != 0)
-		return fail(s, SASL_BAD_INPUT, "malformed client-final-message");
+		return fail(s, SASL_BAD_INPUT, "malformed-client-final");
 	p = proof_attr + 3;
 	without_len = (size_t)(proof_attr - msg);
 	if (strlen(p) != B64_LEN(SCRAM_KEY_LEN) ||
 	    (n = base64_decode(p, strlen(p), proof)) != SCRAM_KEY_LEN)
-		return fail(s, SASL_BAD_INPUT, "malformed proof");
+		return fail(s, SASL_BAD_INPUT, "malformed-proof");
 	if (rlen != strlen(st->nonce) || memcmp(r, st->nonce, rlen) != 0)
-		return fail(s, SASL_FAIL, "nonce mismatch");
+		return fail(s, SASL_FAIL, "nonce-mismatch");
 	if (!check_cbind(s, st, c, clen))
-		return fail(s, SASL_FAIL, "channel binding mismatch");
+		return fail(s, SASL_FAIL, "channel-binding-mismatch");
 
 	/* AuthMessage = client-first-bare "," server-first ","
 	 *               client-final-without-proof */
@@ -381,7 +403,7 @@ client_final(struct sasl_server *s, struct sasl_scram *st, const char *msg)
 	if (!ok || !st->real) {
 		free(auth_msg);
 		if (st->real)
-			s->fail_reason = "wrong password";
+			s->fail_reason = "wrong-password";
 		return SASL_FAIL;
 	}
 	scram_hmac(st->secret.server_key, SCRAM_KEY_LEN, auth_msg,
@@ -404,7 +426,7 @@ sasl_scram_step(struct sasl_server *s, const unsigned char *in, size_t inlen)
 	if (st == NULL) {
 		if (s->mech == SASL_MECH_SCRAM_SHA_256_PLUS && !server_has_cb(s))
 			return fail(s, SASL_FAIL,
-			    "-PLUS without TLS channel binding data");
+			    "plus-without-tls");
 		st = s->scram = xcalloc(1, sizeof(*st));
 		if (in == NULL) {
 			/* No initial response: empty challenge first. */
@@ -415,14 +437,14 @@ sasl_scram_step(struct sasl_server *s, const unsigned char *in, size_t inlen)
 	if (st->state == SCRAM_WANT_EMPTY) {
 		if (inlen != 0)
 			return fail(s, SASL_BAD_INPUT,
-			    "unexpected data after server-final-message");
+			    "malformed-final-response");
 		s->entry = st->entry;
 		return SASL_OK;
 	}
 	if (in == NULL || inlen == 0)
-		return fail(s, SASL_BAD_INPUT, "empty SCRAM message");
+		return fail(s, SASL_BAD_INPUT, "malformed-empty");
 	if (memchr(in, '\0', inlen) != NULL)
-		return fail(s, SASL_BAD_INPUT, "NUL in SCRAM message");
+		return fail(s, SASL_BAD_INPUT, "malformed-nul");
 	msg = xstrndup((const char *)in, inlen);
 	if (st->state == SCRAM_WANT_CLIENT_FIRST)
 		ret = client_first(s, st, msg);

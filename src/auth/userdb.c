@@ -34,7 +34,11 @@ struct userdb {
 	struct user *users;		/* sorted by name */
 	size_t n_users, cap;
 	bool has_apop;
-	const char *dummy_password;	/* points into users[] */
+	bool all_scram;
+	/* Cost classes: one secret each, pointing into users[]. */
+	const char *class_secret[USERDB_COST_CLASSES_MAX];
+	size_t n_classes;
+	const char *scram_example;	/* points into users[] */
 };
 
 /* Loading context: the db being built and the error stream. */
@@ -448,13 +452,116 @@ user_cmp(const void *a, const void *b)
 	return strcmp(ua->name, ub->name);
 }
 
+/* One user's cost key while the classes are formed. */
+struct cost_ent {
+	char key[80];		/* longer (absurd parameters): one class "" */
+	size_t user;
+	size_t run;		/* index of its run of equal keys */
+};
+
+/* A run of equal keys: a class before the biggest are picked. */
+struct cost_run {
+	size_t user;		/* its first user: the class's secret */
+	size_t run;
+	size_t size;
+};
+
+static int
+cost_ent_cmp(const void *a, const void *b)
+{
+	const struct cost_ent *ea = a, *eb = b;
+	int c = strcmp(ea->key, eb->key);
+
+	return c != 0 ? c : (ea->user > eb->user) - (ea->user < eb->user);
+}
+
+/* Bigger classes first, then in key order, so numbering is stable. */
+static int
+cost_run_cmp(const void *a, const void *b)
+{
+	const struct cost_run *ra = a, *rb = b;
+
+	if (ra->size != rb->size)
+		return ra->size < rb->size ? 1 : -1;
+	return (ra->run > rb->run) - (ra->run < rb->run);
+}
+
+/*
+ * Groups users by passwd_cost_key() (sorted, not pairwise: there may be
+ * many thousands of users) and keeps the USERDB_COST_CLASSES_MAX biggest
+ * classes; see userdb.h.
+ */
+static void
+cost_classes(struct load_ctx *ctx)
+{
+	struct userdb *db = ctx->db;
+	struct cost_ent *ents;
+	struct cost_run *heads;
+	size_t *class_of_run;
+	size_t n = db->n_users, n_heads = 0, scram_best = 0;
+
+	db->all_scram = n > 0;
+	if (n == 0)
+		return;
+	ents = xcalloc(n, sizeof(*ents));
+	for (size_t i = 0; i < n; i++) {
+		const char *sc = passwd_scheme_name(db->users[i].password);
+
+		ents[i].user = i;
+		if (!passwd_cost_key(db->users[i].password, ents[i].key,
+		    sizeof(ents[i].key)))
+			ents[i].key[0] = '\0';	/* load already failed */
+		if (sc == NULL || strcmp(sc, "SCRAM-SHA-256") != 0)
+			db->all_scram = false;
+	}
+	qsort(ents, n, sizeof(*ents), cost_ent_cmp);
+	/* The first entry of each run of equal keys heads its class. */
+	heads = xcalloc(n, sizeof(*heads));
+	for (size_t i = 0; i < n; i++) {
+		if (i == 0 || strcmp(ents[i].key, ents[i - 1].key) != 0) {
+			heads[n_heads].user = ents[i].user;
+			heads[n_heads].run = n_heads;
+			n_heads++;
+		}
+		ents[i].run = n_heads - 1;
+		heads[n_heads - 1].size++;
+	}
+	qsort(heads, n_heads, sizeof(*heads), cost_run_cmp);
+	class_of_run = xcalloc(n_heads, sizeof(*class_of_run));
+	for (size_t c = 0; c < n_heads; c++)
+		class_of_run[heads[c].run] = c < USERDB_COST_CLASSES_MAX ? c :
+		    USERDB_NO_CLASS;
+	for (size_t c = 0; c < n_heads && c < USERDB_COST_CLASSES_MAX; c++) {
+		struct user *rep = &db->users[heads[c].user];
+
+		const char *sc = passwd_scheme_name(rep->password);
+
+		db->class_secret[c] = rep->password;
+		if (sc != NULL && strcmp(sc, "SCRAM-SHA-256") == 0 &&
+		    heads[c].size > scram_best) {
+			scram_best = heads[c].size;
+			db->scram_example = rep->password;
+		}
+	}
+	db->n_classes = n_heads < USERDB_COST_CLASSES_MAX ? n_heads :
+	    USERDB_COST_CLASSES_MAX;
+	for (size_t i = 0; i < n; i++)
+		db->users[ents[i].user].pub.cost_class = class_of_run[ents[i].run];
+	if (n_heads > USERDB_COST_CLASSES_MAX && ctx->errs != NULL)
+		fprintf(ctx->errs, "warning: %zu kinds of password hash "
+		    "(scheme and cost); failed logins are made to cost the "
+		    "same only for the %d most common: re-hash the others\n",
+		    n_heads, USERDB_COST_CLASSES_MAX);
+	free(class_of_run);
+	free(heads);
+	free(ents);
+}
+
 /* Sorts, rejects duplicates, fills in pub and the derived fields. */
 static void
 finish(struct load_ctx *ctx)
 {
 	struct userdb *db = ctx->db;
-	const char *best = NULL;
-	size_t best_count = 0;
 
 	if (db->n_users > 0)	/* qsort(NULL, 0) is undefined */
 		qsort(db->users, db->n_users, sizeof(*db->users), user_cmp);
@@ -472,23 +579,7 @@ finish(struct load_ctx *ctx)
 		if (u->apop_secret != NULL)
 			db->has_apop = true;
 	}
-	/* Most common scheme; its first user's secret is the dummy. */
-	for (size_t i = 0; i < db->n_users; i++) {
-		const char *sc = passwd_scheme_name(db->users[i].password);
-		size_t count = 0;
-
-		if (sc == NULL || sc == best)
-			continue;
-		for (size_t j = 0; j < db->n_users; j++) {
-			if (passwd_scheme_name(db->users[j].password) == sc)
-				count++;
-		}
-		if (count > best_count) {
-			best = sc;
-			best_count = count;
-			db->dummy_password = db->users[i].password;
-		}
-	}
+	cost_classes(ctx);
 }
 
 static void
@@ -567,8 +658,26 @@ userdb_count(const struct userdb *db)
 	return db->n_users;
 }
 
-const char *
-userdb_dummy_password(const struct userdb *db)
+size_t
+userdb_cost_classes(const struct userdb *db)
 {
-	return db->dummy_password;
+	return db->n_classes;
+}
+
+const char *
+userdb_cost_class_secret(const struct userdb *db, size_t i)
+{
+	return i < db->n_classes ? db->class_secret[i] : NULL;
+}
+
+bool
+userdb_all_scram(const struct userdb *db)
+{
+	return db->all_scram;
+}
+
+const char *
+userdb_scram_example(const struct userdb *db)
+{
+	return db->scram_example;
 }

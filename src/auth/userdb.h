@@ -30,6 +30,7 @@ struct userdb_entry {
 	const char *mailbox_path;	/* expanded, absolute */
 	enum mbox_format format;	/* AUTO = detect */
 	const char *home;		/* passwd-file home field or NULL */
+	size_t cost_class;		/* see userdb_cost_class_secret() */
 };
 
 /*
@@ -53,10 +54,25 @@ bool userdb_has_apop(const struct userdb *db);
 size_t userdb_count(const struct userdb *db);
 
 /*
- * A real user's stored secret of the most common scheme, to pass to
- * passwd_verify_dummy() for unknown users (NULL if the db is empty).
+ * Cost classes, for I6 with users of different schemes: users whose
+ * secrets cost the same to verify (same passwd_cost_key()) form a class,
+ * numbered 0.. by falling size.  A failed login verifies one secret of
+ * every class (the user's own for theirs, the class's first user's,
+ * through passwd_verify_dummy(), for the others), so unknown users and
+ * wrong passwords for cheap or costly schemes all cost the same.
+ * At most USERDB_COST_CLASSES_MAX classes are kept (a warning says so);
+ * users beyond them have cost_class USERDB_NO_CLASS.
  */
-const char *userdb_dummy_password(const struct userdb *db);
+#define USERDB_COST_CLASSES_MAX	16
+#define USERDB_NO_CLASS		((size_t)-1)
+size_t userdb_cost_classes(const struct userdb *db);
+const char *userdb_cost_class_secret(const struct userdb *db, size_t i);
+
+/* True if there are users and every one has a {SCRAM-SHA-256} secret. */
+bool userdb_all_scram(const struct userdb *db);
+/* The {SCRAM-SHA-256} secret of the most common iteration count, whose
+ * iterations and salt length fake SCRAM exchanges imitate; NULL if none. */
+const char *userdb_scram_example(const struct userdb *db);
 
 /*
  * Allowlist for user names arriving from clients or files: 1..USERNAME_MAX

@@ -135,6 +135,8 @@ pop3_cmd_sasl_line(struct pop3_session *s, const char *line, size_t len)
 
 	/* RFC 5034 §4: a lone "*" cancels and MUST get -ERR. */
 	if (len == 1 && line[0] == '*') {
+		pop3_log_login_failed(s, sasl_server_username(s->sasl),
+		    sasl_mech_name(s->sasl_mech), "cancelled");
 		sasl_server_free(&s->sasl);
 		pop3_err(s, "AUTH cancelled");
 		return POP3_EV_OK;
@@ -143,6 +145,8 @@ pop3_cmd_sasl_line(struct pop3_session *s, const char *line, size_t len)
 	n = base64_decode(line, len, buf);
 	if (n < 0) {
 		free(buf);
+		pop3_log_login_failed(s, sasl_server_username(s->sasl),
+		    sasl_mech_name(s->sasl_mech), "malformed-base64");
 		sasl_server_free(&s->sasl);
 		pop3_err(s, "Invalid base64 in SASL response");
 		return POP3_EV_BAD;

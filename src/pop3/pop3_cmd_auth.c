@@ -19,6 +19,7 @@ pop3_cmd_user(struct pop3_session *s, const struct pop3_cmd *cmd)
 	free(s->user);
 	s->user = NULL;
 	if (!pop3_session_plaintext_ok(s)) {
+		pop3_log_login_failed(s, NULL, "USER", "plaintext-refused");
 		pop3_err(s, PLAINTEXT_REFUSED);
 		return POP3_EV_OK;
 	}
@@ -38,6 +39,7 @@ enum pop3_ev
 pop3_cmd_pass(struct pop3_session *s, const struct pop3_cmd *cmd)
 {
 	if (!pop3_session_plaintext_ok(s)) {
+		pop3_log_login_failed(s, s->user, "USER", "plaintext-refused");
 		pop3_err(s, PLAINTEXT_REFUSED);
 		return POP3_EV_OK;
 	}
@@ -46,6 +48,7 @@ pop3_cmd_pass(struct pop3_session *s, const struct pop3_cmd *cmd)
 		return POP3_EV_BAD;
 	}
 	if (cmd->restlen > PASSWORD_MAX) {
+		pop3_log_login_failed(s, s->user, "USER", "password-too-long");
 		pop3_err(s, "[AUTH] Authentication failed");
 		return POP3_EV_OK;
 	}
@@ -61,6 +64,7 @@ pop3_cmd_apop(struct pop3_session *s, const struct pop3_cmd *cmd)
 	char digest[33];
 
 	if (s->apop_ts == NULL) {
+		pop3_log_login_failed(s, NULL, "APOP", "apop-not-offered");
 		pop3_err(s, "APOP not available");
 		return POP3_EV_BAD;
 	}
@@ -68,6 +72,8 @@ pop3_cmd_apop(struct pop3_session *s, const struct pop3_cmd *cmd)
 	s->user = NULL;
 	if (cmd->arglens[1] != 32 || cmd->arglens[0] > USERNAME_MAX ||
 	    !userdb_name_valid(cmd->args[0], cmd->arglens[0])) {
+		pop3_log_login_failed(s, NULL, "APOP", cmd->arglens[1] != 32 ?
+		    "malformed-digest" : AUTH_WHY_INVALID_NAME);
 		pop3_err(s, "[AUTH] Authentication failed");
 		return POP3_EV_OK;
 	}
@@ -98,27 +104,43 @@ pop3_cmd_auth(struct pop3_session *s, const struct pop3_cmd *cmd)
 		pop3_reply(s, ".");
 		return POP3_EV_OK;
 	}
-	if (cmd->arglens[0] >= sizeof(name)) {
+	name[0] = '\0';
+	if (cmd->arglens[0] < sizeof(name)) {
+		memcpy(name, cmd->args[0], cmd->arglens[0]);
+		name[cmd->arglens[0]] = '\0';
+	}
+	if (name[0] == '\0' || !sasl_mech_lookup(name, &mech)) {
+		pop3_log_login_failed(s, NULL, "AUTH", "unknown-mechanism");
 		pop3_err(s, "Unsupported authentication mechanism");
 		return POP3_EV_BAD;
 	}
-	memcpy(name, cmd->args[0], cmd->arglens[0]);
-	name[cmd->arglens[0]] = '\0';
-	if (!sasl_mech_lookup(name, &mech)) {
+	if (!pop3_session_mech_enabled(s, mech)) {
+		/* Same answer as for an unknown one: it is not offered. */
+		pop3_log_login_failed(s, NULL, sasl_mech_name(mech),
+		    "mechanism-not-allowed");
 		pop3_err(s, "Unsupported authentication mechanism");
 		return POP3_EV_BAD;
 	}
 	if (sasl_mech_is_plaintext(mech) && !pop3_session_plaintext_ok(s)) {
+		pop3_log_login_failed(s, NULL, sasl_mech_name(mech),
+		    "plaintext-refused");
 		pop3_err(s, PLAINTEXT_REFUSED);
 		return POP3_EV_OK;
 	}
 	memset(&chan, 0, sizeof(chan));
 	chan.tls = conn_tls_active(s->conn);
 	if (mech == SASL_MECH_SCRAM_SHA_256_PLUS && !chan.tls) {
+		pop3_log_login_failed(s, NULL, sasl_mech_name(mech),
+		    "plus-without-tls");
 		pop3_err(s, "SCRAM-SHA-256-PLUS needs TLS");
 		return POP3_EV_BAD;
 	}
-	if (chan.tls && !conn_channel_binding(s->conn, &chan.cb_type,
+	/* Binding data only when -PLUS is offered: otherwise a client that
+	 * can bind rightly says "y" (RFC 5802 §6) and must not be taken
+	 * for a downgrade. */
+	if (chan.tls && pop3_session_mech_offered(s,
+	    SASL_MECH_SCRAM_SHA_256_PLUS) &&
+	    !conn_channel_binding(s->conn, &chan.cb_type,
 	    chan.cb_data, sizeof(chan.cb_data), &chan.cb_len))
 		chan.cb_len = 0;
 	if (cmd->nargs == 2) {
@@ -130,6 +152,8 @@ pop3_cmd_auth(struct pop3_session *s, const struct pop3_cmd *cmd)
 			n = base64_decode(cmd->args[1], cmd->arglens[1], ir);
 			if (n < 0) {
 				free(ir);
+				pop3_log_login_failed(s, NULL,
+				    sasl_mech_name(mech), "malformed-base64");
 				pop3_err(s, "Invalid base64 in initial response");
 				return POP3_EV_BAD;
 			}

@@ -112,9 +112,17 @@ bool pop3_session_plaintext_ok(struct pop3_session *s);
 struct userdb *pop3_session_userdb(struct pop3_session *s);
 bool pop3_session_tls_offered(struct pop3_session *s);
 
-/* True if mechanism m may be offered on this connection now: plaintext
- * ones only where the plaintext policy allows, -PLUS only inside TLS. */
+/* True if mechanism m may be offered on this connection now: enabled by
+ * SaslMechanisms (or its default), plaintext ones only where the plaintext
+ * policy allows, -PLUS only inside TLS. */
 bool pop3_session_mech_offered(struct pop3_session *s, enum sasl_mech m);
+/* True if SaslMechanisms (or its default) enables m at all. */
+bool pop3_session_mech_enabled(struct pop3_session *s, enum sasl_mech m);
+/* Logs "login failed user=U method=M reason=WHY" (WHY a token such as
+ * unknown-user, wrong-password, plaintext-refused): the log tells what the
+ * client's identical -ERR does not (I6). */
+void pop3_log_login_failed(struct pop3_session *s, const char *user,
+    const char *method, const char *why);
 
 /* DELE marks, kept in a bitmap until UPDATE. */
 static inline bool

@@ -37,6 +37,7 @@ struct login_job {
 	/* results */
 	enum auth_result ar;
 	enum sasl_status ss;
+	const char *why;		/* failure reason token, for the log */
 	const unsigned char *sasl_out;
 	size_t sasl_outlen;
 	const struct userdb_entry *entry;
@@ -60,11 +61,11 @@ login_job_work(void *arg)
 	switch (j->kind) {
 	case JOB_PASS:
 		j->ar = auth_plain(j->db, j->user, j->secret, j->secretlen,
-		    &j->entry);
+		    &j->entry, &j->why);
 		break;
 	case JOB_APOP:
 		j->ar = auth_apop(j->db, j->user, j->apop_ts, j->secret,
-		    &j->entry);
+		    &j->entry, &j->why);
 		break;
 	case JOB_SASL:
 		j->ss = sasl_server_step(j->sasl, j->sasl_in, j->sasl_inlen,
@@ -74,6 +75,8 @@ login_job_work(void *arg)
 			j->ar = AUTH_OK;
 		} else {
 			j->ar = j->ss == SASL_TEMPFAIL ? AUTH_TEMPFAIL : AUTH_FAILED;
+			/* A string literal: outlives the exchange. */
+			j->why = sasl_server_fail_reason(j->sasl);
 		}
 		break;
 	}
@@ -92,17 +95,28 @@ login_job_free(struct login_job *j)
 	free(j);
 }
 
+void
+pop3_log_login_failed(struct pop3_session *s, const char *user,
+    const char *method, const char *why)
+{
+	char safe[USERNAME_MAX + 1];
+
+	/* An empty name is what USER keeps for an invalid one. */
+	if (user == NULL || user[0] == '\0')
+		user = "-";
+	log_info("session=%llx login failed user=%s method=%s reason=%s",
+	    (unsigned long long)s->id,
+	    log_sanitize(safe, sizeof(safe), user, strlen(user)),
+	    method != NULL ? method : "-", why != NULL ? why : "unknown");
+}
+
 static void
 login_failed(struct pop3_session *s, const char *user, const char *why)
 {
 	struct pop3_env *env = s->env;
 	unsigned fails, ms;
-	char safe[USERNAME_MAX + 1];
 
-	log_info("session=%llx login failed user=%s method=%s reason=%s",
-	    (unsigned long long)s->id,
-	    log_sanitize(safe, sizeof(safe), user ? user : "-",
-	    user ? strlen(user) : 1), s->login_method, why);
+	pop3_log_login_failed(s, user, s->login_method, why);
 	s->login_method = NULL;
 	s->auth_failures++;
 	fails = iplimit_fail(env->iplimit, conn_peer_addr(s->conn));
@@ -171,6 +185,9 @@ login_job_done(void *arg)
 			j->user = xstrdup(sasl_server_username(j->sasl));
 		sasl_server_free(&j->sasl);
 		if (j->ss == SASL_BAD_INPUT) {
+			pop3_log_login_failed(s, j->user, s->login_method,
+			    j->why);
+			s->login_method = NULL;
 			pop3_err(s, "Malformed SASL message");
 			goto resume;
 		}
@@ -182,7 +199,7 @@ login_job_done(void *arg)
 		pop3_err(s, "[SYS/TEMP] Authentication backend unavailable");
 		goto resume;
 	case AUTH_FAILED:
-		login_failed(s, j->user, "credentials");
+		login_failed(s, j->user, j->why);
 		goto out;
 	}
 	switch (j->st) {

@@ -106,8 +106,28 @@ pop3_session_plaintext_ok(struct pop3_session *s)
 }
 
 bool
+pop3_session_mech_enabled(struct pop3_session *s, enum sasl_mech m)
+{
+	const struct pop3_params *p = &s->env->params;
+
+	if (p->sasl_mechs_set)
+		return (p->sasl_mechs >> m & 1u) != 0;
+	/* Default: what every client can finish.  A client picks the best
+	 * mechanism in CAPA before it knows whether its user has SCRAM keys
+	 * (mpop's "auth on"), so SCRAM-SHA-256 only when every user has
+	 * them; -PLUS never (GNU SASL clients such as neomutt choose it over
+	 * TLS but cannot supply tls-exporter data). */
+	if (m == SASL_MECH_PLAIN || m == SASL_MECH_LOGIN)
+		return true;
+	return m == SASL_MECH_SCRAM_SHA_256 &&
+	    userdb_all_scram(pop3_session_userdb(s));
+}
+
+bool
 pop3_session_mech_offered(struct pop3_session *s, enum sasl_mech m)
 {
+	if (!pop3_session_mech_enabled(s, m))
+		return false;
 	if (sasl_mech_is_plaintext(m) && !pop3_session_plaintext_ok(s))
 		return false;
 	return m != SASL_MECH_SCRAM_SHA_256_PLUS || conn_tls_active(s->conn);

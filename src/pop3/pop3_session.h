@@ -27,6 +27,10 @@ struct pop3_params {
 	unsigned max_connections;	/* 0 = unlimited */
 	unsigned max_connections_per_ip;
 	bool allow_plaintext_auth;
+	/* SaslMechanisms: bit (1u << enum sasl_mech) per mechanism; when
+	 * !sasl_mechs_set, the default (see pop3_session_mech_enabled()). */
+	bool sasl_mechs_set;
+	unsigned sasl_mechs;
 };
 
 /* Shared by all sessions; owned by the daemon, lives until exit. */

@@ -59,40 +59,43 @@ static void
 test_auth_apop(void **state)
 {
 	const struct userdb_entry *e = (const void *)1;
+	const char *why;
 	(void)state;
 
-	assert_int_equal(auth_apop(db, "mrose", TS, DIGEST, &e), AUTH_OK);
+	assert_int_equal(auth_apop(db, "mrose", TS, DIGEST, &e, &why), AUTH_OK);
 	assert_non_null(e);
 	assert_string_equal(e->name, "mrose");
 	/* clients may send upper-case hex */
 	assert_int_equal(auth_apop(db, "mrose", TS,
-	    "C4C9334BAC560ECC979E58001B3E22FB", &e), AUTH_OK);
+	    "C4C9334BAC560ECC979E58001B3E22FB", &e, &why), AUTH_OK);
 	/* wrong digest, other timestamp, truncated, extended, empty */
 	assert_int_equal(auth_apop(db, "mrose", TS,
-	    "c4c9334bac560ecc979e58001b3e22fc", &e), AUTH_FAILED);
+	    "c4c9334bac560ecc979e58001b3e22fc", &e, &why), AUTH_FAILED);
 	assert_null(e);
-	assert_int_equal(auth_apop(db, "mrose", "<1.2@x>", DIGEST, &e),
+	assert_int_equal(auth_apop(db, "mrose", "<1.2@x>", DIGEST, &e, &why),
 	    AUTH_FAILED);
 	assert_int_equal(auth_apop(db, "mrose", TS,
-	    "c4c9334bac560ecc979e58001b3e22f", &e), AUTH_FAILED);
-	assert_int_equal(auth_apop(db, "mrose", TS, DIGEST "0", &e),
+	    "c4c9334bac560ecc979e58001b3e22f", &e, &why), AUTH_FAILED);
+	assert_int_equal(auth_apop(db, "mrose", TS, DIGEST "0", &e, &why),
 	    AUTH_FAILED);
-	assert_int_equal(auth_apop(db, "mrose", TS, "", &e), AUTH_FAILED);
+	assert_int_equal(auth_apop(db, "mrose", TS, "", &e, &why), AUTH_FAILED);
 	/* unknown user, invalid name, user without an APOP secret: the same
 	 * AUTH_FAILED as a wrong digest */
-	assert_int_equal(auth_apop(db, "nobody", TS, DIGEST, &e), AUTH_FAILED);
-	assert_int_equal(auth_apop(db, "../mrose", TS, DIGEST, &e),
+	assert_int_equal(auth_apop(db, "nobody", TS, DIGEST, &e, &why), AUTH_FAILED);
+	assert_string_equal(why, "unknown-user");
+	assert_int_equal(auth_apop(db, "../mrose", TS, DIGEST, &e, &why),
 	    AUTH_FAILED);
-	assert_int_equal(auth_apop(db, "hashonly", TS, DIGEST, &e),
+	assert_int_equal(auth_apop(db, "hashonly", TS, DIGEST, &e, &why),
 	    AUTH_FAILED);
+	assert_string_equal(why, "no-apop-secret");
 	assert_null(e);
 	{
 		/* even with the digest of the built-in dummy secret */
 		char d[33];
 		apop_digest(TS, "posuto-apop-no-secret-\x01", d);
-		assert_int_equal(auth_apop(db, "hashonly", TS, d, &e),
+		assert_int_equal(auth_apop(db, "hashonly", TS, d, &e, &why),
 		    AUTH_FAILED);
-		assert_int_equal(auth_apop(db, "nobody", TS, d, &e),
+		assert_int_equal(auth_apop(db, "nobody", TS, d, &e, &why),
 		    AUTH_FAILED);
 	}
 }
@@ -101,23 +104,27 @@ static void
 test_auth_plain(void **state)
 {
 	const struct userdb_entry *e = NULL;
+	const char *why;
 	(void)state;
 
-	assert_int_equal(auth_plain(db, "hashonly", "password", 8, &e),
+	assert_int_equal(auth_plain(db, "hashonly", "password", 8, &e, &why),
 	    AUTH_OK);
 	assert_string_equal(e->name, "hashonly");
-	assert_int_equal(auth_plain(db, "hashonly", "passwore", 8, &e),
+	assert_int_equal(auth_plain(db, "hashonly", "passwore", 8, &e, &why),
 	    AUTH_FAILED);
+	assert_string_equal(why, "wrong-password");
 	assert_null(e);
-	assert_int_equal(auth_plain(db, "nobody", "password", 8, &e),
+	assert_int_equal(auth_plain(db, "nobody", "password", 8, &e, &why),
 	    AUTH_FAILED);
-	assert_int_equal(auth_plain(db, "hash/only", "password", 8, &e),
+	assert_string_equal(why, "unknown-user");
+	assert_int_equal(auth_plain(db, "hash/only", "password", 8, &e, &why),
 	    AUTH_FAILED);
-	assert_int_equal(auth_plain(db, "", "password", 8, &e), AUTH_FAILED);
-	assert_int_equal(auth_plain(db, NULL, "password", 8, &e),
+	assert_string_equal(why, "invalid-user-name");
+	assert_int_equal(auth_plain(db, "", "password", 8, &e, &why), AUTH_FAILED);
+	assert_int_equal(auth_plain(db, NULL, "password", 8, &e, &why),
 	    AUTH_FAILED);
-	assert_int_equal(auth_plain(db, "mrose", "unused", 6, &e), AUTH_OK);
-	assert_int_equal(auth_plain(db, "mrose", "unused\0x", 8, &e),
+	assert_int_equal(auth_plain(db, "mrose", "unused", 6, &e, &why), AUTH_OK);
+	assert_int_equal(auth_plain(db, "mrose", "unused\0x", 8, &e, &why),
 	    AUTH_FAILED);
 	assert_null(e);
 }

@@ -301,7 +301,7 @@ test_scram_rfc7677(void **state)
 	assert_int_equal(step(s, S("c=biws,r=" RFC_CNONCE RFC_SNONCE
 	    ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVU="), NULL),
 	    SASL_FAIL);
-	assert_string_equal(sasl_server_fail_reason(s), "wrong password");
+	assert_string_equal(sasl_server_fail_reason(s), "wrong-password");
 	sasl_server_free(&s);
 }
 
@@ -318,6 +318,7 @@ struct scram_run {
 	bool no_ir;
 	bool server_v_ok;		/* out: v= verified */
 	char server_first[512];		/* out */
+	char why[64];			/* out: fail reason, "" if none */
 };
 
 static void
@@ -343,6 +344,7 @@ scram_run(struct scram_run *r)
 	enum sasl_status st;
 
 	r->server_v_ok = false;
+	r->why[0] = '\0';
 	snprintf(first, sizeof(first), "%sn=%s,r=clientnonce123", r->gs2,
 	    r->user);
 	if (r->no_ir) {
@@ -353,6 +355,8 @@ scram_run(struct scram_run *r)
 	}
 	st = step(s, first, strlen(first), &out);
 	if (st != SASL_CONTINUE) {
+		snprintf(r->why, sizeof(r->why), "%s",
+		    sasl_server_fail_reason(s));
 		sasl_server_free(&s);
 		return st;
 	}
@@ -395,6 +399,8 @@ scram_run(struct scram_run *r)
 	    ",p=%s", proof64);
 	st = step(s, final, strlen(final), &out);
 	if (st != SASL_CONTINUE) {
+		snprintf(r->why, sizeof(r->why), "%s",
+		    sasl_server_fail_reason(s));
 		sasl_server_free(&s);
 		return st;
 	}
@@ -459,14 +465,65 @@ test_scram_client(void **state)
 	assert_int_equal(scram_run(&r), SASL_FAIL);
 	assert_string_equal(sf1, strstr(r.server_first, ",s="));
 	assert_non_null(strstr(sf1, ",i=4096"));
+	assert_string_equal(r.why, "unknown-user");
 	r.user = "nobody2";
 	assert_int_equal(scram_run(&r), SASL_FAIL);
 	assert_string_not_equal(sf1, strstr(r.server_first, ",s="));
 	r.user = "cryptuser";
 	r.password = "password";
 	assert_int_equal(scram_run(&r), SASL_FAIL);
+	assert_string_equal(r.why, "no-scram-credentials");
 	r.user = "..%2F";
 	assert_int_equal(scram_run(&r), SASL_FAIL);
+	assert_string_equal(r.why, "invalid-user-name");
+	r.user = "user";
+	r.password = "pencik";
+	assert_int_equal(scram_run(&r), SASL_FAIL);
+	assert_string_equal(r.why, "wrong-password");
+}
+
+/* Issue 9: a fake exchange shows the iterations and salt length of the
+ * real secrets, not built-in ones. */
+static void
+test_scram_fake_imitates_real(void **state)
+{
+	static struct user_cfg users[1];
+	static struct posuto_config cfg = {
+		.path = "test", .mail_dir = "/var/mail",
+		.users = users, .n_users = 1,
+	};
+	struct scram_run r = { .mech = SASL_MECH_SCRAM_SHA_256, .gs2 = "n,,",
+	    .user = "real", .password = "pw" };
+	struct userdb *saved = db, *db2;
+	unsigned char salt[24] = { 1, 2, 3 };
+	char real_first[512], *data, *stored;
+	struct scram_secret sec;
+	const char *p;
+	(void)state;
+
+	scram_secret_derive("pw", 2, salt, sizeof(salt), 5000, &sec);
+	data = scram_secret_format(&sec);
+	stored = malloc(strlen(data) + 20);
+	snprintf(stored, strlen(data) + 20, "{SCRAM-SHA-256}%s", data);
+	free(data);
+	users[0] = (struct user_cfg){ .name = "real", .password = stored };
+	db2 = userdb_load(&cfg, stderr);
+	assert_non_null(db2);
+	db = db2;
+	assert_int_equal(scram_run(&r), SASL_OK);
+	snprintf(real_first, sizeof(real_first), "%s",
+	    strstr(r.server_first, ",s="));
+	r.user = "ghost";
+	assert_int_equal(scram_run(&r), SASL_FAIL);
+	assert_string_equal(r.why, "unknown-user");
+	p = strstr(r.server_first, ",s=");
+	/* same "i=", same salt length, different salt */
+	assert_string_equal(strstr(p, ",i="), ",i=5000");
+	assert_int_equal(strlen(p), strlen(real_first));
+	assert_string_not_equal(p, real_first);
+	db = saved;
+	userdb_unref(&db2);
+	free(stored);
 }
 
 static void
@@ -625,6 +682,7 @@ main(void)
 		cmocka_unit_test(test_scram_rfc7677),
 		cmocka_unit_test(test_scram_client),
 		cmocka_unit_test(test_scram_malformed),
+		cmocka_unit_test(test_scram_fake_imitates_real),
 		cmocka_unit_test(test_scram_plus),
 	};
 

@@ -113,8 +113,15 @@ test_config_users(void **state)
 	assert_null(userdb_lookup(db, "USER1@example.com"));
 	assert_null(userdb_lookup(db, "user1@example.co"));
 	assert_null(userdb_lookup(db, ""));
-	/* the dummy is a real secret of the most common scheme */
-	assert_string_equal(userdb_dummy_password(db), SHA512_TEST);
+	/* cost classes: the bigger one (two SHA512 users) first */
+	assert_int_equal(userdb_cost_classes(db), 2);
+	assert_string_equal(userdb_cost_class_secret(db, 0), SHA512_TEST);
+	assert_string_equal(userdb_cost_class_secret(db, 1), SHA256_PASSWORD);
+	assert_null(userdb_cost_class_secret(db, 2));
+	assert_int_equal(userdb_lookup(db, "user3")->cost_class, 0);
+	assert_int_equal(userdb_lookup(db, "user1@example.com")->cost_class, 1);
+	assert_false(userdb_all_scram(db));
+	assert_null(userdb_scram_example(db));
 
 	db2 = db;
 	userdb_ref(db2);
@@ -185,8 +192,12 @@ test_passwd_file(void **state)
 	assert_non_null(userdb_lookup(db, "\xe5\xa4\xaa\xe9\x83\x8e@example.jp"));
 	assert_non_null(userdb_lookup(db, "last"));
 	assert_non_null(userdb_lookup(db, "cfguser"));
-	/* most common scheme among 8 users is PLAIN */
-	assert_true(strncmp(userdb_dummy_password(db), "{PLAIN}", 7) == 0);
+	/* 5 PLAIN, 2 $6$ crypt ({SHA512-CRYPT} and {CRYPT} alike), 1 SHA256 */
+	assert_int_equal(userdb_cost_classes(db), 3);
+	assert_true(strncmp(userdb_cost_class_secret(db, 0), "{PLAIN}", 7) == 0);
+	assert_int_equal(userdb_lookup(db, "taro")->cost_class,
+	    userdb_lookup(db, "bare")->cost_class);
+	assert_int_equal(userdb_lookup(db, "hanako")->cost_class, 2);
 	userdb_unref(&db);
 
 	/* Without any template, a home gives %h/Maildir. */
@@ -367,11 +378,86 @@ test_name_valid(void **state)
 	assert_false(userdb_name_valid(longname, USERNAME_MAX + 1));
 }
 
+#define SCRAM_4096 "{SCRAM-SHA-256}4096,Nv7PRPLaKGYsBkFkvlSN4A==," \
+	"rIILQcEcyrqRAxJtodpVOFz/ANNaWtAmPwzosYfBbUo=," \
+	"QJj5rp5c3DXp9APC6ZBdxeu47jfPTigywR+jKX2+Emw="
+#define SCRAM_10000 "{SCRAM-SHA-256}10000,Nv7PRPLaKGYsBkFkvlSN4A==," \
+	"rIILQcEcyrqRAxJtodpVOFz/ANNaWtAmPwzosYfBbUo=," \
+	"QJj5rp5c3DXp9APC6ZBdxeu47jfPTigywR+jKX2+Emw="
+#define CRYPT_10000 "{SHA512-CRYPT}$6$rounds=10000$abcdefghijkl$QmNNzR6ydfQQ" \
+	"96epFMS3YSWDPd2hAcZ6SloHgCQtcBG7igNHHWX0QZQsEa9WJfKIu9KRwrytHAM3dD." \
+	"Z5sS2c."
+#define BCRYPT_5 \
+	"{BLF-CRYPT}$2b$05$CcDWy6ealLFV2Qwn89cOWu981wlgxza7UgBEyEA8PVzwND1IW2gKO"
+
+/* Issue 9 item 5: classes follow the work parameters, not the salt. */
+static void
+test_cost_classes(void **state)
+{
+	char key[80];
+	struct user_cfg users[] = {
+		{ .name = "a", .password = SCRAM_4096 },
+		{ .name = "b", .password = SCRAM_10000 },
+		{ .name = "c", .password = SCRAM_10000 },
+		{ .name = "d", .password = "{SHA512-CRYPT}" CRYPT_HORSE },
+		{ .name = "e", .password = CRYPT_10000 },
+		{ .name = "f", .password = BCRYPT_5 },
+	};
+	struct posuto_config cfg = {
+		.path = "posuto.json", .mail_dir = "/var/mail",
+		.users = users, .n_users = 3,
+	};
+	struct userdb *db;
+	char *errs = NULL;
+	(void)state;
+
+	assert_true(passwd_cost_key(CRYPT_10000, key, sizeof(key)));
+	assert_string_equal(key, "CRYPT $6$rounds=10000$");
+	assert_true(passwd_cost_key("{SHA512-CRYPT}" CRYPT_HORSE, key,
+	    sizeof(key)));
+	assert_string_equal(key, "CRYPT $6$");
+	assert_true(passwd_cost_key(BCRYPT_5, key, sizeof(key)));
+	assert_string_equal(key, "CRYPT $2b$05$");
+	assert_true(passwd_cost_key(SCRAM_10000, key, sizeof(key)));
+	assert_string_equal(key, "SCRAM-SHA-256 10000");
+	assert_true(passwd_cost_key("{ARGON2ID}$argon2id$v=19$m=65536,t=3,"
+	    "p=1$c29tZXNhbHQxMjM0NTY$OF0/3lNRTYp7SKXntw6ydrxEaKTTc9BbDMlNl6RAK"
+	    "zY", key, sizeof(key)));
+	assert_string_equal(key, "ARGON2ID $argon2id$v=19$m=65536,t=3,p=1$");
+	assert_true(passwd_cost_key("{PLAIN}x", key, sizeof(key)));
+	assert_string_equal(key, "PLAIN ");
+	assert_false(passwd_cost_key("{NOSUCH}x", key, sizeof(key)));
+	assert_false(passwd_cost_key(CRYPT_10000, key, 8));
+
+	/* only SCRAM users: SCRAM may be offered; the example is the
+	 * most common iteration count */
+	db = load(&cfg, &errs);
+	assert_non_null(db);
+	free(errs);
+	assert_true(userdb_all_scram(db));
+	assert_string_equal(userdb_scram_example(db), SCRAM_10000);
+	assert_int_equal(userdb_cost_classes(db), 2);
+	assert_int_equal(userdb_lookup(db, "a")->cost_class, 1);
+	userdb_unref(&db);
+
+	cfg.n_users = 6;
+	db = load(&cfg, &errs);
+	assert_non_null(db);
+	free(errs);
+	assert_false(userdb_all_scram(db));
+	assert_int_equal(userdb_cost_classes(db), 5);
+	assert_int_equal(userdb_lookup(db, "b")->cost_class, 0);
+	for (size_t i = 1; i < 5; i++)
+		assert_non_null(userdb_cost_class_secret(db, i));
+	userdb_unref(&db);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_config_users),
+		cmocka_unit_test(test_cost_classes),
 		cmocka_unit_test(test_passwd_file),
 		cmocka_unit_test(test_passwd_file_errors),
 		cmocka_unit_test(test_config_errors),
