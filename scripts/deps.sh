@@ -6,7 +6,7 @@ set -euo pipefail
 build_pkgs="gcc make meson ninja-build pkg-config libevent-dev libjansson-dev
   libssl-dev libcrypt-dev libargon2-dev liburing-dev openssl"
 check_pkgs="$build_pkgs clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest python3-openssl
-  curl fetchmail perl gsasl dovecot-core dovecot-pop3d procps iproute2"
+  curl fetchmail mpop perl gsasl dovecot-core dovecot-pop3d procps iproute2"
 bench_pkgs="$build_pkgs dovecot-pop3d dovecot-core python3 util-linux procps"
 
 case "${1:-build}" in

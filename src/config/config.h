@@ -86,6 +86,10 @@ struct posuto_config {
 	char *lock_file;		/* LockFile; NULL = the default
 					 * (store_lock_default_path()) */
 	bool allow_plaintext_auth;	/* AllowPlaintextAuth: USER/PASS etc. w/o TLS off loopback */
+	/* SaslMechanisms: bit (1u << enum sasl_mech, auth/sasl.h) each;
+	 * !sasl_mechanisms_set: not given, the default applies (pop3) */
+	bool sasl_mechanisms_set;
+	unsigned sasl_mechanisms;
 
 	struct tls_cfg tls;		/* Tls {...} */
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "auth/passwd.h"
+#include "auth/sasl.h"
 #include "config/config_schema.h"
 #include "lib/params.h"
 #include "lib/strutil.h"
@@ -594,6 +595,57 @@ tls_verify(struct config_ctx *ctx, const char *path, void *base,
 }
 
 /* ------------------------------------------------------------------ */
+/* SaslMechanisms                                                      */
+
+/* Names as Dovecot's auth_mechanisms, case-insensitive; the default (key
+ * absent) is decided per session, see pop3_session_mech_enabled(). */
+static void
+sasl_mechs_set(struct config_ctx *ctx, const struct config_setting *row,
+    json_t *v, const char *path, void *base)
+{
+	struct posuto_config *cfg = base;
+
+	(void)row;
+	cfg->sasl_mechanisms_set = true;
+	cfg->sasl_mechanisms = 0;
+	for (size_t i = 0; i < json_array_size(v); i++) {
+		json_t *e = json_array_get(v, i);
+		char *ep = json_loc_path_index(path, i);
+		enum sasl_mech m;
+
+		if (!json_is_string(e))
+			config_error(ctx, ep, CONFIG_AT_VALUE,
+			    "expected a string, got %s",
+			    config_json_type_name(json_typeof(e)));
+		else if (!sasl_mech_lookup(json_string_value(e), &m))
+			config_error(ctx, ep, CONFIG_AT_VALUE,
+			    "unknown SASL mechanism \"%s\" (known: PLAIN, "
+			    "LOGIN, SCRAM-SHA-256, SCRAM-SHA-256-PLUS)",
+			    json_string_value(e));
+		else
+			cfg->sasl_mechanisms |= 1u << m;
+		free(ep);
+	}
+}
+
+static json_t *
+sasl_mechs_dump(const struct config_setting *row, const void *base)
+{
+	const struct posuto_config *cfg = base;
+	json_t *a;
+
+	(void)row;
+	if (!cfg->sasl_mechanisms_set)
+		return NULL;
+	a = json_array();
+	for (unsigned m = 0; m < SASL_MECH_COUNT; m++)
+		if (cfg->sasl_mechanisms >> m & 1u)
+			json_array_append_new(a,
+			    json_string(sasl_mech_name((enum sasl_mech)m)));
+	return a;
+}
+
+/* ------------------------------------------------------------------ */
 /* Pop3Server                                                          */
 
 static void server_verify(struct config_ctx *, const char *, void *,
@@ -647,6 +699,9 @@ static const struct config_setting server_rows[] = {
 	  .offset = SRV(cfg.lock_file), .check = check_file_name },
 	{ .key = "AllowPlaintextAuth", .kind = CONFIG_BOOL,
 	  .offset = SRV(cfg.allow_plaintext_auth), .def_int = 0 },
+	{ .key = "SaslMechanisms", .kind = CONFIG_CUSTOM, .offset = 0,
+	  .jtype = JSON_ARRAY, .set = sasl_mechs_set,
+	  .dump = sasl_mechs_dump },
 	{ .key = "MailDir", .kind = CONFIG_PATH, .offset = SRV(cfg.mail_dir) },
 	{ .key = "MailboxPath", .kind = CONFIG_TEMPLATE,
 	  .offset = SRV(cfg.mailbox_template) },

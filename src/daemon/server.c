@@ -60,6 +60,8 @@ server_apply_params(struct server *srv)
 	p->max_connections = cfg->max_connections;
 	p->max_connections_per_ip = cfg->max_connections_per_ip;
 	p->allow_plaintext_auth = cfg->allow_plaintext_auth;
+	p->sasl_mechs_set = cfg->sasl_mechanisms_set;
+	p->sasl_mechs = cfg->sasl_mechanisms;
 	store_wire_configure(cfg->wire_cache_min_size);
 	log_set_level(cfg->log_level);
 	if (cfg->hostname != NULL)

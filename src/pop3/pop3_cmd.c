@@ -102,7 +102,8 @@ pop3_cmd_capa(struct pop3_session *s, const struct pop3_cmd *cmd)
 		}
 		if (plain_ok)
 			pop3_reply(s, "USER");
-		pop3_reply(s, "%s", mechs);
+		if (strcmp(mechs, "SASL") != 0)	/* none offered: no line */
+			pop3_reply(s, "%s", mechs);
 		if (pop3_session_tls_offered(s))
 			pop3_reply(s, "STLS");
 	}

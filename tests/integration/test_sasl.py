@@ -25,6 +25,9 @@ from posuto_testlib import (
 GSASL = "gsasl"
 
 
+ALL_MECHS = ["PLAIN", "LOGIN", "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS"]
+
+
 def doveadm_scram(password):
     r = run(["doveadm", "pw", "-s", "SCRAM-SHA-256", "-p", password])
     assert r.returncode == 0, r.stderr
@@ -53,6 +56,8 @@ def ssrv(servers, mail, tls_cert):
     from test_tls import tls_config
     cfg = tls_config(servers, tls_cert)
     cfg["Pop3Server"]["Users"] = sasl_users()
+    # Mixed schemes: the default would offer neither SCRAM (issue 9).
+    cfg["Pop3Server"]["SaslMechanisms"] = ALL_MECHS
     return servers.start(cfg)
 
 
@@ -358,7 +363,7 @@ def test_gsasl_scram_with_posuto_hash_secret(servers, mail, posuto):
     assert r.returncode == 0, r.stderr
     secret = r.stdout.decode().strip().splitlines()[-1]
     assert secret.startswith("{SCRAM-SHA-256}"), secret
-    srv = servers.start(servers.config(users=sasl_users(secret)))
+    srv = servers.start(servers.config(users=sasl_users(secret), SaslMechanisms=ALL_MECHS))
     c = Pop3("127.0.0.1", srv.port)
     r, rc, out = gsasl_auth(c, "SCRAM-SHA-256", USER2, "s3cret word")
     assert r.startswith(b"+OK"), (r, out)
