@@ -256,11 +256,13 @@ def test_expire_days_recorded_then_deleted_by_job_not_while_locked(servers, mail
     holder.close()  # dropped: no UPDATE of its own
     wait_for(lambda: names[0] not in maildir.files(), "the job to expire message 1", srv)
     assert set(maildir.files()) == {names[1]}
+    # the summary is logged just after the unlink
+    wait_for(lambda: "expire: user=user1@example.com deleted 1 message(s)" in srv.log(),
+             "the job's summary line", srv)
     log = srv.log()
     m = re.search(r"expire: deleting user=user1@example.com uidl=%s age=(\d+)s expire=2d"
                   % re.escape(names[0]), log)
     assert m and int(m.group(1)) >= 3 * 86400, log
-    assert "expire: user=user1@example.com deleted 1 message(s)" in log
     wait_for(lambda: not (maildir.path / ".posuto.expire").exists(),
              "the state file to be dropped", srv)
     c = login_after_drop(srv, "127.0.0.1", srv.port)
