@@ -13,6 +13,7 @@
 #include "auth/userdb.h"
 #include "lib/log.h"
 #include "lib/params.h"
+#include "lib/strutil.h"
 #include "lib/xmalloc.h"
 
 /* Longest passwd-file line we read; Dovecot's lines are short, a longer
@@ -39,6 +40,7 @@ struct userdb {
 	const char *class_secret[USERDB_COST_CLASSES_MAX];
 	size_t n_classes;
 	const char *scram_example;	/* points into users[] */
+	struct userdb_policy policy;
 };
 
 /* Loading context: the db being built and the error stream. */
@@ -288,6 +290,10 @@ load_config_users(struct load_ctx *ctx)
 			u->apop_secret = xstrdup(uc->apop_secret);
 		u->pub.format = uc->format != MBOX_FORMAT_AUTO ? uc->format :
 		    cfg->format;
+		u->pub.login_delay = uc->has_login_delay ? uc->login_delay :
+		    cfg->login_delay;
+		u->pub.expire_days = uc->expire_days != EXPIRE_INHERIT ?
+		    uc->expire_days : cfg->expire_days;
 		if (user_check(ctx, u))
 			(void)user_set_mailbox(ctx, u, uc->mailbox);
 	}
@@ -347,6 +353,46 @@ extra_mail_template(const char *extra, const char *home, enum mbox_format
 	return tmpl;
 }
 
+/*
+ * posuto's extra fields login_delay=SECONDS and expire=DAYS|never (or
+ * userdb_login_delay=, userdb_expire=), over the server's values already
+ * in u->pub.  False with *why_r on a bad value.
+ */
+static bool
+extra_policy_fields(const char *extra, struct user *u, const char **why_r)
+{
+	for (const char *p = extra; *p != '\0'; ) {
+		const char *end = p + strcspn(p, " \t");
+		size_t flen = (size_t)(end - p);
+		uint32_t n;
+
+		if (flen > 7 && strncmp(p, "userdb_", 7) == 0) {
+			p += 7;
+			flen -= 7;
+		}
+		if (flen > 12 && strncmp(p, "login_delay=", 12) == 0) {
+			if (!parse_u32(p + 12, flen - 12, &n) ||
+			    n > LOGIN_DELAY_MAX) {
+				*why_r = "login_delay= needs 0..86400 seconds";
+				return false;
+			}
+			u->pub.login_delay = n;
+		} else if (flen > 7 && strncmp(p, "expire=", 7) == 0) {
+			if (flen == 12 && strncmp(p + 7, "never", 5) == 0)
+				u->pub.expire_days = EXPIRE_NEVER;
+			else if (parse_u32(p + 7, flen - 7, &n) &&
+			    n <= EXPIRE_MAX_DAYS)
+				u->pub.expire_days = (int)n;
+			else {
+				*why_r = "expire= needs 0..36500 days or never";
+				return false;
+			}
+		}
+		p = end + strspn(end, " \t");
+	}
+	return true;
+}
+
 static void
 parse_passwd_line(struct load_ctx *ctx, const char *file, unsigned lineno,
     char *line)
@@ -380,8 +426,14 @@ parse_passwd_line(struct load_ctx *ctx, const char *file, unsigned lineno,
 	if (n > 5 && f[5][0] != '\0')
 		u->home = xstrdup(f[5]);
 	u->pub.format = ctx->cfg->format;
+	u->pub.login_delay = ctx->cfg->login_delay;
+	u->pub.expire_days = ctx->cfg->expire_days;
 	if (!user_check(ctx, u))
 		return;
+	if (n > 7 && !extra_policy_fields(f[7], u, &why)) {
+		load_error(ctx, "%s: user %s: %s", u->origin, u->name, why);
+		return;
+	}
 	if (u->home != NULL && u->home[0] != '/') {
 		load_error(ctx, "%s: user %s: home %s is not absolute",
 		    u->origin, u->name, u->home);
@@ -557,6 +609,36 @@ cost_classes(struct load_ctx *ctx)
 	free(ents);
 }
 
+/* The pre-login CAPA values: with no users, the server's own. */
+static void
+finish_policy(struct load_ctx *ctx)
+{
+	struct userdb *db = ctx->db;
+	struct userdb_policy *p = &db->policy;
+
+	p->login_delay_max = ctx->cfg->login_delay;
+	p->expire_min = ctx->cfg->expire_days;
+	for (size_t i = 0; i < db->n_users; i++) {
+		const struct userdb_entry *e = &db->users[i].pub;
+
+		if (i == 0) {
+			p->login_delay_max = e->login_delay;
+			p->expire_min = e->expire_days;
+			continue;
+		}
+		if (e->login_delay != p->login_delay_max)
+			p->login_delay_varies = true;
+		if (e->login_delay > p->login_delay_max)
+			p->login_delay_max = e->login_delay;
+		if (e->expire_days != p->expire_min)
+			p->expire_varies = true;
+		if (e->expire_days != EXPIRE_NEVER &&
+		    (p->expire_min == EXPIRE_NEVER ||
+		    e->expire_days < p->expire_min))
+			p->expire_min = e->expire_days;
+	}
+}
+
 /* Sorts, rejects duplicates, fills in pub and the derived fields. */
 static void
 finish(struct load_ctx *ctx)
@@ -580,6 +662,7 @@ finish(struct load_ctx *ctx)
 			db->has_apop = true;
 	}
 	cost_classes(ctx);
+	finish_policy(ctx);
 }
 
 static void
@@ -656,6 +739,18 @@ size_t
 userdb_count(const struct userdb *db)
 {
 	return db->n_users;
+}
+
+const struct userdb_entry *
+userdb_entry_at(const struct userdb *db, size_t i)
+{
+	return &db->users[i].pub;
+}
+
+const struct userdb_policy *
+userdb_policy(const struct userdb *db)
+{
+	return &db->policy;
 }
 
 size_t

@@ -9,7 +9,9 @@
  * required; a password without {SCHEME} is {CRYPT} (Dovecot's default for
  * passwd-file).  uid/gid/gecos/shell are ignored (posuto does not switch
  * to per-user ids).  Extra fields "mail=" / "userdb_mail=" with Dovecot's
- * "maildir:PATH" (~ = home) set that user's mailbox location.
+ * "maildir:PATH" (~ = home) set that user's mailbox location; posuto's
+ * own "login_delay=SECONDS" and "expire=DAYS|never" (also with the
+ * "userdb_" prefix) override LoginDelay and Expire for that user.
  * A user defined twice (in either source) is an error.
  */
 #ifndef POSUTO_USERDB_H
@@ -31,6 +33,18 @@ struct userdb_entry {
 	enum mbox_format format;	/* AUTO = detect */
 	const char *home;		/* passwd-file home field or NULL */
 	size_t cost_class;		/* see userdb_cost_class_secret() */
+	/* RFC 2449 policies in effect for this user (own or server's). */
+	unsigned login_delay;		/* s; 0 = none */
+	int expire_days;		/* days, or EXPIRE_NEVER */
+};
+
+/* What CAPA says before login, when the user is not known yet: the
+ * least favourable value any user has, and whether they differ. */
+struct userdb_policy {
+	unsigned login_delay_max;
+	bool login_delay_varies;
+	int expire_min;			/* EXPIRE_NEVER only if all are */
+	bool expire_varies;
 };
 
 /*
@@ -52,6 +66,10 @@ const struct userdb_entry *userdb_lookup(const struct userdb *db,
 /* True if at least one user has an APOP secret. */
 bool userdb_has_apop(const struct userdb *db);
 size_t userdb_count(const struct userdb *db);
+/* The i-th user (i < userdb_count()), in name order. */
+const struct userdb_entry *userdb_entry_at(const struct userdb *db,
+    size_t i);
+const struct userdb_policy *userdb_policy(const struct userdb *db);
 
 /*
  * Cost classes, for I6 with users of different schemes: users whose

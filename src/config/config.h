@@ -46,7 +46,17 @@ struct user_cfg {
 	char *apop_secret;	/* plaintext-equivalent APOP secret or NULL */
 	char *mailbox;		/* per-user MailboxPath template or NULL */
 	enum mbox_format format;	/* per-user, AUTO = inherit server's */
+	/* RFC 2449 policy overrides (LoginDelay, Expire); see below. */
+	unsigned login_delay;		/* valid if has_login_delay */
+	bool has_login_delay;
+	int expire_days;		/* days, EXPIRE_NEVER or EXPIRE_INHERIT */
 };
+
+/* Expire values: days (0 = deleted at the QUIT after the first RETR), or: */
+#define EXPIRE_NEVER	(-1)	/* posuto never deletes mail by itself */
+#define EXPIRE_INHERIT	(-2)	/* per user: the server's Expire applies */
+#define EXPIRE_MAX_DAYS	36500
+#define LOGIN_DELAY_MAX	86400	/* s */
 
 struct tls_cfg {
 	char *cert_file;	/* PEM chain; NULL = no TLS at all */
@@ -90,6 +100,13 @@ struct posuto_config {
 	 * !sasl_mechanisms_set: not given, the default applies (pop3) */
 	bool sasl_mechanisms_set;
 	unsigned sasl_mechanisms;
+
+	/* RFC 2449 policies, enforced (pop3_policy.c, store_expire.c). */
+	unsigned login_delay;		/* LoginDelay, s between logins; 0 = off */
+	int expire_days;		/* Expire: days after first RETR, or
+					 * EXPIRE_NEVER (default) */
+	unsigned expire_interval;	/* ExpireCheckInterval, s between runs
+					 * of the daemon's expiry job */
 
 	struct tls_cfg tls;		/* Tls {...} */
 

@@ -335,6 +335,98 @@ listen_free(const struct config_setting *row, void *base)
 }
 
 /* ------------------------------------------------------------------ */
+/* RFC 2449 policies: LoginDelay, Expire (server-wide and per user)     */
+
+/* Expire: whole days after a message's first RETR, or "never".  The row's
+ * offset locates an int in whichever struct the section fills. */
+static void
+expire_set(struct config_ctx *ctx, const struct config_setting *row,
+    json_t *v, const char *path, void *base)
+{
+	int *f = (int *)(void *)((char *)base + row->offset);
+
+	if (json_is_string(v) && ascii_caseeq(json_string_value(v), "never")) {
+		*f = EXPIRE_NEVER;
+		return;
+	}
+	if (!json_is_integer(v)) {
+		config_error(ctx, path, CONFIG_AT_VALUE, "expected a number of "
+		    "days or \"never\", got %s",
+		    json_is_string(v) ? "another string" :
+		    config_json_type_name(json_typeof(v)));
+		return;
+	}
+	if (json_integer_value(v) < 0 ||
+	    json_integer_value(v) > EXPIRE_MAX_DAYS) {
+		config_error(ctx, path, CONFIG_AT_VALUE,
+		    "%lld is out of range (0..%d days, or \"never\")",
+		    (long long)json_integer_value(v), EXPIRE_MAX_DAYS);
+		return;
+	}
+	*f = (int)json_integer_value(v);
+}
+
+static json_t *
+expire_dump(const struct config_setting *row, const void *base)
+{
+	int v = *(const int *)(const void *)((const char *)base + row->offset);
+
+	if (v == EXPIRE_INHERIT)
+		return NULL;
+	return v == EXPIRE_NEVER ? json_string("never") : json_integer(v);
+}
+
+/* A user's LoginDelay: given (even 0) overrides the server's. */
+static void
+user_login_delay_set(struct config_ctx *ctx, const struct config_setting *row,
+    json_t *v, const char *path, void *base)
+{
+	struct user_cfg *u = base;	/* first member of struct config_user */
+	json_int_t n = json_integer_value(v);
+
+	(void)row;
+	if (n < 0 || n > LOGIN_DELAY_MAX) {
+		config_error(ctx, path, CONFIG_AT_VALUE,
+		    "%lld is out of range (0..%d)", (long long)n,
+		    LOGIN_DELAY_MAX);
+		return;
+	}
+	u->login_delay = (unsigned)n;
+	u->has_login_delay = true;
+}
+
+static json_t *
+user_login_delay_dump(const struct config_setting *row, const void *base)
+{
+	const struct user_cfg *u = base;
+
+	(void)row;
+	return u->has_login_delay ? json_integer(u->login_delay) : NULL;
+}
+
+#define POLICY_EXPIRE_ROW(off) \
+	{ .key = "Expire", .kind = CONFIG_CUSTOM, .offset = (off), \
+	  .flags = CONFIG_F_ANYTYPE, .set = expire_set, .dump = expire_dump }
+
+/* A custom row has no default of its own: an Expire not given is "never"
+ * for the server and "inherit" for a user. */
+static void
+policy_user_defaults(const struct config_section *sec, uint64_t seen,
+    struct user_cfg *u)
+{
+	if (!CONFIG_SEEN(sec, seen, "Expire"))
+		u->expire_days = EXPIRE_INHERIT;
+}
+
+static void
+policy_server_defaults(const struct config_section *sec, uint64_t seen,
+    struct posuto_config *cfg)
+{
+	if (!CONFIG_SEEN(sec, seen, "Expire"))
+		cfg->expire_days = EXPIRE_NEVER;
+}
+
+/* ------------------------------------------------------------------ */
 /* Users[]                                                             */
 
 /*
@@ -365,6 +457,10 @@ static const struct config_setting user_rows[] = {
 	{ .key = "MailboxFormat", .kind = CONFIG_ENUM,
 	  .offset = offsetof(struct config_user, u.format),
 	  .names = mbox_format_names, .def_int = MBOX_FORMAT_AUTO },
+	{ .key = "LoginDelay", .kind = CONFIG_CUSTOM, .offset = 0,
+	  .jtype = JSON_INTEGER, .set = user_login_delay_set,
+	  .dump = user_login_delay_dump },
+	POLICY_EXPIRE_ROW(offsetof(struct config_user, u.expire_days)),
 };
 
 static const struct config_section user_section = {
@@ -408,6 +504,7 @@ user_verify(struct config_ctx *ctx, const char *path, void *base,
 	char *pp, *np = NULL;
 	const char *why = NULL;
 
+	policy_user_defaults(&user_section, seen, &cu->u);
 	if (cu->u.mailbox != NULL && config_template_uses_home(cu->u.mailbox)) {
 		pp = json_loc_path_key(path, "MailboxPath");
 		config_error(ctx, pp, CONFIG_AT_VALUE, "%%h needs a home "
@@ -710,6 +807,13 @@ static const struct config_setting server_rows[] = {
 	{ .key = "WireCacheMinSize", .kind = CONFIG_UINT,
 	  .offset = SRV(cfg.wire_cache_min_size), .min = 0,
 	  .max = 1024 * 1024 * 1024, .def_int = WIRE_CACHE_DEFAULT_MIN_SIZE },
+	{ .key = "LoginDelay", .kind = CONFIG_UINT,
+	  .offset = SRV(cfg.login_delay), .min = 0, .max = LOGIN_DELAY_MAX,
+	  .def_int = 0 },
+	POLICY_EXPIRE_ROW(SRV(cfg.expire_days)),
+	{ .key = "ExpireCheckInterval", .kind = CONFIG_UINT,
+	  .offset = SRV(cfg.expire_interval), .min = 1, .max = 86400,
+	  .def_int = 3600 },
 	{ .key = "Tls", .kind = CONFIG_OBJECT, .offset = SRV(cfg.tls),
 	  .sub = &tls_section },
 	{ .key = "Users", .kind = CONFIG_CUSTOM, .offset = 0,
@@ -793,6 +897,7 @@ server_verify(struct config_ctx *ctx, const char *path, void *base,
 	char *kp;
 
 	server_verify_listens(ctx, path, srv, seen);
+	policy_server_defaults(&config_server_section, seen, cfg);
 
 	if (cfg->hostname == NULL) {
 		char host[256];

@@ -69,6 +69,8 @@ enum config_kind {
 /* Row flags. */
 #define CONFIG_F_REQUIRED	0x1u	/* missing key is an error */
 #define CONFIG_F_NODUMP		0x2u	/* input only (folded into other fields) */
+#define CONFIG_F_ANYTYPE	0x4u	/* CONFIG_CUSTOM: the set hook checks the
+					 * JSON type (a number or a word) */
 
 struct config_enum_name {
 	const char *name;

@@ -262,7 +262,8 @@ config_parse_row(struct config_ctx *ctx, const struct config_setting *row,
 	json_type want = config_row_jtype(row);
 	void *f = config_field(base, row->offset);
 
-	if (!config_jtype_matches(want, v)) {
+	if ((row->flags & CONFIG_F_ANYTYPE) == 0 &&
+	    !config_jtype_matches(want, v)) {
 		config_error(ctx, path, CONFIG_AT_VALUE, "expected %s, got %s",
 		    config_json_type_name(want),
 		    config_json_type_name(json_typeof(v)));

@@ -27,6 +27,7 @@
 #include "net/workq.h"
 #include "store/store.h"
 #include "store/store_lock.h"
+#include "pop3/pop3_policy.h"
 #include "pop3/pop3_session.h"
 
 struct server_listener {
@@ -199,6 +200,7 @@ server_stop(struct server *srv, const char *why)
 	srv->stopping = true;
 	log_info("stopping: %s", why);
 	server_close_listeners(srv);
+	pop3_policy_expiry_stop(&srv->env);
 	/* Sessions end without UPDATE: no message is deleted. A QUIT whose
 	 * expunge is running finishes first. */
 	pop3_session_close_all(&srv->env);
@@ -251,6 +253,8 @@ server_reload(struct server *srv)
 	config_free(&srv->cfg);
 	srv->cfg = cfg;
 	server_apply_params(srv);
+	if (srv->env.expiry != NULL)
+		pop3_policy_expiry_configure(&srv->env, cfg->expire_interval);
 	log_info("reload done; listener changes take effect on restart");
 }
 
@@ -413,13 +417,16 @@ server_run(const struct server_opts *opts)
 		    server_on_idle_check, &srv);
 		event_add(srv.idle_check, &tv);
 	} else {
+		pop3_policy_expiry_configure(&srv.env, srv.cfg->expire_interval);
 		log_info("posuto %s ready", POSUTO_VERSION);
 	}
 	event_base_dispatch(srv.env.base);
 	pop3_session_close_all(&srv.env);
 out:
+	pop3_policy_expiry_stop(&srv.env);
 	workq_free(&srv.env.wq);
 	workq_free(&srv.env.bgq);
+	pop3_policy_expiry_free(&srv.env);
 	server_close_listeners(&srv);
 	if (srv.idle_check != NULL)
 		event_free(srv.idle_check);

@@ -9,6 +9,7 @@
 #include "lib/xmalloc.h"
 #include "net/conn.h"
 #include "pop3/pop3_int.h"
+#include "pop3/pop3_policy.h"
 
 #define ARGS_REST (-1)	/* the whole rest of the line is one argument */
 
@@ -90,7 +91,7 @@ pop3_cmd_capa(struct pop3_session *s, const struct pop3_cmd *cmd)
 	pop3_reply(s, "RESP-CODES");
 	pop3_reply(s, "AUTH-RESP-CODE");
 	pop3_reply(s, "PIPELINING");
-	pop3_reply(s, "EXPIRE NEVER");
+	pop3_policy_capa(s);
 	if (s->state == POP3_STATE_AUTHORIZATION) {
 		char mechs[128] = "SASL";
 		for (unsigned m = 0; m < SASL_MECH_COUNT; m++) {

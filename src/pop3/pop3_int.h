@@ -70,6 +70,8 @@ struct pop3_session {
 	struct userdb *db;		/* ref taken at start */
 	char *user;			/* after USER, or the logged-in name */
 	const char *login_method;
+	unsigned policy_login_delay;	/* the user's LoginDelay, Expire */
+	int policy_expire;		/* (pop3_policy.h), from the login */
 	struct mailbox *mb;
 	uint8_t *deleted;		/* bitmap, TRANSACTION only */
 	uint32_t n_deleted;

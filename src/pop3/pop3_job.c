@@ -18,6 +18,7 @@
 #include "net/iplimit.h"
 #include "net/workq.h"
 #include "pop3/pop3_int.h"
+#include "pop3/pop3_policy.h"
 #include "store/store.h"
 
 enum job_kind { JOB_PASS, JOB_APOP, JOB_SASL };
@@ -43,14 +44,23 @@ struct login_job {
 	const struct userdb_entry *entry;
 	struct mailbox *mb;
 	enum store_status st;
+	bool too_early;			/* LoginDelay not over (pop3_policy.h) */
 	char err[160];
 };
 
 static void
 login_job_open_mailbox(struct login_job *j)
 {
+	uint64_t now = pop3_policy_now();
+
+	/* Only right credentials get this far: a wrong password never
+	 * learns about the delay. */
+	if ((j->too_early = pop3_policy_login_early(j->entry, now)))
+		return;
 	j->st = mailbox_open(j->entry->mailbox_path, j->entry->format, &j->mb,
 	    j->err, sizeof(j->err));
+	if (j->st == STORE_OK)
+		pop3_policy_login_opened(j->entry, j->mb, now);
 }
 
 static void
@@ -145,6 +155,8 @@ login_succeeded(struct pop3_session *s, struct login_job *j)
 	free(s->user);
 	s->user = xstrdup(j->entry->name);
 	s->deleted = xcalloc((mailbox_count(s->mb) + 7) / 8 + 1, 1);
+	s->policy_login_delay = j->entry->login_delay;
+	s->policy_expire = j->entry->expire_days;
 	iplimit_success(s->env->iplimit, conn_peer_addr(s->conn));
 	pop3_session_set_state(s, POP3_STATE_TRANSACTION);
 	log_info("session=%llx login user=%s method=%s messages=%" PRIu32
@@ -201,6 +213,15 @@ login_job_done(void *arg)
 	case AUTH_FAILED:
 		login_failed(s, j->user, j->why);
 		goto out;
+	}
+	if (j->too_early) {
+		log_info("session=%llx login user=%s refused: LoginDelay %us "
+		    "not over", (unsigned long long)s->id, log_sanitize(safe,
+		    sizeof(safe), j->entry->name, strlen(j->entry->name)),
+		    j->entry->login_delay);
+		pop3_err(s, "[LOGIN-DELAY] Too soon after the last login");
+		s->login_method = NULL;
+		goto resume;
 	}
 	switch (j->st) {
 	case STORE_OK:
@@ -296,6 +317,8 @@ pop3_job_sasl_step(struct pop3_session *s, unsigned char *in, size_t inlen)
 struct commit_job {
 	struct pop3_session *s;
 	struct mailbox *mb;
+	int expire_days;		/* the user's Expire (pop3_policy.h) */
+	char user[USERNAME_MAX + 1];	/* sanitised, for its log */
 	uint8_t *deleted;
 	uint32_t n_deleted;
 	enum store_status st;
@@ -306,7 +329,8 @@ commit_job_work(void *arg)
 {
 	struct commit_job *j = arg;
 
-	j->st = mailbox_commit(j->mb, j->deleted, &j->n_deleted);
+	j->st = pop3_policy_commit(j->mb, j->deleted, j->expire_days, j->user,
+	    &j->n_deleted);
 	mailbox_close(&j->mb);
 }
 
@@ -340,7 +364,9 @@ pop3_job_commit(struct pop3_session *s)
 {
 	struct commit_job *j;
 
-	if (!mailbox_commit_needed(s->mb, s->deleted)) {
+	/* With Expire on, the worker decides (it reads the state file). */
+	if (s->policy_expire == EXPIRE_NEVER &&
+	    !mailbox_commit_needed(s->mb, s->deleted)) {
 		/* Nothing to write: no worker round trip for the common
 		 * "check mail, nothing new" session. */
 		mailbox_close(&s->mb);
@@ -356,6 +382,8 @@ pop3_job_commit(struct pop3_session *s)
 	s->mb = NULL;
 	j->deleted = s->deleted;
 	s->deleted = NULL;
+	j->expire_days = s->policy_expire;
+	(void)log_sanitize(j->user, sizeof(j->user), s->user, strlen(s->user));
 	pop3_session_ref(s);
 	s->busy = true;
 	workq_submit(s->env->wq, commit_job_work, commit_job_done, j);

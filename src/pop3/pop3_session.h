@@ -48,6 +48,7 @@ struct pop3_env {
 	uint64_t next_id;
 	unsigned n_sessions;
 	struct pop3_session *sessions;	/* all live sessions, for shutdown */
+	struct pop3_expiry *expiry;	/* daemon's expiry job (pop3_policy.h) */
 	bool shutting_down;
 };
 
