@@ -2,9 +2,10 @@
  * store_maildir.c - Maildir (maildir(5)) as Postfix, qmail and Dovecot
  * write it: messages in new/ and cur/, tmp/ never read.
  *
- * Order: delivery time (the leading digits of the unique part), then the
- * rest of the unique part with digit runs compared numerically, so the
- * numbering is the same in every session as long as the set is the same.
+ * Order: arrival order as far as the names tell (maildir_name_cmp():
+ * delivery time, then the microseconds or sequence number the MTA wrote,
+ * then the name), so message 1 is the oldest and the numbering is the
+ * same in every session, cold or warm, as long as the set is the same.
  * UIDL: the unique part (everything before ':'), which maildir(5)
  * guarantees unique and which survives new/ -> cur/ moves and flag
  * changes; if it is not a valid RFC 1939 unique-id (over 70 octets, or
