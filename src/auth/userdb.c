@@ -658,6 +658,12 @@ userdb_count(const struct userdb *db)
 	return db->n_users;
 }
 
+const struct userdb_entry *
+userdb_entry_at(const struct userdb *db, size_t i)
+{
+	return &db->users[i].pub;
+}
+
 size_t
 userdb_cost_classes(const struct userdb *db)
 {

@@ -52,6 +52,8 @@ const struct userdb_entry *userdb_lookup(const struct userdb *db,
 /* True if at least one user has an APOP secret. */
 bool userdb_has_apop(const struct userdb *db);
 size_t userdb_count(const struct userdb *db);
+/* The i-th user (i < userdb_count()), in name order. */
+const struct userdb_entry *userdb_entry_at(const struct userdb *db, size_t i);
 
 /*
  * Cost classes, for I6 with users of different schemes: users whose

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "config/config.h"
@@ -135,6 +136,17 @@ enum store_status mailbox_commit(struct mailbox *mb, const uint8_t *deleted,
  * close.  Cheap: looks at the in-memory snapshot only.
  */
 bool mailbox_commit_needed(const struct mailbox *mb, const uint8_t *deleted);
+
+/*
+ * check-config: writes a "warning: user <user>: ..." line to out for each
+ * permission problem of the mailbox at path: a mailbox, new/ or cur/
+ * directory every user may write to (mailbox_open() refuses it), message
+ * files that are not their directory owner's (never served), and a count
+ * of files with other hard links (served).  Takes no lock, reads no
+ * message.  Returns the number of problems.
+ */
+unsigned mailbox_check(const char *user, const char *path,
+    enum mbox_format format, FILE *out);
 
 /* Releases the lock and frees everything.  Never deletes anything. */
 void mailbox_close(struct mailbox **mb);
