@@ -10,6 +10,7 @@
 #include "daemon/server.h"
 #include "lib/log.h"
 #include "net/tls.h"
+#include "store/store.h"
 
 #ifndef POSUTO_SYSCONFDIR
 #define POSUTO_SYSCONFDIR "/etc/posuto"
@@ -42,6 +43,19 @@ usage(FILE *f)
 	    "certificates.  See posuto(8) and posuto.json(5).\n", DEFAULT_CONFIG);
 }
 
+/* Mailbox permission problems of every user, as warnings: they refuse a
+ * login or a message, not the configuration (store.h: mailbox_check). */
+static void
+check_mailbox_perms(const struct userdb *db)
+{
+	for (size_t i = 0; i < userdb_count(db); i++) {
+		const struct userdb_entry *e = userdb_entry_at(db, i);
+
+		(void)mailbox_check(e->name, e->mailbox_path, e->format,
+		    stderr);
+	}
+}
+
 /* Everything serve would load: the file, the users (passwd-file
  * included) and the TLS certificate and key. */
 static int
@@ -55,6 +69,8 @@ check_config(const char *path)
 		return EXIT_CONFIG;
 	if ((db = userdb_load(cfg, stderr)) == NULL)
 		rc = EXIT_CONFIG;
+	else
+		check_mailbox_perms(db);
 	userdb_unref(&db);
 	if (cfg->tls.cert_file != NULL) {
 		char err[512];

@@ -1,4 +1,5 @@
 /* pop3_cmd_trans.c - TRANSACTION state: STAT LIST RETR TOP DELE NOOP RSET UIDL. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,9 +102,16 @@ start_message(struct pop3_session *s, uint32_t idx, long long lines)
 
 	ss = mailbox_msg_open(s->mb, idx, &r);
 	if (ss != STORE_OK) {
-		/* Another program removed it (Dovecot: "expunged"). */
-		pop3_err(s, "%sMessage %" PRIu32 " is no longer available",
-		    ss == STORE_TEMP ? "[SYS/TEMP] " : "", idx + 1);
+		/* Another program removed it (Dovecot: "expunged"), or this
+		 * one file cannot be read or is refused (the store logs why);
+		 * its neighbours are still served. */
+		if (ss == STORE_PERM && errno == ENOENT)
+			pop3_err(s, "Message %" PRIu32 " is no longer available",
+			    idx + 1);
+		else
+			pop3_err(s, "%s Message %" PRIu32 " cannot be read",
+			    ss == STORE_TEMP ? "[SYS/TEMP]" : "[SYS/PERM]",
+			    idx + 1);
 		return POP3_EV_OK;
 	}
 	st = xcalloc(1, sizeof(*st));

@@ -3,6 +3,7 @@
  */
 #include "store/maildir_name.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "lib/strutil.h"
@@ -115,15 +116,72 @@ maildir_digits(const char *s, size_t len)
 	return i;
 }
 
+/* A tag of the delivery identifier: an upper-case letter that is not a
+ * hex digit (values of V and I are hex), or qmail's '#'. */
+static bool
+maildir_is_tag(char c)
+{
+	return c == '#' || (c >= 'G' && c <= 'Z');
+}
+
+static bool
+maildir_is_xdigit(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+	    (c >= 'A' && c <= 'F');
+}
+
+/*
+ * Where a name says it was delivered within its second.  The part after
+ * "<time>." is, in djb's maildir spec and as Postfix (V<dev>I<ino>M<usec>),
+ * Dovecot (M<usec>P<pid>[Q<n>]) and Courier (M<usec>P<pid>V<dev>I<ino>)
+ * write it, a run of tag + value fields: M is the microseconds, Q the
+ * deliveries by that process and # a sequence number.  qmail's older
+ * "<time>.<pid>.host" has neither (pids are not arrival order).  *usec1_r
+ * is microseconds + 1 (0 = none), *seq_r the Q or # value capped at
+ * 0xffff (0 = none).
+ */
+static void
+maildir_name_subsec(const char *u, size_t ulen, uint32_t *usec1_r,
+    uint32_t *seq_r)
+{
+	size_t p = maildir_digits(u, ulen);
+	uint64_t v;
+
+	*usec1_r = 0;
+	*seq_r = 0;
+	if (p == 0 || p >= ulen || u[p] != '.')
+		return;
+	for (p++; p < ulen && maildir_is_tag(u[p]);) {
+		char tag = u[p];
+		size_t start = ++p, dec;
+
+		while (p < ulen && maildir_is_xdigit(u[p]))
+			p++;
+		dec = maildir_digits(u + start, p - start);
+		if (dec == 0 || dec != p - start)
+			continue;	/* empty or hex: not a count */
+		if (tag == 'M' && *usec1_r == 0 && dec <= 6 &&
+		    parse_u64(u + start, dec, &v))
+			*usec1_r = (uint32_t)v + 1;
+		else if ((tag == 'Q' || tag == '#') && *seq_r == 0 &&
+		    dec <= 19 && parse_u64(u + start, dec, &v))
+			*seq_r = v > 0xffff ? 0xffff : (uint32_t)v;
+	}
+}
+
 uint64_t
 maildir_name_key2(const char *u, size_t ulen)
 {
 	size_t d = maildir_digits(u, ulen), i;
+	uint32_t usec1, seq;
 	uint64_t k = 0;
 
-	for (i = 0; i < 8; i++)
+	maildir_name_subsec(u, ulen, &usec1, &seq);
+	/* usec1 <= 1e6 < 2^20, seq < 2^16, then 3 bytes after the time */
+	for (i = 0; i < 3; i++)
 		k = (k << 8) | (d + i < ulen ? (unsigned char)u[d + i] : 0);
-	return k;
+	return ((uint64_t)usec1 << 40) | ((uint64_t)seq << 24) | k;
 }
 
 uint64_t
@@ -140,11 +198,19 @@ maildir_name_cmp(const char *a, size_t alen, uint64_t atime,
     const char *b, size_t blen, uint64_t btime)
 {
 	size_t da, db, ra, rb;
+	uint32_t ua, sa, ub, sb;
 	int c;
 
 	if (atime != btime)
 		return atime < btime ? -1 : 1;
-	/* then what follows the time digits, bytewise ... */
+	/* then the microseconds and sequence the names carry ... */
+	maildir_name_subsec(a, alen, &ua, &sa);
+	maildir_name_subsec(b, blen, &ub, &sb);
+	if (ua != ub)
+		return ua < ub ? -1 : 1;
+	if (sa != sb)
+		return sa < sb ? -1 : 1;
+	/* ... then what follows the time digits, bytewise ... */
 	da = maildir_digits(a, alen);
 	db = maildir_digits(b, blen);
 	ra = alen - da;

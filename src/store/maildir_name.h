@@ -50,19 +50,25 @@ size_t maildir_name_with_flag(const char *name, const struct maildir_name *mn,
     char add_flag, char *out, size_t outsz);
 
 /*
- * Ordering of two unique parts: delivery time (leading digits) first,
- * then the bytes after them, then the whole unique part.  Plain bytes,
- * not a "natural" order: it only has to be stable, and it is cheap
- * enough to sort 100k names (maildir_name_key2 lets a sort decide most
- * comparisons without touching the names).
+ * Ordering of two unique parts, which is arrival order as far as the
+ * names tell: delivery time (leading digits) first, then the
+ * microseconds ("M") and the per-process delivery count ("Q", qmail's
+ * "#") of the delivery identifier after "<time>." (Postfix
+ * V<dev>I<ino>M<usec>, Dovecot M<usec>P<pid>, Courier
+ * M<usec>P<pid>V<dev>I<ino>; a name without them comes first in its
+ * second), then the bytes after the time digits, then the whole unique
+ * part, so the order is total.  Cheap enough to sort 100k names
+ * (maildir_name_key2 lets a sort decide most comparisons without
+ * touching the names).
  */
 int maildir_name_cmp(const char *a, size_t alen, uint64_t atime,
     const char *b, size_t blen, uint64_t btime);
 
 /* Leading-digit time of a unique part (0 if none or too large). */
 uint64_t maildir_name_time(const char *u, size_t ulen);
-/* The 8 bytes after the time digits, big-endian, zero-padded: comparing
- * these first agrees with maildir_name_cmp for equal times. */
+/* The microseconds, the sequence and the first 3 bytes after the time
+ * digits packed so that, for equal times, comparing these first agrees
+ * with maildir_name_cmp. */
 uint64_t maildir_name_key2(const char *u, size_t ulen);
 
 #endif

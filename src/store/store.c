@@ -224,7 +224,11 @@ store_index_apply(struct mailbox *mb)
 		if (!(m->flags & STORE_MSG_SIZED) &&
 		    (m->flags & STORE_MSG_W_HINT))
 			m->flags |= STORE_MSG_SIZED;
-		/* an S= hint is not a measured size: sizing replaces it */
+		/* an S= hint is not a measured size: sizing replaces it,
+		 * and it is what LIST shows if the file cannot be read */
+		if (!(m->flags & STORE_MSG_SIZED) &&
+		    (m->flags & STORE_MSG_S_HINT))
+			m->wire_size = m->raw_size;
 		if (!(m->flags & STORE_MSG_RAW))
 			m->raw_size = 0;
 	}
@@ -254,6 +258,48 @@ store_openat_msg(int dirfd, const char *name, struct stat *st_r)
 		return -1;
 	}
 	return fd;
+}
+
+bool
+store_owner_ok(const struct mailbox *mb, enum store_dir d,
+    const struct stat *st)
+{
+	return st->st_uid == mb->dir_uid[d];
+}
+
+/*
+ * A directory of the mailbox that every user may write to is refused:
+ * anyone on the host could delete or replace the user's messages or
+ * plant new ones, so what it holds is not known to be the user's mail
+ * (RELIABILITY.md: filesystem trust).  Records each owner for
+ * store_owner_ok().
+ */
+static enum store_status
+store_check_dirs(struct mailbox *mb, char *err, size_t errsz)
+{
+	static const char *const what[STORE_DIR_COUNT] = {
+		[STORE_DIR_ROOT] = "", [STORE_DIR_NEW] = "/new",
+		[STORE_DIR_CUR] = "/cur",
+	};
+	struct stat st;
+
+	for (int d = STORE_DIR_ROOT; d < STORE_DIR_COUNT; d++) {
+		if (mb->dirfd[d] == -1)
+			continue;
+		if (fstat(mb->dirfd[d], &st) == -1) {
+			store_err(err, errsz, "cannot stat %s%s: %s", mb->path,
+			    what[d], strerror(errno));
+			return STORE_TEMP;
+		}
+		if (st.st_mode & S_IWOTH) {
+			store_err(err, errsz, "%s%s is writable by every user "
+			    "(mode %04o): refused; chmod o-w it", mb->path,
+			    what[d], (unsigned)(st.st_mode & 07777));
+			return STORE_PERM;
+		}
+		mb->dir_uid[d] = st.st_uid;
+	}
+	return STORE_OK;
 }
 
 bool
@@ -357,6 +403,7 @@ mailbox_open(const char *path, enum mbox_format format,
 	struct mailbox *mb;
 	enum store_status st;
 	struct store_cache_stamp stamp;
+	bool cache_ok = true;
 	uint32_t i;
 	int fd;
 
@@ -393,6 +440,10 @@ mailbox_open(const char *path, enum mbox_format format,
 		mailbox_close(&mb);
 		return STORE_TEMP;
 	}
+	if ((st = store_check_dirs(mb, err, errsz)) != STORE_OK) {
+		mailbox_close(&mb);
+		return st;
+	}
 	if (mb->ops->cacheable) {
 		store_cache_stamp(mb, &stamp);
 		if (store_cache_fetch(mb, &stamp)) {
@@ -417,8 +468,13 @@ mailbox_open(const char *path, enum mbox_format format,
 	free(mb->hashes);
 	mb->hashes = NULL;
 	mb->total = 0;
-	for (i = 0; i < mb->count; i++)
+	for (i = 0; i < mb->count; i++) {
 		mb->total += mb->msgs[i].wire_size;
+		/* an unreadable file is tried again at the next open, and a
+		 * chmod does not change the directory stamps the cache uses */
+		if (mb->msgs[i].flags & STORE_MSG_BAD)
+			cache_ok = false;
+	}
 	if (mb->index_hits != store_index_count(mb->index)) {
 		/* entries for vanished files: their wire copies go too */
 		mb->index_dirty = true;
@@ -429,7 +485,7 @@ mailbox_open(const char *path, enum mbox_format format,
 		(void)store_index_write(fd, mb, NULL);
 		mb->index_dirty = false;
 	}
-	if (mb->ops->cacheable)
+	if (mb->ops->cacheable && cache_ok)
 		store_cache_save(mb, &stamp);
 	store_park_dirs(mb);
 	*mb_r = mb;
@@ -475,16 +531,30 @@ mailbox_msg_open(struct mailbox *mb, uint32_t idx, struct msg_reader **r_r)
 	int dfd, fd;
 
 	*r_r = NULL;
+	if (m->flags & STORE_MSG_BAD) {
+		/* the snapshot has no size for it: it waits for a session
+		 * that can read it */
+		log_warnx("store: %s: message %s not served: %s when the "
+		    "mailbox was opened", mb->path,
+		    store_pool_str(mb, m->name_off),
+		    m->bad_errno == EPERM ? "not its directory owner's" :
+		    strerror(m->bad_errno));
+		errno = m->bad_errno;
+		return m->bad_errno == EPERM ? STORE_PERM : STORE_TEMP;
+	}
 	/* a directory that cannot be reopened keeps its errno: ENOENT (gone)
 	 * is handled like a vanished file, ESTALE (replaced) like I/O */
 	dfd = store_dirfd(mb, m->dir);
 	fd = dfd == -1 ? -1 : store_openat_msg(dfd,
 	    store_pool_str(mb, m->name_off), &st);
-	if (fd == -1 && errno == ENOENT && mb->ops->relocate != NULL &&
-	    mb->ops->relocate(mb, idx)) {
-		dfd = store_dirfd(mb, m->dir);
-		fd = dfd == -1 ? -1 : store_openat_msg(dfd,
-		    store_pool_str(mb, m->name_off), &st);
+	if (fd == -1 && errno == ENOENT && mb->ops->relocate != NULL) {
+		if (mb->ops->relocate(mb, idx)) {
+			dfd = store_dirfd(mb, m->dir);
+			fd = dfd == -1 ? -1 : store_openat_msg(dfd,
+			    store_pool_str(mb, m->name_off), &st);
+		} else {
+			errno = ENOENT;
+		}
 	}
 	if (fd == -1) {
 		if (errno == ENOENT || errno == ELOOP ||
@@ -499,6 +569,15 @@ mailbox_msg_open(struct mailbox *mb, uint32_t idx, struct msg_reader **r_r)
 	if (mb->ops->same_file != NULL && !mb->ops->same_file(mb, idx, &st)) {
 		close(fd);
 		errno = ENOENT;
+		return STORE_PERM;
+	}
+	if (!store_owner_ok(mb, m->dir, &st)) {
+		log_warnx("store: %s: %s belongs to uid %lu, not to the owner "
+		    "of its directory (uid %lu): not served", mb->path,
+		    store_pool_str(mb, m->name_off), (unsigned long)st.st_uid,
+		    (unsigned long)mb->dir_uid[m->dir]);
+		close(fd);
+		errno = EPERM;
 		return STORE_PERM;
 	}
 	r = xcalloc(1, sizeof(*r));

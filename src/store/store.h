@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "config/config.h"
@@ -48,8 +49,13 @@ struct msg_reader;
  * directory that was locked), so an idle session costs its socket only.
  * Sizes come from "<path>/.posuto.index" when it is valid and matches,
  * so a warm open reads no message file; cold files are read by up to 16
- * short-lived threads.  A message file that cannot be read makes the
- * open fail with STORE_TEMP (never a silently smaller mailbox).
+ * short-lived threads.  A file another client renames meanwhile (new/ ->
+ * cur/, flags) is found again; a directory read while it changed is read
+ * again.  A message file that cannot be read, or that is not its
+ * directory owner's, is listed (size from its S= hint, or 0) but never
+ * served; running out of descriptors or memory fails the open with
+ * STORE_TEMP (never a silently smaller mailbox).  A mailbox, new/ or cur/
+ * directory every user may write to is refused (STORE_PERM).
  * On failure err (if not NULL) receives a human-readable reason for the
  * log.
  */
@@ -68,7 +74,9 @@ uint64_t mailbox_total_size(const struct mailbox *mb);
  * Opens message idx for reading (O_NOFOLLOW, regular files only; a
  * Maildir file another client moved to cur/ meanwhile is found again).
  * STORE_PERM with errno ENOENT means the file vanished, or (emldir) its
- * name now holds a different message: "-ERR message expunged".
+ * name now holds a different message: "-ERR message expunged"; with
+ * EPERM, the file is not its directory owner's (refused, logged).
+ * STORE_TEMP: it cannot be read (now or when the mailbox was opened).
  * The reader holds one fd and no buffer: memory does not depend on the
  * message size.
  */
@@ -135,6 +143,17 @@ enum store_status mailbox_commit(struct mailbox *mb, const uint8_t *deleted,
  * close.  Cheap: looks at the in-memory snapshot only.
  */
 bool mailbox_commit_needed(const struct mailbox *mb, const uint8_t *deleted);
+
+/*
+ * check-config: writes a "warning: user <user>: ..." line to out for each
+ * permission problem of the mailbox at path: a mailbox, new/ or cur/
+ * directory every user may write to (mailbox_open() refuses it), message
+ * files that are not their directory owner's (never served), and a count
+ * of files with other hard links (served).  Takes no lock, reads no
+ * message.  Returns the number of problems.
+ */
+unsigned mailbox_check(const char *user, const char *path,
+    enum mbox_format format, FILE *out);
 
 /* Releases the lock and frees everything.  Never deletes anything. */
 void mailbox_close(struct mailbox **mb);

@@ -153,6 +153,21 @@ emldir_finish(struct mailbox *mb)
 
 		if (m->uidl_off != 0)
 			continue;
+		if (m->flags & STORE_MSG_BAD) {
+			/* no content to digest: "U" + a digest of name and
+			 * inode, unique here; once readable, the message gets
+			 * its "E" UIDL (the client never got it under this
+			 * one, so nothing is fetched twice) */
+			char key[300];
+			int l = snprintf(key, sizeof(key), "%s/%llu",
+			    store_pool_str(mb, m->name_off),
+			    (unsigned long long)m->ino);
+
+			store_hash_uidl(key, l > 0 && (size_t)l < sizeof(key) ?
+			    (size_t)l : sizeof(key) - 1, 'U', u);
+			m->uidl_off = store_pool_add(mb, u, 33);
+			continue;
+		}
 		u[0] = 'E';
 		hex_encode(mb->hashes[i], sizeof(mb->hashes[i]), u + 1);
 		m->uidl_off = store_pool_add(mb, u, 33);

@@ -37,9 +37,12 @@ enum store_msg_flag {
 	STORE_MSG_S_HINT = 1 << 7,	/* raw_size holds a ",S=" hint */
 	STORE_MSG_W_HINT = 1 << 8,	/* wire_size holds a ",W=" hint */
 	STORE_MSG_READ = 1 << 9,	/* read before this session (Maildir S) */
+	STORE_MSG_MOVED = 1 << 10,	/* not where readdir saw it: find again */
+	STORE_MSG_BAD = 1 << 11,	/* unreadable or refused when opened:
+					 * listed, never served (bad_errno) */
 };
 
-/* 56 bytes: a 100k-message mailbox costs ~5.6 MB plus names. */
+/* 64 bytes: a 100k-message mailbox costs ~6.4 MB plus names. */
 struct store_msg {
 	uint32_t name_off;	/* file name in mb->pool (NUL-terminated) */
 	uint32_t uidl_off;	/* UIDL in mb->pool, 0 = not set yet */
@@ -51,8 +54,9 @@ struct store_msg {
 	uint32_t mtime_nsec;
 	uint16_t key_len;	/* index key = name[0..key_len) */
 	uint8_t dir;		/* enum store_dir */
-	uint8_t pad;
+	uint8_t pass;		/* which read of its directory saw it */
 	uint16_t flags;		/* enum store_msg_flag */
+	uint8_t bad_errno;	/* STORE_MSG_BAD: why (EPERM: not the owner's) */
 };
 
 struct mailbox;
@@ -106,6 +110,10 @@ struct store_ops {
 	 * flags) and update the message; false if it is really gone.
 	 * NULL when files never move. */
 	bool (*relocate)(struct mailbox *mb, uint32_t idx);
+	/* The same for the n messages idx[] flagged STORE_MSG_MOVED, in one
+	 * read of the directories: clears the flag of those found. */
+	void (*relocate_many)(struct mailbox *mb, const uint32_t *idx,
+	    uint32_t n);
 	enum store_status (*commit)(struct mailbox *mb, const uint8_t *deleted,
 	    uint32_t *n_deleted_r);
 	uint32_t index_kind;	/* STORE_INDEX_KIND_* */
@@ -122,6 +130,9 @@ struct mailbox {
 	bool locked;			/* holds the session lock (store_lock.h) */
 	dev_t root_dev;			/* the root's identity: the lock's key, */
 	ino_t root_ino;			/* checked again at each reopen */
+	/* Owner of each directory: a message file must be its directory
+	 * owner's (store_check_dirs()). */
+	uid_t dir_uid[STORE_DIR_COUNT];
 	struct store_msg *msgs;
 	uint32_t count, cap;
 	uint64_t total;
@@ -200,9 +211,18 @@ const struct dirent64 *store_dirscan_next(struct store_dirscan *ds);
 int store_dirfd(struct mailbox *mb, enum store_dir d);
 
 /* Reads every message not yet sized (or, emldir, not yet digested);
- * messages gone since the scan get STORE_MSG_GONE (store_size.c). */
+ * messages gone since the scan get STORE_MSG_GONE, moved ones are found
+ * again (relocate_many), unreadable ones or files that are not their
+ * directory owner's get STORE_MSG_BAD (store_size.c).  Fails only when
+ * the mailbox as a whole cannot be read (descriptors, memory). */
 enum store_status store_size_pending(struct mailbox *mb, char *err,
     size_t errsz);
+
+/* True if a message file with this fstat() may be served from directory
+ * d: it belongs to the directory's owner (a file of another user, e.g. a
+ * hard link to someone else's message, is never sent). */
+bool store_owner_ok(const struct mailbox *mb, enum store_dir d,
+    const struct stat *st);
 
 /* fsync() of a directory fd; logs on failure. */
 bool store_fsync_dir(int fd, const char *what);

@@ -2,9 +2,10 @@
  * store_maildir.c - Maildir (maildir(5)) as Postfix, qmail and Dovecot
  * write it: messages in new/ and cur/, tmp/ never read.
  *
- * Order: delivery time (the leading digits of the unique part), then the
- * rest of the unique part with digit runs compared numerically, so the
- * numbering is the same in every session as long as the set is the same.
+ * Order: arrival order as far as the names tell (maildir_name_cmp():
+ * delivery time, then the microseconds or sequence number the MTA wrote,
+ * then the name), so message 1 is the oldest and the numbering is the
+ * same in every session, cold or warm, as long as the set is the same.
  * UIDL: the unique part (everything before ':'), which maildir(5)
  * guarantees unique and which survives new/ -> cur/ moves and flag
  * changes; if it is not a valid RFC 1939 unique-id (over 70 octets, or
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -66,69 +68,242 @@ maildir_is_reg(int dirfd, const struct dirent64 *de)
 	    S_ISREG(st.st_mode);
 }
 
+/* Reads of one directory before its listing counts as complete anyway
+ * (another client renaming files in it the whole time). */
+#define MAILDIR_READ_PASSES	4
+
+/*
+ * True if nothing was renamed into, out of or within a directory between
+ * two fstat()s around a read of it that started at t0.  The directory's
+ * ctime must be unchanged and older than t0 by more than the kernel's
+ * timestamp granularity (a jiffy; a second on filesystems that store no
+ * sub-second part), or a change during the read could have left the
+ * same stamp.
+ */
+static bool
+maildir_dir_settled(const struct stat *a, const struct stat *b,
+    const struct timespec *t0)
+{
+	int64_t age, margin;
+
+	if (a->st_ino != b->st_ino ||
+	    a->st_ctim.tv_sec != b->st_ctim.tv_sec ||
+	    a->st_ctim.tv_nsec != b->st_ctim.tv_nsec ||
+	    a->st_mtim.tv_sec != b->st_mtim.tv_sec ||
+	    a->st_mtim.tv_nsec != b->st_mtim.tv_nsec)
+		return false;
+	margin = a->st_ctim.tv_nsec == 0 ? 1100000000 : 20000000;
+	age = ((int64_t)t0->tv_sec - (int64_t)a->st_ctim.tv_sec) * 1000000000 +
+	    ((int64_t)t0->tv_nsec - (int64_t)a->st_ctim.tv_nsec);
+	return age > margin;
+}
+
+/*
+ * Calls fn for every message name in directory fd.  One readdir can miss
+ * a file renamed within the directory while it runs (the old name not
+ * reached yet, the new one already passed), so a read during which the
+ * directory changed is repeated, up to MAILDIR_READ_PASSES reads; fn gets
+ * the pass number and returns false to stop early.  False (errno set) if
+ * the directory cannot be read.
+ */
+static bool
+maildir_walk(struct mailbox *mb, int fd,
+    bool (*fn)(struct mailbox *mb, void *arg, const struct dirent64 *de,
+    size_t len, const struct maildir_name *mn, unsigned pass), void *arg)
+{
+	struct store_dirscan *ds = xmalloc(sizeof(*ds));
+	bool ok = true, more = true;
+	unsigned pass;
+
+	for (pass = 0; more && pass < MAILDIR_READ_PASSES; pass++) {
+		const struct dirent64 *de;
+		struct stat before, after;
+		struct timespec t0;
+
+		(void)clock_gettime(CLOCK_REALTIME, &t0);
+		if (fstat(fd, &before) == -1 || !store_dirscan_start(ds, fd)) {
+			ok = false;
+			break;
+		}
+		errno = 0;
+		while (more && (de = store_dirscan_next(ds)) != NULL) {
+			struct maildir_name mn;
+			size_t len = strlen(de->d_name);
+
+			if (maildir_name_parse(de->d_name, len, &mn) &&
+			    mn.unique_len <= UINT16_MAX &&
+			    maildir_is_reg(fd, de))
+				more = fn(mb, arg, de, len, &mn, pass);
+			errno = 0;
+		}
+		if (errno != 0 || fstat(fd, &after) == -1) {
+			ok = false;
+			break;
+		}
+		if (maildir_dir_settled(&before, &after, &t0))
+			break;
+	}
+	free(ds);
+	return ok;
+}
+
+/*
+ * Open-addressing set of message indexes keyed by name (scan: the names
+ * a directory pass already gave) or by unique part (relocation).
+ */
+struct maildir_set {
+	uint32_t *slot;		/* message index + 1; 0 = empty */
+	size_t mask;
+	size_t n;
+	bool by_unique;
+};
+
+static uint64_t
+maildir_hash(const char *s, size_t n)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	while (n-- > 0)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+	return h;
+}
+
+static size_t
+maildir_set_keylen(const struct mailbox *mb, const struct maildir_set *set,
+    uint32_t idx)
+{
+	const struct store_msg *m = &mb->msgs[idx];
+
+	return set->by_unique ? m->key_len :
+	    strlen(store_pool_str(mb, m->name_off));
+}
+
+/* The slot holding key s[0..n), or the empty slot where it would go. */
+static uint32_t *
+maildir_set_find(const struct mailbox *mb, const struct maildir_set *set,
+    const char *s, size_t n)
+{
+	size_t i = (size_t)maildir_hash(s, n) & set->mask;
+
+	for (;; i = (i + 1) & set->mask) {
+		uint32_t v = set->slot[i];
+
+		if (v == 0 || (maildir_set_keylen(mb, set, v - 1) == n &&
+		    memcmp(store_pool_str(mb, mb->msgs[v - 1].name_off), s,
+		    n) == 0))
+			return &set->slot[i];
+	}
+}
+
+static void
+maildir_set_add(const struct mailbox *mb, struct maildir_set *set,
+    uint32_t idx)
+{
+	uint32_t *sl;
+
+	if ((set->n + 1) * 2 > set->mask + 1) {
+		struct maildir_set big = { NULL, set->mask * 2 + 1, 0,
+		    set->by_unique };
+
+		big.slot = xcalloc(big.mask + 1, sizeof(*big.slot));
+		for (size_t i = 0; i <= set->mask; i++)
+			if (set->slot[i] != 0)
+				maildir_set_add(mb, &big, set->slot[i] - 1);
+		free(set->slot);
+		*set = big;
+	}
+	sl = maildir_set_find(mb, set, store_pool_str(mb,
+	    mb->msgs[idx].name_off), maildir_set_keylen(mb, set, idx));
+	if (*sl == 0) {
+		*sl = idx + 1;
+		set->n++;
+	}
+}
+
+static void
+maildir_set_init(struct maildir_set *set, size_t expect, bool by_unique)
+{
+	size_t cap = 64;
+
+	while (cap < expect * 2)
+		cap *= 2;
+	set->slot = xcalloc(cap, sizeof(*set->slot));
+	set->mask = cap - 1;
+	set->n = 0;
+	set->by_unique = by_unique;
+}
+
+struct maildir_scan_ctx {
+	enum store_dir d;
+	uint32_t first;		/* this directory's messages start here */
+	struct maildir_set seen;	/* by name; built for pass 1 */
+	bool too_many;
+};
+
+static bool
+maildir_scan_one(struct mailbox *mb, void *arg, const struct dirent64 *de,
+    size_t len, const struct maildir_name *mn, unsigned pass)
+{
+	struct maildir_scan_ctx *c = arg;
+	struct store_msg *m;
+
+	if (pass > 0) {
+		/* a re-read adds only the names earlier reads missed */
+		if (c->seen.slot == NULL) {
+			maildir_set_init(&c->seen, mb->count - c->first, false);
+			for (uint32_t i = c->first; i < mb->count; i++)
+				maildir_set_add(mb, &c->seen, i);
+		}
+		if (*maildir_set_find(mb, &c->seen, de->d_name, len) != 0)
+			return true;
+	}
+	if ((m = store_msg_add(mb)) == NULL) {
+		c->too_many = true;
+		return false;
+	}
+	m->name_off = store_pool_add(mb, de->d_name, len);
+	m->key_len = (uint16_t)mn->unique_len;
+	m->dir = (uint8_t)c->d;
+	m->pass = (uint8_t)pass;
+	m->ino = (uint64_t)de->d_ino;
+	m->order = mn->time;
+	if (maildir_name_has_flag(de->d_name, mn, 'S'))
+		m->flags |= STORE_MSG_READ;
+	if (mn->has_s) {
+		m->raw_size = mn->s_size;
+		m->flags |= STORE_MSG_S_HINT;
+	}
+	if (mn->has_w) {
+		m->wire_size = mn->w_size;
+		m->flags |= STORE_MSG_W_HINT;
+	}
+	if (pass > 0)
+		maildir_set_add(mb, &c->seen, mb->count - 1);
+	return true;
+}
+
 static enum store_status
 maildir_scan_dir(struct mailbox *mb, enum store_dir d, char *err,
     size_t errsz)
 {
-	const struct dirent64 *de;
-	struct store_dirscan *ds;
+	struct maildir_scan_ctx c = { d, mb->count, { NULL, 0, 0, false },
+	    false };
 	int fd = mb->dirfd[d];
+	bool ok;
 
 	if (fd == -1)
 		return STORE_OK;
-	ds = xmalloc(sizeof(*ds));
-	if (!store_dirscan_start(ds, fd)) {
-		free(ds);
-		if (err != NULL)
-			(void)snprintf(err, errsz, "cannot read %s/%s: %s",
-			    mb->path, maildir_subdir[d], strerror(errno));
+	ok = maildir_walk(mb, fd, maildir_scan_one, &c);
+	free(c.seen.slot);
+	if (c.too_many) {
+		store_err(err, errsz, "too many messages in %s", mb->path);
+		return STORE_PERM;
+	}
+	if (!ok) {
+		store_err(err, errsz, "cannot read %s/%s: %s", mb->path,
+		    maildir_subdir[d], strerror(errno));
 		return STORE_TEMP;
 	}
-	errno = 0;
-	while ((de = store_dirscan_next(ds)) != NULL) {
-		struct maildir_name mn;
-		struct store_msg *m;
-		size_t len = strlen(de->d_name);
-
-		if (!maildir_name_parse(de->d_name, len, &mn) ||
-		    mn.unique_len > UINT16_MAX || !maildir_is_reg(fd, de)) {
-			errno = 0;
-			continue;
-		}
-		if ((m = store_msg_add(mb)) == NULL) {
-			free(ds);
-			if (err != NULL)
-				(void)snprintf(err, errsz,
-				    "too many messages in %s", mb->path);
-			return STORE_PERM;
-		}
-		m->name_off = store_pool_add(mb, de->d_name, len);
-		m->key_len = (uint16_t)mn.unique_len;
-		m->dir = (uint8_t)d;
-		m->ino = (uint64_t)de->d_ino;
-		m->order = mn.time;
-		if (maildir_name_has_flag(de->d_name, &mn, 'S'))
-			m->flags |= STORE_MSG_READ;
-		if (mn.has_s) {
-			m->raw_size = mn.s_size;
-			m->flags |= STORE_MSG_S_HINT;
-		}
-		if (mn.has_w) {
-			m->wire_size = mn.w_size;
-			m->flags |= STORE_MSG_W_HINT;
-		}
-		errno = 0;
-	}
-	if (errno != 0) {
-		int e = errno;
-
-		free(ds);
-		if (err != NULL)
-			(void)snprintf(err, errsz, "cannot read %s/%s: %s",
-			    mb->path, maildir_subdir[d], strerror(e));
-		return STORE_TEMP;
-	}
-	free(ds);
 	return STORE_OK;
 }
 
@@ -156,9 +331,12 @@ maildir_msg_cmp(const struct mailbox *mb, const struct store_msg *x,
 	    x->order, store_pool_str(mb, y->name_off), y->key_len, y->order);
 	if (c != 0)
 		return c;
-	/* the same unique part twice: cur/ first, so dedup keeps it */
+	/* the same unique part twice: cur/ first, then the latest read of
+	 * the directory (the file's current name), so dedup keeps it */
 	if (x->dir != y->dir)
 		return x->dir > y->dir ? -1 : 1;
+	if (x->pass != y->pass)
+		return x->pass > y->pass ? -1 : 1;
 	return strcmp(store_pool_str(mb, x->name_off),
 	    store_pool_str(mb, y->name_off));
 }
@@ -235,48 +413,80 @@ maildir_finish(struct mailbox *mb)
 	}
 }
 
+struct maildir_reloc_ctx {
+	enum store_dir d;
+	struct maildir_set want;	/* by unique part */
+	uint32_t left;			/* not found in cur/ yet */
+};
+
+static bool
+maildir_reloc_one(struct mailbox *mb, void *arg, const struct dirent64 *de,
+    size_t len, const struct maildir_name *mn, unsigned pass)
+{
+	struct maildir_reloc_ctx *c = arg;
+	uint32_t v = *maildir_set_find(mb, &c->want, de->d_name,
+	    mn->unique_len);
+	struct store_msg *m;
+
+	(void)pass;
+	if (v == 0)
+		return true;
+	m = &mb->msgs[v - 1];
+	/* cur/ wins over new/ (a move in progress by link + unlink); in
+	 * cur/ a later sighting is the current name */
+	if (c->d == STORE_DIR_NEW && !(m->flags & STORE_MSG_MOVED))
+		return true;
+	if (m->flags & STORE_MSG_MOVED) {
+		m->flags &= (uint16_t)~STORE_MSG_MOVED;
+		if (c->d == STORE_DIR_CUR)
+			c->left--;
+	}
+	m->name_off = store_pool_add(mb, de->d_name, len);
+	m->dir = (uint8_t)c->d;
+	m->ino = (uint64_t)de->d_ino;
+	if (maildir_name_has_flag(de->d_name, mn, 'S'))
+		m->flags |= STORE_MSG_READ;
+	else
+		m->flags &= (uint16_t)~STORE_MSG_READ;
+	/* all found in cur/: new/ need not be read (a re-read of cur/
+	 * would only refresh names) */
+	return c->left > 0 || c->d == STORE_DIR_NEW;
+}
+
+/* Finds the files of msgs idx[0..n) (flagged STORE_MSG_MOVED) again by
+ * their unique parts, in cur/ then new/; clears the flag of those found. */
+static void
+maildir_relocate_many(struct mailbox *mb, const uint32_t *idx, uint32_t n)
+{
+	static const enum store_dir order[] = { STORE_DIR_CUR, STORE_DIR_NEW };
+	struct maildir_reloc_ctx c;
+	uint32_t i;
+
+	maildir_set_init(&c.want, n, true);
+	for (i = 0; i < n; i++)
+		maildir_set_add(mb, &c.want, idx[i]);
+	c.left = n;
+	for (i = 0; i < 2 && c.left > 0; i++) {
+		int fd = store_dirfd(mb, order[i]);
+
+		c.d = order[i];
+		if (fd != -1)
+			(void)maildir_walk(mb, fd, maildir_reloc_one, &c);
+	}
+	free(c.want.slot);
+}
+
 /* Looks for the unique part of msg idx in cur/ then new/. */
 static bool
 maildir_relocate(struct mailbox *mb, uint32_t idx)
 {
-	static const enum store_dir order[] = { STORE_DIR_CUR, STORE_DIR_NEW };
 	struct store_msg *m = &mb->msgs[idx];
-	char *unique = xstrndup(store_pool_str(mb, m->name_off), m->key_len);
-	struct store_dirscan *ds = xmalloc(sizeof(*ds));
-	bool found = false;
-	size_t k;
+	bool found;
 
-	for (k = 0; k < 2 && !found; k++) {
-		const struct dirent64 *de;
-		int fd;
-
-		fd = store_dirfd(mb, order[k]);
-		if (fd == -1)
-			continue;
-		if (!store_dirscan_start(ds, fd))
-			break;
-		while ((de = store_dirscan_next(ds)) != NULL) {
-			struct maildir_name mn;
-
-			if (!maildir_name_parse(de->d_name,
-			    strlen(de->d_name), &mn) ||
-			    mn.unique_len != m->key_len ||
-			    memcmp(de->d_name, unique, m->key_len) != 0 ||
-			    !maildir_is_reg(fd, de))
-				continue;
-			m->name_off = store_pool_add(mb, de->d_name,
-			    strlen(de->d_name));
-			m->dir = (uint8_t)order[k];
-			if (maildir_name_has_flag(de->d_name, &mn, 'S'))
-				m->flags |= STORE_MSG_READ;
-			else
-				m->flags &= (uint16_t)~STORE_MSG_READ;
-			found = true;
-			break;
-		}
-	}
-	free(ds);
-	free(unique);
+	m->flags |= STORE_MSG_MOVED;
+	maildir_relocate_many(mb, &idx, 1);
+	found = !(m->flags & STORE_MSG_MOVED);
+	m->flags &= (uint16_t)~STORE_MSG_MOVED;
 	return found;
 }
 
@@ -401,6 +611,7 @@ const struct store_ops store_maildir_ops = {
 	.finish = maildir_finish,
 	.same_file = NULL,
 	.relocate = maildir_relocate,
+	.relocate_many = maildir_relocate_many,
 	.commit = maildir_commit,
 	.index_kind = STORE_INDEX_KIND_MAILDIR,
 };

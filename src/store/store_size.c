@@ -116,6 +116,16 @@ size_read_rest(struct size_item *it, unsigned char *buf)
 	}
 }
 
+/* Errors of the mailbox as a whole (out of descriptors or memory, the
+ * directory gone stale), not of one message: the open fails and the
+ * next login tries again, rather than listing messages as unreadable. */
+static bool
+size_err_is_global(int e)
+{
+	return e == EMFILE || e == ENFILE || e == ENOMEM || e == ENOBUFS ||
+	    e == EBADF || e == ESTALE || e == EAGAIN || e == EINTR;
+}
+
 /* Records the result in the message and releases the item. */
 static void
 size_end(struct sizer *sz, struct size_item *it)
@@ -126,15 +136,34 @@ size_end(struct sizer *sz, struct size_item *it)
 
 	if (it->fd != -1)
 		close(it->fd);
-	if (it->err == ENOENT || it->err == ELOOP || it->err == STORE_ENOTREG) {
+	if (it->err == 0 && !store_owner_ok(mb, m->dir, &it->st)) {
+		log_warnx("store: %s: %s belongs to uid %lu, not to the owner "
+		    "of its directory (uid %lu): listed, not served", mb->path,
+		    name, (unsigned long)it->st.st_uid,
+		    (unsigned long)mb->dir_uid[m->dir]);
+		it->err = EPERM;
+		m->flags |= STORE_MSG_BAD;
+		m->bad_errno = EPERM;
+	} else if (it->err == ENOENT && mb->ops->relocate_many != NULL) {
+		/* renamed since readdir (new/ -> cur/, a flag change): the
+		 * caller looks for it again */
+		m->flags |= STORE_MSG_MOVED;
+	} else if (it->err == ENOENT || it->err == ELOOP ||
+	    it->err == STORE_ENOTREG) {
 		/* deleted by someone else since readdir, or not a regular
 		 * file after all: not part of the snapshot */
 		m->flags |= STORE_MSG_GONE;
-	} else if (it->err != 0) {
+	} else if (it->err != 0 && size_err_is_global(it->err)) {
 		int zero = 0;
 
 		if (atomic_compare_exchange_strong(&sz->error, &zero, it->err))
 			atomic_store(&sz->failed_idx, it->idx);
+	} else if (it->err != 0) {
+		/* this file only: its neighbours are still served */
+		log_warnx("store: %s: cannot read message %s: %s; listed, "
+		    "not served", mb->path, name, strerror(it->err));
+		m->flags |= STORE_MSG_BAD;
+		m->bad_errno = (uint8_t)(it->err < 256 ? it->err : EIO);
 	} else {
 		m->raw_size = it->ws.raw;
 		m->wire_size = wire_size_final(&it->ws);
@@ -161,6 +190,13 @@ size_end(struct sizer *sz, struct size_item *it)
 				fatalx("store: SHA-256 failed");
 			memcpy(mb->hashes[it->idx], dg, 16);
 		}
+	}
+	if (m->flags & STORE_MSG_BAD) {
+		/* LIST shows the stored size when known (emldir), else the
+		 * name's S= hint (store_index_apply put it there), else 0 */
+		if (m->flags & STORE_MSG_RAW)
+			m->wire_size = m->raw_size;
+		m->flags &= (uint16_t)~STORE_MSG_RAW;
 	}
 	EVP_MD_CTX_free(it->md);
 	it->md = NULL;
@@ -320,33 +356,23 @@ size_worker(void *arg)
 	return NULL;
 }
 
-enum store_status
-store_size_pending(struct mailbox *mb, char *err, size_t errsz)
+/* Sizes the messages todo[0..n) with up to SIZE_THREADS threads; the
+ * first mailbox-wide error (0 = none) in *err_r, its message in *idx_r. */
+static void
+size_run(struct mailbox *mb, uint32_t *todo, uint32_t n, int *err_r,
+    uint32_t *idx_r)
 {
 	struct sizer sz;
 	pthread_t th[SIZE_THREADS];
 	unsigned nth = 0, t;
-	uint32_t i;
 
 	memset(&sz, 0, sizeof(sz));
 	sz.mb = mb;
-	sz.todo = xreallocarray(NULL, mb->count ? mb->count : 1,
-	    sizeof(*sz.todo));
-	for (i = 0; i < mb->count; i++)
-		if (!(mb->msgs[i].flags & STORE_MSG_SIZED) ||
-		    ((mb->msgs[i].flags & STORE_MSG_HASH) &&
-		    mb->msgs[i].uidl_off == 0))
-			sz.todo[sz.n++] = i;
+	sz.todo = todo;
+	sz.n = n;
 	atomic_init(&sz.next, 0);
 	atomic_init(&sz.error, 0);
 	atomic_init(&sz.failed_idx, 0);
-	if (sz.n > 0)
-		mb->index_dirty = true;
-	for (i = 0; i < sz.n; i++)
-		if (mb->msgs[sz.todo[i]].flags & STORE_MSG_HASH) {
-			mb->hashes = xcalloc(mb->count, sizeof(*mb->hashes));
-			break;
-		}
 	if (sz.n >= SIZE_MIN_PARALLEL) {
 		nth = sz.n / 16;
 		if (nth > SIZE_THREADS)
@@ -360,11 +386,66 @@ store_size_pending(struct mailbox *mb, char *err, size_t errsz)
 	size_worker(&sz);
 	for (t = 0; t < nth; t++)
 		pthread_join(th[t], NULL);
-	free(sz.todo);
-	if (atomic_load(&sz.error) != 0) {
-		int e = atomic_load(&sz.error);
-		uint32_t fi = atomic_load(&sz.failed_idx);
+	*err_r = atomic_load(&sz.error);
+	*idx_r = atomic_load(&sz.failed_idx);
+}
 
+/* A file renamed while we read (another client's new/ -> cur/ or flag
+ * change) is looked up again this many times before it counts as gone;
+ * each lookup is one read of new/ and cur/ for all of them. */
+#define SIZE_RELOCATE_ROUNDS	4
+
+enum store_status
+store_size_pending(struct mailbox *mb, char *err, size_t errsz)
+{
+	uint32_t *todo, n = 0, i, fi = 0, round;
+	int e = 0;
+
+	todo = xreallocarray(NULL, mb->count ? mb->count : 1, sizeof(*todo));
+	for (i = 0; i < mb->count; i++)
+		if (!(mb->msgs[i].flags & STORE_MSG_SIZED) ||
+		    ((mb->msgs[i].flags & STORE_MSG_HASH) &&
+		    mb->msgs[i].uidl_off == 0))
+			todo[n++] = i;
+	for (i = 0; i < n; i++)
+		if (mb->msgs[todo[i]].flags & STORE_MSG_HASH) {
+			mb->hashes = xcalloc(mb->count, sizeof(*mb->hashes));
+			break;
+		}
+	for (round = 0; n > 0; round++) {
+		uint32_t moved = 0;
+
+		size_run(mb, todo, n, &e, &fi);
+		if (e != 0)
+			break;
+		for (i = 0; i < n; i++) {
+			struct store_msg *m = &mb->msgs[todo[i]];
+
+			if (m->flags & STORE_MSG_SIZED)
+				mb->index_dirty = true;
+			if (m->flags & STORE_MSG_MOVED)
+				todo[moved++] = todo[i];
+		}
+		n = moved;
+		if (n == 0)
+			break;
+		if (round < SIZE_RELOCATE_ROUNDS)
+			mb->ops->relocate_many(mb, todo, n);
+		for (i = 0, moved = 0; i < n; i++) {
+			struct store_msg *m = &mb->msgs[todo[i]];
+
+			if (m->flags & STORE_MSG_MOVED) {
+				/* in neither new/ nor cur/: deleted */
+				m->flags &= (uint16_t)~STORE_MSG_MOVED;
+				m->flags |= STORE_MSG_GONE;
+			} else {
+				todo[moved++] = todo[i];
+			}
+		}
+		n = moved;
+	}
+	free(todo);
+	if (e != 0) {
 		store_err(err, errsz, "cannot read message %s: %s",
 		    store_pool_str(mb, mb->msgs[fi].name_off), strerror(e));
 		return STORE_TEMP;

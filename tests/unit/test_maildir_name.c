@@ -185,9 +185,10 @@ test_order(void **state)
 	/* delivery time first, numerically */
 	assert_true(cmp("999999999.a.h", "1000000000.a.h") < 0);
 	assert_true(cmp("1000000000.a.h", "999999999.a.h") > 0);
-	/* same second: the rest bytewise (stable, not "natural") */
-	assert_true(cmp("1700000000.M9P1.h", "1700000000.M10P1.h") > 0);
+	/* same second: microseconds numerically, then the rest bytewise */
+	assert_true(cmp("1700000000.M9P1.h", "1700000000.M10P1.h") < 0);
 	assert_true(cmp("1700000000.M10P1.h", "1700000000.M10P2.h") < 0);
+	/* qmail time.pid.host: no sub-second part, pids are no order */
 	assert_true(cmp("1700000000.5.h", "1700000000.40.h") > 0);
 	/* flags do not take part */
 	assert_int_equal(cmp("1.2.h:2,S", "1.2.h"), 0);
@@ -198,6 +199,63 @@ test_order(void **state)
 	assert_true(cmp("ab", "abc") < 0);
 }
 
+/* Names delivered in one second come out in arrival order: by the
+ * microseconds or sequence the MTA put in them, never by inode, pid or
+ * device (issue 9). */
+static void
+test_order_within_second(void **state)
+{
+	/* each list in arrival order */
+	static const char *const postfix[] = {
+		"1700000000.V803I1a2bM000005.host",	/* zero-padded */
+		"1700000000.V803I0009M99.host",
+		"1700000000.V803Iffff0M123456.host",
+		"1700000000.V801I1M123457.host",
+		"1700000000.V803I2M999999.host",
+	};
+	static const char *const dovecot[] = {
+		"1700000000.M7P9999.mail.example.org",
+		"1700000000.M80P1234.mail.example.org",
+		"1700000000.M80P1234Q2.mail.example.org",
+		"1700000000.M80P1234Q10.mail.example.org",
+		"1700000000.M81P1.mail.example.org,S=1234,W=1260",
+		"1700000000.M700000P22V000000000000FE01I0000000000abcd.h",
+	};
+	static const char *const courier[] = {
+		"1700000000.M123P90V0000000000000803I00000000000fffff.h",
+		"1700000000.M124P10V0000000000000803I0000000000000001.h",
+	};
+	static const char *const qmail[] = {
+		"1700000000.123.h",		/* no sub-second: first, */
+		"1700000000.99.h",		/* then by name */
+		"1700000000.#2.h",
+		"1700000000.#10.h",
+		"1700000000.M5P77.h",
+		"1700000001.1.h",
+	};
+	static const char *const *lists[] = { postfix, dovecot, courier,
+	    qmail };
+	static const size_t lens[] = { 5, 6, 2, 6 };
+	size_t l, i, j;
+
+	(void)state;
+	for (l = 0; l < 4; l++)
+		for (i = 0; i < lens[l]; i++)
+			for (j = 0; j < lens[l]; j++) {
+				int c = cmp(lists[l][i], lists[l][j]);
+
+				if (i < j)
+					assert_true(c < 0);
+				else if (i > j)
+					assert_true(c > 0);
+				else
+					assert_int_equal(c, 0);
+			}
+	/* a lone M with more than 6 digits or hex is no microsecond count */
+	assert_true(cmp("1700000000.M1234567P1.h", "1700000000.M2P1.h") < 0);
+	assert_true(cmp("1700000000.M12aP1.h", "1700000000.M2P1.h") < 0);
+}
+
 /* key2 agrees with the full comparison whenever it differs. */
 static void
 test_key2(void **state)
@@ -205,7 +263,11 @@ test_key2(void **state)
 	static const char *const names[] = { "1700000000.M9P1.h",
 	    "1700000000.M10P1.h", "1700000000.M10P2.h", "1700000000",
 	    "1700000000.", "01.x", "1.x", "1.xyz", "abc", "ab", "",
-	    "1700000000.M123456789", "1700000000.M1234567890" };
+	    "1700000000.M123456789", "1700000000.M1234567890",
+	    "1700000000.V803I1a2bM123456.host", "1700000000.V803I2M99.host",
+	    "1700000000.M5P1Q3.h", "1700000000.M5P1Q20.h", "1700000000.#7.h",
+	    "1700000000.M5P1Q99999999.h", "1700000000.M5P1Q65535.h",
+	    "1700000000.M999999", "1700000000.M0", "1700000000.X" };
 	size_t i, j, n = sizeof(names) / sizeof(names[0]);
 
 	(void)state;
@@ -237,6 +299,7 @@ main(void)
 		cmocka_unit_test(test_prefixes),
 		cmocka_unit_test(test_with_flag),
 		cmocka_unit_test(test_order),
+		cmocka_unit_test(test_order_within_second),
 		cmocka_unit_test(test_key2),
 	};
 

@@ -970,35 +970,149 @@ chown_cb(const char *p, const struct stat *st, int flag, struct FTW *f)
 	return lchown(p, 65534, 65534);
 }
 
+/* What the child of test_unreadable_message checks, as nobody: the
+ * mailbox opens, the unreadable file is listed (size from its S= hint)
+ * but not served, its neighbours are, and DELE removes it. */
+static int
+unreadable_child(const struct fx *fx)
+{
+	struct mailbox *mb = NULL;
+	struct msg_reader *r = NULL;
+	uint8_t del[1] = { 0x02 };
+	uint32_t n = 0;
+	char p[512];
+
+	if (mailbox_open(fx->box, MBOX_FORMAT_AUTO, &mb, NULL, 0) != STORE_OK)
+		return 10;
+	if (mailbox_count(mb) != 3 || mailbox_msg_size(mb, 1) != 1234)
+		return 11;
+	if (mailbox_msg_open(mb, 1, &r) != STORE_TEMP || r != NULL)
+		return 12;
+	if (mailbox_msg_open(mb, 0, &r) != STORE_OK)
+		return 13;
+	msg_reader_close(&r);
+	if (mailbox_msg_open(mb, 2, &r) != STORE_OK)
+		return 14;
+	msg_reader_close(&r);
+	if (mailbox_commit(mb, del, &n) != STORE_OK || n != 1)
+		return 15;
+	mailbox_close(&mb);
+	if (mailbox_open(fx->box, MBOX_FORMAT_AUTO, &mb, NULL, 0) != STORE_OK ||
+	    mailbox_count(mb) != 2)
+		return 16;
+	mailbox_close(&mb);
+	/* a directory that cannot be read is still the mailbox's error */
+	pathf(p, sizeof(p), fx, "cur");
+	if (chmod(p, 0) != 0)
+		return 17;
+	if (mailbox_open(fx->box, MBOX_FORMAT_AUTO, &mb, NULL, 0) != STORE_TEMP)
+		return 18;
+	return 0;
+}
+
 static void
 test_unreadable_message(void **state)
 {
 	struct fx *fx = *state;
-	char p[512];
+	char p[512], q[512];
 	pid_t pid;
 	int status;
 
 	fill_maildir(fx);
 	pathf(p, sizeof(p), fx, "new/1700000001.M1P1.host");
-	assert_int_equal(chmod(p, 0), 0);
+	pathf(q, sizeof(q), fx, "new/1700000001.M1P1.host,S=1234");
+	assert_int_equal(rename(p, q), 0);
+	assert_int_equal(chmod(q, 0), 0);
 	/* root reads mode-000 files anyway: run the open as nobody */
 	if (geteuid() == 0)
 		assert_int_equal(nftw(fx->box, chown_cb, 16, FTW_PHYS), 0);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		struct mailbox *mb = NULL;
-
 		if (geteuid() == 0 && (setgid(65534) != 0 ||
 		    setuid(65534) != 0))
 			_exit(100);
-		_exit((int)mailbox_open(fx->box, MBOX_FORMAT_AUTO, &mb,
-		    NULL, 0));
+		_exit(unreadable_child(fx));
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
-	/* never "0 messages": an unreadable mailbox is a temporary error */
-	assert_int_equal(WEXITSTATUS(status), STORE_TEMP);
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_false(exists(fx, "new/1700000001.M1P1.host,S=1234"));
+}
+
+/* A message file that is not its directory owner's (a hard link to
+ * another user's message) is listed but never served; DELE removes the
+ * link only. */
+static void
+test_foreign_owner(void **state)
+{
+	struct fx *fx = *state;
+	struct mailbox *mb;
+	struct msg_reader *r = NULL;
+	uint8_t del[1] = { 0x02 };
+	char p[512], other[512];
+	uint32_t n;
+	int pass;
+
+	if (geteuid() != 0)
+		skip();
+	fill_maildir(fx);
+	snprintf(other, sizeof(other), "%s/other-users-message", fx->root);
+	put(fx, "../other-users-message", M2, strlen(M2));
+	assert_int_equal(chown(other, 65534, 65534), 0);
+	pathf(p, sizeof(p), fx, "new/1700000001.M1P1.host");
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(link(other, p), 0);
+	/* cold (sized now) and warm (index): the same answer */
+	for (pass = 0; pass < 2; pass++) {
+		mb = open_ok(fx, MBOX_FORMAT_AUTO);
+		assert_int_equal(mailbox_count(mb), 3);
+		errno = 0;
+		assert_int_equal(mailbox_msg_open(mb, 1, &r), STORE_PERM);
+		assert_int_equal(errno, EPERM);
+		assert_null(r);
+		assert_int_equal(mailbox_msg_open(mb, 2, &r), STORE_OK);
+		msg_reader_close(&r);
+		mailbox_close(&mb);
+	}
+	/* owned by the mailbox's user again (chown): served */
+	assert_int_equal(chown(other, 0, 0), 0);
+	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	assert_int_equal(mailbox_msg_open(mb, 1, &r), STORE_OK);
+	msg_reader_close(&r);
+	assert_int_equal(chown(other, 65534, 65534), 0);
+	assert_int_equal(mailbox_msg_open(mb, 1, &r), STORE_PERM);
+	assert_int_equal(mailbox_commit(mb, del, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	mailbox_close(&mb);
+	assert_false(exists(fx, "new/1700000001.M1P1.host"));
+	assert_int_equal(access(other, F_OK), 0);
+}
+
+/* Directories every user may write to are refused. */
+static void
+test_world_writable(void **state)
+{
+	static const char *const dirs[] = { "", "/new", "/cur" };
+	struct fx *fx = *state;
+	struct mailbox *mb = NULL;
+	char p[512], err[256];
+	size_t i;
+
+	fill_maildir(fx);
+	for (i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s%s", fx->box, dirs[i]);
+		assert_int_equal(chmod(p, 01777), 0);
+		err[0] = '\0';
+		assert_int_equal(mailbox_open(fx->box, MBOX_FORMAT_AUTO, &mb,
+		    err, sizeof(err)), STORE_PERM);
+		assert_null(mb);
+		assert_non_null(strstr(err, "writable by every user"));
+		assert_int_equal(chmod(p, 0750), 0);
+	}
+	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	assert_int_equal(mailbox_count(mb), 3);
+	mailbox_close(&mb);
 }
 
 /* Enough files for the parallel (and io_uring batched) sizing, with
@@ -1225,6 +1339,8 @@ main(void)
 		T(test_wire_fd),
 		T(test_missing_and_bad_paths),
 		T(test_unreadable_message),
+		T(test_foreign_owner),
+		T(test_world_writable),
 		T(test_size_many),
 		T(test_emldir_basic),
 		T(test_emldir_reuse_and_duplicates),
