@@ -157,6 +157,64 @@ config_dir_of(const char *path)
 	return out;
 }
 
+/*
+ * Reports a JSON syntax error at the place a person would look.  jansson
+ * names the token where it gave up: for a trailing comma that is the '}'
+ * after it, and for a truncated file a line past the end, column 0.  The
+ * json_loc scan of the same text finds the comma, or the last character
+ * before the end, instead.
+ */
+static void
+config_syntax_error(const char *path, const char *body, size_t len,
+    const json_error_t *jerr, FILE *errs)
+{
+	char stext[JSON_ERROR_TEXT_LENGTH + 64], spath[512], what[64];
+	size_t upto = jerr->position > 0 && (size_t)jerr->position < len ?
+	    (size_t)jerr->position : len;
+	struct json_loc *loc, *full;
+	struct json_loc_pos pos = { (unsigned)jerr->line,
+	    (unsigned)jerr->column };
+	enum json_loc_stop stop;
+	const char *sp, *text = jerr->text, *near;
+	size_t off;
+	char closer;
+
+	full = json_loc_scan(body, len);
+	stop = json_loc_stop(full, &pos, &off, &closer);
+	near = strstr(text, " near end of file");
+	if (stop == JSON_LOC_STOP_TRAILING_COMMA && off < upto) {
+		/* Name the object or array the comma is in. */
+		loc = full;
+		full = NULL;
+		(void)snprintf(what, sizeof(what), "trailing comma before "
+		    "'%c' (JSON allows none)", closer);
+		text = what;
+	} else if (stop == JSON_LOC_STOP_EOF && near != NULL) {
+		loc = full;
+		full = NULL;
+		if (strncmp(text, "unexpected", 10) == 0)
+			(void)snprintf(what, sizeof(what),
+			    "unexpected end of file");
+		else
+			(void)snprintf(what, sizeof(what),
+			    "unexpected end of file (%.*s)",
+			    (int)(near - text), text);
+		text = what;
+	} else {
+		/* Name the key being read where jansson gave up. */
+		loc = json_loc_scan(body, upto);
+		pos.line = (unsigned)jerr->line;
+		pos.col = (unsigned)jerr->column;
+	}
+	sp = json_loc_stop_path(loc);
+	log_sanitize(spath, sizeof(spath), sp, strlen(sp));
+	log_sanitize(stext, sizeof(stext), text, strlen(text));
+	fprintf(errs, "%s:%u:%u: %s: invalid JSON: %s\n", path, pos.line,
+	    pos.col, spath[0] != '\0' ? spath : CONFIG_TOP_LEVEL, stext);
+	json_loc_free(&loc);
+	json_loc_free(&full);
+}
+
 int
 config_load(const char *path, struct posuto_config **cfg_r, FILE *errs)
 {
@@ -187,20 +245,7 @@ config_load(const char *path, struct posuto_config **cfg_r, FILE *errs)
 
 	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL) {
-		char stext[JSON_ERROR_TEXT_LENGTH], spath[512];
-		size_t upto = jerr.position > 0 && (size_t)jerr.position < len ?
-		    (size_t)jerr.position : len;
-		const char *sp;
-
-		/* Name the key being read where jansson gave up. */
-		loc = json_loc_scan(body, upto);
-		sp = json_loc_stop_path(loc);
-		log_sanitize(spath, sizeof(spath), sp, strlen(sp));
-		log_sanitize(stext, sizeof(stext), jerr.text, strlen(jerr.text));
-		fprintf(errs, "%s:%d:%d: %s: invalid JSON: %s\n", path,
-		    jerr.line, jerr.column,
-		    spath[0] != '\0' ? spath : CONFIG_TOP_LEVEL, stext);
-		json_loc_free(&loc);
+		config_syntax_error(path, body, len, &jerr, errs);
 		free(text);
 		return -1;
 	}
