@@ -449,24 +449,55 @@ parse_passwd_line(struct load_ctx *ctx, const char *file, unsigned lineno,
 	free(tmpl);
 }
 
+/*
+ * As for the config file (posuto.json(5)): plaintext passwords in a file
+ * everyone can read are refused, hashes only warned about.
+ */
+static void
+passwd_file_check_public(struct load_ctx *ctx, const char *file,
+    size_t first_user)
+{
+	const struct user *plain = NULL;
+	size_t n_plain = 0;
+
+	for (size_t i = first_user; i < ctx->db->n_users; i++) {
+		const char *sc = passwd_scheme_name(ctx->db->users[i].password);
+
+		if (sc != NULL && (strcmp(sc, "PLAIN") == 0 ||
+		    strcmp(sc, "CLEARTEXT") == 0) && n_plain++ == 0)
+			plain = &ctx->db->users[i];
+	}
+	if (plain != NULL)
+		load_error(ctx, "%s: a plaintext password in a file everyone "
+		    "on this host can read (%zu user%s); chmod o-r %s, or "
+		    "store hashes (posuto hash)", plain->origin, n_plain,
+		    n_plain == 1 ? "" : "s", file);
+	else if (ctx->errs != NULL)
+		fprintf(ctx->errs, "warning: %s: readable by everyone; "
+		    "password hashes should be private (chmod o-r)\n", file);
+}
+
 static void
 load_passwd_file(struct load_ctx *ctx, const char *file)
 {
 	FILE *fp = fopen(file, "re");
-	struct stat st;
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t len;
 	unsigned lineno = 0;
+	size_t first_user;
+	bool public;
 
 	if (fp == NULL) {
-		load_error(ctx, "%s: %s", file, strerror(errno));
+		char where[600];
+
+		config_where(ctx->cfg, "Pop3Server.PasswdFile", where,
+		    sizeof(where));
+		load_error(ctx, "%s: %s: %s", where, file, strerror(errno));
 		return;
 	}
-	if (fstat(fileno(fp), &st) == 0 && (st.st_mode & S_IROTH) != 0 &&
-	    ctx->errs != NULL)
-		fprintf(ctx->errs, "warning: %s: readable by everyone; "
-		    "password hashes should be private (chmod o-r)\n", file);
+	first_user = ctx->db->n_users;
+	public = config_file_public(fileno(fp), file);
 	while ((len = getline(&line, &cap, fp)) != -1) {
 		const char *s;
 
@@ -492,6 +523,8 @@ load_passwd_file(struct load_ctx *ctx, const char *file)
 	}
 	if (ferror(fp))
 		load_error(ctx, "%s: read error: %s", file, strerror(errno));
+	if (public)
+		passwd_file_check_public(ctx, file, first_user);
 	free_secret(line);
 	fclose(fp);
 }

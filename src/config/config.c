@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth/passwd.h"
 #include "config/config.h"
 #include "config/config_schema.h"
 #include "config/json_loc.h"
@@ -23,28 +24,41 @@
 /* Shown where a message concerns the whole file rather than one key. */
 #define CONFIG_TOP_LEVEL	"(top level)"
 
-void
-config_report(struct config_ctx *ctx, bool error, const char *path,
-    enum config_at at, const char *fmt, ...)
+/* The keys config_where() can place; the index is into cfg->where[]. */
+static const char *const config_where_keys[] = {
+	"Pop3Server.Enabled",
+	"Pop3Server.RunAsUser",
+	"Pop3Server.PasswdFile",
+	"Pop3Server.LockFile",
+	"Pop3Server.MailDir",
+	"Pop3Server.MailboxPath",
+	"Pop3Server.Tls",
+	"Pop3Server.Tls.Certificate",
+	"Pop3Server.Tls.Key",
+	"Pop3Server.Tls.Ciphers",
+	"Pop3Server.Tls.CipherSuites",
+	"Pop3Server.Tls.MinVersion",
+};
+#define CONFIG_N_WHERE \
+	(sizeof(config_where_keys) / sizeof(config_where_keys[0]))
+_Static_assert(CONFIG_N_WHERE <= CONFIG_WHERE_MAX, "CONFIG_WHERE_MAX");
+
+/*
+ * Position of path in the file: its key (CONFIG_AT_KEY) or value, or if
+ * it is not there (a default, a missing key) the object that should have
+ * held it.  Returns false if not even the top level was seen.
+ */
+static bool
+config_locate(const struct json_loc *loc, const char *path,
+    enum config_at at, struct json_loc_pos *pos_r)
 {
-	char msg[1024], spath[512];
-	struct json_loc_pos pos;
 	bool found = false, use_key = at == CONFIG_AT_KEY;
 	char *p = xstrdup(path);
-	va_list ap;
 
-	va_start(ap, fmt);
-	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	/* Unknown keys come from the file: keep the output one clean line. */
-	log_sanitize(spath, sizeof(spath), path, strlen(path));
-
-	/* A key that is absent (a default, a missing required key) is shown
-	 * at the object that should have held it. */
 	for (;;) {
 		char *dot, *bracket, *cut;
 
-		if (json_loc_lookup(ctx->loc, p, use_key, &pos)) {
+		if (json_loc_lookup(loc, p, use_key, pos_r)) {
 			found = true;
 			break;
 		}
@@ -60,6 +74,24 @@ config_report(struct config_ctx *ctx, bool error, const char *path,
 		use_key = false;
 	}
 	free(p);
+	return found;
+}
+
+void
+config_report(struct config_ctx *ctx, bool error, const char *path,
+    enum config_at at, const char *fmt, ...)
+{
+	char msg[1024], spath[512];
+	struct json_loc_pos pos;
+	bool found;
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	/* Unknown keys come from the file: keep the output one clean line. */
+	log_sanitize(spath, sizeof(spath), path, strlen(path));
+	found = config_locate(ctx->loc, path, at, &pos);
 
 	if (found)
 		fprintf(ctx->errs, "%s%s:%u:%u: %s: %s\n",
@@ -75,9 +107,41 @@ config_report(struct config_ctx *ctx, bool error, const char *path,
 		ctx->n_warnings++;
 }
 
-/* Reads a whole regular file; returns NULL with errno set. */
+bool
+config_file_public(int fd, const char *path)
+{
+	struct stat st;
+	char *real, *slash;
+	bool pub = true;
+
+	if (fstat(fd, &st) != 0 || (st.st_mode & S_IROTH) == 0)
+		return false;
+	real = realpath(path, NULL);
+	if (real == NULL)
+		return true;	/* cannot tell: assume the worst */
+	/* Everyone must be able to search every directory on the way. */
+	while ((slash = strrchr(real, '/')) != NULL) {
+		struct stat dst;
+
+		if (slash == real)
+			slash[1] = '\0';
+		else
+			*slash = '\0';
+		if (stat(real, &dst) == 0 && (dst.st_mode & S_IXOTH) == 0) {
+			pub = false;
+			break;
+		}
+		if (slash == real)
+			break;
+	}
+	free(real);
+	return pub;
+}
+
+/* Reads a whole regular file; returns NULL with errno set.  *public_r
+ * tells whether everyone can read it. */
 static char *
-config_read_file(const char *path, size_t *len_r)
+config_read_file(const char *path, size_t *len_r, bool *public_r)
 {
 	struct stat st;
 	char *buf;
@@ -121,6 +185,7 @@ config_read_file(const char *path, size_t *len_r)
 			break;
 		off += (size_t)n;
 	}
+	*public_r = config_file_public(fd, path);
 	close(fd);
 	buf[off] = '\0';
 	*len_r = off;
@@ -157,6 +222,156 @@ config_dir_of(const char *path)
 	return out;
 }
 
+/*
+ * Reports a JSON syntax error at the place a person would look.  jansson
+ * names the token where it gave up: for a trailing comma that is the '}'
+ * after it, and for a truncated file a line past the end, column 0.  The
+ * json_loc scan of the same text finds the comma, or the last character
+ * before the end, instead.
+ */
+static void
+config_syntax_error(const char *path, const char *body, size_t len,
+    const json_error_t *jerr, FILE *errs)
+{
+	char stext[JSON_ERROR_TEXT_LENGTH + 64], spath[512], what[64];
+	size_t upto = jerr->position > 0 && (size_t)jerr->position < len ?
+	    (size_t)jerr->position : len;
+	struct json_loc *loc, *full;
+	struct json_loc_pos pos = { (unsigned)jerr->line,
+	    (unsigned)jerr->column };
+	enum json_loc_stop stop;
+	const char *sp, *text = jerr->text, *near;
+	size_t off;
+	char closer;
+
+	full = json_loc_scan(body, len);
+	stop = json_loc_stop(full, &pos, &off, &closer);
+	near = strstr(text, " near end of file");
+	if (stop == JSON_LOC_STOP_TRAILING_COMMA && off < upto) {
+		/* Name the object or array the comma is in. */
+		loc = full;
+		full = NULL;
+		(void)snprintf(what, sizeof(what), "trailing comma before "
+		    "'%c' (JSON allows none)", closer);
+		text = what;
+	} else if (stop == JSON_LOC_STOP_EOF && near != NULL) {
+		loc = full;
+		full = NULL;
+		if (strncmp(text, "unexpected", 10) == 0)
+			(void)snprintf(what, sizeof(what),
+			    "unexpected end of file");
+		else
+			(void)snprintf(what, sizeof(what),
+			    "unexpected end of file (%.*s)",
+			    (int)(near - text), text);
+		text = what;
+	} else {
+		/* Name the key being read where jansson gave up. */
+		loc = json_loc_scan(body, upto);
+		pos.line = (unsigned)jerr->line;
+		pos.col = (unsigned)jerr->column;
+	}
+	sp = json_loc_stop_path(loc);
+	log_sanitize(spath, sizeof(spath), sp, strlen(sp));
+	log_sanitize(stext, sizeof(stext), text, strlen(text));
+	fprintf(errs, "%s:%u:%u: %s: invalid JSON: %s\n", path, pos.line,
+	    pos.col, spath[0] != '\0' ? spath : CONFIG_TOP_LEVEL, stext);
+	json_loc_free(&loc);
+	json_loc_free(&full);
+}
+
+static bool
+config_secret_is_plain(const char *stored)
+{
+	const char *scheme = stored != NULL ? passwd_scheme_name(stored) :
+	    NULL;
+
+	return scheme != NULL && (strcmp(scheme, "PLAIN") == 0 ||
+	    strcmp(scheme, "CLEARTEXT") == 0);
+}
+
+/*
+ * A file everyone on the host can read must not hold what logs a user in
+ * as it stands: plaintext passwords and APOP secrets are refused.  Hashes
+ * are only a warning: they still need cracking, and JumboDogX installs
+ * kept them so.  See posuto.json(5).
+ */
+static void
+config_check_public_secrets(struct config_ctx *ctx,
+    const struct posuto_config *cfg)
+{
+	size_t n_plain = 0, first = 0;
+	const char *first_key = NULL;
+
+	for (size_t i = 0; i < cfg->n_users; i++) {
+		const struct user_cfg *u = &cfg->users[i];
+		const char *key = NULL;
+
+		if (config_secret_is_plain(u->password))
+			key = "Password";
+		else if (u->apop_secret != NULL)
+			key = "ApopSecret";
+		if (key == NULL)
+			continue;
+		if (n_plain++ == 0) {
+			first = i;
+			first_key = key;
+		}
+	}
+	if (n_plain > 0) {
+		char *ep = json_loc_path_index("Pop3Server.Users", first);
+		char *kp = json_loc_path_key(ep, first_key);
+
+		config_error(ctx, kp, CONFIG_AT_VALUE, "a plaintext-equivalent "
+		    "secret in a file everyone on this host can read (%zu "
+		    "user%s); chmod o-r %s, or store hashes (posuto hash) and "
+		    "no ApopSecret", n_plain, n_plain == 1 ? "" : "s",
+		    ctx->file);
+		free(kp);
+		free(ep);
+	} else if (cfg->n_users > 0) {
+		config_warning(ctx, "Pop3Server.Users", CONFIG_AT_KEY,
+		    "readable by everyone; password hashes should be private "
+		    "(chmod o-r %s)", ctx->file);
+	}
+}
+
+/* Keeps the positions config_where() reports after loc is gone. */
+static void
+config_where_fill(const struct json_loc *loc, struct posuto_config *cfg)
+{
+	for (size_t i = 0; i < CONFIG_N_WHERE; i++) {
+		const char *key = config_where_keys[i];
+		struct json_loc_pos pos;
+
+		/* Key defaults to Certificate: show that one. */
+		if (strcmp(key, "Pop3Server.Tls.Key") == 0 &&
+		    !json_loc_lookup(loc, key, false, &pos))
+			key = "Pop3Server.Tls.Certificate";
+		if (config_locate(loc, key, CONFIG_AT_VALUE, &pos)) {
+			cfg->where[i].line = pos.line;
+			cfg->where[i].col = pos.col;
+		}
+	}
+}
+
+void
+config_where(const struct posuto_config *cfg, const char *key, char *buf,
+    size_t bufsz)
+{
+	const char *file = cfg->path != NULL ? cfg->path : "config";
+
+	for (size_t i = 0; i < CONFIG_N_WHERE; i++) {
+		if (strcmp(config_where_keys[i], key) != 0 ||
+		    cfg->where[i].line == 0)
+			continue;
+		(void)snprintf(buf, bufsz, "%s:%u:%u: %s", file,
+		    cfg->where[i].line, cfg->where[i].col, key);
+		return;
+	}
+	(void)snprintf(buf, bufsz, "%s: %s", file, key);
+}
+
 int
 config_load(const char *path, struct posuto_config **cfg_r, FILE *errs)
 {
@@ -169,11 +384,12 @@ config_load(const char *path, struct posuto_config **cfg_r, FILE *errs)
 	char *text;
 	const char *body;
 	size_t len;
+	bool public = false;
 
 	*cfg_r = NULL;
 	if (errs == NULL)
 		errs = stderr;
-	text = config_read_file(path, &len);
+	text = config_read_file(path, &len, &public);
 	if (text == NULL) {
 		fprintf(errs, "%s: cannot read: %s\n", path, strerror(errno));
 		return -1;
@@ -187,20 +403,7 @@ config_load(const char *path, struct posuto_config **cfg_r, FILE *errs)
 
 	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL) {
-		char stext[JSON_ERROR_TEXT_LENGTH], spath[512];
-		size_t upto = jerr.position > 0 && (size_t)jerr.position < len ?
-		    (size_t)jerr.position : len;
-		const char *sp;
-
-		/* Name the key being read where jansson gave up. */
-		loc = json_loc_scan(body, upto);
-		sp = json_loc_stop_path(loc);
-		log_sanitize(spath, sizeof(spath), sp, strlen(sp));
-		log_sanitize(stext, sizeof(stext), jerr.text, strlen(jerr.text));
-		fprintf(errs, "%s:%d:%d: %s: invalid JSON: %s\n", path,
-		    jerr.line, jerr.column,
-		    spath[0] != '\0' ? spath : CONFIG_TOP_LEVEL, stext);
-		json_loc_free(&loc);
+		config_syntax_error(path, body, len, &jerr, errs);
 		free(text);
 		return -1;
 	}
@@ -222,6 +425,9 @@ config_load(const char *path, struct posuto_config **cfg_r, FILE *errs)
 	else
 		(void)config_section_parse(&ctx, &config_root_section, root,
 		    "", srv);
+	if (public)
+		config_check_public_secrets(&ctx, cfg);
+	config_where_fill(loc, cfg);
 
 	json_decref(root);
 	json_loc_free(&loc);

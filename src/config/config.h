@@ -28,8 +28,10 @@ enum mbox_format {
 };
 
 enum listen_tls {
-	LISTEN_TLS_NONE = 0,	/* plain, STLS offered if a certificate is set */
+	LISTEN_TLS_NONE = 0,	/* plain; no certificate, so no STLS */
 	LISTEN_TLS_IMPLICIT,	/* POP3S, RFC 8314 */
+	LISTEN_TLS_STARTTLS,	/* plain with STLS (RFC 2595); a "none" port
+				 * becomes this when a certificate is set */
 };
 
 struct listen_cfg {
@@ -65,6 +67,13 @@ struct tls_cfg {
 	char *ciphersuites;	/* TLS 1.3 suites or NULL */
 	char *min_version;	/* "TLSv1.2" (default) or "TLSv1.3" */
 };
+
+/* Line:column of a key in the file (0:0 if not known), see config_where(). */
+struct config_where_pos {
+	unsigned line, col;
+};
+
+#define CONFIG_WHERE_MAX	16
 
 struct posuto_config {
 	char *path;			/* file it was loaded from */
@@ -112,6 +121,9 @@ struct posuto_config {
 
 	struct user_cfg *users;		/* Users[]: names valid and unique */
 	size_t n_users;
+
+	/* Where the keys config_where() knows are in the file. */
+	struct config_where_pos where[CONFIG_WHERE_MAX];
 };
 
 /*
@@ -128,6 +140,26 @@ void config_free(struct posuto_config **cfg);
 /* Writes the effective configuration (defaults filled in) as JSON,
  * with passwords and secrets replaced by "<hidden>". */
 void config_dump(const struct posuto_config *cfg, FILE *out);
+
+/*
+ * Writes "FILE:LINE:COL: KEY" (or "FILE: KEY" if the position is not
+ * known) into buf, for messages about a key's value that is used after
+ * loading, so that they point into the file like config_load()'s own:
+ * Pop3Server.Enabled, .RunAsUser, .PasswdFile, .LockFile, .MailDir,
+ * .MailboxPath, .Tls, .Tls.Certificate, .Tls.Key, .Tls.Ciphers,
+ * .Tls.CipherSuites, .Tls.MinVersion.  A key not in the file is shown at
+ * the object that would hold it (Tls.Key at Tls.Certificate, which it
+ * defaults to).
+ */
+void config_where(const struct posuto_config *cfg, const char *key,
+    char *buf, size_t bufsz);
+
+/*
+ * True if everyone on the host can read the file open on fd: it has o+r
+ * and every directory above it o+x (a file in a 0700 directory is not
+ * public, whatever its own mode).  path is the name it was opened by.
+ */
+bool config_file_public(int fd, const char *path);
 
 /* Exit code for configuration errors (sysexits EX_CONFIG). */
 #define EXIT_CONFIG 78

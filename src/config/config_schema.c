@@ -196,6 +196,7 @@ static const struct config_enum_name mbox_format_names[] = {
 static const struct config_enum_name listen_tls_names[] = {
 	{ "none", LISTEN_TLS_NONE },
 	{ "implicit", LISTEN_TLS_IMPLICIT },
+	{ "starttls", LISTEN_TLS_STARTTLS },
 	{ NULL, 0 },
 };
 
@@ -628,14 +629,31 @@ users_set(struct config_ctx *ctx, const struct config_setting *row,
 	users_check_duplicates(ctx, path, cfg);
 }
 
+/* Shows what is in effect for each user: the server's MailboxFormat and
+ * mailbox template where the user has none of its own. */
 static json_t *
 users_dump(const struct config_setting *row, const void *base)
 {
 	const struct posuto_config *cfg = base;
+	json_t *a = section_array_dump(&user_section, cfg->users, cfg->n_users,
+	    sizeof(*cfg->users));
 
 	(void)row;
-	return section_array_dump(&user_section, cfg->users, cfg->n_users,
-	    sizeof(*cfg->users));
+	for (size_t i = 0; i < cfg->n_users; i++) {
+		const struct user_cfg *u = &cfg->users[i];
+		json_t *o = json_array_get(a, i);
+		enum mbox_format f = u->format != MBOX_FORMAT_AUTO ? u->format :
+		    cfg->format;
+
+		for (size_t k = 0; mbox_format_names[k].name != NULL; k++)
+			if (mbox_format_names[k].value == (int)f)
+				json_object_set_new(o, "MailboxFormat",
+				    json_string(mbox_format_names[k].name));
+		if (u->mailbox == NULL && cfg->mailbox_template != NULL)
+			json_object_set_new(o, "MailboxPath",
+			    json_string(cfg->mailbox_template));
+	}
+	return a;
 }
 
 static void
@@ -864,12 +882,18 @@ server_verify_listens(struct config_ctx *ctx, const char *path,
 		const struct listen_cfg *l = &cfg->listens[i];
 		char *ep = json_loc_path_index(lp, i);
 
-		if (l->tls == LISTEN_TLS_IMPLICIT && cfg->tls.cert_file == NULL) {
+		if (l->tls != LISTEN_TLS_NONE && cfg->tls.cert_file == NULL) {
 			char *tp = json_loc_path_key(ep, "Tls");
-			config_error(ctx, tp, CONFIG_AT_VALUE, "implicit TLS "
-			    "needs Pop3Server.Tls.Certificate");
+			config_error(ctx, tp, CONFIG_AT_VALUE, "%s needs "
+			    "Pop3Server.Tls.Certificate",
+			    l->tls == LISTEN_TLS_IMPLICIT ? "implicit TLS" :
+			    "STLS");
 			free(tp);
 		}
+		/* What is in effect: a plain port offers STLS when there is
+		 * a certificate, and check-config should say so. */
+		if (l->tls == LISTEN_TLS_NONE && cfg->tls.cert_file != NULL)
+			cfg->listens[i].tls = LISTEN_TLS_STARTTLS;
 		for (size_t j = 0; j < i; j++) {
 			const struct listen_cfg *o = &cfg->listens[j];
 

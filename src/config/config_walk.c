@@ -14,6 +14,9 @@
 #include "lib/strutil.h"
 #include "lib/xmalloc.h"
 
+/* Keys longer than this (after folding) get no suggestion. */
+#define CONFIG_KEY_FOLD_MAX	64
+
 static void *
 config_field(void *base, size_t offset)
 {
@@ -341,6 +344,86 @@ config_find_row(const struct config_section *sec, const char *key,
 	return NULL;
 }
 
+/* key folded for comparison: lower case, without '_', '-', '.' and
+ * blanks, so "listen_address" and "Max-Connections" compare as the
+ * keys they resemble. */
+static size_t
+config_fold_key(const char *key, char *buf, size_t bufsz)
+{
+	size_t n = 0;
+
+	for (const char *p = key; *p != '\0' && n + 1 < bufsz; p++) {
+		if (*p == '_' || *p == '-' || *p == '.' || *p == ' ')
+			continue;
+		buf[n++] = (char)tolower((unsigned char)*p);
+	}
+	buf[n] = '\0';
+	return n;
+}
+
+/* Levenshtein distance of two short strings; large if either is long. */
+static size_t
+config_edit_distance(const char *a, size_t la, const char *b, size_t lb)
+{
+	size_t row[CONFIG_KEY_FOLD_MAX + 1];
+
+	if (la > CONFIG_KEY_FOLD_MAX || lb > CONFIG_KEY_FOLD_MAX)
+		return SIZE_MAX;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j], best;
+
+			best = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			diag = up;
+			row[j] = best;
+		}
+	}
+	return row[lb];
+}
+
+/*
+ * The key an unknown key was probably meant to be, or NULL: the same
+ * letters without separators ("time_out"), a typo or two ("BindAdress"),
+ * or a known key followed by more ("listen_adress" -> Listen).
+ */
+static const char *
+config_suggest_key(const struct config_section *sec, const char *key)
+{
+	char fk[CONFIG_KEY_FOLD_MAX + 2], fr[CONFIG_KEY_FOLD_MAX + 2];
+	size_t lk = config_fold_key(key, fk, sizeof(fk));
+	size_t best_d = SIZE_MAX, best_prefix = 0;
+	const char *best = NULL, *prefix = NULL;
+
+	if (lk == 0)
+		return NULL;
+	for (size_t i = 0; i < sec->n_rows; i++) {
+		size_t lr = config_fold_key(sec->rows[i].key, fr, sizeof(fr));
+		size_t d = config_edit_distance(fk, lk, fr, lr);
+		size_t shorter = lk < lr ? lk : lr;
+
+		/* One edit per four letters, at most two. */
+		if (d <= 2 && d <= (lr + 3) / 4 && d < best_d) {
+			best_d = d;
+			best = sec->rows[i].key;
+		}
+		if (shorter >= 4 && shorter > best_prefix &&
+		    strncmp(fk, fr, shorter) == 0) {
+			best_prefix = shorter;
+			prefix = sec->rows[i].key;
+		}
+	}
+	return best != NULL ? best : prefix;
+}
+
 uint64_t
 config_section_parse(struct config_ctx *ctx, const struct config_section *sec,
     json_t *obj, const char *path, void *base)
@@ -358,9 +441,14 @@ config_section_parse(struct config_ctx *ctx, const struct config_section *sec,
 
 		row = config_find_row(sec, key, &i);
 		if (row == NULL) {
-			config_warning(ctx, kp, CONFIG_AT_KEY, "%s",
+			const char *hint = config_suggest_key(sec, key);
+
+			config_warning(ctx, kp, CONFIG_AT_KEY, "%s%s%s%s",
 			    sec->unknown_note != NULL ? sec->unknown_note :
-			    "unknown key, ignored");
+			    "unknown key, ignored",
+			    hint != NULL ? " (did you mean \"" : "",
+			    hint != NULL ? hint : "",
+			    hint != NULL ? "\"?)" : "");
 		} else if (seen & ((uint64_t)1 << i)) {
 			config_error(ctx, kp, CONFIG_AT_KEY,
 			    "\"%s\" given twice (key names ignore case)",

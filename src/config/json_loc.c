@@ -22,11 +22,18 @@ struct json_loc {
 	struct json_loc_entry *v;
 	size_t n, cap;
 	char *stop_path;	/* NULL while the scan has not stopped early */
+	enum json_loc_stop stop;
+	struct json_loc_pos stop_pos;
+	size_t stop_off;
+	char stop_closer;
 };
 
 struct scan {
 	const unsigned char *p, *end;
+	const unsigned char *start;
 	struct json_loc_pos pos;	/* position of *p */
+	struct json_loc_pos last;	/* of the last non-blank byte read */
+	size_t last_off;
 	struct json_loc *jl;
 };
 
@@ -47,11 +54,22 @@ json_loc_path_index(const char *parent, size_t index)
 	return xasprintf("%s[%zu]", parent != NULL ? parent : "", index);
 }
 
+static bool
+scan_is_ws(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
 static void
 scan_advance(struct scan *s)
 {
-	unsigned char c = *s->p++;
+	unsigned char c = *s->p;
 
+	if (!scan_is_ws(c) && (c & 0xC0) != 0x80) {
+		s->last = s->pos;
+		s->last_off = (size_t)(s->p - s->start);
+	}
+	s->p++;
 	if (c == '\n') {
 		s->pos.line++;
 		s->pos.col = 1;
@@ -64,16 +82,44 @@ scan_advance(struct scan *s)
 static void
 scan_skip_ws(struct scan *s)
 {
-	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' ||
-	    *s->p == '\n' || *s->p == '\r'))
+	while (s->p < s->end && scan_is_ws(*s->p))
 		scan_advance(s);
 }
 
 static bool
 scan_fail(struct scan *s, const char *path)
 {
-	if (s->jl->stop_path == NULL)
-		s->jl->stop_path = xstrdup(path);
+	struct json_loc *jl = s->jl;
+
+	if (jl->stop_path != NULL)
+		return false;
+	jl->stop_path = xstrdup(path);
+	if (s->p >= s->end) {
+		jl->stop = JSON_LOC_STOP_EOF;
+		jl->stop_pos = s->last;
+		jl->stop_off = s->last_off;
+	} else {
+		jl->stop = JSON_LOC_STOP_OTHER;
+		jl->stop_pos = s->pos;
+		jl->stop_off = (size_t)(s->p - s->start);
+	}
+	return false;
+}
+
+/* Called where a ',' was followed by the closer instead of a member. */
+static bool
+scan_fail_comma(struct scan *s, const char *path, struct json_loc_pos comma,
+    size_t comma_off)
+{
+	struct json_loc *jl = s->jl;
+
+	if (jl->stop_path != NULL)
+		return false;
+	jl->stop_path = xstrdup(path);
+	jl->stop = JSON_LOC_STOP_TRAILING_COMMA;
+	jl->stop_pos = comma;
+	jl->stop_off = comma_off;
+	jl->stop_closer = (char)*s->p;
 	return false;
 }
 
@@ -248,6 +294,9 @@ fail:
 static bool
 scan_object(struct scan *s, const char *path, unsigned depth)
 {
+	struct json_loc_pos comma = { 0, 0 };
+	size_t comma_off = 0;
+
 	scan_advance(s);	/* '{' */
 	scan_skip_ws(s);
 	if (s->p < s->end && *s->p == '}') {
@@ -260,6 +309,8 @@ scan_object(struct scan *s, const char *path, unsigned depth)
 		size_t e;
 
 		scan_skip_ws(s);
+		if (comma.line != 0 && s->p < s->end && *s->p == '}')
+			return scan_fail_comma(s, path, comma, comma_off);
 		if (s->p >= s->end || *s->p != '"')
 			return scan_fail(s, path);
 		kpos = s->pos;
@@ -280,6 +331,8 @@ scan_object(struct scan *s, const char *path, unsigned depth)
 		if (s->p >= s->end)
 			return scan_fail(s, path);
 		if (*s->p == ',') {
+			comma = s->pos;
+			comma_off = (size_t)(s->p - s->start);
 			scan_advance(s);
 			continue;
 		}
@@ -294,7 +347,8 @@ scan_object(struct scan *s, const char *path, unsigned depth)
 static bool
 scan_array(struct scan *s, const char *path, unsigned depth)
 {
-	size_t index = 0;
+	struct json_loc_pos comma = { 0, 0 };
+	size_t comma_off = 0, index = 0;
 
 	scan_advance(s);	/* '[' */
 	scan_skip_ws(s);
@@ -307,6 +361,8 @@ scan_array(struct scan *s, const char *path, unsigned depth)
 		size_t e;
 
 		scan_skip_ws(s);
+		if (comma.line != 0 && s->p < s->end && *s->p == ']')
+			return scan_fail_comma(s, path, comma, comma_off);
 		child = json_loc_path_index(path, index);
 		e = scan_add_entry(s, child, s->pos);
 		if (!scan_value(s, child, e, depth + 1))
@@ -315,6 +371,8 @@ scan_array(struct scan *s, const char *path, unsigned depth)
 		if (s->p >= s->end)
 			return scan_fail(s, path);
 		if (*s->p == ',') {
+			comma = s->pos;
+			comma_off = (size_t)(s->p - s->start);
 			scan_advance(s);
 			continue;
 		}
@@ -376,6 +434,8 @@ json_loc_scan(const char *text, size_t len)
 	struct json_loc *jl = xcalloc(1, sizeof(*jl));
 	struct scan s = {
 		.p = (const unsigned char *)text,
+		.start = (const unsigned char *)text,
+		.last = { 1, 1 },
 		.end = (const unsigned char *)text + len,
 		.pos = { 1, 1 },
 		.jl = jl,
@@ -410,6 +470,16 @@ const char *
 json_loc_stop_path(const struct json_loc *jl)
 {
 	return jl->stop_path != NULL ? jl->stop_path : "";
+}
+
+enum json_loc_stop
+json_loc_stop(const struct json_loc *jl, struct json_loc_pos *pos_r,
+    size_t *offset_r, char *closer_r)
+{
+	*pos_r = jl->stop_pos;
+	*offset_r = jl->stop_off;
+	*closer_r = jl->stop_closer;
+	return jl->stop_path != NULL ? jl->stop : JSON_LOC_STOP_NONE;
 }
 
 void

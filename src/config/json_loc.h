@@ -49,6 +49,24 @@ bool json_loc_lookup(const struct json_loc *jl, const char *path, bool key,
  */
 const char *json_loc_stop_path(const struct json_loc *jl);
 
+enum json_loc_stop {
+	JSON_LOC_STOP_NONE = 0,		/* the scan did not stop early */
+	JSON_LOC_STOP_EOF,		/* the text ended inside a value */
+	JSON_LOC_STOP_TRAILING_COMMA,	/* ',' right before '}' or ']' */
+	JSON_LOC_STOP_OTHER,		/* anything else it could not read */
+};
+
+/*
+ * Why and where the scan stopped, so that a syntax error can be shown
+ * where a person would look: for a trailing comma the comma itself (a
+ * parser only notices at the next token), for the end of the text the
+ * last non-blank character (there is no line:column past the end), else
+ * the character it could not read.  *offset_r is that character's byte
+ * offset in the text, *closer_r (for a trailing comma) '}' or ']'.
+ */
+enum json_loc_stop json_loc_stop(const struct json_loc *jl,
+    struct json_loc_pos *pos_r, size_t *offset_r, char *closer_r);
+
 /* Path building, shared with config.c so both sides spell paths alike.
  * Results are allocated (xmalloc). */
 char *json_loc_path_key(const char *parent, const char *key);

@@ -18,22 +18,50 @@
 
 #define EXIT_USAGE	64	/* sysexits EX_USAGE */
 
+void
+cmd_hash_list_schemes(FILE *fp, int indent)
+{
+	int col = indent;
+
+	fprintf(fp, "%*s", indent, "");
+	for (const char *const *s = passwd_schemes(); *s != NULL; s++) {
+		int len = (int)strlen(*s);
+
+		if (col > indent && col + 1 + len > 72) {
+			fprintf(fp, "\n%*s", indent, "");
+			col = indent;
+		}
+		fprintf(fp, "%s%s", col > indent ? " " : "", *s);
+		col += len + (col > indent ? 1 : 0);
+	}
+	fprintf(fp, "\n");
+}
+
 static void
 usage(FILE *fp)
 {
-	const char *const *s = passwd_schemes();
-
 	fprintf(fp,
 	    "usage: posuto hash [--scheme SCHEME]\n"
 	    "\n"
 	    "Reads a password (one line from stdin, or prompted twice on the\n"
 	    "terminal) and prints its stored form for Users[].Password or a\n"
 	    "passwd-file.  SCHEME is case-insensitive; default %s.\n"
-	    "Schemes:",
+	    "SHA256 and SHA512 print the bare hex digest of a JumboDogX\n"
+	    "config (Password with \"HashType\": \"SHA256\" or \"SHA512\");\n"
+	    "the others print \"{SCHEME}data\".  Schemes:\n",
 	    CMD_HASH_DEFAULT_SCHEME);
-	for (; *s != NULL; s++)
-		fprintf(fp, " %s", *s);
-	fprintf(fp, "\n");
+	cmd_hash_list_schemes(fp, 2);
+}
+
+/* JumboDogX's HashType values: the bare hex of SHA256.HEX/SHA512.HEX. */
+static const char *
+hash_jumbodogx_scheme(const char *scheme)
+{
+	if (ascii_caseeq(scheme, "SHA256"))
+		return "SHA256.HEX";
+	if (ascii_caseeq(scheme, "SHA512"))
+		return "SHA512.HEX";
+	return NULL;
 }
 
 /* Reads one line into buf; strips the newline (and a CR before it).
@@ -120,6 +148,7 @@ cmd_hash(int argc, char **argv)
 {
 	const char *scheme = CMD_HASH_DEFAULT_SCHEME;
 	char pw[PASSWORD_MAX + 2];
+	const char *jdx, *out;
 	char *stored;
 	bool known = false;
 	int len;
@@ -163,14 +192,19 @@ cmd_hash(int argc, char **argv)
 		fprintf(stderr, "posuto hash: empty password refused\n");
 		return 1;
 	}
-	stored = passwd_hash(scheme, pw, (size_t)len);
+	jdx = hash_jumbodogx_scheme(scheme);
+	stored = passwd_hash(jdx != NULL ? jdx : scheme, pw, (size_t)len);
 	explicit_bzero(pw, sizeof(pw));
 	if (stored == NULL) {
 		fprintf(stderr, "posuto hash: cannot hash this password with "
 		    "%s\n", scheme);
 		return 1;
 	}
-	printf("%s\n", stored);
+	/* "{SHA256.HEX}" + hex: JumboDogX keeps only the hex. */
+	out = stored;
+	if (jdx != NULL && strchr(stored, '}') != NULL)
+		out = strchr(stored, '}') + 1;
+	printf("%s\n", out);
 	free_secret(stored);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		fprintf(stderr, "posuto hash: write error: %s\n",

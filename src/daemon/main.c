@@ -35,7 +35,12 @@ usage(FILE *f)
 	    "                print the effective configuration, or every error;\n"
 	    "                exit 0 if valid, 78 if not\n"
 	    "  hash          read a password (stdin or prompt), print its stored\n"
-	    "                form for the config or a passwd-file\n"
+	    "                form for the config or a passwd-file; SCHEME (default\n"
+	    "                %s) is one of\n",
+	    CMD_HASH_DEFAULT_SCHEME);
+	cmd_hash_list_schemes(f, 16);
+	fprintf(f,
+	    "                (SHA256, SHA512: the bare hex of a JumboDogX config)\n"
 	    "\n"
 	    "  -c, --config FILE   configuration file (default %s)\n"
 	    "\n"
@@ -56,31 +61,25 @@ check_mailbox_perms(const struct userdb *db)
 	}
 }
 
-/* Everything serve would load: the file, the users (passwd-file
- * included) and the TLS certificate and key. */
+/* Everything serve would load and check before binding: the file, its
+ * Enabled and RunAsUser, the users (passwd-file included) and the TLS
+ * certificate and key. */
 static int
 check_config(const char *path)
 {
 	struct posuto_config *cfg;
 	struct userdb *db;
+	struct tls_ctx *tls;
 	int rc = 0;
 
 	if (config_load(path, &cfg, stderr) != 0)
 		return EXIT_CONFIG;
-	if ((db = userdb_load(cfg, stderr)) == NULL)
+	if (!server_load_runtime(cfg, true, stderr, &db, &tls))
 		rc = EXIT_CONFIG;
 	else
 		check_mailbox_perms(db);
 	userdb_unref(&db);
-	if (cfg->tls.cert_file != NULL) {
-		char err[512];
-		struct tls_ctx *tls = tls_ctx_new(&cfg->tls, err, sizeof(err));
-		if (tls == NULL) {
-			fprintf(stderr, "%s: Tls: %s\n", path, err);
-			rc = EXIT_CONFIG;
-		}
-		tls_ctx_unref(&tls);
-	}
+	tls_ctx_unref(&tls);
 	if (rc == 0)
 		config_dump(cfg, stdout);
 	config_free(&cfg);
@@ -98,10 +97,12 @@ cmd_serve(int argc, char **argv, bool check_only)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct server_opts opts = { .config_path = DEFAULT_CONFIG };
+	const char *bad;
 	int ch;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+	opterr = 0;	/* our messages name the command: see below */
+	while ((ch = getopt_long(argc, argv, ":c:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			opts.config_path = optarg;
@@ -116,11 +117,27 @@ cmd_serve(int argc, char **argv, bool check_only)
 			usage(stdout);
 			return 0;
 		default:
+			/* The argument just read, or (inside a group of
+			 * short options) the one being read. */
+			bad = argv[optind - 1];
+			if ((optind == 1 || bad[0] != '-') && optind < argc)
+				bad = argv[optind];
+			fprintf(stderr, "posuto %s: %s '%s'\n", argv[0],
+			    ch == ':' ? "missing argument to" : "bad option",
+			    bad);
 			usage(stderr);
 			return EXIT_USAGE;
 		}
 	}
 	if (optind != argc || (check_only && (opts.use_syslog || opts.inetd))) {
+		/* Say which argument is wrong, not just the usage. */
+		if (optind != argc)
+			fprintf(stderr, "posuto %s: unexpected argument '%s'\n",
+			    argv[0], argv[optind]);
+		else
+			fprintf(stderr, "posuto check-config: %s is an option "
+			    "of serve only\n", opts.inetd ? "--inetd" :
+			    "--syslog");
 		usage(stderr);
 		return EXIT_USAGE;
 	}

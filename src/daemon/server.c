@@ -4,6 +4,7 @@
 #include <malloc.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,26 +73,69 @@ server_apply_params(struct server *srv)
 		snprintf(srv->env.hostname, sizeof(srv->env.hostname), "localhost");
 }
 
-/* Loads users and TLS for cfg; on error nothing is replaced. */
-static bool
-server_load_runtime(struct posuto_config *cfg, struct userdb **db_r,
-    struct tls_ctx **tls_r)
+static void server_problem(FILE *errs, const char *fmt, ...)
+    LOG_PRINTF(2, 3);
+
+static void
+server_problem(FILE *errs, const char *fmt, ...)
 {
-	char err[512];
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (errs != NULL)
+		fprintf(errs, "%s\n", msg);
+	else
+		log_error("%s", msg);
+}
+
+bool
+server_load_runtime(const struct posuto_config *cfg, bool startup,
+    FILE *errs, struct userdb **db_r, struct tls_ctx **tls_r)
+{
+	char err[512], where[600];
+	bool ok = true;
 
 	*tls_r = NULL;
-	*db_r = userdb_load(cfg, stderr);
+	*db_r = NULL;
+	if (startup && !cfg->enabled) {
+		config_where(cfg, "Pop3Server.Enabled", where, sizeof(where));
+		server_problem(errs, "%s: is false; serve will not start",
+		    where);
+		ok = false;
+	}
+	/* Before binding, and whoever we run as: a RunAsUser that does not
+	 * exist is a mistake in the file either way. */
+	if (startup && cfg->run_as_user != NULL &&
+	    getpwnam(cfg->run_as_user) == NULL) {
+		config_where(cfg, "Pop3Server.RunAsUser", where, sizeof(where));
+		server_problem(errs, "%s: no such user \"%s\"", where,
+		    cfg->run_as_user);
+		ok = false;
+	}
+	*db_r = userdb_load(cfg, errs != NULL ? errs : stderr);
 	if (*db_r == NULL)
-		return false;
+		ok = false;
 	if (cfg->tls.cert_file != NULL) {
-		*tls_r = tls_ctx_new(&cfg->tls, err, sizeof(err));
+		const char *key = NULL;
+		char kp[64];
+
+		*tls_r = tls_ctx_new(&cfg->tls, err, sizeof(err), &key);
 		if (*tls_r == NULL) {
-			log_error("%s: Tls: %s", cfg->path, err);
-			userdb_unref(db_r);
-			return false;
+			(void)snprintf(kp, sizeof(kp), "Pop3Server.Tls%s%s",
+			    key != NULL ? "." : "", key != NULL ? key : "");
+			config_where(cfg, kp, where, sizeof(where));
+			server_problem(errs, "%s: %s", where, err);
+			ok = false;
 		}
 	}
-	return true;
+	if (!ok) {
+		userdb_unref(db_r);
+		tls_ctx_unref(tls_r);
+	}
+	return ok;
 }
 
 static void
@@ -230,7 +274,7 @@ server_reload(struct server *srv)
 		log_error("reload failed; keeping the running configuration");
 		return;
 	}
-	if (!server_load_runtime(cfg, &db, &tls)) {
+	if (!server_load_runtime(cfg, false, NULL, &db, &tls)) {
 		log_error("reload failed; keeping the running configuration");
 		config_free(&cfg);
 		return;
@@ -324,14 +368,8 @@ server_run(const struct server_opts *opts)
 	    stderr_is_connection()), LOG_LVL_INFO);
 	if (config_load(opts->config_path, &srv.cfg, stderr) != 0)
 		return EXIT_CONFIG;
-	if (!srv.cfg->enabled) {
-		log_error("%s: Pop3Server.Enabled is false; not starting",
-		    opts->config_path);
-		config_free(&srv.cfg);
-		return EXIT_CONFIG;
-	}
 	server_apply_params(&srv);
-	if (!server_load_runtime(srv.cfg, &srv.env.db, &tls)) {
+	if (!server_load_runtime(srv.cfg, true, NULL, &srv.env.db, &tls)) {
 		config_free(&srv.cfg);
 		return EXIT_CONFIG;
 	}
@@ -373,14 +411,6 @@ server_run(const struct server_opts *opts)
 	evsignal_add(srv.sig_term, NULL);
 	evsignal_add(srv.sig_int, NULL);
 	evsignal_add(srv.sig_hup, NULL);
-	/* An unknown RunAsUser is a config error, found before binding. */
-	if (srv.cfg->run_as_user != NULL && geteuid() == 0 &&
-	    getpwnam(srv.cfg->run_as_user) == NULL) {
-		log_error("%s: RunAsUser %s: no such user", opts->config_path,
-		    srv.cfg->run_as_user);
-		rc = EXIT_CONFIG;
-		goto out;
-	}
 	/* Cross-process [IN-USE] is what inetd mode relies on: no lock file,
 	 * no service. */
 	if (server_open_lock_file(srv.cfg) != 0) {

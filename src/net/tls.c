@@ -31,11 +31,13 @@ tls_err(char *err, size_t errsz, const char *what, const char *file)
 }
 
 struct tls_ctx *
-tls_ctx_new(const struct tls_cfg *cfg, char *err, size_t errsz)
+tls_ctx_new(const struct tls_cfg *cfg, char *err, size_t errsz,
+    const char **key_r)
 {
 	SSL_CTX *ctx;
 	int minv = TLS1_2_VERSION;
 
+	*key_r = "Certificate";
 	if (cfg->cert_file == NULL || cfg->key_file == NULL) {
 		snprintf(err, errsz, "Tls.Certificate and Tls.Key are both required");
 		return NULL;
@@ -44,6 +46,8 @@ tls_ctx_new(const struct tls_cfg *cfg, char *err, size_t errsz)
 	if (access(cfg->cert_file, R_OK) != 0 || access(cfg->key_file, R_OK) != 0) {
 		const char *f = access(cfg->cert_file, R_OK) != 0 ?
 		    cfg->cert_file : cfg->key_file;
+		if (f != cfg->cert_file)
+			*key_r = "Key";
 		snprintf(err, errsz, "cannot read %s: %s", f, strerror(errno));
 		return NULL;
 	}
@@ -51,6 +55,7 @@ tls_ctx_new(const struct tls_cfg *cfg, char *err, size_t errsz)
 		minv = TLS1_3_VERSION;
 	ctx = SSL_CTX_new(TLS_server_method());
 	if (ctx == NULL) {
+		*key_r = NULL;
 		tls_err(err, errsz, "SSL_CTX_new", NULL);
 		return NULL;
 	}
@@ -63,6 +68,7 @@ tls_ctx_new(const struct tls_cfg *cfg, char *err, size_t errsz)
 		tls_err(err, errsz, "cannot load certificate", cfg->cert_file);
 		goto fail;
 	}
+	*key_r = "Key";
 	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->key_file, SSL_FILETYPE_PEM) != 1) {
 		tls_err(err, errsz, "cannot load key", cfg->key_file);
 		goto fail;
@@ -71,15 +77,18 @@ tls_ctx_new(const struct tls_cfg *cfg, char *err, size_t errsz)
 		tls_err(err, errsz, "key does not match certificate", cfg->key_file);
 		goto fail;
 	}
+	*key_r = "Ciphers";
 	if (cfg->ciphers != NULL && SSL_CTX_set_cipher_list(ctx, cfg->ciphers) != 1) {
 		tls_err(err, errsz, "bad Tls.Ciphers", cfg->ciphers);
 		goto fail;
 	}
+	*key_r = "CipherSuites";
 	if (cfg->ciphersuites != NULL &&
 	    SSL_CTX_set_ciphersuites(ctx, cfg->ciphersuites) != 1) {
 		tls_err(err, errsz, "bad Tls.CipherSuites", cfg->ciphersuites);
 		goto fail;
 	}
+	*key_r = NULL;
 	struct tls_ctx *t = xcalloc(1, sizeof(*t));
 	t->refs = 1;
 	t->ctx = ctx;

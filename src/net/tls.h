@@ -13,9 +13,11 @@
 
 struct tls_ctx;
 
-/* NULL on error, with a reason naming the file in err. */
+/* NULL on error, with a reason naming the file in err and in *key_r the
+ * Tls member at fault ("Certificate", "Key", "Ciphers", "CipherSuites"),
+ * or NULL if none is. */
 struct tls_ctx *tls_ctx_new(const struct tls_cfg *cfg, char *err,
-    size_t errsz);
+    size_t errsz, const char **key_r);
 void tls_ctx_ref(struct tls_ctx *t);
 void tls_ctx_unref(struct tls_ctx **t);
 /* The underlying SSL_CTX (as void * so callers need no OpenSSL headers). */

@@ -441,7 +441,8 @@ test_listen_ipv6_tls(void **state)
 	assert_int_equal(cfg->n_listens, 4);
 	assert_string_equal(cfg->listens[0].address, "::");
 	assert_int_equal(cfg->listens[0].port, 110);
-	assert_int_equal(cfg->listens[0].tls, LISTEN_TLS_NONE);
+	/* A plain port with a certificate offers STLS: shown as such. */
+	assert_int_equal(cfg->listens[0].tls, LISTEN_TLS_STARTTLS);
 	/* Implicit TLS without a Port is POP3S's 995 (RFC 8314). */
 	assert_int_equal(cfg->listens[1].port, 995);
 	assert_int_equal(cfg->listens[1].tls, LISTEN_TLS_IMPLICIT);
@@ -491,12 +492,16 @@ test_listen_errors(void **state)
 	    "(1..65535)");
 	expect_line("@:8:7: Pop3Server.Listen[3]: missing required key "
 	    "\"Address\"");
-	expect_line("@:9:46: Pop3Server.Listen[4].Tls: must be one of \"none\", "
-	    "\"implicit\"");
+	expect_line("@:9:46: Pop3Server.Listen[4].Tls: STLS needs "
+	    "Pop3Server.Tls.Certificate");
 	expect_line("@:10:7: Pop3Server.Listen[5]: same address and port as "
 	    "Listen[0]");
 	assert_int_equal(count_errors(), 6);
 
+	assert_int_equal(load_line4("\"Listen\": [{\"Address\": \"::\", "
+	    "\"Tls\": \"ssl\"}]"), -1);
+	expect_line("@:4:41: Pop3Server.Listen[0].Tls: must be one of \"none\", "
+	    "\"implicit\", \"starttls\"");
 	assert_int_equal(load_line4("\"Listen\": []"), -1);
 	expect_line("@:4:15: Pop3Server.Listen: must list at least one address");
 	assert_int_equal(load_line4("\"Listen\": {\"Address\": \"::\"}"), -1);
@@ -743,7 +748,9 @@ test_json_syntax(void **state)
 	expect_line("@:4:21: Pop3Server.Port: invalid JSON: duplicate object "
 	    "key");
 	assert_int_equal(load(""), -1);
-	expect_line("@:1:0: (top level): invalid JSON: '[' or '{' expected");
+	/* Not jansson's 1:0: there is no column 0. */
+	expect_line("@:1:1: (top level): invalid JSON: unexpected end of file "
+	    "('[' or '{' expected)");
 
 	assert_int_equal(load("[1]"), -1);
 	expect_line("@:1:1: (top level): expected an object");
@@ -752,6 +759,174 @@ test_json_syntax(void **state)
 	expect_line("warning: @:1:2: SmtpServer: ignored");
 	assert_int_equal(load("{\"Pop3Server\": []}"), -1);
 	expect_line("@:1:16: Pop3Server: expected an object, got an array");
+}
+
+/* Where a person would look: the comma, the end of the last line. */
+static void
+test_json_syntax_positions(void **state)
+{
+	(void)state;
+	/* jansson names the 7:0 past the end; the last character is 6:5. */
+	assert_int_equal(load(
+	    "{\n"
+	    "  \"Pop3Server\": {\n"
+	    "    \"MailDir\": \"/m\",\n"
+	    "    \"Users\": [\n"
+	    "      {\"UserName\": \"a\", \"Password\": \"{PLAIN}x\"}\n"
+	    "    ]\n"), -1);
+	expect_line("@:6:5: Pop3Server: invalid JSON: unexpected end of file "
+	    "('}' expected)");
+	assert_int_equal(count_errors(), 1);
+	/* Blank lines after the last character change nothing. */
+	assert_int_equal(load("{\"Pop3Server\": {\"Port\": 110\n\n\n"), -1);
+	expect_line("@:1:27: Pop3Server: invalid JSON: unexpected end of file");
+	assert_int_equal(load("{\"Pop3Server\": {\"MailDir\":\n"), -1);
+	expect_line("@:1:26: Pop3Server.MailDir: invalid JSON: unexpected end "
+	    "of file");
+
+	/* jansson says "'}' expected near '}'" at 5:3, the next token. */
+	assert_int_equal(load(
+	    "{\n"
+	    "  \"Pop3Server\": {\n"
+	    "    \"MailDir\": \"/m\",\n"
+	    "    \"Port\": 110,\n"
+	    "  }\n"
+	    "}\n"), -1);
+	expect_line("@:4:16: Pop3Server: invalid JSON: trailing comma before "
+	    "'}'");
+	assert_int_equal(count_errors(), 1);
+	assert_int_equal(load_line4("\"Users\": [{\"UserName\": \"a\"},\n ]"),
+	    -1);
+	expect_line("@:4:32: Pop3Server.Users: invalid JSON: trailing comma "
+	    "before ']'");
+	/* A comma between members is not trailing; an earlier error wins. */
+	assert_int_equal(load_line4("\"Port\": 01, \"TimeOut\": 2,"), -1);
+	expect_line("@:4:13: Pop3Server: invalid JSON: invalid token");
+}
+
+/* An unknown key names the known key it resembles, and only then. */
+static void
+test_unknown_key_suggestions(void **state)
+{
+	static const struct {
+		const char *key, *hint;
+	} cases[] = {
+		{ "listen_adress", "Listen" },
+		{ "BindAdress", "BindAddress" },
+		{ "time_out", "TimeOut" },
+		{ "Max-Connections", "MaxConnections" },
+		{ "Tiemout", "TimeOut" },
+		{ "PasswordFile", "PasswdFile" },
+		{ "Certificate", NULL },
+		{ "Colour", NULL },
+		{ "X", NULL },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char line[128];
+
+		snprintf(line, sizeof(line), "\"%s\": 1", cases[i].key);
+		assert_int_equal(load_line4(line), 0);
+		if (cases[i].hint != NULL) {
+			expect_line("warning: @:4:5: Pop3Server.%s: unknown key, "
+			    "ignored (did you mean \"%s\"?)", cases[i].key,
+			    cases[i].hint);
+		} else {
+			expect_line("warning: @:4:5: Pop3Server.%s: unknown key, "
+			    "ignored\n", cases[i].key);
+		}
+	}
+	/* In Users[] the user keys are the candidates. */
+	assert_int_equal(load_line4("\"Users\": [{\"UserName\": \"a\", "
+	    "\"Password\": \"{PLAIN}x\", \"Mailbox_Format\": \"maildir\"}]"), 0);
+	expect_line("warning: @:4:57: Pop3Server.Users[0].Mailbox_Format: "
+	    "unknown key, ignored (did you mean \"MailboxFormat\"?)");
+}
+
+/* Plaintext-equivalent secrets in a file everyone can read are refused,
+ * hashes only warned about; a file in a private directory is private. */
+static void
+test_world_readable_secrets(void **state)
+{
+	static const char plain[] =
+	    "{\"Pop3Server\": {\"MailDir\": \"/m\",\n"
+	    " \"Users\": [{\"UserName\": \"h\", \"Password\": \""
+	    SHA256_PASSWORD "\", \"HashType\": \"SHA256\"},\n"
+	    "  {\"UserName\": \"p\", \"Password\": \"x\", \"HashType\": "
+	    "\"PLAIN\"}]}}\n";
+	static const char apop[] =
+	    "{\"Pop3Server\": {\"MailDir\": \"/m\",\n"
+	    " \"Users\": [{\"UserName\": \"a\", \"Password\": \""
+	    SHA256_PASSWORD "\", \"HashType\": \"SHA256\",\n"
+	    "   \"ApopSecret\": \"tanstaaf\"}]}}\n";
+
+	(void)state;
+	assert_int_equal(chmod(tmpdir, 0755), 0);
+	assert_int_equal(load(plain), -1);
+	assert_int_equal(chmod(cfgpath, 0644), 0);
+	assert_int_equal(load(plain), -1);
+	expect_line("@:3:33: Pop3Server.Users[1].Password: a plaintext-"
+	    "equivalent secret in a file everyone on this host can read "
+	    "(1 user); chmod o-r @");
+	assert_int_equal(count_errors(), 1);
+	assert_int_equal(load(apop), -1);
+	expect_line("@:3:18: Pop3Server.Users[0].ApopSecret: a plaintext-");
+	/* {PLAIN} without HashType is the same secret. */
+	assert_int_equal(load_line4("\"Users\": [{\"UserName\": \"a\", "
+	    "\"Password\": \"{plain}x\"}]"), -1);
+	expect_line("@:4:45: Pop3Server.Users[0].Password: a plaintext-");
+
+	/* Hashes only: a warning. */
+	assert_int_equal(load(jdx_multi), 0);
+	expect_line("warning: @:8:5: Pop3Server.Users: readable by everyone; "
+	    "password hashes should be private");
+
+	/* Not readable by others, or in a directory others cannot enter. */
+	assert_int_equal(chmod(cfgpath, 0640), 0);
+	assert_int_equal(load(plain), 0);
+	assert_null(strstr(errtext, "readable"));
+	assert_int_equal(chmod(cfgpath, 0644), 0);
+	assert_int_equal(chmod(tmpdir, 0700), 0);
+	assert_int_equal(load(plain), 0);
+	assert_int_equal(load(apop), 0);
+	assert_null(strstr(errtext, "readable"));
+}
+
+/* config_where() places keys used after loading, as config_report()
+ * does: the value, else the object that would hold it. */
+static void
+test_where(void **state)
+{
+	char buf[512], want[512];
+
+	(void)state;
+	assert_int_equal(load(
+	    "{\"Pop3Server\": {\"MailDir\": \"/m\",\n"
+	    "  \"RunAsUser\": \"vmail\", \"PasswdFile\": \"users\",\n"
+	    "  \"Tls\": {\"Certificate\": \"c.pem\"}}}\n"), 0);
+	config_where(cfg, "Pop3Server.RunAsUser", buf, sizeof(buf));
+	snprintf(want, sizeof(want), "%s:2:16: Pop3Server.RunAsUser", cfgpath);
+	assert_string_equal(buf, want);
+	config_where(cfg, "Pop3Server.PasswdFile", buf, sizeof(buf));
+	snprintf(want, sizeof(want), "%s:2:39: Pop3Server.PasswdFile", cfgpath);
+	assert_string_equal(buf, want);
+	config_where(cfg, "Pop3Server.Tls.Certificate", buf, sizeof(buf));
+	snprintf(want, sizeof(want), "%s:3:26: Pop3Server.Tls.Certificate",
+	    cfgpath);
+	assert_string_equal(buf, want);
+	/* Key defaults to Certificate: shown there. */
+	config_where(cfg, "Pop3Server.Tls.Key", buf, sizeof(buf));
+	snprintf(want, sizeof(want), "%s:3:26: Pop3Server.Tls.Key", cfgpath);
+	assert_string_equal(buf, want);
+	/* Not in the file: at the object that would hold it. */
+	config_where(cfg, "Pop3Server.Enabled", buf, sizeof(buf));
+	snprintf(want, sizeof(want), "%s:1:16: Pop3Server.Enabled", cfgpath);
+	assert_string_equal(buf, want);
+	/* A key config_where() does not know has no position. */
+	config_where(cfg, "Pop3Server.Users", buf, sizeof(buf));
+	snprintf(want, sizeof(want), "%s: Pop3Server.Users", cfgpath);
+	assert_string_equal(buf, want);
 }
 
 /* Every truncation of a valid file is an error naming a position, never a
@@ -830,6 +1005,34 @@ test_dump(void **state)
 	assert_null(strstr(out, "tanstaaf"));
 	assert_null(strstr(out, "HashType"));
 	assert_null(strstr(out, "BindAddress"));
+	free(out);
+
+	/* What is in effect: STLS on a plain port with a certificate, the
+	 * server's format and template for a user without its own. */
+	assert_int_equal(load(
+	    "{\"Pop3Server\": {\"MailDir\": \"/srv/mail\",\n"
+	    " \"MailboxFormat\": \"maildir\", \"Tls\": {\"Certificate\": "
+	    "\"/c.pem\"},\n"
+	    " \"Listen\": [{\"Address\": \"::\", \"Tls\": \"none\"},\n"
+	    "   {\"Address\": \"::\", \"Tls\": \"implicit\"}],\n"
+	    " \"Users\": [{\"UserName\": \"a\", \"Password\": \"{PLAIN}x\"},\n"
+	    "  {\"UserName\": \"b\", \"Password\": \"{PLAIN}x\",\n"
+	    "   \"MailboxFormat\": \"emldir\", \"MailboxPath\": \"/b\"}]}}\n"),
+	    0);
+	out = NULL;
+	f = open_memstream(&out, &sz);
+	config_dump(cfg, f);
+	fclose(f);
+	assert_non_null(strstr(out, "\"Tls\": \"starttls\""));
+	assert_non_null(strstr(out, "\"Tls\": \"implicit\""));
+	assert_null(strstr(out, "\"Tls\": \"none\""));
+	assert_non_null(strstr(out, "\"UserName\": \"a\",\n"
+	    "        \"Password\": \"<hidden>\",\n"
+	    "        \"MailboxFormat\": \"maildir\",\n"
+	    "        \"MailboxPath\": \"/srv/mail/%u\""));
+	assert_non_null(strstr(out, "\"MailboxPath\": \"/b\",\n"
+	    "        \"MailboxFormat\": \"emldir\""));
+	assert_null(strstr(out, "\"auto\""));
 	free(out);
 }
 
@@ -999,6 +1202,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_json_syntax_positions,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_key_suggestions,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_world_readable_secrets,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_where, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jumbodogx_simple, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_jumbodogx_multi, setup,
