@@ -306,3 +306,19 @@ def test_build_reconfigures_a_build_without_cmocka(tmp_path):
     # Configured with cmocka: nothing more to do.
     r = run([str(REPO / "scripts" / "build.sh"), "--configure-only", str(b)], timeout=300)
     assert r.returncode == 0 and b"reconfiguring" not in r.stdout, r.stdout
+
+
+def test_ready_fd_is_checked(posuto, tmp_path):
+    cfg = tmp_path / "none.json"  # never read: the option is refused first
+    r_fd, w_fd = os.pipe()
+    try:
+        for args in (["--ready-fd", "2"], ["--ready-fd", "99"], ["--ready-fd", "x"],
+                     ["--ready-fd", str(w_fd), "--inetd"]):
+            r = run([posuto, "serve", "-c", str(cfg), *args], pass_fds=(w_fd,))
+            assert r.returncode == 64, (args, r.stderr)
+        r = run([posuto, "check-config", "-c", str(cfg), "--ready-fd", str(w_fd)],
+                pass_fds=(w_fd,))
+        assert r.returncode == 64, r.stderr
+    finally:
+        os.close(r_fd)
+        os.close(w_fd)
