@@ -3,6 +3,12 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 SYSCONFDIR ?= /etc/posuto
 BUILD ?= build
+# make run: the demo's ports (plain+STLS, implicit TLS); RESET=1 brings
+# back the sample mailbox.
+POP3_PORT ?= 1110
+POP3S_PORT ?= 1995
+RESET ?=
+DEMO ?= $(BUILD)/demo
 
 .PHONY: all deps run check install bench bench-smoke clean
 
@@ -21,9 +27,15 @@ $(BUILD)/posuto: $(BUILD)/build.ninja FORCE
 FORCE:
 
 # Runs the server on a ready demo config (127.0.0.1:1110, TLS on 1995).
-run: $(BUILD)/posuto
-	@scripts/demo.sh $(BUILD)/demo
-	exec $(BUILD)/posuto serve -c $(BUILD)/demo/posuto.json
+# The build is quiet (its output only on errors) so that the banner, printed
+# once the ports are bound, is the last thing on screen.  The server is
+# exec'd: it is make's child, its PID is in $(DEMO)/posuto.pid.
+run:
+	@scripts/deps.sh run
+	@echo "building $(BUILD)/posuto ..."
+	@scripts/build.sh --target posuto $(BUILD) --buildtype=debugoptimized -Db_pie=true
+	@POP3_PORT='$(POP3_PORT)' POP3S_PORT='$(POP3S_PORT)' exec scripts/demo.sh \
+		$(if $(filter-out 0 no,$(RESET)),--reset) --serve $(BUILD)/posuto $(DEMO)
 
 # Every unit and integration test, plain and under ASan+UBSan, the fuzzers
 # for a bounded time, and the benchmark's smoke mode.

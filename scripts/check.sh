@@ -22,17 +22,22 @@ add_counts() { # passed failed name
 	return 0
 }
 
+# Configures once (again if configured without cmocka, as `make run`
+# before `make check` could leave build/), builds; output only on errors.
 setup() { # dir, then meson args
-	local dir=$1; shift
-	if [ ! -f "$dir/build.ninja" ]; then
-		meson setup "$dir" "$@" >/dev/null || return 1
-	fi
-	ninja -C "$dir" >/dev/null || ninja -C "$dir"
+	scripts/build.sh "$@"
 }
 
 unit() { # dir label
 	local out
 	out=$(meson test -C "$1" --print-errorlogs 2>&1)
+	# A build configured without cmocka has no tests: reconfigure and retry
+	# once; if there are still none, that counts as a failure below.
+	if echo "$out" | grep -q 'No tests defined'; then
+		echo "$1: no unit tests defined; reconfiguring (is libcmocka-dev installed?)"
+		meson setup --reconfigure "$1" >/dev/null && ninja -C "$1" >/dev/null &&
+			out=$(meson test -C "$1" --print-errorlogs 2>&1)
+	fi
 	echo "$out" | grep -E '^ *[0-9]+/[0-9]+ ' || true
 	local ok fail
 	ok=$(echo "$out" | sed -n 's/^Ok: *\([0-9]*\).*/\1/p')
@@ -104,7 +109,11 @@ if CC=clang setup build-fuzz --buildtype=debugoptimized -Dfuzz=true -Db_sanitize
 		"$f" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -artifact_prefix=build-fuzz/ $dict \
 			"build-fuzz/corpus/$name" $seeds >"build-fuzz/$name.log" 2>&1
 		rc=$?
-		tail -1 "build-fuzz/$name.log"
+		if [ $rc -eq 0 ]; then
+			echo "fuzz $name: $(tail -1 "build-fuzz/$name.log")"
+		else
+			echo "fuzz $name: FAILED (exit $rc; log build-fuzz/$name.log)"
+		fi
 		count "fuzz $name" $rc
 		[ $rc -eq 0 ] || tail -40 "build-fuzz/$name.log"
 	done

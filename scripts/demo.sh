@@ -1,22 +1,50 @@
 #!/bin/sh
-# demo.sh DIR - prepares the `make run` demo in DIR:
-#   DIR/posuto.json                      config (127.0.0.1:1110 plain+STLS, :1995 TLS)
+# demo.sh [--reset] [--serve POSUTO] DIR - prepares the `make run` demo in DIR:
+#   DIR/posuto.json                      config (127.0.0.1:POP3_PORT plain+STLS,
+#                                        :POP3S_PORT TLS; default 1110 and 1995)
 #   DIR/mail/user1@example.com/          Maildir with sample messages (LF, as Postfix writes)
 #   DIR/tls/cert.pem, DIR/tls/key.pem    self-signed certificate (made if absent)
 # Re-running is safe: existing mail and certificates are kept; samples are
-# only written into an empty mailbox.  Needs sh, coreutils, iconv, openssl.
+# only written into an empty mailbox.  --reset empties the mailbox first.
+# --serve then runs POSUTO on it in the foreground (exec'd: its PID is this
+# script's, also written to DIR/posuto.pid) and prints how to connect once
+# every port is bound.  Needs sh, coreutils, iconv, openssl.
 set -eu
 
-if [ $# -ne 1 ] || [ "$1" = "-h" ] || [ "$1" = "--help" ]; then
-	echo "usage: $0 DIR" >&2
+usage() {
+	echo "usage: $0 [--reset] [--serve POSUTO] DIR" >&2
+	echo "  env: POP3_PORT (default 1110), POP3S_PORT (default 1995)" >&2
 	exit 64
+}
+RESET=0
+SERVE=
+while [ $# -gt 1 ]; do
+	case $1 in
+	--reset) RESET=1; shift ;;
+	--serve) [ $# -ge 3 ] || usage; SERVE=$2; shift 2 ;;
+	*) usage ;;
+	esac
+done
+if [ $# -ne 1 ] || [ "${1#-}" != "$1" ]; then
+	usage
+fi
+PLAIN_PORT=${POP3_PORT:-1110}
+TLS_PORT=${POP3S_PORT:-1995}
+for p in "$PLAIN_PORT" "$TLS_PORT"; do
+	case $p in
+	''|*[!0-9]*|0*) echo "demo: port '$p' is not a number from 1 to 65535" >&2; exit 64 ;;
+	esac
+	[ "$p" -le 65535 ] || { echo "demo: port $p is not a number from 1 to 65535" >&2; exit 64; }
+done
+[ "$PLAIN_PORT" -ne "$TLS_PORT" ] || { echo "demo: POP3_PORT and POP3S_PORT must differ" >&2; exit 64; }
+if [ -n "$SERVE" ] && [ ! -x "$SERVE" ]; then
+	echo "demo: $SERVE is not an executable" >&2
+	exit 66
 fi
 mkdir -p "$1"
 DIR=$(cd "$1" && pwd)
 USER=user1@example.com
 BOX=$DIR/mail/$USER
-PLAIN_PORT=1110
-TLS_PORT=1995
 
 # ------------------------------------------------------------------ TLS
 mkdir -p "$DIR/tls"
@@ -38,7 +66,12 @@ fi
 
 # --------------------------------------------------------------- config
 # "password" as JumboDogX SHA256 hex (seed 000).  Loopback only: plaintext
-# logins on 127.0.0.1 are allowed without AllowPlaintextAuth.
+# logins on 127.0.0.1 are allowed without AllowPlaintextAuth.  README has
+# the demo run as root, on loopback, on root's files: RunAsUser "root" says
+# that is intended (no "running as root" warning).
+runas=
+[ "$(id -u)" -ne 0 ] || runas='
+    "RunAsUser": "root",'
 tmpcfg=$DIR/.posuto.json.tmp
 cat > "$tmpcfg" <<EOF
 {
@@ -51,7 +84,7 @@ cat > "$tmpcfg" <<EOF
     "TimeOut": 600,
     "MailDir": "$DIR/mail",
     "MailboxFormat": "maildir",
-    "AuthFailDelay": 500,
+    "AuthFailDelay": 500,$runas
     "Tls": {
       "Certificate": "$DIR/tls/cert.pem",
       "Key": "$DIR/tls/key.pem"
@@ -69,6 +102,10 @@ EOF
 mv "$tmpcfg" "$DIR/posuto.json"
 
 # ------------------------------------------------------------- mailbox
+if [ $RESET -eq 1 ] && [ -d "$BOX" ]; then
+	rm -rf "$BOX"
+	echo "demo: emptied $BOX (--reset)"
+fi
 mkdir -p "$BOX/new" "$BOX/cur" "$BOX/tmp"
 
 count=$(find "$BOX/new" "$BOX/cur" -maxdepth 1 -type f ! -name '.*' | wc -l)
@@ -239,15 +276,18 @@ EOF
 	echo "demo: wrote $seq sample messages to $BOX"
 fi
 
-cat <<EOF
+help() { # headline
+	n=$(find "$BOX/new" "$BOX/cur" -maxdepth 1 -type f ! -name '.*' | wc -l)
+	cat <<EOF
 
-posuto demo ready in $DIR
+$1
+  POP3:    127.0.0.1:$PLAIN_PORT (STLS)    POP3S: 127.0.0.1:$TLS_PORT (TLS)
   config:  $DIR/posuto.json
-  mailbox: $BOX (Maildir)
+  mailbox: $BOX (Maildir, $n message(s))
   user:    $USER   password: password
 
 Connect with
-  telnet 127.0.0.1 $PLAIN_PORT
+  nc -C 127.0.0.1 $PLAIN_PORT        then type:
       USER $USER
       PASS password
       STAT
@@ -265,4 +305,40 @@ Connect with
                 (or port $PLAIN_PORT, STARTTLS), authentication "Normal password",
       username $USER; accept the self-signed certificate when asked.
       Keep "Leave messages on server" checked to keep the demo mail.
+
+Messages deleted (DELE, then QUIT) stay deleted in later runs;
+\`make run RESET=1\` brings the samples back.  Other ports:
+\`make run POP3_PORT=2110 POP3S_PORT=2995\`.
 EOF
+}
+
+if [ -z "$SERVE" ]; then
+	help "posuto demo prepared in $DIR; serve it with: posuto serve -c $DIR/posuto.json"
+	exit 0
+fi
+
+# ---------------------------------------------------------------- serve
+# posuto writes a line to --ready-fd once every port is bound, then closes
+# it; a reader prints the banner on that line, or a hint if posuto ends
+# first (end of file: a port in use, say).  The FIFO is opened here both
+# ways (so neither open blocks) and unlinked at once; the reader keeps only
+# the read end, posuto only the write end.
+fifo=$DIR/.ready.$$
+rm -f "$fifo"
+mkfifo -m 600 "$fifo"
+exec 3<>"$fifo" 4<"$fifo"
+rm -f "$fifo"
+# The reader runs in a subshell that exits at once: it is nobody's zombie.
+(
+	(
+		exec 3>&-
+		if read -r line <&4 && [ "$line" = ready ]; then
+			help "posuto demo ready in $DIR   (Ctrl-C stops it)"
+		else
+			echo "demo: posuto stopped before it was ready (see above): a port" \
+			    "in use? Choose others: make run POP3_PORT=2110 POP3S_PORT=2995" >&2
+		fi
+	) &
+)
+echo $$ > "$DIR/posuto.pid"
+exec "$SERVE" serve -c "$DIR/posuto.json" --ready-fd 3 4<&-

@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a make target needs, only those missing.
-# usage: scripts/deps.sh build|check|bench
+# usage: scripts/deps.sh build|run|check|bench
 set -euo pipefail
 
+# cmocka is a build dependency: meson decides at configure time whether
+# the unit tests exist, so a build/ configured without it (by `make run`)
+# would have none for `make check`.
 build_pkgs="gcc make meson ninja-build pkg-config libevent-dev libjansson-dev
-  libssl-dev libcrypt-dev libargon2-dev liburing-dev openssl"
-check_pkgs="$build_pkgs clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest python3-openssl
-  curl fetchmail mpop perl gsasl dovecot-core dovecot-pop3d procps iproute2"
+  libssl-dev libcrypt-dev libargon2-dev liburing-dev openssl libcmocka-dev"
+# make run: the clients its banner and README's quick start name.
+run_pkgs="$build_pkgs curl netcat-openbsd"
+check_pkgs="$build_pkgs clang libclang-rt-14-dev python3 python3-pytest python3-openssl
+  curl fetchmail mpop perl gsasl dovecot-core dovecot-pop3d procps iproute2 ucspi-tcp"
 bench_pkgs="$build_pkgs dovecot-pop3d dovecot-core python3 util-linux procps"
 
 case "${1:-build}" in
 build) want=$build_pkgs ;;
+run) want=$run_pkgs ;;
 check) want=$check_pkgs ;;
 bench) want=$bench_pkgs ;;
-*) echo "usage: $0 build|check|bench" >&2; exit 64 ;;
+*) echo "usage: $0 build|run|check|bench" >&2; exit 64 ;;
 esac
 
 missing=()

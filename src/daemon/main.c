@@ -1,4 +1,5 @@
 /* main.c - command line: serve, check-config, hash. */
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include "daemon/cmd_hash.h"
 #include "daemon/server.h"
 #include "lib/log.h"
+#include "lib/strutil.h"
 #include "net/tls.h"
 #include "store/store.h"
 
@@ -23,14 +25,16 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: posuto serve [-c FILE] [--syslog] [--inetd]\n"
+	    "usage: posuto serve [-c FILE] [--syslog] [--inetd] [--ready-fd N]\n"
 	    "       posuto check-config [-c FILE]\n"
 	    "       posuto hash [--scheme SCHEME]\n"
 	    "       posuto --version | --help\n"
 	    "\n"
 	    "  serve         run the POP3 server in the foreground, logging to\n"
 	    "                stderr (--syslog: to syslog, facility mail);\n"
-	    "                --inetd serves one session on stdin/stdout\n"
+	    "                --inetd serves one session on stdin/stdout;\n"
+	    "                --ready-fd N writes a line to descriptor N once\n"
+	    "                every port is bound\n"
 	    "  check-config  load the configuration, its users and certificates;\n"
 	    "                print the effective configuration, or every error;\n"
 	    "                exit 0 if valid, 78 if not\n"
@@ -93,11 +97,13 @@ cmd_serve(int argc, char **argv, bool check_only)
 		{ "config", required_argument, NULL, 'c' },
 		{ "syslog", no_argument, NULL, 's' },
 		{ "inetd", no_argument, NULL, 'i' },
+		{ "ready-fd", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct server_opts opts = { .config_path = DEFAULT_CONFIG };
+	struct server_opts opts = { .config_path = DEFAULT_CONFIG, .ready_fd = -1 };
 	const char *bad;
+	uint32_t fd;
 	int ch;
 
 	optind = 1;
@@ -112,6 +118,15 @@ cmd_serve(int argc, char **argv, bool check_only)
 			break;
 		case 'i':
 			opts.inetd = true;
+			break;
+		case 'r':
+			if (!parse_u32(optarg, strlen(optarg), &fd) || fd > 1024 ||
+			    fd <= 2 || fcntl((int)fd, F_GETFD) == -1) {
+				fprintf(stderr, "posuto: --ready-fd %s: not an open "
+				    "descriptor above 2\n", optarg);
+				return EXIT_USAGE;
+			}
+			opts.ready_fd = (int)fd;
 			break;
 		case 'h':
 			usage(stdout);
@@ -129,15 +144,19 @@ cmd_serve(int argc, char **argv, bool check_only)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc || (check_only && (opts.use_syslog || opts.inetd))) {
+	if (optind != argc || (check_only && (opts.use_syslog || opts.inetd ||
+	    opts.ready_fd >= 0)) || (opts.inetd && opts.ready_fd >= 0)) {
 		/* Say which argument is wrong, not just the usage. */
 		if (optind != argc)
 			fprintf(stderr, "posuto %s: unexpected argument '%s'\n",
 			    argv[0], argv[optind]);
-		else
+		else if (check_only)
 			fprintf(stderr, "posuto check-config: %s is an option "
 			    "of serve only\n", opts.inetd ? "--inetd" :
-			    "--syslog");
+			    opts.use_syslog ? "--syslog" : "--ready-fd");
+		else
+			fprintf(stderr, "posuto serve: --ready-fd cannot be "
+			    "used with --inetd\n");
 		usage(stderr);
 		return EXIT_USAGE;
 	}

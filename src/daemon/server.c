@@ -1,4 +1,5 @@
 /* server.c - startup, listeners, SIGHUP reload, graceful stop. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <malloc.h>
@@ -13,6 +14,7 @@
 
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <event2/util.h>
 
 #include "auth/userdb.h"
 #include "config/config.h"
@@ -20,6 +22,7 @@
 #include "daemon/server.h"
 #include "lib/log.h"
 #include "lib/params.h"
+#include "lib/strutil.h"
 #include "lib/xmalloc.h"
 #include "net/conn.h"
 #include "net/iplimit.h"
@@ -353,6 +356,69 @@ server_open_lock_file(const struct posuto_config *cfg)
 	return 0;
 }
 
+/*
+ * The client of an --inetd session.  A TCP socket on stdin names it itself
+ * (conn looks it up).  Behind a pipe or a local socket only the UCSPI
+ * server that accepted the connection knows it, and says so with PROTO=TCP,
+ * TCPREMOTEIP and TCPREMOTEPORT (tcpserver(1)); without PROTO=TCP these
+ * variables are someone else's and are ignored.  Returns false when the
+ * peer is to be looked up (or stays "stdin").
+ */
+static bool
+server_inetd_peer(struct sockaddr_storage *ss, socklen_t *len_r)
+{
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+	socklen_t len = sizeof(*ss);
+	const char *proto = getenv("PROTO");
+	const char *ip = getenv("TCPREMOTEIP");
+	const char *port = getenv("TCPREMOTEPORT");
+	uint32_t pnum;
+
+	memset(ss, 0, sizeof(*ss));
+	if (getpeername(0, (struct sockaddr *)ss, &len) == 0 &&
+	    (ss->ss_family == AF_INET || ss->ss_family == AF_INET6))
+		return false;
+	memset(ss, 0, sizeof(*ss));
+	if (proto == NULL || strcmp(proto, "TCP") != 0 || ip == NULL)
+		return false;
+	if (port == NULL || !parse_u32(port, strlen(port), &pnum) ||
+	    pnum > 65535) {
+		log_warnx("ignoring TCPREMOTEIP=%s: TCPREMOTEPORT=%s is not a "
+		    "port", ip, port != NULL ? port : "(unset)");
+		return false;
+	}
+	if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)pnum);
+		*len_r = sizeof(*s4);
+	} else if (inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)pnum);
+		*len_r = sizeof(*s6);
+	} else {
+		log_warnx("ignoring TCPREMOTEIP=%s: not an IP address", ip);
+		return false;
+	}
+	return true;
+}
+
+/* --ready-fd: one line once every port is bound, then the descriptor is
+ * closed, so a reader sees the line or, if we die first, end of file. */
+static void
+server_notify_ready(int fd)
+{
+	static const char line[] = "ready\n";
+	ssize_t n;
+
+	do {
+		n = write(fd, line, sizeof(line) - 1);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		log_warn("--ready-fd %d", fd);
+	close(fd);
+}
+
 int
 server_run(const struct server_opts *opts)
 {
@@ -439,7 +505,17 @@ server_run(const struct server_opts *opts)
 		/* One session; the loop ends when it does. */
 		srv.stopping = true;
 		struct timeval tv = { .tv_sec = 0, .tv_usec = 100000 };
-		if (!pop3_session_start(&srv.env, 0, 1, NULL, 0, NULL)) {
+		struct sockaddr_storage peer;
+		socklen_t peerlen = 0;
+		bool have_peer = server_inetd_peer(&peer, &peerlen);
+
+		/* conn makes stdin/stdout non-blocking only for a NULL peer. */
+		if (have_peer) {
+			evutil_make_socket_nonblocking(0);
+			evutil_make_socket_nonblocking(1);
+		}
+		if (!pop3_session_start(&srv.env, 0, 1,
+		    have_peer ? (struct sockaddr *)&peer : NULL, peerlen, NULL)) {
 			rc = 1;
 			goto out;
 		}
@@ -449,6 +525,8 @@ server_run(const struct server_opts *opts)
 	} else {
 		pop3_policy_expiry_configure(&srv.env, srv.cfg->expire_interval);
 		log_info("posuto %s ready", POSUTO_VERSION);
+		if (opts->ready_fd >= 0)
+			server_notify_ready(opts->ready_fd);
 	}
 	event_base_dispatch(srv.env.base);
 	pop3_session_close_all(&srv.env);

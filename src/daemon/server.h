@@ -13,6 +13,7 @@ struct server_opts {
 	const char *config_path;
 	bool use_syslog;
 	bool inetd;		/* one session on stdin/stdout */
+	int ready_fd;		/* -1, or gets a line once the ports are bound */
 };
 
 /*
