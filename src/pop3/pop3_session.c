@@ -252,7 +252,9 @@ pop3_session_on_line_timeout(evutil_socket_t fd, short what, void *arg)
 static void
 pop3_session_line_deadline(struct pop3_session *s, bool mid_line)
 {
-	struct timeval tv = { .tv_sec = (time_t)s->env->params.line_timeout };
+	const struct pop3_params *p = &s->env->params;
+	struct timeval tv = { .tv_sec = (time_t)(p->line_timeout <
+	    p->idle_timeout ? p->line_timeout : p->idle_timeout) };
 
 	if (!mid_line || tv.tv_sec == 0) {
 		if (s->line_timer != NULL)
