@@ -88,6 +88,13 @@ struct posuto_config {
 	unsigned max_connections;	/* MaxConnections */
 	unsigned max_connections_per_ip; /* MaxConnectionsPerIp */
 	unsigned max_bad_commands;	/* MaxBadCommands */
+	/* Slow and busy peers (issue 9): see posuto.json(5), "Limits". */
+	unsigned line_timeout;		/* LineTimeOut, seconds: a command
+					 * line or TLS handshake, from its
+					 * first byte; capped by TimeOut */
+	unsigned max_connect_rate_per_ip; /* MaxConnectRatePerIp, per minute */
+	bool limit_loopback;		/* LimitLoopback: per-IP limits also
+					 * for 127.0.0.0/8 and ::1 */
 	unsigned worker_threads;	/* WorkerThreads; 0 = number of CPUs */
 
 	char *mail_dir;			/* MailDir */

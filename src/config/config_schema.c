@@ -795,6 +795,17 @@ static const struct config_setting server_rows[] = {
 	{ .key = "MaxConnectionsPerIp", .kind = CONFIG_UINT,
 	  .offset = SRV(cfg.max_connections_per_ip), .min = 0, .max = 10000000,
 	  .def_int = DEFAULT_MAX_CONN_PER_IP },
+	/* Slow and busy peers (issue 9).  The per-IP limits protect a public
+	 * listener; loopback clients (a local test harness, webmail, a TLS
+	 * proxy that makes every client 127.0.0.1) are exempt by default. */
+	{ .key = "LineTimeOut", .kind = CONFIG_UINT,
+	  .offset = SRV(cfg.line_timeout), .min = 1, .max = 86400,
+	  .def_int = POP3_DEFAULT_LINE_TIMEOUT },
+	{ .key = "MaxConnectRatePerIp", .kind = CONFIG_UINT,
+	  .offset = SRV(cfg.max_connect_rate_per_ip), .min = 0,
+	  .max = 10000000, .def_int = DEFAULT_MAX_CONNECT_RATE_PER_IP },
+	{ .key = "LimitLoopback", .kind = CONFIG_BOOL,
+	  .offset = SRV(cfg.limit_loopback), .def_int = 0 },
 	{ .key = "MaxBadCommands", .kind = CONFIG_UINT,
 	  .offset = SRV(cfg.max_bad_commands), .min = 1, .max = 1000,
 	  .def_int = POP3_MAX_BAD_CMDS },

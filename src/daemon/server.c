@@ -64,6 +64,9 @@ server_apply_params(struct server *srv)
 	p->max_bad_commands = cfg->max_bad_commands;
 	p->max_connections = cfg->max_connections;
 	p->max_connections_per_ip = cfg->max_connections_per_ip;
+	p->line_timeout = cfg->line_timeout;
+	p->max_connect_rate_per_ip = cfg->max_connect_rate_per_ip;
+	p->limit_loopback = cfg->limit_loopback;
 	p->allow_plaintext_auth = cfg->allow_plaintext_auth;
 	p->sasl_mechs_set = cfg->sasl_mechanisms_set;
 	p->sasl_mechs = cfg->sasl_mechanisms;
@@ -233,7 +236,9 @@ server_on_idle_check(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (srv->env.n_sessions == 0 && workq_pending(srv->env.wq) == 0)
+	/* Lingering close_notifys are bounded (TLS_SHUTDOWN_TIMEOUT). */
+	if (srv->env.n_sessions == 0 && workq_pending(srv->env.wq) == 0 &&
+	    conn_lingering() == 0)
 		event_base_loopbreak(srv->env.base);
 }
 
@@ -530,6 +535,7 @@ server_run(const struct server_opts *opts)
 	}
 	event_base_dispatch(srv.env.base);
 	pop3_session_close_all(&srv.env);
+	conn_lingering_free_all();
 out:
 	pop3_policy_expiry_stop(&srv.env);
 	workq_free(&srv.env.wq);

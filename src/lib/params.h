@@ -30,12 +30,22 @@
 #define POP3_STREAM_CHUNK	(64 * 1024)
 /* Pre-auth: output buffered for a client that does not read (Dovecot 4 KiB). */
 #define POP3_PREAUTH_OUTPUT_MAX	(16 * 1024)
-/* TLS handshake must finish within this many seconds (CVE-2014-3430). */
-#define TLS_HANDSHAKE_TIMEOUT	30
+/* A command line, or a TLS handshake (CVE-2014-3430), must be complete
+ * this many seconds after its first byte (LineTimeOut; at most TimeOut):
+ * the idle timer restarts with every byte, so a peer trickling one byte a
+ * second is bounded only by this.  nginx's client_header_timeout is 60. */
+#define POP3_DEFAULT_LINE_TIMEOUT	30
+/* After QUIT a TLS close_notify waits at most this long for the socket to
+ * take it (a peer that does not read), then the connection is closed. */
+#define TLS_SHUTDOWN_TIMEOUT	5
 /* Failed logins: delay before the -ERR (Dovecot auth_failure_delay 2 s). */
 #define AUTH_DEFAULT_FAIL_DELAY_MS	2000
 /* Sessions per client IP (Dovecot mail_max_userip_connections 10). */
 #define DEFAULT_MAX_CONN_PER_IP	64
+/* New connections per minute from one IP (token bucket: up to this many
+ * at once, refilled at this many a minute).  A NAT gateway of a thousand
+ * users polling every five minutes makes about 200. */
+#define DEFAULT_MAX_CONNECT_RATE_PER_IP	600
 #define DEFAULT_MAX_CONN	20000
 /* User names: longer ones are refused before any lookup. */
 #define USERNAME_MAX		255

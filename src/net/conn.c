@@ -7,12 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "lib/log.h"
@@ -38,6 +40,13 @@ struct conn {
 	bool out_dead;			/* a write failed: output is discarded */
 	size_t drained_low;
 	unsigned timeout;
+	unsigned hs_timeout;		/* TLS handshake deadline, s */
+	struct event *hs_timer;		/* armed while handshaking */
+	char *tls_err;			/* why the handshake failed, or NULL */
+	/* After conn_free(): the close_notify waits for the socket. */
+	struct event *linger_ev;
+	struct timeval linger_until;	/* the wait's bound, monotonic */
+	struct conn *lprev, *lnext;
 	conn_cb *cb;
 	void *ctx;
 	struct sockaddr_storage peer;
@@ -52,6 +61,12 @@ static void conn_on_input(struct evbuffer *buf,
 static void conn_on_stage(struct evbuffer *buf,
     const struct evbuffer_cb_info *info, void *arg);
 static void conn_on_flush(evutil_socket_t fd, short what, void *arg);
+static void conn_on_hs_timeout(evutil_socket_t fd, short what, void *arg);
+static size_t conn_queued(struct conn *c);
+
+/* Connections waiting to send their close_notify (event loop thread). */
+static struct conn *conn_lingering_list;
+static unsigned conn_n_lingering;
 
 /*
  * What a client can make us buffer before we stop reading (I8).  Not a
@@ -71,8 +86,7 @@ conn_wbev(struct conn *c)
 static void
 conn_apply_timeouts(struct conn *c)
 {
-	struct timeval tv = { .tv_sec = c->handshaking ? TLS_HANDSHAKE_TIMEOUT :
-	    (time_t)c->timeout };
+	struct timeval tv = { .tv_sec = (time_t)c->timeout };
 	const struct timeval *tvp = tv.tv_sec > 0 ? &tv : NULL;
 
 	if (c->wbev != NULL) {
@@ -122,6 +136,50 @@ conn_setup_bev(struct conn *c)
 		bufferevent_enable(c->wbev, EV_WRITE);
 }
 
+/*
+ * The whole handshake has one deadline from its start: the idle timers
+ * restart with every byte, so a peer trickling its ClientHello would
+ * otherwise hold the connection for as long as it likes (CVE-2014-3430).
+ */
+static void
+conn_arm_handshake_deadline(struct conn *c)
+{
+	struct timeval tv = { .tv_sec = (time_t)c->hs_timeout };
+
+	if (c->hs_timer == NULL) {
+		c->hs_timer = evtimer_new(c->base, conn_on_hs_timeout, c);
+		if (c->hs_timer == NULL)
+			fatal("out of memory for a connection");
+	}
+	evtimer_add(c->hs_timer, &tv);
+}
+
+static void
+conn_set_tls_err(struct conn *c, const char *why)
+{
+	free(c->tls_err);
+	c->tls_err = xstrdup(why);
+}
+
+/* The first OpenSSL reason libevent kept for the failed handshake: the
+ * TLS alert received or sent ("unsupported protocol", "tlsv1 alert
+ * unknown ca"), for the log. */
+static void
+conn_note_handshake_error(struct conn *c)
+{
+	const char *why = NULL;
+	unsigned long e;
+
+	while ((e = bufferevent_get_openssl_error(c->bev)) != 0) {
+		const char *r = ERR_GET_LIB(e) != 0 ?
+		    ERR_reason_error_string(e) : NULL;
+
+		if (why == NULL && r != NULL)
+			why = r;
+	}
+	conn_set_tls_err(c, why != NULL ? why : "connection closed");
+}
+
 static bool
 conn_start_tls_bev(struct conn *c, struct tls_ctx *tls)
 {
@@ -141,6 +199,7 @@ conn_start_tls_bev(struct conn *c, struct tls_ctx *tls)
 	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
 	c->tls = true;
 	c->handshaking = true;
+	conn_arm_handshake_deadline(c);
 	return true;
 }
 
@@ -222,6 +281,7 @@ conn_new(struct event_base *base, int rfd, int wfd,
 	c->cb = cb;
 	c->ctx = ctx;
 	c->timeout = POP3_DEFAULT_IDLE_TIMEOUT;
+	c->hs_timeout = POP3_DEFAULT_LINE_TIMEOUT;
 	/* accept4() already made listener sockets non-blocking. */
 	if (peer == NULL) {
 		evutil_make_socket_nonblocking(rfd);
@@ -236,6 +296,8 @@ conn_new(struct event_base *base, int rfd, int wfd,
 
 	if (tls != NULL && rfd == wfd) {
 		if (!conn_start_tls_bev(c, tls)) {
+			if (c->hs_timer != NULL)
+				event_free(c->hs_timer);
 			free(c);
 			return NULL;
 		}
@@ -256,15 +318,21 @@ conn_new(struct event_base *base, int rfd, int wfd,
 	return c;
 }
 
-void
-conn_free(struct conn **cp)
+static void
+conn_destroy(struct conn *c)
 {
-	struct conn *c = *cp;
-
-	if (c == NULL)
-		return;
-	*cp = NULL;
-	conn_stage_free(c);
+	if (c->linger_ev != NULL) {
+		event_free(c->linger_ev);
+		if (c->lprev != NULL)
+			c->lprev->lnext = c->lnext;
+		else
+			conn_lingering_list = c->lnext;
+		if (c->lnext != NULL)
+			c->lnext->lprev = c->lprev;
+		conn_n_lingering--;
+	}
+	if (c->hs_timer != NULL)
+		event_free(c->hs_timer);
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);	/* TLS: frees c->ssl, closes rfd */
 	if (c->wbev != NULL)
@@ -275,7 +343,120 @@ conn_free(struct conn **cp)
 		close(c->rfd);
 	if (c->wfd != c->rfd)
 		close(c->wfd);
+	free(c->tls_err);
 	free(c);
+}
+
+/*
+ * Sends our close_notify (RFC 8446 §6.1): without it a strict client
+ * ("unexpected eof") cannot tell the end of the session from a cut.  Only
+ * on a healthy connection whose output has all been written: after a
+ * fatal error OpenSSL must not be asked, and with records still queued
+ * the peer is not reading anyway.  The peer's close_notify is not waited
+ * for.  Returns true if the socket has not taken it yet.
+ */
+static bool
+conn_tls_shutdown(struct conn *c)
+{
+	int r;
+
+	if (!c->tls || c->ssl == NULL || c->handshaking || c->out_dead ||
+	    c->tls_pending != NULL || conn_queued(c) > 0 ||
+	    !SSL_is_init_finished(c->ssl))
+		return false;
+	ERR_clear_error();
+	r = SSL_shutdown(c->ssl);
+	if (r < 0 && SSL_get_error(c->ssl, r) == SSL_ERROR_WANT_WRITE)
+		return true;
+	ERR_clear_error();
+	return false;
+}
+
+static void
+conn_now(struct timeval *tv)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	tv->tv_sec = ts.tv_sec;
+	tv->tv_usec = ts.tv_nsec / 1000;
+}
+
+/* Waits for the socket until linger_until; false if that has passed. */
+static bool
+conn_linger_wait(struct conn *c)
+{
+	struct timeval now, left;
+
+	conn_now(&now);
+	if (!evutil_timercmp(&now, &c->linger_until, <))
+		return false;
+	evutil_timersub(&c->linger_until, &now, &left);
+	return event_add(c->linger_ev, &left) == 0;
+}
+
+static void
+conn_on_linger(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	/* Writable: the rest of the alert goes (or never will); timed out:
+	 * the peer does not read, and it is closed without.  A peer reading
+	 * a byte at a time gets no more than the first bound. */
+	if ((what & EV_WRITE) && conn_tls_shutdown(c) && conn_linger_wait(c))
+		return;
+	conn_destroy(c);
+}
+
+void
+conn_free(struct conn **cp)
+{
+	struct conn *c = *cp;
+	struct timeval now, tv = { .tv_sec = TLS_SHUTDOWN_TIMEOUT };
+
+	if (c == NULL)
+		return;
+	*cp = NULL;
+	conn_stage_free(c);
+	if (c->hs_timer != NULL)
+		evtimer_del(c->hs_timer);
+	if (!conn_tls_shutdown(c)) {
+		conn_destroy(c);
+		return;
+	}
+	/* The socket is full: wait (boundedly) until it takes the alert.  The
+	 * owner is gone, so nothing calls back any more. */
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+	c->cb = NULL;
+	c->linger_ev = event_new(c->base, c->rfd, EV_WRITE, conn_on_linger, c);
+	if (c->linger_ev == NULL) {
+		conn_destroy(c);
+		return;
+	}
+	c->lnext = conn_lingering_list;
+	if (c->lnext != NULL)
+		c->lnext->lprev = c;
+	conn_lingering_list = c;
+	conn_n_lingering++;
+	conn_now(&now);
+	evutil_timeradd(&now, &tv, &c->linger_until);
+	if (!conn_linger_wait(c))
+		conn_destroy(c);
+}
+
+unsigned
+conn_lingering(void)
+{
+	return conn_n_lingering;
+}
+
+void
+conn_lingering_free_all(void)
+{
+	while (conn_lingering_list != NULL)
+		conn_destroy(conn_lingering_list);
 }
 
 struct evbuffer *
@@ -319,6 +500,21 @@ conn_set_timeout(struct conn *c, unsigned secs)
 {
 	c->timeout = secs;
 	conn_apply_timeouts(c);
+}
+
+void
+conn_set_handshake_timeout(struct conn *c, unsigned secs)
+{
+	c->hs_timeout = secs;
+	/* An implicit-TLS handshake began in conn_new(), a moment ago. */
+	if (c->handshaking)
+		conn_arm_handshake_deadline(c);
+}
+
+const char *
+conn_tls_error(const struct conn *c)
+{
+	return c->tls_err;
 }
 
 void
@@ -553,6 +749,20 @@ conn_on_flush(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+conn_on_hs_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	c->handshaking = false;
+	c->out_dead = true;		/* nothing can be sent without TLS */
+	conn_set_tls_err(c, "handshake timed out");
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	c->cb(c, CONN_EV_CLOSED, c->ctx);
+}
+
+static void
 conn_on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
@@ -560,17 +770,29 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
 		c->handshaking = false;
+		evtimer_del(c->hs_timer);
 		conn_apply_timeouts(c);
 		c->cb(c, CONN_EV_TLS_READY, c->ctx);
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
+		/* libevent stops writing: what is queued stays there. */
+		if (what & BEV_EVENT_WRITING)
+			c->out_dead = true;
 		c->cb(c, CONN_EV_TIMEOUT, c->ctx);
 		return;
 	}
+	if (c->handshaking) {
+		c->handshaking = false;
+		evtimer_del(c->hs_timer);
+		conn_note_handshake_error(c);
+	}
 	/* A read EOF may be a half-close (the peer still reads); an error or
-	 * a failed write means nothing we queue will ever leave. */
-	if (what & (BEV_EVENT_ERROR | BEV_EVENT_WRITING))
+	 * a failed write means nothing we queue will ever leave.  So does any
+	 * end of a TLS bufferevent: libevent stops writing too, even on the
+	 * "dirty" EOF of a peer's RST; waiting for that output to drain held
+	 * the session (in UPDATE after QUIT: past SIGTERM) for good. */
+	if (c->tls || (what & (BEV_EVENT_ERROR | BEV_EVENT_WRITING)))
 		c->out_dead = true;
 	/* EOF or error: the session decides what that means (never a QUIT). */
 	c->cb(c, CONN_EV_CLOSED, c->ctx);

@@ -36,13 +36,26 @@ typedef void conn_cb(struct conn *c, enum conn_event ev, void *ctx);
 struct conn *conn_new(struct event_base *base, int rfd, int wfd,
     const struct sockaddr *peer, socklen_t peerlen, struct tls_ctx *tls,
     conn_cb *cb, void *ctx);
+/* A healthy TLS connection sends its close_notify first; if the socket
+ * cannot take it at once, the connection stays behind without its owner
+ * until it has (at most TLS_SHUTDOWN_TIMEOUT s). */
 void conn_free(struct conn **c);
+/* Connections still sending a close_notify after conn_free(). */
+unsigned conn_lingering(void);
+/* Closes those at once (exit: the loop will not run again). */
+void conn_lingering_free_all(void);
 
 struct evbuffer *conn_in(struct conn *c);
 struct evbuffer *conn_out(struct conn *c);
 
 /* Idle timeout in seconds for reading and for output progress. */
 void conn_set_timeout(struct conn *c, unsigned secs);
+/* A TLS handshake (implicit or after STLS) must be over this many seconds
+ * after it began, or CONN_EV_CLOSED comes with conn_tls_error() set. */
+void conn_set_handshake_timeout(struct conn *c, unsigned secs);
+/* Why the TLS handshake failed ("unsupported protocol", "handshake timed
+ * out"), once CONN_EV_CLOSED came during it; NULL otherwise. */
+const char *conn_tls_error(const struct conn *c);
 /*
  * Event priorities of the loop (event_base_priority_init(CONN_PRIORITIES)
  * by the caller): a connection streaming a big reply is served after

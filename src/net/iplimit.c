@@ -1,4 +1,5 @@
 /* iplimit.c - a small open hash of client addresses. */
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,12 +18,19 @@ struct ipent {
 	unsigned conns;
 	unsigned fails;
 	time_t last_fail;
+	/* Connect-rate bucket: milli-tokens at rate_ms (0: full, unused). */
+	uint64_t tokens;
+	uint64_t rate_ms;
+	unsigned rate_max;		/* per minute */
+	unsigned refused;		/* refused in a row */
 };
 
 #define IPLIMIT_BUCKETS 4096
 
 struct iplimit {
 	struct ipent *b[IPLIMIT_BUCKETS];
+	size_t n;
+	size_t sweep;			/* next hash chain to sweep */
 };
 
 static bool
@@ -77,7 +85,44 @@ ip_get(struct iplimit *l, const struct sockaddr_storage *addr, bool create)
 	e = xcalloc(1, sizeof(*e));
 	memcpy(e->key, key, 16);
 	*pp = e;
+	l->n++;
 	return e;
+}
+
+static uint64_t
+ip_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Refills e's bucket up to now; true if it is full (nothing to keep). */
+static bool
+ip_refill(struct ipent *e, uint64_t now_ms)
+{
+	uint64_t cap = (uint64_t)e->rate_max * 1000;
+
+	if (e->rate_ms == 0)
+		return true;
+	if (now_ms > e->rate_ms) {
+		/* rate_max per 60000 ms is rate_max / 60 milli-tokens a ms */
+		uint64_t add = (now_ms - e->rate_ms) * e->rate_max / 60;
+
+		e->tokens = add >= cap - e->tokens ? cap : e->tokens + add;
+		e->rate_ms = now_ms;
+	}
+	if (e->tokens < cap)
+		return false;
+	e->rate_ms = 0;
+	return true;
+}
+
+static bool
+ip_idle(struct ipent *e, uint64_t now_ms)
+{
+	return e->conns == 0 && e->fails == 0 && ip_refill(e, now_ms);
 }
 
 static void
@@ -85,11 +130,12 @@ ip_maybe_drop(struct iplimit *l, struct ipent *e)
 {
 	struct ipent **pp;
 
-	if (e->conns != 0 || e->fails != 0)
+	if (!ip_idle(e, e->rate_ms != 0 ? ip_now_ms() : 0))
 		return;
 	pp = ip_find(l, e->key);
 	*pp = e->next;
 	free(e);
+	l->n--;
 }
 
 static void
@@ -97,6 +143,30 @@ ip_expire(struct ipent *e)
 {
 	if (e->fails != 0 && time(NULL) - e->last_fail > IPLIMIT_FAIL_WINDOW)
 		e->fails = 0;
+}
+
+/* No session releases an entry that only remembers a bucket: each new
+ * connection sweeps one hash chain, so an address that stopped connecting
+ * is forgotten once its bucket is full again (a minute) and the table has
+ * been swept: memory follows the connect rate. */
+static void
+ip_sweep(struct iplimit *l, uint64_t now_ms)
+{
+	struct ipent **pp = &l->b[l->sweep];
+
+	l->sweep = (l->sweep + 1) % IPLIMIT_BUCKETS;
+	while (*pp != NULL) {
+		struct ipent *e = *pp;
+
+		ip_expire(e);
+		if (ip_idle(e, now_ms)) {
+			*pp = e->next;
+			free(e);
+			l->n--;
+		} else {
+			pp = &e->next;
+		}
+	}
 }
 
 struct iplimit *
@@ -137,6 +207,61 @@ iplimit_conn_acquire(struct iplimit *l, const struct sockaddr_storage *addr,
 	}
 	e->conns++;
 	return true;
+}
+
+bool
+iplimit_connect_rate(struct iplimit *l, const struct sockaddr_storage *addr,
+    unsigned per_minute, uint64_t now_ms, unsigned *refused_r)
+{
+	struct ipent *e;
+
+	*refused_r = 0;
+	if (per_minute == 0)
+		return true;
+	ip_sweep(l, now_ms);
+	e = ip_get(l, addr, true);
+	if (e == NULL)
+		return true;
+	if (e->rate_ms == 0 || e->rate_max != per_minute) {
+		/* A full bucket; a reload with another rate starts over. */
+		e->rate_max = per_minute;
+		e->tokens = (uint64_t)per_minute * 1000;
+		e->rate_ms = now_ms;
+	}
+	(void)ip_refill(e, now_ms);
+	if (e->tokens < 1000) {
+		*refused_r = ++e->refused;
+		return false;
+	}
+	e->tokens -= 1000;
+	e->rate_ms = now_ms;
+	e->refused = 0;
+	return true;
+}
+
+bool
+iplimit_is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+
+		return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+		const uint8_t *a = s6->sin6_addr.s6_addr;
+
+		if (IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
+			return true;
+		return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) && a[12] == 127;
+	}
+	return false;
+}
+
+size_t
+iplimit_entries(const struct iplimit *l)
+{
+	return l->n;
 }
 
 void

@@ -1,12 +1,14 @@
 /*
- * iplimit.h - per client IP accounting: concurrent connections and recent
- * failed logins (the penalty grows with them, like Dovecot's auth
- * penalty).  Event loop thread only.
+ * iplimit.h - per client IP accounting: concurrent connections, the rate
+ * of new connections, and recent failed logins (the penalty grows with
+ * them, like Dovecot's auth penalty).  Event loop thread only.
  */
 #ifndef POSUTO_IPLIMIT_H
 #define POSUTO_IPLIMIT_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 struct iplimit;
@@ -19,6 +21,19 @@ bool iplimit_conn_acquire(struct iplimit *l,
     const struct sockaddr_storage *addr, unsigned max);
 void iplimit_conn_release(struct iplimit *l,
     const struct sockaddr_storage *addr);
+/*
+ * Token bucket of new connections: up to per_minute at once, refilled at
+ * per_minute a minute (0 = unlimited).  now_ms: a monotonic clock.
+ * Returns false if this connection is over the rate (nothing counted);
+ * then *refused_r is how many were refused in a row from this address.
+ */
+bool iplimit_connect_rate(struct iplimit *l,
+    const struct sockaddr_storage *addr, unsigned per_minute,
+    uint64_t now_ms, unsigned *refused_r);
+/* 127.0.0.0/8, ::1 and v4-mapped 127/8: traffic that never leaves the host. */
+bool iplimit_is_loopback(const struct sockaddr_storage *addr);
+/* Addresses tracked (for tests). */
+size_t iplimit_entries(const struct iplimit *l);
 /* Records a failed login; returns recent failures from this IP. */
 unsigned iplimit_fail(struct iplimit *l, const struct sockaddr_storage *addr);
 unsigned iplimit_failures(struct iplimit *l,

@@ -84,6 +84,7 @@ struct pop3_session {
 	struct pop3_stream *stream;
 	struct event *timer;		/* failed-login delay */
 	struct event *session_timer;	/* SessionTimeOut */
+	struct event *line_timer;	/* LineTimeOut of a partial line */
 	char *pending_reply;		/* sent when the timer fires */
 
 	unsigned bad_cmds;

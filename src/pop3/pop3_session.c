@@ -1,4 +1,6 @@
 /* pop3_session.c - session lifecycle, input loop and state changes. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,7 +167,9 @@ pop3_session_end(struct pop3_session *s, const char *reason)
 		event_free(s->timer);
 	if (s->session_timer != NULL)
 		event_free(s->session_timer);
-	s->timer = s->session_timer = NULL;
+	if (s->line_timer != NULL)
+		event_free(s->line_timer);
+	s->timer = s->session_timer = s->line_timer = NULL;
 	/* Jobs never hold s->mb (the commit job takes it over), so it is
 	 * always ours to release: without UPDATE, nothing is deleted. */
 	mailbox_close(&s->mb);
@@ -223,12 +227,116 @@ pop3_session_on_session_timeout(evutil_socket_t fd, short what, void *arg)
 	conn_want_drained(s->conn, 0);
 }
 
+static void
+pop3_session_on_line_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct pop3_session *s = arg;
+
+	(void)fd;
+	(void)what;
+	/* Input waits while we are busy; it is not the client's time. */
+	if (s->state == POP3_STATE_UPDATE || s->busy || s->stream != NULL ||
+	    s->close_after_flush || s->stls_wait)
+		return;
+	pop3_err(s, "Autologout: command line not completed in time");
+	s->end_reason = "line-timeout";
+	s->close_after_flush = true;
+	conn_want_drained(s->conn, 0);
+}
+
+/*
+ * A command line must be complete LineTimeOut seconds after its first
+ * byte (I8): the idle timer restarts with every byte, so a client sending
+ * one a second, never a CRLF, would otherwise be held for ever.
+ */
+static void
+pop3_session_line_deadline(struct pop3_session *s, bool mid_line)
+{
+	const struct pop3_params *p = &s->env->params;
+	struct timeval tv = { .tv_sec = (time_t)(p->line_timeout <
+	    p->idle_timeout ? p->line_timeout : p->idle_timeout) };
+
+	if (!mid_line || tv.tv_sec == 0) {
+		if (s->line_timer != NULL)
+			evtimer_del(s->line_timer);
+		return;
+	}
+	if (s->line_timer == NULL)
+		s->line_timer = evtimer_new(s->env->base,
+		    pop3_session_on_line_timeout, s);
+	if (s->line_timer != NULL && !evtimer_pending(s->line_timer, NULL))
+		evtimer_add(s->line_timer, &tv);
+}
+
+/* The per-IP limits guard a public listener; loopback peers (a local test
+ * harness, webmail, a TLS proxy that makes every client 127.0.0.1) are
+ * exempt unless LimitLoopback is set.  MaxConnections always applies. */
+static bool
+pop3_session_ip_limited(struct pop3_env *env,
+    const struct sockaddr_storage *ss)
+{
+	return env->params.limit_loopback || !iplimit_is_loopback(ss);
+}
+
+/*
+ * MaxConnectRatePerIp: checked before any work is done for the
+ * connection (no session, no TLS handshake, one log line per burst); a
+ * plain client is told why.  True if the connection was refused.
+ */
+static bool
+pop3_session_rate_refused(struct pop3_env *env, int fd,
+    const struct sockaddr *peer, socklen_t peerlen, bool tls)
+{
+	static const char msg[] = "-ERR [SYS/TEMP] Too many connections from "
+	    "your address, try later\r\n";
+	struct sockaddr_storage ss;
+	struct timespec ts;
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned refused;
+
+	if (peer == NULL || peerlen > sizeof(ss) ||
+	    env->params.max_connect_rate_per_ip == 0)
+		return false;
+	memset(&ss, 0, sizeof(ss));
+	memcpy(&ss, peer, peerlen);
+	if (!pop3_session_ip_limited(env, &ss))
+		return false;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (iplimit_connect_rate(env->iplimit, &ss,
+	    env->params.max_connect_rate_per_ip,
+	    (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000,
+	    &refused))
+		return false;
+	if (ss.ss_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host,
+		    sizeof(host));
+	else if (ss.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr,
+		    host, sizeof(host));
+	if (refused == 1)
+		log_warnx("refused: more than %u connections a minute from %s "
+		    "(MaxConnectRatePerIp)", env->params.max_connect_rate_per_ip,
+		    host);
+	else
+		log_debug("refused: connection rate from %s (%u in a row)", host,
+		    refused);
+	if (!tls)
+		(void)send(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	close(fd);
+	return true;
+}
+
 bool
 pop3_session_start(struct pop3_env *env, int rfd, int wfd,
     const struct sockaddr *peer, socklen_t peerlen, struct tls_ctx *tls)
 {
-	struct pop3_session *s = xcalloc(1, sizeof(*s));
+	struct pop3_session *s;
+	unsigned per_ip;
 
+	if (rfd == wfd &&
+	    pop3_session_rate_refused(env, rfd, peer, peerlen, tls != NULL))
+		return true;
+	s = xcalloc(1, sizeof(*s));
 	s->env = env;
 	s->id = ++env->next_id;
 	s->refs = 1;
@@ -241,6 +349,12 @@ pop3_session_start(struct pop3_env *env, int rfd, int wfd,
 		free(s);
 		return false;
 	}
+	/* Before any refusal below: its reply must not wait longer either.
+	 * A handshake is a "line" too, and never longer than TimeOut. */
+	conn_set_timeout(s->conn, env->params.idle_timeout);
+	conn_set_handshake_timeout(s->conn,
+	    env->params.line_timeout < env->params.idle_timeout ?
+	    env->params.line_timeout : env->params.idle_timeout);
 	s->next = env->sessions;
 	if (s->next != NULL)
 		s->next->prev = s;
@@ -249,8 +363,10 @@ pop3_session_start(struct pop3_env *env, int rfd, int wfd,
 
 	log_info("session=%llx connect from=%s%s", (unsigned long long)s->id,
 	    conn_peer(s->conn), tls != NULL ? " tls=implicit" : "");
+	per_ip = pop3_session_ip_limited(env, conn_peer_addr(s->conn)) ?
+	    env->params.max_connections_per_ip : 0;
 	if (!iplimit_conn_acquire(env->iplimit, conn_peer_addr(s->conn),
-	    env->params.max_connections_per_ip)) {
+	    per_ip)) {
 		log_warnx("session=%llx refused: too many connections from %s",
 		    (unsigned long long)s->id, conn_peer(s->conn));
 		pop3_err(s, "[SYS/TEMP] Too many connections from your address");
@@ -272,7 +388,6 @@ pop3_session_start(struct pop3_env *env, int rfd, int wfd,
 	}
 	s->db = env->db;
 	userdb_ref(s->db);
-	conn_set_timeout(s->conn, env->params.idle_timeout);
 	if (env->params.session_timeout != 0) {
 		struct timeval tv = { .tv_sec = env->params.session_timeout };
 		s->session_timer = evtimer_new(env->base,
@@ -344,6 +459,8 @@ pop3_session_process(struct pop3_session *s)
 		in = conn_in(s->conn);
 		max = s->sasl != NULL ? POP3_MAX_SASL_LINE : POP3_MAX_LINE;
 		lr = pop3_read_line(in, max, &s->discarding, pop3_linebuf, &len);
+		pop3_session_line_deadline(s, lr == POP3_LINE_MORE &&
+		    (s->discarding || evbuffer_get_length(in) > 0));
 		if (lr == POP3_LINE_MORE) {
 			/* Half-closed: the replies still go out, then we end. */
 			if (s->peer_gone)
@@ -426,12 +543,17 @@ pop3_session_on_conn(struct conn *c, enum conn_event ev, void *ctx)
 	}
 	case CONN_EV_TIMEOUT:
 		if (s->state == POP3_STATE_UPDATE) {
+			/* The expunge finishes in its job; after it, only the
+			 * reply is left, to a peer that does not take it. */
 			s->peer_gone = true;
+			if (!s->busy)
+				pop3_session_end(s, "timeout");
 			break;
 		}
 		/* RFC 1939 §3: autologout without UPDATE.  A peer that stopped
 		 * reading gets nothing more; an idle one is told why. */
-		if (s->close_after_flush || conn_out_pending(s->conn) > 0) {
+		if (s->close_after_flush || conn_out_pending(s->conn) > 0 ||
+		    conn_out_dead(s->conn)) {
 			pop3_session_end(s, "timeout");
 			break;
 		}
@@ -442,6 +564,16 @@ pop3_session_on_conn(struct conn *c, enum conn_event ev, void *ctx)
 		break;
 	case CONN_EV_CLOSED:
 		s->peer_gone = true;
+		if (conn_tls_error(s->conn) != NULL) {
+			/* Say why (a client offering only TLS 1.0, a clock
+			 * or a CA the client rejects): info, not a warning,
+			 * as anyone on the Internet can cause it. */
+			log_info("session=%llx tls handshake failed client=%s "
+			    "reason=\"%s\"", (unsigned long long)s->id,
+			    conn_peer(s->conn), conn_tls_error(s->conn));
+			if (s->end_reason == NULL)
+				s->end_reason = "tls-handshake-failed";
+		}
 		if (s->end_reason == NULL)
 			s->end_reason = "disconnected";
 		/* After STLS the input is discarded and the handshake can

@@ -26,6 +26,9 @@ struct pop3_params {
 	unsigned max_bad_commands;
 	unsigned max_connections;	/* 0 = unlimited */
 	unsigned max_connections_per_ip;
+	unsigned line_timeout;		/* s: a line or TLS handshake */
+	unsigned max_connect_rate_per_ip;	/* per minute, 0 = unlimited */
+	bool limit_loopback;		/* per-IP limits for loopback too */
 	bool allow_plaintext_auth;
 	/* SaslMechanisms: bit (1u << enum sasl_mech) per mechanism; when
 	 * !sasl_mechs_set, the default (see pop3_session_mech_enabled()). */

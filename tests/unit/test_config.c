@@ -324,6 +324,9 @@ test_defaults(void **state)
 	assert_int_equal(cfg->auth_fail_delay_ms, 2000);
 	assert_int_equal(cfg->max_connections, 20000);
 	assert_int_equal(cfg->max_connections_per_ip, 64);
+	assert_int_equal(cfg->line_timeout, 30);
+	assert_int_equal(cfg->max_connect_rate_per_ip, 600);
+	assert_false(cfg->limit_loopback);
 	assert_int_equal(cfg->max_bad_commands, 10);
 	assert_int_equal(cfg->worker_threads, 0);
 	assert_int_equal(cfg->log_level, LOG_LVL_INFO);

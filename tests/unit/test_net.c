@@ -146,6 +146,94 @@ test_iplimit_failures(void **state)
 }
 
 static void
+test_iplimit_connect_rate(void **state)
+{
+	struct iplimit *l = iplimit_new();
+	struct sockaddr_storage a = addr4("192.0.2.9"), b = addr4("192.0.2.10");
+	uint64_t t = 1000000;
+	unsigned refused, ok = 0;
+	(void)state;
+
+	/* 60 a minute: a burst of 60, then one a second. */
+	for (int i = 0; i < 100; i++)
+		ok += iplimit_connect_rate(l, &a, 60, t, &refused);
+	assert_int_equal(ok, 60);
+	assert_int_equal(refused, 40);
+	/* Another address has its own bucket. */
+	assert_true(iplimit_connect_rate(l, &b, 60, t, &refused));
+	assert_int_equal(refused, 0);
+	/* 999 ms later nothing is back; at 1000 ms one token is. */
+	assert_false(iplimit_connect_rate(l, &a, 60, t + 999, &refused));
+	assert_true(iplimit_connect_rate(l, &a, 60, t + 1000, &refused));
+	assert_int_equal(refused, 0);
+	assert_false(iplimit_connect_rate(l, &a, 60, t + 1000, &refused));
+	assert_int_equal(refused, 1);
+	/* 10 s: ten more, never more than the burst after long idleness. */
+	ok = 0;
+	for (int i = 0; i < 20; i++)
+		ok += iplimit_connect_rate(l, &a, 60, t + 11000, &refused);
+	assert_int_equal(ok, 10);
+	ok = 0;
+	for (int i = 0; i < 100; i++)
+		ok += iplimit_connect_rate(l, &a, 60, t + 10000000, &refused);
+	assert_int_equal(ok, 60);
+	/* 0 = unlimited, and no entry is made. */
+	for (int i = 0; i < 1000; i++)
+		assert_true(iplimit_connect_rate(l, &b, 0, t, &refused));
+	iplimit_free(&l);
+}
+
+static void
+test_iplimit_rate_entries_are_forgotten(void **state)
+{
+	struct iplimit *l = iplimit_new();
+	struct sockaddr_storage a;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&a;
+	uint64_t t = 5000000;
+	unsigned refused;
+	(void)state;
+
+	/* 10000 addresses connect once: each remembers a bucket... */
+	for (uint32_t i = 0; i < 10000; i++) {
+		a = addr4("10.0.0.0");
+		s4->sin_addr.s_addr = htonl(0x0a000000u + i);
+		assert_true(iplimit_connect_rate(l, &a, 600, t, &refused));
+	}
+	assert_true(iplimit_entries(l) >= 10000 - 4096);
+	/* ...until it is full again and its chain has been swept. */
+	a = addr4("192.0.2.77");
+	for (int i = 0; i < 5000; i++)
+		(void)iplimit_connect_rate(l, &a, 600000, t + 60000 + (uint64_t)i,
+		    &refused);
+	assert_true(iplimit_entries(l) <= 2);
+	iplimit_free(&l);
+}
+
+static void
+test_iplimit_loopback(void **state)
+{
+	struct sockaddr_storage ss = addr4("127.3.2.1");
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	(void)state;
+
+	assert_true(iplimit_is_loopback(&ss));
+	ss = addr4("128.0.0.1");
+	assert_false(iplimit_is_loopback(&ss));
+	memset(&ss, 0, sizeof(ss));
+	s6->sin6_family = AF_INET6;
+	inet_pton(AF_INET6, "::1", &s6->sin6_addr);
+	assert_true(iplimit_is_loopback(&ss));
+	inet_pton(AF_INET6, "::ffff:127.0.0.1", &s6->sin6_addr);
+	assert_true(iplimit_is_loopback(&ss));
+	inet_pton(AF_INET6, "::ffff:192.0.2.1", &s6->sin6_addr);
+	assert_false(iplimit_is_loopback(&ss));
+	inet_pton(AF_INET6, "2001:db8::1", &s6->sin6_addr);
+	assert_false(iplimit_is_loopback(&ss));
+	ss.ss_family = AF_UNSPEC;
+	assert_false(iplimit_is_loopback(&ss));
+}
+
+static void
 test_listener(void **state)
 {
 	char err[256];
@@ -169,6 +257,9 @@ main(void)
 		cmocka_unit_test(test_workq_free_completes_pending),
 		cmocka_unit_test(test_iplimit_connections),
 		cmocka_unit_test(test_iplimit_failures),
+		cmocka_unit_test(test_iplimit_connect_rate),
+		cmocka_unit_test(test_iplimit_rate_entries_are_forgotten),
+		cmocka_unit_test(test_iplimit_loopback),
 		cmocka_unit_test(test_listener),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
