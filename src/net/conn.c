@@ -315,6 +315,18 @@ conn_out_dead(const struct conn *c)
 }
 
 void
+conn_abort(struct conn *c)
+{
+	static const struct linger rst = { .l_onoff = 1, .l_linger = 0 };
+
+	c->out_dead = true;
+	c->want_drained = false;
+	bufferevent_disable(conn_wbev(c), EV_WRITE);
+	/* pipes (inetd) just close */
+	(void)setsockopt(c->wfd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+}
+
+void
 conn_set_timeout(struct conn *c, unsigned secs)
 {
 	c->timeout = secs;

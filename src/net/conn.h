@@ -60,6 +60,10 @@ size_t conn_out_pending(struct conn *c);
 /* A write failed (or the connection broke): nothing queued will be sent
  * and CONN_EV_DRAINED will not come.  Set before CONN_EV_CLOSED. */
 bool conn_out_dead(const struct conn *c);
+/* Nothing more is sent, and closing resets the connection (the kernel
+ * drops what it still holds): a reply cut short must not end the way a
+ * whole one does.  The caller then frees the connection. */
+void conn_abort(struct conn *c);
 
 /*
  * STLS: discards every byte the client sent so far (CVE-2011-0411), stops
