@@ -308,6 +308,12 @@ conn_out_pending(struct conn *c)
 	return c->out_dead ? 0 : conn_queued(c);
 }
 
+size_t
+conn_out_unsent(struct conn *c)
+{
+	return conn_queued(c);
+}
+
 bool
 conn_out_dead(const struct conn *c)
 {

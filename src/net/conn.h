@@ -57,6 +57,8 @@ void conn_set_bulk(struct conn *c, bool bulk);
 void conn_want_drained(struct conn *c, size_t low);
 /* Bytes queued to be sent; 0 once the output is dead. */
 size_t conn_out_pending(struct conn *c);
+/* Bytes queued that never left, even once the output is dead. */
+size_t conn_out_unsent(struct conn *c);
 /* A write failed (or the connection broke): nothing queued will be sent
  * and CONN_EV_DRAINED will not come.  Set before CONN_EV_CLOSED. */
 bool conn_out_dead(const struct conn *c);

@@ -35,7 +35,8 @@ pop3_stream_free(struct pop3_session *s)
 	s->stream = NULL;
 }
 
-/* Body octets sent so far as LIST counts them (before dot-stuffing). */
+/* Body octets queued so far as LIST counts them (before dot-stuffing;
+ * a wire cache copy is counted as stored). */
 static uint64_t
 stream_wire_sent(const struct pop3_stream *st)
 {
@@ -50,14 +51,17 @@ stream_wire_sent(const struct pop3_stream *st)
  * No ".", no further reply, no UPDATE: the connection is reset.
  */
 static void
-stream_abort(struct pop3_session *s, struct pop3_stream *st, const char *why,
-    bool at_most)
+stream_abort(struct pop3_session *s, struct pop3_stream *st, const char *why)
 {
+	uint64_t sent = stream_wire_sent(st);
+	uint64_t unsent = conn_out_unsent(s->conn);
+
+	/* what is still queued never leaves */
+	sent -= unsent < sent ? unsent : sent;
 	log_warnx("session=%llx user=%s %s of message %" PRIu32 " aborted: "
-	    "the message %s; %s%" PRIu64 " of %" PRIu64 " octets sent",
+	    "the message %s; %" PRIu64 " of %" PRIu64 " octets sent",
 	    (unsigned long long)s->id, s->user != NULL ? s->user : "-",
-	    st->enc.limit ? "TOP" : "RETR", st->msg + 1, why,
-	    at_most ? "at most " : "", stream_wire_sent(st),
+	    st->enc.limit ? "TOP" : "RETR", st->msg + 1, why, sent,
 	    mailbox_msg_size(s->mb, st->msg));
 	s->end_reason = "message-changed";
 	s->close_after_flush = true;
@@ -112,7 +116,7 @@ stream_segment_end(struct pop3_session *s, struct pop3_stream *st,
     struct evbuffer *out)
 {
 	if (!msg_reader_unchanged(st->r)) {
-		stream_abort(s, st, "changed while being sent", false);
+		stream_abort(s, st, "changed while being sent");
 		return true;
 	}
 	evbuffer_add(out, ".\r\n", 3);
@@ -129,7 +133,7 @@ stream_msg_end(struct pop3_session *s, struct pop3_stream *st,
 	size_t n;
 
 	if (!msg_reader_unchanged(st->r)) {
-		stream_abort(s, st, "changed while being read", false);
+		stream_abort(s, st, "changed while being read");
 		return true;
 	}
 	n = wire_enc_finish(&st->enc, end);
@@ -137,8 +141,7 @@ stream_msg_end(struct pop3_session *s, struct pop3_stream *st,
 	if (!st->enc.limit && got != want) {
 		/* the same size, other bytes: rewritten before we opened it */
 		if (!mailbox_msg_size_is_hint(s->mb, st->msg)) {
-			stream_abort(s, st, "is not the size LIST announced",
-			    false);
+			stream_abort(s, st, "is not the size LIST announced");
 			return true;
 		}
 		/* The file is what it was: only the delivery agent's size
@@ -170,7 +173,7 @@ stream_msg_fill(struct pop3_session *s, struct pop3_stream *st)
 		else
 			got = msg_reader_read(st->r, stream_chunk, sizeof(stream_chunk));
 		if (got < 0 && errno == ENODATA) {
-			stream_abort(s, st, "ended early (truncated)", false);
+			stream_abort(s, st, "ended early (truncated)");
 			return true;
 		}
 		if (got < 0) {
@@ -273,15 +276,18 @@ pop3_stream_lost(struct pop3_session *s)
 	/* libevent takes the 0 of a sendfile() past the end of a truncated
 	 * file for the peer's EOF: not the client's doing, say so. */
 	if (st->kind == POP3_STREAM_MSG && !msg_reader_unchanged(st->r)) {
-		stream_abort(s, st, "changed while being sent", segment);
+		stream_abort(s, st, "changed while being sent");
 		return true;
 	}
 	/* Streaming to a peer that is gone is pointless. */
 	if (!segment)
 		return true;
 	/* A whole body was queued, as it was before its "." had to wait:
-	 * commands pipelined after it count as they did then. */
-	s->bytes_sent += st->sent;
-	pop3_stream_free(s);
+	 * commands pipelined after it count as they did then.  A half-close
+	 * still gets the body, its "." and their replies. */
+	if (conn_out_dead(s->conn)) {
+		s->bytes_sent += st->sent;
+		pop3_stream_free(s);
+	}
 	return false;
 }
