@@ -124,6 +124,7 @@ wire_enc_update(struct wire_enc *we, const void *in, size_t inlen,
 			memcpy(o, run, (size_t)(p - run));
 			o += p - run;
 			*o++ = '.';
+			we->stuffed++;
 			/* the original dot stays at the head of the new run */
 			run = p;
 			p++;
@@ -171,6 +172,12 @@ bool
 wire_enc_done(const struct wire_enc *we)
 {
 	return we->done;
+}
+
+uint64_t
+wire_enc_stuffed(const struct wire_enc *we)
+{
+	return we->stuffed;
 }
 
 size_t

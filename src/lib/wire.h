@@ -41,6 +41,7 @@ bool wire_size_is_wire_form(const struct wire_size *ws);
 
 struct wire_enc {
 	uint64_t body_lines;	/* TOP: body lines still to send */
+	uint64_t stuffed;	/* dots added by dot-stuffing so far */
 	uint8_t line_len;	/* bytes in the current line, saturating at 2 */
 	bool at_bol;
 	bool prev_cr;
@@ -61,6 +62,8 @@ size_t wire_enc_update(struct wire_enc *we, const void *in, size_t inlen,
     void *out, size_t outcap, size_t *consumed_r);
 /* True once a TOP limit is reached: the caller may stop reading. */
 bool wire_enc_done(const struct wire_enc *we);
+/* Dots added so far: output minus this is the wire size (STAT/LIST). */
+uint64_t wire_enc_stuffed(const struct wire_enc *we);
 /* Writes the end: CRLF if the last line lacked one, then ".\r\n".
  * out must hold WIRE_ENC_FINISH_MAX bytes.  Returns bytes written. */
 #define WIRE_ENC_FINISH_MAX 5

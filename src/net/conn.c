@@ -489,10 +489,28 @@ conn_out_pending(struct conn *c)
 	return c->out_dead ? 0 : conn_queued(c);
 }
 
+size_t
+conn_out_unsent(struct conn *c)
+{
+	return conn_queued(c);
+}
+
 bool
 conn_out_dead(const struct conn *c)
 {
 	return c->out_dead;
+}
+
+void
+conn_abort(struct conn *c)
+{
+	static const struct linger rst = { .l_onoff = 1, .l_linger = 0 };
+
+	c->out_dead = true;
+	c->want_drained = false;
+	bufferevent_disable(conn_wbev(c), EV_WRITE);
+	/* pipes (inetd) just close */
+	(void)setsockopt(c->wfd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
 }
 
 void

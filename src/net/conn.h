@@ -70,9 +70,15 @@ void conn_set_bulk(struct conn *c, bool bulk);
 void conn_want_drained(struct conn *c, size_t low);
 /* Bytes queued to be sent; 0 once the output is dead. */
 size_t conn_out_pending(struct conn *c);
+/* Bytes queued that never left, even once the output is dead. */
+size_t conn_out_unsent(struct conn *c);
 /* A write failed (or the connection broke): nothing queued will be sent
  * and CONN_EV_DRAINED will not come.  Set before CONN_EV_CLOSED. */
 bool conn_out_dead(const struct conn *c);
+/* Nothing more is sent, and closing resets the connection (the kernel
+ * drops what it still holds): a reply cut short must not end the way a
+ * whole one does.  The caller then frees the connection. */
+void conn_abort(struct conn *c);
 
 /*
  * STLS: discards every byte the client sent so far (CVE-2011-0411), stops

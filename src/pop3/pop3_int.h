@@ -47,7 +47,8 @@ struct pop3_stream {
 	uint32_t msg;		/* RETR/TOP: which message */
 	struct msg_reader *r;
 	struct wire_enc enc;
-	uint64_t sent;
+	uint64_t sent;		/* body octets queued (dot-stuffed) */
+	bool segment;		/* sendfile() queued; "." waits for it */
 };
 
 struct pop3_session {
@@ -162,6 +163,9 @@ enum pop3_ev pop3_cmd_uidl(struct pop3_session *, const struct pop3_cmd *);
 void pop3_stream_start(struct pop3_session *s, struct pop3_stream *st);
 bool pop3_stream_fill(struct pop3_session *s);
 void pop3_stream_free(struct pop3_session *s);
+/* The connection broke with a stream in flight: true if the session is
+ * over, false if the commands pipelined after it still count. */
+bool pop3_stream_lost(struct pop3_session *s);
 
 /* The worker jobs of login and UPDATE (pop3_job.c). */
 enum pop3_ev pop3_job_login_pass(struct pop3_session *s, const char *pass,

@@ -590,7 +590,7 @@ pop3_session_on_conn(struct conn *c, enum conn_event ev, void *ctx)
 		/* Commands the client sent before closing still count (a
 		 * pipelined "DELE 1\r\nQUIT\r\n" then close must delete),
 		 * but a stream to a peer that is gone is pointless. */
-		if (s->stream != NULL) {
+		if (s->stream != NULL && pop3_stream_lost(s)) {
 			pop3_session_end(s, s->end_reason);
 			return;
 		}

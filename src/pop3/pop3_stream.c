@@ -35,7 +35,49 @@ pop3_stream_free(struct pop3_session *s)
 	s->stream = NULL;
 }
 
-/* Stored form is already the wire form: hand the file to sendfile(). */
+/* Body octets queued so far as LIST counts them (before dot-stuffing;
+ * a wire cache copy is counted as stored). */
+static uint64_t
+stream_wire_sent(const struct pop3_stream *st)
+{
+	return st->segment ? st->sent : st->sent - wire_enc_stuffed(&st->enc);
+}
+
+/*
+ * The bytes going out are not (all) the message LIST described: it was
+ * truncated or rewritten meanwhile.  "+OK" is out, so no -ERR can say so,
+ * and a "." would make the client store a short or mixed message as
+ * whole (and a download-and-delete client then deletes the original).
+ * No ".", no further reply, no UPDATE: the connection is reset.
+ */
+static void
+stream_abort(struct pop3_session *s, struct pop3_stream *st, const char *why)
+{
+	uint64_t sent = stream_wire_sent(st);
+	uint64_t unsent = conn_out_unsent(s->conn);
+
+	/* what is still queued never leaves */
+	sent -= unsent < sent ? unsent : sent;
+	log_warnx("session=%llx user=%s %s of message %" PRIu32 " aborted: "
+	    "the message %s; %" PRIu64 " of %" PRIu64 " octets sent",
+	    (unsigned long long)s->id, s->user != NULL ? s->user : "-",
+	    st->enc.limit ? "TOP" : "RETR", st->msg + 1, why, sent,
+	    mailbox_msg_size(s->mb, st->msg));
+	s->end_reason = "message-changed";
+	s->close_after_flush = true;
+	conn_abort(s->conn);
+}
+
+/* A message that fits one read is read: its check then comes before the
+ * "." in the same turn, not one sendfile() and a wakeup later. */
+#define STREAM_SENDFILE_MIN	POP3_STREAM_CHUNK
+
+/*
+ * Stored form is already the wire form: hand the file to sendfile().  The
+ * "." waits until the body has left (stream_segment_end()): libevent
+ * sends what a file truncated meanwhile still has and then reports EOF,
+ * and a file rewritten in place goes out mixed, without a word.
+ */
 static bool
 stream_sendfile(struct pop3_session *s, struct pop3_stream *st,
     struct evbuffer *out)
@@ -47,7 +89,7 @@ stream_sendfile(struct pop3_session *s, struct pop3_stream *st,
 	if (!conn_can_sendfile(s->conn) || st->enc.limit)
 		return false;
 	fd = msg_reader_wire_fd(st->r, &off, &len);
-	if (fd < 0)
+	if (fd < 0 || len <= STREAM_SENDFILE_MIN)
 		return false;
 	/* The segment outlives the reader, so it gets its own fd. */
 	dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
@@ -58,13 +100,58 @@ stream_sendfile(struct pop3_session *s, struct pop3_stream *st,
 		close(dfd);
 		return false;
 	}
-	if (len > 0 && evbuffer_add_file_segment(out, seg, 0, len) != 0) {
+	if (evbuffer_add_file_segment(out, seg, 0, len) != 0) {
 		evbuffer_file_segment_free(seg);
 		return false;
 	}
 	evbuffer_file_segment_free(seg);
-	evbuffer_add(out, ".\r\n", 3);
+	st->segment = true;
 	st->sent = (uint64_t)len;
+	return true;
+}
+
+/* The segment has left whole: were those the bytes we opened? */
+static bool
+stream_segment_end(struct pop3_session *s, struct pop3_stream *st,
+    struct evbuffer *out)
+{
+	if (!msg_reader_unchanged(st->r)) {
+		stream_abort(s, st, "changed while being sent");
+		return true;
+	}
+	evbuffer_add(out, ".\r\n", 3);
+	return true;
+}
+
+/* Everything was read (or TOP has its lines): the "." if nothing changed. */
+static bool
+stream_msg_end(struct pop3_session *s, struct pop3_stream *st,
+    struct evbuffer *out)
+{
+	uint64_t want = mailbox_msg_size(s->mb, st->msg), got;
+	char end[WIRE_ENC_FINISH_MAX];
+	size_t n;
+
+	if (!msg_reader_unchanged(st->r)) {
+		stream_abort(s, st, "changed while being read");
+		return true;
+	}
+	n = wire_enc_finish(&st->enc, end);
+	got = stream_wire_sent(st) + (n - 3);
+	if (!st->enc.limit && got != want) {
+		/* the same size, other bytes: rewritten before we opened it */
+		if (!mailbox_msg_size_is_hint(s->mb, st->msg)) {
+			stream_abort(s, st, "is not the size LIST announced");
+			return true;
+		}
+		/* The file is what it was: only the delivery agent's size
+		 * was wrong.  Refusing would make the message unreadable. */
+		log_warnx("session=%llx user=%s message %" PRIu32 " is %"
+		    PRIu64 " octets, its W= size hint said %" PRIu64,
+		    (unsigned long long)s->id, s->user != NULL ? s->user : "-",
+		    st->msg + 1, got, want);
+	}
+	evbuffer_add(out, end, n);
 	return true;
 }
 
@@ -76,30 +163,30 @@ stream_msg_fill(struct pop3_session *s, struct pop3_stream *st)
 	size_t consumed, n;
 	ssize_t got;
 
+	if (st->segment)
+		return stream_segment_end(s, st, out);
 	if (st->sent == 0 && stream_sendfile(s, st, out))
-		return true;
+		return false;
 	while (evbuffer_get_length(out) < POP3_OUTPUT_HIGH_WATER) {
 		if (wire_enc_done(&st->enc))
 			got = 0;
 		else
 			got = msg_reader_read(st->r, stream_chunk, sizeof(stream_chunk));
+		if (got < 0 && errno == ENODATA) {
+			stream_abort(s, st, "ended early (truncated)");
+			return true;
+		}
 		if (got < 0) {
-			/* "+OK" is already out: we cannot turn this into -ERR
-			 * without the client taking a truncated message as
-			 * whole, so the connection goes (I9). */
+			/* as for a truncated file: the connection goes (I9) */
 			log_warn("session=%llx read of message %" PRIu32 " failed",
 			    (unsigned long long)s->id, st->msg + 1);
 			s->close_after_flush = true;
 			s->end_reason = "store-error";
-			evbuffer_drain(out, evbuffer_get_length(out));
+			conn_abort(s->conn);
 			return true;
 		}
-		if (got == 0) {
-			char end[5];
-			n = wire_enc_finish(&st->enc, end);
-			evbuffer_add(out, end, n);
-			return true;
-		}
+		if (got == 0)
+			return stream_msg_end(s, st, out);
 		/* Mail lines are long enough that CRs and stuffing dots add a
 		 * few percent: reserve that, and go round again in the rare
 		 * case it was not enough, rather than reserve twice the chunk. */
@@ -155,7 +242,8 @@ pop3_stream_fill(struct pop3_session *s)
 	else
 		done = stream_list_fill(s, st);
 	if (!done) {
-		conn_want_drained(s->conn, POP3_OUTPUT_HIGH_WATER / 2);
+		conn_want_drained(s->conn, st->segment ? 0 :
+		    POP3_OUTPUT_HIGH_WATER / 2);
 		return false;
 	}
 	if (st->kind == POP3_STREAM_MSG)
@@ -177,4 +265,29 @@ pop3_stream_start(struct pop3_session *s, struct pop3_stream *st)
 	/* A small reply finishes here and the command loop goes on; a big
 	 * one resumes from CONN_EV_DRAINED. */
 	(void)pop3_stream_fill(s);
+}
+
+bool
+pop3_stream_lost(struct pop3_session *s)
+{
+	struct pop3_stream *st = s->stream;
+	bool segment = st->kind == POP3_STREAM_MSG && st->segment;
+
+	/* libevent takes the 0 of a sendfile() past the end of a truncated
+	 * file for the peer's EOF: not the client's doing, say so. */
+	if (st->kind == POP3_STREAM_MSG && !msg_reader_unchanged(st->r)) {
+		stream_abort(s, st, "changed while being sent");
+		return true;
+	}
+	/* Streaming to a peer that is gone is pointless. */
+	if (!segment)
+		return true;
+	/* A whole body was queued, as it was before its "." had to wait:
+	 * commands pipelined after it count as they did then.  A half-close
+	 * still gets the body, its "." and their replies. */
+	if (conn_out_dead(s->conn)) {
+		s->bytes_sent += st->sent;
+		pop3_stream_free(s);
+	}
+	return false;
 }

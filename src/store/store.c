@@ -510,6 +510,12 @@ mailbox_msg_uidl(const struct mailbox *mb, uint32_t idx)
 	return store_pool_str(mb, mb->msgs[idx].uidl_off);
 }
 
+bool
+mailbox_msg_size_is_hint(const struct mailbox *mb, uint32_t idx)
+{
+	return (mb->msgs[idx].flags & STORE_MSG_W_HINT) != 0;
+}
+
 uint64_t
 mailbox_total_size(const struct mailbox *mb)
 {
@@ -589,9 +595,10 @@ mailbox_msg_open(struct mailbox *mb, uint32_t idx, struct msg_reader **r_r)
 	    r->raw_size == m->wire_size;
 	r->wire_fd = -1;
 	if ((m->flags & STORE_MSG_RAW) && r->raw_size != m->raw_size) {
-		/* A cached or hinted size was wrong (or the file was
-		 * rewritten in place).  Stream what is there; make the next
-		 * session recompute every size. */
+		/* A cached size was wrong (or the file was rewritten in
+		 * place): it is not the message LIST announced, so it is not
+		 * sent as that one (-ERR [SYS/TEMP]); the next session
+		 * recomputes every size. */
 		log_warnx("store: %s: %s is %llu bytes, expected %llu; "
 		    "index discarded", mb->path,
 		    store_pool_str(mb, m->name_off),
@@ -599,11 +606,14 @@ mailbox_msg_open(struct mailbox *mb, uint32_t idx, struct msg_reader **r_r)
 		    (unsigned long long)m->raw_size);
 		if ((dfd = store_dirfd(mb, STORE_DIR_ROOT)) != -1)
 			store_index_remove(dfd);
-		r->wire_form = false;
-	} else if (!r->wire_form) {
-		r->wire = store_wire_lookup(mb, idx, &st, &r->wire_fd,
-		    &r->wire_len);
+		close(fd);
+		free(r);
+		errno = ESTALE;
+		return STORE_TEMP;
 	}
+	if (!r->wire_form)
+		r->wire = store_wire_lookup(mb, idx, &st, &r->wire_fd,
+		    &r->wire_st, &r->wire_len);
 	*r_r = r;
 	return STORE_OK;
 }
@@ -624,7 +634,32 @@ msg_reader_read(struct msg_reader *r, void *buf, size_t len)
 	while (n == -1 && errno == EINTR);
 	if (n > 0)
 		r->done += (uint64_t)n;
+	if (n == 0) {
+		/* truncated by someone else: the end is not the message's */
+		errno = ENODATA;
+		return -1;
+	}
 	return n;
+}
+
+static bool
+msg_reader_same(int fd, const struct stat *then)
+{
+	struct stat now;
+
+	/* Not ctime: a rename (new/ -> cur/, flags by another client) or a
+	 * link changes it, not the bytes. */
+	return fstat(fd, &now) == 0 && now.st_size == then->st_size &&
+	    now.st_mtim.tv_sec == then->st_mtim.tv_sec &&
+	    now.st_mtim.tv_nsec == then->st_mtim.tv_nsec;
+}
+
+bool
+msg_reader_unchanged(struct msg_reader *r)
+{
+	if (!msg_reader_same(r->fd, &r->src))
+		return false;
+	return r->wire_fd == -1 || msg_reader_same(r->wire_fd, &r->wire_st);
 }
 
 int

@@ -69,6 +69,9 @@ uint64_t mailbox_msg_size(const struct mailbox *mb, uint32_t idx);
 const char *mailbox_msg_uidl(const struct mailbox *mb, uint32_t idx);
 /* Sum of all message sizes. */
 uint64_t mailbox_total_size(const struct mailbox *mb);
+/* True if the size is a delivery agent's ",W=" hint, never measured: if
+ * it is wrong, RETR sends the message whole but not that many octets. */
+bool mailbox_msg_size_is_hint(const struct mailbox *mb, uint32_t idx);
 
 /*
  * Opens message idx for reading (O_NOFOLLOW, regular files only; a
@@ -76,15 +79,23 @@ uint64_t mailbox_total_size(const struct mailbox *mb);
  * STORE_PERM with errno ENOENT means the file vanished, or (emldir) its
  * name now holds a different message: "-ERR message expunged"; with
  * EPERM, the file is not its directory owner's (refused, logged).
- * STORE_TEMP: it cannot be read (now or when the mailbox was opened).
+ * STORE_TEMP: it cannot be read (now or when the mailbox was opened);
+ * with ESTALE, it is not the size the snapshot measured (rewritten in
+ * place): the next session measures it again.
  * The reader holds one fd and no buffer: memory does not depend on the
  * message size.
  */
 enum store_status mailbox_msg_open(struct mailbox *mb, uint32_t idx,
     struct msg_reader **r_r);
 /* Reads up to len raw stored bytes; 0 at end (the size the file had when
- * opened), -1 on error (errno set). */
+ * opened), -1 on error (errno set; ENODATA: the file ended before that,
+ * someone truncated it). */
 ssize_t msg_reader_read(struct msg_reader *r, void *buf, size_t len);
+/* After the last read (or once a sendfile() of msg_reader_wire_fd() has
+ * left): false if the message file, or the copy sent instead, is not
+ * the size or mtime it had when opened, so what went out may mix old and
+ * new bytes or end early.  One fstat() each. */
+bool msg_reader_unchanged(struct msg_reader *r);
 /*
  * If the exact wire form of the message (CRLF endings, dot-stuffed,
  * ending in CRLF) is on disk, returns an fd the caller may sendfile()

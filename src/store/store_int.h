@@ -81,6 +81,7 @@ struct msg_reader {
 	int wire_fd;			/* STORE_WIRE_CACHED: the copy */
 	uint64_t wire_len;		/* its body length (dot-stuffed) */
 	struct stat src;		/* fd's identity when opened */
+	struct stat wire_st;		/* wire_fd's when opened */
 };
 
 struct store_ops {
@@ -170,10 +171,11 @@ void store_sort(struct mailbox *mb,
 void store_reserve(struct mailbox *mb, uint32_t n);
 
 /* The cached copy of message idx, if valid for the file described by
- * src: *fd_r and its body length.  Cheap (one open) and only tried for
- * messages the cache is for. */
+ * src: *fd_r, its fstat() and its body length.  Cheap (one open) and only
+ * tried for messages the cache is for. */
 enum store_wire_state store_wire_lookup(const struct mailbox *mb,
-    uint32_t idx, const struct stat *src, int *fd_r, uint64_t *len_r);
+    uint32_t idx, const struct stat *src, int *fd_r, struct stat *st_r,
+    uint64_t *len_r);
 /* NULL when enough builds are under way. */
 struct store_wire_job *store_wire_job_new(const struct mailbox *mb,
     uint32_t idx, int src_fd, const struct stat *src);

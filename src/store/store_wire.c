@@ -132,7 +132,7 @@ wire_trailer_matches(const struct wire_trailer *h, const struct stat *src,
 
 enum store_wire_state
 store_wire_lookup(const struct mailbox *mb, uint32_t idx,
-    const struct stat *src, int *fd_r, uint64_t *len_r)
+    const struct stat *src, int *fd_r, struct stat *st_r, uint64_t *len_r)
 {
 	const struct store_msg *m = &mb->msgs[idx];
 	enum store_wire_state missing;
@@ -159,6 +159,7 @@ store_wire_lookup(const struct mailbox *mb, uint32_t idx,
 		return missing;		/* stale: a rebuild replaces it */
 	}
 	*fd_r = fd;
+	*st_r = st;
 	*len_r = h.body_len;
 	return STORE_WIRE_CACHED;
 }
@@ -237,6 +238,7 @@ wire_convert(struct store_wire_job *j, int fd, struct wire_trailer *h)
 	unsigned char *out = xmalloc(2 * WIRE_READ_CHUNK + WIRE_ENC_FINISH_MAX);
 	struct wire_enc we;
 	struct wire_size ws;
+	struct stat now;
 	off_t in_off = 0, out_off = 0;
 	bool ok = false;
 	size_t n, used;
@@ -265,8 +267,13 @@ wire_convert(struct store_wire_job *j, int fd, struct wire_trailer *h)
 	if (!wire_pwrite_all(fd, out, n, out_off))
 		goto out;
 	out_off += (off_t)n;
+	/* rewritten in place while we read (same size, new mtime): the
+	 * copy may mix old and new bytes */
 	if (ws.raw != (uint64_t)j->src.st_size ||
-	    wire_size_final(&ws) != j->wire_size) {
+	    wire_size_final(&ws) != j->wire_size ||
+	    fstat(j->src_fd, &now) == -1 || now.st_size != j->src.st_size ||
+	    now.st_mtim.tv_sec != j->src.st_mtim.tv_sec ||
+	    now.st_mtim.tv_nsec != j->src.st_mtim.tv_nsec) {
 		errno = EAGAIN;
 		goto out;
 	}

@@ -866,28 +866,78 @@ test_index_external_changes(void **state)
 	mailbox_close(&mb);
 }
 
-/* A file rewritten in place (same inode): the reader notices and the
- * index is dropped so the next session has the true size. */
+/* A file rewritten in place (same inode): the reader notices, it is not
+ * served as the message LIST described, and the index is dropped so the
+ * next session has the true size. */
 static void
 test_index_in_place_rewrite(void **state)
 {
 	struct fx *fx = *state;
 	struct mailbox *mb;
-	char *body;
-	size_t len;
+	struct msg_reader *r = NULL;
 
 	fill_maildir(fx);
 	check_sizes(fx);
 	puts_(fx, "new/1700000001.M1P1.host", "short\r\n");
 	mb = open_ok(fx, MBOX_FORMAT_AUTO);
 	assert_int_equal(mailbox_msg_size(mb, 1), strlen(M2));	/* stale */
-	body = read_msg(mb, 1, &len);
-	assert_string_equal(body, "short\r\n");
-	free(body);
+	assert_int_equal(mailbox_msg_open(mb, 1, &r), STORE_TEMP);
+	assert_int_equal(errno, ESTALE);
+	assert_null(r);
 	mailbox_close(&mb);
 	assert_false(exists(fx, ".posuto.index"));
 	mb = open_ok(fx, MBOX_FORMAT_AUTO);
 	assert_int_equal(mailbox_msg_size(mb, 1), 7);
+	mailbox_close(&mb);
+}
+
+/* Truncated or rewritten while a reader has it open: the reader never
+ * ends as if the message were whole, and says it changed. */
+static void
+test_reader_sees_change(void **state)
+{
+	struct fx *fx = *state;
+	struct mailbox *mb;
+	struct msg_reader *r = NULL;
+	struct timespec ts[2] = { { 0, UTIME_OMIT }, { 1000000000, 0 } };
+	char p[512], buf[8];
+	int fd;
+
+	fill_maildir(fx);
+	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	pathf(p, sizeof(p), fx, "new/1700000001.M1P1.host");
+	/* truncated after the first read */
+	assert_int_equal(mailbox_msg_open(mb, 1, &r), STORE_OK);
+	assert_true(msg_reader_unchanged(r));
+	assert_int_equal(msg_reader_read(r, buf, sizeof(buf)), sizeof(buf));
+	assert_int_equal(truncate(p, sizeof(buf)), 0);
+	assert_int_equal(msg_reader_read(r, buf, sizeof(buf)), -1);
+	assert_int_equal(errno, ENODATA);
+	assert_false(msg_reader_unchanged(r));
+	msg_reader_close(&r);
+	mailbox_close(&mb);
+	/* the same size, other bytes: only the mtime tells */
+	puts_(fx, "new/1700000001.M1P1.host", M2);
+	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	assert_int_equal(mailbox_msg_open(mb, 1, &r), STORE_OK);
+	fd = open(p, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "X", 1, 0), 1);
+	assert_int_equal(futimens(fd, ts), 0);	/* whatever the clock */
+	close(fd);
+	assert_false(msg_reader_unchanged(r));
+	msg_reader_close(&r);
+	/* a rename (another client's flags) is no change */
+	assert_int_equal(mailbox_msg_open(mb, 0, &r), STORE_OK);
+	{
+		char q[512];
+
+		pathf(p, sizeof(p), fx, "cur/1700000000.M1P1.host:2,S");
+		pathf(q, sizeof(q), fx, "cur/1700000000.M1P1.host:2,RS");
+		assert_int_equal(rename(p, q), 0);
+	}
+	assert_true(msg_reader_unchanged(r));
+	msg_reader_close(&r);
 	mailbox_close(&mb);
 }
 
@@ -1335,6 +1385,7 @@ main(void)
 		T(test_index_damage),
 		T(test_index_external_changes),
 		T(test_index_in_place_rewrite),
+		T(test_reader_sees_change),
 		T(test_size_hints),
 		T(test_wire_fd),
 		T(test_missing_and_bad_paths),
