@@ -51,29 +51,28 @@ pop3_cmd_dispatch(struct pop3_session *s, const char *line, size_t len)
 	case POP3_PARSE_OK:
 		break;
 	case POP3_PARSE_EMPTY:
-		pop3_err(s, "Empty command");
+		pop3_msg(s, EMPTY_CMD);
 		return POP3_EV_BAD;
 	case POP3_PARSE_BAD_BYTES:
-		pop3_err(s, "Invalid characters in command");
+		pop3_msg(s, BAD_BYTES);
 		return POP3_EV_BAD;
 	case POP3_PARSE_UNKNOWN:
-		pop3_err(s, "Unknown command");
+		pop3_msg(s, UNKNOWN_CMD);
 		return POP3_EV_BAD;
 	}
 	def = &cmd_table[cmd.verb];
 	if ((def->states & POP3_IN(s->state)) == 0) {
-		pop3_err(s, "%s not allowed in this state",
-		    pop3_verb_name(cmd.verb));
+		pop3_msg(s, WRONG_STATE, pop3_verb_name(cmd.verb));
 		return POP3_EV_BAD;
 	}
 	if (def->max_args == ARGS_REST) {
 		if (def->min_args > 0 && cmd.restlen == 0) {
-			pop3_err(s, "Missing argument");
+			pop3_msg(s, MISSING_ARG);
 			return POP3_EV_BAD;
 		}
 	} else if (cmd.nargs < (unsigned)def->min_args ||
 	    cmd.nargs > (unsigned)def->max_args || cmd.empty_arg) {
-		pop3_err(s, "Wrong number of arguments");
+		pop3_msg(s, WRONG_ARGS);
 		return POP3_EV_BAD;
 	}
 	return def->fn(s, &cmd);
@@ -85,7 +84,7 @@ pop3_cmd_capa(struct pop3_session *s, const struct pop3_cmd *cmd)
 	bool plain_ok = pop3_session_plaintext_ok(s);
 
 	(void)cmd;
-	pop3_ok(s, "Capability list follows");
+	pop3_msg(s, CAPA);
 	pop3_reply(s, "TOP");
 	pop3_reply(s, "UIDL");
 	pop3_reply(s, "RESP-CODES");
@@ -119,7 +118,7 @@ pop3_cmd_quit(struct pop3_session *s, const struct pop3_cmd *cmd)
 	(void)cmd;
 	if (s->state == POP3_STATE_AUTHORIZATION) {
 		/* RFC 1939 §6: QUIT before login enters no UPDATE state. */
-		pop3_ok(s, "posuto signing off");
+		pop3_msg(s, BYE);
 		s->end_reason = "quit";
 		return POP3_EV_CLOSE;
 	}
@@ -140,7 +139,7 @@ pop3_cmd_sasl_line(struct pop3_session *s, const char *line, size_t len)
 		pop3_log_login_failed(s, sasl_server_username(s->sasl),
 		    sasl_mech_name(s->sasl_mech), "cancelled");
 		sasl_server_free(&s->sasl);
-		pop3_err(s, "AUTH cancelled");
+		pop3_msg(s, AUTH_CANCELLED);
 		return POP3_EV_OK;
 	}
 	buf = xmalloc(base64_decoded_max(len));
@@ -150,7 +149,7 @@ pop3_cmd_sasl_line(struct pop3_session *s, const char *line, size_t len)
 		pop3_log_login_failed(s, sasl_server_username(s->sasl),
 		    sasl_mech_name(s->sasl_mech), "malformed-base64");
 		sasl_server_free(&s->sasl);
-		pop3_err(s, "Invalid base64 in SASL response");
+		pop3_msg(s, SASL_BAD_B64);
 		return POP3_EV_BAD;
 	}
 	/* The job owns buf from here. */

@@ -10,9 +10,6 @@
 #include "net/conn.h"
 #include "pop3/pop3_int.h"
 
-#define PLAINTEXT_REFUSED \
-	"[AUTH] Plaintext authentication disallowed on non-secure connections (use STLS or port 995)"
-
 enum pop3_ev
 pop3_cmd_user(struct pop3_session *s, const struct pop3_cmd *cmd)
 {
@@ -20,7 +17,7 @@ pop3_cmd_user(struct pop3_session *s, const struct pop3_cmd *cmd)
 	s->user = NULL;
 	if (!pop3_session_plaintext_ok(s)) {
 		pop3_log_login_failed(s, NULL, "USER", "plaintext-refused");
-		pop3_err(s, PLAINTEXT_REFUSED);
+		pop3_msg(s, PLAINTEXT_REFUSED);
 		return POP3_EV_OK;
 	}
 	/* Unknown and invalid names answer the same: nothing is revealed
@@ -31,7 +28,7 @@ pop3_cmd_user(struct pop3_session *s, const struct pop3_cmd *cmd)
 	} else {
 		s->user = xstrndup(cmd->rest, cmd->restlen);
 	}
-	pop3_ok(s, "Send your password");
+	pop3_msg(s, SEND_PASS);
 	return POP3_EV_OK;
 }
 
@@ -40,16 +37,16 @@ pop3_cmd_pass(struct pop3_session *s, const struct pop3_cmd *cmd)
 {
 	if (!pop3_session_plaintext_ok(s)) {
 		pop3_log_login_failed(s, s->user, "USER", "plaintext-refused");
-		pop3_err(s, PLAINTEXT_REFUSED);
+		pop3_msg(s, PLAINTEXT_REFUSED);
 		return POP3_EV_OK;
 	}
 	if (s->user == NULL) {
-		pop3_err(s, "USER first");
+		pop3_msg(s, USER_FIRST);
 		return POP3_EV_BAD;
 	}
 	if (cmd->restlen > PASSWORD_MAX) {
 		pop3_log_login_failed(s, s->user, "USER", "password-too-long");
-		pop3_err(s, "[AUTH] Authentication failed");
+		pop3_msg(s, AUTH_FAILED);
 		return POP3_EV_OK;
 	}
 	/* "PASS" alone is an empty password: it fails like a wrong one. */
@@ -65,7 +62,7 @@ pop3_cmd_apop(struct pop3_session *s, const struct pop3_cmd *cmd)
 
 	if (s->apop_ts == NULL) {
 		pop3_log_login_failed(s, NULL, "APOP", "apop-not-offered");
-		pop3_err(s, "APOP not available");
+		pop3_msg(s, APOP_UNAVAILABLE);
 		return POP3_EV_BAD;
 	}
 	free(s->user);
@@ -74,7 +71,7 @@ pop3_cmd_apop(struct pop3_session *s, const struct pop3_cmd *cmd)
 	    !userdb_name_valid(cmd->args[0], cmd->arglens[0])) {
 		pop3_log_login_failed(s, NULL, "APOP", cmd->arglens[1] != 32 ?
 		    "malformed-digest" : AUTH_WHY_INVALID_NAME);
-		pop3_err(s, "[AUTH] Authentication failed");
+		pop3_msg(s, AUTH_FAILED);
 		return POP3_EV_OK;
 	}
 	memcpy(user, cmd->args[0], cmd->arglens[0]);
@@ -96,7 +93,7 @@ pop3_cmd_auth(struct pop3_session *s, const struct pop3_cmd *cmd)
 
 	if (cmd->nargs == 0) {
 		/* Pre-RFC 5034 clients (Outlook) list mechanisms this way. */
-		pop3_ok(s, "Supported mechanisms follow");
+		pop3_msg(s, MECH_LIST);
 		for (unsigned m = 0; m < SASL_MECH_COUNT; m++) {
 			if (pop3_session_mech_offered(s, (enum sasl_mech)m))
 				pop3_reply(s, "%s", sasl_mech_name((enum sasl_mech)m));
@@ -111,20 +108,20 @@ pop3_cmd_auth(struct pop3_session *s, const struct pop3_cmd *cmd)
 	}
 	if (name[0] == '\0' || !sasl_mech_lookup(name, &mech)) {
 		pop3_log_login_failed(s, NULL, "AUTH", "unknown-mechanism");
-		pop3_err(s, "Unsupported authentication mechanism");
+		pop3_msg(s, MECH_UNSUPPORTED);
 		return POP3_EV_BAD;
 	}
 	if (!pop3_session_mech_enabled(s, mech)) {
 		/* Same answer as for an unknown one: it is not offered. */
 		pop3_log_login_failed(s, NULL, sasl_mech_name(mech),
 		    "mechanism-not-allowed");
-		pop3_err(s, "Unsupported authentication mechanism");
+		pop3_msg(s, MECH_UNSUPPORTED);
 		return POP3_EV_BAD;
 	}
 	if (sasl_mech_is_plaintext(mech) && !pop3_session_plaintext_ok(s)) {
 		pop3_log_login_failed(s, NULL, sasl_mech_name(mech),
 		    "plaintext-refused");
-		pop3_err(s, PLAINTEXT_REFUSED);
+		pop3_msg(s, PLAINTEXT_REFUSED);
 		return POP3_EV_OK;
 	}
 	memset(&chan, 0, sizeof(chan));
@@ -132,7 +129,7 @@ pop3_cmd_auth(struct pop3_session *s, const struct pop3_cmd *cmd)
 	if (mech == SASL_MECH_SCRAM_SHA_256_PLUS && !chan.tls) {
 		pop3_log_login_failed(s, NULL, sasl_mech_name(mech),
 		    "plus-without-tls");
-		pop3_err(s, "SCRAM-SHA-256-PLUS needs TLS");
+		pop3_msg(s, SCRAM_PLUS_NEEDS_TLS);
 		return POP3_EV_BAD;
 	}
 	/* Binding data only when -PLUS is offered: otherwise a client that
@@ -154,7 +151,7 @@ pop3_cmd_auth(struct pop3_session *s, const struct pop3_cmd *cmd)
 				free(ir);
 				pop3_log_login_failed(s, NULL,
 				    sasl_mech_name(mech), "malformed-base64");
-				pop3_err(s, "Invalid base64 in initial response");
+				pop3_msg(s, IR_BAD_B64);
 				return POP3_EV_BAD;
 			}
 			irlen = (size_t)n;
@@ -176,14 +173,14 @@ pop3_cmd_stls(struct pop3_session *s, const struct pop3_cmd *cmd)
 {
 	(void)cmd;
 	if (conn_tls_active(s->conn)) {
-		pop3_err(s, "Already using TLS");
+		pop3_msg(s, TLS_ALREADY);
 		return POP3_EV_BAD;
 	}
 	if (!pop3_session_tls_offered(s)) {
-		pop3_err(s, "STLS not available");
+		pop3_msg(s, STLS_UNAVAILABLE);
 		return POP3_EV_BAD;
 	}
-	pop3_ok(s, "Begin TLS negotiation");
+	pop3_msg(s, STLS_BEGIN);
 	/* Nothing read so far is processed after this (CVE-2011-0411). */
 	s->busy = true;
 	s->stls_wait = true;

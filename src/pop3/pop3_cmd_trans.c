@@ -22,17 +22,17 @@ msg_arg(struct pop3_session *s, const char *arg, size_t len, uint32_t *idx_r,
 	uint32_t n;
 
 	if (!parse_u32(arg, len, &n)) {
-		pop3_err(s, "Invalid message number");
+		pop3_msg(s, MSG_BAD_NUMBER);
 		*ev_r = POP3_EV_BAD;
 		return false;
 	}
 	if (n == 0 || n > mailbox_count(s->mb)) {
-		pop3_err(s, "No such message");
+		pop3_msg(s, MSG_NO_SUCH);
 		*ev_r = POP3_EV_OK;
 		return false;
 	}
 	if (pop3_msg_deleted(s, n - 1)) {
-		pop3_err(s, "Message %" PRIu32 " already deleted", n);
+		pop3_msg(s, MSG_ALREADY_DELETED, n);
 		*ev_r = POP3_EV_OK;
 		return false;
 	}
@@ -44,7 +44,7 @@ enum pop3_ev
 pop3_cmd_stat(struct pop3_session *s, const struct pop3_cmd *cmd)
 {
 	(void)cmd;
-	pop3_ok(s, "%" PRIu32 " %" PRIu64, mailbox_count(s->mb) - s->n_deleted,
+	pop3_msg(s, STAT, mailbox_count(s->mb) - s->n_deleted,
 	    mailbox_total_size(s->mb) - s->deleted_size);
 	return POP3_EV_OK;
 }
@@ -66,14 +66,14 @@ pop3_cmd_list(struct pop3_session *s, const struct pop3_cmd *cmd)
 	enum pop3_ev ev;
 
 	if (cmd->nargs == 0) {
-		pop3_ok(s, "%" PRIu32 " messages (%" PRIu64 " octets)",
+		pop3_msg(s, LIST_SUMMARY,
 		    mailbox_count(s->mb) - s->n_deleted,
 		    mailbox_total_size(s->mb) - s->deleted_size);
 		return start_listing(s, POP3_STREAM_LIST);
 	}
 	if (!msg_arg(s, cmd->args[0], cmd->arglens[0], &idx, &ev))
 		return ev;
-	pop3_ok(s, "%" PRIu32 " %" PRIu64, idx + 1, mailbox_msg_size(s->mb, idx));
+	pop3_msg(s, LIST_ONE, idx + 1, mailbox_msg_size(s->mb, idx));
 	return POP3_EV_OK;
 }
 
@@ -84,12 +84,12 @@ pop3_cmd_uidl(struct pop3_session *s, const struct pop3_cmd *cmd)
 	enum pop3_ev ev;
 
 	if (cmd->nargs == 0) {
-		pop3_ok(s, "Unique-ID listing follows");
+		pop3_msg(s, UIDL_LIST);
 		return start_listing(s, POP3_STREAM_UIDL);
 	}
 	if (!msg_arg(s, cmd->args[0], cmd->arglens[0], &idx, &ev))
 		return ev;
-	pop3_ok(s, "%" PRIu32 " %s", idx + 1, mailbox_msg_uidl(s->mb, idx));
+	pop3_msg(s, UIDL_ONE, idx + 1, mailbox_msg_uidl(s->mb, idx));
 	return POP3_EV_OK;
 }
 
@@ -106,12 +106,11 @@ start_message(struct pop3_session *s, uint32_t idx, long long lines)
 		 * one file cannot be read or is refused (the store logs why);
 		 * its neighbours are still served. */
 		if (ss == STORE_PERM && errno == ENOENT)
-			pop3_err(s, "Message %" PRIu32 " is no longer available",
-			    idx + 1);
+			pop3_msg(s, MSG_GONE, idx + 1);
+		else if (ss == STORE_TEMP)
+			pop3_msg(s, MSG_UNREADABLE_TEMP, idx + 1);
 		else
-			pop3_err(s, "%s Message %" PRIu32 " cannot be read",
-			    ss == STORE_TEMP ? "[SYS/TEMP]" : "[SYS/PERM]",
-			    idx + 1);
+			pop3_msg(s, MSG_UNREADABLE_PERM, idx + 1);
 		return POP3_EV_OK;
 	}
 	st = xcalloc(1, sizeof(*st));
@@ -120,12 +119,12 @@ start_message(struct pop3_session *s, uint32_t idx, long long lines)
 	st->r = r;
 	wire_enc_init(&st->enc, lines);
 	if (lines < 0) {
-		pop3_ok(s, "%" PRIu64 " octets", mailbox_msg_size(s->mb, idx));
+		pop3_msg(s, RETR, mailbox_msg_size(s->mb, idx));
 		mailbox_msg_mark_seen(s->mb, idx);
 		s->n_retr++;
 		pop3_job_wire_cache(s, r);
 	} else {
-		pop3_ok(s, "Top of message follows");
+		pop3_msg(s, TOP);
 	}
 	pop3_stream_start(s, st);
 	return POP3_EV_WAIT;
@@ -149,7 +148,7 @@ pop3_cmd_top(struct pop3_session *s, const struct pop3_cmd *cmd)
 	enum pop3_ev ev;
 
 	if (!parse_u32(cmd->args[1], cmd->arglens[1], &lines)) {
-		pop3_err(s, "Invalid line count");
+		pop3_msg(s, BAD_LINE_COUNT);
 		return POP3_EV_BAD;
 	}
 	if (!msg_arg(s, cmd->args[0], cmd->arglens[0], &idx, &ev))
@@ -169,7 +168,7 @@ pop3_cmd_dele(struct pop3_session *s, const struct pop3_cmd *cmd)
 	s->deleted[idx / 8] |= (uint8_t)(1u << (idx % 8));
 	s->n_deleted++;
 	s->deleted_size += mailbox_msg_size(s->mb, idx);
-	pop3_ok(s, "Message %" PRIu32 " deleted", idx + 1);
+	pop3_msg(s, DELE, idx + 1);
 	return POP3_EV_OK;
 }
 
@@ -177,7 +176,7 @@ enum pop3_ev
 pop3_cmd_noop(struct pop3_session *s, const struct pop3_cmd *cmd)
 {
 	(void)cmd;
-	pop3_reply(s, "+OK");
+	pop3_msg(s, NOOP);
 	return POP3_EV_OK;
 }
 
@@ -188,6 +187,6 @@ pop3_cmd_rset(struct pop3_session *s, const struct pop3_cmd *cmd)
 	memset(s->deleted, 0, (mailbox_count(s->mb) + 7) / 8);
 	s->n_deleted = 0;
 	s->deleted_size = 0;
-	pop3_ok(s, "%" PRIu32 " messages", mailbox_count(s->mb));
+	pop3_msg(s, RSET, mailbox_count(s->mb));
 	return POP3_EV_OK;
 }

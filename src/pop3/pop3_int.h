@@ -11,6 +11,7 @@
 
 #include "auth/sasl.h"
 #include "lib/wire.h"
+#include "pop3/pop3_msg.h"
 #include "pop3/pop3_parse.h"
 #include "pop3/pop3_session.h"
 
@@ -67,6 +68,7 @@ struct pop3_session {
 	bool conn_counted;		/* holds an iplimit slot */
 	bool quit_seen;
 	bool stls_wait;			/* STLS answered, handshake not done */
+	enum pop3_lang lang;		/* of the reply texts (LANG) */
 
 	struct userdb *db;		/* ref taken at start */
 	char *user;			/* after USER, or the logged-in name */
@@ -95,11 +97,19 @@ struct pop3_session {
 	const char *end_reason;
 };
 
-/* Replies.  Text is ours, never a format built from client input. */
+/* A line of a reply's data (CAPA, listings, "+ " challenges): protocol
+ * text, not for people.  Text is ours, never a format built from client
+ * input. */
 void pop3_reply(struct pop3_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-#define pop3_ok(s, ...) pop3_reply((s), "+OK " __VA_ARGS__)
-#define pop3_err(s, ...) pop3_reply((s), "-ERR " __VA_ARGS__)
+/* A status line (+OK/-ERR) from the catalogue, in the session's
+ * language: pop3_msg(s, UNKNOWN_CMD) or pop3_msg(s, DELE, n). */
+void pop3_reply_msg(struct pop3_session *s, enum pop3_msg_id id, ...);
+#define pop3_msg(s, ID, ...) do { \
+	if (0) \
+		(void)POP3_MSG_CHECK(ID, ##__VA_ARGS__); \
+	pop3_reply_msg((s), POP3_MSG_##ID, ##__VA_ARGS__); \
+} while (0)
 
 /* Session internals used by handlers. */
 void pop3_session_ref(struct pop3_session *s);
@@ -107,9 +117,10 @@ void pop3_session_unref(struct pop3_session *s);
 void pop3_session_set_state(struct pop3_session *s, enum pop3_state st);
 /* Resume command processing after a job/timer/stream finished. */
 void pop3_session_resume(struct pop3_session *s);
-/* Reply text after a delay (failed logins), then resume. */
+/* Reply id (formatted now, no arguments) after a delay (failed logins),
+ * then resume. */
 void pop3_session_delayed_reply(struct pop3_session *s, unsigned ms,
-    const char *reply);
+    enum pop3_msg_id id);
 void pop3_session_end(struct pop3_session *s, const char *reason);
 bool pop3_session_plaintext_ok(struct pop3_session *s);
 /* The current user database (refreshed after a reload). */

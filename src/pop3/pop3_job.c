@@ -138,11 +138,10 @@ login_failed(struct pop3_session *s, const char *user, const char *why)
 	if (s->auth_failures >= 3) {
 		s->end_reason = "auth-failures";
 		s->close_after_delay = true;
-		pop3_session_delayed_reply(s, ms,
-		    "-ERR [AUTH] Authentication failed, closing connection");
+		pop3_session_delayed_reply(s, ms, POP3_MSG_AUTH_FAILED_CLOSE);
 		return;
 	}
-	pop3_session_delayed_reply(s, ms, "-ERR [AUTH] Authentication failed");
+	pop3_session_delayed_reply(s, ms, POP3_MSG_AUTH_FAILED);
 }
 
 static void
@@ -163,8 +162,7 @@ login_succeeded(struct pop3_session *s, struct login_job *j)
 	    " octets=%" PRIu64, (unsigned long long)s->id,
 	    log_sanitize(safe, sizeof(safe), s->user, strlen(s->user)),
 	    s->login_method, mailbox_count(s->mb), mailbox_total_size(s->mb));
-	pop3_ok(s, "maildrop has %" PRIu32 " messages (%" PRIu64 " octets)",
-	    mailbox_count(s->mb), mailbox_total_size(s->mb));
+	pop3_msg(s, LOGIN_OK, mailbox_count(s->mb), mailbox_total_size(s->mb));
 }
 
 static void
@@ -200,7 +198,7 @@ login_job_done(void *arg)
 			pop3_log_login_failed(s, j->user, s->login_method,
 			    j->why);
 			s->login_method = NULL;
-			pop3_err(s, "Malformed SASL message");
+			pop3_msg(s, SASL_MALFORMED);
 			goto resume;
 		}
 	}
@@ -208,7 +206,7 @@ login_job_done(void *arg)
 	case AUTH_OK:
 		break;
 	case AUTH_TEMPFAIL:
-		pop3_err(s, "[SYS/TEMP] Authentication backend unavailable");
+		pop3_msg(s, AUTH_TEMPFAIL);
 		goto resume;
 	case AUTH_FAILED:
 		login_failed(s, j->user, j->why);
@@ -219,7 +217,7 @@ login_job_done(void *arg)
 		    "not over", (unsigned long long)s->id, log_sanitize(safe,
 		    sizeof(safe), j->entry->name, strlen(j->entry->name)),
 		    j->entry->login_delay);
-		pop3_err(s, "[LOGIN-DELAY] Too soon after the last login");
+		pop3_msg(s, LOGIN_DELAY);
 		s->login_method = NULL;
 		goto resume;
 	}
@@ -231,7 +229,7 @@ login_job_done(void *arg)
 		log_info("session=%llx login user=%s refused: mailbox in use",
 		    (unsigned long long)s->id, log_sanitize(safe, sizeof(safe),
 		    j->entry->name, strlen(j->entry->name)));
-		pop3_err(s, "[IN-USE] Mailbox is locked by another POP3 session");
+		pop3_msg(s, IN_USE);
 		break;
 	case STORE_TEMP:
 	case STORE_PERM:
@@ -239,8 +237,10 @@ login_job_done(void *arg)
 		    (unsigned long long)s->id, log_sanitize(safe, sizeof(safe),
 		    j->entry->name, strlen(j->entry->name)),
 		    j->entry->mailbox_path, j->err);
-		pop3_err(s, "%s Cannot open mailbox", j->st == STORE_TEMP ?
-		    "[SYS/TEMP]" : "[SYS/PERM]");
+		if (j->st == STORE_TEMP)
+			pop3_msg(s, MAILBOX_TEMP);
+		else
+			pop3_msg(s, MAILBOX_PERM);
 		break;
 	}
 	if (j->st != STORE_OK)
@@ -345,11 +345,10 @@ commit_job_done(void *arg)
 		s->busy = false;
 		s->n_deleted = j->n_deleted;
 		if (j->st == STORE_OK) {
-			pop3_ok(s, "posuto signing off (%" PRIu32 " messages deleted)",
-			    j->n_deleted);
+			pop3_msg(s, QUIT_DELETED, j->n_deleted);
 		} else {
 			/* RFC 1939 §6: report that some could not be removed. */
-			pop3_err(s, "[SYS/TEMP] Some deleted messages not removed");
+			pop3_msg(s, COMMIT_FAILED);
 		}
 		s->end_reason = "quit";
 		s->close_after_flush = true;
@@ -370,7 +369,7 @@ pop3_job_commit(struct pop3_session *s)
 		/* Nothing to write: no worker round trip for the common
 		 * "check mail, nothing new" session. */
 		mailbox_close(&s->mb);
-		pop3_ok(s, "posuto signing off (0 messages deleted)");
+		pop3_msg(s, QUIT_DELETED, (uint32_t)0);
 		s->n_deleted = 0;
 		s->end_reason = "quit";
 		return POP3_EV_CLOSE;

@@ -47,6 +47,20 @@ pop3_reply(struct pop3_session *s, const char *fmt, ...)
 }
 
 void
+pop3_reply_msg(struct pop3_session *s, enum pop3_msg_id id, ...)
+{
+	char line[POP3_MAX_RESPONSE];
+	va_list ap;
+	size_t n;
+
+	va_start(ap, id);
+	n = pop3_msg_vformat(line, sizeof(line), s->lang, id, ap);
+	va_end(ap);
+	memcpy(line + n, "\r\n", 2);
+	evbuffer_add(conn_out(s->conn), line, n + 2);
+}
+
+void
 pop3_session_ref(struct pop3_session *s)
 {
 	s->refs++;
@@ -197,15 +211,27 @@ pop3_session_on_timer(evutil_socket_t fd, short what, void *arg)
 	pop3_session_resume(s);
 }
 
+static char *
+msg_render(struct pop3_session *s, enum pop3_msg_id id, ...)
+{
+	char line[POP3_MAX_RESPONSE];
+	va_list ap;
+
+	va_start(ap, id);
+	(void)pop3_msg_vformat(line, sizeof(line), s->lang, id, ap);
+	va_end(ap);
+	return xstrdup(line);
+}
+
 void
 pop3_session_delayed_reply(struct pop3_session *s, unsigned ms,
-    const char *reply)
+    enum pop3_msg_id id)
 {
 	struct timeval tv = { .tv_sec = ms / 1000,
 	    .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
 
 	free(s->pending_reply);
-	s->pending_reply = xstrdup(reply);
+	s->pending_reply = msg_render(s, id);
 	s->busy = true;
 	if (s->timer == NULL)
 		s->timer = evtimer_new(s->env->base, pop3_session_on_timer, s);
@@ -221,7 +247,7 @@ pop3_session_on_session_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (s->state == POP3_STATE_UPDATE)
 		return;		/* let the expunge finish */
-	pop3_err(s, "[SYS/TEMP] Session time limit reached");
+	pop3_msg(s, SESSION_TIMEOUT);
 	s->close_after_flush = true;
 	s->end_reason = "session-timeout";
 	conn_want_drained(s->conn, 0);
@@ -238,7 +264,7 @@ pop3_session_on_line_timeout(evutil_socket_t fd, short what, void *arg)
 	if (s->state == POP3_STATE_UPDATE || s->busy || s->stream != NULL ||
 	    s->close_after_flush || s->stls_wait)
 		return;
-	pop3_err(s, "Autologout: command line not completed in time");
+	pop3_msg(s, LINE_TIMEOUT);
 	s->end_reason = "line-timeout";
 	s->close_after_flush = true;
 	conn_want_drained(s->conn, 0);
@@ -287,8 +313,6 @@ static bool
 pop3_session_rate_refused(struct pop3_env *env, int fd,
     const struct sockaddr *peer, socklen_t peerlen, bool tls)
 {
-	static const char msg[] = "-ERR [SYS/TEMP] Too many connections from "
-	    "your address, try later\r\n";
 	struct sockaddr_storage ss;
 	struct timespec ts;
 	char host[INET6_ADDRSTRLEN] = "?";
@@ -320,8 +344,20 @@ pop3_session_rate_refused(struct pop3_env *env, int fd,
 	else
 		log_debug("refused: connection rate from %s (%u in a row)", host,
 		    refused);
-	if (!tls)
-		(void)send(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (!tls) {
+		/* No session, so no LANG yet: the default language. */
+		const char *text = pop3_msg_fmt(POP3_LANG_DEFAULT,
+		    POP3_MSG_CONN_RATE);
+		char line[POP3_MAX_RESPONSE];
+		size_t n = strlen(text);
+
+		(void)sizeof(POP3_MSG_CHECK(CONN_RATE));	/* no arguments */
+		if (n > sizeof(line) - 2)
+			n = sizeof(line) - 2;
+		memcpy(line, text, n);
+		memcpy(line + n, "\r\n", 2);
+		(void)send(fd, line, n + 2, MSG_DONTWAIT | MSG_NOSIGNAL);
+	}
 	close(fd);
 	return true;
 }
@@ -369,7 +405,7 @@ pop3_session_start(struct pop3_env *env, int rfd, int wfd,
 	    per_ip)) {
 		log_warnx("session=%llx refused: too many connections from %s",
 		    (unsigned long long)s->id, conn_peer(s->conn));
-		pop3_err(s, "[SYS/TEMP] Too many connections from your address");
+		pop3_msg(s, CONN_LIMIT_IP);
 		s->close_after_flush = true;
 		s->end_reason = "per-ip-limit";
 		conn_want_drained(s->conn, 0);
@@ -380,7 +416,7 @@ pop3_session_start(struct pop3_env *env, int rfd, int wfd,
 	    env->n_sessions > env->params.max_connections) {
 		log_warnx("session=%llx refused: MaxConnections reached",
 		    (unsigned long long)s->id);
-		pop3_err(s, "[SYS/TEMP] Too many connections, try later");
+		pop3_msg(s, CONN_LIMIT);
 		s->close_after_flush = true;
 		s->end_reason = "connection-limit";
 		conn_want_drained(s->conn, 0);
@@ -399,9 +435,9 @@ pop3_session_start(struct pop3_env *env, int rfd, int wfd,
 		s->apop_ts = xasprintf("<%ld.%lld.%llx@%s>", (long)getpid(),
 		    (long long)time(NULL), (unsigned long long)s->id,
 		    env->hostname);
-		pop3_ok(s, "POP3 server ready %s", s->apop_ts);
+		pop3_msg(s, GREETING_APOP, s->apop_ts);
 	} else {
-		pop3_ok(s, "POP3 server ready");
+		pop3_msg(s, GREETING);
 	}
 	return true;
 }
@@ -423,7 +459,7 @@ pop3_session_bad(struct pop3_session *s)
 {
 	if (++s->bad_cmds < s->env->params.max_bad_commands)
 		return;
-	pop3_err(s, "Too many bad commands, closing connection");
+	pop3_msg(s, TOO_MANY_BAD);
 	s->close_after_flush = true;
 	s->end_reason = "too-many-errors";
 }
@@ -470,9 +506,9 @@ pop3_session_process(struct pop3_session *s)
 		if (lr == POP3_LINE_TOO_LONG) {
 			if (s->sasl != NULL) {
 				sasl_server_free(&s->sasl);
-				pop3_err(s, "[AUTH] SASL response too long");
+				pop3_msg(s, SASL_TOO_LONG);
 			} else {
-				pop3_err(s, "Line too long");
+				pop3_msg(s, LINE_TOO_LONG);
 			}
 			pop3_session_bad(s);
 			continue;
@@ -557,7 +593,7 @@ pop3_session_on_conn(struct conn *c, enum conn_event ev, void *ctx)
 			pop3_session_end(s, "timeout");
 			break;
 		}
-		pop3_err(s, "Autologout: idle timeout");
+		pop3_msg(s, IDLE_TIMEOUT);
 		s->end_reason = "timeout";
 		s->close_after_flush = true;
 		conn_want_drained(s->conn, 0);
