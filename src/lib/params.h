@@ -8,12 +8,17 @@
 #define POP3_MAX_LINE		512
 /* RFC 5034 §4: SASL continuation lines carry base64 of larger messages. */
 #define POP3_MAX_SASL_LINE	8192
-/* RFC 2449 §4: first response line at most 512 octets. */
+/* RFC 2449 §4: a status line at most 512 octets, CRLF included (longer
+ * ones are cut, pop3_msg.h). */
 #define POP3_MAX_RESPONSE	512
 /* Consecutive bad commands before we hang up (Dovecot's pop3-login: 3;
- * nginx max_errors).  Post-login a client gets a few more. */
+ * nginx max_errors).  Post-login a client gets a few more: the default
+ * of MaxBadCommands, which also caps the pre-login limit. */
 #define POP3_MAX_BAD_CMDS_PREAUTH	3
 #define POP3_MAX_BAD_CMDS		10
+/* RETR/TOP of messages another program removed meanwhile, asked for
+ * again, before we hang up: a client that retries for ever would loop. */
+#define POP3_MAX_GONE_RETRIES	3
 /* RFC 1939 §3: autologout timer of at least 10 minutes. */
 #define POP3_DEFAULT_IDLE_TIMEOUT	600
 /* Stop reading a client's commands while this much output is queued:
@@ -28,7 +33,8 @@
 #define CONN_MAX_SINGLE_WRITE	(1024 * 1024)
 /* Bytes of a message read per chunk when streaming it. */
 #define POP3_STREAM_CHUNK	(64 * 1024)
-/* Pre-auth: output buffered for a client that does not read (Dovecot 4 KiB). */
+/* Pre-auth: output buffered for a client that does not read before we
+ * stop reading its commands (Dovecot's login processes: 4 KiB). */
 #define POP3_PREAUTH_OUTPUT_MAX	(16 * 1024)
 /* A command line, or a TLS handshake (CVE-2014-3430), must be complete
  * this many seconds after its first byte (LineTimeOut; at most TimeOut):

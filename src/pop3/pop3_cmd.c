@@ -51,29 +51,23 @@ pop3_cmd_dispatch(struct pop3_session *s, const char *line, size_t len)
 	case POP3_PARSE_OK:
 		break;
 	case POP3_PARSE_EMPTY:
-		pop3_msg(s, EMPTY_CMD);
-		return POP3_EV_BAD;
+		return pop3_bad(s, EMPTY_CMD);
 	case POP3_PARSE_BAD_BYTES:
-		pop3_msg(s, BAD_BYTES);
-		return POP3_EV_BAD;
+		return pop3_bad(s, BAD_BYTES);
 	case POP3_PARSE_UNKNOWN:
-		pop3_msg(s, UNKNOWN_CMD);
-		return POP3_EV_BAD;
+		return pop3_bad(s, UNKNOWN_CMD);
 	}
 	def = &cmd_table[cmd.verb];
 	if ((def->states & POP3_IN(s->state)) == 0) {
-		pop3_msg(s, WRONG_STATE, pop3_verb_name(cmd.verb));
-		return POP3_EV_BAD;
+		return pop3_bad(s, WRONG_STATE, pop3_verb_name(cmd.verb));
 	}
 	if (def->max_args == ARGS_REST) {
 		if (def->min_args > 0 && cmd.restlen == 0) {
-			pop3_msg(s, MISSING_ARG);
-			return POP3_EV_BAD;
+			return pop3_bad(s, MISSING_ARG);
 		}
 	} else if (cmd.nargs < (unsigned)def->min_args ||
 	    cmd.nargs > (unsigned)def->max_args || cmd.empty_arg) {
-		pop3_msg(s, WRONG_ARGS);
-		return POP3_EV_BAD;
+		return pop3_bad(s, WRONG_ARGS);
 	}
 	return def->fn(s, &cmd);
 }
@@ -149,8 +143,7 @@ pop3_cmd_sasl_line(struct pop3_session *s, const char *line, size_t len)
 		pop3_log_login_failed(s, sasl_server_username(s->sasl),
 		    sasl_mech_name(s->sasl_mech), "malformed-base64");
 		sasl_server_free(&s->sasl);
-		pop3_msg(s, SASL_BAD_B64);
-		return POP3_EV_BAD;
+		return pop3_bad(s, SASL_BAD_B64);
 	}
 	/* The job owns buf from here. */
 	ev = pop3_job_sasl_step(s, buf, (size_t)n);

@@ -41,8 +41,7 @@ pop3_cmd_pass(struct pop3_session *s, const struct pop3_cmd *cmd)
 		return POP3_EV_OK;
 	}
 	if (s->user == NULL) {
-		pop3_msg(s, USER_FIRST);
-		return POP3_EV_BAD;
+		return pop3_bad(s, USER_FIRST);
 	}
 	if (cmd->restlen > PASSWORD_MAX) {
 		pop3_log_login_failed(s, s->user, "USER", "password-too-long");
@@ -62,8 +61,7 @@ pop3_cmd_apop(struct pop3_session *s, const struct pop3_cmd *cmd)
 
 	if (s->apop_ts == NULL) {
 		pop3_log_login_failed(s, NULL, "APOP", "apop-not-offered");
-		pop3_msg(s, APOP_UNAVAILABLE);
-		return POP3_EV_BAD;
+		return pop3_bad(s, APOP_UNAVAILABLE);
 	}
 	free(s->user);
 	s->user = NULL;
@@ -108,15 +106,13 @@ pop3_cmd_auth(struct pop3_session *s, const struct pop3_cmd *cmd)
 	}
 	if (name[0] == '\0' || !sasl_mech_lookup(name, &mech)) {
 		pop3_log_login_failed(s, NULL, "AUTH", "unknown-mechanism");
-		pop3_msg(s, MECH_UNSUPPORTED);
-		return POP3_EV_BAD;
+		return pop3_bad(s, MECH_UNSUPPORTED);
 	}
 	if (!pop3_session_mech_enabled(s, mech)) {
 		/* Same answer as for an unknown one: it is not offered. */
 		pop3_log_login_failed(s, NULL, sasl_mech_name(mech),
 		    "mechanism-not-allowed");
-		pop3_msg(s, MECH_UNSUPPORTED);
-		return POP3_EV_BAD;
+		return pop3_bad(s, MECH_UNSUPPORTED);
 	}
 	if (sasl_mech_is_plaintext(mech) && !pop3_session_plaintext_ok(s)) {
 		pop3_log_login_failed(s, NULL, sasl_mech_name(mech),
@@ -129,8 +125,7 @@ pop3_cmd_auth(struct pop3_session *s, const struct pop3_cmd *cmd)
 	if (mech == SASL_MECH_SCRAM_SHA_256_PLUS && !chan.tls) {
 		pop3_log_login_failed(s, NULL, sasl_mech_name(mech),
 		    "plus-without-tls");
-		pop3_msg(s, SCRAM_PLUS_NEEDS_TLS);
-		return POP3_EV_BAD;
+		return pop3_bad(s, SCRAM_PLUS_NEEDS_TLS);
 	}
 	/* Binding data only when -PLUS is offered: otherwise a client that
 	 * can bind rightly says "y" (RFC 5802 §6) and must not be taken
@@ -151,8 +146,7 @@ pop3_cmd_auth(struct pop3_session *s, const struct pop3_cmd *cmd)
 				free(ir);
 				pop3_log_login_failed(s, NULL,
 				    sasl_mech_name(mech), "malformed-base64");
-				pop3_msg(s, IR_BAD_B64);
-				return POP3_EV_BAD;
+				return pop3_bad(s, IR_BAD_B64);
 			}
 			irlen = (size_t)n;
 		} else {
@@ -173,12 +167,10 @@ pop3_cmd_stls(struct pop3_session *s, const struct pop3_cmd *cmd)
 {
 	(void)cmd;
 	if (conn_tls_active(s->conn)) {
-		pop3_msg(s, TLS_ALREADY);
-		return POP3_EV_BAD;
+		return pop3_bad(s, TLS_ALREADY);
 	}
 	if (!pop3_session_tls_offered(s)) {
-		pop3_msg(s, STLS_UNAVAILABLE);
-		return POP3_EV_BAD;
+		return pop3_bad(s, STLS_UNAVAILABLE);
 	}
 	pop3_msg(s, STLS_BEGIN);
 	/* Nothing read so far is processed after this (CVE-2011-0411). */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/params.h"
 #include "lib/strutil.h"
 #include "lib/xmalloc.h"
 #include "pop3/pop3_int.h"
@@ -22,8 +23,7 @@ msg_arg(struct pop3_session *s, const char *arg, size_t len, uint32_t *idx_r,
 	uint32_t n;
 
 	if (!parse_u32(arg, len, &n)) {
-		pop3_msg(s, MSG_BAD_NUMBER);
-		*ev_r = POP3_EV_BAD;
+		*ev_r = pop3_bad(s, MSG_BAD_NUMBER);
 		return false;
 	}
 	if (n == 0 || n > mailbox_count(s->mb)) {
@@ -66,7 +66,7 @@ pop3_cmd_list(struct pop3_session *s, const struct pop3_cmd *cmd)
 	enum pop3_ev ev;
 
 	if (cmd->nargs == 0) {
-		pop3_msg(s, LIST_SUMMARY,
+		pop3_msg_n(s, LIST_SUMMARY,
 		    mailbox_count(s->mb) - s->n_deleted,
 		    mailbox_total_size(s->mb) - s->deleted_size);
 		return start_listing(s, POP3_STREAM_LIST);
@@ -93,6 +93,41 @@ pop3_cmd_uidl(struct pop3_session *s, const struct pop3_cmd *cmd)
 	return POP3_EV_OK;
 }
 
+/*
+ * Message idx could not be opened: another program removed it (Dovecot:
+ * "expunged"), or this one file cannot be read or is refused (the store
+ * logs why); its neighbours are still served.  Asking again will not
+ * help, and a client that keeps asking would loop for ever: after a few
+ * repeats it is told so and disconnected (Dovecot counts a repeated fetch
+ * of an expunged message as a bad command).
+ */
+static enum pop3_ev
+msg_unavailable(struct pop3_session *s, uint32_t idx, enum store_status ss,
+    int err)
+{
+	bool removed = ss == STORE_PERM && err == ENOENT;
+
+	if (s->gone == NULL)
+		s->gone = xcalloc(mailbox_count(s->mb) / 8 + 1, 1);
+	if (((s->gone[idx / 8] >> (idx % 8)) & 1) &&
+	    ++s->gone_retries >= POP3_MAX_GONE_RETRIES) {
+		if (removed)
+			pop3_msg(s, MSG_GONE_CLOSE, idx + 1);
+		else
+			pop3_msg(s, MSG_UNREADABLE_CLOSE, idx + 1);
+		s->end_reason = "expunged-retries";
+		return POP3_EV_CLOSE;
+	}
+	s->gone[idx / 8] |= (uint8_t)(1u << (idx % 8));
+	if (removed)
+		pop3_msg(s, MSG_GONE, idx + 1);
+	else if (ss == STORE_TEMP)
+		pop3_msg(s, MSG_UNREADABLE_TEMP, idx + 1);
+	else
+		pop3_msg(s, MSG_UNREADABLE_PERM, idx + 1);
+	return POP3_EV_OK;
+}
+
 static enum pop3_ev
 start_message(struct pop3_session *s, uint32_t idx, long long lines)
 {
@@ -101,18 +136,8 @@ start_message(struct pop3_session *s, uint32_t idx, long long lines)
 	enum store_status ss;
 
 	ss = mailbox_msg_open(s->mb, idx, &r);
-	if (ss != STORE_OK) {
-		/* Another program removed it (Dovecot: "expunged"), or this
-		 * one file cannot be read or is refused (the store logs why);
-		 * its neighbours are still served. */
-		if (ss == STORE_PERM && errno == ENOENT)
-			pop3_msg(s, MSG_GONE, idx + 1);
-		else if (ss == STORE_TEMP)
-			pop3_msg(s, MSG_UNREADABLE_TEMP, idx + 1);
-		else
-			pop3_msg(s, MSG_UNREADABLE_PERM, idx + 1);
-		return POP3_EV_OK;
-	}
+	if (ss != STORE_OK)
+		return msg_unavailable(s, idx, ss, errno);
 	st = xcalloc(1, sizeof(*st));
 	st->kind = POP3_STREAM_MSG;
 	st->msg = idx;
@@ -148,8 +173,7 @@ pop3_cmd_top(struct pop3_session *s, const struct pop3_cmd *cmd)
 	enum pop3_ev ev;
 
 	if (!parse_u32(cmd->args[1], cmd->arglens[1], &lines)) {
-		pop3_msg(s, BAD_LINE_COUNT);
-		return POP3_EV_BAD;
+		return pop3_bad(s, BAD_LINE_COUNT);
 	}
 	if (!msg_arg(s, cmd->args[0], cmd->arglens[0], &idx, &ev))
 		return ev;
@@ -187,6 +211,6 @@ pop3_cmd_rset(struct pop3_session *s, const struct pop3_cmd *cmd)
 	memset(s->deleted, 0, (mailbox_count(s->mb) + 7) / 8);
 	s->n_deleted = 0;
 	s->deleted_size = 0;
-	pop3_msg(s, RSET, mailbox_count(s->mb));
+	pop3_msg_n(s, RSET, mailbox_count(s->mb));
 	return POP3_EV_OK;
 }

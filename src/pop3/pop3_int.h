@@ -31,7 +31,7 @@ enum pop3_state {
 /* What a command handler did (popa3d's event codes). */
 enum pop3_ev {
 	POP3_EV_OK = 0,		/* replied; read the next command */
-	POP3_EV_BAD,		/* replied -ERR to a malformed command: counts */
+	POP3_EV_BAD,		/* pop3_bad() replied to a malformed command */
 	POP3_EV_WAIT,		/* work in flight (job, timer, stream, TLS) */
 	POP3_EV_CLOSE,		/* replied; close once the reply is sent */
 };
@@ -77,6 +77,8 @@ struct pop3_session {
 	int policy_expire;		/* (pop3_policy.h), from the login */
 	struct mailbox *mb;
 	uint8_t *deleted;		/* bitmap, TRANSACTION only */
+	uint8_t *gone;			/* bitmap: could not be opened, or NULL */
+	unsigned gone_retries;		/* requests for those again */
 	uint32_t n_deleted;
 	uint64_t deleted_size;
 
@@ -110,6 +112,21 @@ void pop3_reply_msg(struct pop3_session *s, enum pop3_msg_id id, ...);
 		(void)POP3_MSG_CHECK(ID, ##__VA_ARGS__); \
 	pop3_reply_msg((s), POP3_MSG_##ID, ##__VA_ARGS__); \
 } while (0)
+/* The same with a count: ID_1 when n is 1, else ID (plural). */
+#define pop3_msg_n(s, ID, n, ...) do { \
+	uint32_t n_ = (n); \
+	if (n_ == 1) \
+		pop3_msg(s, ID##_1, n_, ##__VA_ARGS__); \
+	else \
+		pop3_msg(s, ID, n_, ##__VA_ARGS__); \
+} while (0)
+/* A -ERR to a malformed command: counts towards the bad-command limit.
+ * The command that reaches it gets one reply all the same, the one that
+ * says the connection closes (then it does). */
+enum pop3_ev pop3_reply_bad(struct pop3_session *s, enum pop3_msg_id id, ...);
+#define pop3_bad(s, ID, ...) \
+	((void)sizeof(POP3_MSG_CHECK(ID, ##__VA_ARGS__)), \
+	 pop3_reply_bad((s), POP3_MSG_##ID, ##__VA_ARGS__))
 
 /* Session internals used by handlers. */
 void pop3_session_ref(struct pop3_session *s);

@@ -162,7 +162,7 @@ login_succeeded(struct pop3_session *s, struct login_job *j)
 	    " octets=%" PRIu64, (unsigned long long)s->id,
 	    log_sanitize(safe, sizeof(safe), s->user, strlen(s->user)),
 	    s->login_method, mailbox_count(s->mb), mailbox_total_size(s->mb));
-	pop3_msg(s, LOGIN_OK, mailbox_count(s->mb), mailbox_total_size(s->mb));
+	pop3_msg_n(s, LOGIN_OK, mailbox_count(s->mb), mailbox_total_size(s->mb));
 }
 
 static void
@@ -345,7 +345,7 @@ commit_job_done(void *arg)
 		s->busy = false;
 		s->n_deleted = j->n_deleted;
 		if (j->st == STORE_OK) {
-			pop3_msg(s, QUIT_DELETED, j->n_deleted);
+			pop3_msg_n(s, QUIT_DELETED, j->n_deleted);
 		} else {
 			/* RFC 1939 §6: report that some could not be removed. */
 			pop3_msg(s, COMMIT_FAILED);
@@ -369,7 +369,7 @@ pop3_job_commit(struct pop3_session *s)
 		/* Nothing to write: no worker round trip for the common
 		 * "check mail, nothing new" session. */
 		mailbox_close(&s->mb);
-		pop3_msg(s, QUIT_DELETED, (uint32_t)0);
+		pop3_msg_n(s, QUIT_DELETED, 0);
 		s->n_deleted = 0;
 		s->end_reason = "quit";
 		return POP3_EV_CLOSE;

@@ -9,7 +9,9 @@
  * has the compiler check its arguments against both formats.  No reply
  * text lives anywhere else in src/pop3 (tests/pop3_reply_literals.sh).
  *
- * Adding a reply: its id to POP3_MSG_IDS, both texts below.
+ * Adding a reply: its id to POP3_MSG_IDS, both texts below.  A reply
+ * with a count n has X for n != 1 and X_1 for n == 1 (pop3_msg_n()),
+ * both taking n as their first argument.
  */
 #ifndef POP3_MSG_H
 #define POP3_MSG_H
@@ -39,13 +41,15 @@ enum pop3_lang {
 	X(MECH_UNSUPPORTED) X(SCRAM_PLUS_NEEDS_TLS) X(IR_BAD_B64) \
 	X(TLS_ALREADY) X(STLS_UNAVAILABLE) X(STLS_BEGIN) \
 	X(MSG_BAD_NUMBER) X(MSG_NO_SUCH) X(MSG_ALREADY_DELETED) \
-	X(STAT) X(LIST_SUMMARY) X(LIST_ONE) X(UIDL_LIST) X(UIDL_ONE) \
-	X(MSG_GONE) X(RETR) X(TOP) X(BAD_LINE_COUNT) \
-	X(DELE) X(NOOP) X(RSET) X(LOGIN_OK) X(SASL_MALFORMED) \
+	X(STAT) X(LIST_SUMMARY) X(LIST_SUMMARY_1) X(LIST_ONE) \
+	X(UIDL_LIST) X(UIDL_ONE) \
+	X(MSG_GONE) X(MSG_GONE_CLOSE) X(RETR) X(TOP) \
+	X(BAD_LINE_COUNT) X(DELE) X(NOOP) X(RSET) X(RSET_1) \
+	X(LOGIN_OK) X(LOGIN_OK_1) X(SASL_MALFORMED) \
 	X(AUTH_TEMPFAIL) X(IN_USE) X(MAILBOX_TEMP) X(MAILBOX_PERM) \
-	X(QUIT_DELETED) X(COMMIT_FAILED) \
-	X(MSG_UNREADABLE_TEMP) X(MSG_UNREADABLE_PERM) X(LOGIN_DELAY) \
-	X(LINE_TIMEOUT) X(CONN_RATE)
+	X(QUIT_DELETED) X(QUIT_DELETED_1) X(COMMIT_FAILED) \
+	X(MSG_UNREADABLE_TEMP) X(MSG_UNREADABLE_PERM) X(MSG_UNREADABLE_CLOSE) \
+	X(LOGIN_DELAY) X(LINE_TIMEOUT) X(CONN_RATE)
 
 /* Connection and session. */
 #define POP3_EN_GREETING	"+OK POP3 server ready"
@@ -140,6 +144,9 @@ enum pop3_lang {
 #define POP3_EN_LIST_SUMMARY	"+OK %" PRIu32 " messages (%" PRIu64 " octets)"
 #define POP3_JA_LIST_SUMMARY \
 	"+OK メッセージ%" PRIu32 "通（%" PRIu64 "オクテット）"
+#define POP3_EN_LIST_SUMMARY_1	"+OK %" PRIu32 " message (%" PRIu64 " octets)"
+#define POP3_JA_LIST_SUMMARY_1 \
+	"+OK メッセージ%" PRIu32 "通（%" PRIu64 "オクテット）"
 #define POP3_EN_LIST_ONE	"+OK %" PRIu32 " %" PRIu64
 #define POP3_JA_LIST_ONE	"+OK %" PRIu32 " %" PRIu64
 #define POP3_EN_UIDL_LIST	"+OK Unique-ID listing follows"
@@ -148,6 +155,10 @@ enum pop3_lang {
 #define POP3_JA_UIDL_ONE	"+OK %" PRIu32 " %s"
 #define POP3_EN_MSG_GONE	"-ERR Message %" PRIu32 " is no longer available"
 #define POP3_JA_MSG_GONE	"-ERR メッセージ%" PRIu32 "はもうありません"
+#define POP3_EN_MSG_GONE_CLOSE \
+	"-ERR Message %" PRIu32 " is no longer available, closing connection"
+#define POP3_JA_MSG_GONE_CLOSE \
+	"-ERR メッセージ%" PRIu32 "はもうありません。切断します"
 #define POP3_EN_RETR		"+OK %" PRIu64 " octets"
 #define POP3_JA_RETR		"+OK %" PRIu64 "オクテット"
 #define POP3_EN_TOP		"+OK Top of message follows"
@@ -160,11 +171,17 @@ enum pop3_lang {
 #define POP3_JA_NOOP		"+OK"
 #define POP3_EN_RSET		"+OK %" PRIu32 " messages"
 #define POP3_JA_RSET		"+OK メッセージ%" PRIu32 "通"
+#define POP3_EN_RSET_1		"+OK %" PRIu32 " message"
+#define POP3_JA_RSET_1		"+OK メッセージ%" PRIu32 "通"
 
 /* Login and UPDATE (pop3_job.c). */
 #define POP3_EN_LOGIN_OK \
 	"+OK maildrop has %" PRIu32 " messages (%" PRIu64 " octets)"
 #define POP3_JA_LOGIN_OK \
+	"+OK メッセージが%" PRIu32 "通あります（%" PRIu64 "オクテット）"
+#define POP3_EN_LOGIN_OK_1 \
+	"+OK maildrop has %" PRIu32 " message (%" PRIu64 " octets)"
+#define POP3_JA_LOGIN_OK_1 \
 	"+OK メッセージが%" PRIu32 "通あります（%" PRIu64 "オクテット）"
 #define POP3_EN_SASL_MALFORMED	"-ERR Malformed SASL message"
 #define POP3_JA_SASL_MALFORMED	"-ERR SASLのメッセージの形式が不正です"
@@ -184,6 +201,10 @@ enum pop3_lang {
 	"+OK posuto signing off (%" PRIu32 " messages deleted)"
 #define POP3_JA_QUIT_DELETED \
 	"+OK posutoを終了します（%" PRIu32 "通のメッセージを削除しました）"
+#define POP3_EN_QUIT_DELETED_1 \
+	"+OK posuto signing off (%" PRIu32 " message deleted)"
+#define POP3_JA_QUIT_DELETED_1 \
+	"+OK posutoを終了します（%" PRIu32 "通のメッセージを削除しました）"
 #define POP3_EN_COMMIT_FAILED \
 	"-ERR [SYS/TEMP] Some deleted messages not removed"
 #define POP3_JA_COMMIT_FAILED \
@@ -199,6 +220,10 @@ enum pop3_lang {
 	"-ERR [SYS/PERM] Message %" PRIu32 " cannot be read"
 #define POP3_JA_MSG_UNREADABLE_PERM \
 	"-ERR [SYS/PERM] メッセージ%" PRIu32 "を読み出せません"
+#define POP3_EN_MSG_UNREADABLE_CLOSE \
+	"-ERR Message %" PRIu32 " cannot be read, closing connection"
+#define POP3_JA_MSG_UNREADABLE_CLOSE \
+	"-ERR メッセージ%" PRIu32 "を読み出せません。切断します"
 #define POP3_EN_LOGIN_DELAY \
 	"-ERR [LOGIN-DELAY] Too soon after the last login"
 #define POP3_JA_LOGIN_DELAY \

@@ -46,18 +46,25 @@ pop3_reply(struct pop3_session *s, const char *fmt, ...)
 	evbuffer_add(conn_out(s->conn), "\r\n", 2);
 }
 
+static void
+reply_vmsg(struct pop3_session *s, enum pop3_msg_id id, va_list ap)
+{
+	char line[POP3_MAX_RESPONSE];
+	size_t n;
+
+	n = pop3_msg_vformat(line, sizeof(line), s->lang, id, ap);
+	memcpy(line + n, "\r\n", 2);
+	evbuffer_add(conn_out(s->conn), line, n + 2);
+}
+
 void
 pop3_reply_msg(struct pop3_session *s, enum pop3_msg_id id, ...)
 {
-	char line[POP3_MAX_RESPONSE];
 	va_list ap;
-	size_t n;
 
 	va_start(ap, id);
-	n = pop3_msg_vformat(line, sizeof(line), s->lang, id, ap);
+	reply_vmsg(s, id, ap);
 	va_end(ap);
-	memcpy(line + n, "\r\n", 2);
-	evbuffer_add(conn_out(s->conn), line, n + 2);
 }
 
 void
@@ -79,6 +86,7 @@ pop3_session_free(struct pop3_session *s)
 		s->next->prev = s->prev;
 	env->n_sessions--;
 	free(s->deleted);
+	free(s->gone);
 	free(s->user);
 	free(s->apop_ts);
 	free(s->pending_reply);
@@ -454,14 +462,29 @@ pop3_session_close_all(struct pop3_env *env)
 	}
 }
 
-static void
-pop3_session_bad(struct pop3_session *s)
+enum pop3_ev
+pop3_reply_bad(struct pop3_session *s, enum pop3_msg_id id, ...)
 {
-	if (++s->bad_cmds < s->env->params.max_bad_commands)
-		return;
-	pop3_msg(s, TOO_MANY_BAD);
-	s->close_after_flush = true;
-	s->end_reason = "too-many-errors";
+	unsigned limit = s->env->params.max_bad_commands;
+	va_list ap;
+
+	/* Someone who has not logged in gets fewer tries (Dovecot's
+	 * pop3-login: 3). */
+	if (s->state == POP3_STATE_AUTHORIZATION &&
+	    limit > POP3_MAX_BAD_CMDS_PREAUTH)
+		limit = POP3_MAX_BAD_CMDS_PREAUTH;
+	if (++s->bad_cmds >= limit) {
+		/* Its own reply would be the last but one: this one says
+		 * why nothing more comes. */
+		pop3_msg(s, TOO_MANY_BAD);
+		s->close_after_flush = true;
+		s->end_reason = "too-many-errors";
+		return POP3_EV_BAD;
+	}
+	va_start(ap, id);
+	reply_vmsg(s, id, ap);
+	va_end(ap);
+	return POP3_EV_BAD;
 }
 
 void
@@ -483,13 +506,17 @@ pop3_session_process(struct pop3_session *s)
 	while (s->state != POP3_STATE_CLOSED && !s->close_after_flush &&
 	    !s->busy && s->stream == NULL) {
 		size_t pending = conn_out_pending(s->conn);
+		/* Before login nobody has shown who they are: they get
+		 * less of our memory (Dovecot's login processes: 4 KiB). */
+		size_t high = s->state == POP3_STATE_AUTHORIZATION ?
+		    POP3_PREAUTH_OUTPUT_MAX : POP3_OUTPUT_HIGH_WATER;
 
 		/* Streaming: everyone else's commands go first. */
 		conn_set_bulk(s->conn, pending > CONN_BULK_MIN);
 		/* A pipelining client that never reads its replies must not
 		 * make us buffer without bound (I8). */
-		if (pending > POP3_OUTPUT_HIGH_WATER) {
-			conn_want_drained(s->conn, POP3_OUTPUT_HIGH_WATER / 2);
+		if (pending > high) {
+			conn_want_drained(s->conn, high / 2);
 			return;
 		}
 		in = conn_in(s->conn);
@@ -506,11 +533,10 @@ pop3_session_process(struct pop3_session *s)
 		if (lr == POP3_LINE_TOO_LONG) {
 			if (s->sasl != NULL) {
 				sasl_server_free(&s->sasl);
-				pop3_msg(s, SASL_TOO_LONG);
+				(void)pop3_bad(s, SASL_TOO_LONG);
 			} else {
-				pop3_msg(s, LINE_TOO_LONG);
+				(void)pop3_bad(s, LINE_TOO_LONG);
 			}
-			pop3_session_bad(s);
 			continue;
 		}
 		if (s->sasl != NULL)
@@ -523,8 +549,7 @@ pop3_session_process(struct pop3_session *s)
 			s->bad_cmds = 0;
 			break;
 		case POP3_EV_BAD:
-			pop3_session_bad(s);
-			break;
+			break;		/* counted by pop3_bad() */
 		case POP3_EV_WAIT:
 			break;
 		case POP3_EV_CLOSE:
