@@ -39,6 +39,8 @@ static const struct pop3_cmd_def cmd_table[POP3_VERB_COUNT] = {
 	[POP3_VERB_RSET] = { POP3_VERB_RSET, TRANS, 0, 0, pop3_cmd_rset },
 	[POP3_VERB_TOP]  = { POP3_VERB_TOP,  TRANS, 2, 2, pop3_cmd_top },
 	[POP3_VERB_UIDL] = { POP3_VERB_UIDL, TRANS, 0, 1, pop3_cmd_uidl },
+	[POP3_VERB_UTF8] = { POP3_VERB_UTF8, AUTHZ, 0, 0, pop3_cmd_utf8 },
+	[POP3_VERB_LANG] = { POP3_VERB_LANG, AUTHZ | TRANS, 0, 1, pop3_cmd_lang },
 };
 
 enum pop3_ev
@@ -58,13 +60,11 @@ pop3_cmd_dispatch(struct pop3_session *s, const char *line, size_t len)
 		return pop3_bad(s, UNKNOWN_CMD);
 	}
 	def = &cmd_table[cmd.verb];
-	if ((def->states & POP3_IN(s->state)) == 0) {
+	if ((def->states & POP3_IN(s->state)) == 0)
 		return pop3_bad(s, WRONG_STATE, pop3_verb_name(cmd.verb));
-	}
 	if (def->max_args == ARGS_REST) {
-		if (def->min_args > 0 && cmd.restlen == 0) {
+		if (def->min_args > 0 && cmd.restlen == 0)
 			return pop3_bad(s, MISSING_ARG);
-		}
 	} else if (cmd.nargs < (unsigned)def->min_args ||
 	    cmd.nargs > (unsigned)def->max_args || cmd.empty_arg) {
 		return pop3_bad(s, WRONG_ARGS);
@@ -85,6 +85,10 @@ pop3_cmd_capa(struct pop3_session *s, const struct pop3_cmd *cmd)
 	pop3_reply(s, "AUTH-RESP-CODE");
 	pop3_reply(s, "PIPELINING");
 	pop3_policy_capa(s);
+	/* RFC 6856: UTF-8 user names and passwords are accepted with or
+	 * without the UTF8 command ("USER"), replies in LANG's languages. */
+	pop3_reply(s, "UTF8 USER");
+	pop3_reply(s, "LANG");
 	if (s->state == POP3_STATE_AUTHORIZATION) {
 		char mechs[128] = "SASL";
 		for (unsigned m = 0; m < SASL_MECH_COUNT; m++) {
@@ -104,6 +108,46 @@ pop3_cmd_capa(struct pop3_session *s, const struct pop3_cmd *cmd)
 	pop3_reply(s, "IMPLEMENTATION posuto-%s", POSUTO_VERSION);
 	pop3_reply(s, ".");
 	return POP3_EV_OK;
+}
+
+/* RFC 6856 §2.1.  Mail is sent as it is stored either way: the mode
+ * only tells us the client takes UTF-8 (and may send it: PASS). */
+enum pop3_ev
+pop3_cmd_utf8(struct pop3_session *s, const struct pop3_cmd *cmd)
+{
+	(void)cmd;
+	s->utf8 = true;
+	pop3_msg(s, UTF8_OK);
+	return POP3_EV_OK;
+}
+
+/* RFC 6856 §3: list the languages, or choose one (answered in it). */
+enum pop3_ev
+pop3_cmd_lang(struct pop3_session *s, const struct pop3_cmd *cmd)
+{
+	enum pop3_lang lang;
+
+	if (cmd->nargs == 0) {
+		pop3_msg(s, LANG_LIST);
+		for (unsigned l = 0; l < POP3_LANG_COUNT; l++)
+			pop3_reply(s, "%s %s", pop3_lang_tag((enum pop3_lang)l),
+			    pop3_lang_name((enum pop3_lang)l));
+		pop3_reply(s, ".");
+		return POP3_EV_OK;
+	}
+	switch (pop3_lang_lookup(cmd->args[0], cmd->arglens[0], &lang)) {
+	case POP3_LANG_MATCH:
+		s->lang = lang;
+		pop3_msg(s, LANG_CHANGED);
+		return POP3_EV_OK;
+	case POP3_LANG_NO_MATCH:
+		/* The current language stays (RFC 6856 §3). */
+		pop3_msg(s, LANG_UNKNOWN);
+		return POP3_EV_OK;
+	case POP3_LANG_BAD_RANGE:
+		break;
+	}
+	return pop3_bad(s, LANG_INVALID);
 }
 
 enum pop3_ev

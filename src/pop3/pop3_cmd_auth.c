@@ -20,6 +20,12 @@ pop3_cmd_user(struct pop3_session *s, const struct pop3_cmd *cmd)
 		pop3_msg(s, PLAINTEXT_REFUSED);
 		return POP3_EV_OK;
 	}
+	/* Bytes that are not UTF-8 are no name at all, in any mode (RFC
+	 * 6856; Dovecot's CVE-2019-10691): saying so reveals no account. */
+	if (!pop3_utf8_valid(cmd->rest, cmd->restlen)) {
+		pop3_log_login_failed(s, NULL, "USER", "invalid-utf8");
+		return pop3_bad(s, USER_BAD_UTF8);
+	}
 	/* Unknown and invalid names answer the same: nothing is revealed
 	 * before PASS (I6).  An invalid one can never log in. */
 	if (cmd->restlen > USERNAME_MAX ||
@@ -40,8 +46,13 @@ pop3_cmd_pass(struct pop3_session *s, const struct pop3_cmd *cmd)
 		pop3_msg(s, PLAINTEXT_REFUSED);
 		return POP3_EV_OK;
 	}
-	if (s->user == NULL) {
+	if (s->user == NULL)
 		return pop3_bad(s, USER_FIRST);
+	/* A client in UTF8 mode promised UTF-8.  Without it, a password is
+	 * octets: a legacy 8-bit one (Shift_JIS) still matches its hash. */
+	if (s->utf8 && !pop3_utf8_valid(cmd->rest, cmd->restlen)) {
+		pop3_log_login_failed(s, s->user, "USER", "invalid-utf8");
+		return pop3_bad(s, PASS_BAD_UTF8);
 	}
 	if (cmd->restlen > PASSWORD_MAX) {
 		pop3_log_login_failed(s, s->user, "USER", "password-too-long");
@@ -166,12 +177,13 @@ enum pop3_ev
 pop3_cmd_stls(struct pop3_session *s, const struct pop3_cmd *cmd)
 {
 	(void)cmd;
-	if (conn_tls_active(s->conn)) {
+	if (conn_tls_active(s->conn))
 		return pop3_bad(s, TLS_ALREADY);
-	}
-	if (!pop3_session_tls_offered(s)) {
+	if (!pop3_session_tls_offered(s))
 		return pop3_bad(s, STLS_UNAVAILABLE);
-	}
+	/* RFC 6856 §2.1: the client MUST NOT, the server MAY refuse. */
+	if (s->utf8)
+		return pop3_bad(s, STLS_AFTER_UTF8);
 	pop3_msg(s, STLS_BEGIN);
 	/* Nothing read so far is processed after this (CVE-2011-0411). */
 	s->busy = true;

@@ -172,9 +172,8 @@ pop3_cmd_top(struct pop3_session *s, const struct pop3_cmd *cmd)
 	uint32_t idx, lines;
 	enum pop3_ev ev;
 
-	if (!parse_u32(cmd->args[1], cmd->arglens[1], &lines)) {
+	if (!parse_u32(cmd->args[1], cmd->arglens[1], &lines))
 		return pop3_bad(s, BAD_LINE_COUNT);
-	}
 	if (!msg_arg(s, cmd->args[0], cmd->arglens[0], &idx, &ev))
 		return ev;
 	return start_message(s, idx, (long long)lines);

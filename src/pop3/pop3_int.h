@@ -69,6 +69,7 @@ struct pop3_session {
 	bool quit_seen;
 	bool stls_wait;			/* STLS answered, handshake not done */
 	enum pop3_lang lang;		/* of the reply texts (LANG) */
+	bool utf8;			/* RFC 6856 UTF8 mode */
 
 	struct userdb *db;		/* ref taken at start */
 	char *user;			/* after USER, or the logged-in name */
@@ -186,6 +187,8 @@ enum pop3_ev pop3_cmd_dele(struct pop3_session *, const struct pop3_cmd *);
 enum pop3_ev pop3_cmd_noop(struct pop3_session *, const struct pop3_cmd *);
 enum pop3_ev pop3_cmd_rset(struct pop3_session *, const struct pop3_cmd *);
 enum pop3_ev pop3_cmd_uidl(struct pop3_session *, const struct pop3_cmd *);
+enum pop3_ev pop3_cmd_utf8(struct pop3_session *, const struct pop3_cmd *);
+enum pop3_ev pop3_cmd_lang(struct pop3_session *, const struct pop3_cmd *);
 
 /* Multi-line output (pop3_stream.c): true when finished. */
 void pop3_stream_start(struct pop3_session *s, struct pop3_stream *st);

@@ -19,6 +19,97 @@ static const char *const msg_names[POP3_MSG_COUNT] = {
 #undef POP3_MSG_NAME
 };
 
+static const struct {
+	const char *tag, *name;
+} langs[POP3_LANG_COUNT] = {
+	[POP3_LANG_EN] = { "en", "English" },
+	[POP3_LANG_JA] = { "ja", "日本語" },
+};
+
+const char *
+pop3_lang_tag(enum pop3_lang lang)
+{
+	return langs[lang].tag;
+}
+
+const char *
+pop3_lang_name(enum pop3_lang lang)
+{
+	return langs[lang].name;
+}
+
+static bool
+is_alpha(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* 1*8ALPHA *("-" 1*8alphanum) (RFC 4647 §2.1), lower-cased into buf. */
+static bool
+lang_range_parse(const char *s, size_t len, char *buf, size_t size)
+{
+	size_t sub = 0;
+	bool first = true;
+
+	if (len == 0 || len >= size)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (c == '-') {
+			if (sub == 0)
+				return false;
+			sub = 0;
+			first = false;
+		} else if (is_alpha(c) || (!first && c >= '0' && c <= '9')) {
+			if (++sub > 8)
+				return false;
+		} else {
+			return false;
+		}
+		buf[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+	}
+	buf[len] = '\0';
+	return sub > 0;
+}
+
+enum pop3_lang_match
+pop3_lang_lookup(const char *range, size_t len, enum pop3_lang *lang_r)
+{
+	char buf[64];
+	size_t n = len;
+
+	if (len == 1 && range[0] == '*') {
+		*lang_r = POP3_LANG_DEFAULT;
+		return POP3_LANG_MATCH;
+	}
+	if (!lang_range_parse(range, len, buf, sizeof(buf)))
+		return POP3_LANG_BAD_RANGE;
+	/* RFC 2277's "i-default" is the default language. */
+	if (strcmp(buf, "i-default") == 0) {
+		*lang_r = POP3_LANG_DEFAULT;
+		return POP3_LANG_MATCH;
+	}
+	for (;;) {
+		for (unsigned l = 0; l < POP3_LANG_COUNT; l++) {
+			if (strlen(langs[l].tag) == n &&
+			    memcmp(langs[l].tag, buf, n) == 0) {
+				*lang_r = (enum pop3_lang)l;
+				return POP3_LANG_MATCH;
+			}
+		}
+		/* Drop the last subtag, and a single-character one (an
+		 * extension or private-use marker) left before it. */
+		while (n > 0 && buf[n - 1] != '-')
+			n--;
+		if (n == 0)
+			return POP3_LANG_NO_MATCH;
+		n--;
+		if (n >= 2 && buf[n - 2] == '-')
+			n -= 2;
+	}
+}
+
 const char *
 pop3_msg_fmt(enum pop3_lang lang, enum pop3_msg_id id)
 {

@@ -49,7 +49,9 @@ enum pop3_lang {
 	X(AUTH_TEMPFAIL) X(IN_USE) X(MAILBOX_TEMP) X(MAILBOX_PERM) \
 	X(QUIT_DELETED) X(QUIT_DELETED_1) X(COMMIT_FAILED) \
 	X(MSG_UNREADABLE_TEMP) X(MSG_UNREADABLE_PERM) X(MSG_UNREADABLE_CLOSE) \
-	X(LOGIN_DELAY) X(LINE_TIMEOUT) X(CONN_RATE)
+	X(LOGIN_DELAY) X(LINE_TIMEOUT) X(CONN_RATE) \
+	X(UTF8_OK) X(STLS_AFTER_UTF8) X(USER_BAD_UTF8) X(PASS_BAD_UTF8) \
+	X(LANG_LIST) X(LANG_CHANGED) X(LANG_UNKNOWN) X(LANG_INVALID)
 
 /* Connection and session. */
 #define POP3_EN_GREETING	"+OK POP3 server ready"
@@ -238,6 +240,25 @@ enum pop3_lang {
 	"-ERR [SYS/TEMP] お使いのアドレスからの接続が多すぎます。" \
 	"しばらくしてから接続してください"
 
+/* RFC 6856: UTF8 and LANG.  LANG's answer names the new language first,
+ * in that language (RFC 6856 §3's examples). */
+#define POP3_EN_UTF8_OK		"+OK UTF8 mode enabled"
+#define POP3_JA_UTF8_OK		"+OK UTF-8モードを有効にしました"
+#define POP3_EN_STLS_AFTER_UTF8	"-ERR STLS not allowed after UTF8"
+#define POP3_JA_STLS_AFTER_UTF8	"-ERR UTF8の後にSTLSは使用できません"
+#define POP3_EN_USER_BAD_UTF8	"-ERR User name is not valid UTF-8"
+#define POP3_JA_USER_BAD_UTF8	"-ERR ユーザー名が正しいUTF-8ではありません"
+#define POP3_EN_PASS_BAD_UTF8	"-ERR [AUTH] Password is not valid UTF-8"
+#define POP3_JA_PASS_BAD_UTF8	"-ERR [AUTH] パスワードが正しいUTF-8ではありません"
+#define POP3_EN_LANG_LIST	"+OK Language listing follows"
+#define POP3_JA_LANG_LIST	"+OK 使用できる言語の一覧です"
+#define POP3_EN_LANG_CHANGED	"+OK en Language changed to English"
+#define POP3_JA_LANG_CHANGED	"+OK ja 言語を日本語に変更しました"
+#define POP3_EN_LANG_UNKNOWN	"-ERR Unsupported language"
+#define POP3_JA_LANG_UNKNOWN	"-ERR その言語には対応していません"
+#define POP3_EN_LANG_INVALID	"-ERR Invalid language range"
+#define POP3_JA_LANG_INVALID	"-ERR 言語の指定が正しくありません"
+
 enum pop3_msg_id {
 #define POP3_MSG_ENUM(id) POP3_MSG_##id,
 	POP3_MSG_IDS(POP3_MSG_ENUM)
@@ -270,6 +291,23 @@ pop3_msg_check(const char *fmt, ...)
 #define POP3_MSG_CHECK(ID, ...) \
 	(pop3_msg_check(POP3_EN_##ID, ##__VA_ARGS__) + \
 	 pop3_msg_check(POP3_JA_##ID, ##__VA_ARGS__))
+
+/* RFC 6856 §3 language tag ("en") and name, in the language itself. */
+const char *pop3_lang_tag(enum pop3_lang lang);
+const char *pop3_lang_name(enum pop3_lang lang);
+
+enum pop3_lang_match {
+	POP3_LANG_MATCH = 0,
+	POP3_LANG_NO_MATCH,	/* well-formed, but none of ours */
+	POP3_LANG_BAD_RANGE,	/* not an RFC 4647 basic language range */
+};
+/*
+ * The language for a LANG argument: "*" is the default; otherwise a basic
+ * language range (RFC 4647 §2.1), matched case-insensitively by lookup
+ * (§3.4: "ja-JP" falls back to "ja").
+ */
+enum pop3_lang_match pop3_lang_lookup(const char *range, size_t len,
+    enum pop3_lang *lang_r);
 
 /* Length of the longest prefix of s[0..len) that is no longer than max
  * and does not end inside a UTF-8 sequence. */

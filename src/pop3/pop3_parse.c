@@ -13,7 +13,8 @@ static const char *const verb_names[POP3_VERB_COUNT] = {
 	[POP3_VERB_LIST] = "LIST", [POP3_VERB_RETR] = "RETR",
 	[POP3_VERB_DELE] = "DELE", [POP3_VERB_NOOP] = "NOOP",
 	[POP3_VERB_RSET] = "RSET", [POP3_VERB_TOP] = "TOP",
-	[POP3_VERB_UIDL] = "UIDL",
+	[POP3_VERB_UIDL] = "UIDL", [POP3_VERB_UTF8] = "UTF8",
+	[POP3_VERB_LANG] = "LANG",
 };
 
 const char *

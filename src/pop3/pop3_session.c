@@ -596,6 +596,7 @@ pop3_session_on_conn(struct conn *c, enum conn_event ev, void *ctx)
 		/* RFC 2595 §4: forget everything from before STLS. */
 		free(s->user);
 		s->user = NULL;
+		s->lang = POP3_LANG_DEFAULT;
 		s->busy = false;
 		s->stls_wait = false;
 		s->discarding = false;

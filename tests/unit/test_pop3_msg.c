@@ -227,6 +227,57 @@ test_utf8(void **state)
 	assert_int_equal(pop3_utf8_cut("a\xe3\x81\x82" "b", 5, 4), 4);
 }
 
+static enum pop3_lang_match
+lookup(const char *range, enum pop3_lang *lang_r)
+{
+	return pop3_lang_lookup(range, strlen(range), lang_r);
+}
+
+static void
+test_lang_lookup(void **state)
+{
+	enum pop3_lang l;
+
+	(void)state;
+	assert_string_equal(pop3_lang_tag(POP3_LANG_EN), "en");
+	assert_string_equal(pop3_lang_tag(POP3_LANG_JA), "ja");
+	assert_string_equal(pop3_lang_name(POP3_LANG_JA), "日本語");
+	/* Tags are case-insensitive; lookup falls back subtag by subtag,
+	 * dropping a single-character subtag with what follows it. */
+	static const struct {
+		const char *range;
+		enum pop3_lang lang;
+	} match[] = {
+		{ "en", POP3_LANG_EN }, { "EN", POP3_LANG_EN },
+		{ "en-US", POP3_LANG_EN }, { "en-GB-oxendict", POP3_LANG_EN },
+		{ "ja", POP3_LANG_JA }, { "JA", POP3_LANG_JA },
+		{ "ja-JP", POP3_LANG_JA }, { "ja-Jpan-JP", POP3_LANG_JA },
+		{ "ja-x-osaka", POP3_LANG_JA }, { "ja-JP-u-ca-japanese", POP3_LANG_JA },
+		{ "*", POP3_LANG_DEFAULT }, { "i-default", POP3_LANG_DEFAULT },
+		{ "I-DEFAULT", POP3_LANG_DEFAULT },
+	};
+	for (size_t i = 0; i < sizeof(match) / sizeof(match[0]); i++) {
+		l = POP3_LANG_COUNT;
+		assert_int_equal(lookup(match[i].range, &l), POP3_LANG_MATCH);
+		assert_int_equal(l, match[i].lang);
+	}
+	static const char *const none[] = {
+		"fr", "de-DE", "jax", "j", "e", "x-ja", "i", "eng", "uga",
+	};
+	for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++)
+		assert_int_equal(lookup(none[i], &l), POP3_LANG_NO_MATCH);
+	static const char *const bad[] = {
+		"", "-", "ja-", "-ja", "ja--JP", "ja_JP", "1ja", "ja JP",
+		"abcdefghi", "ja-abcdefghi", "ja-*", "**", "日本語", "ja.JP",
+		"en-US-" "aaaaaaaa-aaaaaaaa-aaaaaaaa-aaaaaaaa-aaaaaaaa-aaaaaaaa-aaaa",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(lookup(bad[i], &l), POP3_LANG_BAD_RANGE);
+	/* Not NUL-terminated: only len bytes count. */
+	assert_int_equal(pop3_lang_lookup("jaXYZ", 2, &l), POP3_LANG_MATCH);
+	assert_int_equal(l, POP3_LANG_JA);
+}
+
 int
 main(void)
 {
@@ -235,6 +286,7 @@ main(void)
 		cmocka_unit_test(test_format),
 		cmocka_unit_test(test_format_bounded),
 		cmocka_unit_test(test_utf8),
+		cmocka_unit_test(test_lang_lookup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,6 +28,13 @@ test_verbs(void **state)
 	assert_int_equal(pop3_parse("uIdL", 4, &c), POP3_PARSE_OK);
 	assert_int_equal(c.verb, POP3_VERB_UIDL);
 	assert_int_equal(c.nargs, 0);
+	/* RFC 6856 */
+	assert_int_equal(pop3_parse("utf8", 4, &c), POP3_PARSE_OK);
+	assert_int_equal(c.verb, POP3_VERB_UTF8);
+	assert_int_equal(pop3_parse("LANG ja", 7, &c), POP3_PARSE_OK);
+	assert_int_equal(c.verb, POP3_VERB_LANG);
+	assert_int_equal(c.nargs, 1);
+	assert_int_equal(pop3_parse("UTF9", 4, &c), POP3_PARSE_UNKNOWN);
 	assert_int_equal(pop3_parse("RETRX 1", 7, &c), POP3_PARSE_UNKNOWN);
 	assert_int_equal(pop3_parse("RET", 3, &c), POP3_PARSE_UNKNOWN);
 	assert_int_equal(pop3_parse("", 0, &c), POP3_PARSE_EMPTY);
