@@ -7,7 +7,9 @@ import pathlib
 import socket
 import time
 
-from posuto_testlib import USER1, Pop3, sample_message, to_wire
+import pytest
+
+from posuto_testlib import Pop3, posuto_bin, sample_message, to_wire
 
 
 def rss_kb(pid):
@@ -103,46 +105,64 @@ def test_preauth_limit_follows_a_smaller_max_bad_commands(servers, maildir):
     c.close()
 
 
+def stalled_pipeliners_growth(srv, socks):
+    """RSS growth once every socket in socks has pipelined CAPAs, never
+    reading, until the server stopped taking them."""
+    before = rss_kb(srv.pid())
+    chunk = b"CAPA\r\n" * 1000
+    stalled = 0
+    for s in socks:
+        s.setblocking(False)
+    for _ in range(2000):
+        progress = False
+        for s in socks:
+            try:
+                s.send(chunk)
+                progress = True
+            except BlockingIOError:
+                pass
+        if progress:
+            stalled = 0
+            continue
+        stalled += 1
+        if stalled >= 20:  # a second with every connection blocked
+            break
+        time.sleep(0.05)
+    assert stalled >= 20, "the server kept reading pipelined commands"
+    return rss_kb(srv.pid()) - before
+
+
+def small_rcvbuf_socket(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(30)
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def sanitized_binary():
+    with open(posuto_bin(), "rb") as f:
+        return b"__asan_init" in f.read()
+
+
 def test_preauth_output_is_bounded(servers, maildir):
     """POP3_PREAUTH_OUTPUT_MAX: clients that have not logged in and pipeline
     commands without reading the replies hold at most 16 KiB of our output
     each (logged-in ones 256 KiB)."""
+    if sanitized_binary():
+        # ASan's quarantine keeps every freed buffer: RSS then counts
+        # what was sent, not what is held.
+        pytest.skip("RSS is not a measure of live buffers under ASan")
     srv = servers.start()
-    n_conns = 40
-    socks = []
+    socks = [small_rcvbuf_socket(srv.port) for _ in range(40)]
     try:
-        before = rss_kb(srv.pid())
-        for _ in range(n_conns):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            s.connect(("127.0.0.1", srv.port))
-            s.setblocking(False)
-            socks.append(s)
-        chunk = b"CAPA\r\n" * 1000
-        stalled = 0
-        for _ in range(2000):
-            progress = False
-            for s in socks:
-                try:
-                    s.send(chunk)
-                    progress = True
-                except BlockingIOError:
-                    pass
-            if progress:
-                stalled = 0
-                continue
-            stalled += 1
-            if stalled >= 20:  # a second with every connection blocked
-                break
-            time.sleep(0.05)
-        assert stalled >= 20, "the server kept reading pipelined commands"
-        grown = rss_kb(srv.pid()) - before
-        # Measured: 1.1 MiB; 5.5 MiB with the logged-in limit (256 KiB
-        # each, part of it in the kernel's socket buffers).
-        assert grown < 3 * 1024, "server RSS grew by %d KiB for %d clients" % (grown, n_conns)
+        grown = stalled_pipeliners_growth(srv, socks)
     finally:
         for s in socks:
             s.close()
+    # Measured: 1.1 MiB; 5.5 MiB with the logged-in limit (256 KiB each,
+    # part of it in the kernel's socket buffers).
+    assert grown < 3 * 1024, "server RSS grew by %d KiB for 40 clients" % grown
     d = Pop3("127.0.0.1", srv.port)
     d.must_login()
     d.quit()
