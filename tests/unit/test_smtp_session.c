@@ -50,7 +50,7 @@ struct h {
 	struct buf in;		/* input not yet consumed */
 	struct buf env;		/* envelope seen by data_done */
 	bool rcpt_async, data_async, auto_complete;
-	bool rcpt_early;	/* complete from inside the op */
+	bool rcpt_early, data_early;	/* complete from inside the op */
 	bool pend_rcpt, pend_data;
 	char pend_addr[300];
 	size_t pend_n;
@@ -185,6 +185,8 @@ op_done(void *ctx, const struct smtp_envelope *env, struct smtp_result *res)
 	for (size_t i = 0; i < env->n_rcpts; i++)
 		snprintf(h->pend_rcpts[i], sizeof(h->pend_rcpts[i]), "%s",
 		    env->rcpts[i]);
+	if (h->data_early)
+		h_complete(h);
 	return SMTP_OP_PENDING;
 }
 
@@ -576,15 +578,14 @@ test_async_out_of_band(void **state)
 	assert_true(h.pend_data);
 	assert_int_equal(h.pend_n, 2);
 	/* A completion from inside the op counts as the synchronous case. */
-	h.rcpt_early = true;
+	h.rcpt_early = h.data_early = true;
 	h_complete_pump(&h);
 	expect_out(&h, "250 2.0.0 Delivered to alice@example.org\r\n"
 	    "250 2.0.0 Delivered to bob@example.org\r\n250 2.1.0 Ok\r\n"
-	    "250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n");
-	assert_true(h.pend_data);
-	h_complete_pump(&h);
-	expect_out(&h, "250 2.0.0 Delivered to carol@example.org\r\n"
+	    "250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n"
+	    "250 2.0.0 Delivered to carol@example.org\r\n"
 	    "221 2.0.0 mx.test closing connection\r\n");
+	assert_false(h.pend_data || h.pend_rcpt);
 	assert_int_equal(h.in.len, 0);
 	h_free(&h);
 }
@@ -673,6 +674,8 @@ test_dot_stuffing(void **state)
 		{ "a\r\n.\n", "a\r\n" },
 		{ "a\n.\r\n", "a\r\n" },
 		{ "a\n..\n.\n", "a\r\n.\r\n" },
+		{ "a\n\nb\n.\n", "a\r\n\r\nb\r\n" },
+		{ "\n.\n", "\r\n" },
 		/* Bare CR is data, never a line end. */
 		{ "a\rb\r\n.\r\n", "a\rb\r\n" },
 		{ "a\r.\r\n.\r\n", "a\r.\r\n" },
