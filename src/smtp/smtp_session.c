@@ -46,6 +46,9 @@ copy_printable(char *dst, size_t dstsz, const char *src)
 	dst[i] = '\0';
 }
 
+static void reply_vline(struct smtp_session *s, unsigned code, char sep,
+    const char *enh, const char *fmt, va_list ap) LOG_PRINTF(5, 0);
+
 static void
 reply_vline(struct smtp_session *s, unsigned code, char sep, const char *enh,
     const char *fmt, va_list ap)
