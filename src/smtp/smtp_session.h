@@ -126,6 +126,7 @@ struct smtp_session_ops {
 
 struct smtp_session *smtp_session_new(const struct smtp_session_params *p,
     const struct smtp_session_ops *ops, void *ctx);
+/* Ops must not call back into the session except for *_done. */
 /* Frees; aborts a message in progress (data_abort).  A pending op must
  * be cancelled by the embedding first: it must not call *_done after. */
 void smtp_session_free(struct smtp_session **sp);
@@ -150,7 +151,11 @@ void smtp_session_rcpt_done(struct smtp_session *s,
 void smtp_session_data_done(struct smtp_session *s,
     const struct smtp_result *res, size_t n);
 
-/* The idle timer fired: 421 4.4.2, abort any message, close. */
+/*
+ * The idle timer fired: 421 4.4.2, abort any message, close.  Do not run
+ * the timer while an op is pending: a 421 over a delivery that went on to
+ * succeed makes the client send the message again (a duplicate).
+ */
 void smtp_session_timeout(struct smtp_session *s);
 
 /* An op is pending: input is not consumed until its *_done call. */
