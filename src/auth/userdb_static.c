@@ -1,8 +1,15 @@
 /*
  * userdb_static.c - the "static" driver: the config's Users[].
+ *
+ * config/ only reads the keys; what a user name or a stored password may
+ * be is auth's to say, so they are checked here, and reported at their
+ * place in the file (config_where()) as config_load() reports its own.
  */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "auth/passwd.h"
 #include "auth/userdb_int.h"
 #include "lib/xmalloc.h"
 
@@ -22,8 +29,12 @@ static_load(struct userdb_load_ctx *ctx)
 		const struct user_cfg *uc = &cfg->users[i];
 		struct userdb_user *u = userdb_table_add(t, cfg);
 
-		u->origin = xasprintf("%s: Users[%zu]",
-		    cfg->path != NULL ? cfg->path : "config", i);
+		char key[64], where[600];
+		const char *why;
+
+		(void)snprintf(key, sizeof(key), "Pop3Server.Users[%zu]", i);
+		config_where(cfg, key, where, sizeof(where));
+		u->origin = xstrdup(where);
 		u->name = xstrdup(uc->name != NULL ? uc->name : "");
 		u->password = xstrdup(uc->password != NULL ? uc->password : "");
 		if (uc->apop_secret != NULL)
@@ -34,8 +45,21 @@ static_load(struct userdb_load_ctx *ctx)
 			u->pub.login_delay = uc->login_delay;
 		if (uc->expire_days != EXPIRE_INHERIT)
 			u->pub.expire_days = uc->expire_days;
-		if (userdb_user_check(ctx, u))
+		if (!userdb_name_check(u->name, strlen(u->name), &why)) {
+			(void)snprintf(key, sizeof(key),
+			    "Pop3Server.Users[%zu].UserName", i);
+			config_where(cfg, key, where, sizeof(where));
+			userdb_load_error(ctx, "%s: %s", where, why);
+		} else if (why = NULL, !passwd_stored_valid(u->password,
+		    &why)) {
+			(void)snprintf(key, sizeof(key),
+			    "Pop3Server.Users[%zu].Password", i);
+			config_where(cfg, key, where, sizeof(where));
+			userdb_load_error(ctx, "%s: %s", where, why != NULL ?
+			    why : "not a usable stored password");
+		} else {
 			(void)userdb_user_set_mailbox(ctx, u, uc->mailbox);
+		}
 	}
 	userdb_table_finish(ctx, t);
 	return t;

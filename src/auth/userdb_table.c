@@ -165,9 +165,10 @@ userdb_user_check(struct userdb_load_ctx *ctx, struct userdb_user *u)
 		    why);
 		return false;
 	}
+	why = NULL;
 	if (!passwd_stored_valid(u->password, &why)) {
 		userdb_load_error(ctx, "%s: user %s: password: %s", u->origin,
-		    u->name, why);
+		    u->name, why != NULL ? why : "not usable");
 		return false;
 	}
 	return true;
