@@ -67,6 +67,9 @@ else
 	count "banned functions" 0
 fi
 
+note "module graph (#include direction, private headers)"
+scripts/check_includes.py; count "module graph" $?
+
 note "build (gcc, -Werror)"
 setup build --buildtype=debugoptimized -Db_pie=true; count "gcc build" $?
 note "unit tests (gcc)"

@@ -56,8 +56,10 @@ auth_plain(const struct userdb *db, const char *user, const char *password,
 	bool valid = user != NULL && userdb_name_valid(user, strlen(user));
 
 	*entry_r = NULL;
-	if (valid)
-		e = userdb_lookup(db, user);
+	if (valid && userdb_lookup(db, user, &e) == USERDB_TEMPFAIL) {
+		*why_r = "userdb-tempfail";
+		return AUTH_TEMPFAIL;
+	}
 	if (e == NULL) {
 		auth_burn_classes(db, USERDB_NO_CLASS, password, pwlen);
 		*why_r = valid ? AUTH_WHY_UNKNOWN_USER : AUTH_WHY_INVALID_NAME;
@@ -116,8 +118,11 @@ auth_apop(const struct userdb *db, const char *user, const char *timestamp,
 	bool ok;
 
 	*entry_r = NULL;
-	if (user != NULL && userdb_name_valid(user, strlen(user)))
-		e = userdb_lookup(db, user);
+	if (user != NULL && userdb_name_valid(user, strlen(user)) &&
+	    userdb_lookup(db, user, &e) == USERDB_TEMPFAIL) {
+		*why_r = "userdb-tempfail";
+		return AUTH_TEMPFAIL;
+	}
 	apop_digest(timestamp, e != NULL && e->apop_secret != NULL ?
 	    e->apop_secret : apop_dummy_secret, want);
 	/* The client may send upper-case hex; fold it, then compare in

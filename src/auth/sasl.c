@@ -9,6 +9,7 @@
 
 #include "auth/sasl.h"
 #include "auth/sasl_private.h"
+#include "lib/log.h"
 #include "lib/params.h"
 #include "lib/strutil.h"
 #include "lib/xmalloc.h"
@@ -44,6 +45,36 @@ bool
 sasl_mech_is_plaintext(enum sasl_mech mech)
 {
 	return mech == SASL_MECH_PLAIN || mech == SASL_MECH_LOGIN;
+}
+
+bool
+sasl_mechs_from_config(const struct posuto_config *cfg, unsigned *mask_r,
+    FILE *errs)
+{
+	bool ok = true;
+
+	*mask_r = 0;
+	for (size_t i = 0; i < cfg->n_sasl_mechanisms; i++) {
+		const char *name = cfg->sasl_mechanisms[i];
+		char key[64], where[600], safe[128];
+		enum sasl_mech m;
+
+		if (sasl_mech_lookup(name, &m)) {
+			*mask_r |= 1u << m;
+			continue;
+		}
+		ok = false;
+		if (errs == NULL)
+			continue;
+		(void)snprintf(key, sizeof(key),
+		    "Pop3Server.SaslMechanisms[%zu]", i);
+		config_where(cfg, key, where, sizeof(where));
+		fprintf(errs, "%s: unknown SASL mechanism \"%s\" (known: "
+		    "PLAIN, LOGIN, SCRAM-SHA-256, SCRAM-SHA-256-PLUS)\n",
+		    where, log_sanitize(safe, sizeof(safe), name,
+		    strlen(name)));
+	}
+	return ok;
 }
 
 struct sasl_server *

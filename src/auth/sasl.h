@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "auth/auth.h"
 
@@ -46,6 +47,15 @@ bool sasl_mech_lookup(const char *name, enum sasl_mech *mech_r);
 const char *sasl_mech_name(enum sasl_mech mech);
 /* True for mechanisms that send the password itself (PLAIN, LOGIN). */
 bool sasl_mech_is_plaintext(enum sasl_mech mech);
+/*
+ * The config's SaslMechanisms as a mask of (1u << enum sasl_mech); 0 if
+ * the key is not given (the caller's default applies: see
+ * cfg->sasl_mechanisms_set).  An unknown name is reported to errs (if not
+ * NULL) at its place in the file, as config_load() reports, and gives
+ * false.
+ */
+bool sasl_mechs_from_config(const struct posuto_config *cfg,
+    unsigned *mask_r, FILE *errs);
 
 /*
  * chan is copied (NULL = no TLS).  db must outlive the sasl_server (caller
@@ -85,8 +95,9 @@ const char *sasl_server_username(const struct sasl_server *s);
 /*
  * After SASL_FAIL or SASL_BAD_INPUT: why, as a log token ("unknown-user",
  * "wrong-password", "no-scram-credentials", "malformed-gs2-header", ...),
- * for the server log only (it tells unknown users from wrong passwords,
- * so never send it to the client).  NULL otherwise.
+ * for the server log only (pop3_job.c logs it as "reason=" of the login
+ * failed line; it tells unknown users from wrong passwords, so never send
+ * it to the client).  NULL otherwise.
  */
 const char *sasl_server_fail_reason(const struct sasl_server *s);
 

@@ -254,15 +254,16 @@ make_server_nonce(struct sasl_server *s, char *out, size_t outsz)
 	base64_encode(raw, sizeof(raw), out);	/* no ',' in base64 */
 }
 
-static void
+/* False if the userdb could not answer (SASL_TEMPFAIL). */
+static bool
 lookup_secret(struct sasl_server *s, struct sasl_scram *st)
 {
 	const struct userdb_entry *e = NULL;
 	const char *scheme, *why;
 	bool valid = userdb_name_valid(s->username, strlen(s->username));
 
-	if (valid)
-		e = userdb_lookup(s->db, s->username);
+	if (valid && userdb_lookup(s->db, s->username, &e) == USERDB_TEMPFAIL)
+		return false;
 	if (e != NULL) {
 		scheme = passwd_scheme_name(e->password);
 		if (scheme != NULL && strcmp(scheme, "SCRAM-SHA-256") == 0 &&
@@ -270,13 +271,14 @@ lookup_secret(struct sasl_server *s, struct sasl_scram *st)
 		    &st->secret, &why)) {
 			st->real = true;
 			st->entry = e;
-			return;
+			return true;
 		}
 	}
 	fake_secret(s->username, userdb_scram_example(s->db), &st->secret);
 	st->real = false;
 	s->fail_reason = e != NULL ? "no-scram-credentials" :
 	    valid ? AUTH_WHY_UNKNOWN_USER : AUTH_WHY_INVALID_NAME;
+	return true;
 }
 
 static enum sasl_status
@@ -320,7 +322,8 @@ client_first(struct sasl_server *s, struct sasl_scram *st, const char *msg)
 		return fail(s, SASL_BAD_INPUT, "malformed-nonce");
 	/* Extensions after the nonce are allowed and ignored (RFC 5802). */
 	st->client_first_bare = xstrdup(bare);
-	lookup_secret(s, st);
+	if (!lookup_secret(s, st))
+		return fail(s, SASL_TEMPFAIL, "tempfail");
 
 	memcpy(snonce, p, (size_t)(end - p));
 	make_server_nonce(s, snonce + (end - p), sizeof(snonce) - (size_t)(end - p));

@@ -1,41 +1,66 @@
 /*
- * userdb.h - the set of users: from the config's Users[] and an optional
- * Dovecot-format passwd-file.  A userdb is an immutable, refcounted
- * snapshot: SIGHUP builds a new one while sessions keep the old.
+ * userdb.h - the set of users, as one immutable, refcounted snapshot that
+ * SIGHUP replaces while sessions keep the old one.  The users come from
+ * drivers (OpenSMTPD's table backends): "static" (the config's Users[])
+ * and "passwd-file" (a Dovecot passwd-file, PasswdFile), with room for
+ * "sql" and others (userdb_int.h says how to add one).  Every configured
+ * driver is asked in that order; a user defined by two of them (or twice
+ * in one) is an error at load.
  *
  * passwd-file lines (as /etc/dovecot/users, seed 001):
  *   user:{SCHEME}pass:uid:gid:gecos:home:shell:extra_fields
  * '#' comments and blank lines are skipped; only user and password are
  * required; a password without {SCHEME} is {CRYPT} (Dovecot's default for
- * passwd-file).  uid/gid/gecos/shell are ignored (posuto does not switch
- * to per-user ids).  Extra fields "mail=" / "userdb_mail=" with Dovecot's
- * "maildir:PATH" (~ = home) set that user's mailbox location; posuto's
- * own "login_delay=SECONDS" and "expire=DAYS|never" (also with the
- * "userdb_" prefix) override LoginDelay and Expire for that user.
- * A user defined twice (in either source) is an error.
+ * passwd-file).  Numeric uid/gid are kept in the entry (posuto does not
+ * switch to per-user ids); gecos and shell are ignored.  Extra fields
+ * "mail=" / "userdb_mail=" with Dovecot's "maildir:PATH" (~ = home) set
+ * that user's mailbox location; posuto's own "login_delay=SECONDS" and
+ * "expire=DAYS|never" (also with the "userdb_" prefix) override
+ * LoginDelay and Expire for that user.
+ *
+ * Threads: userdb_lookup() may block (an SQL driver waits for its
+ * server), so it runs on a worker thread only (pop3_job.c, auth.c,
+ * sasl_scram.c); so does userdb_iterate() (the expiry job).  The other
+ * calls read what load computed and are fine on the event loop.
  */
 #ifndef POSUTO_USERDB_H
 #define POSUTO_USERDB_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "config/config.h"
 
 struct userdb;
 
+/* uid/gid of a user whose driver has none (static) or left it empty. */
+#define USERDB_ID_NONE	((uint32_t)-1)
+
 struct userdb_entry {
 	const char *name;
 	const char *password;		/* "{SCHEME}...", checked at load */
 	const char *apop_secret;	/* NULL if APOP not configured */
+	/* Mailbox location, "FORMAT:PATH" with FORMAT maildir, emldir or
+	 * auto (detect at open): what the store opens once it takes
+	 * locations; until then it takes mailbox_path and format. */
+	const char *location;
 	const char *mailbox_path;	/* expanded, absolute */
 	enum mbox_format format;	/* AUTO = detect */
 	const char *home;		/* passwd-file home field or NULL */
+	uint32_t uid, gid;		/* passwd-file fields or USERDB_ID_NONE */
 	size_t cost_class;		/* see userdb_cost_class_secret() */
 	/* RFC 2449 policies in effect for this user (own or server's). */
 	unsigned login_delay;		/* s; 0 = none */
 	int expire_days;		/* days, or EXPIRE_NEVER */
+	const char *origin;		/* where it is defined, for messages */
+};
+
+enum userdb_result {
+	USERDB_OK = 0,
+	USERDB_NOT_FOUND,
+	USERDB_TEMPFAIL,		/* the driver's backend failed: retry */
 };
 
 /* What CAPA says before login, when the user is not known yet: the
@@ -59,16 +84,21 @@ struct userdb *userdb_load(const struct posuto_config *cfg, FILE *errs);
 void userdb_ref(struct userdb *db);
 void userdb_unref(struct userdb **db);
 
-/* Exact, case-sensitive match; NULL if no such user.  The entry lives as
- * long as the caller's reference on db. */
-const struct userdb_entry *userdb_lookup(const struct userdb *db,
-    const char *name);
+/*
+ * Exact, case-sensitive match, asking the drivers in order.  On USERDB_OK
+ * *entry_r lives as long as the caller's reference on db; otherwise it is
+ * NULL.  May block: worker threads only.
+ */
+enum userdb_result userdb_lookup(const struct userdb *db, const char *name,
+    const struct userdb_entry **entry_r);
+
+/* Return false to stop the iteration. */
+typedef bool userdb_iter_fn(const struct userdb_entry *e, void *arg);
+/* Calls fn for every user, driver by driver, each driver's in name
+ * order.  False if fn stopped it.  May block: worker threads only. */
+bool userdb_iterate(const struct userdb *db, userdb_iter_fn *fn, void *arg);
 /* True if at least one user has an APOP secret. */
 bool userdb_has_apop(const struct userdb *db);
-size_t userdb_count(const struct userdb *db);
-/* The i-th user (i < userdb_count()), in name order. */
-const struct userdb_entry *userdb_entry_at(const struct userdb *db,
-    size_t i);
 const struct userdb_policy *userdb_policy(const struct userdb *db);
 
 /*
@@ -93,12 +123,19 @@ bool userdb_all_scram(const struct userdb *db);
 const char *userdb_scram_example(const struct userdb *db);
 
 /*
- * Allowlist for user names arriving from clients or files: 1..USERNAME_MAX
- * bytes of printable ASCII or well-formed UTF-8 (no overlongs, surrogates
- * or C1 controls); no space, control chars, '/', '\\' or ':'; no leading
- * '.', no "..".  Checked before any lookup or path expansion.
+ * The one allowlist for user names, whether from clients, the config or a
+ * passwd-file: 1..USERNAME_MAX bytes of printable ASCII or well-formed
+ * UTF-8 (no overlongs, surrogates or C1 controls); no space (USER could
+ * not send it), control chars, '/', '\\' or ':' (the passwd-file
+ * separator); no leading '.', no "..".  Checked before any lookup or path
+ * expansion.  userdb_name_check() says why in *why_r (if not NULL).
  */
-bool userdb_name_valid(const char *name, size_t len);
+bool userdb_name_check(const char *name, size_t len, const char **why_r);
+static inline bool
+userdb_name_valid(const char *name, size_t len)
+{
+	return userdb_name_check(name, len, NULL);
+}
 
 /*
  * Expands a mailbox template: %u user, %n local part (before the first

@@ -9,16 +9,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "auth/passwd.h"
 #include "config/config.h"
 #include "config/config_schema.h"
 #include "config/json_loc.h"
 #include "lib/log.h"
+#include "lib/strutil.h"
 #include "lib/xmalloc.h"
 
 /* Shown where a message concerns the whole file rather than one key. */
@@ -280,14 +281,13 @@ config_syntax_error(const char *path, const char *body, size_t len,
 	json_loc_free(&full);
 }
 
+/* Passwords are "{SCHEME}data" by now (user_verify()); scheme names are
+ * case-insensitive, as in Dovecot. */
 static bool
 config_secret_is_plain(const char *stored)
 {
-	const char *scheme = stored != NULL ? passwd_scheme_name(stored) :
-	    NULL;
-
-	return scheme != NULL && (strcmp(scheme, "PLAIN") == 0 ||
-	    strcmp(scheme, "CLEARTEXT") == 0);
+	return stored != NULL && (ascii_casepfx(stored, "{PLAIN}") ||
+	    ascii_casepfx(stored, "{CLEARTEXT}"));
 }
 
 /*
@@ -356,11 +356,76 @@ config_where_fill(const struct json_loc *loc, struct posuto_config *cfg)
 }
 
 void
+config_pos(struct config_ctx *ctx, const char *parent, const char *key,
+    struct config_where_pos *pos_r)
+{
+	char *p = key != NULL ? json_loc_path_key(parent, key) :
+	    xstrdup(parent);
+	struct json_loc_pos pos;
+
+	pos_r->line = pos_r->col = 0;
+	if (config_locate(ctx->loc, p, CONFIG_AT_VALUE, &pos)) {
+		pos_r->line = pos.line;
+		pos_r->col = pos.col;
+	}
+	free(p);
+}
+
+/* "PREFIX[N]" then rest: N, and *rest_r after the ']'; false if key is
+ * not of that form. */
+static bool
+config_where_index(const char *key, const char *prefix, size_t *n_r,
+    const char **rest_r)
+{
+	size_t plen = strlen(prefix);
+	const char *close;
+	uint64_t n;
+
+	if (strncmp(key, prefix, plen) != 0 || key[plen] != '[' ||
+	    (close = strchr(key + plen, ']')) == NULL ||
+	    !parse_u64(key + plen + 1, (size_t)(close - key - plen - 1), &n) ||
+	    n > SIZE_MAX)
+		return false;
+	*n_r = (size_t)n;
+	*rest_r = close + 1;
+	return true;
+}
+
+/* The stored position of an element key (Users[N]..., SaslMechanisms[N]),
+ * or NULL. */
+static const struct config_where_pos *
+config_where_element(const struct posuto_config *cfg, const char *key)
+{
+	const char *rest;
+	size_t n;
+
+	if (config_where_index(key, "Pop3Server.Users", &n, &rest) &&
+	    n < cfg->n_users) {
+		if (rest[0] == '\0')
+			return &cfg->users[n].where;
+		if (strcmp(rest, ".UserName") == 0)
+			return &cfg->users[n].where_name;
+		if (strcmp(rest, ".Password") == 0)
+			return &cfg->users[n].where_password;
+	}
+	if (config_where_index(key, "Pop3Server.SaslMechanisms", &n, &rest) &&
+	    n < cfg->n_sasl_mechanisms && rest[0] == '\0')
+		return &cfg->sasl_mechanisms_where[n];
+	return NULL;
+}
+
+void
 config_where(const struct posuto_config *cfg, const char *key, char *buf,
     size_t bufsz)
 {
 	const char *file = cfg->path != NULL ? cfg->path : "config";
+	const struct config_where_pos *el = config_where_element(cfg, key);
 
+	if (el != NULL && el->line != 0) {
+		(void)snprintf(buf, bufsz, "%s:%u:%u: %s", file, el->line,
+		    el->col, key);
+		return;
+	}
 	for (size_t i = 0; i < CONFIG_N_WHERE; i++) {
 		if (strcmp(config_where_keys[i], key) != 0 ||
 		    cfg->where[i].line == 0)

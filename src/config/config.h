@@ -40,6 +40,11 @@ struct listen_cfg {
 	enum listen_tls tls;
 };
 
+/* Line:column of a key in the file (0:0 if not known), see config_where(). */
+struct config_where_pos {
+	unsigned line, col;
+};
+
 struct user_cfg {
 	char *name;
 	/* Stored secret, always normalised to "{SCHEME}data": JumboDogX
@@ -52,6 +57,10 @@ struct user_cfg {
 	unsigned login_delay;		/* valid if has_login_delay */
 	bool has_login_delay;
 	int expire_days;		/* days, EXPIRE_NEVER or EXPIRE_INHERIT */
+	/* Where the element, its UserName and its Password are in the file,
+	 * for config_where() ("Pop3Server.Users[N]", "...[N].UserName",
+	 * "...[N].Password"): the static userdb driver checks those two. */
+	struct config_where_pos where, where_name, where_password;
 };
 
 /* Expire values: days (0 = deleted at the QUIT after the first RETR), or: */
@@ -66,11 +75,6 @@ struct tls_cfg {
 	char *ciphers;		/* TLS <= 1.2 cipher list or NULL (OpenSSL default) */
 	char *ciphersuites;	/* TLS 1.3 suites or NULL */
 	char *min_version;	/* "TLSv1.2" (default) or "TLSv1.3" */
-};
-
-/* Line:column of a key in the file (0:0 if not known), see config_where(). */
-struct config_where_pos {
-	unsigned line, col;
 };
 
 #define CONFIG_WHERE_MAX	16
@@ -112,10 +116,14 @@ struct posuto_config {
 	char *lock_file;		/* LockFile; NULL = the default
 					 * (store_lock_default_path()) */
 	bool allow_plaintext_auth;	/* AllowPlaintextAuth: USER/PASS etc. w/o TLS off loopback */
-	/* SaslMechanisms: bit (1u << enum sasl_mech, auth/sasl.h) each;
-	 * !sasl_mechanisms_set: not given, the default applies (pop3) */
+	/* SaslMechanisms as written: auth knows the names and checks them
+	 * (sasl_mechs_from_config()); where[] for config_where()'s
+	 * "Pop3Server.SaslMechanisms[N]".  !sasl_mechanisms_set: not
+	 * given, the default applies (pop3). */
 	bool sasl_mechanisms_set;
-	unsigned sasl_mechanisms;
+	char **sasl_mechanisms;
+	size_t n_sasl_mechanisms;
+	struct config_where_pos *sasl_mechanisms_where;
 
 	/* RFC 2449 policies, enforced (pop3_policy.c, store_expire.c). */
 	unsigned login_delay;		/* LoginDelay, s between logins; 0 = off */
@@ -126,7 +134,8 @@ struct posuto_config {
 
 	struct tls_cfg tls;		/* Tls {...} */
 
-	struct user_cfg *users;		/* Users[]: names valid and unique */
+	struct user_cfg *users;		/* Users[]: names unique (the static
+					 * userdb driver checks what they are) */
 	size_t n_users;
 
 	/* Where the keys config_where() knows are in the file. */
@@ -154,9 +163,10 @@ void config_dump(const struct posuto_config *cfg, FILE *out);
  * loading, so that they point into the file like config_load()'s own:
  * Pop3Server.Enabled, .RunAsUser, .PasswdFile, .LockFile, .MailDir,
  * .MailboxPath, .Tls, .Tls.Certificate, .Tls.Key, .Tls.Ciphers,
- * .Tls.CipherSuites, .Tls.MinVersion.  A key not in the file is shown at
- * the object that would hold it (Tls.Key at Tls.Certificate, which it
- * defaults to).
+ * .Tls.CipherSuites, .Tls.MinVersion, .Users[N], .Users[N].UserName,
+ * .Users[N].Password, .SaslMechanisms[N].  A key not in the file is
+ * shown at the object that would hold it (Tls.Key at Tls.Certificate,
+ * which it defaults to).
  */
 void config_where(const struct posuto_config *cfg, const char *key,
     char *buf, size_t bufsz);

@@ -11,8 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "auth/passwd.h"
-#include "auth/sasl.h"
 #include "config/config_schema.h"
 #include "lib/params.h"
 #include "lib/strutil.h"
@@ -96,49 +94,6 @@ check_tls_version(const char *s, const char **why_r)
 		return true;
 	*why_r = "must be \"TLSv1.2\" or \"TLSv1.3\"";
 	return false;
-}
-
-static bool
-check_user_name(const char *s, const char **why_r)
-{
-	return config_user_name_valid(s, why_r);
-}
-
-bool
-config_user_name_valid(const char *name, const char **why_r)
-{
-	size_t len = strlen(name);
-
-	if (len == 0 || len > USERNAME_MAX) {
-		*why_r = "user names are 1 to " "255" " bytes long";
-		return false;
-	}
-	if (name[0] == '.') {
-		*why_r = "user name must not start with '.'";
-		return false;
-	}
-	if (strstr(name, "..") != NULL) {
-		*why_r = "user name must not contain \"..\"";
-		return false;
-	}
-	for (const char *p = name; *p != '\0'; p++) {
-		unsigned char c = (unsigned char)*p;
-
-		if (c < 0x20 || c == 0x7f) {
-			*why_r = "user name contains a control character";
-			return false;
-		}
-		if (c == '/') {
-			*why_r = "user name must not contain '/'";
-			return false;
-		}
-		if (c == ' ') {
-			*why_r = "user name must not contain a space "
-			    "(USER could not send it)";
-			return false;
-		}
-	}
-	return true;
 }
 
 bool
@@ -444,8 +399,7 @@ static void user_verify(struct config_ctx *, const char *, void *, uint64_t);
 
 static const struct config_setting user_rows[] = {
 	{ .key = "UserName", .kind = CONFIG_STRING, .flags = CONFIG_F_REQUIRED,
-	  .offset = offsetof(struct config_user, u.name),
-	  .check = check_user_name },
+	  .offset = offsetof(struct config_user, u.name) },
 	{ .key = "Password", .kind = CONFIG_SECRET, .flags = CONFIG_F_REQUIRED,
 	  .offset = offsetof(struct config_user, u.password) },
 	{ .key = "HashType", .kind = CONFIG_ENUM, .flags = CONFIG_F_NODUMP,
@@ -503,7 +457,6 @@ user_verify(struct config_ctx *ctx, const char *path, void *base,
 {
 	struct config_user *cu = base;
 	char *pp, *np = NULL;
-	const char *why = NULL;
 
 	policy_user_defaults(&user_section, seen, &cu->u);
 	if (cu->u.mailbox != NULL && config_template_uses_home(cu->u.mailbox)) {
@@ -531,16 +484,14 @@ user_verify(struct config_ctx *ctx, const char *path, void *base,
 		np = xasprintf("{PLAIN}%s", cu->u.password);
 		break;
 	case CONFIG_HASH_NONE:
+		/* Only the notation: whether the scheme and its data are
+		 * usable is auth's to say (the static userdb driver). */
 		if (cu->u.password[0] != '{' ||
-		    strchr(cu->u.password, '}') == NULL) {
+		    strchr(cu->u.password, '}') == NULL)
 			config_error(ctx, pp, CONFIG_AT_VALUE,
 			    "not a \"{SCHEME}data\" string: set \"HashType\" "
 			    "(SHA256, SHA512 or PLAIN) or write e.g. "
 			    "\"{SHA512-CRYPT}$6$...\"");
-		} else if (!passwd_stored_valid(cu->u.password, &why)) {
-			config_error(ctx, pp, CONFIG_AT_VALUE, "%s",
-			    why != NULL ? why : "not a usable stored password");
-		}
 		break;
 	}
 	if (np != NULL) {
@@ -623,6 +574,9 @@ users_set(struct config_ctx *ctx, const struct config_setting *row,
 		else
 			(void)config_section_parse(ctx, &user_section, e, ep,
 			    &cu);
+		config_pos(ctx, ep, NULL, &cu.u.where);
+		config_pos(ctx, ep, "UserName", &cu.u.where_name);
+		config_pos(ctx, ep, "Password", &cu.u.where_password);
 		cfg->users[i] = cu.u;
 		free(ep);
 	}
@@ -712,33 +666,38 @@ tls_verify(struct config_ctx *ctx, const char *path, void *base,
 /* ------------------------------------------------------------------ */
 /* SaslMechanisms                                                      */
 
-/* Names as Dovecot's auth_mechanisms, case-insensitive; the default (key
- * absent) is decided per session, see pop3_session_mech_enabled(). */
+static void sasl_mechs_free(const struct config_setting *, void *);
+
+/* Names as Dovecot's auth_mechanisms, kept as written: auth knows which
+ * exist (sasl_mechs_from_config()).  The default (key absent) is decided
+ * per session, see pop3_session_mech_enabled(). */
 static void
 sasl_mechs_set(struct config_ctx *ctx, const struct config_setting *row,
     json_t *v, const char *path, void *base)
 {
 	struct posuto_config *cfg = base;
+	size_t n = json_array_size(v);
 
-	(void)row;
+	sasl_mechs_free(row, base);	/* never two lists */
 	cfg->sasl_mechanisms_set = true;
-	cfg->sasl_mechanisms = 0;
-	for (size_t i = 0; i < json_array_size(v); i++) {
+	cfg->sasl_mechanisms = xcalloc(n + 1, sizeof(*cfg->sasl_mechanisms));
+	cfg->sasl_mechanisms_where = xcalloc(n + 1,
+	    sizeof(*cfg->sasl_mechanisms_where));
+	for (size_t i = 0; i < n; i++) {
 		json_t *e = json_array_get(v, i);
 		char *ep = json_loc_path_index(path, i);
-		enum sasl_mech m;
 
-		if (!json_is_string(e))
+		if (!json_is_string(e)) {
 			config_error(ctx, ep, CONFIG_AT_VALUE,
 			    "expected a string, got %s",
 			    config_json_type_name(json_typeof(e)));
-		else if (!sasl_mech_lookup(json_string_value(e), &m))
-			config_error(ctx, ep, CONFIG_AT_VALUE,
-			    "unknown SASL mechanism \"%s\" (known: PLAIN, "
-			    "LOGIN, SCRAM-SHA-256, SCRAM-SHA-256-PLUS)",
-			    json_string_value(e));
-		else
-			cfg->sasl_mechanisms |= 1u << m;
+		} else {
+			size_t k = cfg->n_sasl_mechanisms++;
+
+			cfg->sasl_mechanisms[k] = xstrdup(json_string_value(e));
+			config_pos(ctx, ep, NULL,
+			    &cfg->sasl_mechanisms_where[k]);
+		}
 		free(ep);
 	}
 }
@@ -753,11 +712,24 @@ sasl_mechs_dump(const struct config_setting *row, const void *base)
 	if (!cfg->sasl_mechanisms_set)
 		return NULL;
 	a = json_array();
-	for (unsigned m = 0; m < SASL_MECH_COUNT; m++)
-		if (cfg->sasl_mechanisms >> m & 1u)
-			json_array_append_new(a,
-			    json_string(sasl_mech_name((enum sasl_mech)m)));
+	for (size_t i = 0; i < cfg->n_sasl_mechanisms; i++)
+		json_array_append_new(a, json_string(cfg->sasl_mechanisms[i]));
 	return a;
+}
+
+static void
+sasl_mechs_free(const struct config_setting *row, void *base)
+{
+	struct posuto_config *cfg = base;
+
+	(void)row;
+	for (size_t i = 0; i < cfg->n_sasl_mechanisms; i++)
+		free(cfg->sasl_mechanisms[i]);
+	free(cfg->sasl_mechanisms);
+	free(cfg->sasl_mechanisms_where);
+	cfg->sasl_mechanisms = NULL;
+	cfg->sasl_mechanisms_where = NULL;
+	cfg->n_sasl_mechanisms = 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -827,7 +799,7 @@ static const struct config_setting server_rows[] = {
 	  .offset = SRV(cfg.allow_plaintext_auth), .def_int = 0 },
 	{ .key = "SaslMechanisms", .kind = CONFIG_CUSTOM, .offset = 0,
 	  .jtype = JSON_ARRAY, .set = sasl_mechs_set,
-	  .dump = sasl_mechs_dump },
+	  .dump = sasl_mechs_dump, .free = sasl_mechs_free },
 	{ .key = "MailDir", .kind = CONFIG_PATH, .offset = SRV(cfg.mail_dir) },
 	{ .key = "MailboxPath", .kind = CONFIG_TEMPLATE,
 	  .offset = SRV(cfg.mailbox_template) },

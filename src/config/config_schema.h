@@ -158,8 +158,10 @@ char *config_template_escape(const char *s);
 
 /* Mailbox template syntax check (also used for per-user MailboxPath). */
 bool config_template_valid(const char *tmpl, const char **why_r);
-/* The user-name rules of userdb_name_valid(), plus no whitespace (a name
- * with a space cannot be sent in a USER command). */
-bool config_user_name_valid(const char *name, const char **why_r);
+
+/* Where parent's key (or parent itself if key is NULL) is in the file,
+ * at its value, for config_where(); 0:0 if not even an ancestor is. */
+void config_pos(struct config_ctx *ctx, const char *parent, const char *key,
+    struct config_where_pos *pos_r);
 
 #endif

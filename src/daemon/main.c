@@ -54,15 +54,12 @@ usage(FILE *f)
 
 /* Mailbox permission problems of every user, as warnings: they refuse a
  * login or a message, not the configuration (store.h: mailbox_check). */
-static void
-check_mailbox_perms(const struct userdb *db)
+static bool
+check_mailbox_perms(const struct userdb_entry *e, void *arg)
 {
-	for (size_t i = 0; i < userdb_count(db); i++) {
-		const struct userdb_entry *e = userdb_entry_at(db, i);
-
-		(void)mailbox_check(e->name, e->mailbox_path, e->format,
-		    stderr);
-	}
+	(void)arg;
+	(void)mailbox_check(e->name, e->mailbox_path, e->format, stderr);
+	return true;
 }
 
 /* Everything serve would load and check before binding: the file, its
@@ -81,7 +78,7 @@ check_config(const char *path)
 	if (!server_load_runtime(cfg, true, stderr, &db, &tls))
 		rc = EXIT_CONFIG;
 	else
-		check_mailbox_perms(db);
+		(void)userdb_iterate(db, check_mailbox_perms, NULL);
 	userdb_unref(&db);
 	tls_ctx_unref(&tls);
 	if (rc == 0)

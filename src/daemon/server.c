@@ -16,6 +16,7 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 
+#include "auth/sasl.h"
 #include "auth/userdb.h"
 #include "config/config.h"
 #include "daemon/privdrop.h"
@@ -69,7 +70,8 @@ server_apply_params(struct server *srv)
 	p->limit_loopback = cfg->limit_loopback;
 	p->allow_plaintext_auth = cfg->allow_plaintext_auth;
 	p->sasl_mechs_set = cfg->sasl_mechanisms_set;
-	p->sasl_mechs = cfg->sasl_mechanisms;
+	/* checked by server_load_runtime() */
+	(void)sasl_mechs_from_config(cfg, &p->sasl_mechs, NULL);
 	store_wire_configure(cfg->wire_cache_min_size);
 	log_set_level(cfg->log_level);
 	if (cfg->hostname != NULL)
@@ -102,6 +104,7 @@ server_load_runtime(const struct posuto_config *cfg, bool startup,
     FILE *errs, struct userdb **db_r, struct tls_ctx **tls_r)
 {
 	char err[512], where[600];
+	unsigned mechs;
 	bool ok = true;
 
 	*tls_r = NULL;
@@ -123,6 +126,8 @@ server_load_runtime(const struct posuto_config *cfg, bool startup,
 	}
 	*db_r = userdb_load(cfg, errs != NULL ? errs : stderr);
 	if (*db_r == NULL)
+		ok = false;
+	if (!sasl_mechs_from_config(cfg, &mechs, errs != NULL ? errs : stderr))
 		ok = false;
 	if (cfg->tls.cert_file != NULL) {
 		const char *key = NULL;

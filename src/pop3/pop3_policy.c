@@ -168,20 +168,29 @@ expiry_one(const struct userdb_entry *e, uint64_t now)
 		    st == STORE_OK ? "" : ", some could not be removed");
 }
 
+struct expiry_iter {
+	struct expiry_job *j;
+	uint64_t now;
+};
+
+static bool
+expiry_user(const struct userdb_entry *e, void *arg)
+{
+	struct expiry_iter *it = arg;
+
+	if (atomic_load(&it->j->x->stop))
+		return false;
+	if (e->expire_days != EXPIRE_NEVER)
+		expiry_one(e, it->now);
+	return true;
+}
+
 static void
 expiry_work(void *arg)
 {
-	struct expiry_job *j = arg;
-	uint64_t now = pop3_policy_now();
+	struct expiry_iter it = { arg, pop3_policy_now() };
 
-	for (size_t i = 0; i < userdb_count(j->db); i++) {
-		const struct userdb_entry *e = userdb_entry_at(j->db, i);
-
-		if (atomic_load(&j->x->stop))
-			break;
-		if (e->expire_days != EXPIRE_NEVER)
-			expiry_one(e, now);
-	}
+	(void)userdb_iterate(it.j->db, expiry_user, &it);
 }
 
 static void

@@ -14,6 +14,8 @@
 #include <cmocka.h>
 
 #include "auth/passwd.h"
+#include "auth/sasl.h"
+#include "auth/userdb.h"
 #include "config/config.h"
 #include "config/json_loc.h"
 #include "lib/log.h"
@@ -640,22 +642,79 @@ test_users_errors(void **state)
 	    "64 hex digits, got 4 characters");
 	expect_line("@:10:21: Pop3Server.Users[3].UserName: duplicate user "
 	    "(also in Users[0])");
-	expect_line("@:11:21: Pop3Server.Users[4].UserName: user name must not "
-	    "contain '/'");
 	expect_line("@:12:7: Pop3Server.Users[5]: missing required key "
 	    "\"UserName\"");
 	expect_line("@:13:7: Pop3Server.Users[6]: expected an object, got a "
 	    "string");
 	expect_line("@:14:50: Pop3Server.Users[7].Password: not a "
 	    "\"{SCHEME}data\" string");
-	expect_line("@:15:50: Pop3Server.Users[8].Password: ");
 	expect_line("@:16:50: Pop3Server.Users[9].Password: HashType SHA512 needs "
 	    "128 hex digits, got 65 characters");
 	expect_line("@:17:50: Pop3Server.Users[10].Password: HashType SHA256 "
 	    "needs hex digits only (character 64 is not one)");
 	/* Every error is reported, and the bad HashType alone (no follow-up
-	 * complaint about Users[1]'s password). */
-	assert_int_equal(count_errors(), 10);
+	 * complaint about Users[1]'s password).  Users[4]'s name and
+	 * Users[8]'s scheme are auth's to judge: test_users_auth_errors. */
+	assert_int_equal(count_errors(), 8);
+}
+
+/* Loads text (which must be a valid config), then its users and SASL
+ * mechanisms as serve does; their messages go to errtext.  True if
+ * auth accepted them. */
+static bool
+load_auth(const char *text)
+{
+	size_t sz = 0;
+	unsigned mechs;
+	struct userdb *db;
+	FILE *errs;
+	bool ok;
+
+	assert_int_equal(load(text), 0);
+	free(errtext);
+	errtext = NULL;
+	errs = open_memstream(&errtext, &sz);
+	assert_non_null(errs);
+	db = userdb_load(cfg, errs);
+	ok = sasl_mechs_from_config(cfg, &mechs, errs) && db != NULL;
+	assert_int_equal(fclose(errs), 0);
+	userdb_unref(&db);
+	return ok;
+}
+
+/* Issue 10 item 2: what config/ no longer judges (it may not include
+ * auth) is reported by auth at the same place, with the same words. */
+static void
+test_users_auth_errors(void **state)
+{
+	(void)state;
+	assert_false(load_auth(
+	    "{\n"
+	    "  \"Pop3Server\": {\n"
+	    "    \"MailDir\": \"/m\",\n"
+	    "    \"SaslMechanisms\": [\"PLAIN\", \"CRAM-MD5\"],\n"
+	    "    \"Users\": [\n"
+	    "      { \"UserName\": \"a@example.com\", \"Password\": \"{PLAIN}x\" },\n"
+	    "      { \"UserName\": \"a/b\", \"Password\": \"{PLAIN}y\" },\n"
+	    "      { \"UserName\": \"e@example.com\", \"Password\": \"{NOPE}zz\" },\n"
+	    "      { \"UserName\": \"c:d\", \"Password\": \"{PLAIN}y\" },\n"
+	    "      { \"UserName\": \"bad\\u0085\", \"Password\": \"{PLAIN}y\" }\n"
+	    "    ]\n"
+	    "  }\n"
+	    "}\n"));
+	print_message("%s", errtext);
+	expect_line("@:7:21: Pop3Server.Users[1].UserName: user name must not "
+	    "contain '/'");
+	expect_line("@:8:50: Pop3Server.Users[2].Password: unknown password "
+	    "scheme");
+	expect_line("@:9:21: Pop3Server.Users[3].UserName: user name must not "
+	    "contain ':' (the passwd-file separator)");
+	expect_line("@:10:21: Pop3Server.Users[4].UserName: user name is not "
+	    "valid UTF-8 (or holds a C1 control character)");
+	expect_line("@:4:33: Pop3Server.SaslMechanisms[1]: unknown SASL "
+	    "mechanism \"CRAM-MD5\" (known: PLAIN, LOGIN, SCRAM-SHA-256, "
+	    "SCRAM-SHA-256-PLUS)");
+	assert_int_equal(count_errors(), 5);
 }
 
 static void
@@ -1232,6 +1291,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_unknown_keys, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_users_errors, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_users_auth_errors, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_users_schemes, setup,
 		    teardown),

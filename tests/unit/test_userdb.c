@@ -12,6 +12,7 @@
 
 #include "auth/passwd.h"
 #include "auth/userdb.h"
+#include "auth/userdb_int.h"
 #include "lib/params.h"
 
 #define SHA256_PASSWORD \
@@ -72,6 +73,34 @@ load(const struct posuto_config *cfg, char **errs_r)
 	return db;
 }
 
+static const struct userdb_entry *
+lookup(const struct userdb *db, const char *name)
+{
+	const struct userdb_entry *e = (const void *)1;
+	enum userdb_result r = userdb_lookup(db, name, &e);
+
+	assert_true(r == USERDB_OK || r == USERDB_NOT_FOUND);
+	assert_true((r == USERDB_OK) == (e != NULL));
+	return e;
+}
+
+static bool
+count_one(const struct userdb_entry *e, void *arg)
+{
+	(void)e;
+	++*(size_t *)arg;
+	return true;
+}
+
+static size_t
+count(const struct userdb *db)
+{
+	size_t n = 0;
+
+	assert_true(userdb_iterate(db, count_one, &n));
+	return n;
+}
+
 static void
 test_config_users(void **state)
 {
@@ -95,31 +124,31 @@ test_config_users(void **state)
 	assert_non_null(db);
 	assert_string_equal(errs, "");
 	free(errs);
-	assert_int_equal(userdb_count(db), 3);
+	assert_int_equal(count(db), 3);
 	assert_true(userdb_has_apop(db));
-	e = userdb_lookup(db, "user1@example.com");
+	e = lookup(db, "user1@example.com");
 	assert_non_null(e);
 	assert_string_equal(e->mailbox_path, "/var/mail/jdx/user1@example.com");
 	assert_int_equal(e->format, MBOX_FORMAT_EMLDIR);
 	assert_null(e->apop_secret);
 	assert_int_equal(passwd_verify(e->password, "password", 8), PASSWD_OK);
-	e = userdb_lookup(db, "user2@example.com");
+	e = lookup(db, "user2@example.com");
 	assert_non_null(e);
 	assert_string_equal(e->apop_secret, "tanstaaf");
 	assert_int_equal(e->format, MBOX_FORMAT_MAILDIR);
-	e = userdb_lookup(db, "user3");
+	e = lookup(db, "user3");
 	assert_string_equal(e->mailbox_path, "/srv//user3/Maildir");
 	/* exact, case-sensitive */
-	assert_null(userdb_lookup(db, "USER1@example.com"));
-	assert_null(userdb_lookup(db, "user1@example.co"));
-	assert_null(userdb_lookup(db, ""));
+	assert_null(lookup(db, "USER1@example.com"));
+	assert_null(lookup(db, "user1@example.co"));
+	assert_null(lookup(db, ""));
 	/* cost classes: the bigger one (two SHA512 users) first */
 	assert_int_equal(userdb_cost_classes(db), 2);
 	assert_string_equal(userdb_cost_class_secret(db, 0), SHA512_TEST);
 	assert_string_equal(userdb_cost_class_secret(db, 1), SHA256_PASSWORD);
 	assert_null(userdb_cost_class_secret(db, 2));
-	assert_int_equal(userdb_lookup(db, "user3")->cost_class, 0);
-	assert_int_equal(userdb_lookup(db, "user1@example.com")->cost_class, 1);
+	assert_int_equal(lookup(db, "user3")->cost_class, 0);
+	assert_int_equal(lookup(db, "user1@example.com")->cost_class, 1);
 	assert_false(userdb_all_scram(db));
 	assert_null(userdb_scram_example(db));
 
@@ -127,7 +156,7 @@ test_config_users(void **state)
 	userdb_ref(db2);
 	userdb_unref(&db);
 	assert_null(db);
-	assert_non_null(userdb_lookup(db2, "user3"));
+	assert_non_null(lookup(db2, "user3"));
 	userdb_unref(&db2);
 	assert_null(db2);
 	userdb_unref(&db2);	/* NULL is fine */
@@ -165,39 +194,39 @@ test_passwd_file(void **state)
 	assert_string_equal(errs, "");
 	free(errs);
 	assert_non_null(db);
-	assert_int_equal(userdb_count(db), 8);
+	assert_int_equal(count(db), 8);
 	assert_false(userdb_has_apop(db));
 
-	e = userdb_lookup(db, "taro");
+	e = lookup(db, "taro");
 	assert_non_null(e);
 	assert_int_equal(passwd_verify(e->password, "correct horse", 13),
 	    PASSWD_OK);
 	assert_string_equal(e->mailbox_path, "/var/mail/taro/Maildir");
 	assert_null(e->home);
-	e = userdb_lookup(db, "hanako");
+	e = lookup(db, "hanako");
 	assert_non_null(e);	/* CRLF stripped */
 	assert_int_equal(passwd_verify(e->password, "password", 8), PASSWD_OK);
-	e = userdb_lookup(db, "bare");	/* no {SCHEME}: {CRYPT} */
+	e = lookup(db, "bare");	/* no {SCHEME}: {CRYPT} */
 	assert_non_null(e);
 	assert_string_equal(e->password, "{CRYPT}" CRYPT_HORSE);
 	assert_int_equal(passwd_verify(e->password, "correct horse", 13),
 	    PASSWD_OK);
-	e = userdb_lookup(db, "homey");
+	e = lookup(db, "homey");
 	assert_non_null(e);
 	assert_string_equal(e->home, "/home/homey");
 	assert_string_equal(e->mailbox_path, "/home/homey/Mail");
 	assert_int_equal(e->format, MBOX_FORMAT_MAILDIR);
-	e = userdb_lookup(db, "home2");
+	e = lookup(db, "home2");
 	assert_string_equal(e->mailbox_path, "/var/mail/home2/Maildir");
-	assert_non_null(userdb_lookup(db, "\xe5\xa4\xaa\xe9\x83\x8e@example.jp"));
-	assert_non_null(userdb_lookup(db, "last"));
-	assert_non_null(userdb_lookup(db, "cfguser"));
+	assert_non_null(lookup(db, "\xe5\xa4\xaa\xe9\x83\x8e@example.jp"));
+	assert_non_null(lookup(db, "last"));
+	assert_non_null(lookup(db, "cfguser"));
 	/* 5 PLAIN, 2 $6$ crypt ({SHA512-CRYPT} and {CRYPT} alike), 1 SHA256 */
 	assert_int_equal(userdb_cost_classes(db), 3);
 	assert_true(strncmp(userdb_cost_class_secret(db, 0), "{PLAIN}", 7) == 0);
-	assert_int_equal(userdb_lookup(db, "taro")->cost_class,
-	    userdb_lookup(db, "bare")->cost_class);
-	assert_int_equal(userdb_lookup(db, "hanako")->cost_class, 2);
+	assert_int_equal(lookup(db, "taro")->cost_class,
+	    lookup(db, "bare")->cost_class);
+	assert_int_equal(lookup(db, "hanako")->cost_class, 2);
 	userdb_unref(&db);
 
 	/* Without any template, a home gives %h/Maildir. */
@@ -207,7 +236,7 @@ test_passwd_file(void **state)
 	db = load(&cfg, &errs);
 	assert_non_null(db);
 	free(errs);
-	assert_string_equal(userdb_lookup(db, "h")->mailbox_path,
+	assert_string_equal(lookup(db, "h")->mailbox_path,
 	    "/home/h/Maildir");
 	userdb_unref(&db);
 }
@@ -287,9 +316,10 @@ test_config_errors(void **state)
 
 	assert_null(load(&cfg, &errs));
 	print_message("%s", errs);
-	assert_non_null(strstr(errs, "posuto.json: Users[1]: invalid user name"));
-	assert_non_null(strstr(errs, "Users[2]: user badpw: password:"));
-	assert_non_null(strstr(errs, "Users[3]: user badtmpl: mailbox template: unknown %-sequence"));
+	/* No positions in a hand-built config: the file and the key. */
+	assert_non_null(strstr(errs, "posuto.json: Pop3Server.Users[1].UserName: user name must not contain '/'\n"));
+	assert_non_null(strstr(errs, "posuto.json: Pop3Server.Users[2].Password: "));
+	assert_non_null(strstr(errs, "posuto.json: Pop3Server.Users[3]: user badtmpl: mailbox template: unknown %-sequence"));
 	assert_non_null(strstr(errs, "Users[4]: user reltmpl: mailbox path m/reltmpl is not absolute"));
 	assert_null(strstr(errs, "Users[0]"));
 	free(errs);
@@ -300,6 +330,72 @@ test_config_errors(void **state)
 	assert_null(load(&cfg, &errs));
 	assert_non_null(strstr(errs, "no mailbox location"));
 	free(errs);
+}
+
+/* Issue 10 item 2: drivers by name, asked in order, entries with ids and
+ * a location. */
+static bool
+collect_names(const struct userdb_entry *e, void *arg)
+{
+	char *buf = arg;
+	size_t len = strlen(buf);
+
+	snprintf(buf + len, 128 - len, "%s,", e->name);
+	return strcmp(e->name, "stop") != 0;
+}
+
+static void
+test_drivers(void **state)
+{
+	struct user_cfg users[] = {
+		{ .name = "zed", .password = "{PLAIN}x",
+		  .format = MBOX_FORMAT_EMLDIR },
+		{ .name = "amy", .password = "{PLAIN}x" },
+	};
+	struct posuto_config cfg = {
+		.path = "posuto.json", .mail_dir = "/var/mail",
+		.users = users, .n_users = 2,
+	};
+	const struct userdb_entry *e;
+	struct userdb *db;
+	char *errs = NULL, names[128] = "";
+	(void)state;
+
+	assert_string_equal(userdb_driver_find("static")->name, "static");
+	assert_string_equal(userdb_driver_find("passwd-file")->name,
+	    "passwd-file");
+	assert_null(userdb_driver_find("sql"));
+
+	cfg.passwd_file = write_file(
+	    "pf:{PLAIN}y:1001:1002::/home/pf::\n"
+	    "named:{PLAIN}y:mail:mail::::\n"
+	    "stop:{PLAIN}y\n"
+	    "zz-after:{PLAIN}y\n");
+	db = load(&cfg, &errs);
+	assert_non_null(db);
+	assert_string_equal(errs, "");
+	free(errs);
+
+	e = lookup(db, "pf");
+	assert_int_equal(e->uid, 1001);
+	assert_int_equal(e->gid, 1002);
+	assert_string_equal(e->location, "auto:/var/mail/pf");
+	assert_non_null(strstr(e->origin, ":1"));
+	/* a system user name there is not an id posuto could use */
+	e = lookup(db, "named");
+	assert_int_equal(e->uid, USERDB_ID_NONE);
+	assert_int_equal(e->gid, USERDB_ID_NONE);
+	e = lookup(db, "zed");
+	assert_int_equal(e->uid, USERDB_ID_NONE);
+	assert_string_equal(e->location, "emldir:/var/mail/zed");
+	assert_string_equal(e->mailbox_path, "/var/mail/zed");
+	assert_int_equal(e->format, MBOX_FORMAT_EMLDIR);
+
+	/* static first, then passwd-file, each in name order; the
+	 * callback stops it */
+	assert_false(userdb_iterate(db, collect_names, names));
+	assert_string_equal(names, "amy,zed,named,pf,stop,");
+	userdb_unref(&db);
 }
 
 static void
@@ -437,7 +533,7 @@ test_cost_classes(void **state)
 	assert_true(userdb_all_scram(db));
 	assert_string_equal(userdb_scram_example(db), SCRAM_10000);
 	assert_int_equal(userdb_cost_classes(db), 2);
-	assert_int_equal(userdb_lookup(db, "a")->cost_class, 1);
+	assert_int_equal(lookup(db, "a")->cost_class, 1);
 	userdb_unref(&db);
 
 	cfg.n_users = 6;
@@ -446,7 +542,7 @@ test_cost_classes(void **state)
 	free(errs);
 	assert_false(userdb_all_scram(db));
 	assert_int_equal(userdb_cost_classes(db), 5);
-	assert_int_equal(userdb_lookup(db, "b")->cost_class, 0);
+	assert_int_equal(lookup(db, "b")->cost_class, 0);
 	for (size_t i = 1; i < 5; i++)
 		assert_non_null(userdb_cost_class_secret(db, i));
 	userdb_unref(&db);
@@ -457,6 +553,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_config_users),
+		cmocka_unit_test(test_drivers),
 		cmocka_unit_test(test_cost_classes),
 		cmocka_unit_test(test_passwd_file),
 		cmocka_unit_test(test_passwd_file_errors),
