@@ -87,33 +87,66 @@ mbox_dot_break_stale(const char *path, unsigned stale_sec)
 		(void)unlink(path);
 }
 
-/* 1: got it, 0: held by someone, -1: cannot create (errno set). */
+/*
+ * 1: got it, 0: held by someone, -1: cannot create (errno set).
+ * The lock file is written under a private name and then link()ed into
+ * place, so it never exists without our pid in it: a crash between
+ * create and write would leave an empty lock that others must respect
+ * for stale_sec.  Where link() is refused, plain O_EXCL.
+ */
 static int
 mbox_dot_try(struct mbox_lock *lk, const struct mbox_lock_opts *o)
 {
-	char pidbuf[32];
+	char pidbuf[32], *tmp;
 	struct stat st;
-	int fd, len;
+	int fd, len, r, e;
 
-	fd = open(lk->dot_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-	    O_CLOEXEC, 0644);
+	len = snprintf(pidbuf, sizeof(pidbuf), "%ld\n", (long)getpid());
+	tmp = xasprintf("%s.posuto.%ld", lk->dot_path, (long)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+	    0644);
 	if (fd < 0) {
-		if (errno == EEXIST) {
-			mbox_dot_break_stale(lk->dot_path, o->stale_sec);
-			return 0;
-		}
+		free(tmp);
 		return -1;
 	}
-	len = snprintf(pidbuf, sizeof(pidbuf), "%ld\n", (long)getpid());
 	if (write(fd, pidbuf, (size_t)len) != len || fstat(fd, &st) != 0) {
-		int e = errno ? errno : EIO;
-
+		e = errno ? errno : EIO;
 		close(fd);
-		(void)unlink(lk->dot_path);
+		(void)unlink(tmp);
+		free(tmp);
 		errno = e;
 		return -1;
 	}
 	close(fd);
+	r = link(tmp, lk->dot_path);
+	e = errno;
+	if (r != 0 && e != EEXIST) {
+		/* no hard links here: the classic O_EXCL create */
+		fd = open(lk->dot_path, O_WRONLY | O_CREAT | O_EXCL |
+		    O_NOFOLLOW | O_CLOEXEC, 0644);
+		e = errno;
+		if (fd >= 0) {
+			if (write(fd, pidbuf, (size_t)len) != len ||
+			    fstat(fd, &st) != 0) {
+				e = errno ? errno : EIO;
+				close(fd);
+				(void)unlink(lk->dot_path);
+				fd = -1;
+			} else
+				close(fd);
+		}
+		r = fd >= 0 ? 0 : -1;
+	}
+	(void)unlink(tmp);
+	free(tmp);
+	if (r != 0) {
+		if (e == EEXIST) {
+			mbox_dot_break_stale(lk->dot_path, o->stale_sec);
+			return 0;
+		}
+		errno = e;
+		return -1;
+	}
 	lk->dot_dev = st.st_dev;
 	lk->dot_ino = st.st_ino;
 	lk->have_dot = true;
