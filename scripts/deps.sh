@@ -11,7 +11,8 @@ build_pkgs="gcc make meson ninja-build pkg-config libevent-dev libjansson-dev
 # make run: the clients its banner and README's quick start name.
 run_pkgs="$build_pkgs curl netcat-openbsd"
 check_pkgs="$build_pkgs clang libclang-rt-14-dev python3 python3-pytest python3-openssl
-  curl fetchmail mpop perl gsasl dovecot-core dovecot-pop3d procps iproute2 ucspi-tcp"
+  curl fetchmail mpop perl gsasl dovecot-core dovecot-pop3d procps iproute2 ucspi-tcp
+  lockfile-progs"
 bench_pkgs="$build_pkgs dovecot-pop3d dovecot-core python3 util-linux procps"
 
 case "${1:-build}" in

@@ -1,0 +1,84 @@
+/* mbox_int.h - private to the mbox_*.c files (and their tests/fuzzers). */
+#ifndef POSUTO_MBOX_INT_H
+#define POSUTO_MBOX_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "store/mbox_parse.h"
+#include "store/mbox_store.h"
+
+#define MBOX_UIDL_MAX	40
+#define MBOX_TAIL_HASH	4096	/* bytes before the end the index hashes */
+
+struct mbox_file_id {
+	uint64_t dev, ino, size;
+	int64_t mtime_sec, mtime_nsec, ctime_sec, ctime_nsec;
+};
+
+struct mbox {
+	char *path;
+	char *index_path;
+	char *journal_path;
+	struct mbox_opts opts;
+	int fd;			/* -1: no file (empty mailbox) */
+	bool writable;
+	bool expunged;
+	struct mbox_file_id id;	/* the file when the snapshot was taken */
+	struct mbox_msg *msgs;
+	size_t n;
+	char (*uidl)[MBOX_UIDL_MAX];
+	uint64_t total;
+	uint64_t parsed;
+};
+
+void mbox_file_id_from_stat(struct mbox_file_id *id, const struct stat *st);
+bool mbox_file_id_eq(const struct mbox_file_id *a,
+    const struct mbox_file_id *b);
+
+/* SHA-256 (truncated to out_len <= 32) of fd's bytes [off, off+len). */
+bool mbox_hash_range(int fd, uint64_t off, uint64_t len, unsigned char *out,
+    size_t out_len);
+/* Hash of the MBOX_TAIL_HASH bytes before end (fewer near the start). */
+bool mbox_tail_hash(int fd, uint64_t end, unsigned char out[MBOX_DIGEST_LEN]);
+/* pread/pwrite that loop; false on error or early EOF (errno EIO). */
+bool mbox_pread_full(int fd, void *buf, size_t len, uint64_t off);
+bool mbox_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+bool mbox_fsync_dir_of(const char *path);
+
+/*
+ * Index image <-> snapshot.  mbox_index_parse() validates an image (any
+ * bytes: the file sits where others may write) and returns the messages
+ * (malloc'ed) and the file id and tail hash it was made for.
+ */
+bool mbox_index_parse(const void *buf, size_t len, struct mbox_file_id *id_r,
+    unsigned char tail_r[MBOX_DIGEST_LEN], struct mbox_msg **msgs_r,
+    size_t *n_r);
+/* Best effort (it is a cache): tmp + rename, no fsync. */
+void mbox_index_write(const char *index_path, const struct mbox_file_id *id,
+    const unsigned char tail[MBOX_DIGEST_LEN], const struct mbox_msg *msgs,
+    size_t n);
+
+/* UIDLs from digests (occurrence numbering); uidl has n entries. */
+void mbox_assign_uidls(const struct mbox_msg *msgs, size_t n,
+    char (*uidl)[MBOX_UIDL_MAX]);
+
+/* Message indexes sorted by (digest, position); free() it. */
+uint32_t *mbox_sorted(const struct mbox_msg *msgs, size_t n);
+
+/* mbox_expunge.c: runs the recovery if journal_path exists (lock held,
+ * fd writable).  MBOX_OK also when there was nothing to do. */
+enum mbox_status mbox_journal_recover(int fd, const char *journal_path,
+    char *err, size_t errsz);
+
+/*
+ * Test hook: the n-th crash point (file write, fsync, rename, truncate,
+ * unlink during an expunge or recovery) from now raises SIGKILL; 0 turns
+ * it off.  Lets the crash test stop an expunge at every step.
+ */
+void mbox_test_crash_after(unsigned n);
+void mbox_crash_point(void);
+
+#endif

@@ -1,0 +1,918 @@
+/*
+ * mbox_store.c - mbox snapshot (with the size index), message reader and
+ * append.  The expunge and its journal are in mbox_expunge.c.
+ */
+#include "store/mbox_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "lib/strutil.h"
+#include "lib/wire.h"
+#include "lib/xmalloc.h"
+
+#define MBOX_IO_CHUNK		(64 * 1024)
+#define MBOX_INDEX_MAX		(512u * 1024 * 1024)
+
+static unsigned mbox_crash_countdown;
+
+void
+mbox_test_crash_after(unsigned n)
+{
+	mbox_crash_countdown = n;
+}
+
+void
+mbox_crash_point(void)
+{
+	if (mbox_crash_countdown > 0 && --mbox_crash_countdown == 0)
+		raise(SIGKILL);
+}
+
+void
+mbox_opts_init(struct mbox_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	mbox_lock_opts_init(&o->lock);
+}
+
+void
+mbox_file_id_from_stat(struct mbox_file_id *id, const struct stat *st)
+{
+	memset(id, 0, sizeof(*id));
+	id->dev = (uint64_t)st->st_dev;
+	id->ino = (uint64_t)st->st_ino;
+	id->size = (uint64_t)st->st_size;
+	id->mtime_sec = st->st_mtim.tv_sec;
+	id->mtime_nsec = st->st_mtim.tv_nsec;
+	id->ctime_sec = st->st_ctim.tv_sec;
+	id->ctime_nsec = st->st_ctim.tv_nsec;
+}
+
+bool
+mbox_file_id_eq(const struct mbox_file_id *a, const struct mbox_file_id *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	    a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec &&
+	    a->ctime_sec == b->ctime_sec && a->ctime_nsec == b->ctime_nsec;
+}
+
+bool
+mbox_pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	unsigned char *b = buf;
+
+	while (len > 0) {
+		ssize_t n = pread(fd, b, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			return false;
+		}
+		b += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return true;
+}
+
+bool
+mbox_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const unsigned char *b = buf;
+
+	while (len > 0) {
+		ssize_t n = pwrite(fd, b, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = ENOSPC;
+			return false;
+		}
+		b += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return true;
+}
+
+bool
+mbox_hash_range(int fd, uint64_t off, uint64_t len, unsigned char *out,
+    size_t out_len)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	unsigned char *buf = xmalloc(MBOX_IO_CHUNK);
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	bool ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+
+	while (ok && len > 0) {
+		size_t k = len > MBOX_IO_CHUNK ? MBOX_IO_CHUNK : (size_t)len;
+
+		ok = mbox_pread_full(fd, buf, k, off) &&
+		    EVP_DigestUpdate(ctx, buf, k) == 1;
+		off += k;
+		len -= k;
+	}
+	ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen >= out_len;
+	if (ok)
+		memcpy(out, md, out_len);
+	EVP_MD_CTX_free(ctx);
+	free(buf);
+	return ok;
+}
+
+bool
+mbox_fsync_dir_of(const char *path)
+{
+	char *copy = xstrdup(path);
+	int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	bool ok = fd >= 0 && fsync(fd) == 0;
+
+	if (fd >= 0)
+		close(fd);
+	free(copy);
+	return ok;
+}
+
+/* ---- the index ---- */
+
+/*
+ * Layout (native byte order: a machine-local cache; the order mark makes
+ * a foreign file invalid): magic, order mark, file id, count, tail hash,
+ * count struct mbox_msg (56 bytes each, no padding), then SHA-256/128 of
+ * everything before it.
+ */
+static const char mbox_index_magic[8] = "PSTMBXI1";
+
+struct mbox_index_hdr {
+	char magic[8];
+	uint32_t order;
+	uint32_t version;
+	struct mbox_file_id id;
+	uint64_t count;
+	unsigned char tail[MBOX_DIGEST_LEN];
+};
+
+_Static_assert(sizeof(struct mbox_msg) == 56, "mbox_msg has no padding");
+
+static void
+mbox_sha(const void *buf, size_t len, unsigned char out[MBOX_DIGEST_LEN])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	if (EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+	    mdlen < MBOX_DIGEST_LEN)
+		abort();
+	memcpy(out, md, MBOX_DIGEST_LEN);
+}
+
+bool
+mbox_index_parse(const void *buf, size_t len, struct mbox_file_id *id_r,
+    unsigned char tail_r[MBOX_DIGEST_LEN], struct mbox_msg **msgs_r,
+    size_t *n_r)
+{
+	const unsigned char *b = buf;
+	struct mbox_index_hdr h;
+	unsigned char sum[MBOX_DIGEST_LEN];
+	struct mbox_msg *m;
+	size_t i, n;
+
+	if (len < sizeof(h) + MBOX_DIGEST_LEN)
+		return false;
+	memcpy(&h, b, sizeof(h));
+	if (memcmp(h.magic, mbox_index_magic, 8) != 0 ||
+	    h.order != 0x01020304u || h.version != 1 ||
+	    h.count > (len - sizeof(h) - MBOX_DIGEST_LEN) / sizeof(*m) ||
+	    len != sizeof(h) + h.count * sizeof(*m) + MBOX_DIGEST_LEN)
+		return false;
+	mbox_sha(b, len - MBOX_DIGEST_LEN, sum);
+	if (memcmp(sum, b + len - MBOX_DIGEST_LEN, MBOX_DIGEST_LEN) != 0)
+		return false;
+	n = (size_t)h.count;
+	m = xcalloc(n ? n : 1, sizeof(*m));
+	memcpy(m, b + sizeof(h), n * sizeof(*m));
+	/* The entries tile the file from the first From_ line to its end. */
+	for (i = 0; i < n; i++) {
+		if (m[i].data_off <= m[i].from_off ||
+		    m[i].data_off > m[i].end_off ||
+		    m[i].data_len > m[i].end_off - m[i].data_off ||
+		    m[i].end_off - m[i].from_off < 5 ||
+		    (i > 0 && m[i].from_off != m[i - 1].end_off) ||
+		    m[i].wire_size > 2 * m[i].data_len + 2)
+			break;
+	}
+	if (i < n || (n > 0 && m[n - 1].end_off != h.id.size)) {
+		free(m);
+		return false;
+	}
+	*id_r = h.id;
+	memcpy(tail_r, h.tail, MBOX_DIGEST_LEN);
+	*msgs_r = m;
+	*n_r = n;
+	return true;
+}
+
+void
+mbox_index_write(const char *index_path, const struct mbox_file_id *id,
+    const unsigned char tail[MBOX_DIGEST_LEN], const struct mbox_msg *msgs,
+    size_t n)
+{
+	struct mbox_index_hdr h;
+	size_t len = sizeof(h) + n * sizeof(*msgs) + MBOX_DIGEST_LEN;
+	unsigned char *img = xmalloc(len);
+	char *tmp = xasprintf("%s.tmp", index_path);
+	int fd;
+
+	memset(&h, 0, sizeof(h));
+	memcpy(h.magic, mbox_index_magic, 8);
+	h.order = 0x01020304u;
+	h.version = 1;
+	h.id = *id;
+	h.count = n;
+	memcpy(h.tail, tail, MBOX_DIGEST_LEN);
+	memcpy(img, &h, sizeof(h));
+	if (n > 0)
+		memcpy(img + sizeof(h), msgs, n * sizeof(*msgs));
+	mbox_sha(img, len - MBOX_DIGEST_LEN, img + len - MBOX_DIGEST_LEN);
+	(void)unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    0600);
+	if (fd >= 0) {
+		bool ok = mbox_pwrite_full(fd, img, len, 0);
+
+		close(fd);
+		if (!ok || rename(tmp, index_path) != 0)
+			(void)unlink(tmp);
+	}
+	free(tmp);
+	free(img);
+}
+
+/* Reads and validates the index for the mbox; false if none usable. */
+static bool
+mbox_index_load(const char *index_path, struct mbox_file_id *id_r,
+    unsigned char tail_r[MBOX_DIGEST_LEN], struct mbox_msg **msgs_r,
+    size_t *n_r)
+{
+	struct stat st;
+	unsigned char *buf;
+	bool ok;
+	int fd;
+
+	fd = open(index_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size > MBOX_INDEX_MAX) {
+		close(fd);
+		return false;
+	}
+	buf = xmalloc((size_t)st.st_size + 1);
+	ok = mbox_pread_full(fd, buf, (size_t)st.st_size, 0) &&
+	    mbox_index_parse(buf, (size_t)st.st_size, id_r, tail_r, msgs_r,
+	    n_r);
+	close(fd);
+	free(buf);
+	return ok;
+}
+
+/* Hash of the last MBOX_TAIL_HASH bytes before end. */
+bool
+mbox_tail_hash(int fd, uint64_t end, unsigned char out[MBOX_DIGEST_LEN])
+{
+	uint64_t start = end > MBOX_TAIL_HASH ? end - MBOX_TAIL_HASH : 0;
+
+	return mbox_hash_range(fd, start, end - start, out, MBOX_DIGEST_LEN);
+}
+
+/* ---- UIDLs ---- */
+
+static int
+mbox_digest_cmp(const void *a, const void *b, void *ctx)
+{
+	const struct mbox_msg *m = ctx;
+	uint32_t ia = *(const uint32_t *)a, ib = *(const uint32_t *)b;
+	int c = memcmp(m[ia].digest, m[ib].digest, MBOX_DIGEST_LEN);
+
+	if (c != 0)
+		return c;
+	return ia < ib ? -1 : ia > ib;
+}
+
+/* Indexes sorted by (digest, position); caller frees. */
+uint32_t *
+mbox_sorted(const struct mbox_msg *msgs, size_t n)
+{
+	uint32_t *ix = xcalloc(n ? n : 1, sizeof(*ix));
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		ix[i] = (uint32_t)i;
+	/* glibc qsort_r: the context is the message array */
+	qsort_r(ix, n, sizeof(*ix), mbox_digest_cmp, (void *)(uintptr_t)msgs);
+	return ix;
+}
+
+void
+mbox_assign_uidls(const struct mbox_msg *msgs, size_t n,
+    char (*uidl)[MBOX_UIDL_MAX])
+{
+	uint32_t *ix = mbox_sorted(msgs, n);
+	size_t i, k = 0;
+
+	for (i = 0; i < n; i++) {
+		const struct mbox_msg *m = &msgs[ix[i]];
+		char hex[2 * 12 + 1];
+
+		if (i > 0 && memcmp(m->digest, msgs[ix[i - 1]].digest,
+		    MBOX_DIGEST_LEN) == 0)
+			k++;
+		else
+			k = 0;
+		hex_encode(m->digest, 12, hex);
+		if (k == 0)
+			snprintf(uidl[ix[i]], MBOX_UIDL_MAX, "%.24s", hex);
+		else
+			snprintf(uidl[ix[i]], MBOX_UIDL_MAX, "%.24s-%u", hex,
+			    (unsigned)(k & 0xffffffffu));
+	}
+	free(ix);
+}
+
+/* ---- snapshot ---- */
+
+/* Parses fd from off to end into p; counts the bytes read. */
+static enum mbox_status
+mbox_parse_range(int fd, struct mbox_parser *p, uint64_t off, uint64_t end,
+    uint64_t *parsed, char *err, size_t errsz)
+{
+	unsigned char *buf = xmalloc(MBOX_IO_CHUNK);
+	enum mbox_status st = MBOX_OK;
+
+	while (off < end) {
+		size_t k = end - off > MBOX_IO_CHUNK ? MBOX_IO_CHUNK :
+		    (size_t)(end - off);
+
+		if (!mbox_pread_full(fd, buf, k, off)) {
+			snprintf(err, errsz, "read: %s", strerror(errno));
+			st = MBOX_TEMP;
+			break;
+		}
+		*parsed += k;
+		off += k;
+		if (!mbox_parser_feed(p, buf, k))
+			break;
+	}
+	free(buf);
+	if (st == MBOX_OK && !mbox_parser_finish(p)) {
+		snprintf(err, errsz, "not an mbox file (no From_ line at "
+		    "the start)");
+		st = MBOX_PERM;
+	}
+	return st;
+}
+
+/* Builds mb->msgs for the locked file described by cur. */
+static enum mbox_status
+mbox_build(struct mbox *mb, const struct mbox_file_id *cur, char *err,
+    size_t errsz)
+{
+	struct mbox_file_id iid;
+	unsigned char itail[MBOX_DIGEST_LEN], tail[MBOX_DIGEST_LEN];
+	struct mbox_msg *im = NULL, *nm;
+	struct mbox_parser *p;
+	size_t in = 0, keep = 0, nn, i;
+	uint64_t from = 0;
+	enum mbox_status st;
+	bool have = mbox_index_load(mb->index_path, &iid, itail, &im, &in);
+
+	if (have && iid.dev == cur->dev && iid.ino == cur->ino) {
+		if (mbox_file_id_eq(&iid, cur)) {
+			mb->msgs = im;
+			mb->n = in;
+			return MBOX_OK;
+		}
+		/* Grown: the old end still hashes alike and a From_ line
+		 * follows it?  Then only the last known message and the new
+		 * bytes are parsed (the last one may have grown too). */
+		if (cur->size > iid.size && in > 0 &&
+		    mbox_tail_hash(mb->fd, iid.size, tail) &&
+		    memcmp(tail, itail, MBOX_DIGEST_LEN) == 0) {
+			keep = in - 1;
+			from = im[in - 1].from_off;
+		}
+	}
+	if (keep == 0) {
+		free(im);
+		im = NULL;
+		from = 0;
+	}
+	p = mbox_parser_new(from);
+	st = mbox_parse_range(mb->fd, p, from, cur->size, &mb->parsed, err,
+	    errsz);
+	if (st != MBOX_OK) {
+		mbox_parser_free(&p);
+		free(im);
+		return st;
+	}
+	nm = mbox_parser_take(p, &nn);
+	mbox_parser_free(&p);
+	if (keep > 0) {
+		im = xreallocarray(im, keep + nn + 1, sizeof(*im));
+		for (i = 0; i < nn; i++)
+			im[keep + i] = nm[i];
+		free(nm);
+		nm = im;
+		nn += keep;
+	}
+	mb->msgs = nm;
+	mb->n = nn;
+	if (mbox_tail_hash(mb->fd, cur->size, tail))
+		mbox_index_write(mb->index_path, cur, tail, mb->msgs, mb->n);
+	return MBOX_OK;
+}
+
+static struct mbox *
+mbox_new(const char *path, const struct mbox_opts *o)
+{
+	struct mbox *mb = xcalloc(1, sizeof(*mb));
+	const char *prefix = o->state_prefix ? o->state_prefix : path;
+
+	mb->path = xstrdup(path);
+	mb->index_path = xasprintf("%s.posuto-index", prefix);
+	mb->journal_path = xasprintf("%s.posuto-journal", prefix);
+	mb->opts = *o;
+	mb->opts.state_prefix = NULL;	/* not kept: the paths are */
+	mb->fd = -1;
+	return mb;
+}
+
+/* Opens path for reading and writing if we may; regular files only. */
+static enum mbox_status
+mbox_open_fd(struct mbox *mb, int extra_flags, mode_t mode, char *err,
+    size_t errsz)
+{
+	struct stat st;
+
+	mb->fd = open(mb->path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | extra_flags,
+	    mode);
+	mb->writable = mb->fd >= 0;
+	if (mb->fd < 0 && (errno == EACCES || errno == EROFS))
+		mb->fd = open(mb->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (mb->fd < 0) {
+		if (errno == ENOENT)
+			return MBOX_OK;
+		snprintf(err, errsz, "open: %s", strerror(errno));
+		return errno == ELOOP ? MBOX_PERM : MBOX_TEMP;
+	}
+	if (fstat(mb->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errsz, "not a regular file");
+		return MBOX_PERM;
+	}
+	return MBOX_OK;
+}
+
+enum mbox_status
+mbox_open_snapshot(const char *path, const struct mbox_opts *o,
+    struct mbox **mb_r, char *err, size_t errsz)
+{
+	struct mbox *mb = mbox_new(path, o);
+	struct mbox_lock lk;
+	struct stat st;
+	enum mbox_status s;
+	size_t i;
+
+	*mb_r = NULL;
+	s = mbox_open_fd(mb, 0, 0, err, errsz);
+	if (s != MBOX_OK || mb->fd < 0)
+		goto out;
+	s = mbox_lock_acquire(&lk, mb->fd, path, &o->lock, err, errsz);
+	if (s != MBOX_OK)
+		goto out;
+	if (access(mb->journal_path, F_OK) == 0) {
+		if (!mb->writable) {
+			snprintf(err, errsz, "an interrupted expunge needs "
+			    "recovery but the mbox is read-only");
+			s = MBOX_TEMP;
+		} else
+			s = mbox_journal_recover(mb->fd, mb->journal_path, err,
+			    errsz);
+	}
+	if (s == MBOX_OK && fstat(mb->fd, &st) != 0) {
+		snprintf(err, errsz, "fstat: %s", strerror(errno));
+		s = MBOX_TEMP;
+	}
+	if (s == MBOX_OK) {
+		mbox_file_id_from_stat(&mb->id, &st);
+		s = mbox_build(mb, &mb->id, err, errsz);
+	}
+	mbox_lock_release(&lk);
+out:
+	if (s != MBOX_OK) {
+		mbox_close(&mb);
+		return s;
+	}
+	mb->uidl = xcalloc(mb->n ? mb->n : 1, sizeof(*mb->uidl));
+	mbox_assign_uidls(mb->msgs, mb->n, mb->uidl);
+	for (i = 0; i < mb->n; i++)
+		mb->total += mb->msgs[i].wire_size;
+	*mb_r = mb;
+	return MBOX_OK;
+}
+
+void
+mbox_close(struct mbox **mbp)
+{
+	struct mbox *mb = *mbp;
+
+	if (mb == NULL)
+		return;
+	if (mb->fd >= 0)
+		close(mb->fd);
+	free(mb->path);
+	free(mb->index_path);
+	free(mb->journal_path);
+	free(mb->msgs);
+	free(mb->uidl);
+	free(mb);
+	*mbp = NULL;
+}
+
+uint32_t
+mbox_msg_count(const struct mbox *mb)
+{
+	return (uint32_t)mb->n;
+}
+
+uint64_t
+mbox_msg_size(const struct mbox *mb, uint32_t idx)
+{
+	return mb->msgs[idx].wire_size;
+}
+
+const char *
+mbox_msg_uidl(const struct mbox *mb, uint32_t idx)
+{
+	return mb->uidl[idx];
+}
+
+uint64_t
+mbox_total_size(const struct mbox *mb)
+{
+	return mb->total;
+}
+
+uint64_t
+mbox_bytes_parsed(const struct mbox *mb)
+{
+	return mb->parsed;
+}
+
+/* ---- reader ---- */
+
+#define MBOX_RD_BUF	16384
+
+struct mbox_reader {
+	struct mbox *mb;
+	const struct mbox_msg *m;
+	uint64_t off;		/* next raw byte to read */
+	uint64_t end;		/* data_off + data_len */
+	EVP_MD_CTX *md;
+	struct mbox_unquote uq;
+	struct wire_enc we;
+	unsigned char raw[MBOX_RD_BUF];
+	unsigned char unq[MBOX_RD_BUF + 2 * MBOX_UNQUOTE_SLACK];
+	size_t unq_pos, unq_len;
+	unsigned char fin[WIRE_ENC_FINISH_MAX];
+	size_t fin_pos, fin_len;
+	bool raw_done;		/* all raw bytes read and un-quoted */
+	bool verified;
+	bool failed;
+};
+
+enum mbox_status
+mbox_msg_reader_open(struct mbox *mb, uint32_t idx, long long body_lines,
+    struct mbox_reader **r_r)
+{
+	const struct mbox_msg *m = &mb->msgs[idx];
+	struct mbox_reader *r;
+	unsigned char from[MBOX_FROM_MAX];
+	size_t flen = (size_t)(m->data_off - m->from_off);
+	struct stat st;
+
+	*r_r = NULL;
+	if (mb->fd < 0 || mb->expunged || fstat(mb->fd, &st) != 0)
+		return MBOX_TEMP;
+	if ((uint64_t)st.st_size < m->end_off || st.st_nlink == 0)
+		return MBOX_CHANGED;
+	if (flen > sizeof(from) || !mbox_pread_full(mb->fd, from, flen,
+	    m->from_off) || flen < 5 || memcmp(from, "From ", 5) != 0)
+		return MBOX_CHANGED;
+	r = xcalloc(1, sizeof(*r));
+	r->mb = mb;
+	r->m = m;
+	r->off = m->data_off;
+	r->end = m->data_off + m->data_len;
+	r->md = EVP_MD_CTX_new();
+	if (r->md == NULL || EVP_DigestInit_ex(r->md, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(r->md, from, flen) != 1)
+		abort();
+	mbox_unquote_init(&r->uq);
+	wire_enc_init(&r->we, body_lines);
+	*r_r = r;
+	return MBOX_OK;
+}
+
+/* Refills unq[] from the file; at the end checks the digest. */
+static bool
+mbox_reader_fill(struct mbox_reader *r)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	size_t k;
+
+	r->unq_pos = r->unq_len = 0;
+	if (r->off < r->end) {
+		k = r->end - r->off > MBOX_RD_BUF ? MBOX_RD_BUF :
+		    (size_t)(r->end - r->off);
+		if (!mbox_pread_full(r->mb->fd, r->raw, k, r->off))
+			return false;
+		r->off += k;
+		if (EVP_DigestUpdate(r->md, r->raw, k) != 1)
+			abort();
+		r->unq_len = mbox_unquote_update(&r->uq, r->raw, k, r->unq);
+		return true;
+	}
+	r->unq_len = mbox_unquote_finish(&r->uq, r->unq);
+	r->raw_done = true;
+	if (EVP_DigestFinal_ex(r->md, md, &mdlen) != 1 ||
+	    memcmp(md, r->m->digest, MBOX_DIGEST_LEN) != 0) {
+		/* The cache may be what is wrong: rebuild it next time. */
+		(void)unlink(r->mb->index_path);
+		errno = ESTALE;
+		return false;
+	}
+	r->verified = true;
+	return true;
+}
+
+ssize_t
+mbox_msg_reader_read(struct mbox_reader *r, void *buf, size_t len)
+{
+	unsigned char *o = buf;
+	size_t done = 0;
+
+	if (r->failed)
+		return -1;
+	while (done < len) {
+		if (r->fin_len > 0) {
+			size_t k = r->fin_len - r->fin_pos;
+
+			if (k > len - done)
+				k = len - done;
+			memcpy(o + done, r->fin + r->fin_pos, k);
+			r->fin_pos += k;
+			done += k;
+			if (r->fin_pos == r->fin_len)
+				break;
+			continue;
+		}
+		if (r->unq_pos == r->unq_len) {
+			if (r->raw_done) {
+				/* all verified: the terminator may go out */
+				r->fin_len = wire_enc_finish(&r->we, r->fin);
+				continue;
+			}
+			if (!mbox_reader_fill(r)) {
+				r->failed = true;
+				return -1;
+			}
+			continue;
+		}
+		if (wire_enc_done(&r->we)) {
+			/* TOP: the rest is read only for the digest */
+			r->unq_pos = r->unq_len;
+			continue;
+		}
+		{
+			size_t used = 0, w;
+
+			w = wire_enc_update(&r->we, r->unq + r->unq_pos,
+			    r->unq_len - r->unq_pos, o + done, len - done,
+			    &used);
+			r->unq_pos += used;
+			done += w;
+			if (w == 0 && used == 0)
+				break;	/* out too small for progress */
+		}
+	}
+	return (ssize_t)done;
+}
+
+void
+mbox_msg_reader_close(struct mbox_reader **rp)
+{
+	struct mbox_reader *r = *rp;
+
+	if (r == NULL)
+		return;
+	EVP_MD_CTX_free(r->md);
+	free(r);
+	*rp = NULL;
+}
+
+/* ---- append ---- */
+
+struct mbox_out {
+	int fd;
+	unsigned char buf[MBOX_IO_CHUNK];
+	size_t len;
+	bool failed;
+	int err;
+};
+
+static void
+mbox_out_flush(struct mbox_out *w)
+{
+	const unsigned char *b = w->buf;
+	size_t len = w->len;
+
+	w->len = 0;
+	while (!w->failed && len > 0) {
+		ssize_t n = write(w->fd, b, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			w->failed = true;
+			w->err = n < 0 ? errno : ENOSPC;
+			return;
+		}
+		b += n;
+		len -= (size_t)n;
+	}
+}
+
+static void
+mbox_out_put(struct mbox_out *w, const void *p, size_t len)
+{
+	const unsigned char *b = p;
+
+	while (len > 0 && !w->failed) {
+		size_t k = sizeof(w->buf) - w->len;
+
+		if (k > len)
+			k = len;
+		memcpy(w->buf + w->len, b, k);
+		w->len += k;
+		b += k;
+		len -= k;
+		if (w->len == sizeof(w->buf))
+			mbox_out_flush(w);
+	}
+}
+
+/* "From sender  Www Mmm dd hh:mm:ss yyyy\n" as Postfix writes it; the
+ * names are fixed so the locale cannot change them. */
+static size_t
+mbox_from_line(char *buf, size_t bufsz, const char *sender, time_t when)
+{
+	static const char days[] = "SunMonTueWedThuFriSat";
+	static const char mons[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	char snd[513];
+	struct tm tm;
+	size_t i;
+	int n;
+
+	if (sender == NULL || *sender == '\0')
+		sender = "MAILER-DAEMON";
+	for (i = 0; sender[i] != '\0' && i < sizeof(snd) - 1; i++) {
+		unsigned char c = (unsigned char)sender[i];
+
+		snd[i] = c <= 0x20 || c == 0x7f ? '_' : (char)c;
+	}
+	snd[i] = '\0';
+	if (localtime_r(&when, &tm) == NULL)
+		memset(&tm, 0, sizeof(tm));
+	n = snprintf(buf, bufsz, "From %s  %.3s %.3s %2d %02d:%02d:%02d %d\n",
+	    snd, days + 3 * (tm.tm_wday % 7), mons + 3 * (tm.tm_mon % 12),
+	    tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, tm.tm_year + 1900);
+	return n < 0 ? 0 : (size_t)n;
+}
+
+enum mbox_status
+mbox_append(const char *path, const struct mbox_opts *o, const char *sender,
+    time_t when, mbox_read_fn rd, void *ctx, char *err, size_t errsz)
+{
+	struct mbox *mb = mbox_new(path, o);
+	struct mbox_out *w = NULL;
+	struct mbox_quote q;
+	struct mbox_lock lk;
+	unsigned char *in = NULL, *qb = NULL, last = '\n';
+	unsigned char tail[3];
+	char from[600];
+	struct stat st;
+	enum mbox_status s;
+	off_t orig;
+	ssize_t n;
+	size_t k;
+
+	s = mbox_open_fd(mb, O_CREAT | O_APPEND, 0600, err, errsz);
+	if (s == MBOX_OK && !mb->writable) {
+		snprintf(err, errsz, "open: %s", strerror(EACCES));
+		s = MBOX_TEMP;
+	}
+	if (s != MBOX_OK) {
+		mbox_close(&mb);
+		return s;
+	}
+	s = mbox_lock_acquire(&lk, mb->fd, path, &o->lock, err, errsz);
+	if (s != MBOX_OK) {
+		mbox_close(&mb);
+		return s;
+	}
+	if (access(mb->journal_path, F_OK) == 0)
+		s = mbox_journal_recover(mb->fd, mb->journal_path, err, errsz);
+	if (s == MBOX_OK && fstat(mb->fd, &st) != 0) {
+		snprintf(err, errsz, "fstat: %s", strerror(errno));
+		s = MBOX_TEMP;
+	}
+	if (s != MBOX_OK)
+		goto done;
+	orig = st.st_size;
+	w = xmalloc(sizeof(*w));
+	w->fd = mb->fd;
+	w->len = 0;
+	w->failed = false;
+	w->err = 0;
+	/* The From_ line must follow a blank line to be one: repair a file
+	 * that does not end in one (else our message joins the last). */
+	if (orig > 0) {
+		size_t tl = orig >= 3 ? 3 : (size_t)orig;
+
+		if (!mbox_pread_full(mb->fd, tail, tl, (uint64_t)orig - tl)) {
+			w->failed = true;
+			w->err = errno;
+		} else if (tail[tl - 1] != '\n')
+			mbox_out_put(w, "\n\n", 2);
+		else if (!(tl >= 2 && tail[tl - 2] == '\n') &&
+		    !(tl == 3 && memcmp(tail, "\n\r\n", 3) == 0))
+			mbox_out_put(w, "\n", 1);
+	}
+	k = mbox_from_line(from, sizeof(from), sender, when);
+	mbox_out_put(w, from, k);
+	in = xmalloc(MBOX_IO_CHUNK);
+	qb = xmalloc(2 * MBOX_IO_CHUNK + MBOX_UNQUOTE_SLACK);
+	mbox_quote_init(&q);
+	while (!w->failed && (n = rd(ctx, in, MBOX_IO_CHUNK)) != 0) {
+		if (n < 0) {
+			w->failed = true;
+			w->err = errno ? errno : EIO;
+			break;
+		}
+		last = in[n - 1];
+		k = mbox_quote_update(&q, in, (size_t)n, qb);
+		mbox_out_put(w, qb, k);
+	}
+	k = mbox_quote_finish(&q, qb);
+	mbox_out_put(w, qb, k);
+	if (last != '\n')
+		mbox_out_put(w, "\n", 1);
+	mbox_out_put(w, "\n", 1);
+	mbox_out_flush(w);
+	if (!w->failed && fsync(mb->fd) != 0) {
+		w->failed = true;
+		w->err = errno;
+	}
+	if (w->failed) {
+		/* Postfix's rule: no partial message stays behind. */
+		snprintf(err, errsz, "append: %s", strerror(w->err));
+		if (ftruncate(mb->fd, orig) != 0 || fsync(mb->fd) != 0)
+			snprintf(err, errsz, "append: %s; truncating back "
+			    "failed: %s", strerror(w->err), strerror(errno));
+		s = MBOX_TEMP;
+	}
+done:
+	mbox_lock_release(&lk);
+	free(in);
+	free(qb);
+	free(w);
+	mbox_close(&mb);
+	return s;
+}

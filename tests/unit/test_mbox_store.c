@@ -1,0 +1,675 @@
+/* test_mbox_store.c - mbox snapshots, the size index, the reader, append,
+ * expunge, locking against other programs and concurrent appends. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/mbox_store.h"
+
+static char dir[256], mbox[300];
+
+static int
+setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/test_mbox_XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	snprintf(mbox, sizeof(mbox), "%s/bob", dir);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[600];
+	pid_t pid;
+	int st;
+
+	(void)state;
+	/* rm -rf without a shell */
+	snprintf(cmd, sizeof(cmd), "%s", dir);
+	pid = fork();
+	if (pid == 0) {
+		execlp("rm", "rm", "-rf", cmd, (char *)NULL);
+		_exit(127);
+	}
+	waitpid(pid, &st, 0);
+	return 0;
+}
+
+static void
+write_file(const char *path, const char *data)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, strlen(data)), (ssize_t)strlen(data));
+	close(fd);
+}
+
+static char *
+read_file(const char *path, size_t *len_r)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY);
+	char *b;
+
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	b = malloc((size_t)st.st_size + 1);
+	assert_int_equal(read(fd, b, (size_t)st.st_size), st.st_size);
+	b[st.st_size] = '\0';
+	close(fd);
+	if (len_r)
+		*len_r = (size_t)st.st_size;
+	return b;
+}
+
+static struct mbox *
+open_ok(void)
+{
+	struct mbox_opts o;
+	struct mbox *mb = NULL;
+	char err[256] = "";
+
+	mbox_opts_init(&o);
+	o.lock.timeout_ms = 2000;
+	if (mbox_open_snapshot(mbox, &o, &mb, err, sizeof(err)) != MBOX_OK)
+		fail_msg("open: %s", err);
+	return mb;
+}
+
+/* RETR of message i; NULL if the reader failed. */
+static char *
+retr(struct mbox *mb, uint32_t i, long long top, size_t *len_r)
+{
+	struct mbox_reader *r;
+	size_t cap = 1 << 16, len = 0;
+	char *b = malloc(cap);
+	ssize_t n;
+
+	assert_int_equal(mbox_msg_reader_open(mb, i, top, &r), MBOX_OK);
+	/* small reads exercise every buffer boundary */
+	while ((n = mbox_msg_reader_read(r, b + len, 8 + (len % 13))) > 0) {
+		len += (size_t)n;
+		if (cap - len < 64)
+			b = realloc(b, cap *= 2);
+	}
+	mbox_msg_reader_close(&r);
+	if (n < 0) {
+		free(b);
+		return NULL;
+	}
+	b[len] = '\0';
+	*len_r = len;
+	return b;
+}
+
+#define FROM(x) "From " x "  Mon Jan  6 10:00:00 2025\n"
+
+static void
+test_snapshot_reader(void **state)
+{
+	struct mbox *mb;
+	size_t len;
+	char *w;
+
+	(void)state;
+	write_file(mbox, FROM("a") "Subject: one\n\n>From the start\n"
+	    ".dot line\n>>From x\n\n" FROM("b") "Subject: two\r\n\r\nb\r\n\n");
+	mb = open_ok();
+	assert_int_equal(mbox_msg_count(mb), 2);
+	w = retr(mb, 0, -1, &len);
+	assert_string_equal(w, "Subject: one\r\n\r\nFrom the start\r\n"
+	    "..dot line\r\n>From x\r\n.\r\n");
+	/* the size is the wire form before dot-stuffing, without ".\r\n" */
+	assert_int_equal(mbox_msg_size(mb, 0), len - 3 - 1);
+	free(w);
+	w = retr(mb, 1, -1, &len);
+	assert_string_equal(w, "Subject: two\r\n\r\nb\r\n.\r\n");
+	assert_int_equal(mbox_msg_size(mb, 1), len - 3);
+	free(w);
+	w = retr(mb, 0, 1, &len);	/* TOP 1 */
+	assert_string_equal(w, "Subject: one\r\n\r\nFrom the start\r\n.\r\n");
+	free(w);
+	assert_int_equal(mbox_total_size(mb),
+	    mbox_msg_size(mb, 0) + mbox_msg_size(mb, 1));
+	assert_string_not_equal(mbox_msg_uidl(mb, 0), mbox_msg_uidl(mb, 1));
+	assert_int_equal(strlen(mbox_msg_uidl(mb, 0)), 24);
+	mbox_close(&mb);
+}
+
+static void
+test_missing_and_bad(void **state)
+{
+	struct mbox_opts o;
+	struct mbox *mb;
+	char err[256];
+
+	(void)state;
+	mb = open_ok();		/* no file yet: empty, not an error */
+	assert_int_equal(mbox_msg_count(mb), 0);
+	mbox_close(&mb);
+	write_file(mbox, "Subject: not an mbox\n\nx\n");
+	mbox_opts_init(&o);
+	assert_int_equal(mbox_open_snapshot(mbox, &o, &mb, err, sizeof(err)),
+	    MBOX_PERM);
+	assert_null(mb);
+	assert_int_equal(mkdir(mbox, 0700) == 0 || unlink(mbox) == 0, 1);
+}
+
+static ssize_t
+str_reader(void *ctx, void *buf, size_t len)
+{
+	const char **s = ctx;
+	size_t n = strlen(*s);
+
+	if (n > len)
+		n = len;
+	if (n > 3)	/* short reads on purpose */
+		n = 3;
+	memcpy(buf, *s, n);
+	*s += n;
+	return (ssize_t)n;
+}
+
+static void
+append(const char *body)
+{
+	struct mbox_opts o;
+	const char *p = body;
+	char err[256] = "";
+
+	mbox_opts_init(&o);
+	o.lock.timeout_ms = 5000;
+	if (mbox_append(mbox, &o, "sender@example.org", time(NULL),
+	    str_reader, &p, err, sizeof(err)) != MBOX_OK)
+		fail_msg("append: %s", err);
+}
+
+static void
+test_append_roundtrip_and_warm_index(void **state)
+{
+	struct mbox *mb;
+	char *w, u0[64], u1[64];
+	size_t len, flen;
+
+	(void)state;
+	append("Subject: 1\n\nFrom here\n>From there\nlast");
+	append("Subject: 2\n\n.\n");
+	mb = open_ok();
+	assert_int_equal(mbox_msg_count(mb), 2);
+	assert_true(mbox_bytes_parsed(mb) > 0);
+	w = retr(mb, 0, -1, &len);
+	assert_string_equal(w, "Subject: 1\r\n\r\nFrom here\r\n>From there"
+	    "\r\nlast\r\n.\r\n");
+	free(w);
+	snprintf(u0, sizeof(u0), "%s", mbox_msg_uidl(mb, 0));
+	snprintf(u1, sizeof(u1), "%s", mbox_msg_uidl(mb, 1));
+	mbox_close(&mb);
+	free(read_file(mbox, &flen));
+
+	/* warm: reads no message */
+	mb = open_ok();
+	assert_int_equal(mbox_bytes_parsed(mb), 0);
+	assert_int_equal(mbox_msg_count(mb), 2);
+	assert_string_equal(mbox_msg_uidl(mb, 0), u0);
+	mbox_close(&mb);
+
+	/* grown: only the last known message and the new one are read */
+	append("Subject: 3\n\nthree\n");
+	mb = open_ok();
+	assert_int_equal(mbox_msg_count(mb), 3);
+	assert_true(mbox_bytes_parsed(mb) > 0);
+	assert_true(mbox_bytes_parsed(mb) < flen);
+	assert_string_equal(mbox_msg_uidl(mb, 0), u0);
+	assert_string_equal(mbox_msg_uidl(mb, 1), u1);
+	w = retr(mb, 2, -1, &len);
+	assert_string_equal(w, "Subject: 3\r\n\r\nthree\r\n.\r\n");
+	free(w);
+	mbox_close(&mb);
+}
+
+static ssize_t
+failing_reader(void *ctx, void *buf, size_t len)
+{
+	int *calls = ctx;
+
+	if ((*calls)++ == 3) {
+		errno = EIO;
+		return -1;
+	}
+	memset(buf, 'x', len > 100 ? 100 : len);
+	return len > 100 ? 100 : (ssize_t)len;
+}
+
+static void
+test_append_failure_truncates(void **state)
+{
+	struct mbox_opts o;
+	char err[256], *before, *after;
+	size_t blen, alen;
+	int calls = 0, st;
+	pid_t pid;
+
+	(void)state;
+	append("Subject: keep\n\nx\n");
+	before = read_file(mbox, &blen);
+	mbox_opts_init(&o);
+	assert_int_equal(mbox_append(mbox, &o, "s", time(NULL),
+	    failing_reader, &calls, err, sizeof(err)), MBOX_TEMP);
+	after = read_file(mbox, &alen);
+	assert_int_equal(alen, blen);
+	assert_memory_equal(after, before, blen);
+	free(after);
+
+	/* a write failure part way (file size limit: EFBIG, like ENOSPC) */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct rlimit rl = { blen + 1000, blen + 1000 };
+		char big[5000];
+		const char *p = big;
+
+		signal(SIGXFSZ, SIG_IGN);
+		memset(big, 'y', sizeof(big) - 1);
+		big[sizeof(big) - 1] = '\0';
+		setrlimit(RLIMIT_FSIZE, &rl);
+		_exit(mbox_append(mbox, &o, "s", time(NULL), str_reader, &p,
+		    err, sizeof(err)) == MBOX_TEMP ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	after = read_file(mbox, &alen);
+	assert_int_equal(alen, blen);
+	assert_memory_equal(after, before, blen);
+	free(after);
+	free(before);
+}
+
+static void
+test_reader_detects_change(void **state)
+{
+	struct mbox *mb;
+	size_t len;
+	char *w;
+	int fd;
+
+	(void)state;
+	write_file(mbox, FROM("a") "Subject: x\n\nhello\n");
+	mb = open_ok();
+	/* same size, same inode, one byte changed in place */
+	fd = open(mbox, O_WRONLY);
+	assert_int_equal(pwrite(fd, "J", 1, (off_t)strlen(FROM("a")) + 13),
+	    1);
+	close(fd);
+	w = retr(mb, 0, -1, &len);
+	assert_null(w);		/* never handed out as complete */
+	mbox_close(&mb);
+	/* shrunk: refused at open */
+	mb = open_ok();
+	assert_int_equal(truncate(mbox, 10), 0);
+	{
+		struct mbox_reader *r;
+
+		assert_int_equal(mbox_msg_reader_open(mb, 0, -1, &r),
+		    MBOX_CHANGED);
+	}
+	mbox_close(&mb);
+}
+
+static void
+test_expunge_uidls_survive(void **state)
+{
+	struct mbox *mb;
+	char uidl[5][64], *w;
+	uint8_t del[5] = { 0, 1, 0, 1, 0 };
+	uint32_t n;
+	size_t len;
+	char err[256] = "";
+	int i;
+
+	(void)state;
+	for (i = 0; i < 5; i++) {
+		char body[64];
+
+		snprintf(body, sizeof(body), "Subject: %d\n\nbody %d\n", i, i);
+		append(body);
+	}
+	mb = open_ok();
+	for (i = 0; i < 5; i++)
+		snprintf(uidl[i], 64, "%s", mbox_msg_uidl(mb, (uint32_t)i));
+	append("Subject: late\n\narrived during the session\n");
+	assert_int_equal(mbox_expunge(mb, del, &n, err, sizeof(err)), MBOX_OK);
+	assert_int_equal(n, 2);
+	mbox_close(&mb);
+	mb = open_ok();
+	assert_int_equal(mbox_bytes_parsed(mb) > 0, 1);	/* the late one */
+	assert_int_equal(mbox_msg_count(mb), 4);
+	assert_string_equal(mbox_msg_uidl(mb, 0), uidl[0]);
+	assert_string_equal(mbox_msg_uidl(mb, 1), uidl[2]);
+	assert_string_equal(mbox_msg_uidl(mb, 2), uidl[4]);
+	w = retr(mb, 1, -1, &len);
+	assert_string_equal(w, "Subject: 2\r\n\r\nbody 2\r\n.\r\n");
+	free(w);
+	w = retr(mb, 3, -1, &len);
+	assert_string_equal(w, "Subject: late\r\n\r\narrived during the "
+	    "session\r\n.\r\n");
+	free(w);
+	mbox_close(&mb);
+	mb = open_ok();		/* warm after the expunge */
+	assert_int_equal(mbox_bytes_parsed(mb), 0);
+	assert_int_equal(mbox_msg_count(mb), 4);
+	mbox_close(&mb);
+}
+
+static void
+test_identical_copies(void **state)
+{
+	struct mbox *mb;
+	char u[3][64];
+	uint8_t del[3] = { 1, 0, 1 };
+	uint32_t n;
+	char err[256];
+
+	(void)state;
+	write_file(mbox, FROM("a") "same\n\n" FROM("a") "same\n\n"
+	    FROM("a") "same\n\n");
+	mb = open_ok();
+	snprintf(u[0], 64, "%s", mbox_msg_uidl(mb, 0));
+	snprintf(u[1], 64, "%s", mbox_msg_uidl(mb, 1));
+	snprintf(u[2], 64, "%s", mbox_msg_uidl(mb, 2));
+	assert_string_not_equal(u[0], u[1]);
+	assert_string_not_equal(u[1], u[2]);
+	/* deleting copy 0 while copy 1 stays would shift "-1" onto u[0]:
+	 * copy 0 is kept; copy 2 (after the last kept one) goes */
+	assert_int_equal(mbox_expunge(mb, del, &n, err, sizeof(err)), MBOX_OK);
+	assert_int_equal(n, 1);
+	mbox_close(&mb);
+	mb = open_ok();
+	assert_int_equal(mbox_msg_count(mb), 2);
+	assert_string_equal(mbox_msg_uidl(mb, 0), u[0]);
+	assert_string_equal(mbox_msg_uidl(mb, 1), u[1]);
+	mbox_close(&mb);
+}
+
+static void
+test_expunge_refuses_foreign_rewrite(void **state)
+{
+	struct mbox *mb;
+	uint8_t del[2] = { 1, 0 };
+	char err[256], *after;
+	uint32_t n;
+
+	(void)state;
+	write_file(mbox, FROM("a") "one\n\n" FROM("b") "two\n\n");
+	mb = open_ok();
+	/* another program rewrote the file (new inode) */
+	write_file(mbox, FROM("c") "other\n\n");
+	{
+		char tmp[400];
+
+		snprintf(tmp, sizeof(tmp), "%s.new", mbox);
+		write_file(tmp, FROM("c") "other\n\n");
+		assert_int_equal(rename(tmp, mbox), 0);
+	}
+	assert_int_equal(mbox_expunge(mb, del, &n, err, sizeof(err)),
+	    MBOX_CHANGED);
+	assert_int_equal(n, 0);
+	mbox_close(&mb);
+	after = read_file(mbox, NULL);
+	assert_string_equal(after, FROM("c") "other\n\n");
+	free(after);
+}
+
+static enum mbox_status
+open_status(unsigned timeout_ms)
+{
+	struct mbox_opts o;
+	struct mbox *mb = NULL;
+	char err[256];
+	enum mbox_status s;
+
+	mbox_opts_init(&o);
+	o.lock.timeout_ms = timeout_ms;
+	s = mbox_open_snapshot(mbox, &o, &mb, err, sizeof(err));
+	mbox_close(&mb);
+	return s;
+}
+
+static void
+test_dotlock(void **state)
+{
+	char lock[400], buf[32];
+	struct timespec old[2] = { { .tv_sec = 1000 }, { .tv_sec = 1000 } };
+	pid_t pid;
+	int st;
+
+	(void)state;
+	write_file(mbox, FROM("a") "x\n");
+	snprintf(lock, sizeof(lock), "%s.lock", mbox);
+	/* held by a live process (us): wait, then a temporary failure */
+	snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	write_file(lock, buf);
+	assert_int_equal(open_status(300), MBOX_TEMP);
+	assert_int_equal(access(lock, F_OK), 0);	/* not ours to remove */
+	/* held by a dead process: stale */
+	pid = fork();
+	if (pid == 0)
+		_exit(0);
+	waitpid(pid, &st, 0);
+	snprintf(buf, sizeof(buf), "%ld\n", (long)pid);
+	write_file(lock, buf);
+	assert_int_equal(open_status(3000), MBOX_OK);
+	assert_int_equal(access(lock, F_OK), -1);
+	/* no pid (Postfix), fresh: respected; older than 500 s: stale */
+	write_file(lock, "");
+	assert_int_equal(open_status(300), MBOX_TEMP);
+	assert_int_equal(utimensat(AT_FDCWD, lock, old, 0), 0);
+	assert_int_equal(open_status(3000), MBOX_OK);
+	assert_int_equal(access(lock, F_OK), -1);
+}
+
+static void
+test_fcntl_lock(void **state)
+{
+	int pfd[2], st;
+	pid_t pid;
+	char c;
+
+	(void)state;
+	write_file(mbox, FROM("a") "x\n");
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	if (pid == 0) {
+		/* a classic POSIX lock, as Postfix and procmail take */
+		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+		int fd = open(mbox, O_RDWR);
+
+		if (fd < 0 || fcntl(fd, F_SETLK, &fl) != 0)
+			_exit(1);
+		close(pfd[0]);
+		(void)!write(pfd[1], "l", 1);
+		for (int k = 0; k < 600; k++)	/* until killed, bounded */
+			sleep(1);
+		_exit(0);
+	}
+	close(pfd[1]);
+	{
+		int p2 = pfd[0];
+
+		assert_int_equal(read(p2, &c, 1), 1);
+		assert_int_equal(open_status(300), MBOX_TEMP);
+		kill(pid, SIGTERM);
+		waitpid(pid, &st, 0);
+		close(p2);
+	}
+	assert_int_equal(open_status(3000), MBOX_OK);
+}
+
+/* lockfile-progs (liblockfile, procmail-style dotlocks) holds the lock. */
+static void
+test_lockfile_progs(void **state)
+{
+	pid_t pid;
+	int st;
+
+	(void)state;
+	if (access("/usr/bin/lockfile-create", X_OK) != 0) {
+		skip();
+		return;
+	}
+	write_file(mbox, FROM("a") "x\n");
+	pid = fork();
+	if (pid == 0) {
+		char lock[400];
+
+		snprintf(lock, sizeof(lock), "%s.lock", mbox);
+		execl("/usr/bin/lockfile-create", "lockfile-create",
+		    "--retry", "0", "--lock-name", lock, (char *)NULL);
+		_exit(127);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_int_equal(open_status(400), MBOX_TEMP);
+	pid = fork();
+	if (pid == 0) {
+		char lock[400];
+
+		snprintf(lock, sizeof(lock), "%s.lock", mbox);
+		execl("/usr/bin/lockfile-remove", "lockfile-remove",
+		    "--lock-name", lock, (char *)NULL);
+		_exit(127);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_int_equal(open_status(3000), MBOX_OK);
+}
+
+#define WRITERS 4
+#define PER_WRITER 25
+
+/* A message that carries its own id and length, so a torn or joined one
+ * shows. */
+static void
+test_concurrent_appends(void **state)
+{
+	pid_t pids[WRITERS];
+	int seen[WRITERS][PER_WRITER];
+	int w, i, alive, rounds = 0, st;
+	struct mbox *mb;
+
+	(void)state;
+	for (w = 0; w < WRITERS; w++) {
+		pids[w] = fork();
+		assert_true(pids[w] >= 0);
+		if (pids[w] == 0) {
+			for (i = 0; i < PER_WRITER; i++) {
+				char body[2048];
+				int n = snprintf(body, sizeof(body),
+				    "Subject: w%d-%d\n\nFrom me\n", w, i);
+
+				while (n < 200 + 37 * i) {
+					body[n] = (char)('a' + (n % 26));
+					n++;
+				}
+				body[n++] = '\n';
+				body[n] = '\0';
+				append(body);
+			}
+			_exit(0);
+		}
+	}
+	do {
+		uint32_t cnt;
+
+		alive = 0;
+		for (w = 0; w < WRITERS; w++)
+			if (pids[w] > 0 && waitpid(pids[w], &st, WNOHANG) == 0)
+				alive++;
+		mb = open_ok();
+		cnt = mbox_msg_count(mb);
+		if (cnt > 0) {
+			size_t len;
+			char *m = retr(mb, cnt - 1, -1, &len);
+
+			assert_non_null(m);
+			assert_memory_equal(m, "Subject: w", 10);
+			assert_memory_equal(m + len - 5, "\r\n.\r\n", 5);
+			free(m);
+		}
+		mbox_close(&mb);
+	} while (alive > 0 && ++rounds < 5000);
+	for (w = 0; w < WRITERS; w++) {
+		assert_int_equal(waitpid(pids[w], &st, 0) == pids[w] ||
+		    errno == ECHILD, 1);
+	}
+	memset(seen, 0, sizeof(seen));
+	mb = open_ok();
+	assert_int_equal(mbox_msg_count(mb), WRITERS * PER_WRITER);
+	for (i = 0; i < WRITERS * PER_WRITER; i++) {
+		size_t len, want;
+		char *m = retr(mb, (uint32_t)i, -1, &len);
+		int a, b;
+
+		assert_non_null(m);
+		assert_int_equal(sscanf(m, "Subject: w%d-%d", &a, &b), 2);
+		assert_true(a >= 0 && a < WRITERS && b >= 0 && b < PER_WRITER);
+		seen[a][b]++;
+		/* header + blank + "From me" + filler, CRLF, + ".\r\n" */
+		want = (size_t)(200 + 37 * b) + 4 + 1 + 3;
+		assert_int_equal(len, want);
+		assert_non_null(strstr(m, "\r\n\r\nFrom me\r\n"));
+		free(m);
+	}
+	for (w = 0; w < WRITERS; w++)
+		for (i = 0; i < PER_WRITER; i++)
+			assert_int_equal(seen[w][i], 1);
+	mbox_close(&mb);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_snapshot_reader, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_missing_and_bad, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_append_roundtrip_and_warm_index, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_append_failure_truncates,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reader_detects_change,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expunge_uidls_survive,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_identical_copies, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_expunge_refuses_foreign_rewrite, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dotlock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fcntl_lock, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_lockfile_progs, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_appends, setup,
+		    teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
