@@ -153,7 +153,7 @@ gen_data() {
 # i1..iNIDLE -> t1 (10 small messages); probe -> t1; bigN -> bigN.
 make_users() {
 	local m=$DATA/users.manifest
-	local stamp="$NUSERS $NSLOW $NIDLE $BIG_BOXES"
+	local stamp="v2 $NUSERS $NSLOW $NIDLE $BIG_BOXES"
 	if [ "$(cat "$DATA/.users.done" 2>/dev/null)" = "$stamp" ]; then return; fi
 	log "creating user mailboxes (hard links)"
 	rm -rf "$DATA/mail"
@@ -194,11 +194,15 @@ with open(data + "/users.manifest", "w") as m:
         link_tree(src + "/eml/e1", data + "/mail/posuto/e1")
         m.write("e1 %s\n" % " ".join(manifest(src + "/eml")["e1"]))
 # Dovecot's mail processes run as nobody and write index files there.
+# The posuto tree shares the files (hard links), so its directories get
+# the same owner: posuto serves only files owned by their directory's
+# owner (a hard link planted from another user's mailbox is refused).
 nobody = 65534
-for root, dirs, files in os.walk(data + "/mail/dovecot") if os.getuid() == 0 else ():
-    os.chown(root, nobody, nobody)
-    for f in files:
-        os.chown(os.path.join(root, f), nobody, nobody)
+for t in trees if os.getuid() == 0 else ():
+    for root, dirs, files in os.walk(data + "/mail/" + t):
+        os.chown(root, nobody, nobody)
+        for f in files:
+            os.chown(os.path.join(root, f), nobody, nobody)
 PYEOF
 	echo "$stamp" > "$DATA/.users.done"
 }
