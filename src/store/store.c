@@ -14,8 +14,6 @@
 
 #include "store/store_driver.h"
 
-/* "auto:" tries them in this order: maildir claims only what looks like
- * one, emldir reads any directory. */
 const struct store_driver *const store_drivers[] = {
 	&store_driver_maildir,
 	&store_driver_emldir,
@@ -31,8 +29,8 @@ store_driver_find(const char *name)
 	return NULL;
 }
 
-/* Splits location into its driver (auto resolved against what is on disk
- * now) and the rest; NULL with a reason in err if it names none. */
+/* Splits location into its driver and the rest; NULL with a reason in
+ * err if it names none. */
 static const struct store_driver *
 store_location_driver(const char *location, const char **path_r, char *err,
     size_t errsz)
@@ -57,12 +55,9 @@ store_location_driver(const char *location, const char **path_r, char *err,
 			    "path is not absolute", location);
 		return NULL;
 	}
-	if (strcasecmp(name, "auto") == 0) {
-		for (size_t i = 0; store_drivers[i] != NULL; i++)
-			if (store_drivers[i]->probe != NULL &&
-			    store_drivers[i]->probe(*path_r))
-				return store_drivers[i];
-	} else {
+	if (strcasecmp(name, store_driver_auto.name) == 0)
+		return &store_driver_auto;
+	{
 		const struct store_driver *drv = store_driver_find(name);
 
 		if (drv != NULL)
@@ -79,14 +74,6 @@ store_location_driver(const char *location, const char **path_r, char *err,
 			(void)snprintf(err + off, errsz - off, ")");
 	}
 	return NULL;
-}
-
-bool
-store_location_valid(const char *location, char *err, size_t errsz)
-{
-	const char *path;
-
-	return store_location_driver(location, &path, err, errsz) != NULL;
 }
 
 enum store_status

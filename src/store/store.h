@@ -48,15 +48,10 @@ struct store_delivery;
  * NULL.  "auto" is not a driver. */
 const struct store_driver *store_driver_find(const char *name);
 /*
- * True if location is "<driver>:<absolute path>" or "auto:<absolute
- * path>"; else false with a reason in err (e.g. an unknown prefix).
- */
-bool store_location_valid(const char *location, char *err, size_t errsz);
-
-/*
  * Opens the mailbox at location for user (the name is for drivers that
- * look mailboxes up by user, and for messages).  A bad location is
- * STORE_PERM with the reason in err.
+ * look mailboxes up by user, and for messages).  A location is
+ * "<driver>:<absolute path>" or "auto:<absolute path>"; anything else
+ * (an unknown prefix, none) is STORE_PERM with the reason in err.
  *
  * The directory drivers (maildir, emldir): a missing
  * directory is an empty mailbox (mail may not have arrived yet) and is
@@ -204,13 +199,15 @@ void mailbox_close(struct mailbox **mb);
  * lists.  A session's snapshot opened before the commit does not show
  * it; the next open does.  The directory drivers create a missing
  * mailbox (maildir: cur/ new/ tmp/), mode 0700.  No session lock is
- * needed or taken.
+ * needed or taken.  After a failed write only commit (which then fails
+ * and cleans up) or abort make sense; commit frees d whatever it
+ * returns.
  * STORE_TEMP for what may work later (ENOSPC, EDQUOT, EIO: a delivery
  * agent exits 75, EX_TEMPFAIL), STORE_PERM for what will not (a bad
- * location, a read-only driver, a mailbox refused as unsafe); err
- * receives the reason.  After a failed write or commit only abort is
- * allowed.  commit writes the message's name or id to id[idsz] (may be
- * NULL) and frees d; abort removes what was written and frees d.
+ * location, a read-only driver, a mailbox refused as unsafe); begin
+ * writes the reason to err, write and commit log it.  commit writes the
+ * message's name or id to id[idsz] (may be NULL); abort removes what was
+ * written and frees d.
  */
 enum store_status store_deliver_begin(const char *location, const char *user,
     struct store_delivery **d_r, char *err, size_t errsz);

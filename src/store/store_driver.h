@@ -42,10 +42,6 @@ struct store_driver {
 	/* Filesystem drivers: the engine's plug-in (store_int.h); NULL for
 	 * a driver that is not a directory of files. */
 	const struct store_ops *fs;
-	/* "auto:" locations: may this driver read what is at path?  Tried
-	 * in table order; NULL = never chosen automatically. */
-	bool (*probe)(const char *path);
-
 	/* The snapshot calls of store.h, same contracts.  path is the
 	 * location without its prefix; user is for drivers that look the
 	 * mailbox up by name (SQL) and for messages. */
@@ -89,9 +85,13 @@ struct store_driver {
 	void (*deliver_abort)(struct store_delivery *d);
 };
 
-/* The table (store.c), NULL-terminated, in "auto:" probe order. */
+/* The table (store.c), NULL-terminated. */
 extern const struct store_driver *const store_drivers[];
 extern const struct store_driver store_driver_maildir;
 extern const struct store_driver store_driver_emldir;
+/* "auto:" (store_fs.c): maildir for a directory holding cur/ new/ tmp/
+ * (or nothing yet), else emldir, decided on the root the open needs
+ * anyway.  Not in the table: it is no store of its own. */
+extern const struct store_driver store_driver_auto;
 
 #endif

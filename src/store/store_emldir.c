@@ -335,14 +335,6 @@ static const struct store_fs_deliver_ops emldir_deliver_ops = {
 	.publish = emldir_deliver_publish,
 };
 
-/* "auto:": any directory that is not a Maildir (maildir comes first). */
-static bool
-emldir_probe(const char *path)
-{
-	(void)path;
-	return true;
-}
-
 static unsigned
 emldir_check(const struct store_driver *drv, const char *user,
     const char *path, FILE *out)
@@ -367,7 +359,7 @@ const struct store_ops store_emldir_ops = {
 const struct store_driver store_driver_emldir = {
 	.name = "emldir",
 	.fs = &store_emldir_ops,
-	.probe = emldir_probe,
+	.open = store_fs_open,
 	STORE_FS_DRIVER_CALLS,
 	.check = emldir_check,
 	STORE_FS_DELIVERY_CALLS,

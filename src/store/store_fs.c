@@ -395,6 +395,13 @@ store_new(const char *path)
 	return mb;
 }
 
+static bool
+store_fd_is_maildir(int fd)
+{
+	return store_is_subdir(fd, "cur") && store_is_subdir(fd, "new") &&
+	    store_is_subdir(fd, "tmp");
+}
+
 bool
 store_fs_is_maildir(const char *path)
 {
@@ -403,41 +410,118 @@ store_fs_is_maildir(const char *path)
 
 	if (fd == -1)
 		return false;
-	yes = store_is_subdir(fd, "cur") && store_is_subdir(fd, "new") &&
-	    store_is_subdir(fd, "tmp");
+	yes = store_fd_is_maildir(fd);
 	close(fd);
 	return yes;
 }
 
+/*
+ * Opens the root; *fd_r -1 and STORE_OK for a missing one (an empty
+ * mailbox).  The root may be a symlink (/var/mail/u -> /srv/...): the
+ * admin configured it.  Everything below it is opened without following.
+ */
+static enum store_status
+store_open_root(const char *path, int *fd_r, char *err, size_t errsz)
+{
+	*fd_r = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOCTTY);
+	if (*fd_r != -1 || errno == ENOENT)
+		return STORE_OK;
+	store_err(err, errsz, "cannot open %s: %s", path, strerror(errno));
+	return errno == ENOTDIR ? STORE_PERM : STORE_TEMP;
+}
+
+static enum store_status store_fs_open_fd(const struct store_driver *drv,
+    const char *path, int fd, struct mailbox **mb_r, char *err,
+    size_t errsz);
+
 enum store_status
 store_fs_open(const struct store_driver *drv, const char *path,
     const char *user, struct mailbox **mb_r, char *err, size_t errsz)
+{
+	enum store_status st;
+	int fd;
+
+	(void)user;
+	*mb_r = NULL;
+	if ((st = store_open_root(path, &fd, err, errsz)) != STORE_OK)
+		return st;
+	return store_fs_open_fd(drv, path, fd, mb_r, err, errsz);
+}
+
+/* "auto:" decides on the root it has opened anyway: no extra system
+ * call on a login. */
+static enum store_status
+store_auto_open(const struct store_driver *drv, const char *path,
+    const char *user, struct mailbox **mb_r, char *err, size_t errsz)
+{
+	enum store_status st;
+	int fd;
+
+	(void)drv;
+	(void)user;
+	*mb_r = NULL;
+	if ((st = store_open_root(path, &fd, err, errsz)) != STORE_OK)
+		return st;
+	return store_fs_open_fd(fd == -1 || store_fd_is_maildir(fd) ?
+	    &store_driver_maildir : &store_driver_emldir, path, fd, mb_r, err,
+	    errsz);
+}
+
+/* What "auto:" would open at path now (a missing one: maildir, which is
+ * what a first delivery creates). */
+static const struct store_driver *
+store_auto_pick(const char *path)
+{
+	struct stat st;
+
+	if (store_fs_is_maildir(path) ||
+	    (stat(path, &st) == -1 && errno == ENOENT))
+		return &store_driver_maildir;
+	return &store_driver_emldir;
+}
+
+static unsigned
+store_auto_check(const struct store_driver *drv, const char *user,
+    const char *path, FILE *out)
+{
+	(void)drv;
+	drv = store_auto_pick(path);
+	return drv->check(drv, user, path, out);
+}
+
+static enum store_status
+store_auto_deliver_begin(const struct store_driver *drv, const char *path,
+    const char *user, struct store_delivery **d_r, char *err, size_t errsz)
+{
+	(void)drv;
+	drv = store_auto_pick(path);
+	return drv->deliver_begin(drv, path, user, d_r, err, errsz);
+}
+
+const struct store_driver store_driver_auto = {
+	.name = "auto",
+	STORE_FS_DRIVER_CALLS,
+	.open = store_auto_open,
+	.check = store_auto_check,
+	.deliver_begin = store_auto_deliver_begin,
+};
+
+static enum store_status
+store_fs_open_fd(const struct store_driver *drv, const char *path, int fd,
+    struct mailbox **mb_r, char *err, size_t errsz)
 {
 	struct store_fs *mb;
 	enum store_status st;
 	struct store_cache_stamp stamp;
 	bool cache_ok = true;
 	uint32_t i;
-	int fd;
 
-	(void)user;
-	*mb_r = NULL;
 	mb = store_new(path);
 	mb->pub.drv = drv;
 	mb->ops = drv->fs;
-	/* The root may be a symlink (/var/mail/u -> /srv/...): the admin
-	 * configured it.  Everything below it is opened without following. */
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOCTTY);
 	if (fd == -1) {
-		if (errno == ENOENT) {
-			*mb_r = &mb->pub;
-			return STORE_OK;
-		}
-		store_err(err, errsz, "cannot open %s: %s", path,
-		    strerror(errno));
-		st = errno == ENOTDIR ? STORE_PERM : STORE_TEMP;
-		store_fs_close(&mb->pub);
-		return st;
+		*mb_r = &mb->pub;
+		return STORE_OK;
 	}
 	mb->dirfd[STORE_DIR_ROOT] = fd;
 

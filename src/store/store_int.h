@@ -199,9 +199,9 @@ struct store_wire_job *store_fs_msg_wire_job(struct mailbox *mb,
     struct msg_reader *r);
 void store_fs_msg_close(struct msg_reader *r);
 
-/* The snapshot entries, for struct store_driver initialisers. */
+/* The snapshot entries but open, for struct store_driver initialisers. */
 #define STORE_FS_DRIVER_CALLS \
-	.open = store_fs_open, .count = store_fs_count, \
+	.count = store_fs_count, \
 	.msg_size = store_fs_msg_size, .msg_uidl = store_fs_msg_uidl, \
 	.total_size = store_fs_total_size, .mark_seen = store_fs_mark_seen, \
 	.msg_size_is_hint = store_fs_msg_size_is_hint, \

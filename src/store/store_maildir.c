@@ -708,16 +708,6 @@ static const struct store_fs_deliver_ops maildir_deliver_ops = {
 	.publish = maildir_deliver_publish,
 };
 
-/* "auto:": a Maildir, or nothing yet (the first delivery makes one). */
-static bool
-maildir_probe(const char *path)
-{
-	struct stat st;
-
-	return store_fs_is_maildir(path) ||
-	    (stat(path, &st) == -1 && errno == ENOENT);
-}
-
 static unsigned
 maildir_check(const struct store_driver *drv, const char *user,
     const char *path, FILE *out)
@@ -747,7 +737,7 @@ const struct store_ops store_maildir_ops = {
 const struct store_driver store_driver_maildir = {
 	.name = "maildir",
 	.fs = &store_maildir_ops,
-	.probe = maildir_probe,
+	.open = store_fs_open,
 	STORE_FS_DRIVER_CALLS,
 	.check = maildir_check,
 	STORE_FS_DELIVERY_CALLS,
