@@ -180,6 +180,33 @@ read_msg(struct mailbox *mb, uint32_t idx, size_t *len_r)
 	return buf;
 }
 
+/* A message in new/ is moved to cur/ at QUIT even when nothing was read
+ * or deleted: the commit is needed (the driver says so, not new/
+ * knowledge in the caller); emldir has nothing to record. */
+static void
+test_commit_needed_for_new(void **state)
+{
+	struct fx *fx = *state;
+	uint8_t none[1] = { 0 };
+	struct mailbox *mb;
+	uint32_t n;
+
+	mk_maildir(fx);
+	put(fx, "new/1700000000.M1P1.h", "a\r\n", 3);
+	put(fx, "cur/1600000000.M1P1.h:2,S", "b\r\n", 3);
+	mb = open_ok(fx, "maildir");
+	assert_true(mailbox_commit_needed(mb, none));
+	assert_int_equal(mailbox_commit(mb, none, &n), STORE_OK);
+	mailbox_close(&mb);
+	assert_true(exists(fx, "cur/1700000000.M1P1.h:2,"));
+	mb = open_ok(fx, "maildir");
+	assert_false(mailbox_commit_needed(mb, none));
+	mailbox_close(&mb);
+	mb = open_ok(fx, "emldir");
+	assert_false(mailbox_commit_needed(mb, none));
+	mailbox_close(&mb);
+}
+
 static const char *M1 = "From: a\nSubject: lf\n\nline\n.dot\n";
 static const char *M2 = "From: b\r\nSubject: crlf\r\n\r\nbody\r\n";
 static const char *M3 = "From: c\n\nno final newline";
@@ -1365,6 +1392,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+		T(test_commit_needed_for_new),
 		T(test_maildir_basic),
 		T(test_stray_files),
 		T(test_uidl_stable),
