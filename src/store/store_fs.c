@@ -11,10 +11,11 @@
  * of ours goes into the directories MTAs and other readers share, except
  * the index.
  *
- * A missing mailbox directory is an empty mailbox and takes no lock: we
- * do not create directories, because the MTA creates them with its own
- * owner and mode on first delivery, and a session over an empty snapshot
- * can neither delete nor move anything, so two of them cannot conflict.
+ * A missing mailbox directory is an empty mailbox and takes no lock:
+ * opening does not create directories, because the MTA creates them with
+ * its own owner and mode on first delivery (as does ours,
+ * store_fs_deliver.c), and a session over an empty snapshot can neither
+ * delete nor move anything, so two of them cannot conflict.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -814,7 +815,7 @@ store_fs_commit(struct mailbox *pub, const uint8_t *deleted,
 	if (!mb->locked)
 		fatalx("store: commit without the mailbox lock");
 	/* parked since the open: reopened only if it is still the directory
-	 * we locked, and the backends work below that fd */
+	 * we locked, and the drivers work below that fd */
 	if (store_dirfd(mb, STORE_DIR_ROOT) == -1) {
 		log_warn("store: %s: cannot reopen the mailbox", mb->path);
 		return STORE_TEMP;

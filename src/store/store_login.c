@@ -85,7 +85,7 @@ mailbox_login_record(struct mailbox *pub, uint64_t t)
 		    STORE_LOGIN_NAME);
 		(void)unlinkat(root, STORE_LOGIN_TMP, 0);
 	}
-	/* parked again: an idle session holds no directory (store.c) */
+	/* parked again: an idle session holds no directory (store_fs.c) */
 	if (parked) {
 		close(root);
 		mb->dirfd[STORE_DIR_ROOT] = -1;

@@ -1093,7 +1093,13 @@ test_dump(void **state)
 	    "        \"MailboxFormat\": \"maildir\",\n"
 	    "        \"MailboxPath\": \"/srv/mail/%u\""));
 	assert_non_null(strstr(out, "\"MailboxPath\": \"/b\",\n"
-	    "        \"MailboxFormat\": \"emldir\""));
+	    "        \"MailboxFormat\": \"emldir\",\n"
+	    "        \"MailboxLocation\": \"emldir:/b\""));
+	/* the store location, per user and for users without their own */
+	assert_non_null(strstr(out, "\"MailboxPath\": \"/srv/mail/%u\",\n"
+	    "        \"MailboxLocation\": \"maildir:/srv/mail/%u\""));
+	assert_non_null(strstr(out, "\n    \"MailboxLocation\": "
+	    "\"maildir:/srv/mail/%u\""));
 	assert_null(strstr(out, "\"auto\""));
 	free(out);
 }
