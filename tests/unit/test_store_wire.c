@@ -133,6 +133,9 @@ build(struct mailbox *mb, uint32_t idx)
 	struct store_wire_job *j;
 
 	assert_int_equal(mailbox_msg_open(mb, idx, &r), STORE_OK);
+	/* no sendfile() on this connection (TLS): the store wants no copy,
+	 * and a later plain RETR still gets one */
+	assert_null(msg_reader_wire_job(mb, r, false));
 	j = msg_reader_wire_job(mb, r, true);
 	assert_non_null(j);
 	assert_null(msg_reader_wire_job(mb, r, true));	/* one per reader */
