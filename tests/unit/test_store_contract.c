@@ -678,6 +678,9 @@ test_auto_location(void **state)
 	assert_non_null(mkdtemp(root));
 	(void)snprintf(loc, sizeof(loc), "auto:%s/a", root);
 	id = deliver(loc, "Subject: x\r\n\r\nx\r\n", 17);
+	/* maildir names carry the stored size, and the wire size when the
+	 * bytes are already what RETR sends */
+	assert_non_null(strstr(id, ",S=17,W=17"));
 	(void)snprintf(p, sizeof(p), "%s/a/new/%s", root, id);
 	assert_int_equal(stat(p, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
@@ -685,8 +688,14 @@ test_auto_location(void **state)
 	assert_int_equal(stat(p, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0700);
 	free(id);
+	id = deliver(loc, "Subject: lf\n\nx\n", 15);
+	assert_non_null(strstr(id, ",S=15"));
+	assert_null(strstr(id, ",W="));
+	free(id);
 	assert_int_equal(mailbox_open(loc, "u", &mb, NULL, 0), STORE_OK);
-	assert_int_equal(mailbox_count(mb), 1);
+	assert_int_equal(mailbox_count(mb), 2);
+	assert_int_equal(mailbox_msg_size(mb, 0), 17);
+	assert_int_equal(mailbox_msg_size(mb, 1), 18);	/* CRLF on the wire */
 	mailbox_close(&mb);
 
 	(void)snprintf(p, sizeof(p), "%s/b", root);
