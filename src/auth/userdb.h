@@ -43,11 +43,10 @@ struct userdb_entry {
 	const char *password;		/* "{SCHEME}...", checked at load */
 	const char *apop_secret;	/* NULL if APOP not configured */
 	/* Mailbox location, "FORMAT:PATH" with FORMAT maildir, emldir or
-	 * auto (detect at open): what the store opens once it takes
-	 * locations; until then it takes mailbox_path and format. */
+	 * auto (detect at open): what mailbox_open() takes (store.h). */
 	const char *location;
 	const char *mailbox_path;	/* expanded, absolute */
-	enum mbox_format format;	/* AUTO = detect */
+	const char *format;		/* FORMAT as given (MailboxFormat) */
 	const char *home;		/* passwd-file home field or NULL */
 	uint32_t uid, gid;		/* passwd-file fields or USERDB_ID_NONE */
 	size_t cost_class;		/* see userdb_cost_class_secret() */

@@ -80,6 +80,7 @@ struct userdb_user {
 	char *apop_secret;
 	char *mailbox_path;
 	char *location;
+	char *format;			/* pub.format */
 	char *home;
 	char *origin;			/* "FILE:LINE" and the like */
 	size_t seq;			/* order of definition, for messages */

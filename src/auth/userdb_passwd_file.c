@@ -22,8 +22,8 @@
  * frees) or NULL if the line has none; *bad_r on something we cannot use.
  */
 static char *
-extra_mail_template(const char *extra, const char *home, enum mbox_format
-    *format_r, const char **why_r)
+extra_mail_template(const char *extra, const char *home, const char
+    **format_r, const char **why_r)
 {
 	const char *p = extra, *val = NULL;
 	size_t vlen = 0;
@@ -45,7 +45,7 @@ extra_mail_template(const char *extra, const char *home, enum mbox_format
 	if (val == NULL)
 		return NULL;
 	if (vlen > 8 && strncmp(val, "maildir:", 8) == 0) {
-		*format_r = MBOX_FORMAT_MAILDIR;
+		*format_r = "maildir";
 		val += 8;
 		vlen -= 8;
 	} else if (memchr(val, ':', vlen) != NULL &&
@@ -128,7 +128,7 @@ parse_passwd_line(struct userdb_load_ctx *ctx, struct userdb_source *t,
 {
 	char *f[8] = { NULL };
 	char *p = line, *tmpl;
-	const char *why = NULL;
+	const char *why = NULL, *fmt = NULL;
 	struct userdb_user *u;
 	int n = 0;
 
@@ -169,8 +169,11 @@ parse_passwd_line(struct userdb_load_ctx *ctx, struct userdb_source *t,
 		    u->origin, u->name, u->home);
 		return;
 	}
-	tmpl = n > 7 ? extra_mail_template(f[7], u->home, &u->pub.format,
-	    &why) : NULL;
+	tmpl = n > 7 ? extra_mail_template(f[7], u->home, &fmt, &why) : NULL;
+	if (fmt != NULL) {
+		free(u->format);
+		u->format = xstrdup(fmt);
+	}
 	if (why != NULL) {
 		userdb_load_error(ctx, "%s: user %s: %s", u->origin, u->name, why);
 		return;

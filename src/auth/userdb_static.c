@@ -39,8 +39,10 @@ static_load(struct userdb_load_ctx *ctx)
 		u->password = xstrdup(uc->password != NULL ? uc->password : "");
 		if (uc->apop_secret != NULL)
 			u->apop_secret = xstrdup(uc->apop_secret);
-		if (uc->format != MBOX_FORMAT_AUTO)
-			u->pub.format = uc->format;
+		if (uc->format != NULL) {
+			free(u->format);
+			u->format = xstrdup(uc->format);
+		}
 		if (uc->has_login_delay)
 			u->pub.login_delay = uc->login_delay;
 		if (uc->expire_days != EXPIRE_INHERIT)

@@ -33,7 +33,7 @@ userdb_table_add(struct userdb_source *t, const struct posuto_config *cfg)
 	memset(u, 0, sizeof(*u));
 	u->seq = t->n_users++;
 	u->pub.uid = u->pub.gid = USERDB_ID_NONE;
-	u->pub.format = cfg->format;
+	u->format = xstrdup(cfg->format != NULL ? cfg->format : "auto");
 	u->pub.login_delay = cfg->login_delay;
 	u->pub.expire_days = cfg->expire_days;
 	return u;
@@ -58,6 +58,7 @@ user_free(struct userdb_user *u)
 	free_secret(u->password);
 	free_secret(u->apop_secret);
 	free(u->mailbox_path);
+	free(u->format);
 	free(u->location);
 	free(u->home);
 	free(u->origin);
@@ -84,20 +85,6 @@ user_cmp(const void *a, const void *b)
 	return c != 0 ? c : (ua->seq > ub->seq) - (ua->seq < ub->seq);
 }
 
-static const char *
-format_name(enum mbox_format f)
-{
-	switch (f) {
-	case MBOX_FORMAT_MAILDIR:
-		return "maildir";
-	case MBOX_FORMAT_EMLDIR:
-		return "emldir";
-	case MBOX_FORMAT_AUTO:
-		break;
-	}
-	return "auto";
-}
-
 void
 userdb_table_finish(struct userdb_load_ctx *ctx, struct userdb_source *t)
 {
@@ -109,9 +96,12 @@ userdb_table_finish(struct userdb_load_ctx *ctx, struct userdb_source *t)
 		if (i > 0 && strcmp(u->name, t->users[i - 1].name) == 0)
 			userdb_load_error(ctx, "%s: user %s already defined "
 			    "at %s", u->origin, u->name, t->users[i - 1].origin);
+		if (u->format == NULL)
+			u->format = xstrdup("auto");
 		if (u->mailbox_path != NULL)
-			u->location = xasprintf("%s:%s",
-			    format_name(u->pub.format), u->mailbox_path);
+			u->location = xasprintf("%s:%s", u->format,
+			    u->mailbox_path);
+		u->pub.format = u->format;
 		u->pub.name = u->name;
 		u->pub.password = u->password;
 		u->pub.apop_secret = u->apop_secret;

@@ -525,7 +525,13 @@ void
 config_dump(const struct posuto_config *cfg, FILE *out)
 {
 	json_t *root = config_section_dump(&config_root_section, cfg);
+	json_t *srv = json_object_get(root, "Pop3Server");
 
+	/* what the store opens for a user without a MailboxPath of its own */
+	if (json_is_object(srv) && cfg->mailbox_template != NULL &&
+	    cfg->format != NULL)
+		json_object_set_new(srv, "MailboxLocation",
+		    config_location_json(cfg->format, cfg->mailbox_template));
 	if (json_dumpf(root, out, JSON_INDENT(2)) != 0)
 		log_warnx("config_dump: cannot write");
 	fputc('\n', out);

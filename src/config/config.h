@@ -21,12 +21,6 @@
 
 #include "lib/log.h"
 
-enum mbox_format {
-	MBOX_FORMAT_AUTO = 0,	/* cur/ new/ tmp/ present -> maildir, else emldir */
-	MBOX_FORMAT_MAILDIR,
-	MBOX_FORMAT_EMLDIR,	/* JumboDogX: <dir>/N.eml */
-};
-
 enum listen_tls {
 	LISTEN_TLS_NONE = 0,	/* plain; no certificate, so no STLS */
 	LISTEN_TLS_IMPLICIT,	/* POP3S, RFC 8314 */
@@ -52,7 +46,9 @@ struct user_cfg {
 	char *password;
 	char *apop_secret;	/* plaintext-equivalent APOP secret or NULL */
 	char *mailbox;		/* per-user MailboxPath template or NULL */
-	enum mbox_format format;	/* per-user, AUTO = inherit server's */
+	char *format;		/* per-user MailboxFormat as given (a store
+				 * driver name or "auto"), NULL = the
+				 * server's */
 	/* RFC 2449 policy overrides (LoginDelay, Expire); see below. */
 	unsigned login_delay;		/* valid if has_login_delay */
 	bool has_login_delay;
@@ -106,7 +102,9 @@ struct posuto_config {
 					 * (a '%' in MailDir doubled); NULL if
 					 * neither is set (then every user has
 					 * its own mailbox template) */
-	enum mbox_format format;	/* MailboxFormat */
+	char *format;			/* MailboxFormat as given: a store
+					 * driver name (store.h), or "auto"
+					 * (the default) */
 	unsigned wire_cache_min_size;	/* WireCacheMinSize; 0 = no wire cache */
 
 	enum log_level log_level;	/* LogLevel */

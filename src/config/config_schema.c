@@ -17,7 +17,6 @@
 #include "lib/xmalloc.h"
 
 /* Enums are stored through int: make sure that is their size. */
-_Static_assert(sizeof(enum mbox_format) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum listen_tls) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum size");
 
@@ -141,12 +140,22 @@ config_template_uses_home(const char *tmpl)
 /* ------------------------------------------------------------------ */
 /* Enum names                                                          */
 
-static const struct config_enum_name mbox_format_names[] = {
-	{ "auto", MBOX_FORMAT_AUTO },
-	{ "maildir", MBOX_FORMAT_MAILDIR },
-	{ "emldir", MBOX_FORMAT_EMLDIR },
-	{ NULL, 0 },
+/* MailboxFormat: the store drivers' names (store.h store_driver_find(),
+ * test_store_contract.c checks they agree) and "auto".  Kept as given:
+ * the store resolves it, case-insensitively. */
+static const char *const mbox_format_names[] = {
+	"auto", "maildir", "emldir", NULL,
 };
+
+static bool
+mailbox_format_valid(const char *s, const char **why_r)
+{
+	for (size_t i = 0; mbox_format_names[i] != NULL; i++)
+		if (ascii_caseeq(s, mbox_format_names[i]))
+			return true;
+	*why_r = "must be one of \"auto\", \"maildir\", \"emldir\"";
+	return false;
+}
 
 static const struct config_enum_name listen_tls_names[] = {
 	{ "none", LISTEN_TLS_NONE },
@@ -409,9 +418,9 @@ static const struct config_setting user_rows[] = {
 	  .offset = offsetof(struct config_user, u.apop_secret) },
 	{ .key = "MailboxPath", .kind = CONFIG_TEMPLATE,
 	  .offset = offsetof(struct config_user, u.mailbox) },
-	{ .key = "MailboxFormat", .kind = CONFIG_ENUM,
+	{ .key = "MailboxFormat", .kind = CONFIG_STRING,
 	  .offset = offsetof(struct config_user, u.format),
-	  .names = mbox_format_names, .def_int = MBOX_FORMAT_AUTO },
+	  .check = mailbox_format_valid },
 	{ .key = "LoginDelay", .kind = CONFIG_CUSTOM, .offset = 0,
 	  .jtype = JSON_INTEGER, .set = user_login_delay_set,
 	  .dump = user_login_delay_dump },
@@ -583,8 +592,25 @@ users_set(struct config_ctx *ctx, const struct config_setting *row,
 	users_check_duplicates(ctx, path, cfg);
 }
 
+/* "maildir:/var/mail/%u": the store location a format and a template
+ * make (store.h), as check-config shows it. */
+json_t *
+config_location_json(const char *format, const char *tmpl)
+{
+	char *s = xasprintf("%s:%s", format, tmpl);
+	json_t *v;
+
+	for (char *p = s; *p != ':'; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	v = json_string(s);
+	free(s);
+	return v;
+}
+
 /* Shows what is in effect for each user: the server's MailboxFormat and
- * mailbox template where the user has none of its own. */
+ * mailbox template where the user has none of its own, and the store
+ * location they make. */
 static json_t *
 users_dump(const struct config_setting *row, const void *base)
 {
@@ -596,16 +622,17 @@ users_dump(const struct config_setting *row, const void *base)
 	for (size_t i = 0; i < cfg->n_users; i++) {
 		const struct user_cfg *u = &cfg->users[i];
 		json_t *o = json_array_get(a, i);
-		enum mbox_format f = u->format != MBOX_FORMAT_AUTO ? u->format :
-		    cfg->format;
+		const char *f = u->format != NULL ? u->format : cfg->format;
+		const char *t = u->mailbox != NULL ? u->mailbox :
+		    cfg->mailbox_template;
 
-		for (size_t k = 0; mbox_format_names[k].name != NULL; k++)
-			if (mbox_format_names[k].value == (int)f)
-				json_object_set_new(o, "MailboxFormat",
-				    json_string(mbox_format_names[k].name));
+		json_object_set_new(o, "MailboxFormat", json_string(f));
 		if (u->mailbox == NULL && cfg->mailbox_template != NULL)
 			json_object_set_new(o, "MailboxPath",
 			    json_string(cfg->mailbox_template));
+		if (t != NULL)
+			json_object_set_new(o, "MailboxLocation",
+			    config_location_json(f, t));
 	}
 	return a;
 }
@@ -803,8 +830,8 @@ static const struct config_setting server_rows[] = {
 	{ .key = "MailDir", .kind = CONFIG_PATH, .offset = SRV(cfg.mail_dir) },
 	{ .key = "MailboxPath", .kind = CONFIG_TEMPLATE,
 	  .offset = SRV(cfg.mailbox_template) },
-	{ .key = "MailboxFormat", .kind = CONFIG_ENUM, .offset = SRV(cfg.format),
-	  .names = mbox_format_names, .def_int = MBOX_FORMAT_AUTO },
+	{ .key = "MailboxFormat", .kind = CONFIG_STRING, .offset = SRV(cfg.format),
+	  .def_str = "auto", .check = mailbox_format_valid },
 	{ .key = "WireCacheMinSize", .kind = CONFIG_UINT,
 	  .offset = SRV(cfg.wire_cache_min_size), .min = 0,
 	  .max = 1024 * 1024 * 1024, .def_int = WIRE_CACHE_DEFAULT_MIN_SIZE },

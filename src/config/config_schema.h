@@ -156,6 +156,10 @@ const char *config_json_type_name(json_type t);
 /* Doubles every '%' so text can be put into a mailbox template. */
 char *config_template_escape(const char *s);
 
+/* "maildir:/var/mail/%u" (format lower-cased) for check-config: the
+ * store location (store.h) that format and template make. */
+json_t *config_location_json(const char *format, const char *tmpl);
+
 /* Mailbox template syntax check (also used for per-user MailboxPath). */
 bool config_template_valid(const char *tmpl, const char **why_r);
 

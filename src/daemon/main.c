@@ -58,7 +58,7 @@ static bool
 check_mailbox_perms(const struct userdb_entry *e, void *arg)
 {
 	(void)arg;
-	(void)mailbox_check(e->name, e->mailbox_path, e->format, stderr);
+	(void)mailbox_check(e->name, e->location, stderr);
 	return true;
 }
 

@@ -57,7 +57,7 @@ login_job_open_mailbox(struct login_job *j)
 	 * learns about the delay. */
 	if ((j->too_early = pop3_policy_login_early(j->entry, now)))
 		return;
-	j->st = mailbox_open(j->entry->mailbox_path, j->entry->format, &j->mb,
+	j->st = mailbox_open(j->entry->location, j->entry->name, &j->mb,
 	    j->err, sizeof(j->err));
 	if (j->st == STORE_OK)
 		pop3_policy_login_opened(j->entry, j->mb, now);
@@ -410,10 +410,11 @@ pop3_job_wire_cache(struct pop3_session *s, struct msg_reader *r)
 {
 	struct store_wire_job *j;
 
-	/* Under TLS every byte goes through OpenSSL: a copy would not help. */
-	if (s->env->bgq == NULL || !conn_can_sendfile(s->conn))
+	if (s->env->bgq == NULL)
 		return;
-	j = msg_reader_wire_job(s->mb, r);
+	/* the store decides; it needs to know whether sendfile() is
+	 * possible (not under TLS) */
+	j = msg_reader_wire_job(s->mb, r, conn_can_sendfile(s->conn));
 	/* Not tied to the session: it may end before the copy is done. */
 	if (j != NULL)
 		workq_submit(s->env->bgq, wire_job_work, wire_job_done, j);

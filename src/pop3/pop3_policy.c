@@ -149,7 +149,7 @@ expiry_one(const struct userdb_entry *e, uint64_t now)
 	if (!due)
 		return;
 	(void)log_sanitize(safe, sizeof(safe), e->name, strlen(e->name));
-	st = mailbox_open(e->mailbox_path, e->format, &mb, err, sizeof(err));
+	st = mailbox_open(e->location, e->name, &mb, err, sizeof(err));
 	if (st == STORE_IN_USE) {
 		/* a session holds it: its own UPDATE may expire, or we
 		 * come back next time */

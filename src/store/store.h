@@ -1,15 +1,24 @@
 /*
- * store.h - the mailbox interface the protocol uses; backends (maildir,
- * emldir; later mbox, SQL) sit behind it.
+ * store.h - the mailbox interface the protocols and the daemon use; the
+ * store drivers (maildir, emldir; later mbox, SQL) sit behind it and are
+ * chosen by a location string (store_driver.h):
+ *
+ *   maildir:/var/mail/u/Maildir   emldir:/srv/jdx/u   auto:/srv/mail/u
+ *
+ * "auto:" takes maildir for a directory holding cur/ new/ tmp/ (or none
+ * yet), emldir for any other.  Locations reach the store already
+ * expanded (%u etc.: auth/userdb.c, which validates user names first).
  *
  * Life of a mailbox in one POP3 session:
  *   mailbox_open()   lock (one session per mailbox, across processes),
  *                    scan, fix message numbers, sizes and UIDLs  [blocking]
  *   mailbox_count/size/uidl      read the fixed snapshot          [cheap]
  *   mailbox_msg_open()           a reader over the stored bytes   [cheap]
- *   mailbox_commit()             UPDATE state: delete marked,
- *                                new/ -> cur/ moves               [blocking]
+ *   mailbox_commit()             UPDATE state: delete marked, set
+ *                                the seen state                   [blocking]
  *   mailbox_close()              unlock, free                     [cheap]
+ * and of one delivery (the delivery agent, LMTP):
+ *   store_deliver_begin/write/commit (or _abort)                  [blocking]
  * Blocking calls run in a worker thread.  A mailbox is used by one thread
  * at a time.  Sizes are "wire sizes": the octets RETR sends before
  * dot-stuffing, with every line ending CRLF (see lib/wire.h).
@@ -23,8 +32,6 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#include "config/config.h"
-
 enum store_status {
 	STORE_OK = 0,
 	STORE_IN_USE,		/* another session holds the lock: [IN-USE] */
@@ -34,10 +41,19 @@ enum store_status {
 
 struct mailbox;
 struct msg_reader;
+struct store_driver;
+struct store_delivery;
 
+/* The driver called name ("maildir", "emldir"; case-insensitive), or
+ * NULL.  "auto" is not a driver. */
+const struct store_driver *store_driver_find(const char *name);
 /*
- * Opens the mailbox at path.  format AUTO: a directory holding cur/ new/
- * tmp/ is a Maildir, anything else is read as emldir.  A missing
+ * Opens the mailbox at location for user (the name is for drivers that
+ * look mailboxes up by user, and for messages).  A location is
+ * "<driver>:<absolute path>" or "auto:<absolute path>"; anything else
+ * (an unknown prefix, none) is STORE_PERM with the reason in err.
+ *
+ * The directory drivers (maildir, emldir): a missing
  * directory is an empty mailbox (mail may not have arrived yet) and is
  * created on first delivery, not here; it takes no lock (an empty
  * snapshot can neither delete nor move anything).  Otherwise takes the
@@ -59,7 +75,7 @@ struct msg_reader;
  * On failure err (if not NULL) receives a human-readable reason for the
  * log.
  */
-enum store_status mailbox_open(const char *path, enum mbox_format format,
+enum store_status mailbox_open(const char *location, const char *user,
     struct mailbox **mb_r, char *err, size_t errsz);
 
 uint32_t mailbox_count(const struct mailbox *mb);
@@ -99,7 +115,8 @@ bool msg_reader_unchanged(struct msg_reader *r);
 /*
  * If the exact wire form of the message (CRLF endings, dot-stuffed,
  * ending in CRLF) is on disk, returns an fd the caller may sendfile()
- * from (*len_r bytes at *off_r, then send ".\r\n"), else -1.  That is
+ * from (*len_r bytes at *off_r, then send ".\r\n"), else -1 (always,
+ * for a driver without files).  That is
  * the message file itself when its stored bytes need no change (known
  * when the file was read for sizing or the index says so; a ",W=" hint
  * alone does not tell), or its wire cache copy.  The reader owns the fd.
@@ -121,14 +138,15 @@ void store_wire_configure(uint64_t min_size);
 struct store_wire_job;
 /*
  * After mailbox_msg_open(): a job that writes the copy of r's message,
- * or NULL when none is wanted (cache off, small, already wire form or
- * cached, first download, enough builds under way).  Run
+ * or NULL when none is wanted (the connection cannot use it: zero_copy
+ * false, e.g. TLS; cache off, small, already wire form or cached, first
+ * download, enough builds under way, a driver without files).  Run
  * store_wire_job_run() on a worker (it needs nothing else: the mailbox
  * may be closed meanwhile), then store_wire_job_free().  Failures only
  * cost speed; they are logged.
  */
 struct store_wire_job *msg_reader_wire_job(struct mailbox *mb,
-    struct msg_reader *r);
+    struct msg_reader *r, bool zero_copy);
 void store_wire_job_run(struct store_wire_job *j);
 void store_wire_job_free(struct store_wire_job **j);
 
@@ -138,8 +156,9 @@ void mailbox_msg_mark_seen(struct mailbox *mb, uint32_t idx);
 
 /*
  * UPDATE state: removes every message whose bit is set in deleted
- * (bit idx of deleted[idx / 8]; NULL = none), moves the rest from new/
- * to cur/ (":2," + flags, never replacing an existing file).  A file
+ * (bit idx of deleted[idx / 8]; NULL = none) and records the rest as
+ * seen by this session (Maildir: moved from new/ to cur/, ":2," + flags,
+ * never replacing an existing file).  A file
  * already gone counts as deleted.  A message that cannot be removed is
  * logged and reported with STORE_TEMP after trying all the others;
  * nothing unmarked is deleted, and mail delivered during the session is
@@ -149,24 +168,53 @@ enum store_status mailbox_commit(struct mailbox *mb, const uint8_t *deleted,
     uint32_t *n_deleted_r);
 
 /*
- * False if mailbox_commit() would change nothing on disk (nothing marked
- * deleted, nothing to move or flag), so the caller may skip it and only
- * close.  Cheap: looks at the in-memory snapshot only.
+ * False if mailbox_commit() would change nothing in the store (nothing
+ * marked deleted, nothing the driver would record), so the caller may
+ * skip it and only close.  Cheap: looks at the in-memory snapshot only.
  */
 bool mailbox_commit_needed(const struct mailbox *mb, const uint8_t *deleted);
 
 /*
  * check-config: writes a "warning: user <user>: ..." line to out for each
- * permission problem of the mailbox at path: a mailbox, new/ or cur/
+ * problem of the mailbox at location: a bad location; for the directory
+ * drivers each permission problem: a mailbox, new/ or cur/
  * directory every user may write to (mailbox_open() refuses it), message
  * files that are not their directory owner's (never served), and a count
  * of files with other hard links (served).  Takes no lock, reads no
  * message.  Returns the number of problems.
  */
-unsigned mailbox_check(const char *user, const char *path,
-    enum mbox_format format, FILE *out);
+unsigned mailbox_check(const char *user, const char *location, FILE *out);
 
 /* Releases the lock and frees everything.  Never deletes anything. */
 void mailbox_close(struct mailbox **mb);
+
+/*
+ * Delivery of one message into the mailbox at location, streamed in:
+ * begin, write the message's bytes as received (any line endings; the
+ * store keeps them as they are), then commit, which returns only once
+ * the message is durable (file and directory entry on disk: maildir
+ * tmp/ -> fsync -> rename into new/ -> fsync new/; emldir the next free
+ * N.eml, same steps), or abort.  Until commit the message is invisible
+ * to every reader, and a crash leaves at most a stray file no reader
+ * lists.  A session's snapshot opened before the commit does not show
+ * it; the next open does.  The directory drivers create a missing
+ * mailbox (maildir: cur/ new/ tmp/), mode 0700.  No session lock is
+ * needed or taken.  After a failed write only commit (which then fails
+ * and cleans up) or abort make sense; commit frees d whatever it
+ * returns.
+ * STORE_TEMP for what may work later (ENOSPC, EDQUOT, EIO: a delivery
+ * agent exits 75, EX_TEMPFAIL), STORE_PERM for what will not (a bad
+ * location, a read-only driver, a mailbox refused as unsafe); begin
+ * writes the reason to err, write and commit log it.  commit writes the
+ * message's name or id to id[idsz] (may be NULL); abort removes what was
+ * written and frees d.
+ */
+enum store_status store_deliver_begin(const char *location, const char *user,
+    struct store_delivery **d_r, char *err, size_t errsz);
+enum store_status store_deliver_write(struct store_delivery *d,
+    const void *buf, size_t len);
+enum store_status store_deliver_commit(struct store_delivery **d, char *id,
+    size_t idsz);
+void store_deliver_abort(struct store_delivery **d);
 
 #endif

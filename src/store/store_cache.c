@@ -38,7 +38,7 @@ store_cache_hits(void)
 }
 
 void
-store_cache_stamp(const struct mailbox *mb, struct store_cache_stamp *st)
+store_cache_stamp(const struct store_fs *mb, struct store_cache_stamp *st)
 {
 	static const enum store_dir dirs[2] = { STORE_DIR_NEW, STORE_DIR_CUR };
 	struct stat sb;
@@ -116,7 +116,7 @@ cache_drop(struct cache_entry *e)
 }
 
 bool
-store_cache_fetch(struct mailbox *mb, const struct store_cache_stamp *st)
+store_cache_fetch(struct store_fs *mb, const struct store_cache_stamp *st)
 {
 	struct cache_entry *e;
 	bool hit = false;
@@ -150,7 +150,7 @@ store_cache_fetch(struct mailbox *mb, const struct store_cache_stamp *st)
 }
 
 void
-store_cache_save(const struct mailbox *mb, const struct store_cache_stamp *st)
+store_cache_save(const struct store_fs *mb, const struct store_cache_stamp *st)
 {
 	struct cache_entry *e, *victim;
 	size_t bytes;

@@ -33,11 +33,11 @@ struct store_cache_stamp {
 };
 
 /* Stamps mb's new/ and cur/ (dirfds must be open). */
-void store_cache_stamp(const struct mailbox *mb, struct store_cache_stamp *st);
+void store_cache_stamp(const struct store_fs *mb, struct store_cache_stamp *st);
 /* Fills mb's messages, pool and total from a matching entry. */
-bool store_cache_fetch(struct mailbox *mb, const struct store_cache_stamp *st);
+bool store_cache_fetch(struct store_fs *mb, const struct store_cache_stamp *st);
 /* Remembers mb's snapshot (after a full scan stamped with st). */
-void store_cache_save(const struct mailbox *mb,
+void store_cache_save(const struct store_fs *mb,
     const struct store_cache_stamp *st);
 
 /* Lookups that were answered from the cache, for tests and debugging. */

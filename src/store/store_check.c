@@ -87,13 +87,12 @@ check_dir(const char *user, const char *path, const char *sub, int fd,
 }
 
 unsigned
-mailbox_check(const char *user, const char *path, enum mbox_format format,
+store_fs_check_dir(const char *user, const char *path, bool maildir,
     FILE *out)
 {
 	static const char *const subs[] = { "/new", "/cur" };
 	struct stat st;
 	unsigned problems = 0;
-	bool maildir;
 	int root;
 
 	root = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOCTTY);
@@ -104,14 +103,6 @@ mailbox_check(const char *user, const char *path, enum mbox_format format,
 		    path, strerror(errno));
 		return 1;
 	}
-	maildir = format == MBOX_FORMAT_MAILDIR ||
-	    (format == MBOX_FORMAT_AUTO &&
-	    fstatat(root, "cur", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    S_ISDIR(st.st_mode) &&
-	    fstatat(root, "new", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    S_ISDIR(st.st_mode) &&
-	    fstatat(root, "tmp", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    S_ISDIR(st.st_mode));
 	if (!maildir) {
 		problems = check_dir(user, path, "", root, false, out);
 		close(root);

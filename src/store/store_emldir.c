@@ -45,7 +45,7 @@ emldir_name_parse(const char *name, size_t len, uint64_t *n_r)
 }
 
 static int
-emldir_msg_cmp(const struct mailbox *mb, const struct store_msg *x,
+emldir_msg_cmp(const struct store_fs *mb, const struct store_msg *x,
     const struct store_msg *y)
 {
 	/* store_sort() has compared N already */
@@ -81,7 +81,7 @@ emldir_index_match(const struct store_msg *m,
 }
 
 static enum store_status
-emldir_scan(struct mailbox *mb, char *err, size_t errsz)
+emldir_scan(struct store_fs *mb, char *err, size_t errsz)
 {
 	int root = store_dirfd(mb, STORE_DIR_ROOT);	/* open while scanning */
 	const struct dirent64 *de;
@@ -143,7 +143,7 @@ emldir_scan(struct mailbox *mb, char *err, size_t errsz)
 }
 
 static void
-emldir_finish(struct mailbox *mb)
+emldir_finish(struct store_fs *mb)
 {
 	uint32_t i;
 
@@ -175,7 +175,7 @@ emldir_finish(struct mailbox *mb)
 }
 
 static bool
-emldir_same_file(const struct mailbox *mb, uint32_t idx, const struct stat *st)
+emldir_same_file(const struct store_fs *mb, uint32_t idx, const struct stat *st)
 {
 	const struct store_msg *m = &mb->msgs[idx];
 
@@ -186,7 +186,7 @@ emldir_same_file(const struct mailbox *mb, uint32_t idx, const struct stat *st)
 }
 
 static enum store_status
-emldir_commit(struct mailbox *mb, const uint8_t *deleted,
+emldir_commit(struct store_fs *mb, const uint8_t *deleted,
     uint32_t *n_deleted_r)
 {
 	int root = store_dirfd(mb, STORE_DIR_ROOT); /* reopened by the caller */
@@ -229,6 +229,120 @@ emldir_commit(struct mailbox *mb, const uint8_t *deleted,
 	return st;
 }
 
+/* --- delivery: the next N.eml ------------------------------------------ */
+
+/* Staged in the mailbox itself under a name the scan ignores, so that
+ * publishing is a link within one directory. */
+#define EMLDIR_TMP_PREFIX	".posuto-tmp."
+
+static enum store_status
+emldir_deliver_prepare(struct store_fs_delivery *d, char *err, size_t errsz)
+{
+	struct stat st;
+	int n;
+
+	if (!store_fs_mkdir(AT_FDCWD, d->path) ||
+	    (d->root = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC |
+	    O_NOCTTY)) == -1) {
+		store_err(err, errsz, "cannot create %s: %s", d->path,
+		    strerror(errno));
+		return store_fs_errno_status(errno);
+	}
+	if (fstat(d->root, &st) == 0 && (st.st_mode & S_IWOTH)) {
+		store_err(err, errsz, "%s is writable by every user: refused",
+		    d->path);
+		return STORE_PERM;
+	}
+	d->stage = d->root;
+	n = snprintf(d->tmp, sizeof(d->tmp), EMLDIR_TMP_PREFIX);
+	store_fs_unique(d->tmp + n, sizeof(d->tmp) - (size_t)n);
+	d->fd = openat(d->stage, d->tmp, O_WRONLY | O_CREAT | O_EXCL |
+	    O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (d->fd == -1) {
+		store_err(err, errsz, "cannot create %s/%s: %s", d->path,
+		    d->tmp, strerror(errno));
+		return store_fs_errno_status(errno);
+	}
+	return STORE_OK;
+}
+
+/* The highest N of the N.eml files in the directory (0: none). */
+static bool
+emldir_max_n(int root, uint64_t *n_r)
+{
+	struct store_dirscan *ds = xmalloc(sizeof(*ds));
+	const struct dirent64 *de;
+	uint64_t max = 0, n;
+
+	if (!store_dirscan_start(ds, root)) {
+		free(ds);
+		return false;
+	}
+	errno = 0;
+	while ((de = store_dirscan_next(ds)) != NULL)
+		if (emldir_name_parse(de->d_name, strlen(de->d_name), &n) &&
+		    n > max)
+			max = n;
+	free(ds);
+	if (errno != 0)
+		return false;
+	*n_r = max;
+	return true;
+}
+
+static enum store_status
+emldir_deliver_publish(struct store_fs_delivery *d, char *id, size_t idsz)
+{
+	char name[32];
+	uint64_t n;
+
+	if (!emldir_max_n(d->root, &n))
+		return store_fs_errno_status(errno);
+	/* link() is the O_EXCL of names: a number another writer (this
+	 * store, JumboDogX) takes first is skipped */
+	for (int attempt = 0;; attempt++) {
+		if (n == UINT64_MAX || attempt == 1000) {
+			errno = EEXIST;
+			return STORE_TEMP;
+		}
+		n++;
+		(void)snprintf(name, sizeof(name), "%llu.eml",
+		    (unsigned long long)n);
+		if (linkat(d->root, d->tmp, d->root, name, 0) == 0)
+			break;
+		if (errno != EEXIST)
+			return store_fs_errno_status(errno);
+	}
+	(void)unlinkat(d->root, d->tmp, 0);
+	d->tmp[0] = '\0';
+	if (fsync(d->root) == -1 && errno != EINVAL) {
+		int e = errno;
+
+		/* not known to be durable: not acknowledged, so not kept
+		 * (a retry would duplicate it) */
+		log_warn("store: %s: fsync", d->path);
+		(void)unlinkat(d->root, name, 0);
+		errno = e;
+		return store_fs_errno_status(e);
+	}
+	if (id != NULL && idsz > 0)
+		(void)snprintf(id, idsz, "%s", name);
+	return STORE_OK;
+}
+
+static const struct store_fs_deliver_ops emldir_deliver_ops = {
+	.prepare = emldir_deliver_prepare,
+	.publish = emldir_deliver_publish,
+};
+
+static unsigned
+emldir_check(const struct store_driver *drv, const char *user,
+    const char *path, FILE *out)
+{
+	(void)drv;
+	return store_fs_check_dir(user, path, false, out);
+}
+
 const struct store_ops store_emldir_ops = {
 	.name = "emldir",
 	.scan = emldir_scan,
@@ -238,5 +352,15 @@ const struct store_ops store_emldir_ops = {
 	.same_file = emldir_same_file,
 	.relocate = NULL,
 	.commit = emldir_commit,
+	.deliver = &emldir_deliver_ops,
 	.index_kind = STORE_INDEX_KIND_EMLDIR,
+};
+
+const struct store_driver store_driver_emldir = {
+	.name = "emldir",
+	.fs = &store_emldir_ops,
+	.open = store_fs_open,
+	STORE_FS_DRIVER_CALLS,
+	.check = emldir_check,
+	STORE_FS_DELIVERY_CALLS,
 };

@@ -238,7 +238,7 @@ store_expire_free(struct store_expire **xp)
 /* Replaces the state file with the messages of mb that have a time in
  * firsts and are not in skip (NULL = none); removes it if none do. */
 static void
-expire_write(struct mailbox *mb, int root, const uint64_t *firsts,
+expire_write(struct store_fs *mb, int root, const uint64_t *firsts,
     const uint8_t *skip)
 {
 	size_t len = strlen(EXPIRE_MAGIC), cap = len + 1, off = 0;
@@ -248,7 +248,7 @@ expire_write(struct mailbox *mb, int root, const uint64_t *firsts,
 
 	memcpy(buf, EXPIRE_MAGIC, len);
 	for (uint32_t i = 0; i < mb->count; i++) {
-		const char *uidl = mailbox_msg_uidl(mb, i);
+		const char *uidl = store_fs_msg_uidl(&mb->pub, i);
 		int n;
 
 		if (firsts[i] == 0 ||
@@ -307,7 +307,7 @@ expire_write(struct mailbox *mb, int root, const uint64_t *firsts,
 /* Deletes message idx only if its file is still the scanned message.
  * 1 deleted (or already gone), 0 kept on purpose, -1 failed. */
 static int
-expire_unlink_one(struct mailbox *mb, uint32_t idx)
+expire_unlink_one(struct store_fs *mb, uint32_t idx)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
 		struct store_msg *m = &mb->msgs[idx];
@@ -335,7 +335,7 @@ expire_unlink_one(struct mailbox *mb, uint32_t idx)
 
 /* The expiry job's commit: the marked messages go, nothing else moves. */
 static enum store_status
-expire_unlink(struct mailbox *mb, uint8_t *deleted, uint32_t *n_r)
+expire_unlink(struct store_fs *mb, uint8_t *deleted, uint32_t *n_r)
 {
 	bool changed[STORE_DIR_COUNT] = { false, false, false };
 	enum store_status st = STORE_OK;
@@ -375,7 +375,7 @@ expire_unlink(struct mailbox *mb, uint8_t *deleted, uint32_t *n_r)
 }
 
 static enum store_status
-expire_apply(struct mailbox *mb, uint8_t *deleted, int days, uint64_t now,
+expire_apply(struct store_fs *mb, uint8_t *deleted, int days, uint64_t now,
     const char *user, bool session, uint32_t *n_deleted_r,
     uint32_t *n_expired_r)
 {
@@ -390,12 +390,12 @@ expire_apply(struct mailbox *mb, uint8_t *deleted, int days, uint64_t now,
 	*n_expired_r = 0;
 	/* no directory, no lock, nothing retrievable: nothing to keep */
 	if (!mb->locked || (root = store_dirfd(mb, STORE_DIR_ROOT)) == -1)
-		return session ? mailbox_commit(mb, deleted, n_deleted_r) :
+		return session ? store_fs_commit(&mb->pub, deleted, n_deleted_r) :
 		    STORE_OK;
 	x = expire_load_at(root);
 	firsts = xcalloc(mb->count + 1, sizeof(*firsts));
 	for (uint32_t i = 0; i < mb->count; i++) {
-		const char *uidl = mailbox_msg_uidl(mb, i);
+		const char *uidl = store_fs_msg_uidl(&mb->pub, i);
 		uint64_t f = store_expire_lookup(x, uidl, strlen(uidl));
 
 		if (f == 0 && session && (mb->msgs[i].flags & STORE_MSG_SEEN)) {
@@ -417,8 +417,8 @@ expire_apply(struct mailbox *mb, uint8_t *deleted, int days, uint64_t now,
 	if (store_expire_count(x) != n_listed)
 		changed = true;		/* entries of vanished messages */
 	if (session) {
-		if (mailbox_commit_needed(mb, deleted))
-			st = mailbox_commit(mb, deleted, n_deleted_r);
+		if (store_fs_commit_needed(&mb->pub, deleted))
+			st = store_fs_commit(&mb->pub, deleted, n_deleted_r);
 	} else if (*n_expired_r > 0) {
 		st = expire_unlink(mb, deleted, n_deleted_r);
 		*n_expired_r = *n_deleted_r;
@@ -436,22 +436,32 @@ expire_apply(struct mailbox *mb, uint8_t *deleted, int days, uint64_t now,
 }
 
 enum store_status
-mailbox_commit_expire(struct mailbox *mb, uint8_t *deleted, int days,
+mailbox_commit_expire(struct mailbox *pub, uint8_t *deleted, int days,
     uint64_t now, const char *user, uint32_t *n_deleted_r,
     uint32_t *n_expired_r)
 {
-	return expire_apply(mb, deleted, days, now, user, true, n_deleted_r,
-	    n_expired_r);
+	if (pub->drv->fs == NULL) {
+		/* no state file to keep: a plain commit */
+		*n_expired_r = 0;
+		return pub->drv->commit(pub, deleted, n_deleted_r);
+	}
+	return expire_apply(store_fs_of(pub), deleted, days, now, user, true,
+	    n_deleted_r, n_expired_r);
 }
 
 enum store_status
-mailbox_expire(struct mailbox *mb, int days, uint64_t now, const char *user,
+mailbox_expire(struct mailbox *pub, int days, uint64_t now, const char *user,
     uint32_t *n_expired_r)
 {
-	uint8_t *deleted = xcalloc((mb->count + 7) / 8 + 1, 1);
+	struct store_fs *mb = store_fs_of(pub);
+	uint8_t *deleted;
 	uint32_t n_deleted;
 	enum store_status st;
 
+	*n_expired_r = 0;
+	if (pub->drv->fs == NULL)
+		return STORE_OK;
+	deleted = xcalloc((mb->count + 7) / 8 + 1, 1);
 	st = expire_apply(mb, deleted, days, now, user, false, &n_deleted,
 	    n_expired_r);
 	free(deleted);

@@ -265,7 +265,7 @@ wr64(unsigned char *p, uint64_t v)
 }
 
 void *
-store_index_build(const struct mailbox *mb, const uint8_t *skip,
+store_index_build(const struct store_fs *mb, const uint8_t *skip,
     size_t *len_r)
 {
 	size_t len = IX_HDR, off;
@@ -332,7 +332,7 @@ store_index_seal(void *image, size_t len)
 }
 
 bool
-store_index_write(int dirfd, const struct mailbox *mb, const uint8_t *skip)
+store_index_write(int dirfd, const struct store_fs *mb, const uint8_t *skip)
 {
 	size_t len, off = 0;
 	unsigned char *buf;

@@ -46,7 +46,7 @@ struct store_index_entry {
 };
 
 struct store_index;
-struct mailbox;
+struct store_fs;
 
 /* Walks the entries in file order (the order they were written in). */
 struct store_index_iter {
@@ -71,10 +71,10 @@ void store_index_free(struct store_index **ix);
  * Serialises the sized messages of mb, skipping those whose bit is set
  * in skip (may be NULL), into a malloc'd image; *len_r gets its length.
  */
-void *store_index_build(const struct mailbox *mb, const uint8_t *skip,
+void *store_index_build(const struct store_fs *mb, const uint8_t *skip,
     size_t *len_r);
 /* Builds and atomically replaces dirfd/.posuto.index. */
-bool store_index_write(int dirfd, const struct mailbox *mb,
+bool store_index_write(int dirfd, const struct store_fs *mb,
     const uint8_t *skip);
 /* Writes the checksum of an image of len >= 16 bytes (tests, fuzzing
  * and store_index_build). */

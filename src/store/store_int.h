@@ -1,8 +1,12 @@
 /*
- * store_int.h - what the store backends share; never included outside
- * src/store/.  A backend fills the message array in scan() (names, and
- * sizes where it already knows them), the common code in store.c sizes
- * the rest, and the backend's commit() applies the UPDATE state.
+ * store_int.h - the filesystem engine the directory drivers (maildir,
+ * emldir) share; never included outside src/store/.  A driver fills the
+ * message array in scan() (names, and sizes where it already knows
+ * them), the engine (store_fs.c, store_size.c, store_index.c,
+ * store_wire.c, store_lock.c, store_cache.c) sizes the rest, and the
+ * driver's commit() applies the UPDATE state.  The engine never calls
+ * the front door (store.c): its entry points are the store_fs_*()
+ * functions the drivers put in their struct store_driver.
  */
 #ifndef POSUTO_STORE_INT_H
 #define POSUTO_STORE_INT_H
@@ -15,7 +19,9 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "lib/wire.h"
 #include "store/store.h"
+#include "store/store_driver.h"
 #include "store/store_index.h"
 
 /* Which directory fd of the mailbox a message file lives in. */
@@ -59,7 +65,8 @@ struct store_msg {
 	uint8_t bad_errno;	/* STORE_MSG_BAD: why (EPERM: not the owner's) */
 };
 
-struct mailbox;
+struct store_fs;
+struct store_fs_deliver_ops;
 
 /* The wire cache (store_wire.c). */
 /* Copies being built or queued (one background thread builds them). */
@@ -71,7 +78,8 @@ enum store_wire_state {
 	STORE_WIRE_CACHED,	/* wire_fd holds a valid copy */
 };
 
-struct msg_reader {
+struct store_fs_reader {
+	struct msg_reader pub;		/* first: the front door's handle */
 	int fd;
 	uint32_t idx;
 	uint64_t raw_size;		/* st_size at open: where reading ends */
@@ -87,7 +95,7 @@ struct msg_reader {
 struct store_ops {
 	const char *name;
 	/* Opens the directories scan() reads (NULL: none besides the root). */
-	bool (*open_dirs)(struct mailbox *mb, char *err, size_t errsz);
+	bool (*open_dirs)(struct store_fs *mb, char *err, size_t errsz);
 	/* Big snapshots may be kept in the warm cache (store_cache.h). */
 	bool cacheable;
 	/* scan() and relocate() set STORE_MSG_READ; false: the format
@@ -95,32 +103,39 @@ struct store_ops {
 	bool read_flags;
 	/* Fills mb->msgs with the messages present now, sorted in POP3
 	 * order (store_sort()), without duplicates. */
-	enum store_status (*scan)(struct mailbox *mb, char *err, size_t errsz);
+	enum store_status (*scan)(struct store_fs *mb, char *err, size_t errsz);
 	/* The order of scan() on index keys (the index is written in it). */
 	int (*key_cmp)(const char *a, size_t alen, const char *b, size_t blen);
 	/* May this index entry stand for message m (same file)? */
 	bool (*index_match)(const struct store_msg *m,
 	    const struct store_index_entry *e);
 	/* After sizing: sets every message's UIDL. */
-	void (*finish)(struct mailbox *mb);
+	void (*finish)(struct store_fs *mb);
 	/* Checks that the opened file is still the scanned message. */
-	bool (*same_file)(const struct mailbox *mb, uint32_t idx,
+	bool (*same_file)(const struct store_fs *mb, uint32_t idx,
 	    const struct stat *st);
 	/* The file of idx is gone from where it was scanned: find it again
 	 * (Maildir: another client moved it new/ -> cur/ or changed its
 	 * flags) and update the message; false if it is really gone.
 	 * NULL when files never move. */
-	bool (*relocate)(struct mailbox *mb, uint32_t idx);
+	bool (*relocate)(struct store_fs *mb, uint32_t idx);
 	/* The same for the n messages idx[] flagged STORE_MSG_MOVED, in one
 	 * read of the directories: clears the flag of those found. */
-	void (*relocate_many)(struct mailbox *mb, const uint32_t *idx,
+	void (*relocate_many)(struct store_fs *mb, const uint32_t *idx,
 	    uint32_t n);
-	enum store_status (*commit)(struct mailbox *mb, const uint8_t *deleted,
+	enum store_status (*commit)(struct store_fs *mb, const uint8_t *deleted,
 	    uint32_t *n_deleted_r);
+	/* False if commit() has something to do for message m even when it
+	 * is neither deleted nor seen (Maildir: it is still in new/).  NULL:
+	 * nothing. */
+	bool (*msg_settled)(const struct store_msg *m);
+	/* How a message is delivered (store_fs_delivery). */
+	const struct store_fs_deliver_ops *deliver;
 	uint32_t index_kind;	/* STORE_INDEX_KIND_* */
 };
 
-struct mailbox {
+struct store_fs {
+	struct mailbox pub;		/* first: the front door's handle */
 	const struct store_ops *ops;
 	char *path;
 	int dirfd[STORE_DIR_COUNT];	/* -1 when absent or parked */
@@ -148,40 +163,149 @@ struct mailbox {
 extern const struct store_ops store_maildir_ops;
 extern const struct store_ops store_emldir_ops;
 
+static inline struct store_fs *
+store_fs_of(struct mailbox *mb)
+{
+	return (struct store_fs *)(void *)mb;
+}
+
+static inline const struct store_fs *
+store_fs_cof(const struct mailbox *mb)
+{
+	return (const struct store_fs *)(const void *)mb;
+}
+
+/* The engine's struct store_driver entries (store_fs.c); every one takes
+ * a handle of a driver whose fs is set. */
+enum store_status store_fs_open(const struct store_driver *drv,
+    const char *path, const char *user, struct mailbox **mb_r, char *err,
+    size_t errsz);
+uint32_t store_fs_count(const struct mailbox *mb);
+uint64_t store_fs_msg_size(const struct mailbox *mb, uint32_t idx);
+const char *store_fs_msg_uidl(const struct mailbox *mb, uint32_t idx);
+uint64_t store_fs_total_size(const struct mailbox *mb);
+bool store_fs_msg_size_is_hint(const struct mailbox *mb, uint32_t idx);
+bool store_fs_msg_unchanged(struct msg_reader *r);
+void store_fs_mark_seen(struct mailbox *mb, uint32_t idx);
+bool store_fs_commit_needed(const struct mailbox *mb, const uint8_t *deleted);
+enum store_status store_fs_commit(struct mailbox *mb, const uint8_t *deleted,
+    uint32_t *n_deleted_r);
+void store_fs_close(struct mailbox *mb);
+enum store_status store_fs_msg_open(struct mailbox *mb, uint32_t idx,
+    struct msg_reader **r_r);
+ssize_t store_fs_msg_read(struct msg_reader *r, void *buf, size_t len);
+int store_fs_msg_wire_fd(struct msg_reader *r, off_t *off_r, off_t *len_r);
+struct store_wire_job *store_fs_msg_wire_job(struct mailbox *mb,
+    struct msg_reader *r);
+void store_fs_msg_close(struct msg_reader *r);
+
+/* The snapshot entries but open, for struct store_driver initialisers. */
+#define STORE_FS_DRIVER_CALLS \
+	.count = store_fs_count, \
+	.msg_size = store_fs_msg_size, .msg_uidl = store_fs_msg_uidl, \
+	.total_size = store_fs_total_size, .mark_seen = store_fs_mark_seen, \
+	.msg_size_is_hint = store_fs_msg_size_is_hint, \
+	.msg_unchanged = store_fs_msg_unchanged, \
+	.commit_needed = store_fs_commit_needed, .commit = store_fs_commit, \
+	.close = store_fs_close, \
+	.msg_open = store_fs_msg_open, .msg_read = store_fs_msg_read, \
+	.msg_wire_fd = store_fs_msg_wire_fd, \
+	.msg_wire_job = store_fs_msg_wire_job, \
+	.msg_close = store_fs_msg_close
+
+/* True if path is a directory holding cur/, new/ and tmp/ directories. */
+bool store_fs_is_maildir(const char *path);
+/* check-config of the directory at path, read as Maildir or not
+ * (store_check.c). */
+unsigned store_fs_check_dir(const char *user, const char *path,
+    bool maildir, FILE *out);
+
+/*
+ * Deliveries (store_fs_deliver.c).  The engine writes the message into
+ * a file in the driver's staging directory, counts its sizes and syncs
+ * it; the driver names it and makes it visible.
+ */
+struct store_fs_delivery {
+	struct store_delivery pub;	/* first: the front door's handle */
+	const struct store_fs_deliver_ops *ops;
+	char *path;			/* the mailbox root */
+	int root;			/* its fd */
+	int stage;			/* dir fd the tmp file is in */
+	int fd;				/* the tmp file, -1 once closed */
+	char tmp[128];			/* its name in stage */
+	struct wire_size ws;		/* sizes and form of what was written */
+	bool failed;
+};
+
+struct store_fs_deliver_ops {
+	/* Creates the mailbox below root if needed; opens d->stage and
+	 * creates d->fd there under a unique name in d->tmp. */
+	enum store_status (*prepare)(struct store_fs_delivery *d, char *err,
+	    size_t errsz);
+	/* The tmp file is complete and synced: makes it visible under its
+	 * final name (never replacing a file), syncs the directory, writes
+	 * the name into id. */
+	enum store_status (*publish)(struct store_fs_delivery *d, char *id,
+	    size_t idsz);
+};
+
+enum store_status store_fs_deliver_begin(const struct store_driver *drv,
+    const char *path, const char *user, struct store_delivery **d_r,
+    char *err, size_t errsz);
+enum store_status store_fs_deliver_write(struct store_delivery *d,
+    const void *buf, size_t len);
+enum store_status store_fs_deliver_commit(struct store_delivery *d, char *id,
+    size_t idsz);
+void store_fs_deliver_abort(struct store_delivery *d);
+/* The store_status of a failed write/sync/rename errno: no space, quota
+ * or I/O errors may pass (STORE_TEMP), the rest will not. */
+enum store_status store_fs_errno_status(int e);
+/* Unique file name part: "<sec>.M<usec>P<pid>Q<n>.<host>" (maildir(5)). */
+void store_fs_unique(char *buf, size_t bufsz);
+/* Creates directory name below dirfd (or path when dirfd is AT_FDCWD),
+ * mode 0700; an existing directory is fine. */
+bool store_fs_mkdir(int dirfd, const char *name);
+
+#define STORE_FS_DELIVERY_CALLS \
+	.deliver_begin = store_fs_deliver_begin, \
+	.deliver_write = store_fs_deliver_write, \
+	.deliver_commit = store_fs_deliver_commit, \
+	.deliver_abort = store_fs_deliver_abort
+
 /* Formats a reason into err[errsz] for the caller's log (NULL: none). */
 void store_err(char *err, size_t errsz, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Appends n bytes plus a NUL to the pool; returns the offset. */
-uint32_t store_pool_add(struct mailbox *mb, const char *s, size_t n);
+uint32_t store_pool_add(struct store_fs *mb, const char *s, size_t n);
 static inline const char *
-store_pool_str(const struct mailbox *mb, uint32_t off)
+store_pool_str(const struct store_fs *mb, uint32_t off)
 {
 	return mb->pool + off;
 }
 /* Appends a zeroed message and returns it (pointer valid until next add);
  * NULL once the mailbox exceeds MAILBOX_MAX_MESSAGES. */
-struct store_msg *store_msg_add(struct mailbox *mb);
+struct store_msg *store_msg_add(struct store_fs *mb);
 /* Sorts mb->msgs: by order, then key2(m) (NULL = none), then cmp; key2
  * must agree with cmp, it only spares most comparisons a name lookup. */
-void store_sort(struct mailbox *mb,
-    uint64_t (*key2)(const struct mailbox *mb, const struct store_msg *m),
-    int (*cmp)(const struct mailbox *mb, const struct store_msg *a,
+void store_sort(struct store_fs *mb,
+    uint64_t (*key2)(const struct store_fs *mb, const struct store_msg *m),
+    int (*cmp)(const struct store_fs *mb, const struct store_msg *a,
     const struct store_msg *b));
 /* Expected message count (from the index) to size arrays up front. */
-void store_reserve(struct mailbox *mb, uint32_t n);
+void store_reserve(struct store_fs *mb, uint32_t n);
 
 /* The cached copy of message idx, if valid for the file described by
  * src: *fd_r, its fstat() and its body length.  Cheap (one open) and only
  * tried for messages the cache is for. */
-enum store_wire_state store_wire_lookup(const struct mailbox *mb,
+enum store_wire_state store_wire_lookup(const struct store_fs *mb,
     uint32_t idx, const struct stat *src, int *fd_r, struct stat *st_r,
     uint64_t *len_r);
 /* NULL when enough builds are under way. */
-struct store_wire_job *store_wire_job_new(const struct mailbox *mb,
+struct store_wire_job *store_wire_job_new(const struct store_fs *mb,
     uint32_t idx, int src_fd, const struct stat *src);
 /* Removes copies of messages not in the snapshot or marked in deleted
  * (NULL = none), and builds abandoned long ago. */
-void store_wire_sweep(struct mailbox *mb, const uint8_t *deleted);
+void store_wire_sweep(struct store_fs *mb, const uint8_t *deleted);
 
 /* errno for "exists but is not a regular file" (Linux-only value that
  * open/read never return for regular files). */
@@ -210,20 +334,20 @@ const struct dirent64 *store_dirscan_next(struct store_dirscan *ds);
  * absent or cannot be reopened.  A reopened root must be the directory
  * that was locked: another one at mb->path (the mailbox was replaced
  * under us) gives -1 with errno ESTALE. */
-int store_dirfd(struct mailbox *mb, enum store_dir d);
+int store_dirfd(struct store_fs *mb, enum store_dir d);
 
 /* Reads every message not yet sized (or, emldir, not yet digested);
  * messages gone since the scan get STORE_MSG_GONE, moved ones are found
  * again (relocate_many), unreadable ones or files that are not their
  * directory owner's get STORE_MSG_BAD (store_size.c).  Fails only when
  * the mailbox as a whole cannot be read (descriptors, memory). */
-enum store_status store_size_pending(struct mailbox *mb, char *err,
+enum store_status store_size_pending(struct store_fs *mb, char *err,
     size_t errsz);
 
 /* True if a message file with this fstat() may be served from directory
  * d: it belongs to the directory's owner (a file of another user, e.g. a
  * hard link to someone else's message, is never sent). */
-bool store_owner_ok(const struct mailbox *mb, enum store_dir d,
+bool store_owner_ok(const struct store_fs *mb, enum store_dir d,
     const struct stat *st);
 
 /* fsync() of a directory fd; logs on failure. */

@@ -57,12 +57,16 @@ store_login_last(const char *dir, uint64_t *t_r)
 }
 
 void
-mailbox_login_record(struct mailbox *mb, uint64_t t)
+mailbox_login_record(struct mailbox *pub, uint64_t t)
 {
+	struct store_fs *mb = store_fs_of(pub);
 	char buf[64];
-	bool parked = mb->dirfd[STORE_DIR_ROOT] == -1, ok;
+	bool parked, ok;
 	int root, fd, n;
 
+	if (pub->drv->fs == NULL)
+		return;
+	parked = mb->dirfd[STORE_DIR_ROOT] == -1;
 	if (!mb->locked || (root = store_dirfd(mb, STORE_DIR_ROOT)) == -1)
 		return;
 	n = snprintf(buf, sizeof(buf), LOGIN_MAGIC "%llu\n",
@@ -81,7 +85,7 @@ mailbox_login_record(struct mailbox *mb, uint64_t t)
 		    STORE_LOGIN_NAME);
 		(void)unlinkat(root, STORE_LOGIN_TMP, 0);
 	}
-	/* parked again: an idle session holds no directory (store.c) */
+	/* parked again: an idle session holds no directory (store_fs.c) */
 	if (parked) {
 		close(root);
 		mb->dirfd[STORE_DIR_ROOT] = -1;

@@ -38,7 +38,7 @@ static const char *const maildir_subdir[STORE_DIR_COUNT] = {
 
 /* Opens new/ or cur/; a missing one is empty (-1), not an error. */
 static bool
-maildir_open_sub(struct mailbox *mb, enum store_dir d, char *err,
+maildir_open_sub(struct store_fs *mb, enum store_dir d, char *err,
     size_t errsz)
 {
 	int fd = openat(mb->dirfd[STORE_DIR_ROOT], maildir_subdir[d],
@@ -107,8 +107,8 @@ maildir_dir_settled(const struct stat *a, const struct stat *b,
  * the directory cannot be read.
  */
 static bool
-maildir_walk(struct mailbox *mb, int fd,
-    bool (*fn)(struct mailbox *mb, void *arg, const struct dirent64 *de,
+maildir_walk(struct store_fs *mb, int fd,
+    bool (*fn)(struct store_fs *mb, void *arg, const struct dirent64 *de,
     size_t len, const struct maildir_name *mn, unsigned pass), void *arg)
 {
 	struct store_dirscan *ds = xmalloc(sizeof(*ds));
@@ -169,7 +169,7 @@ maildir_hash(const char *s, size_t n)
 }
 
 static size_t
-maildir_set_keylen(const struct mailbox *mb, const struct maildir_set *set,
+maildir_set_keylen(const struct store_fs *mb, const struct maildir_set *set,
     uint32_t idx)
 {
 	const struct store_msg *m = &mb->msgs[idx];
@@ -180,7 +180,7 @@ maildir_set_keylen(const struct mailbox *mb, const struct maildir_set *set,
 
 /* The slot holding key s[0..n), or the empty slot where it would go. */
 static uint32_t *
-maildir_set_find(const struct mailbox *mb, const struct maildir_set *set,
+maildir_set_find(const struct store_fs *mb, const struct maildir_set *set,
     const char *s, size_t n)
 {
 	size_t i = (size_t)maildir_hash(s, n) & set->mask;
@@ -196,7 +196,7 @@ maildir_set_find(const struct mailbox *mb, const struct maildir_set *set,
 }
 
 static void
-maildir_set_add(const struct mailbox *mb, struct maildir_set *set,
+maildir_set_add(const struct store_fs *mb, struct maildir_set *set,
     uint32_t idx)
 {
 	uint32_t *sl;
@@ -241,7 +241,7 @@ struct maildir_scan_ctx {
 };
 
 static bool
-maildir_scan_one(struct mailbox *mb, void *arg, const struct dirent64 *de,
+maildir_scan_one(struct store_fs *mb, void *arg, const struct dirent64 *de,
     size_t len, const struct maildir_name *mn, unsigned pass)
 {
 	struct maildir_scan_ctx *c = arg;
@@ -283,7 +283,7 @@ maildir_scan_one(struct mailbox *mb, void *arg, const struct dirent64 *de,
 }
 
 static enum store_status
-maildir_scan_dir(struct mailbox *mb, enum store_dir d, char *err,
+maildir_scan_dir(struct store_fs *mb, enum store_dir d, char *err,
     size_t errsz)
 {
 	struct maildir_scan_ctx c = { d, mb->count, { NULL, 0, 0, false },
@@ -316,13 +316,13 @@ maildir_key_cmp(const char *a, size_t alen, const char *b, size_t blen)
 }
 
 static uint64_t
-maildir_msg_key2(const struct mailbox *mb, const struct store_msg *m)
+maildir_msg_key2(const struct store_fs *mb, const struct store_msg *m)
 {
 	return maildir_name_key2(store_pool_str(mb, m->name_off), m->key_len);
 }
 
 static int
-maildir_msg_cmp(const struct mailbox *mb, const struct store_msg *x,
+maildir_msg_cmp(const struct store_fs *mb, const struct store_msg *x,
     const struct store_msg *y)
 {
 	int c;
@@ -353,7 +353,7 @@ maildir_index_match(const struct store_msg *m,
 }
 
 static bool
-maildir_same_unique(const struct mailbox *mb, const struct store_msg *x,
+maildir_same_unique(const struct store_fs *mb, const struct store_msg *x,
     const struct store_msg *y)
 {
 	return x->key_len == y->key_len &&
@@ -362,7 +362,7 @@ maildir_same_unique(const struct mailbox *mb, const struct store_msg *x,
 }
 
 static enum store_status
-maildir_scan(struct mailbox *mb, char *err, size_t errsz)
+maildir_scan(struct store_fs *mb, char *err, size_t errsz)
 {
 	enum store_status st;
 	uint32_t i, j;
@@ -386,14 +386,14 @@ maildir_scan(struct mailbox *mb, char *err, size_t errsz)
 }
 
 static bool
-maildir_open_dirs(struct mailbox *mb, char *err, size_t errsz)
+maildir_open_dirs(struct store_fs *mb, char *err, size_t errsz)
 {
 	return maildir_open_sub(mb, STORE_DIR_NEW, err, errsz) &&
 	    maildir_open_sub(mb, STORE_DIR_CUR, err, errsz);
 }
 
 static void
-maildir_finish(struct mailbox *mb)
+maildir_finish(struct store_fs *mb)
 {
 	uint32_t i;
 
@@ -420,7 +420,7 @@ struct maildir_reloc_ctx {
 };
 
 static bool
-maildir_reloc_one(struct mailbox *mb, void *arg, const struct dirent64 *de,
+maildir_reloc_one(struct store_fs *mb, void *arg, const struct dirent64 *de,
     size_t len, const struct maildir_name *mn, unsigned pass)
 {
 	struct maildir_reloc_ctx *c = arg;
@@ -456,7 +456,7 @@ maildir_reloc_one(struct mailbox *mb, void *arg, const struct dirent64 *de,
 /* Finds the files of msgs idx[0..n) (flagged STORE_MSG_MOVED) again by
  * their unique parts, in cur/ then new/; clears the flag of those found. */
 static void
-maildir_relocate_many(struct mailbox *mb, const uint32_t *idx, uint32_t n)
+maildir_relocate_many(struct store_fs *mb, const uint32_t *idx, uint32_t n)
 {
 	static const enum store_dir order[] = { STORE_DIR_CUR, STORE_DIR_NEW };
 	struct maildir_reloc_ctx c;
@@ -478,7 +478,7 @@ maildir_relocate_many(struct mailbox *mb, const uint32_t *idx, uint32_t n)
 
 /* Looks for the unique part of msg idx in cur/ then new/. */
 static bool
-maildir_relocate(struct mailbox *mb, uint32_t idx)
+maildir_relocate(struct store_fs *mb, uint32_t idx)
 {
 	struct store_msg *m = &mb->msgs[idx];
 	bool found;
@@ -509,7 +509,7 @@ maildir_rename_noreplace(int ofd, const char *old, int nfd, const char *new)
 
 /* Moves a kept message to cur/ and/or adds the S flag. */
 static bool
-maildir_keep(struct mailbox *mb, uint32_t idx, bool *changed)
+maildir_keep(struct store_fs *mb, uint32_t idx, bool *changed)
 {
 	struct store_msg *m = &mb->msgs[idx];
 	bool seen = (m->flags & STORE_MSG_SEEN) != 0;
@@ -563,7 +563,7 @@ maildir_keep(struct mailbox *mb, uint32_t idx, bool *changed)
 }
 
 static enum store_status
-maildir_commit(struct mailbox *mb, const uint8_t *deleted,
+maildir_commit(struct store_fs *mb, const uint8_t *deleted,
     uint32_t *n_deleted_r)
 {
 	enum store_status st = STORE_OK;
@@ -600,6 +600,122 @@ maildir_commit(struct mailbox *mb, const uint8_t *deleted,
 	return st;
 }
 
+/* A message still in new/ moves to cur/ at commit (RFC 1939 says
+ * nothing, maildir(5) does: a reader takes it out of new/). */
+static bool
+maildir_msg_settled(const struct store_msg *m)
+{
+	return m->dir != STORE_DIR_NEW;
+}
+
+/* --- delivery (maildir(5): tmp/, then new/) --------------------------- */
+
+static enum store_status
+maildir_deliver_prepare(struct store_fs_delivery *d, char *err, size_t errsz)
+{
+	static const char *const subs[] = { "tmp", "new", "cur" };
+	struct stat st;
+
+	/* MaildirGuard: the first delivery makes the mailbox */
+	if (!store_fs_mkdir(AT_FDCWD, d->path) ||
+	    (d->root = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC |
+	    O_NOCTTY)) == -1) {
+		store_err(err, errsz, "cannot create %s: %s", d->path,
+		    strerror(errno));
+		return store_fs_errno_status(errno);
+	}
+	for (size_t i = 0; i < 3; i++)
+		if (!store_fs_mkdir(d->root, subs[i])) {
+			store_err(err, errsz, "cannot create %s/%s: %s",
+			    d->path, subs[i], strerror(errno));
+			return store_fs_errno_status(errno);
+		}
+	if (fstat(d->root, &st) == 0 && (st.st_mode & S_IWOTH)) {
+		store_err(err, errsz, "%s is writable by every user: refused",
+		    d->path);
+		return STORE_PERM;
+	}
+	d->stage = openat(d->root, "tmp", O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (d->stage == -1) {
+		store_err(err, errsz, "cannot open %s/tmp: %s", d->path,
+		    strerror(errno));
+		return store_fs_errno_status(errno);
+	}
+	store_fs_unique(d->tmp, sizeof(d->tmp));
+	d->fd = openat(d->stage, d->tmp, O_WRONLY | O_CREAT | O_EXCL |
+	    O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (d->fd == -1) {
+		store_err(err, errsz, "cannot create %s/tmp/%s: %s", d->path,
+		    d->tmp, strerror(errno));
+		return store_fs_errno_status(errno);
+	}
+	return STORE_OK;
+}
+
+static enum store_status
+maildir_deliver_publish(struct store_fs_delivery *d, char *id, size_t idsz)
+{
+	char name[sizeof(d->tmp) + 48];
+	int n, newfd;
+
+	/* sizes in the name spare the first reader the sizing read: W= only
+	 * when the bytes need no change, as store_fs reads it */
+	if (wire_size_is_wire_form(&d->ws))
+		n = snprintf(name, sizeof(name), "%s,S=%llu,W=%llu", d->tmp,
+		    (unsigned long long)d->ws.raw,
+		    (unsigned long long)wire_size_final(&d->ws));
+	else
+		n = snprintf(name, sizeof(name), "%s,S=%llu", d->tmp,
+		    (unsigned long long)d->ws.raw);
+	if (n < 0 || (size_t)n >= sizeof(name)) {
+		errno = ENAMETOOLONG;
+		return STORE_PERM;
+	}
+	newfd = openat(d->root, "new", O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (newfd == -1)
+		return store_fs_errno_status(errno);
+	/* link, never rename over: a name that exists is not ours */
+	if (linkat(d->stage, d->tmp, newfd, name, 0) == -1) {
+		int e = errno;
+
+		close(newfd);
+		errno = e;
+		return store_fs_errno_status(e);
+	}
+	(void)unlinkat(d->stage, d->tmp, 0);
+	d->tmp[0] = '\0';
+	if (fsync(newfd) == -1 && errno != EINVAL) {
+		int e = errno;
+
+		/* visible but maybe not durable: the caller must not
+		 * acknowledge it, and a retry would duplicate it */
+		log_warn("store: %s: fsync new/", d->path);
+		(void)unlinkat(newfd, name, 0);
+		close(newfd);
+		errno = e;
+		return store_fs_errno_status(e);
+	}
+	close(newfd);
+	if (id != NULL && idsz > 0)
+		(void)snprintf(id, idsz, "%s", name);
+	return STORE_OK;
+}
+
+static const struct store_fs_deliver_ops maildir_deliver_ops = {
+	.prepare = maildir_deliver_prepare,
+	.publish = maildir_deliver_publish,
+};
+
+static unsigned
+maildir_check(const struct store_driver *drv, const char *user,
+    const char *path, FILE *out)
+{
+	(void)drv;
+	return store_fs_check_dir(user, path, true, out);
+}
+
 const struct store_ops store_maildir_ops = {
 	.name = "maildir",
 	.open_dirs = maildir_open_dirs,
@@ -613,5 +729,16 @@ const struct store_ops store_maildir_ops = {
 	.relocate = maildir_relocate,
 	.relocate_many = maildir_relocate_many,
 	.commit = maildir_commit,
+	.msg_settled = maildir_msg_settled,
+	.deliver = &maildir_deliver_ops,
 	.index_kind = STORE_INDEX_KIND_MAILDIR,
+};
+
+const struct store_driver store_driver_maildir = {
+	.name = "maildir",
+	.fs = &store_maildir_ops,
+	.open = store_fs_open,
+	STORE_FS_DRIVER_CALLS,
+	.check = maildir_check,
+	STORE_FS_DELIVERY_CALLS,
 };

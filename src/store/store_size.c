@@ -42,7 +42,7 @@
 #define SIZE_FIRST_READ		(16 * 1024)
 
 struct sizer {
-	struct mailbox *mb;
+	struct store_fs *mb;
 	uint32_t *todo;
 	uint32_t n;
 	atomic_uint next;
@@ -62,7 +62,7 @@ struct size_item {
 };
 
 static void
-size_begin(struct mailbox *mb, struct size_item *it, uint32_t idx)
+size_begin(struct store_fs *mb, struct size_item *it, uint32_t idx)
 {
 	struct store_msg *m = &mb->msgs[idx];
 
@@ -130,7 +130,7 @@ size_err_is_global(int e)
 static void
 size_end(struct sizer *sz, struct size_item *it)
 {
-	struct mailbox *mb = sz->mb;
+	struct store_fs *mb = sz->mb;
 	struct store_msg *m = &mb->msgs[it->idx];
 	const char *name = store_pool_str(mb, m->name_off);
 
@@ -359,7 +359,7 @@ size_worker(void *arg)
 /* Sizes the messages todo[0..n) with up to SIZE_THREADS threads; the
  * first mailbox-wide error (0 = none) in *err_r, its message in *idx_r. */
 static void
-size_run(struct mailbox *mb, uint32_t *todo, uint32_t n, int *err_r,
+size_run(struct store_fs *mb, uint32_t *todo, uint32_t n, int *err_r,
     uint32_t *idx_r)
 {
 	struct sizer sz;
@@ -396,7 +396,7 @@ size_run(struct mailbox *mb, uint32_t *todo, uint32_t n, int *err_r,
 #define SIZE_RELOCATE_ROUNDS	4
 
 enum store_status
-store_size_pending(struct mailbox *mb, char *err, size_t errsz)
+store_size_pending(struct store_fs *mb, char *err, size_t errsz)
 {
 	uint32_t *todo, n = 0, i, fi = 0, round;
 	int e = 0;

@@ -95,7 +95,7 @@ wire_eligible(const struct store_msg *m)
 }
 
 static bool
-wire_worth_building(const struct mailbox *mb, const struct store_msg *m)
+wire_worth_building(const struct store_fs *mb, const struct store_msg *m)
 {
 	return !mb->ops->read_flags ||
 	    (m->flags & (STORE_MSG_READ | STORE_MSG_SEEN)) != 0;
@@ -103,7 +103,7 @@ wire_worth_building(const struct mailbox *mb, const struct store_msg *m)
 
 /* "<mailbox>/posuto-wire[/<key>]" into buf; false if it does not fit. */
 static bool
-wire_path(const struct mailbox *mb, const struct store_msg *m, char *buf,
+wire_path(const struct store_fs *mb, const struct store_msg *m, char *buf,
     size_t bufsz)
 {
 	int n;
@@ -131,7 +131,7 @@ wire_trailer_matches(const struct wire_trailer *h, const struct stat *src,
 }
 
 enum store_wire_state
-store_wire_lookup(const struct mailbox *mb, uint32_t idx,
+store_wire_lookup(const struct store_fs *mb, uint32_t idx,
     const struct stat *src, int *fd_r, struct stat *st_r, uint64_t *len_r)
 {
 	const struct store_msg *m = &mb->msgs[idx];
@@ -165,7 +165,7 @@ store_wire_lookup(const struct mailbox *mb, uint32_t idx,
 }
 
 struct store_wire_job *
-store_wire_job_new(const struct mailbox *mb, uint32_t idx, int src_fd,
+store_wire_job_new(const struct store_fs *mb, uint32_t idx, int src_fd,
     const struct stat *src)
 {
 	const struct store_msg *m = &mb->msgs[idx];
@@ -372,7 +372,7 @@ wire_key_cmp(const void *a, const void *b)
 }
 
 void
-store_wire_sweep(struct mailbox *mb, const uint8_t *deleted)
+store_wire_sweep(struct store_fs *mb, const uint8_t *deleted)
 {
 	struct store_dirscan *ds;
 	const struct dirent64 *de;

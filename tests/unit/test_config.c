@@ -220,14 +220,14 @@ test_jumbodogx_simple(void **state)
 	assert_string_equal(cfg->mail_dir, "/srv/jumbodogx/Mailboxes");
 	assert_string_equal(cfg->mailbox_template,
 	    "/srv/jumbodogx/Mailboxes/%u");
-	assert_int_equal(cfg->format, MBOX_FORMAT_AUTO);
+	assert_string_equal(cfg->format, "auto");
 	assert_int_equal(cfg->n_users, 1);
 	assert_string_equal(cfg->users[0].name, "user1@example.com");
 	assert_string_equal(cfg->users[0].password,
 	    "{SHA256.HEX}" SHA256_PASSWORD);
 	assert_null(cfg->users[0].apop_secret);
 	assert_null(cfg->users[0].mailbox);
-	assert_int_equal(cfg->users[0].format, MBOX_FORMAT_AUTO);
+	assert_null(cfg->users[0].format);
 	assert_string_equal(cfg->path, cfgpath);
 	/* 0.0.0.0 without TLS: the admin is told plaintext is loopback-only. */
 	expect_line("warning: @:2:17: Pop3Server.AllowPlaintextAuth: ");
@@ -335,7 +335,7 @@ test_defaults(void **state)
 	assert_null(cfg->run_as_user);
 	assert_null(cfg->passwd_file);
 	assert_false(cfg->allow_plaintext_auth);
-	assert_int_equal(cfg->format, MBOX_FORMAT_AUTO);
+	assert_string_equal(cfg->format, "auto");
 	assert_string_equal(cfg->mailbox_template, "/m/%u");
 	assert_null(cfg->tls.cert_file);
 	assert_null(cfg->tls.key_file);
@@ -388,11 +388,11 @@ test_all_keys(void **state)
 	assert_true(cfg->allow_plaintext_auth);
 	assert_null(cfg->mail_dir);
 	assert_string_equal(cfg->mailbox_template, "/var/mail/%u/Maildir");
-	assert_int_equal(cfg->format, MBOX_FORMAT_MAILDIR);
+	assert_string_equal(cfg->format, "Maildir");
 	assert_string_equal(cfg->users[0].password, "{PLAIN}pw");
 	assert_string_equal(cfg->users[0].apop_secret, "tanstaaf");
 	assert_string_equal(cfg->users[0].mailbox, "/srv/x");
-	assert_int_equal(cfg->users[0].format, MBOX_FORMAT_EMLDIR);
+	assert_string_equal(cfg->users[0].format, "emldir");
 	/* Nothing to warn about: TLS is not needed when plaintext is allowed. */
 	assert_string_equal(errtext, "");
 }
@@ -1093,7 +1093,13 @@ test_dump(void **state)
 	    "        \"MailboxFormat\": \"maildir\",\n"
 	    "        \"MailboxPath\": \"/srv/mail/%u\""));
 	assert_non_null(strstr(out, "\"MailboxPath\": \"/b\",\n"
-	    "        \"MailboxFormat\": \"emldir\""));
+	    "        \"MailboxFormat\": \"emldir\",\n"
+	    "        \"MailboxLocation\": \"emldir:/b\""));
+	/* the store location, per user and for users without their own */
+	assert_non_null(strstr(out, "\"MailboxPath\": \"/srv/mail/%u\",\n"
+	    "        \"MailboxLocation\": \"maildir:/srv/mail/%u\""));
+	assert_non_null(strstr(out, "\n    \"MailboxLocation\": "
+	    "\"maildir:/srv/mail/%u\""));
 	assert_null(strstr(out, "\"auto\""));
 	free(out);
 }

@@ -24,6 +24,7 @@
 #include "lib/log.h"
 #include "lib/wire.h"
 #include "store/store.h"
+#include "store_test_open.h"
 #include "store/store_lock.h"
 
 struct fx {
@@ -141,12 +142,12 @@ wsize_of(const char *s)
 }
 
 static struct mailbox *
-open_ok(const struct fx *fx, enum mbox_format f)
+open_ok(const struct fx *fx, const char *f)
 {
 	struct mailbox *mb = NULL;
 	char err[256];
 
-	assert_int_equal(mailbox_open(fx->box, f, &mb, err, sizeof(err)),
+	assert_int_equal(open_fmt(fx->box, f, &mb, err, sizeof(err)),
 	    STORE_OK);
 	assert_non_null(mb);
 	return mb;
@@ -179,6 +180,33 @@ read_msg(struct mailbox *mb, uint32_t idx, size_t *len_r)
 	return buf;
 }
 
+/* A message in new/ is moved to cur/ at QUIT even when nothing was read
+ * or deleted: the commit is needed (the driver says so, not new/
+ * knowledge in the caller); emldir has nothing to record. */
+static void
+test_commit_needed_for_new(void **state)
+{
+	struct fx *fx = *state;
+	uint8_t none[1] = { 0 };
+	struct mailbox *mb;
+	uint32_t n;
+
+	mk_maildir(fx);
+	put(fx, "new/1700000000.M1P1.h", "a\r\n", 3);
+	put(fx, "cur/1600000000.M1P1.h:2,S", "b\r\n", 3);
+	mb = open_ok(fx, "maildir");
+	assert_true(mailbox_commit_needed(mb, none));
+	assert_int_equal(mailbox_commit(mb, none, &n), STORE_OK);
+	mailbox_close(&mb);
+	assert_true(exists(fx, "cur/1700000000.M1P1.h:2,"));
+	mb = open_ok(fx, "maildir");
+	assert_false(mailbox_commit_needed(mb, none));
+	mailbox_close(&mb);
+	mb = open_ok(fx, "emldir");
+	assert_false(mailbox_commit_needed(mb, none));
+	mailbox_close(&mb);
+}
+
 static const char *M1 = "From: a\nSubject: lf\n\nline\n.dot\n";
 static const char *M2 = "From: b\r\nSubject: crlf\r\n\r\nbody\r\n";
 static const char *M3 = "From: c\n\nno final newline";
@@ -201,7 +229,7 @@ test_maildir_basic(void **state)
 	size_t len;
 
 	fill_maildir(fx);
-	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	mb = open_ok(fx, "auto");
 	assert_int_equal(mailbox_count(mb), 3);
 	/* delivery order, new/ and cur/ merged */
 	assert_string_equal(mailbox_msg_uidl(mb, 0), "1700000000.M1P1.host");
@@ -251,7 +279,7 @@ test_stray_files(void **state)
 	pathf(p, sizeof(p), fx, "new/1700000007.link");
 	assert_int_equal(symlink(t, p), 0);
 	puts_(fx, "stray-in-root", "x\n");
-	mb = open_ok(fx, MBOX_FORMAT_MAILDIR);
+	mb = open_ok(fx, "maildir");
 	assert_int_equal(mailbox_count(mb), 3);
 	mailbox_close(&mb);
 }
@@ -265,7 +293,7 @@ test_uidl_stable(void **state)
 	int pass, i;
 
 	fill_maildir(fx);
-	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	mb = open_ok(fx, "auto");
 	for (i = 0; i < 3; i++)
 		u[i] = strdup(mailbox_msg_uidl(mb, (uint32_t)i));
 	mailbox_close(&mb);
@@ -274,7 +302,7 @@ test_uidl_stable(void **state)
 			pathf(p, sizeof(p), fx, ".posuto.index");
 			assert_int_equal(unlink(p), 0);
 		}
-		mb = open_ok(fx, MBOX_FORMAT_AUTO);
+		mb = open_ok(fx, "auto");
 		assert_int_equal(mailbox_count(mb), 3);
 		for (i = 0; i < 3; i++)
 			assert_string_equal(mailbox_msg_uidl(mb, (uint32_t)i),
@@ -301,7 +329,7 @@ test_uidl_sanitised(void **state)
 		longname[i] = 'x';
 	puts_(fx, longname, "a\n");
 	puts_(fx, "new/1700000001.sp ace\x01.h", "b\n");
-	mb = open_ok(fx, MBOX_FORMAT_MAILDIR);
+	mb = open_ok(fx, "maildir");
 	assert_int_equal(mailbox_count(mb), 2);
 	for (i = 0; i < 2; i++) {
 		size_t j;
@@ -324,12 +352,12 @@ test_lock_same_process(void **state)
 	char err[128];
 
 	fill_maildir(fx);
-	a = open_ok(fx, MBOX_FORMAT_AUTO);
-	assert_int_equal(mailbox_open(fx->box, MBOX_FORMAT_AUTO, &b, err,
+	a = open_ok(fx, "auto");
+	assert_int_equal(open_fmt(fx->box, "auto", &b, err,
 	    sizeof(err)), STORE_IN_USE);
 	assert_null(b);
 	mailbox_close(&a);
-	b = open_ok(fx, MBOX_FORMAT_AUTO);
+	b = open_ok(fx, "auto");
 	mailbox_close(&b);
 }
 
@@ -346,7 +374,7 @@ child_open(const struct fx *fx)
 
 		if (!lock_file_reopen())	/* its own lock owner */
 			_exit(99);
-		st = mailbox_open(fx->box, MBOX_FORMAT_AUTO, &mb, NULL, 0);
+		st = open_fmt(fx->box, "auto", &mb, NULL, 0);
 		mailbox_close(&mb);
 		_exit((int)st);
 	}
@@ -365,7 +393,7 @@ test_lock_cross_process(void **state)
 	char c;
 
 	fill_maildir(fx);
-	a = open_ok(fx, MBOX_FORMAT_AUTO);
+	a = open_ok(fx, "auto");
 	assert_int_equal(child_open(fx), STORE_IN_USE);
 	mailbox_close(&a);
 	assert_int_equal(child_open(fx), STORE_OK);
@@ -380,7 +408,7 @@ test_lock_cross_process(void **state)
 		close(pfd[0]);
 		if (!lock_file_reopen())
 			_exit(99);
-		if (mailbox_open(fx->box, MBOX_FORMAT_AUTO, &mb, NULL, 0) !=
+		if (open_fmt(fx->box, "auto", &mb, NULL, 0) !=
 		    STORE_OK)
 			_exit(1);
 		if (write(pfd[1], "x", 1) != 1)
@@ -394,12 +422,12 @@ test_lock_cross_process(void **state)
 	{
 		struct mailbox *b = NULL;
 
-		assert_int_equal(mailbox_open(fx->box, MBOX_FORMAT_AUTO, &b,
+		assert_int_equal(open_fmt(fx->box, "auto", &b,
 		    NULL, 0), STORE_IN_USE);
 	}
 	kill(holder, SIGKILL);
 	waitpid(holder, NULL, 0);
-	a = open_ok(fx, MBOX_FORMAT_AUTO);
+	a = open_ok(fx, "auto");
 	mailbox_close(&a);
 }
 
@@ -413,8 +441,8 @@ test_lock_other_mailbox(void **state)
 	fill_maildir(fx);
 	snprintf(other.box, sizeof(other.box), "%s/other", fx->root);
 	fill_maildir(&other);
-	a = open_ok(fx, MBOX_FORMAT_AUTO);
-	b = open_ok(&other, MBOX_FORMAT_AUTO);	/* this process */
+	a = open_ok(fx, "auto");
+	b = open_ok(&other, "auto");	/* this process */
 	mailbox_close(&b);
 	assert_int_equal(child_open(&other), STORE_OK);	/* another one */
 	assert_int_equal(child_open(fx), STORE_IN_USE);
@@ -456,10 +484,10 @@ test_lock_holds_no_fd(void **state)
 	puts_(&eml, "1.eml", M1);
 	before = count_fds();
 	for (int round = 0; round < 2; round++) {	/* cold, then warm */
-		a = open_ok(fx, MBOX_FORMAT_AUTO);
-		b = open_ok(&eml, MBOX_FORMAT_AUTO);
+		a = open_ok(fx, "auto");
+		b = open_ok(&eml, "auto");
 		assert_int_equal(count_fds(), before);
-		assert_int_equal(mailbox_open(fx->box, MBOX_FORMAT_AUTO, &c,
+		assert_int_equal(open_fmt(fx->box, "auto", &c,
 		    NULL, 0), STORE_IN_USE);
 		assert_null(c);
 		assert_int_equal(child_open(fx), STORE_IN_USE);
@@ -472,7 +500,7 @@ test_lock_holds_no_fd(void **state)
 		mailbox_close(&b);
 		assert_int_equal(count_fds(), before);
 	}
-	b = open_ok(&eml, MBOX_FORMAT_AUTO);
+	b = open_ok(&eml, "auto");
 	body = read_msg(b, 0, &len);
 	assert_int_equal(len, strlen(M1));
 	free(body);
@@ -493,7 +521,7 @@ test_lock_root_replaced(void **state)
 	uint32_t n = 99;
 
 	fill_maildir(fx);
-	a = open_ok(fx, MBOX_FORMAT_AUTO);
+	a = open_ok(fx, "auto");
 	snprintf(old.box, sizeof(old.box), "%s/box.old", fx->root);
 	assert_int_equal(rename(fx->box, old.box), 0);
 	fill_maildir(fx);
@@ -509,7 +537,7 @@ test_lock_root_replaced(void **state)
 	assert_true(exists(&old, "new/1700000001.M1P1.host"));
 	assert_true(exists(&old, "new/1700000002.M1P1.host"));
 	/* the new directory is a mailbox of its own, and unlocked */
-	a = open_ok(fx, MBOX_FORMAT_AUTO);
+	a = open_ok(fx, "auto");
 	assert_int_equal(mailbox_count(a), 3);
 	mailbox_close(&a);
 }
@@ -603,7 +631,7 @@ test_commit(void **state)
 
 	fill_maildir(fx);
 	puts_(fx, "cur/1700000003.M1P1.host:2,FR", "x\n");
-	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	mb = open_ok(fx, "auto");
 	assert_int_equal(mailbox_count(mb), 4);
 	mailbox_msg_mark_seen(mb, 1);	/* new/ ...01: gets S */
 	mailbox_msg_mark_seen(mb, 3);	/* cur/ ...03: FR -> FRS */
@@ -619,7 +647,7 @@ test_commit(void **state)
 	assert_false(exists(fx, "cur/1700000003.M1P1.host:2,FR"));
 
 	/* the UIDLs survive the moves; the index follows them */
-	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	mb = open_ok(fx, "auto");
 	assert_int_equal(mailbox_count(mb), 3);
 	assert_string_equal(mailbox_msg_uidl(mb, 1), "1700000001.M1P1.host");
 	assert_int_equal(mailbox_msg_size(mb, 1), strlen(M2));
@@ -634,7 +662,7 @@ test_commit_unseen_moves(void **state)
 	uint32_t n;
 
 	fill_maildir(fx);
-	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	mb = open_ok(fx, "auto");
 	assert_int_equal(mailbox_commit(mb, NULL, &n), STORE_OK);
 	assert_int_equal(n, 0);
 	mailbox_close(&mb);
@@ -650,7 +678,7 @@ test_close_without_commit(void **state)
 	struct mailbox *mb;
 
 	fill_maildir(fx);
-	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	mb = open_ok(fx, "auto");
 	mailbox_msg_mark_seen(mb, 1);
 	mailbox_close(&mb);
 	assert_true(exists(fx, "new/1700000001.M1P1.host"));
@@ -667,7 +695,7 @@ test_delivery_during_session(void **state)
 	uint32_t n;
 
 	fill_maildir(fx);
-	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	mb = open_ok(fx, "auto");
 	puts_(fx, "new/1600000000.M9P9.host", "older name, arrives late\n");
 	puts_(fx, "new/1800000000.M9P9.host", "late\n");
 	assert_int_equal(mailbox_count(mb), 3);
@@ -677,7 +705,7 @@ test_delivery_during_session(void **state)
 	/* the late mail is untouched: not deleted, not moved */
 	assert_true(exists(fx, "new/1600000000.M9P9.host"));
 	assert_true(exists(fx, "new/1800000000.M9P9.host"));
-	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	mb = open_ok(fx, "auto");
 	assert_int_equal(mailbox_count(mb), 4);
 	mailbox_close(&mb);
 }
@@ -693,7 +721,7 @@ test_vanished(void **state)
 	char p[512];
 
 	fill_maildir(fx);
-	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	mb = open_ok(fx, "auto");
 	pathf(p, sizeof(p), fx, "new/1700000001.M1P1.host");
 	assert_int_equal(unlink(p), 0);
 	errno = 0;
@@ -704,7 +732,7 @@ test_vanished(void **state)
 	assert_int_equal(mailbox_commit(mb, del, &n), STORE_OK);
 	assert_int_equal(n, 1);
 	mailbox_close(&mb);
-	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	mb = open_ok(fx, "auto");
 	assert_int_equal(mailbox_count(mb), 2);
 	mailbox_close(&mb);
 }
@@ -721,7 +749,7 @@ test_external_rename(void **state)
 	uint32_t n;
 
 	fill_maildir(fx);
-	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	mb = open_ok(fx, "auto");
 	pathf(a, sizeof(a), fx, "new/1700000001.M1P1.host");
 	pathf(b, sizeof(b), fx, "cur/1700000001.M1P1.host:2,F");
 	assert_int_equal(rename(a, b), 0);
@@ -737,7 +765,7 @@ test_external_rename(void **state)
 	pathf(a, sizeof(a), fx, "cur/1700000002.M1P1.host:2,");
 	pathf(b, sizeof(b), fx, "cur/1700000002.M1P1.host:2,ST");
 	assert_int_equal(rename(a, b), 0);
-	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	mb = open_ok(fx, "auto");
 	assert_int_equal(mailbox_count(mb), 2);
 	assert_string_equal(mailbox_msg_uidl(mb, 1), "1700000002.M1P1.host");
 	assert_int_equal(mailbox_msg_size(mb, 1), strlen(M3) + 4);
@@ -753,7 +781,7 @@ test_duplicate_unique(void **state)
 
 	fill_maildir(fx);
 	puts_(fx, "cur/1700000001.M1P1.host:2,S", M2);
-	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	mb = open_ok(fx, "auto");
 	assert_int_equal(mailbox_count(mb), 3);
 	assert_string_equal(mailbox_msg_uidl(mb, 1), "1700000001.M1P1.host");
 	mailbox_close(&mb);
@@ -762,7 +790,7 @@ test_duplicate_unique(void **state)
 static void
 check_sizes(const struct fx *fx)
 {
-	struct mailbox *mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	struct mailbox *mb = open_ok(fx, "auto");
 
 	assert_int_equal(mailbox_count(mb), 3);
 	assert_int_equal(mailbox_msg_size(mb, 0), wsize_of(M1));
@@ -843,7 +871,7 @@ test_index_external_changes(void **state)
 	puts_(fx, "new/1700000009.M1P1.host", "added\n.\n");
 	pathf(p, sizeof(p), fx, "cur/1700000000.M1P1.host:2,S");
 	assert_int_equal(unlink(p), 0);
-	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	mb = open_ok(fx, "auto");
 	assert_int_equal(mailbox_count(mb), 3);
 	assert_string_equal(mailbox_msg_uidl(mb, 2), "1700000009.M1P1.host");
 	assert_int_equal(mailbox_msg_size(mb, 2), 10);
@@ -861,7 +889,7 @@ test_index_external_changes(void **state)
 		pathf(p, sizeof(p), fx, "new/1700000009.M1P1.host");
 		assert_int_equal(rename(t, p), 0);
 	}
-	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	mb = open_ok(fx, "auto");
 	assert_int_equal(mailbox_msg_size(mb, 2), 24);
 	mailbox_close(&mb);
 }
@@ -879,14 +907,14 @@ test_index_in_place_rewrite(void **state)
 	fill_maildir(fx);
 	check_sizes(fx);
 	puts_(fx, "new/1700000001.M1P1.host", "short\r\n");
-	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	mb = open_ok(fx, "auto");
 	assert_int_equal(mailbox_msg_size(mb, 1), strlen(M2));	/* stale */
 	assert_int_equal(mailbox_msg_open(mb, 1, &r), STORE_TEMP);
 	assert_int_equal(errno, ESTALE);
 	assert_null(r);
 	mailbox_close(&mb);
 	assert_false(exists(fx, ".posuto.index"));
-	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	mb = open_ok(fx, "auto");
 	assert_int_equal(mailbox_msg_size(mb, 1), 7);
 	mailbox_close(&mb);
 }
@@ -904,7 +932,7 @@ test_reader_sees_change(void **state)
 	int fd;
 
 	fill_maildir(fx);
-	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	mb = open_ok(fx, "auto");
 	pathf(p, sizeof(p), fx, "new/1700000001.M1P1.host");
 	/* truncated after the first read */
 	assert_int_equal(mailbox_msg_open(mb, 1, &r), STORE_OK);
@@ -918,7 +946,7 @@ test_reader_sees_change(void **state)
 	mailbox_close(&mb);
 	/* the same size, other bytes: only the mtime tells */
 	puts_(fx, "new/1700000001.M1P1.host", M2);
-	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	mb = open_ok(fx, "auto");
 	assert_int_equal(mailbox_msg_open(mb, 1, &r), STORE_OK);
 	fd = open(p, O_WRONLY);
 	assert_true(fd >= 0);
@@ -952,7 +980,7 @@ test_size_hints(void **state)
 	puts_(fx, "new/1700000000.M1P1.host,S=4,W=1234", "abc\n");
 	/* S= alone is not a wire size: LF file, computed */
 	puts_(fx, "new/1700000001.M1P1.host,S=4", "abc\n");
-	mb = open_ok(fx, MBOX_FORMAT_MAILDIR);
+	mb = open_ok(fx, "maildir");
 	assert_int_equal(mailbox_msg_size(mb, 0), 1234);
 	assert_int_equal(mailbox_msg_size(mb, 1), 5);
 	assert_string_equal(mailbox_msg_uidl(mb, 1),
@@ -971,7 +999,7 @@ test_wire_fd(void **state)
 
 	fill_maildir(fx);
 	for (pass = 0; pass < 2; pass++) {	/* cold, then from index */
-		mb = open_ok(fx, MBOX_FORMAT_AUTO);
+		mb = open_ok(fx, "auto");
 		assert_int_equal(mailbox_msg_open(mb, 1, &r), STORE_OK);
 		assert_true(msg_reader_wire_fd(r, &off, &len) >= 0);
 		assert_int_equal(off, 0);	/* the message file itself */
@@ -993,11 +1021,11 @@ test_missing_and_bad_paths(void **state)
 	char err[256];
 	int fd;
 
-	a = open_ok(fx, MBOX_FORMAT_AUTO);
+	a = open_ok(fx, "auto");
 	assert_int_equal(mailbox_count(a), 0);
 	assert_int_equal(mailbox_total_size(a), 0);
 	assert_int_equal(mailbox_commit(a, NULL, &n), STORE_OK);
-	b = open_ok(fx, MBOX_FORMAT_MAILDIR);	/* no lock, no conflict */
+	b = open_ok(fx, "maildir");	/* no lock, no conflict */
 	mailbox_close(&b);
 	mailbox_close(&a);
 	assert_false(exists(fx, ""));	/* nothing was created */
@@ -1005,7 +1033,7 @@ test_missing_and_bad_paths(void **state)
 	fd = open(fx->box, O_WRONLY | O_CREAT, 0600);
 	assert_true(fd >= 0);
 	close(fd);
-	assert_int_equal(mailbox_open(fx->box, MBOX_FORMAT_AUTO, &b, err,
+	assert_int_equal(open_fmt(fx->box, "auto", &b, err,
 	    sizeof(err)), STORE_PERM);
 	assert_null(b);
 	assert_true(strlen(err) > 0);
@@ -1032,7 +1060,7 @@ unreadable_child(const struct fx *fx)
 	uint32_t n = 0;
 	char p[512];
 
-	if (mailbox_open(fx->box, MBOX_FORMAT_AUTO, &mb, NULL, 0) != STORE_OK)
+	if (open_fmt(fx->box, "auto", &mb, NULL, 0) != STORE_OK)
 		return 10;
 	if (mailbox_count(mb) != 3 || mailbox_msg_size(mb, 1) != 1234)
 		return 11;
@@ -1047,7 +1075,7 @@ unreadable_child(const struct fx *fx)
 	if (mailbox_commit(mb, del, &n) != STORE_OK || n != 1)
 		return 15;
 	mailbox_close(&mb);
-	if (mailbox_open(fx->box, MBOX_FORMAT_AUTO, &mb, NULL, 0) != STORE_OK ||
+	if (open_fmt(fx->box, "auto", &mb, NULL, 0) != STORE_OK ||
 	    mailbox_count(mb) != 2)
 		return 16;
 	mailbox_close(&mb);
@@ -1055,7 +1083,7 @@ unreadable_child(const struct fx *fx)
 	pathf(p, sizeof(p), fx, "cur");
 	if (chmod(p, 0) != 0)
 		return 17;
-	if (mailbox_open(fx->box, MBOX_FORMAT_AUTO, &mb, NULL, 0) != STORE_TEMP)
+	if (open_fmt(fx->box, "auto", &mb, NULL, 0) != STORE_TEMP)
 		return 18;
 	return 0;
 }
@@ -1115,7 +1143,7 @@ test_foreign_owner(void **state)
 	assert_int_equal(link(other, p), 0);
 	/* cold (sized now) and warm (index): the same answer */
 	for (pass = 0; pass < 2; pass++) {
-		mb = open_ok(fx, MBOX_FORMAT_AUTO);
+		mb = open_ok(fx, "auto");
 		assert_int_equal(mailbox_count(mb), 3);
 		errno = 0;
 		assert_int_equal(mailbox_msg_open(mb, 1, &r), STORE_PERM);
@@ -1127,7 +1155,7 @@ test_foreign_owner(void **state)
 	}
 	/* owned by the mailbox's user again (chown): served */
 	assert_int_equal(chown(other, 0, 0), 0);
-	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	mb = open_ok(fx, "auto");
 	assert_int_equal(mailbox_msg_open(mb, 1, &r), STORE_OK);
 	msg_reader_close(&r);
 	assert_int_equal(chown(other, 65534, 65534), 0);
@@ -1154,13 +1182,13 @@ test_world_writable(void **state)
 		snprintf(p, sizeof(p), "%s%s", fx->box, dirs[i]);
 		assert_int_equal(chmod(p, 01777), 0);
 		err[0] = '\0';
-		assert_int_equal(mailbox_open(fx->box, MBOX_FORMAT_AUTO, &mb,
+		assert_int_equal(open_fmt(fx->box, "auto", &mb,
 		    err, sizeof(err)), STORE_PERM);
 		assert_null(mb);
 		assert_non_null(strstr(err, "writable by every user"));
 		assert_int_equal(chmod(p, 0750), 0);
 	}
-	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	mb = open_ok(fx, "auto");
 	assert_int_equal(mailbox_count(mb), 3);
 	mailbox_close(&mb);
 }
@@ -1197,7 +1225,7 @@ test_size_many(void **state)
 		put(fx, name, m, len);
 		free(m);
 	}
-	mb = open_ok(fx, MBOX_FORMAT_MAILDIR);
+	mb = open_ok(fx, "maildir");
 	assert_int_equal(mailbox_count(mb), N);
 	for (i = 0; i < N; i++) {
 		got[i] = mailbox_msg_size(mb, i);
@@ -1251,7 +1279,7 @@ test_emldir_basic(void **state)
 			pathf(p, sizeof(p), fx, ".posuto.index");
 			assert_int_equal(unlink(p), 0);
 		}
-		mb = open_ok(fx, MBOX_FORMAT_AUTO);
+		mb = open_ok(fx, "auto");
 		assert_int_equal(mailbox_count(mb), 3);
 		assert_int_equal(mailbox_msg_size(mb, 0), wsize_of(M1));
 		assert_int_equal(mailbox_msg_size(mb, 1), strlen(M2));
@@ -1282,7 +1310,7 @@ test_emldir_reuse_and_duplicates(void **state)
 
 	fill_emldir(fx);
 	puts_(fx, "6.eml", M1);		/* identical copy of 1.eml */
-	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	mb = open_ok(fx, "auto");
 	assert_int_equal(mailbox_count(mb), 4);
 	assert_string_not_equal(mailbox_msg_uidl(mb, 0),
 	    mailbox_msg_uidl(mb, 2));
@@ -1293,7 +1321,7 @@ test_emldir_reuse_and_duplicates(void **state)
 	pathf(p, sizeof(p), fx, "1.eml");
 	assert_int_equal(unlink(p), 0);
 	puts_(fx, "1.eml", "From: z\n\nanother message\n");
-	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	mb = open_ok(fx, "auto");
 	assert_string_not_equal(mailbox_msg_uidl(mb, 0), old);
 	mailbox_close(&mb);
 	free(old);
@@ -1309,7 +1337,7 @@ test_emldir_commit(void **state)
 	struct msg_reader *r = NULL;
 
 	fill_emldir(fx);
-	mb = open_ok(fx, MBOX_FORMAT_EMLDIR);
+	mb = open_ok(fx, "emldir");
 	/* 10.eml replaced by another message under the same name */
 	{
 		char p[512];
@@ -1326,7 +1354,7 @@ test_emldir_commit(void **state)
 	assert_true(exists(fx, "2.eml"));
 	assert_true(exists(fx, "10.eml"));	/* the new one survived */
 	assert_true(exists(fx, "notes.txt"));
-	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	mb = open_ok(fx, "auto");
 	assert_int_equal(mailbox_count(mb), 2);
 	mailbox_close(&mb);
 }
@@ -1347,14 +1375,14 @@ test_many(void **state)
 		puts_(fx, name, i % 2 ? M1 : M2);
 		tot += i % 2 ? wsize_of(M1) : strlen(M2);
 	}
-	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	mb = open_ok(fx, "auto");
 	assert_int_equal(mailbox_count(mb), 200);
 	assert_int_equal(mailbox_total_size(mb), tot);
 	for (i = 1; i < 200; i++)
 		assert_string_not_equal(mailbox_msg_uidl(mb, i - 1),
 		    mailbox_msg_uidl(mb, i));
 	mailbox_close(&mb);
-	mb = open_ok(fx, MBOX_FORMAT_AUTO);
+	mb = open_ok(fx, "auto");
 	assert_int_equal(mailbox_total_size(mb), tot);
 	mailbox_close(&mb);
 }
@@ -1364,6 +1392,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+		T(test_commit_needed_for_new),
 		T(test_maildir_basic),
 		T(test_stray_files),
 		T(test_uidl_stable),

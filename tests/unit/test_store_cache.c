@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "store/store.h"
+#include "store_test_open.h"
 #include "store/store_cache.h"
 
 #define N_MSGS 2100
@@ -80,7 +81,7 @@ open_box(void)
 	struct mailbox *mb = NULL;
 	char err[256];
 
-	assert_int_equal(mailbox_open(root, MBOX_FORMAT_MAILDIR, &mb, err,
+	assert_int_equal(open_fmt(root, "maildir", &mb, err,
 	    sizeof(err)), STORE_OK);
 	return mb;
 }

@@ -21,6 +21,7 @@
 
 #include "lib/log.h"
 #include "store/store.h"
+#include "store_test_open.h"
 
 #define MIN_SIZE	4096
 /* the copy is the wire form at offset 0 and a fixed-size identity trailer */
@@ -120,7 +121,7 @@ open_box(const struct fx *fx)
 	struct mailbox *mb = NULL;
 	char err[160];
 
-	assert_int_equal(mailbox_open(fx->box, MBOX_FORMAT_MAILDIR, &mb, err,
+	assert_int_equal(open_fmt(fx->box, "maildir", &mb, err,
 	    sizeof(err)), STORE_OK);
 	return mb;
 }
@@ -132,9 +133,12 @@ build(struct mailbox *mb, uint32_t idx)
 	struct store_wire_job *j;
 
 	assert_int_equal(mailbox_msg_open(mb, idx, &r), STORE_OK);
-	j = msg_reader_wire_job(mb, r);
+	/* no sendfile() on this connection (TLS): the store wants no copy,
+	 * and a later plain RETR still gets one */
+	assert_null(msg_reader_wire_job(mb, r, false));
+	j = msg_reader_wire_job(mb, r, true);
 	assert_non_null(j);
-	assert_null(msg_reader_wire_job(mb, r));	/* one per reader */
+	assert_null(msg_reader_wire_job(mb, r, true));	/* one per reader */
 	store_wire_job_run(j);
 	store_wire_job_free(&j);
 	msg_reader_close(&r);
@@ -166,7 +170,7 @@ test_copy_is_the_wire_form(void **state)
 	assert_int_equal(len, wlen);
 	assert_int_equal(fstat(fd, &st), 0);
 	assert_int_equal(st.st_size, (off_t)wlen + TRAILER);
-	assert_null(msg_reader_wire_job(mb, r));	/* cached: nothing to do */
+	assert_null(msg_reader_wire_job(mb, r, true));	/* cached: nothing to do */
 	got = malloc(wlen);
 	assert_int_equal(pread(fd, got, wlen, off), (ssize_t)wlen);
 	assert_memory_equal(got, wire, wlen);
@@ -203,20 +207,20 @@ test_who_gets_a_copy(void **state)
 	assert_int_equal(mailbox_count(mb), 5);
 	/* small: never */
 	assert_int_equal(mailbox_msg_open(mb, 0, &r), STORE_OK);
-	assert_null(msg_reader_wire_job(mb, r));
+	assert_null(msg_reader_wire_job(mb, r, true));
 	msg_reader_close(&r);
 	/* wire form: the file itself goes out */
 	assert_int_equal(mailbox_msg_open(mb, 1, &r), STORE_OK);
 	assert_true(msg_reader_wire_fd(r, &off, &len) >= 0);
 	assert_int_equal(off, 0);
 	assert_int_equal(len, sizeof(crlf));
-	assert_null(msg_reader_wire_job(mb, r));
+	assert_null(msg_reader_wire_job(mb, r, true));
 	msg_reader_close(&r);
 	/* at most two builds at a time */
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(mailbox_msg_open(mb, (uint32_t)(2 + i), &r),
 		    STORE_OK);
-		j[i] = msg_reader_wire_job(mb, r);
+		j[i] = msg_reader_wire_job(mb, r, true);
 		msg_reader_close(&r);	/* the job keeps its own fd */
 	}
 	assert_non_null(j[0]);
@@ -230,7 +234,7 @@ test_who_gets_a_copy(void **state)
 	store_wire_configure(0);
 	assert_int_equal(mailbox_msg_open(mb, 2, &r), STORE_OK);
 	assert_int_equal(msg_reader_wire_fd(r, &off, &len), -1);
-	assert_null(msg_reader_wire_job(mb, r));
+	assert_null(msg_reader_wire_job(mb, r, true));
 	msg_reader_close(&r);
 	store_wire_configure(MIN_SIZE);
 	mailbox_close(&mb);
@@ -256,7 +260,7 @@ test_copy_on_second_download(void **state)
 	assert_int_equal(mailbox_count(mb), 3);
 	/* new/: a first download */
 	assert_int_equal(mailbox_msg_open(mb, 0, &r), STORE_OK);
-	assert_null(msg_reader_wire_job(mb, r));
+	assert_null(msg_reader_wire_job(mb, r, true));
 	msg_reader_close(&r);
 	/* retrieved once in this session: the next RETR builds */
 	mailbox_msg_mark_seen(mb, 0);
@@ -265,7 +269,7 @@ test_copy_on_second_download(void **state)
 	build(mb, 1);
 	/* flagged but never read */
 	assert_int_equal(mailbox_msg_open(mb, 2, &r), STORE_OK);
-	assert_null(msg_reader_wire_job(mb, r));
+	assert_null(msg_reader_wire_job(mb, r, true));
 	msg_reader_close(&r);
 	mailbox_close(&mb);
 	/* the copies serve the next session */

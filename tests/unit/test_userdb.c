@@ -107,13 +107,13 @@ test_config_users(void **state)
 	struct user_cfg users[] = {
 		{ .name = "user1@example.com", .password = SHA256_PASSWORD },
 		{ .name = "user2@example.com", .password = SHA512_TEST,
-		  .apop_secret = "tanstaaf", .format = MBOX_FORMAT_MAILDIR },
+		  .apop_secret = "tanstaaf", .format = "maildir" },
 		{ .name = "user3", .password = SHA512_TEST,
 		  .mailbox = "/srv/%d/%n/Maildir" },
 	};
 	struct posuto_config cfg = {
 		.path = "posuto.json", .mail_dir = "/var/mail/jdx",
-		.format = MBOX_FORMAT_EMLDIR, .users = users, .n_users = 3,
+		.format = "emldir", .users = users, .n_users = 3,
 	};
 	const struct userdb_entry *e;
 	struct userdb *db, *db2;
@@ -129,13 +129,13 @@ test_config_users(void **state)
 	e = lookup(db, "user1@example.com");
 	assert_non_null(e);
 	assert_string_equal(e->mailbox_path, "/var/mail/jdx/user1@example.com");
-	assert_int_equal(e->format, MBOX_FORMAT_EMLDIR);
+	assert_string_equal(e->format, "emldir");
 	assert_null(e->apop_secret);
 	assert_int_equal(passwd_verify(e->password, "password", 8), PASSWD_OK);
 	e = lookup(db, "user2@example.com");
 	assert_non_null(e);
 	assert_string_equal(e->apop_secret, "tanstaaf");
-	assert_int_equal(e->format, MBOX_FORMAT_MAILDIR);
+	assert_string_equal(e->format, "maildir");
 	e = lookup(db, "user3");
 	assert_string_equal(e->mailbox_path, "/srv//user3/Maildir");
 	/* exact, case-sensitive */
@@ -215,7 +215,7 @@ test_passwd_file(void **state)
 	assert_non_null(e);
 	assert_string_equal(e->home, "/home/homey");
 	assert_string_equal(e->mailbox_path, "/home/homey/Mail");
-	assert_int_equal(e->format, MBOX_FORMAT_MAILDIR);
+	assert_string_equal(e->format, "maildir");
 	e = lookup(db, "home2");
 	assert_string_equal(e->mailbox_path, "/var/mail/home2/Maildir");
 	assert_non_null(lookup(db, "\xe5\xa4\xaa\xe9\x83\x8e@example.jp"));
@@ -349,7 +349,7 @@ test_drivers(void **state)
 {
 	struct user_cfg users[] = {
 		{ .name = "zed", .password = "{PLAIN}x",
-		  .format = MBOX_FORMAT_EMLDIR },
+		  .format = "emldir" },
 		{ .name = "amy", .password = "{PLAIN}x" },
 	};
 	struct posuto_config cfg = {
@@ -389,7 +389,7 @@ test_drivers(void **state)
 	assert_int_equal(e->uid, USERDB_ID_NONE);
 	assert_string_equal(e->location, "emldir:/var/mail/zed");
 	assert_string_equal(e->mailbox_path, "/var/mail/zed");
-	assert_int_equal(e->format, MBOX_FORMAT_EMLDIR);
+	assert_string_equal(e->format, "emldir");
 
 	/* static first, then passwd-file, each in name order; the
 	 * callback stops it */
