@@ -568,8 +568,8 @@ doctor_postfix_compare(struct doctor *d, const struct userdb_entry *e,
 		free(tmpl);
 	} else {
 		n += (size_t)snprintf(fixes + n, sizeof(fixes) - n,
-		    " posuto does not read mbox files, so fix it on Postfix's "
-		    "side:");
+		    " Fix it on Postfix's side (posuto reads a directory "
+		    "there, not an mbox file):");
 	}
 	/* Postfix's side: write where posuto reads. */
 	if (n < sizeof(fixes) && pw != NULL &&
