@@ -1,4 +1,4 @@
-/* main.c - command line: serve, check-config, hash. */
+/* main.c - command line: serve, check-config, hash, doctor. */
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -7,6 +7,7 @@
 
 #include "auth/userdb.h"
 #include "config/config.h"
+#include "daemon/cmd_doctor.h"
 #include "daemon/cmd_hash.h"
 #include "daemon/server.h"
 #include "lib/log.h"
@@ -28,6 +29,7 @@ usage(FILE *f)
 	    "usage: posuto serve [-c FILE] [--syslog] [--inetd] [--ready-fd N]\n"
 	    "       posuto check-config [-c FILE]\n"
 	    "       posuto hash [--scheme SCHEME]\n"
+	    "       posuto doctor [-c FILE] [--postfix-config DIR] [USER]\n"
 	    "       posuto --version | --help\n"
 	    "\n"
 	    "  serve         run the POP3 server in the foreground, logging to\n"
@@ -45,6 +47,12 @@ usage(FILE *f)
 	cmd_hash_list_schemes(f, 16);
 	fprintf(f,
 	    "                (SHA256, SHA512: the bare hex of a JumboDogX config)\n"
+	    "  doctor        check each user's mailbox (or USER's): where it is,\n"
+	    "                owner, mode, access as RunAsUser, messages, LF files;\n"
+	    "                where Postfix delivers (postconf; --postfix-config\n"
+	    "                DIR for another main.cf) and whether posuto reads\n"
+	    "                the same place; the TLS certificate's expiry; exit 1\n"
+	    "                if a finding is an ERROR\n"
 	    "\n"
 	    "  -c, --config FILE   configuration file (default %s)\n"
 	    "\n"
@@ -183,6 +191,8 @@ main(int argc, char **argv)
 		return cmd_serve(argc - 1, argv + 1, true);
 	if (strcmp(argv[1], "hash") == 0)
 		return cmd_hash(argc - 1, argv + 1);
+	if (strcmp(argv[1], "doctor") == 0)
+		return cmd_doctor(argc - 1, argv + 1, DEFAULT_CONFIG);
 	fprintf(stderr, "posuto: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return EXIT_USAGE;

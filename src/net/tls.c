@@ -7,6 +7,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -179,4 +180,38 @@ tls_describe(void *sslp, char *buf, size_t bufsz)
 
 	snprintf(buf, bufsz, "%s %s", SSL_get_version(ssl),
 	    SSL_get_cipher_name(ssl));
+}
+
+bool
+tls_cert_days_left(const char *path, int *days_r, char *err, size_t errsz)
+{
+	X509 *x = NULL;
+	FILE *f;
+	int days = 0, secs = 0;
+
+	f = fopen(path, "re");
+	if (f == NULL) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		return false;
+	}
+	/* The first certificate of the chain is the server's own. */
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	(void)fclose(f);
+	if (x == NULL) {
+		tls_err(err, errsz, "no PEM certificate in", path);
+		return false;
+	}
+	/* NULL "from" is now; the difference is signed (negative: expired). */
+	if (ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(x)) != 1) {
+		tls_err(err, errsz, "unreadable expiry date in", path);
+		X509_free(x);
+		return false;
+	}
+	X509_free(x);
+	/* Whole days left: a certificate with 12 hours left has 0, one that
+	 * expired an hour ago has -1. */
+	if (secs < 0)
+		days--;
+	*days_r = days;
+	return true;
 }

@@ -33,4 +33,10 @@ const char *tls_default_cb_type(void *ssl);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" for the log. */
 void tls_describe(void *ssl, char *buf, size_t bufsz);
 
+/* Whole days until the first certificate in the PEM file at path
+ * expires (negative: expired that many days ago, -1 within the last
+ * day), for `posuto doctor`.  False with a reason in err. */
+bool tls_cert_days_left(const char *path, int *days_r, char *err,
+    size_t errsz);
+
 #endif
