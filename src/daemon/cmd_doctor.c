@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -138,6 +139,13 @@ doctor_say_lines(struct doctor *d, enum doctor_level level, char *text,
 }
 
 /* ---------------------------------------------------------------- paths */
+
+/* The user's MailboxFormat as written (case-insensitive). */
+static bool
+doctor_format_is(const struct userdb_entry *e, const char *format)
+{
+	return e->format != NULL && strcasecmp(e->format, format) == 0;
+}
 
 /* The absolute, symlink-free form of path even if its end does not exist
  * yet (mail not delivered): the deepest existing ancestor resolved, the
@@ -322,7 +330,7 @@ doctor_probe_run(const struct doctor *d, const struct userdb_entry *e,
 		if (access(sub, R_OK | W_OK | X_OK) == -1)
 			doctor_probe_denied(p, sub);
 	}
-	p->open_status = (int)mailbox_open(path, e->format, &mb, p->open_err,
+	p->open_status = (int)mailbox_open(e->location, e->name, &mb, p->open_err,
 	    sizeof(p->open_err));
 	if (p->open_status == STORE_OK) {
 		p->count = mailbox_count(mb);
@@ -534,7 +542,7 @@ doctor_postfix_compare(struct doctor *d, const struct userdb_entry *e,
 	doctor_resolve(target, rd, sizeof(rd));
 	doctor_resolve(e->mailbox_path, rp, sizeof(rp));
 	if (strcmp(rd, rp) == 0 && maildir) {
-		if (e->format == MBOX_FORMAT_EMLDIR)
+		if (doctor_format_is(e, "emldir"))
 			doctor_say(d, DOCTOR_ERROR, "%s: Postfix delivers mail for "
 			    "%s to the Maildir %s (%s), which posuto reads as a "
 			    "JumboDogX emldir (MailboxFormat \"emldir\"), so it "
@@ -558,7 +566,7 @@ doctor_postfix_compare(struct doctor *d, const struct userdb_entry *e,
 			n += (size_t)snprintf(fixes + n, sizeof(fixes) - n,
 			    " in posuto's config set \"MailboxPath\": \"%s\"%s "
 			    "(for %s that is %s);", tmpl,
-			    e->format == MBOX_FORMAT_EMLDIR ?
+			    doctor_format_is(e, "emldir") ?
 			    " and \"MailboxFormat\": \"maildir\"" : "", e->name,
 			    tail);
 		else
@@ -908,9 +916,9 @@ doctor_user(struct doctor *d, const struct userdb_entry *e)
 		    doctor_is_dir_at(fd, "new") && doctor_is_dir_at(fd, "tmp");
 		close(fd);
 	}
-	if (e->format == MBOX_FORMAT_EMLDIR)
+	if (doctor_format_is(e, "emldir"))
 		maildir = false;
-	if (e->format == MBOX_FORMAT_MAILDIR && !maildir)
+	if (doctor_format_is(e, "maildir") && !maildir)
 		doctor_say(d, DOCTOR_WARN, "%s: MailboxFormat is maildir, but %s "
 		    "has no cur/, new/ and tmp/ directories yet.", e->name, path);
 	doctor_user_name(st.st_uid, owner, sizeof(owner));
@@ -938,7 +946,7 @@ doctor_user(struct doctor *d, const struct userdb_entry *e)
 	 * refused), foreign files (not served), hard links. */
 	mf = open_memstream(&text, &textlen);
 	if (mf != NULL) {
-		(void)mailbox_check(e->name, path, e->format, mf);
+		(void)mailbox_check(e->name, e->location, mf);
 		fclose(mf);
 		doctor_say_lines(d, DOCTOR_WARN, text, "");
 		free(text);
