@@ -697,7 +697,7 @@ static void sasl_mechs_free(const struct config_setting *, void *);
 
 /* Names as Dovecot's auth_mechanisms, kept as written: auth knows which
  * exist (sasl_mechs_from_config()).  The default (key absent) is decided
- * per session, see pop3_session_mech_enabled(). */
+ * per session, see pop3_sasl_mech_enabled(). */
 static void
 sasl_mechs_set(struct config_ctx *ctx, const struct config_setting *row,
     json_t *v, const char *path, void *base)

@@ -1,13 +1,5 @@
 /* pop3_cmd.c - the command table: which verb, in which state, how many
  * arguments, which handler.  Handlers never count their own arguments. */
-#include <string.h>
-
-#include <stdlib.h>
-
-#include "lib/log.h"
-#include "lib/strutil.h"
-#include "lib/xmalloc.h"
-#include "net/conn.h"
 #include "pop3/pop3_int.h"
 #include "pop3/pop3_policy.h"
 
@@ -75,7 +67,7 @@ pop3_cmd_dispatch(struct pop3_session *s, const char *line, size_t len)
 enum pop3_ev
 pop3_cmd_capa(struct pop3_session *s, const struct pop3_cmd *cmd)
 {
-	bool plain_ok = pop3_session_plaintext_ok(s);
+	bool plain_ok = pop3_login_plaintext_ok(s);
 
 	(void)cmd;
 	pop3_msg(s, CAPA);
@@ -90,18 +82,9 @@ pop3_cmd_capa(struct pop3_session *s, const struct pop3_cmd *cmd)
 	pop3_reply(s, "UTF8 USER");
 	pop3_reply(s, "LANG");
 	if (s->state == POP3_STATE_AUTHORIZATION) {
-		char mechs[128] = "SASL";
-		for (unsigned m = 0; m < SASL_MECH_COUNT; m++) {
-			if (!pop3_session_mech_offered(s, (enum sasl_mech)m))
-				continue;
-			strncat(mechs, " ", sizeof(mechs) - strlen(mechs) - 1);
-			strncat(mechs, sasl_mech_name((enum sasl_mech)m),
-			    sizeof(mechs) - strlen(mechs) - 1);
-		}
 		if (plain_ok)
 			pop3_reply(s, "USER");
-		if (strcmp(mechs, "SASL") != 0)	/* none offered: no line */
-			pop3_reply(s, "%s", mechs);
+		pop3_sasl_capa(s);
 		if (pop3_session_tls_offered(s))
 			pop3_reply(s, "STLS");
 	}
@@ -160,36 +143,6 @@ pop3_cmd_quit(struct pop3_session *s, const struct pop3_cmd *cmd)
 		s->end_reason = "quit";
 		return POP3_EV_CLOSE;
 	}
-	s->quit_seen = true;
-	pop3_session_set_state(s, POP3_STATE_UPDATE);
+	pop3_session_enter(s, POP3_STATE_UPDATE, "QUIT");
 	return pop3_job_commit(s);
-}
-
-enum pop3_ev
-pop3_cmd_sasl_line(struct pop3_session *s, const char *line, size_t len)
-{
-	unsigned char *buf;
-	long n;
-	enum pop3_ev ev;
-
-	/* RFC 5034 §4: a lone "*" cancels and MUST get -ERR. */
-	if (len == 1 && line[0] == '*') {
-		pop3_log_login_failed(s, sasl_server_username(s->sasl),
-		    sasl_mech_name(s->sasl_mech), "cancelled");
-		sasl_server_free(&s->sasl);
-		pop3_msg(s, AUTH_CANCELLED);
-		return POP3_EV_OK;
-	}
-	buf = xmalloc(base64_decoded_max(len));
-	n = base64_decode(line, len, buf);
-	if (n < 0) {
-		free(buf);
-		pop3_log_login_failed(s, sasl_server_username(s->sasl),
-		    sasl_mech_name(s->sasl_mech), "malformed-base64");
-		sasl_server_free(&s->sasl);
-		return pop3_bad(s, SASL_BAD_B64);
-	}
-	/* The job owns buf from here. */
-	ev = pop3_job_sasl_step(s, buf, (size_t)n);
-	return ev;
 }

@@ -13,8 +13,8 @@
 /*
  * Message number argument -> 0-based index.  Strict (RFC 1939 §3, popa3d):
  * digits only, no overflow wrap; deleted messages are invisible.
- * Returns POP3_EV_OK with *idx_r set, or the event after replying -ERR
- * (*idx_r untouched).
+ * True with *idx_r set; false after replying -ERR, with the handler's
+ * event in *ev_r (*idx_r untouched).
  */
 static bool
 msg_arg(struct pop3_session *s, const char *arg, size_t len, uint32_t *idx_r,

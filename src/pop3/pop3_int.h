@@ -9,22 +9,46 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth/auth.h"
 #include "auth/sasl.h"
 #include "lib/wire.h"
 #include "pop3/pop3_msg.h"
 #include "pop3/pop3_parse.h"
 #include "pop3/pop3_session.h"
+#include "store/store.h"
 
 struct conn;
 struct event;
 struct mailbox;
 struct msg_reader;
 
+/*
+ * Where a session is.  The RFC 1939 states, split where the session waits
+ * for something other than the client's next command, because what may
+ * happen next differs: the input loop reads commands only in
+ * AUTHORIZATION, AUTH_SASL (a response line, not a command) and
+ * TRANSACTION.  Every change goes through pop3_session_enter(), which
+ * refuses one not in its table (pop3_session.c) and logs it.
+ *
+ * Facts that hold across several states stay flags: peer_gone (the input
+ * ended; what was sent before still counts, in any state), discarding (the
+ * line reader's), utf8 and lang (modes), conn_counted (owns an iplimit
+ * slot), quit_seen (UPDATE was entered: history, not a place).  A
+ * multi-line reply in flight is s->stream != NULL, inside TRANSACTION:
+ * the protocol state does not change while it goes out, and the pointer
+ * already says it.
+ */
 enum pop3_state {
-	POP3_STATE_AUTHORIZATION = 0,
-	POP3_STATE_TRANSACTION,
-	POP3_STATE_UPDATE,
-	POP3_STATE_CLOSED,
+	POP3_STATE_AUTHORIZATION = 0,	/* reading commands, not logged in */
+	POP3_STATE_AUTH_SASL,		/* AUTH: waiting for the response line */
+	POP3_STATE_LOGIN_PENDING,	/* credentials checked on a worker */
+	POP3_STATE_LOGIN_DELAY,		/* failed login: -ERR after the penalty */
+	POP3_STATE_STLS_HANDSHAKE,	/* STLS answered, handshake not done */
+	POP3_STATE_TRANSACTION,		/* logged in, mailbox open */
+	POP3_STATE_UPDATE,		/* QUIT from TRANSACTION: expunging */
+	POP3_STATE_CLOSING,		/* last reply queued: end once it left */
+	POP3_STATE_CLOSED,		/* freed when the last ref goes */
+	POP3_STATE_COUNT
 };
 #define POP3_IN(st) (1u << (st))
 
@@ -60,14 +84,12 @@ struct pop3_session {
 	int refs;			/* the session itself + jobs in flight */
 	enum pop3_state state;
 
-	bool busy;			/* job or delay timer in flight */
+	enum pop3_state after_delay;	/* LOGIN_DELAY: where its reply leads */
+
 	bool peer_gone;			/* EOF/error seen: finish input, then end */
-	bool close_after_flush;
-	bool close_after_delay;		/* delayed reply is the last one */
 	bool discarding;		/* dropping the rest of an overlong line */
 	bool conn_counted;		/* holds an iplimit slot */
-	bool quit_seen;
-	bool stls_wait;			/* STLS answered, handshake not done */
+	bool quit_seen;			/* set by entering UPDATE */
 	enum pop3_lang lang;		/* of the reply texts (LANG) */
 	bool utf8;			/* RFC 6856 UTF8 mode */
 
@@ -83,7 +105,7 @@ struct pop3_session {
 	uint32_t n_deleted;
 	uint64_t deleted_size;
 
-	struct sasl_server *sasl;	/* AUTH exchange in progress */
+	struct sasl_server *sasl;	/* AUTH_SASL: the exchange */
 	enum sasl_mech sasl_mech;
 	char *apop_ts;			/* greeting timestamp if APOP is on */
 
@@ -132,30 +154,106 @@ enum pop3_ev pop3_reply_bad(struct pop3_session *s, enum pop3_msg_id id, ...);
 /* Session internals used by handlers. */
 void pop3_session_ref(struct pop3_session *s);
 void pop3_session_unref(struct pop3_session *s);
-void pop3_session_set_state(struct pop3_session *s, enum pop3_state st);
+/*
+ * The one way the state changes (no other code assigns s->state): checks
+ * the change is in the table (else fatalx: a bug), logs "session=N state
+ * A -> B (why)" at debug level.  Where a registry of live sessions learns
+ * of it too.  why: a short token, for that log.
+ */
+void pop3_session_enter(struct pop3_session *s, enum pop3_state st,
+    const char *why);
+/* True if the table allows from -> to (for the tests too). */
+bool pop3_state_change_ok(enum pop3_state from, enum pop3_state to);
+const char *pop3_state_name(enum pop3_state st);
+
+/* The input loop reads lines (commands, SASL responses) in st. */
+static inline bool
+pop3_state_reads(enum pop3_state st)
+{
+	return st == POP3_STATE_AUTHORIZATION || st == POP3_STATE_AUTH_SASL ||
+	    st == POP3_STATE_TRANSACTION;
+}
+
+/* Nobody has shown who they are yet (fewer tries, less output). */
+static inline bool
+pop3_state_preauth(enum pop3_state st)
+{
+	return st < POP3_STATE_TRANSACTION;
+}
+
 /* Resume command processing after a job/timer/stream finished. */
 void pop3_session_resume(struct pop3_session *s);
-/* Reply id (formatted now, no arguments) after a delay (failed logins),
- * then resume. */
+/* Enters LOGIN_DELAY: reply id (formatted now, no arguments) after ms,
+ * then enter after (AUTHORIZATION, or CLOSING when it is the last reply)
+ * and resume. */
 void pop3_session_delayed_reply(struct pop3_session *s, unsigned ms,
-    enum pop3_msg_id id);
+    enum pop3_msg_id id, enum pop3_state after);
 void pop3_session_end(struct pop3_session *s, const char *reason);
-bool pop3_session_plaintext_ok(struct pop3_session *s);
 /* The current user database (refreshed after a reload). */
 struct userdb *pop3_session_userdb(struct pop3_session *s);
 bool pop3_session_tls_offered(struct pop3_session *s);
 
-/* True if mechanism m may be offered on this connection now: enabled by
- * SaslMechanisms (or its default), plaintext ones only where the plaintext
- * policy allows, -PLUS only inside TLS. */
-bool pop3_session_mech_offered(struct pop3_session *s, enum sasl_mech m);
-/* True if SaslMechanisms (or its default) enables m at all. */
-bool pop3_session_mech_enabled(struct pop3_session *s, enum sasl_mech m);
+/* --- Login policy (pop3_login.c) ----------------------------------- */
+
+/* What a login attempt found on the worker (pop3_job.c fills it in). */
+struct pop3_login {
+	enum auth_result ar;
+	const char *why;		/* failure reason token, for the log */
+	const struct userdb_entry *entry;	/* AUTH_OK: whose */
+	struct mailbox *mb;		/* opened; taken by pop3_login_finish() */
+	enum store_status st;
+	bool too_early;			/* LoginDelay not over (pop3_policy.h) */
+	char err[160];
+};
+
+/* True if plaintext credentials (USER/PASS, PLAIN, LOGIN) are taken on
+ * this connection: inside TLS, from a local peer, or AllowPlaintextAuth. */
+bool pop3_login_plaintext_ok(struct pop3_session *s);
+/* Worker side, after right credentials: LoginDelay, then the mailbox. */
+void pop3_login_open(struct pop3_login *l);
+/* Loop side, in LOGIN_PENDING: acts on the outcome (TRANSACTION, the
+ * failed-login penalty and three strikes, or back to AUTHORIZATION).
+ * user: as the client gave it, for the log. */
+void pop3_login_finish(struct pop3_session *s, struct pop3_login *l,
+    const char *user);
 /* Logs "login failed user=U method=M reason=WHY" (WHY a token such as
  * unknown-user, wrong-password, plaintext-refused): the log tells what the
  * client's identical -ERR does not (I6). */
 void pop3_log_login_failed(struct pop3_session *s, const char *user,
     const char *method, const char *why);
+
+/* --- SASL, RFC 5034 AUTH (pop3_sasl.c) ----------------------------- */
+
+/* One step of an exchange, run on a worker. */
+struct pop3_sasl_step {
+	struct sasl_server *sasl;	/* the worker's until the completion */
+	unsigned char *in;		/* malloc'd, or NULL: no response */
+	size_t inlen;
+	enum sasl_status ss;
+	const unsigned char *out;	/* challenge, owned by sasl */
+	size_t outlen;
+};
+
+/* True if SaslMechanisms (or its default) enables m at all. */
+bool pop3_sasl_mech_enabled(struct pop3_session *s, enum sasl_mech m);
+/* True if mechanism m may be offered on this connection now: enabled by
+ * SaslMechanisms (or its default), plaintext ones only where the plaintext
+ * policy allows, -PLUS only inside TLS. */
+bool pop3_sasl_mech_offered(struct pop3_session *s, enum sasl_mech m);
+/* CAPA's "SASL mech..." line, if any mechanism is offered. */
+void pop3_sasl_capa(struct pop3_session *s);
+/* In AUTH_SASL: the client's response line, or one that was too long. */
+enum pop3_ev pop3_sasl_line(struct pop3_session *s, const char *line,
+    size_t len);
+enum pop3_ev pop3_sasl_line_too_long(struct pop3_session *s);
+/* Worker side: runs the step, filling in l when the exchange ended. */
+void pop3_sasl_step_work(struct pop3_sasl_step *st, struct pop3_login *l);
+/* Loop side, in LOGIN_PENDING: true if the exchange ended in an outcome
+ * for pop3_login_finish(); false if handled here (a challenge: back to
+ * AUTH_SASL; malformed input: AUTHORIZATION).  *user gets the name the
+ * exchange saw, for the log. */
+bool pop3_sasl_step_done(struct pop3_session *s, struct pop3_sasl_step *st,
+    const struct pop3_login *l, char **user);
 
 /* DELE marks, kept in a bitmap until UPDATE. */
 static inline bool
@@ -166,9 +264,6 @@ pop3_msg_deleted(const struct pop3_session *s, uint32_t idx)
 
 /* Command dispatch (pop3_cmd.c). */
 enum pop3_ev pop3_cmd_dispatch(struct pop3_session *s, const char *line,
-    size_t len);
-/* A line while an AUTH exchange waits for the client's response. */
-enum pop3_ev pop3_cmd_sasl_line(struct pop3_session *s, const char *line,
     size_t len);
 
 /* Handlers, by state group. */
@@ -198,7 +293,8 @@ void pop3_stream_free(struct pop3_session *s);
  * over, false if the commands pipelined after it still count. */
 bool pop3_stream_lost(struct pop3_session *s);
 
-/* The worker jobs of login and UPDATE (pop3_job.c). */
+/* The worker jobs of login and UPDATE (pop3_job.c).  A login job enters
+ * LOGIN_PENDING; the commit job runs in UPDATE and enters CLOSING. */
 enum pop3_ev pop3_job_login_pass(struct pop3_session *s, const char *pass,
     size_t len);
 enum pop3_ev pop3_job_login_apop(struct pop3_session *s, const char *user,

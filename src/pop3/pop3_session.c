@@ -24,12 +24,43 @@
 /* Lines are handled synchronously on the loop thread, one at a time. */
 static char pop3_linebuf[POP3_MAX_SASL_LINE + 1];
 
-static const char *const state_names[] = {
+static const char *const state_names[POP3_STATE_COUNT] = {
 	[POP3_STATE_AUTHORIZATION] = "AUTHORIZATION",
+	[POP3_STATE_AUTH_SASL] = "AUTH_SASL",
+	[POP3_STATE_LOGIN_PENDING] = "LOGIN_PENDING",
+	[POP3_STATE_LOGIN_DELAY] = "LOGIN_DELAY",
+	[POP3_STATE_STLS_HANDSHAKE] = "STLS_HANDSHAKE",
 	[POP3_STATE_TRANSACTION] = "TRANSACTION",
 	[POP3_STATE_UPDATE] = "UPDATE",
+	[POP3_STATE_CLOSING] = "CLOSING",
 	[POP3_STATE_CLOSED] = "CLOSED",
 };
+
+/*
+ * Which changes are allowed: any live state may close (the peer can go,
+ * the server can shut down, at any time); TRANSACTION only after the
+ * worker checked credentials; UPDATE, where mail is removed, only from
+ * TRANSACTION (RFC 1939 §6, I2); STLS only before login (RFC 2595 §4).
+ * CLOSING is entered from every state in which a last reply can be
+ * queued: timeouts and limits, as well as QUIT.
+ */
+#define TO(st) (1u << POP3_STATE_##st)
+#define TO_END (TO(CLOSING) | TO(CLOSED))
+static const unsigned state_next[POP3_STATE_COUNT] = {
+	[POP3_STATE_AUTHORIZATION] = TO(LOGIN_PENDING) | TO(STLS_HANDSHAKE) |
+	    TO_END,
+	[POP3_STATE_AUTH_SASL] = TO(LOGIN_PENDING) | TO(AUTHORIZATION) | TO_END,
+	[POP3_STATE_LOGIN_PENDING] = TO(AUTH_SASL) | TO(AUTHORIZATION) |
+	    TO(LOGIN_DELAY) | TO(TRANSACTION) | TO_END,
+	[POP3_STATE_LOGIN_DELAY] = TO(AUTHORIZATION) | TO_END,
+	[POP3_STATE_STLS_HANDSHAKE] = TO(AUTHORIZATION) | TO_END,
+	[POP3_STATE_TRANSACTION] = TO(UPDATE) | TO_END,
+	[POP3_STATE_UPDATE] = TO_END,
+	[POP3_STATE_CLOSING] = TO(CLOSED),
+	[POP3_STATE_CLOSED] = 0,
+};
+#undef TO_END
+#undef TO
 
 static void pop3_session_on_conn(struct conn *c, enum conn_event ev,
     void *ctx);
@@ -101,11 +132,34 @@ pop3_session_unref(struct pop3_session *s)
 		pop3_session_free(s);
 }
 
-void
-pop3_session_set_state(struct pop3_session *s, enum pop3_state st)
+const char *
+pop3_state_name(enum pop3_state st)
 {
-	log_debug("session=%llx state %s -> %s", (unsigned long long)s->id,
-	    state_names[s->state], state_names[st]);
+	return (unsigned)st < POP3_STATE_COUNT ? state_names[st] : "?";
+}
+
+bool
+pop3_state_change_ok(enum pop3_state from, enum pop3_state to)
+{
+	return (unsigned)from < POP3_STATE_COUNT &&
+	    (unsigned)to < POP3_STATE_COUNT && (state_next[from] >> to & 1u);
+}
+
+void
+pop3_session_enter(struct pop3_session *s, enum pop3_state st,
+    const char *why)
+{
+	if (!pop3_state_change_ok(s->state, st))
+		fatalx("session=%llx illegal state change %s -> %s (%s)",
+		    (unsigned long long)s->id, pop3_state_name(s->state),
+		    pop3_state_name(st), why);
+	/* Tested first: no call, no formatting when debug is off. */
+	if (log_get_level() >= LOG_LVL_DEBUG)
+		log_debug("session=%llx state %s -> %s (%s)",
+		    (unsigned long long)s->id, state_names[s->state],
+		    state_names[st], why);
+	if (st == POP3_STATE_UPDATE)
+		s->quit_seen = true;
 	s->state = st;
 }
 
@@ -120,41 +174,6 @@ pop3_session_userdb(struct pop3_session *s)
 		userdb_ref(s->db);
 	}
 	return s->db;
-}
-
-bool
-pop3_session_plaintext_ok(struct pop3_session *s)
-{
-	return conn_tls_active(s->conn) || conn_peer_local(s->conn) ||
-	    s->env->params.allow_plaintext_auth;
-}
-
-bool
-pop3_session_mech_enabled(struct pop3_session *s, enum sasl_mech m)
-{
-	const struct pop3_params *p = &s->env->params;
-
-	if (p->sasl_mechs_set)
-		return (p->sasl_mechs >> m & 1u) != 0;
-	/* Default: what every client can finish.  A client picks the best
-	 * mechanism in CAPA before it knows whether its user has SCRAM keys
-	 * (mpop's "auth on"), so SCRAM-SHA-256 only when every user has
-	 * them; -PLUS never (GNU SASL clients such as neomutt choose it over
-	 * TLS but cannot supply tls-exporter data). */
-	if (m == SASL_MECH_PLAIN || m == SASL_MECH_LOGIN)
-		return true;
-	return m == SASL_MECH_SCRAM_SHA_256 &&
-	    userdb_all_scram(pop3_session_userdb(s));
-}
-
-bool
-pop3_session_mech_offered(struct pop3_session *s, enum sasl_mech m)
-{
-	if (!pop3_session_mech_enabled(s, m))
-		return false;
-	if (sasl_mech_is_plaintext(m) && !pop3_session_plaintext_ok(s))
-		return false;
-	return m != SASL_MECH_SCRAM_SHA_256_PLUS || conn_tls_active(s->conn);
 }
 
 bool
@@ -182,7 +201,7 @@ pop3_session_end(struct pop3_session *s, const char *reason)
 	    s->user != NULL && s->login_method != NULL ? s->user : "-",
 	    s->end_reason, s->n_retr, s->quit_seen ? s->n_deleted : 0,
 	    (unsigned long long)s->bytes_sent);
-	pop3_session_set_state(s, POP3_STATE_CLOSED);
+	pop3_session_enter(s, POP3_STATE_CLOSED, s->end_reason);
 	pop3_stream_free(s);
 	sasl_server_free(&s->sasl);
 	if (s->timer != NULL)
@@ -208,14 +227,15 @@ pop3_session_on_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	/* A timeout closed the session meanwhile: its reply was the last. */
+	if (s->state != POP3_STATE_LOGIN_DELAY)
+		return;
 	if (s->pending_reply != NULL) {
 		pop3_reply(s, "%s", s->pending_reply);
 		free(s->pending_reply);
 		s->pending_reply = NULL;
 	}
-	s->busy = false;
-	if (s->close_after_delay)
-		s->close_after_flush = true;
+	pop3_session_enter(s, s->after_delay, "delay-over");
 	pop3_session_resume(s);
 }
 
@@ -233,14 +253,15 @@ msg_render(struct pop3_session *s, enum pop3_msg_id id, ...)
 
 void
 pop3_session_delayed_reply(struct pop3_session *s, unsigned ms,
-    enum pop3_msg_id id)
+    enum pop3_msg_id id, enum pop3_state after)
 {
 	struct timeval tv = { .tv_sec = ms / 1000,
 	    .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
 
 	free(s->pending_reply);
 	s->pending_reply = msg_render(s, id);
-	s->busy = true;
+	s->after_delay = after;
+	pop3_session_enter(s, POP3_STATE_LOGIN_DELAY, "login-failed");
 	if (s->timer == NULL)
 		s->timer = evtimer_new(s->env->base, pop3_session_on_timer, s);
 	evtimer_add(s->timer, &tv);
@@ -253,11 +274,14 @@ pop3_session_on_session_timeout(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (s->state == POP3_STATE_UPDATE)
-		return;		/* let the expunge finish */
+	/* Let the expunge finish, and its reply go out. */
+	if (s->state == POP3_STATE_UPDATE ||
+	    (s->state == POP3_STATE_CLOSING && s->quit_seen))
+		return;
 	pop3_msg(s, SESSION_TIMEOUT);
-	s->close_after_flush = true;
 	s->end_reason = "session-timeout";
+	if (s->state != POP3_STATE_CLOSING)
+		pop3_session_enter(s, POP3_STATE_CLOSING, s->end_reason);
 	conn_want_drained(s->conn, 0);
 }
 
@@ -269,12 +293,11 @@ pop3_session_on_line_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	/* Input waits while we are busy; it is not the client's time. */
-	if (s->state == POP3_STATE_UPDATE || s->busy || s->stream != NULL ||
-	    s->close_after_flush || s->stls_wait)
+	if (!pop3_state_reads(s->state) || s->stream != NULL)
 		return;
 	pop3_msg(s, LINE_TIMEOUT);
 	s->end_reason = "line-timeout";
-	s->close_after_flush = true;
+	pop3_session_enter(s, POP3_STATE_CLOSING, s->end_reason);
 	conn_want_drained(s->conn, 0);
 }
 
@@ -414,8 +437,8 @@ pop3_session_start(struct pop3_env *env, int rfd, int wfd,
 		log_warnx("session=%llx refused: too many connections from %s",
 		    (unsigned long long)s->id, conn_peer(s->conn));
 		pop3_msg(s, CONN_LIMIT_IP);
-		s->close_after_flush = true;
 		s->end_reason = "per-ip-limit";
+		pop3_session_enter(s, POP3_STATE_CLOSING, s->end_reason);
 		conn_want_drained(s->conn, 0);
 		return true;
 	}
@@ -425,8 +448,8 @@ pop3_session_start(struct pop3_env *env, int rfd, int wfd,
 		log_warnx("session=%llx refused: MaxConnections reached",
 		    (unsigned long long)s->id);
 		pop3_msg(s, CONN_LIMIT);
-		s->close_after_flush = true;
 		s->end_reason = "connection-limit";
+		pop3_session_enter(s, POP3_STATE_CLOSING, s->end_reason);
 		conn_want_drained(s->conn, 0);
 		return true;
 	}
@@ -457,7 +480,10 @@ pop3_session_close_all(struct pop3_env *env)
 
 	for (s = env->sessions; s != NULL; s = next) {
 		next = s->next;
-		if (s->state != POP3_STATE_CLOSED && s->state != POP3_STATE_UPDATE)
+		/* An UPDATE finishes, and its reply goes out. */
+		if (s->state != POP3_STATE_CLOSED &&
+		    s->state != POP3_STATE_UPDATE &&
+		    !(s->state == POP3_STATE_CLOSING && s->quit_seen))
 			pop3_session_end(s, "shutdown");
 	}
 }
@@ -470,15 +496,14 @@ pop3_reply_bad(struct pop3_session *s, enum pop3_msg_id id, ...)
 
 	/* Someone who has not logged in gets fewer tries (Dovecot's
 	 * pop3-login: 3). */
-	if (s->state == POP3_STATE_AUTHORIZATION &&
-	    limit > POP3_MAX_BAD_CMDS_PREAUTH)
+	if (pop3_state_preauth(s->state) && limit > POP3_MAX_BAD_CMDS_PREAUTH)
 		limit = POP3_MAX_BAD_CMDS_PREAUTH;
 	if (++s->bad_cmds >= limit) {
 		/* Its own reply would be the last but one: this one says
 		 * why nothing more comes. */
 		pop3_msg(s, TOO_MANY_BAD);
-		s->close_after_flush = true;
 		s->end_reason = "too-many-errors";
+		pop3_session_enter(s, POP3_STATE_CLOSING, s->end_reason);
 		return POP3_EV_BAD;
 	}
 	va_start(ap, id);
@@ -503,12 +528,11 @@ pop3_session_process(struct pop3_session *s)
 	enum pop3_ev ev;
 	size_t len, max;
 
-	while (s->state != POP3_STATE_CLOSED && !s->close_after_flush &&
-	    !s->busy && s->stream == NULL) {
+	while (pop3_state_reads(s->state) && s->stream == NULL) {
 		size_t pending = conn_out_pending(s->conn);
 		/* Before login nobody has shown who they are: they get
 		 * less of our memory (Dovecot's login processes: 4 KiB). */
-		size_t high = s->state == POP3_STATE_AUTHORIZATION ?
+		size_t high = pop3_state_preauth(s->state) ?
 		    POP3_PREAUTH_OUTPUT_MAX : POP3_OUTPUT_HIGH_WATER;
 
 		/* Streaming: everyone else's commands go first. */
@@ -520,27 +544,27 @@ pop3_session_process(struct pop3_session *s)
 			return;
 		}
 		in = conn_in(s->conn);
-		max = s->sasl != NULL ? POP3_MAX_SASL_LINE : POP3_MAX_LINE;
+		max = s->state == POP3_STATE_AUTH_SASL ? POP3_MAX_SASL_LINE :
+		    POP3_MAX_LINE;
 		lr = pop3_read_line(in, max, &s->discarding, pop3_linebuf, &len);
 		pop3_session_line_deadline(s, lr == POP3_LINE_MORE &&
 		    (s->discarding || evbuffer_get_length(in) > 0));
 		if (lr == POP3_LINE_MORE) {
 			/* Half-closed: the replies still go out, then we end. */
 			if (s->peer_gone)
-				s->close_after_flush = true;
+				pop3_session_enter(s, POP3_STATE_CLOSING,
+				    "peer-gone");
 			break;
 		}
 		if (lr == POP3_LINE_TOO_LONG) {
-			if (s->sasl != NULL) {
-				sasl_server_free(&s->sasl);
-				(void)pop3_bad(s, SASL_TOO_LONG);
-			} else {
+			if (s->state == POP3_STATE_AUTH_SASL)
+				(void)pop3_sasl_line_too_long(s);
+			else
 				(void)pop3_bad(s, LINE_TOO_LONG);
-			}
 			continue;
 		}
-		if (s->sasl != NULL)
-			ev = pop3_cmd_sasl_line(s, pop3_linebuf, len);
+		if (s->state == POP3_STATE_AUTH_SASL)
+			ev = pop3_sasl_line(s, pop3_linebuf, len);
 		else
 			ev = pop3_cmd_dispatch(s, pop3_linebuf, len);
 		explicit_bzero(pop3_linebuf, len);	/* may hold a password */
@@ -553,13 +577,12 @@ pop3_session_process(struct pop3_session *s)
 		case POP3_EV_WAIT:
 			break;
 		case POP3_EV_CLOSE:
-			s->close_after_flush = true;
+			pop3_session_enter(s, POP3_STATE_CLOSING,
+			    s->end_reason != NULL ? s->end_reason : "close");
 			break;
 		}
 	}
-	if (s->state == POP3_STATE_CLOSED)
-		return;
-	if (s->close_after_flush) {
+	if (s->state == POP3_STATE_CLOSING) {
 		/* no flush will ever come: done now */
 		if (conn_out_dead(s->conn)) {
 			pop3_session_end(s, s->end_reason ? s->end_reason :
@@ -581,7 +604,7 @@ pop3_session_on_conn(struct conn *c, enum conn_event ev, void *ctx)
 		pop3_session_process(s);
 		break;
 	case CONN_EV_DRAINED:
-		if (s->close_after_flush) {
+		if (s->state == POP3_STATE_CLOSING) {
 			pop3_session_end(s, s->end_reason ? s->end_reason : "quit");
 			return;
 		}
@@ -597,9 +620,11 @@ pop3_session_on_conn(struct conn *c, enum conn_event ev, void *ctx)
 		free(s->user);
 		s->user = NULL;
 		s->lang = POP3_LANG_DEFAULT;
-		s->busy = false;
-		s->stls_wait = false;
 		s->discarding = false;
+		/* Implicit TLS (POP3S) is ready in AUTHORIZATION already. */
+		if (s->state == POP3_STATE_STLS_HANDSHAKE)
+			pop3_session_enter(s, POP3_STATE_AUTHORIZATION,
+			    "tls-ready");
 		pop3_session_process(s);
 		break;
 	}
@@ -608,20 +633,18 @@ pop3_session_on_conn(struct conn *c, enum conn_event ev, void *ctx)
 			/* The expunge finishes in its job; after it, only the
 			 * reply is left, to a peer that does not take it. */
 			s->peer_gone = true;
-			if (!s->busy)
-				pop3_session_end(s, "timeout");
 			break;
 		}
 		/* RFC 1939 §3: autologout without UPDATE.  A peer that stopped
 		 * reading gets nothing more; an idle one is told why. */
-		if (s->close_after_flush || conn_out_pending(s->conn) > 0 ||
-		    conn_out_dead(s->conn)) {
+		if (s->state == POP3_STATE_CLOSING ||
+		    conn_out_pending(s->conn) > 0 || conn_out_dead(s->conn)) {
 			pop3_session_end(s, "timeout");
 			break;
 		}
 		pop3_msg(s, IDLE_TIMEOUT);
 		s->end_reason = "timeout";
-		s->close_after_flush = true;
+		pop3_session_enter(s, POP3_STATE_CLOSING, s->end_reason);
 		conn_want_drained(s->conn, 0);
 		break;
 	case CONN_EV_CLOSED:
@@ -640,14 +663,14 @@ pop3_session_on_conn(struct conn *c, enum conn_event ev, void *ctx)
 			s->end_reason = "disconnected";
 		/* After STLS the input is discarded and the handshake can
 		 * never finish. */
-		if (s->stls_wait ||
-		    (s->close_after_flush && conn_out_dead(s->conn))) {
+		if (s->state == POP3_STATE_STLS_HANDSHAKE ||
+		    (s->state == POP3_STATE_CLOSING && conn_out_dead(s->conn))) {
 			pop3_session_end(s, s->end_reason);
 			return;
 		}
 		/* Half-closed: the last replies still go out, then
 		 * CONN_EV_DRAINED ends the session. */
-		if (s->close_after_flush)
+		if (s->state == POP3_STATE_CLOSING)
 			break;
 		/* Commands the client sent before closing still count (a
 		 * pipelined "DELE 1\r\nQUIT\r\n" then close must delete),
@@ -656,7 +679,8 @@ pop3_session_on_conn(struct conn *c, enum conn_event ev, void *ctx)
 			pop3_session_end(s, s->end_reason);
 			return;
 		}
-		if (!s->busy)
+		/* Busy (a job, the login delay): it resumes the input. */
+		if (pop3_state_reads(s->state))
 			pop3_session_process(s);
 		break;
 	}

@@ -31,7 +31,7 @@ struct pop3_params {
 	bool limit_loopback;		/* per-IP limits for loopback too */
 	bool allow_plaintext_auth;
 	/* SaslMechanisms: bit (1u << enum sasl_mech) per mechanism; when
-	 * !sasl_mechs_set, the default (see pop3_session_mech_enabled()). */
+	 * !sasl_mechs_set, the default (see pop3_sasl_mech_enabled()). */
 	bool sasl_mechs_set;
 	unsigned sasl_mechs;
 };

@@ -64,7 +64,7 @@ stream_abort(struct pop3_session *s, struct pop3_stream *st, const char *why)
 	    st->enc.limit ? "TOP" : "RETR", st->msg + 1, why, sent,
 	    mailbox_msg_size(s->mb, st->msg));
 	s->end_reason = "message-changed";
-	s->close_after_flush = true;
+	pop3_session_enter(s, POP3_STATE_CLOSING, s->end_reason);
 	conn_abort(s->conn);
 }
 
@@ -180,8 +180,9 @@ stream_msg_fill(struct pop3_session *s, struct pop3_stream *st)
 			/* as for a truncated file: the connection goes (I9) */
 			log_warn("session=%llx read of message %" PRIu32 " failed",
 			    (unsigned long long)s->id, st->msg + 1);
-			s->close_after_flush = true;
 			s->end_reason = "store-error";
+			pop3_session_enter(s, POP3_STATE_CLOSING,
+			    s->end_reason);
 			conn_abort(s->conn);
 			return true;
 		}
