@@ -2,8 +2,10 @@
  * fuzz_session.c - a whole POP3 session driven by fuzz bytes: the input is
  * everything a client sends (then it half-closes), the real session code
  * runs over a socketpair with a real Maildir, worker pool and users.
- * Oracles: no sanitizer report, the session always ends, and the mailbox
- * loses messages only through DELE followed by QUIT (RFC 1939 §6, I2).
+ * Oracles: no sanitizer report, the session always ends, the mailbox
+ * loses messages only through DELE followed by QUIT (RFC 1939 §6, I2), and
+ * every state change it takes is in the session's table
+ * (pop3_session_enter() aborts on any other).
  */
 #include <ctype.h>
 #include <fcntl.h>
