@@ -153,7 +153,7 @@ pop3_session_enter(struct pop3_session *s, enum pop3_state st,
 		fatalx("session=%llx illegal state change %s -> %s (%s)",
 		    (unsigned long long)s->id, pop3_state_name(s->state),
 		    pop3_state_name(st), why);
-	/* Tested first: no call, no formatting when debug is off. */
+	/* Tested here: no formatting, no varargs call when debug is off. */
 	if (log_get_level() >= LOG_LVL_DEBUG)
 		log_debug("session=%llx state %s -> %s (%s)",
 		    (unsigned long long)s->id, state_names[s->state],
@@ -577,8 +577,10 @@ pop3_session_process(struct pop3_session *s)
 		case POP3_EV_WAIT:
 			break;
 		case POP3_EV_CLOSE:
-			pop3_session_enter(s, POP3_STATE_CLOSING,
-			    s->end_reason != NULL ? s->end_reason : "close");
+			if (s->state != POP3_STATE_CLOSING)
+				pop3_session_enter(s, POP3_STATE_CLOSING,
+				    s->end_reason != NULL ? s->end_reason :
+				    "close");
 			break;
 		}
 	}
