@@ -60,6 +60,8 @@ pop3_cmd_dispatch(struct pop3_session *s, const char *line, size_t len)
 		return pop3_bad(s, UNKNOWN_CMD);
 	}
 	def = &cmd_table[cmd.verb];
+	/* The verb only: a known one, never what follows it. */
+	conn_info_command(s->conn, pop3_verb_name(cmd.verb));
 	if ((def->states & POP3_IN(s->state)) == 0)
 		return pop3_bad(s, WRONG_STATE, pop3_verb_name(cmd.verb));
 	if (def->max_args == ARGS_REST) {

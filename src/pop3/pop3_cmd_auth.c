@@ -188,6 +188,6 @@ pop3_cmd_stls(struct pop3_session *s, const struct pop3_cmd *cmd)
 	/* Nothing read so far is processed after this (CVE-2011-0411). */
 	s->busy = true;
 	s->stls_wait = true;
-	conn_starttls(s->conn, s->env->tls);
+	conn_starttls(s->conn, pop3_env_tls(s->env));
 	return POP3_EV_WAIT;
 }

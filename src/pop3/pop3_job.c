@@ -16,6 +16,7 @@
 #include "lib/xmalloc.h"
 #include "net/conn.h"
 #include "net/iplimit.h"
+#include "net/runtime.h"
 #include "net/workq.h"
 #include "pop3/pop3_int.h"
 #include "pop3/pop3_policy.h"
@@ -118,6 +119,7 @@ pop3_log_login_failed(struct pop3_session *s, const char *user,
 	    (unsigned long long)s->id,
 	    log_sanitize(safe, sizeof(safe), user, strlen(user)),
 	    method != NULL ? method : "-", why != NULL ? why : "unknown");
+	conn_count_login_failed(s->conn, why);
 }
 
 static void
@@ -129,7 +131,7 @@ login_failed(struct pop3_session *s, const char *user, const char *why)
 	pop3_log_login_failed(s, user, s->login_method, why);
 	s->login_method = NULL;
 	s->auth_failures++;
-	fails = iplimit_fail(env->iplimit, conn_peer_addr(s->conn));
+	fails = iplimit_fail(env->rt->iplimit, conn_client_addr(s->conn));
 	/* The delay grows with recent failures from this address (Dovecot's
 	 * auth penalty), capped so a user who mistyped is not locked out. */
 	ms = env->params.auth_fail_delay_ms * (fails < 8 ? fails : 8);
@@ -156,7 +158,7 @@ login_succeeded(struct pop3_session *s, struct login_job *j)
 	s->deleted = xcalloc((mailbox_count(s->mb) + 7) / 8 + 1, 1);
 	s->policy_login_delay = j->entry->login_delay;
 	s->policy_expire = j->entry->expire_days;
-	iplimit_success(s->env->iplimit, conn_peer_addr(s->conn));
+	iplimit_success(s->env->rt->iplimit, conn_client_addr(s->conn));
 	pop3_session_set_state(s, POP3_STATE_TRANSACTION);
 	log_info("session=%llx login user=%s method=%s messages=%" PRIu32
 	    " octets=%" PRIu64, (unsigned long long)s->id,
@@ -270,7 +272,7 @@ login_job_new(struct pop3_session *s, enum job_kind kind)
 static enum pop3_ev
 login_job_submit(struct pop3_session *s, struct login_job *j)
 {
-	workq_submit(s->env->wq, login_job_work, login_job_done, j);
+	workq_submit(s->env->rt->wq, login_job_work, login_job_done, j);
 	return POP3_EV_WAIT;
 }
 
@@ -385,7 +387,7 @@ pop3_job_commit(struct pop3_session *s)
 	(void)log_sanitize(j->user, sizeof(j->user), s->user, strlen(s->user));
 	pop3_session_ref(s);
 	s->busy = true;
-	workq_submit(s->env->wq, commit_job_work, commit_job_done, j);
+	workq_submit(s->env->rt->wq, commit_job_work, commit_job_done, j);
 	return POP3_EV_WAIT;
 }
 
@@ -410,12 +412,12 @@ pop3_job_wire_cache(struct pop3_session *s, struct msg_reader *r)
 {
 	struct store_wire_job *j;
 
-	if (s->env->bgq == NULL)
+	if (s->env->rt->bgq == NULL)
 		return;
 	/* the store decides; it needs to know whether sendfile() is
 	 * possible (not under TLS) */
 	j = msg_reader_wire_job(s->mb, r, conn_can_sendfile(s->conn));
 	/* Not tied to the session: it may end before the copy is done. */
 	if (j != NULL)
-		workq_submit(s->env->bgq, wire_job_work, wire_job_done, j);
+		workq_submit(s->env->rt->bgq, wire_job_work, wire_job_done, j);
 }
