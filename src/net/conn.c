@@ -52,10 +52,15 @@ struct conn {
 	struct conn *lprev, *lnext;
 	conn_cb *cb;
 	void *ctx;
-	/* The socket's peer, and the client: the same unless a PROXY
-	 * header named another. */
-	struct sockaddr_storage peer;
+	/* The client, and the socket's peer: the same unless a PROXY
+	 * header named another (the peer is kept small: only IP
+	 * addresses matter, and a session's memory is counted in bytes). */
 	struct sockaddr_storage client;
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} peer;
 	char client_str[INET6_ADDRSTRLEN + 8];
 	/* conn_attach(): counters and the registry entry */
 	struct net_runtime *rt;
@@ -247,14 +252,14 @@ conn_format_client(struct conn *c)
 static void
 conn_fill_peer(struct conn *c, const struct sockaddr *peer, socklen_t peerlen)
 {
-	socklen_t len = sizeof(c->peer);
+	socklen_t len = sizeof(c->client);
 
-	memset(&c->peer, 0, sizeof(c->peer));
-	if (peer != NULL && peerlen <= sizeof(c->peer))
-		memcpy(&c->peer, peer, peerlen);
-	else if (getpeername(c->rfd, (struct sockaddr *)&c->peer, &len) != 0)
-		c->peer.ss_family = AF_UNSPEC;
-	c->client = c->peer;
+	memset(&c->client, 0, sizeof(c->client));
+	if (peer != NULL && peerlen <= sizeof(c->client))
+		memcpy(&c->client, peer, peerlen);
+	else if (getpeername(c->rfd, (struct sockaddr *)&c->client, &len) != 0)
+		c->client.ss_family = AF_UNSPEC;
+	memcpy(&c->peer, &c->client, sizeof(c->peer));
 	conn_format_client(c);
 }
 
@@ -317,7 +322,7 @@ conn_new(struct event_base *base, int rfd, int wfd,
 	conn_fill_peer(c, peer, peerlen);
 	/* Replies are built whole before they are written; don't let Nagle
 	 * hold the last segment for the client's delayed ACK. */
-	if (c->peer.ss_family == AF_INET || c->peer.ss_family == AF_INET6)
+	if (c->peer.sa.sa_family == AF_INET || c->peer.sa.sa_family == AF_INET6)
 		(void)setsockopt(rfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
 	if (tls != NULL && rfd == wfd) {
@@ -698,10 +703,12 @@ conn_set_handler(struct conn *c, conn_cb *cb, void *ctx)
 void
 conn_set_client(struct conn *c, const struct sockaddr_storage *client)
 {
+	/* The registry entry and the per-IP counts use the client: it
+	 * must be known before them. */
+	if (c->rt != NULL)
+		fatalx("conn_set_client after conn_attach");
 	c->client = *client;
 	conn_format_client(c);
-	if (c->rt != NULL && c->slot >= 0)
-		fatalx("conn_set_client after conn_attach");
 }
 
 void
@@ -773,10 +780,10 @@ conn_client_addr(const struct conn *c)
 	return &c->client;
 }
 
-const struct sockaddr_storage *
+const struct sockaddr *
 conn_socket_peer(const struct conn *c)
 {
-	return &c->peer;
+	return &c->peer.sa;
 }
 
 bool

@@ -150,6 +150,6 @@ const struct sockaddr_storage *conn_client_addr(const struct conn *c);
 /* Loopback client or a pipe: traffic never leaves the machine. */
 bool conn_client_local(const struct conn *c);
 /* The socket's own peer (a proxy's address behind one). */
-const struct sockaddr_storage *conn_socket_peer(const struct conn *c);
+const struct sockaddr *conn_socket_peer(const struct conn *c);
 
 #endif

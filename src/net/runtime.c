@@ -163,11 +163,12 @@ void
 net_counters_read(struct net_runtime *rt, unsigned proto,
     struct net_counter_values *out)
 {
-	struct net_counters *c = &rt->counters[proto];
+	struct net_counters *c;
 
 	memset(out, 0, sizeof(*out));
 	if (proto >= NET_PROTOCOL_MAX)
 		return;
+	c = &rt->counters[proto];
 	for (unsigned k = 0; k < NET_CNT_COUNT; k++)
 		out->v[k] = atomic_load_explicit(&c->v[k], memory_order_relaxed);
 	out->n_reasons = atomic_load_explicit(&c->n_reasons,

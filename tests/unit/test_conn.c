@@ -386,7 +386,7 @@ test_client_address(void **state)
 	assert_false(conn_client_local(f->c));
 	assert_int_equal(conn_client_addr(f->c)->ss_family, AF_INET);
 	/* the socket's own peer is still the proxy's */
-	assert_int_equal(ntohl(((const struct sockaddr_in *)
+	assert_int_equal(ntohl(((const struct sockaddr_in *)(const void *)
 	    conn_socket_peer(f->c))->sin_addr.s_addr) >> 24, 127);
 }
 
