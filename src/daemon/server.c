@@ -221,6 +221,10 @@ server_listen(struct server *srv)
 		    NET_TLS_NONE, l->name);
 		if (l->nl == NULL)
 			fatalx("protocol pop3 not registered");
+		/* checked with the config */
+		if (lc->proxy_trusted != NULL &&
+		    !net_listener_trust_proxy(l->nl, lc->proxy_trusted))
+			fatalx("ProxyTrusted did not parse");
 		l->lev = evconnlistener_new(srv->rt->base, server_on_accept, l,
 		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
 		if (l->lev == NULL) {

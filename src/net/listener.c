@@ -12,12 +12,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
+#include "lib/cidr.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
 #include "lib/xmalloc.h"
 #include "net/conn.h"
 #include "net/listener.h"
 #include "net/protocol.h"
+#include "net/proxy.h"
 #include "net/runtime.h"
 
 #define LISTEN_BACKLOG 4096
@@ -100,89 +104,18 @@ net_listener_free(struct net_listener **lp)
 }
 
 bool
-net_cidr_parse(const char *s, struct net_cidr *out)
-{
-	char host[INET6_ADDRSTRLEN];
-	const char *slash = strchr(s, '/');
-	size_t hlen = slash != NULL ? (size_t)(slash - s) : strlen(s);
-	uint32_t bits;
-	unsigned max;
-
-	memset(out, 0, sizeof(*out));
-	if (hlen == 0 || hlen >= sizeof(host))
-		return false;
-	memcpy(host, s, hlen);
-	host[hlen] = '\0';
-	if (inet_pton(AF_INET, host, out->addr) == 1) {
-		out->family = AF_INET;
-		max = 32;
-	} else if (inet_pton(AF_INET6, host, out->addr) == 1) {
-		out->family = AF_INET6;
-		max = 128;
-	} else {
-		return false;
-	}
-	bits = max;
-	if (slash != NULL &&
-	    (!parse_u32(slash + 1, strlen(slash + 1), &bits) || bits > max))
-		return false;
-	out->bits = bits;
-	/* host bits set: a typo ("10.0.0.1/8"), not what was meant */
-	for (unsigned i = bits; i < max; i++)
-		if (out->addr[i / 8] & (0x80u >> (i % 8)))
-			return false;
-	return true;
-}
-
-static bool
-net_cidr_match_one(const struct net_cidr *c, const uint8_t *a, int family)
-{
-	unsigned full = c->bits / 8, rest = c->bits % 8;
-
-	if (c->family != family || memcmp(c->addr, a, full) != 0)
-		return false;
-	return rest == 0 ||
-	    ((c->addr[full] ^ a[full]) & (0xffu << (8 - rest)) & 0xffu) == 0;
-}
-
-bool
-net_cidr_match(const struct net_cidr *list, size_t n,
-    const struct sockaddr_storage *addr)
-{
-	const uint8_t *a;
-	int family = addr->ss_family;
-
-	if (family == AF_INET) {
-		a = (const uint8_t *)&((const struct sockaddr_in *)
-		    (const void *)addr)->sin_addr;
-	} else if (family == AF_INET6) {
-		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)
-		    (const void *)addr)->sin6_addr;
-
-		a = a6->s6_addr;
-		if (IN6_IS_ADDR_V4MAPPED(a6)) {
-			a += 12;
-			family = AF_INET;
-		}
-	} else {
-		return false;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (net_cidr_match_one(&list[i], a, family))
-			return true;
-	return false;
-}
-
-bool
 net_listener_trust_proxy(struct net_listener *l, const char *s)
 {
-	struct net_cidr c;
+	struct cidr *list;
+	size_t n;
 
-	if (!net_cidr_parse(s, &c))
+	if (!cidr_list_parse(s, &list, &n, NULL))
 		return false;
 	l->proxy_trusted = xreallocarray(l->proxy_trusted,
-	    l->n_proxy_trusted + 1, sizeof(*l->proxy_trusted));
-	l->proxy_trusted[l->n_proxy_trusted++] = c;
+	    l->n_proxy_trusted + n, sizeof(*l->proxy_trusted));
+	memcpy(l->proxy_trusted + l->n_proxy_trusted, list, n * sizeof(*list));
+	l->n_proxy_trusted += n;
+	free(list);
 	return true;
 }
 
@@ -237,6 +170,106 @@ net_listener_run(struct net_listener *l, int rfd, int wfd,
 	return l->proto->start(l->proto_ctx, c);
 }
 
+/* A trusted peer's connection while its PROXY header comes in. */
+struct net_proxy_wait {
+	struct net_listener *l;
+	int fd;
+	struct sockaddr_storage peer;
+	socklen_t peerlen;
+	struct event *ev;
+	size_t have;			/* header octets already consumed */
+	uint8_t buf[NET_PROXY_MAX];
+};
+
+static void
+net_proxy_done(struct net_proxy_wait *w, const struct sockaddr_storage *client)
+{
+	struct net_listener *l = w->l;
+	struct sockaddr_storage peer = w->peer;
+	socklen_t peerlen = w->peerlen;
+	int fd = w->fd;
+
+	event_free(w->ev);
+	free(w);
+	if (client == NULL) {
+		close(fd);
+		return;
+	}
+	(void)net_listener_run(l, fd, fd, (struct sockaddr *)&peer, peerlen,
+	    client->ss_family != AF_UNSPEC ? client : NULL);
+}
+
+/*
+ * Reads the header without ever taking a byte past it: the bytes are
+ * peeked, and consumed only as far as they are header (an incomplete
+ * header is header to its last byte), so what follows is left in the
+ * socket for the TLS handshake or the protocol.
+ */
+static void
+net_proxy_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct net_proxy_wait *w = arg;
+	struct sockaddr_storage client;
+	enum net_proxy_result r;
+	size_t hlen = 0;
+	uint8_t sink[NET_PROXY_MAX];
+	ssize_t n;
+
+	if (what & EV_TIMEOUT) {
+		log_info("%s: no PROXY header from a trusted peer in %u s",
+		    w->l->name, NET_PROXY_TIMEOUT);
+		net_proxy_done(w, NULL);
+		return;
+	}
+	n = recv(fd, w->buf + w->have, sizeof(w->buf) - w->have, MSG_PEEK);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		net_proxy_done(w, NULL);
+		return;
+	}
+	r = net_proxy_parse(w->buf, w->have + (size_t)n, &hlen, &client);
+	if (r == NET_PROXY_BAD) {
+		log_warnx("%s: bad PROXY header from a trusted peer: connection "
+		    "closed", w->l->name);
+		net_proxy_done(w, NULL);
+		return;
+	}
+	if (r == NET_PROXY_MORE)
+		hlen = w->have + (size_t)n;
+	/* What was peeked is there: this recv() takes exactly it. */
+	if (recv(fd, sink, hlen - w->have, 0) != (ssize_t)(hlen - w->have)) {
+		net_proxy_done(w, NULL);
+		return;
+	}
+	w->have = hlen;
+	if (r == NET_PROXY_OK)
+		net_proxy_done(w, &client);
+}
+
+static bool
+net_proxy_begin(struct net_listener *l, int fd,
+    const struct sockaddr_storage *peer, socklen_t peerlen)
+{
+	struct net_proxy_wait *w = xcalloc(1, sizeof(*w));
+	struct timeval tv = { .tv_sec = NET_PROXY_TIMEOUT };
+
+	w->l = l;
+	w->fd = fd;
+	w->peer = *peer;
+	w->peerlen = peerlen;
+	w->ev = event_new(l->rt->base, fd, EV_READ | EV_PERSIST,
+	    net_proxy_on_read, w);
+	if (w->ev == NULL || event_add(w->ev, &tv) != 0) {
+		if (w->ev != NULL)
+			event_free(w->ev);
+		free(w);
+		close(fd);
+		return false;
+	}
+	return true;
+}
+
 bool
 net_listener_accept(struct net_listener *l, int rfd, int wfd,
     const struct sockaddr *peer, socklen_t peerlen)
@@ -245,20 +278,16 @@ net_listener_accept(struct net_listener *l, int rfd, int wfd,
 
 	/*
 	 * The PROXY stage: a trusted peer (haproxy) names the client in a
-	 * header before anything else.  The header reader is not written
-	 * yet, so such a connection is refused rather than served with the
-	 * proxy's address as the client's (fail closed: a local proxy would
-	 * make every client look local).
+	 * header before anything else, and must (a peer that may send one
+	 * and does not would pass for its clients).  From anyone else no
+	 * header is read: it would be the client's first bytes.
 	 */
-	if (l->n_proxy_trusted > 0 && peer != NULL && peerlen <= sizeof(ss)) {
+	if (l->n_proxy_trusted > 0 && rfd == wfd && peer != NULL &&
+	    peerlen <= sizeof(ss)) {
 		memset(&ss, 0, sizeof(ss));
 		memcpy(&ss, peer, peerlen);
-		if (net_cidr_match(l->proxy_trusted, l->n_proxy_trusted, &ss)) {
-			log_warnx("%s: PROXY header from a trusted peer: not "
-			    "supported yet, connection closed", l->name);
-			net_close_fds(rfd, wfd);
-			return true;
-		}
+		if (cidr_match(l->proxy_trusted, l->n_proxy_trusted, &ss))
+			return net_proxy_begin(l, rfd, &ss, peerlen);
 	}
 	return net_listener_run(l, rfd, wfd, peer, peerlen, NULL);
 }

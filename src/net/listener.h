@@ -14,18 +14,12 @@
 
 struct net_protocol;
 struct net_runtime;
+struct cidr;
 
 enum net_tls_mode {
 	NET_TLS_NONE = 0,	/* plain, TLS never offered */
 	NET_TLS_STARTTLS,	/* plain, the protocol may upgrade (STARTTLS) */
 	NET_TLS_IMPLICIT,	/* TLS from the first byte */
-};
-
-/* An address block ("10.0.0.0/8", "::1"); v4-mapped v6 peers match v4. */
-struct net_cidr {
-	int family;		/* AF_INET or AF_INET6 */
-	unsigned bits;
-	uint8_t addr[16];
 };
 
 struct net_listener {
@@ -36,7 +30,7 @@ struct net_listener {
 	enum net_tls_mode tls_mode;
 	/* Peers allowed to say who the client is with a PROXY header
 	 * (haproxy); from any other peer no header is read. */
-	struct net_cidr *proxy_trusted;
+	struct cidr *proxy_trusted;
 	size_t n_proxy_trusted;
 	char name[80];			/* for the log */
 };
@@ -53,11 +47,8 @@ struct net_listener *net_listener_new(struct net_runtime *rt,
     const char *proto, void *proto_ctx, enum net_tls_mode tls_mode,
     const char *name);
 void net_listener_free(struct net_listener **l);
-/* Parses "a.b.c.d[/n]" or "v6[/n]" (host bits must be zero). */
-bool net_cidr_parse(const char *s, struct net_cidr *out);
-bool net_cidr_match(const struct net_cidr *list, size_t n,
-    const struct sockaddr_storage *addr);
-/* Adds a block to the PROXY-trusted networks; false if s does not parse. */
+/* Adds blocks ("127.0.0.1 10.0.0.0/8", lib/cidr.h) to the PROXY-trusted
+ * networks; false (nothing added) if s does not parse. */
 bool net_listener_trust_proxy(struct net_listener *l, const char *s);
 
 /*
