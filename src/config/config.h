@@ -32,6 +32,9 @@ struct listen_cfg {
 	char *address;		/* numeric IPv4 or IPv6 literal */
 	uint16_t port;
 	enum listen_tls tls;
+	/* ProxyTrusted: peers that send a PROXY header naming the client
+	 * (haproxy), lib/cidr.h list syntax; NULL: none. */
+	char *proxy_trusted;
 };
 
 /* Line:column of a key in the file (0:0 if not known), see config_where(). */

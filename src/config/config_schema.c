@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config/config_schema.h"
+#include "lib/cidr.h"
 #include "lib/params.h"
 #include "lib/strutil.h"
 #include "lib/xmalloc.h"
@@ -32,6 +33,16 @@ check_ip(const char *s, const char **why_r)
 		return true;
 	*why_r = "not a numeric IPv4 or IPv6 address (host names are not "
 	    "resolved; write \"::\" or \"0.0.0.0\" for all)";
+	return false;
+}
+
+static bool
+check_cidr_list(const char *s, const char **why_r)
+{
+	if (cidr_list_parse(s, NULL, NULL, NULL))
+		return true;
+	*why_r = "not a list of numeric addresses or address/prefix blocks "
+	    "(\"127.0.0.1 10.0.0.0/8\")";
 	return false;
 }
 
@@ -202,6 +213,9 @@ static const struct config_setting listen_rows[] = {
 	{ .key = "Tls", .kind = CONFIG_ENUM,
 	  .offset = offsetof(struct listen_cfg, tls),
 	  .names = listen_tls_names, .def_int = LISTEN_TLS_NONE },
+	{ .key = "ProxyTrusted", .kind = CONFIG_STRING,
+	  .offset = offsetof(struct listen_cfg, proxy_trusted),
+	  .check = check_cidr_list },
 };
 
 static const struct config_section listen_section = {

@@ -1,4 +1,5 @@
-/* server.c - startup, listeners, SIGHUP reload, graceful stop. */
+/* server.c - startup, listeners, SIGHUP reload, SIGUSR1 dump, graceful
+ * stop. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
@@ -28,6 +29,7 @@
 #include "net/conn.h"
 #include "net/iplimit.h"
 #include "net/listener.h"
+#include "net/runtime.h"
 #include "net/tls.h"
 #include "net/workq.h"
 #include "store/store.h"
@@ -39,19 +41,31 @@ struct server_listener {
 	struct server *srv;
 	struct evconnlistener *lev;
 	struct event *retry;		/* re-enable after EMFILE */
-	bool tls;
+	struct net_listener *nl;	/* what it serves (owned by rt) */
 	char name[80];
 };
 
 struct server {
 	const struct server_opts *opts;
+	/* The current generation's (rt->gen->cfg), kept at hand. */
 	struct posuto_config *cfg;
-	struct pop3_env env;
+	struct net_runtime *rt;
+	struct pop3_env env;		/* POP3's part; env.rt == rt */
 	struct server_listener *ls;
 	size_t n_ls;
-	struct event *sig_term, *sig_int, *sig_hup, *idle_check;
+	struct event *sig_term, *sig_int, *sig_hup, *sig_usr1, *idle_check;
 	bool stopping;
 };
+
+/* The generation holds the users as an opaque pointer (net does not see
+ * auth): this is how it lets go of them. */
+static void
+server_userdb_unref(void *db)
+{
+	struct userdb *u = db;
+
+	userdb_unref(&u);
+}
 
 static void
 server_apply_params(struct server *srv)
@@ -154,15 +168,9 @@ server_on_accept(struct evconnlistener *lev, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
 	struct server_listener *l = arg;
-	struct server *srv = l->srv;
 
 	(void)lev;
-	if (l->tls && srv->env.tls == NULL) {
-		close(fd);
-		return;
-	}
-	pop3_session_start(&srv->env, fd, fd, sa, (socklen_t)salen,
-	    l->tls ? srv->env.tls : NULL);
+	(void)net_listener_accept(l->nl, fd, fd, sa, (socklen_t)salen);
 }
 
 static void
@@ -204,10 +212,20 @@ server_listen(struct server *srv)
 			return -1;
 		}
 		l->srv = srv;
-		l->tls = lc->tls == LISTEN_TLS_IMPLICIT;
 		snprintf(l->name, sizeof(l->name), "%s port %u%s", lc->address,
-		    lc->port, l->tls ? " (TLS)" : "");
-		l->lev = evconnlistener_new(srv->env.base, server_on_accept, l,
+		    lc->port, lc->tls == LISTEN_TLS_IMPLICIT ? " (TLS)" : "");
+		/* Every listener serves POP3 until the config names others. */
+		l->nl = net_listener_new(srv->rt, "pop3", &srv->env,
+		    lc->tls == LISTEN_TLS_IMPLICIT ? NET_TLS_IMPLICIT :
+		    lc->tls == LISTEN_TLS_STARTTLS ? NET_TLS_STARTTLS :
+		    NET_TLS_NONE, l->name);
+		if (l->nl == NULL)
+			fatalx("protocol pop3 not registered");
+		/* checked with the config */
+		if (lc->proxy_trusted != NULL &&
+		    !net_listener_trust_proxy(l->nl, lc->proxy_trusted))
+			fatalx("ProxyTrusted did not parse");
+		l->lev = evconnlistener_new(srv->rt->base, server_on_accept, l,
 		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
 		if (l->lev == NULL) {
 			close(fd);
@@ -215,7 +233,7 @@ server_listen(struct server *srv)
 			return -1;
 		}
 		evconnlistener_set_error_cb(l->lev, server_on_accept_error);
-		l->retry = evtimer_new(srv->env.base, server_on_retry, l);
+		l->retry = evtimer_new(srv->rt->base, server_on_retry, l);
 		srv->n_ls++;
 		log_info("listening on %s", l->name);
 	}
@@ -242,9 +260,9 @@ server_on_idle_check(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	/* Lingering close_notifys are bounded (TLS_SHUTDOWN_TIMEOUT). */
-	if (srv->env.n_sessions == 0 && workq_pending(srv->env.wq) == 0 &&
+	if (srv->env.n_sessions == 0 && workq_pending(srv->rt->wq) == 0 &&
 	    conn_lingering() == 0)
-		event_base_loopbreak(srv->env.base);
+		event_base_loopbreak(srv->rt->base);
 }
 
 static void
@@ -255,15 +273,27 @@ server_stop(struct server *srv, const char *why)
 	if (srv->stopping)
 		return;
 	srv->stopping = true;
+	srv->rt->shutting_down = true;
 	log_info("stopping: %s", why);
 	server_close_listeners(srv);
 	pop3_policy_expiry_stop(&srv->env);
 	/* Sessions end without UPDATE: no message is deleted. A QUIT whose
 	 * expunge is running finishes first. */
 	pop3_session_close_all(&srv->env);
-	srv->idle_check = event_new(srv->env.base, -1, EV_PERSIST,
+	srv->idle_check = event_new(srv->rt->base, -1, EV_PERSIST,
 	    server_on_idle_check, srv);
 	event_add(srv->idle_check, &tv);
+}
+
+/* SIGUSR1: the counters and every live session, to the log. */
+static void
+server_on_usr1(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)sig;
+	(void)what;
+	net_runtime_log(srv->rt, true);
 }
 
 static void
@@ -292,14 +322,11 @@ server_reload(struct server *srv)
 		config_free(&cfg);
 		return;
 	}
-	userdb_unref(&srv->env.db);
-	srv->env.db = db;
-	if (tls != NULL) {
-		tls_ctx_unref(&srv->env.tls);
-		srv->env.tls = tls;
-	} else if (srv->env.tls != NULL) {
+	if (tls == NULL && srv->rt->gen->tls != NULL) {
 		log_warnx("Tls removed from the config: STLS/POP3S stay on the "
 		    "old certificate until restart");
+		tls = srv->rt->gen->tls;
+		tls_ctx_ref(tls);
 	}
 	/* Sessions hold their locks in the open file: switching now would
 	 * let a process on the new file into a mailbox in use here. */
@@ -307,7 +334,9 @@ server_reload(struct server *srv)
 	    (cfg->lock_file != NULL &&
 	    strcmp(cfg->lock_file, srv->cfg->lock_file) != 0))
 		log_warnx("LockFile changes take effect on restart");
-	config_free(&srv->cfg);
+	/* The old generation goes once nobody holds it (its cfg with it). */
+	net_runtime_set_gen(srv->rt, net_gen_new(cfg, db, server_userdb_unref,
+	    tls));
 	srv->cfg = cfg;
 	server_apply_params(srv);
 	if (srv->env.expiry != NULL)
@@ -433,6 +462,8 @@ int
 server_run(const struct server_opts *opts)
 {
 	struct server srv;
+	struct event_base *base;
+	struct userdb *db;
 	struct tls_ctx *tls;
 	char err[256];
 	int rc = 0;
@@ -445,11 +476,10 @@ server_run(const struct server_opts *opts)
 	if (config_load(opts->config_path, &srv.cfg, stderr) != 0)
 		return EXIT_CONFIG;
 	server_apply_params(&srv);
-	if (!server_load_runtime(srv.cfg, true, NULL, &srv.env.db, &tls)) {
+	if (!server_load_runtime(srv.cfg, true, NULL, &db, &tls)) {
 		config_free(&srv.cfg);
 		return EXIT_CONFIG;
 	}
-	srv.env.tls = tls;
 	/* Mailbox snapshots of big boxes are megabytes: keep them on the
 	 * heap and keep freed heap, or every login to such a box pays for
 	 * mmap and thousands of fresh page faults. */
@@ -460,7 +490,7 @@ server_run(const struct server_opts *opts)
 		/* stdin/stdout may be files or ttys, which epoll refuses. */
 		struct event_config *ec = event_config_new();
 		event_config_require_features(ec, EV_FEATURE_FDS);
-		srv.env.base = event_base_new_with_config(ec);
+		base = event_base_new_with_config(ec);
 		event_config_free(ec);
 	} else {
 		/* Coalesce the epoll_ctl calls of one loop iteration: every
@@ -471,22 +501,29 @@ server_run(const struct server_opts *opts)
 		 * never waits for every streaming connection's turn. */
 		event_config_set_max_dispatch_interval(ec, NULL,
 		    CONN_BULK_CALLBACKS, CONN_PRI_BULK);
-		srv.env.base = event_base_new_with_config(ec);
+		base = event_base_new_with_config(ec);
 		event_config_free(ec);
 	}
-	if (srv.env.base == NULL ||
-	    event_base_priority_init(srv.env.base, CONN_PRIORITIES) != 0)
+	if (base == NULL ||
+	    event_base_priority_init(base, CONN_PRIORITIES) != 0)
 		fatal("event_base_new failed");
-	srv.env.iplimit = iplimit_new();
+	srv.rt = net_runtime_new(base);
+	net_runtime_set_gen(srv.rt, net_gen_new(srv.cfg, db,
+	    server_userdb_unref, tls));
+	srv.env.rt = srv.rt;
+	pop3_register();
+	srv.rt->iplimit = iplimit_new();
 	privdrop_raise_nofile();
 	/* Signals first: from the moment a client can connect, SIGTERM and
 	 * SIGHUP must mean what posuto(8) says, not the default action. */
-	srv.sig_term = evsignal_new(srv.env.base, SIGTERM, server_on_signal, &srv);
-	srv.sig_int = evsignal_new(srv.env.base, SIGINT, server_on_signal, &srv);
-	srv.sig_hup = evsignal_new(srv.env.base, SIGHUP, server_on_hup, &srv);
+	srv.sig_term = evsignal_new(base, SIGTERM, server_on_signal, &srv);
+	srv.sig_int = evsignal_new(base, SIGINT, server_on_signal, &srv);
+	srv.sig_hup = evsignal_new(base, SIGHUP, server_on_hup, &srv);
+	srv.sig_usr1 = evsignal_new(base, SIGUSR1, server_on_usr1, &srv);
 	evsignal_add(srv.sig_term, NULL);
 	evsignal_add(srv.sig_int, NULL);
 	evsignal_add(srv.sig_hup, NULL);
+	evsignal_add(srv.sig_usr1, NULL);
 	/* Cross-process [IN-USE] is what inetd mode relies on: no lock file,
 	 * no service. */
 	if (server_open_lock_file(srv.cfg) != 0) {
@@ -508,8 +545,8 @@ server_run(const struct server_opts *opts)
 		log_warnx("running as root: set RunAsUser to drop privileges");
 	}
 	/* Threads only after the privilege drop, so every one runs unprivileged. */
-	srv.env.wq = workq_new(srv.env.base, srv.cfg->worker_threads);
-	srv.env.bgq = workq_new(srv.env.base, 1);
+	srv.rt->wq = workq_new(base, srv.cfg->worker_threads);
+	srv.rt->bgq = workq_new(base, 1);
 
 	if (opts->inetd) {
 		/* One session; the loop ends when it does. */
@@ -518,18 +555,22 @@ server_run(const struct server_opts *opts)
 		struct sockaddr_storage peer;
 		socklen_t peerlen = 0;
 		bool have_peer = server_inetd_peer(&peer, &peerlen);
+		struct net_listener *nl = net_listener_new(srv.rt, "pop3",
+		    &srv.env, NET_TLS_NONE, "stdin");
 
+		if (nl == NULL)
+			fatalx("protocol pop3 not registered");
 		/* conn makes stdin/stdout non-blocking only for a NULL peer. */
 		if (have_peer) {
 			evutil_make_socket_nonblocking(0);
 			evutil_make_socket_nonblocking(1);
 		}
-		if (!pop3_session_start(&srv.env, 0, 1,
-		    have_peer ? (struct sockaddr *)&peer : NULL, peerlen, NULL)) {
+		if (!net_listener_accept(nl, 0, 1,
+		    have_peer ? (struct sockaddr *)&peer : NULL, peerlen)) {
 			rc = 1;
 			goto out;
 		}
-		srv.idle_check = event_new(srv.env.base, -1, EV_PERSIST,
+		srv.idle_check = event_new(base, -1, EV_PERSIST,
 		    server_on_idle_check, &srv);
 		event_add(srv.idle_check, &tv);
 	} else {
@@ -538,13 +579,13 @@ server_run(const struct server_opts *opts)
 		if (opts->ready_fd >= 0)
 			server_notify_ready(opts->ready_fd);
 	}
-	event_base_dispatch(srv.env.base);
+	event_base_dispatch(base);
 	pop3_session_close_all(&srv.env);
 	conn_lingering_free_all();
 out:
 	pop3_policy_expiry_stop(&srv.env);
-	workq_free(&srv.env.wq);
-	workq_free(&srv.env.bgq);
+	workq_free(&srv.rt->wq);
+	workq_free(&srv.rt->bgq);
 	pop3_policy_expiry_free(&srv.env);
 	server_close_listeners(&srv);
 	if (srv.idle_check != NULL)
@@ -553,12 +594,15 @@ out:
 		event_free(srv.sig_term);
 		event_free(srv.sig_int);
 		event_free(srv.sig_hup);
+		event_free(srv.sig_usr1);
 	}
-	iplimit_free(&srv.env.iplimit);
-	userdb_unref(&srv.env.db);
-	tls_ctx_unref(&srv.env.tls);
-	config_free(&srv.cfg);
-	event_base_free(srv.env.base);
+	/* What this run did, for the log (SIGUSR1 shows it meanwhile). */
+	if (!opts->inetd)
+		net_runtime_log(srv.rt, false);
+	iplimit_free(&srv.rt->iplimit);
+	srv.cfg = NULL;			/* the generation's */
+	net_runtime_free(&srv.rt);
+	event_base_free(base);
 	log_info("stopped");
 	return rc;
 }

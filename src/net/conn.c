@@ -1,6 +1,7 @@
-/* conn.c - bufferevent-backed connections, plain or TLS. */
+/* conn.c - bufferevent-backed connections, plain or TLS, any protocol. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -21,6 +22,8 @@
 #include "lib/params.h"
 #include "lib/xmalloc.h"
 #include "net/conn.h"
+#include "net/registry.h"
+#include "net/runtime.h"
 #include "net/tls.h"
 
 struct conn {
@@ -31,7 +34,7 @@ struct conn {
 	struct evbuffer *stage;		/* plain socket: replies of this turn */
 	struct event *flush_ev;		/* sends the stage once the turn ends */
 	SSL *ssl;			/* owned by bev when TLS is on */
-	struct tls_ctx *tls_pending;	/* STLS: handshake starts once flushed */
+	struct tls_ctx *tls_pending;	/* STARTTLS: handshake once flushed */
 	bool tls;
 	bool handshaking;
 	bool in_full;			/* input at CONN_INPUT_MAX: not reading */
@@ -49,8 +52,21 @@ struct conn {
 	struct conn *lprev, *lnext;
 	conn_cb *cb;
 	void *ctx;
-	struct sockaddr_storage peer;
-	char peer_str[INET6_ADDRSTRLEN + 8];
+	/* The client, and the socket's peer: the same unless a PROXY
+	 * header named another (the peer is kept small: only IP
+	 * addresses matter, and a session's memory is counted in bytes). */
+	struct sockaddr_storage client;
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} peer;
+	char client_str[INET6_ADDRSTRLEN + 8];
+	/* conn_attach(): counters and the registry entry */
+	struct net_runtime *rt;
+	unsigned proto;
+	int slot;
+	uint64_t id;
 };
 
 static void conn_on_read(struct bufferevent *bev, void *arg);
@@ -75,7 +91,11 @@ static unsigned conn_n_lingering;
  * loop while a pipelining client waits for its output to drain, and it
  * starves the connections at CONN_PRI_BULK (the stalled one included).
  */
-#define CONN_INPUT_MAX	(4 * POP3_MAX_SASL_LINE)
+#define CONN_INPUT_MAX	(32 * 1024)
+
+/* Until the owner sets its own. */
+#define CONN_DEFAULT_TIMEOUT		600
+#define CONN_DEFAULT_HANDSHAKE_TIMEOUT	30
 
 static struct bufferevent *
 conn_wbev(struct conn *c)
@@ -203,41 +223,51 @@ conn_start_tls_bev(struct conn *c, struct tls_ctx *tls)
 	return true;
 }
 
+/* "ip:port" of the client, for the log and the registry. */
 static void
-conn_fill_peer(struct conn *c, const struct sockaddr *peer, socklen_t peerlen)
+conn_format_client(struct conn *c)
 {
-	socklen_t len = sizeof(c->peer);
 	char host[INET6_ADDRSTRLEN];
 	unsigned port = 0;
 
-	memset(&c->peer, 0, sizeof(c->peer));
-	if (peer != NULL && peerlen <= sizeof(c->peer))
-		memcpy(&c->peer, peer, peerlen);
-	else if (getpeername(c->rfd, (struct sockaddr *)&c->peer, &len) != 0) {
-		c->peer.ss_family = AF_UNSPEC;
-		snprintf(c->peer_str, sizeof(c->peer_str), "stdin");
-		return;
-	}
-	if (c->peer.ss_family == AF_INET) {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&c->peer;
+	if (c->client.ss_family == AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&c->client;
 		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
 		port = ntohs(s4->sin_port);
-		snprintf(c->peer_str, sizeof(c->peer_str), "%s:%u", host, port);
-	} else if (c->peer.ss_family == AF_INET6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&c->peer;
+		snprintf(c->client_str, sizeof(c->client_str), "%s:%u", host,
+		    port);
+	} else if (c->client.ss_family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&c->client;
 		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
 		port = ntohs(s6->sin6_port);
-		snprintf(c->peer_str, sizeof(c->peer_str), "[%s]:%u", host, port);
+		snprintf(c->client_str, sizeof(c->client_str), "[%s]:%u", host,
+		    port);
+	} else if (c->client.ss_family == AF_UNSPEC) {
+		snprintf(c->client_str, sizeof(c->client_str), "stdin");
 	} else {
-		snprintf(c->peer_str, sizeof(c->peer_str), "local");
+		snprintf(c->client_str, sizeof(c->client_str), "local");
 	}
+}
+
+static void
+conn_fill_peer(struct conn *c, const struct sockaddr *peer, socklen_t peerlen)
+{
+	socklen_t len = sizeof(c->client);
+
+	memset(&c->client, 0, sizeof(c->client));
+	if (peer != NULL && peerlen <= sizeof(c->client))
+		memcpy(&c->client, peer, peerlen);
+	else if (getpeername(c->rfd, (struct sockaddr *)&c->client, &len) != 0)
+		c->client.ss_family = AF_UNSPEC;
+	memcpy(&c->peer, &c->client, sizeof(c->peer));
+	conn_format_client(c);
 }
 
 /*
  * Replies to a plain socket are written straight from the stage at the end
  * of the loop turn that produced them, when nothing is queued before them:
  * no write event is armed and polled for (two epoll_ctl and an epoll_wait
- * per reply), and a RETR's "+OK", body and "." leave in one turn.  Only
+ * per reply), and a reply's status line, body and end leave in one turn.  Only
  * what the socket does not take goes to the bufferevent.
  */
 static void
@@ -253,7 +283,7 @@ conn_stage_new(struct conn *c)
 	event_priority_set(c->flush_ev, CONN_PRI_NORMAL);
 }
 
-/* From here on every byte goes through the bufferevent (STLS, teardown). */
+/* From here on every byte goes through the bufferevent (STARTTLS, teardown). */
 static void
 conn_stage_free(struct conn *c)
 {
@@ -280,8 +310,9 @@ conn_new(struct event_base *base, int rfd, int wfd,
 	c->wfd = wfd;
 	c->cb = cb;
 	c->ctx = ctx;
-	c->timeout = POP3_DEFAULT_IDLE_TIMEOUT;
-	c->hs_timeout = POP3_DEFAULT_LINE_TIMEOUT;
+	c->timeout = CONN_DEFAULT_TIMEOUT;
+	c->hs_timeout = CONN_DEFAULT_HANDSHAKE_TIMEOUT;
+	c->slot = -1;
 	/* accept4() already made listener sockets non-blocking. */
 	if (peer == NULL) {
 		evutil_make_socket_nonblocking(rfd);
@@ -291,7 +322,7 @@ conn_new(struct event_base *base, int rfd, int wfd,
 	conn_fill_peer(c, peer, peerlen);
 	/* Replies are built whole before they are written; don't let Nagle
 	 * hold the last segment for the client's delayed ACK. */
-	if (c->peer.ss_family == AF_INET || c->peer.ss_family == AF_INET6)
+	if (c->peer.sa.sa_family == AF_INET || c->peer.sa.sa_family == AF_INET6)
 		(void)setsockopt(rfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
 	if (tls != NULL && rfd == wfd) {
@@ -418,6 +449,9 @@ conn_free(struct conn **cp)
 	if (c == NULL)
 		return;
 	*cp = NULL;
+	if (c->rt != NULL && c->slot >= 0)
+		net_registry_remove(c->rt->registry, c->slot);
+	c->slot = -1;
 	conn_stage_free(c);
 	if (c->hs_timer != NULL)
 		evtimer_del(c->hs_timer);
@@ -583,7 +617,7 @@ conn_starttls(struct conn *c, struct tls_ctx *tls)
 {
 	struct evbuffer *in = conn_in(c);
 
-	conn_stage_free(c);		/* the "+OK" goes first, in clear */
+	conn_stage_free(c);		/* the reply to STARTTLS goes first, in clear */
 	evbuffer_drain(in, evbuffer_get_length(in));
 	bufferevent_disable(c->bev, EV_READ);
 	tls_ctx_ref(tls);
@@ -592,7 +626,7 @@ conn_starttls(struct conn *c, struct tls_ctx *tls)
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 	if (evbuffer_get_length(conn_out(c)) == 0)
 		conn_begin_handshake(c);
-	/* else conn_on_write starts it once the "+OK" is flushed. */
+	/* else conn_on_write starts it once that reply is flushed. */
 }
 
 bool
@@ -632,33 +666,143 @@ conn_can_sendfile(const struct conn *c)
 	return !c->tls && c->wbev == NULL;
 }
 
-const char *
-conn_peer(const struct conn *c)
+bool
+conn_send_file(struct conn *c, int fd, off_t off, off_t len)
 {
-	return c->peer_str;
+	struct evbuffer_file_segment *seg;
+	int dfd;
+
+	if (!conn_can_sendfile(c) || c->out_dead || len <= 0)
+		return false;
+	/* The segment outlives the caller's descriptor: its own fd. */
+	dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (dfd < 0)
+		return false;
+	seg = evbuffer_file_segment_new(dfd, off, len, EVBUF_FS_CLOSE_ON_FREE);
+	if (seg == NULL) {
+		close(dfd);
+		return false;
+	}
+	/* The stage drains to the fd (EVBUFFER_FLAG_DRAINS_TO_FD), so the
+	 * segment stays a sendfile() and is never read into memory. */
+	if (evbuffer_add_file_segment(conn_out(c), seg, 0, len) != 0) {
+		evbuffer_file_segment_free(seg);
+		return false;
+	}
+	evbuffer_file_segment_free(seg);	/* the buffer holds its own ref */
+	return true;
+}
+
+void
+conn_set_handler(struct conn *c, conn_cb *cb, void *ctx)
+{
+	c->cb = cb;
+	c->ctx = ctx;
+}
+
+void
+conn_set_client(struct conn *c, const struct sockaddr_storage *client)
+{
+	/* The registry entry and the per-IP counts use the client: it
+	 * must be known before them. */
+	if (c->rt != NULL)
+		fatalx("conn_set_client after conn_attach");
+	c->client = *client;
+	conn_format_client(c);
+}
+
+void
+conn_attach(struct conn *c, struct net_runtime *rt, unsigned proto,
+    const char *proto_name, uint64_t id)
+{
+	c->rt = rt;
+	c->proto = proto;
+	c->id = id;
+	c->slot = net_registry_add(rt->registry, id, proto_name, c->client_str);
+	net_count(rt, proto, NET_CNT_CONNECTIONS, 1);
+}
+
+uint64_t
+conn_id(const struct conn *c)
+{
+	return c->id;
+}
+
+void
+conn_info_user(struct conn *c, const char *user)
+{
+	if (c->rt != NULL)
+		net_registry_set_user(c->rt->registry, c->slot, user);
+}
+
+void
+conn_info_state(struct conn *c, const char *state)
+{
+	if (c->rt != NULL)
+		net_registry_set_state(c->rt->registry, c->slot, state);
+}
+
+void
+conn_info_command(struct conn *c, const char *verb)
+{
+	if (c->rt != NULL)
+		net_registry_set_command(c->rt->registry, c->slot, verb);
+}
+
+void
+conn_info_bytes(struct conn *c, uint64_t bytes)
+{
+	if (c->rt != NULL)
+		net_registry_set_bytes(c->rt->registry, c->slot, bytes);
+}
+
+void
+conn_count(struct conn *c, enum net_counter k, uint64_t n)
+{
+	net_count(c->rt, c->proto, k, n);
+}
+
+void
+conn_count_login_failed(struct conn *c, const char *reason)
+{
+	net_count_login_failed(c->rt, c->proto, reason);
+}
+
+const char *
+conn_client(const struct conn *c)
+{
+	return c->client_str;
 }
 
 const struct sockaddr_storage *
-conn_peer_addr(const struct conn *c)
+conn_client_addr(const struct conn *c)
 {
-	return &c->peer;
+	return &c->client;
+}
+
+const struct sockaddr *
+conn_socket_peer(const struct conn *c)
+{
+	return &c->peer.sa;
 }
 
 bool
-conn_peer_local(const struct conn *c)
+conn_client_local(const struct conn *c)
 {
-	if (c->peer.ss_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)&c->peer;
+	const struct sockaddr_storage *a = &c->client;
+
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)a;
 		return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
 	}
-	if (c->peer.ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&c->peer;
-		const uint8_t *a = s6->sin6_addr.s6_addr;
+	if (a->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)a;
+		const uint8_t *b = s6->sin6_addr.s6_addr;
 		if (IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
 			return true;
-		return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) && a[12] == 127;
+		return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) && b[12] == 127;
 	}
-	return c->peer.ss_family == AF_UNSPEC;
+	return a->ss_family == AF_UNSPEC;
 }
 
 /* Reading stops at CONN_INPUT_MAX and resumes once the session has
@@ -672,7 +816,7 @@ conn_on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 
 	(void)buf;
 	if (c->tls_pending != NULL)
-		return;		/* STLS: reading is off until the handshake */
+		return;		/* STARTTLS: no reading until the handshake */
 	if (!c->in_full && len >= CONN_INPUT_MAX) {
 		c->in_full = true;
 		bufferevent_disable(c->bev, EV_READ);
@@ -776,6 +920,7 @@ conn_on_hs_timeout(evutil_socket_t fd, short what, void *arg)
 	c->handshaking = false;
 	c->out_dead = true;		/* nothing can be sent without TLS */
 	conn_set_tls_err(c, "handshake timed out");
+	net_count(c->rt, c->proto, NET_CNT_TLS_FAILURES, 1);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	c->cb(c, CONN_EV_CLOSED, c->ctx);
 }
@@ -790,6 +935,7 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
 		c->handshaking = false;
 		evtimer_del(c->hs_timer);
 		conn_apply_timeouts(c);
+		net_count(c->rt, c->proto, NET_CNT_TLS_HANDSHAKES, 1);
 		c->cb(c, CONN_EV_TLS_READY, c->ctx);
 		return;
 	}
@@ -804,6 +950,7 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
 		c->handshaking = false;
 		evtimer_del(c->hs_timer);
 		conn_note_handshake_error(c);
+		net_count(c->rt, c->proto, NET_CNT_TLS_FAILURES, 1);
 	}
 	/* A read EOF may be a half-close (the peer still reads); an error or
 	 * a failed write means nothing we queue will ever leave.  So does any

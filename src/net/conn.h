@@ -1,15 +1,22 @@
 /*
- * conn.h - one client connection: bytes in, bytes out, timeouts, TLS.
+ * conn.h - one client connection, whatever the protocol: bytes in, bytes
+ * out (with flow control and sendfile()), timeouts, TLS, the client's
+ * address, and the connection's entry in the runtime (counters, registry).
  *
  * The protocol sees two evbuffers and a few events; whether TLS is on
- * (implicit, or after STLS) is hidden here.  Over libevent bufferevents.
+ * (implicit, or after STARTTLS) is hidden here.  Over libevent
+ * bufferevents.
  */
 #ifndef POSUTO_CONN_H
 #define POSUTO_CONN_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
+
+#include "net/runtime.h"
 
 struct event_base;
 struct evbuffer;
@@ -29,9 +36,12 @@ typedef void conn_cb(struct conn *c, enum conn_event ev, void *ctx);
 /*
  * Wraps connected fds (rfd == wfd for a socket; inetd mode over pipes may
  * differ).  peer is the address accept() returned (then rfd is already
- * non-blocking), or NULL to look it up.  If tls is set the connection
- * starts with a TLS handshake (implicit TLS); output written meanwhile is
- * sent once it completes.  Takes ownership of the fds.
+ * non-blocking), or NULL to look it up; it is the socket's peer, and the
+ * client's address until conn_set_client() says otherwise.  If tls is set
+ * the connection starts with a TLS handshake (implicit TLS); output
+ * written meanwhile is sent once it completes.  cb may be NULL until
+ * conn_set_handler().  Takes ownership of the fds (not on failure).
+ * A server's connections come from net_listener_accept() (listener.h).
  */
 struct conn *conn_new(struct event_base *base, int rfd, int wfd,
     const struct sockaddr *peer, socklen_t peerlen, struct tls_ctx *tls,
@@ -45,12 +55,32 @@ unsigned conn_lingering(void);
 /* Closes those at once (exit: the loop will not run again). */
 void conn_lingering_free_all(void);
 
+void conn_set_handler(struct conn *c, conn_cb *cb, void *ctx);
+/* The client named by a PROXY header (before conn_attach()). */
+void conn_set_client(struct conn *c, const struct sockaddr_storage *client);
+/* Gives the connection its id, counts it and enters it in rt's registry
+ * under proto (net_listener does this); until conn_free(). */
+void conn_attach(struct conn *c, struct net_runtime *rt, unsigned proto,
+    const char *proto_name, uint64_t id);
+/* Its id (0 when not attached): the session id in the log. */
+uint64_t conn_id(const struct conn *c);
+
+/* What the registry shows of the session (no-ops when not attached).
+ * command: the verb alone, never arguments (a password could be one). */
+void conn_info_user(struct conn *c, const char *user);
+void conn_info_state(struct conn *c, const char *state);
+void conn_info_command(struct conn *c, const char *verb);
+void conn_info_bytes(struct conn *c, uint64_t bytes);
+/* The protocol's counters in the runtime (no-ops when not attached). */
+void conn_count(struct conn *c, enum net_counter k, uint64_t n);
+void conn_count_login_failed(struct conn *c, const char *reason);
+
 struct evbuffer *conn_in(struct conn *c);
 struct evbuffer *conn_out(struct conn *c);
 
 /* Idle timeout in seconds for reading and for output progress. */
 void conn_set_timeout(struct conn *c, unsigned secs);
-/* A TLS handshake (implicit or after STLS) must be over this many seconds
+/* A TLS handshake (implicit or after STARTTLS) must be over this many seconds
  * after it began, or CONN_EV_CLOSED comes with conn_tls_error() set. */
 void conn_set_handshake_timeout(struct conn *c, unsigned secs);
 /* Why the TLS handshake failed ("unsupported protocol", "handshake timed
@@ -81,13 +111,14 @@ bool conn_out_dead(const struct conn *c);
 void conn_abort(struct conn *c);
 
 /*
- * STLS: discards every byte the client sent so far (CVE-2011-0411), stops
- * reading, waits until the output (the "+OK" to STLS) is flushed, then
+ * STARTTLS: discards every byte the client sent so far (CVE-2011-0411),
+ * stops reading, waits until the output (the reply that says yes) is
+ * flushed, then
  * starts the handshake.  CONN_EV_TLS_READY or CONN_EV_CLOSED follows.
  */
 void conn_starttls(struct conn *c, struct tls_ctx *tls);
 bool conn_tls_active(const struct conn *c);
-/* True if STLS is possible at all (a socket, not inetd pipes). */
+/* True if STARTTLS is possible at all (a socket, not inetd pipes). */
 bool conn_tls_possible(const struct conn *c);
 /* Channel binding of the TLS session (see tls.h); false if none. */
 bool conn_channel_binding(struct conn *c, const char **type_r,
@@ -96,12 +127,29 @@ void conn_tls_describe(struct conn *c, char *buf, size_t bufsz);
 
 /* sendfile() can be used for output (plain socket). */
 bool conn_can_sendfile(const struct conn *c);
+/*
+ * Queues len bytes of fd from off after what conn_out() holds, to leave
+ * by sendfile() (never read into memory); fd is duplicated, the caller
+ * keeps its own.  False (nothing queued) when the connection cannot
+ * (TLS, pipes, output dead) or the kernel refuses: send the bytes another
+ * way.  The bytes are read when they are sent, so a file truncated
+ * meanwhile sends less and the connection then ends (CONN_EV_CLOSED):
+ * the caller checks its file once CONN_EV_DRAINED(0) says it left.
+ */
+bool conn_send_file(struct conn *c, int fd, off_t off, off_t len);
 
-/* "ip:port" of the peer ("stdin" for pipes). */
-const char *conn_peer(const struct conn *c);
-/* Peer address (family AF_UNSPEC for pipes). */
-const struct sockaddr_storage *conn_peer_addr(const struct conn *c);
-/* Loopback peer or a pipe: traffic never leaves the machine. */
-bool conn_peer_local(const struct conn *c);
+/*
+ * The client: the socket's peer, or whom a trusted PROXY header named.
+ * Everything about the client (limits, the log, "is plaintext safe")
+ * asks these, never the socket.
+ */
+/* "ip:port" of the client ("stdin" for pipes). */
+const char *conn_client(const struct conn *c);
+/* Its address (family AF_UNSPEC for pipes). */
+const struct sockaddr_storage *conn_client_addr(const struct conn *c);
+/* Loopback client or a pipe: traffic never leaves the machine. */
+bool conn_client_local(const struct conn *c);
+/* The socket's own peer (a proxy's address behind one). */
+const struct sockaddr *conn_socket_peer(const struct conn *c);
 
 #endif

@@ -1,5 +1,6 @@
 /* pop3_cmd.c - the command table: which verb, in which state, how many
  * arguments, which handler.  Handlers never count their own arguments. */
+#include "net/conn.h"
 #include "pop3/pop3_int.h"
 #include "pop3/pop3_policy.h"
 
@@ -52,6 +53,8 @@ pop3_cmd_dispatch(struct pop3_session *s, const char *line, size_t len)
 		return pop3_bad(s, UNKNOWN_CMD);
 	}
 	def = &cmd_table[cmd.verb];
+	/* The verb only: a known one, never what follows it. */
+	conn_info_command(s->conn, pop3_verb_name(cmd.verb));
 	if ((def->states & POP3_IN(s->state)) == 0)
 		return pop3_bad(s, WRONG_STATE, pop3_verb_name(cmd.verb));
 	if (def->max_args == ARGS_REST) {

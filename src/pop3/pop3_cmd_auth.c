@@ -105,6 +105,6 @@ pop3_cmd_stls(struct pop3_session *s, const struct pop3_cmd *cmd)
 	pop3_msg(s, STLS_BEGIN);
 	/* Nothing read so far is processed after this (CVE-2011-0411). */
 	pop3_session_enter(s, POP3_STATE_STLS_HANDSHAKE, "STLS");
-	conn_starttls(s->conn, s->env->tls);
+	conn_starttls(s->conn, pop3_env_tls(s->env));
 	return POP3_EV_WAIT;
 }

@@ -110,7 +110,7 @@ static enum pop3_ev
 login_job_submit(struct pop3_session *s, struct login_job *j)
 {
 	pop3_session_enter(s, POP3_STATE_LOGIN_PENDING, s->login_method);
-	workq_submit(s->env->wq, login_job_work, login_job_done, j);
+	workq_submit(s->env->rt->wq, login_job_work, login_job_done, j);
 	return POP3_EV_WAIT;
 }
 
@@ -223,7 +223,7 @@ pop3_job_commit(struct pop3_session *s)
 	j->expire_days = s->policy_expire;
 	(void)log_sanitize(j->user, sizeof(j->user), s->user, strlen(s->user));
 	pop3_session_ref(s);
-	workq_submit(s->env->wq, commit_job_work, commit_job_done, j);
+	workq_submit(s->env->rt->wq, commit_job_work, commit_job_done, j);
 	return POP3_EV_WAIT;
 }
 
@@ -248,12 +248,12 @@ pop3_job_wire_cache(struct pop3_session *s, struct msg_reader *r)
 {
 	struct store_wire_job *j;
 
-	if (s->env->bgq == NULL)
+	if (s->env->rt->bgq == NULL)
 		return;
 	/* the store decides; it needs to know whether sendfile() is
 	 * possible (not under TLS) */
 	j = msg_reader_wire_job(s->mb, r, conn_can_sendfile(s->conn));
 	/* Not tied to the session: it may end before the copy is done. */
 	if (j != NULL)
-		workq_submit(s->env->bgq, wire_job_work, wire_job_done, j);
+		workq_submit(s->env->rt->bgq, wire_job_work, wire_job_done, j);
 }

@@ -28,7 +28,7 @@
 bool
 pop3_login_plaintext_ok(struct pop3_session *s)
 {
-	return conn_tls_active(s->conn) || conn_peer_local(s->conn) ||
+	return conn_tls_active(s->conn) || conn_client_local(s->conn) ||
 	    s->env->params.allow_plaintext_auth;
 }
 
@@ -60,6 +60,7 @@ pop3_log_login_failed(struct pop3_session *s, const char *user,
 	    (unsigned long long)s->id,
 	    log_sanitize(safe, sizeof(safe), user, strlen(user)),
 	    method != NULL ? method : "-", why != NULL ? why : "unknown");
+	conn_count_login_failed(s->conn, why);
 }
 
 static void
@@ -71,7 +72,7 @@ login_failed(struct pop3_session *s, const char *user, const char *why)
 	pop3_log_login_failed(s, user, s->login_method, why);
 	s->login_method = NULL;
 	s->auth_failures++;
-	fails = iplimit_fail(env->iplimit, conn_peer_addr(s->conn));
+	fails = iplimit_fail(env->rt->iplimit, conn_client_addr(s->conn));
 	/* The delay grows with recent failures from this address (Dovecot's
 	 * auth penalty), capped so a user who mistyped is not locked out. */
 	ms = env->params.auth_fail_delay_ms * (fails < LOGIN_DELAY_MAX_STEPS ?
@@ -100,7 +101,7 @@ login_succeeded(struct pop3_session *s, struct pop3_login *l)
 	s->deleted = xcalloc((mailbox_count(s->mb) + 7) / 8 + 1, 1);
 	s->policy_login_delay = l->entry->login_delay;
 	s->policy_expire = l->entry->expire_days;
-	iplimit_success(s->env->iplimit, conn_peer_addr(s->conn));
+	iplimit_success(s->env->rt->iplimit, conn_client_addr(s->conn));
 	pop3_session_enter(s, POP3_STATE_TRANSACTION, s->login_method);
 	log_info("session=%llx login user=%s method=%s messages=%" PRIu32
 	    " octets=%" PRIu64, (unsigned long long)s->id,

@@ -19,6 +19,7 @@
 #include "lib/log.h"
 #include "lib/params.h"
 #include "lib/xmalloc.h"
+#include "net/runtime.h"
 #include "net/workq.h"
 #include "pop3/pop3_int.h"
 #include "pop3/pop3_policy.h"
@@ -115,7 +116,7 @@ struct pop3_expiry {
 	struct event *timer;
 	unsigned interval;		/* s */
 	unsigned waited;		/* 1 s steps spent waiting for quiet */
-	bool running;			/* a job is on env->bgq */
+	bool running;			/* a job is on env->rt->bgq */
 	bool stopped;
 	atomic_bool stop;		/* read by the job's worker */
 };
@@ -211,19 +212,19 @@ expiry_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct pop3_expiry *x = arg;
 	struct pop3_env *env = x->env;
-	const struct userdb_policy *p = userdb_policy(env->db);
+	const struct userdb_policy *p = userdb_policy(pop3_env_userdb(env));
 	struct expiry_job *j;
 
 	(void)fd;
 	(void)what;
-	if (x->stopped || x->running || env->shutting_down)
+	if (x->stopped || x->running || env->rt->shutting_down)
 		return;
 	if (p->expire_min == EXPIRE_NEVER && !p->expire_varies) {
 		expiry_arm(x, x->interval);	/* nobody has Expire */
 		return;
 	}
 	/* a quiet moment: logins and QUITs first */
-	if (workq_pending(env->wq) > 0 && x->waited < EXPIRY_QUIET_TRIES) {
+	if (workq_pending(env->rt->wq) > 0 && x->waited < EXPIRY_QUIET_TRIES) {
 		x->waited++;
 		expiry_arm(x, 1);
 		return;
@@ -231,10 +232,10 @@ expiry_tick(evutil_socket_t fd, short what, void *arg)
 	x->waited = 0;
 	j = xcalloc(1, sizeof(*j));
 	j->x = x;
-	j->db = env->db;
+	j->db = pop3_env_userdb(env);
 	userdb_ref(j->db);
 	x->running = true;
-	workq_submit(env->bgq, expiry_work, expiry_done, j);
+	workq_submit(env->rt->bgq, expiry_work, expiry_done, j);
 }
 
 void
@@ -242,13 +243,13 @@ pop3_policy_expiry_configure(struct pop3_env *env, unsigned interval)
 {
 	struct pop3_expiry *x = env->expiry;
 
-	if (env->bgq == NULL)
+	if (env->rt->bgq == NULL)
 		return;
 	if (x == NULL) {
 		x = env->expiry = xcalloc(1, sizeof(*x));
 		x->env = env;
 		atomic_init(&x->stop, false);
-		x->timer = evtimer_new(env->base, expiry_tick, x);
+		x->timer = evtimer_new(env->rt->base, expiry_tick, x);
 		if (x->timer == NULL)
 			fatal("evtimer_new");
 	}

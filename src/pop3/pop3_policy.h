@@ -25,10 +25,10 @@ struct pop3_session;
 struct userdb_entry;
 
 /* The daemon's expiry job: (re)armed with interval seconds; needs
- * env->base and env->bgq.  Not used in --inetd mode (one session). */
+ * env->rt->base and ->bgq.  Not used in --inetd mode (one session). */
 void pop3_policy_expiry_configure(struct pop3_env *env, unsigned interval);
 /* Stops arming, asks a running job to finish after its mailbox; call
- * before workq_free(&env->bgq), and _free() after it. */
+ * before workq_free(&env->rt->bgq), and _free() after it. */
 void pop3_policy_expiry_stop(struct pop3_env *env);
 void pop3_policy_expiry_free(struct pop3_env *env);
 

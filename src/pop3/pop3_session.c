@@ -17,6 +17,8 @@
 #include "lib/xmalloc.h"
 #include "net/conn.h"
 #include "net/iplimit.h"
+#include "net/protocol.h"
+#include "net/runtime.h"
 #include "net/tls.h"
 #include "pop3/pop3_int.h"
 #include "store/store.h"
@@ -161,16 +163,37 @@ pop3_session_enter(struct pop3_session *s, enum pop3_state st,
 	if (st == POP3_STATE_UPDATE)
 		s->quit_seen = true;
 	s->state = st;
+	if (s->conn == NULL)
+		return;
+	if (st == POP3_STATE_TRANSACTION) {
+		conn_info_user(s->conn, s->user);
+		conn_count(s->conn, NET_CNT_LOGIN_OK, 1);
+	}
+	conn_info_state(s->conn, state_names[st]);
+}
+
+struct userdb *
+pop3_env_userdb(const struct pop3_env *env)
+{
+	return env->rt->gen->userdb;
+}
+
+struct tls_ctx *
+pop3_env_tls(const struct pop3_env *env)
+{
+	return env->rt->gen->tls;
 }
 
 struct userdb *
 pop3_session_userdb(struct pop3_session *s)
 {
+	struct userdb *cur = pop3_env_userdb(s->env);
+
 	/* A SIGHUP may have loaded new users since this client connected;
 	 * each login attempt sees the current ones. */
-	if (s->db != s->env->db) {
+	if (s->db != cur) {
 		userdb_unref(&s->db);
-		s->db = s->env->db;
+		s->db = cur;
 		userdb_ref(s->db);
 	}
 	return s->db;
@@ -179,7 +202,7 @@ pop3_session_userdb(struct pop3_session *s)
 bool
 pop3_session_tls_offered(struct pop3_session *s)
 {
-	return s->env->tls != NULL && !conn_tls_active(s->conn) &&
+	return pop3_env_tls(s->env) != NULL && !conn_tls_active(s->conn) &&
 	    conn_tls_possible(s->conn) && s->state == POP3_STATE_AUTHORIZATION;
 }
 
@@ -201,6 +224,8 @@ pop3_session_end(struct pop3_session *s, const char *reason)
 	    s->user != NULL && s->login_method != NULL ? s->user : "-",
 	    s->end_reason, s->n_retr, s->quit_seen ? s->n_deleted : 0,
 	    (unsigned long long)s->bytes_sent);
+	if (s->quit_seen && s->n_deleted > 0)
+		conn_count(s->conn, NET_CNT_DELETED, s->n_deleted);
 	pop3_session_enter(s, POP3_STATE_CLOSED, s->end_reason);
 	pop3_stream_free(s);
 	sasl_server_free(&s->sasl);
@@ -215,7 +240,7 @@ pop3_session_end(struct pop3_session *s, const char *reason)
 	 * always ours to release: without UPDATE, nothing is deleted. */
 	mailbox_close(&s->mb);
 	if (s->conn_counted)
-		iplimit_conn_release(env->iplimit, conn_peer_addr(s->conn));
+		iplimit_conn_release(env->rt->iplimit, conn_client_addr(s->conn));
 	conn_free(&s->conn);
 	pop3_session_unref(s);
 }
@@ -263,7 +288,8 @@ pop3_session_delayed_reply(struct pop3_session *s, unsigned ms,
 	s->after_delay = after;
 	pop3_session_enter(s, POP3_STATE_LOGIN_DELAY, "login-failed");
 	if (s->timer == NULL)
-		s->timer = evtimer_new(s->env->base, pop3_session_on_timer, s);
+		s->timer = evtimer_new(s->env->rt->base, pop3_session_on_timer,
+		    s);
 	evtimer_add(s->timer, &tv);
 }
 
@@ -319,7 +345,7 @@ pop3_session_line_deadline(struct pop3_session *s, bool mid_line)
 		return;
 	}
 	if (s->line_timer == NULL)
-		s->line_timer = evtimer_new(s->env->base,
+		s->line_timer = evtimer_new(s->env->rt->base,
 		    pop3_session_on_line_timeout, s);
 	if (s->line_timer != NULL && !evtimer_pending(s->line_timer, NULL))
 		evtimer_add(s->line_timer, &tv);
@@ -336,37 +362,35 @@ pop3_session_ip_limited(struct pop3_env *env,
 }
 
 /*
- * MaxConnectRatePerIp: checked before any work is done for the
- * connection (no session, no TLS handshake, one log line per burst); a
- * plain client is told why.  True if the connection was refused.
+ * MaxConnectRatePerIp (the protocol's admit): checked before any work is
+ * done for the connection (no session, no TLS handshake, one log line
+ * per burst); a plain client is told why.  False if the connection is
+ * refused (net closes fd).
  */
 static bool
-pop3_session_rate_refused(struct pop3_env *env, int fd,
-    const struct sockaddr *peer, socklen_t peerlen, bool tls)
+pop3_admit(void *ctx, int fd, const struct sockaddr_storage *client,
+    bool tls)
 {
-	struct sockaddr_storage ss;
+	struct pop3_env *env = ctx;
+	const struct sockaddr_storage *ss = client;
 	struct timespec ts;
 	char host[INET6_ADDRSTRLEN] = "?";
 	unsigned refused;
 
-	if (peer == NULL || peerlen > sizeof(ss) ||
-	    env->params.max_connect_rate_per_ip == 0)
-		return false;
-	memset(&ss, 0, sizeof(ss));
-	memcpy(&ss, peer, peerlen);
-	if (!pop3_session_ip_limited(env, &ss))
-		return false;
+	if (env->params.max_connect_rate_per_ip == 0 ||
+	    !pop3_session_ip_limited(env, ss))
+		return true;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	if (iplimit_connect_rate(env->iplimit, &ss,
+	if (iplimit_connect_rate(env->rt->iplimit, ss,
 	    env->params.max_connect_rate_per_ip,
 	    (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000,
 	    &refused))
-		return false;
-	if (ss.ss_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host,
-		    sizeof(host));
-	else if (ss.ss_family == AF_INET6)
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr,
+		return true;
+	if (ss->ss_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr,
+		    host, sizeof(host));
+	else if (ss->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr,
 		    host, sizeof(host));
 	if (refused == 1)
 		log_warnx("refused: more than %u connections a minute from %s "
@@ -389,33 +413,41 @@ pop3_session_rate_refused(struct pop3_env *env, int fd,
 		memcpy(line + n, "\r\n", 2);
 		(void)send(fd, line, n + 2, MSG_DONTWAIT | MSG_NOSIGNAL);
 	}
-	close(fd);
-	return true;
+	return false;
+}
+
+static bool
+pop3_start(void *ctx, struct conn *c)
+{
+	return pop3_session_start(ctx, c);
+}
+
+const struct net_protocol pop3_protocol = {
+	.name = "pop3",
+	.admit = pop3_admit,
+	.start = pop3_start,
+};
+
+void
+pop3_register(void)
+{
+	if (!net_protocol_register(&pop3_protocol))
+		fatalx("cannot register protocol pop3");
 }
 
 bool
-pop3_session_start(struct pop3_env *env, int rfd, int wfd,
-    const struct sockaddr *peer, socklen_t peerlen, struct tls_ctx *tls)
+pop3_session_start(struct pop3_env *env, struct conn *c)
 {
 	struct pop3_session *s;
 	unsigned per_ip;
 
-	if (rfd == wfd &&
-	    pop3_session_rate_refused(env, rfd, peer, peerlen, tls != NULL))
-		return true;
 	s = xcalloc(1, sizeof(*s));
 	s->env = env;
-	s->id = ++env->next_id;
+	s->id = conn_id(c);
 	s->refs = 1;
-	s->conn = conn_new(env->base, rfd, wfd, peer, peerlen, tls,
-	    pop3_session_on_conn, s);
-	if (s->conn == NULL) {
-		close(rfd);
-		if (wfd != rfd)
-			close(wfd);
-		free(s);
-		return false;
-	}
+	s->conn = c;
+	conn_set_handler(c, pop3_session_on_conn, s);
+	conn_info_state(c, state_names[POP3_STATE_AUTHORIZATION]);
 	/* Before any refusal below: its reply must not wait longer either.
 	 * A handshake is a "line" too, and never longer than TimeOut. */
 	conn_set_timeout(s->conn, env->params.idle_timeout);
@@ -429,13 +461,14 @@ pop3_session_start(struct pop3_env *env, int rfd, int wfd,
 	env->n_sessions++;
 
 	log_info("session=%llx connect from=%s%s", (unsigned long long)s->id,
-	    conn_peer(s->conn), tls != NULL ? " tls=implicit" : "");
-	per_ip = pop3_session_ip_limited(env, conn_peer_addr(s->conn)) ?
+	    conn_client(s->conn), conn_tls_active(s->conn) ?
+	    " tls=implicit" : "");
+	per_ip = pop3_session_ip_limited(env, conn_client_addr(s->conn)) ?
 	    env->params.max_connections_per_ip : 0;
-	if (!iplimit_conn_acquire(env->iplimit, conn_peer_addr(s->conn),
+	if (!iplimit_conn_acquire(env->rt->iplimit, conn_client_addr(s->conn),
 	    per_ip)) {
 		log_warnx("session=%llx refused: too many connections from %s",
-		    (unsigned long long)s->id, conn_peer(s->conn));
+		    (unsigned long long)s->id, conn_client(s->conn));
 		pop3_msg(s, CONN_LIMIT_IP);
 		s->end_reason = "per-ip-limit";
 		pop3_session_enter(s, POP3_STATE_CLOSING, s->end_reason);
@@ -453,11 +486,11 @@ pop3_session_start(struct pop3_env *env, int rfd, int wfd,
 		conn_want_drained(s->conn, 0);
 		return true;
 	}
-	s->db = env->db;
+	s->db = pop3_env_userdb(env);
 	userdb_ref(s->db);
 	if (env->params.session_timeout != 0) {
 		struct timeval tv = { .tv_sec = env->params.session_timeout };
-		s->session_timer = evtimer_new(env->base,
+		s->session_timer = evtimer_new(env->rt->base,
 		    pop3_session_on_session_timeout, s);
 		evtimer_add(s->session_timer, &tv);
 	}
@@ -657,7 +690,7 @@ pop3_session_on_conn(struct conn *c, enum conn_event ev, void *ctx)
 			 * as anyone on the Internet can cause it. */
 			log_info("session=%llx tls handshake failed client=%s "
 			    "reason=\"%s\"", (unsigned long long)s->id,
-			    conn_peer(s->conn), conn_tls_error(s->conn));
+			    conn_client(s->conn), conn_tls_error(s->conn));
 			if (s->end_reason == NULL)
 				s->end_reason = "tls-handshake-failed";
 		}

@@ -1,6 +1,6 @@
 /*
  * pop3_session.h - one POP3 session: the RFC 1939 state machine over a
- * conn, with its mailbox.  Also the environment all sessions share.
+ * conn, with its mailbox.  Also what POP3 adds to the server runtime.
  */
 #ifndef POP3_SESSION_H
 #define POP3_SESSION_H
@@ -11,11 +11,11 @@
 
 #include "lib/log.h"
 
-struct event_base;
-struct workq;
+struct conn;
+struct net_protocol;
+struct net_runtime;
 struct userdb;
 struct tls_ctx;
-struct iplimit;
 struct pop3_session;
 
 /* Tunables sessions read live; the daemon updates them on SIGHUP. */
@@ -36,34 +36,33 @@ struct pop3_params {
 	unsigned sasl_mechs;
 };
 
-/* Shared by all sessions; owned by the daemon, lives until exit. */
+/* What POP3 keeps beside the runtime (rt: listeners, the configuration
+ * generation, counters, the registry); owned by the daemon, lives until
+ * exit.  The ctx of POP3 listeners. */
 struct pop3_env {
-	struct event_base *base;
-	struct workq *wq;
-	/* Work no client waits for (wire cache copies): never delays a
-	 * login behind it.  NULL: none is done. */
-	struct workq *bgq;
-	struct userdb *db;		/* current snapshot; sessions take refs */
-	struct tls_ctx *tls;		/* current, or NULL: no STLS/POP3S */
-	struct iplimit *iplimit;
+	struct net_runtime *rt;
 	struct pop3_params params;
 	char hostname[256];
-	uint64_t next_id;
 	unsigned n_sessions;
 	struct pop3_session *sessions;	/* all live sessions, for shutdown */
 	struct pop3_expiry *expiry;	/* daemon's expiry job (pop3_policy.h) */
-	bool shutting_down;
 };
 
+/* The protocol table ("pop3"); pop3_register() enters it. */
+extern const struct net_protocol pop3_protocol;
+/* At startup, before any listener is made. */
+void pop3_register(void);
+
+/* The current generation's users and TLS context (NULL: no STLS/POP3S). */
+struct userdb *pop3_env_userdb(const struct pop3_env *env);
+struct tls_ctx *pop3_env_tls(const struct pop3_env *env);
+
 /*
- * Starts a session on connected fds (rfd == wfd for sockets): greets and
- * runs until the session ends, then frees itself.  peer: from accept(),
- * or NULL (inetd: looked up).  tls: implicit TLS
- * (POP3S) context, or NULL.  Returns false if it could not start (fds are
- * closed either way).
+ * Starts a session on c (its handler is set here): greets and runs until
+ * the session ends, then frees itself.  Returns false if it could not
+ * start (c is freed either way).
  */
-bool pop3_session_start(struct pop3_env *env, int rfd, int wfd,
-    const struct sockaddr *peer, socklen_t peerlen, struct tls_ctx *tls);
+bool pop3_session_start(struct pop3_env *env, struct conn *c);
 
 /* Ends every session without UPDATE (nothing is deleted): shutdown. */
 void pop3_session_close_all(struct pop3_env *env);

@@ -5,7 +5,6 @@
  * grow with message or mailbox size.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,32 +78,17 @@ stream_abort(struct pop3_session *s, struct pop3_stream *st, const char *why)
  * and a file rewritten in place goes out mixed, without a word.
  */
 static bool
-stream_sendfile(struct pop3_session *s, struct pop3_stream *st,
-    struct evbuffer *out)
+stream_sendfile(struct pop3_session *s, struct pop3_stream *st)
 {
-	struct evbuffer_file_segment *seg;
 	off_t off, len;
-	int fd, dfd;
+	int fd;
 
 	if (!conn_can_sendfile(s->conn) || st->enc.limit)
 		return false;
 	fd = msg_reader_wire_fd(st->r, &off, &len);
-	if (fd < 0 || len <= STREAM_SENDFILE_MIN)
+	if (fd < 0 || len <= STREAM_SENDFILE_MIN ||
+	    !conn_send_file(s->conn, fd, off, len))
 		return false;
-	/* The segment outlives the reader, so it gets its own fd. */
-	dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	if (dfd < 0)
-		return false;
-	seg = evbuffer_file_segment_new(dfd, off, len, EVBUF_FS_CLOSE_ON_FREE);
-	if (seg == NULL) {
-		close(dfd);
-		return false;
-	}
-	if (evbuffer_add_file_segment(out, seg, 0, len) != 0) {
-		evbuffer_file_segment_free(seg);
-		return false;
-	}
-	evbuffer_file_segment_free(seg);
 	st->segment = true;
 	st->sent = (uint64_t)len;
 	return true;
@@ -165,7 +149,7 @@ stream_msg_fill(struct pop3_session *s, struct pop3_stream *st)
 
 	if (st->segment)
 		return stream_segment_end(s, st, out);
-	if (st->sent == 0 && stream_sendfile(s, st, out))
+	if (st->sent == 0 && stream_sendfile(s, st))
 		return false;
 	while (evbuffer_get_length(out) < POP3_OUTPUT_HIGH_WATER) {
 		if (wire_enc_done(&st->enc))
@@ -231,6 +215,20 @@ stream_list_fill(struct pop3_session *s, struct pop3_stream *st)
 	return true;
 }
 
+/* A message's body is queued (whole unless aborted or lost): the
+ * session's and the server's counts.  One call per RETR/TOP, not per
+ * chunk. */
+static void
+stream_count(struct pop3_session *s, const struct pop3_stream *st,
+    bool whole)
+{
+	s->bytes_sent += st->sent;
+	conn_count(s->conn, NET_CNT_RETRIEVED_BYTES, st->sent);
+	if (whole && !st->enc.limit && !conn_out_dead(s->conn))
+		conn_count(s->conn, NET_CNT_RETRIEVED, 1);
+	conn_info_bytes(s->conn, s->bytes_sent);
+}
+
 /* Returns true when the stream is finished (and freed). */
 bool
 pop3_stream_fill(struct pop3_session *s)
@@ -248,7 +246,7 @@ pop3_stream_fill(struct pop3_session *s)
 		return false;
 	}
 	if (st->kind == POP3_STREAM_MSG)
-		s->bytes_sent += st->sent;
+		stream_count(s, st, !conn_out_dead(s->conn));
 	pop3_stream_free(s);
 	return true;
 }
@@ -287,7 +285,7 @@ pop3_stream_lost(struct pop3_session *s)
 	 * commands pipelined after it count as they did then.  A half-close
 	 * still gets the body, its "." and their replies. */
 	if (conn_out_dead(s->conn)) {
-		s->bytes_sent += st->sent;
+		stream_count(s, st, false);
 		pop3_stream_free(s);
 	}
 	return false;

@@ -21,7 +21,9 @@
 #include "auth/userdb.h"
 #include "config/config.h"
 #include "lib/log.h"
+#include "net/conn.h"
 #include "net/iplimit.h"
+#include "net/runtime.h"
 #include "net/workq.h"
 #include "pop3/pop3_session.h"
 
@@ -31,6 +33,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define N_MSGS 3
 static char dir[64];
 static struct pop3_env env;
+static struct event_base *base;
+
+static void
+fuzz_userdb_unref(void *db)
+{
+	struct userdb *u = db;
+
+	userdb_unref(&u);
+}
 static struct posuto_config *cfg;
 
 static const char *const msgs[N_MSGS] = {
@@ -78,6 +89,7 @@ int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	char p[256];
+	struct userdb *db;
 	FILE *f;
 
 	(void)argc;
@@ -107,12 +119,16 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	fclose(f);
 	if (config_load(p, &cfg, stderr) != 0)
 		abort();
-	env.base = event_base_new();
-	env.wq = workq_new(env.base, 1);
-	env.db = userdb_load(cfg, stderr);
-	env.iplimit = iplimit_new();
-	if (env.base == NULL || env.db == NULL)
+	base = event_base_new();
+	db = userdb_load(cfg, stderr);
+	if (base == NULL || db == NULL)
 		abort();
+	env.rt = net_runtime_new(base);
+	env.rt->wq = workq_new(base, 1);
+	env.rt->iplimit = iplimit_new();
+	/* cfg stays ours (the generation would free it) */
+	net_runtime_set_gen(env.rt, net_gen_new(NULL, db, fuzz_userdb_unref,
+	    NULL));
 	env.params.idle_timeout = 5;
 	env.params.auth_fail_delay_ms = 0;
 	env.params.max_bad_commands = 10;
@@ -145,7 +161,7 @@ client_io(evutil_socket_t fd, short what, void *arg)
 		if (c->off == c->size) {
 			shutdown(fd, SHUT_WR);
 			event_del(c->ev);
-			event_assign(c->ev, env.base, fd, EV_READ | EV_PERSIST,
+			event_assign(c->ev, base, fd, EV_READ | EV_PERSIST,
 			    client_io, c);
 			event_add(c->ev, NULL);
 		}
@@ -158,8 +174,8 @@ watchdog(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	if (env.n_sessions == 0 && workq_pending(env.wq) == 0)
-		event_base_loopbreak(env.base);
+	if (env.n_sessions == 0 && workq_pending(env.rt->wq) == 0)
+		event_base_loopbreak(base);
 }
 
 static bool
@@ -179,6 +195,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct client c = { .data = data, .size = size };
 	struct timeval tick = { .tv_sec = 0, .tv_usec = 1000 };
 	struct event *wd;
+	struct conn *conn;
 	int sv[2];
 
 	if (size > 65536)
@@ -187,14 +204,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) != 0)
 		abort();
 	c.fd = sv[1];
-	c.ev = event_new(env.base, sv[1], EV_READ | EV_WRITE | EV_PERSIST,
+	c.ev = event_new(base, sv[1], EV_READ | EV_WRITE | EV_PERSIST,
 	    client_io, &c);
 	event_add(c.ev, NULL);
-	if (!pop3_session_start(&env, sv[0], sv[0], NULL, 0, NULL))
+	conn = conn_new(base, sv[0], sv[0], NULL, 0, NULL, NULL, NULL);
+	if (conn == NULL || !pop3_session_start(&env, conn))
 		abort();
-	wd = event_new(env.base, -1, EV_PERSIST, watchdog, NULL);
+	wd = event_new(base, -1, EV_PERSIST, watchdog, NULL);
 	event_add(wd, &tick);
-	event_base_dispatch(env.base);
+	event_base_dispatch(base);
 	event_free(wd);
 	event_free(c.ev);
 	close(sv[1]);

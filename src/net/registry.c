@@ -1,0 +1,191 @@
+/* registry.c - the table of live sessions (see registry.h for the lock). */
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/xmalloc.h"
+#include "net/registry.h"
+
+struct net_registry_slot {
+	struct net_session_info info;
+	bool used;
+};
+
+struct net_registry {
+	pthread_mutex_t lock;
+	struct net_registry_slot *slots;
+	int *free_slots;		/* stack of unused slots */
+	size_t n_slots, n_free, n_used;
+};
+
+struct net_registry *
+net_registry_new(void)
+{
+	struct net_registry *r = xcalloc(1, sizeof(*r));
+
+	pthread_mutex_init(&r->lock, NULL);
+	return r;
+}
+
+void
+net_registry_free(struct net_registry **rp)
+{
+	struct net_registry *r = *rp;
+
+	if (r == NULL)
+		return;
+	*rp = NULL;
+	pthread_mutex_destroy(&r->lock);
+	free(r->slots);
+	free(r->free_slots);
+	free(r);
+}
+
+static void
+registry_copy(char *dst, size_t dstsz, const char *src)
+{
+	size_t n = src != NULL ? strnlen(src, dstsz - 1) : 0;
+
+	if (n > 0)
+		memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+/* Doubles the table (lock held): entries are copied, slots keep their
+ * numbers. */
+static void
+registry_grow(struct net_registry *r)
+{
+	size_t n = r->n_slots != 0 ? r->n_slots * 2 : 64;
+
+	r->slots = xreallocarray(r->slots, n, sizeof(*r->slots));
+	r->free_slots = xreallocarray(r->free_slots, n, sizeof(*r->free_slots));
+	memset(r->slots + r->n_slots, 0, (n - r->n_slots) * sizeof(*r->slots));
+	/* the lowest numbers on top of the stack */
+	for (size_t i = n; i > r->n_slots; i--)
+		r->free_slots[r->n_free++] = (int)(i - 1);
+	r->n_slots = n;
+}
+
+int
+net_registry_add(struct net_registry *r, uint64_t id, const char *proto,
+    const char *client)
+{
+	struct net_session_info *e;
+	int slot;
+
+	pthread_mutex_lock(&r->lock);
+	if (r->n_free == 0)
+		registry_grow(r);
+	slot = r->free_slots[--r->n_free];
+	r->slots[slot].used = true;
+	r->n_used++;
+	e = &r->slots[slot].info;
+	memset(e, 0, sizeof(*e));
+	e->id = id;
+	e->since = time(NULL);
+	registry_copy(e->proto, sizeof(e->proto), proto);
+	registry_copy(e->client, sizeof(e->client), client);
+	pthread_mutex_unlock(&r->lock);
+	return slot;
+}
+
+void
+net_registry_remove(struct net_registry *r, int slot)
+{
+	pthread_mutex_lock(&r->lock);
+	if (slot >= 0 && (size_t)slot < r->n_slots && r->slots[slot].used) {
+		r->slots[slot].used = false;
+		r->free_slots[r->n_free++] = slot;
+		r->n_used--;
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* The entry of slot with the lock held, or NULL. */
+static struct net_session_info *
+registry_entry(struct net_registry *r, int slot)
+{
+	pthread_mutex_lock(&r->lock);
+	if (slot >= 0 && (size_t)slot < r->n_slots && r->slots[slot].used)
+		return &r->slots[slot].info;
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+void
+net_registry_set_user(struct net_registry *r, int slot, const char *user)
+{
+	struct net_session_info *e = registry_entry(r, slot);
+
+	if (e == NULL)
+		return;
+	registry_copy(e->user, sizeof(e->user), user);
+	pthread_mutex_unlock(&r->lock);
+}
+
+void
+net_registry_set_state(struct net_registry *r, int slot, const char *state)
+{
+	struct net_session_info *e = registry_entry(r, slot);
+
+	if (e == NULL)
+		return;
+	registry_copy(e->state, sizeof(e->state), state);
+	pthread_mutex_unlock(&r->lock);
+}
+
+void
+net_registry_set_command(struct net_registry *r, int slot, const char *verb)
+{
+	struct net_session_info *e = registry_entry(r, slot);
+
+	if (e == NULL)
+		return;
+	registry_copy(e->command, sizeof(e->command), verb);
+	pthread_mutex_unlock(&r->lock);
+}
+
+void
+net_registry_set_bytes(struct net_registry *r, int slot, uint64_t bytes)
+{
+	struct net_session_info *e = registry_entry(r, slot);
+
+	if (e == NULL)
+		return;
+	e->bytes = bytes;
+	pthread_mutex_unlock(&r->lock);
+}
+
+size_t
+net_registry_snapshot(struct net_registry *r, struct net_session_info **out_r)
+{
+	struct net_session_info *out = NULL;
+	size_t n = 0;
+
+	/* malloc under the lock: one short hold, and the count cannot
+	 * change between sizing and copying. */
+	pthread_mutex_lock(&r->lock);
+	if (r->n_used > 0) {
+		out = xreallocarray(NULL, r->n_used, sizeof(*out));
+		for (size_t i = 0; i < r->n_slots; i++)
+			if (r->slots[i].used)
+				out[n++] = r->slots[i].info;
+	}
+	pthread_mutex_unlock(&r->lock);
+	*out_r = out;
+	return n;
+}
+
+size_t
+net_registry_count(struct net_registry *r)
+{
+	size_t n;
+
+	pthread_mutex_lock(&r->lock);
+	n = r->n_used;
+	pthread_mutex_unlock(&r->lock);
+	return n;
+}

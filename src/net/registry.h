@@ -1,0 +1,60 @@
+/*
+ * registry.h - the live sessions of the server, for people and tools: who
+ * is logged in, from where, doing what.  Written by the event loop thread
+ * as sessions change, read from any thread as a copy.
+ *
+ * A mutex-protected table with a snapshot-copy read, not a lock-free
+ * structure: an entry is several fields that must be seen together (a
+ * seqlock would need every field read into a copy anyway), writers only
+ * hold the lock for a copy of a few dozen bytes (no syscall uncontended),
+ * and readers are rare (an admin page, a SIGUSR1) and copy everything in
+ * one short hold, so the loop thread never waits long.
+ */
+#ifndef POSUTO_NET_REGISTRY_H
+#define POSUTO_NET_REGISTRY_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct net_registry;
+
+#define NET_REG_PROTO_LEN	8
+#define NET_REG_USER_LEN	64	/* longer names are cut */
+#define NET_REG_CLIENT_LEN	(INET6_ADDRSTRLEN + 8)
+#define NET_REG_STATE_LEN	16
+#define NET_REG_COMMAND_LEN	8	/* a verb, never its arguments */
+
+struct net_session_info {
+	uint64_t id;
+	char proto[NET_REG_PROTO_LEN];
+	char user[NET_REG_USER_LEN];	/* "" before login */
+	char client[NET_REG_CLIENT_LEN];
+	char state[NET_REG_STATE_LEN];
+	char command[NET_REG_COMMAND_LEN];	/* "" when none */
+	time_t since;			/* wall clock of the connect */
+	uint64_t bytes;			/* message octets sent */
+};
+
+struct net_registry *net_registry_new(void);
+void net_registry_free(struct net_registry **r);
+/* A new entry; returns its slot for the calls below. */
+int net_registry_add(struct net_registry *r, uint64_t id, const char *proto,
+    const char *client);
+void net_registry_remove(struct net_registry *r, int slot);
+void net_registry_set_user(struct net_registry *r, int slot,
+    const char *user);
+void net_registry_set_state(struct net_registry *r, int slot,
+    const char *state);
+void net_registry_set_command(struct net_registry *r, int slot,
+    const char *verb);
+void net_registry_set_bytes(struct net_registry *r, int slot,
+    uint64_t bytes);
+/* Live entries, copied into a malloc'd array (*out_r, free() it; NULL
+ * when there are none), in no particular order. */
+size_t net_registry_snapshot(struct net_registry *r,
+    struct net_session_info **out_r);
+size_t net_registry_count(struct net_registry *r);
+
+#endif

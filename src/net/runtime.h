@@ -1,0 +1,131 @@
+/*
+ * runtime.h - the server's shared state, whatever the protocol: the
+ * listeners, the current configuration generation, counters per protocol
+ * and the registry of live sessions.  The event loop thread owns it;
+ * the counters, the registry and net_runtime_gen_ref() may also be read
+ * from other threads (an admin or metrics server).
+ */
+#ifndef POSUTO_NET_RUNTIME_H
+#define POSUTO_NET_RUNTIME_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "net/protocol.h"
+
+struct event_base;
+struct workq;
+struct iplimit;
+struct tls_ctx;
+struct posuto_config;
+struct net_listener;
+struct net_registry;
+
+/*
+ * One configuration generation: the file and what was loaded from it,
+ * swapped whole on SIGHUP.  Whoever holds a reference sees one
+ * consistent set.  The user database is opaque here (net does not see
+ * auth): the daemon passes it with the call that drops its reference.
+ */
+struct net_gen {
+	atomic_uint refs;
+	unsigned number;		/* 1 at startup, +1 per reload */
+	struct posuto_config *cfg;
+	void *userdb;			/* struct userdb * */
+	void (*userdb_unref)(void *userdb);
+	struct tls_ctx *tls;		/* NULL: no TLS */
+};
+
+/* Takes over cfg, userdb and tls (one reference each); refs is 1. */
+struct net_gen *net_gen_new(struct posuto_config *cfg, void *userdb,
+    void (*userdb_unref)(void *), struct tls_ctx *tls);
+void net_gen_ref(struct net_gen *g);
+void net_gen_unref(struct net_gen **g);
+
+enum net_counter {
+	NET_CNT_CONNECTIONS = 0,
+	NET_CNT_LOGIN_OK,
+	NET_CNT_LOGIN_FAILED,
+	NET_CNT_RETRIEVED,		/* messages sent whole */
+	NET_CNT_RETRIEVED_BYTES,	/* message octets sent (also partial) */
+	NET_CNT_DELETED,		/* messages removed at the session's end */
+	NET_CNT_TLS_HANDSHAKES,		/* completed */
+	NET_CNT_TLS_FAILURES,
+	NET_CNT_COUNT
+};
+
+/* Distinct login-failure reasons kept apart; later ones count as the
+ * last ("other"). */
+#define NET_FAIL_REASONS	15
+#define NET_FAIL_REASON_LEN	32
+
+/*
+ * One protocol's counters.  Atomics: the loop thread adds (a relaxed
+ * add: no ordering is needed between counters), any thread reads.  A
+ * reason's name is written before n_reasons is raised past it (release)
+ * and never changes again, so a reader that loaded n_reasons (acquire)
+ * reads whole names.
+ */
+struct net_counters {
+	atomic_uint_fast64_t v[NET_CNT_COUNT];
+	atomic_uint n_reasons;
+	char reason[NET_FAIL_REASONS + 1][NET_FAIL_REASON_LEN];
+	atomic_uint_fast64_t by_reason[NET_FAIL_REASONS + 1];
+};
+
+/* A copy, for a reader. */
+struct net_counter_values {
+	uint64_t v[NET_CNT_COUNT];
+	unsigned n_reasons;
+	char reason[NET_FAIL_REASONS + 1][NET_FAIL_REASON_LEN];
+	uint64_t by_reason[NET_FAIL_REASONS + 1];
+};
+
+struct net_runtime {
+	struct event_base *base;
+	struct workq *wq;		/* blocking work clients wait for */
+	/* Work no client waits for (wire cache copies): never delays a
+	 * login behind it.  NULL: none is done. */
+	struct workq *bgq;
+	struct iplimit *iplimit;
+	/* The current generation.  The loop thread (the only one that
+	 * swaps it) reads the pointer directly; others take a reference
+	 * with net_runtime_gen_ref(), under gen_lock. */
+	struct net_gen *gen;
+	pthread_mutex_t gen_lock;
+	struct net_listener **listeners;
+	size_t n_listeners;
+	struct net_counters counters[NET_PROTOCOL_MAX];
+	struct net_registry *registry;
+	uint64_t next_id;		/* of the last connection */
+	bool shutting_down;
+};
+
+struct net_runtime *net_runtime_new(struct event_base *base);
+/* Frees the listeners' descriptions, the registry and the generation. */
+void net_runtime_free(struct net_runtime **rt);
+/* Makes g (the caller's reference) current; the old one is released
+ * once its last holder lets go. */
+void net_runtime_set_gen(struct net_runtime *rt, struct net_gen *g);
+/* The current generation, referenced (any thread). */
+struct net_gen *net_runtime_gen_ref(struct net_runtime *rt);
+
+void net_count(struct net_runtime *rt, unsigned proto, enum net_counter k,
+    uint64_t n);
+/* A failed login with its reason token ("wrong-password"), copied. */
+void net_count_login_failed(struct net_runtime *rt, unsigned proto,
+    const char *reason);
+void net_counters_read(struct net_runtime *rt, unsigned proto,
+    struct net_counter_values *out);
+const char *net_counter_name(enum net_counter k);
+
+/* Logs the counters of every protocol (and, with sessions, one line per
+ * live session): SIGUSR1, shutdown. */
+void net_runtime_log(struct net_runtime *rt, bool sessions);
+
+#endif
