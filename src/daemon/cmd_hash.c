@@ -92,15 +92,18 @@ prompt_tty(FILE *tty, const char *prompt, char *buf, size_t bufsz)
 	bool restored = false;
 	long len;
 
-	fputs(prompt, tty);
-	fflush(tty);
 	if (tcgetattr(fileno(tty), &old) != 0)
 		return -1;
 	noecho = old;
 	noecho.c_lflag &= ~(tcflag_t)ECHO;
 	noecho.c_lflag |= ECHONL;
+	/* Echo off before the prompt, as getpass(3): TCSAFLUSH drops what
+	 * was typed before it, so an answer to a prompt already shown would
+	 * be lost (and echoed). */
 	if (tcsetattr(fileno(tty), TCSAFLUSH, &noecho) != 0)
 		return -1;
+	fputs(prompt, tty);
+	fflush(tty);
 	len = read_line(tty, buf, bufsz);
 	restored = tcsetattr(fileno(tty), TCSAFLUSH, &old) == 0;
 	if (!restored)
