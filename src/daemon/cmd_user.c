@@ -202,6 +202,7 @@ user_parse(int argc, char **argv, const char *default_config,
 			cmd_user_usage(stdout);
 			return 0;
 		default:
+			/* getopt runs on argv + 1: the one just read. */
 			user_msg("%s '%s'", ch == ':' ? "missing argument to" :
 			    "bad option", argv[optind]);
 			cmd_user_usage(stderr);
