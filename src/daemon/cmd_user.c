@@ -714,7 +714,7 @@ user_list(const struct user_opts *o, const struct posuto_config *cfg,
 		char count[32], size[32];
 
 		err[0] = '\0';
-		st = mailbox_open(e->mailbox_path, e->format, &mb, err,
+		st = mailbox_open(e->location, e->name, &mb, err,
 		    sizeof(err));
 		if (st == STORE_OK) {
 			(void)snprintf(count, sizeof(count), "%u",
