@@ -16,7 +16,7 @@
  * "mail=" / "userdb_mail=" with Dovecot's "maildir:PATH" (~ = home) set
  * that user's mailbox location; posuto's own "login_delay=SECONDS" and
  * "expire=DAYS|never" (also with the "userdb_" prefix) override
- * LoginDelay and Expire for that user.
+ * LoginDelay and Expire for that user; "apop=SECRET" is its APOP secret.
  *
  * Threads: userdb_lookup() may block (an SQL driver waits for its
  * server), so it runs on a worker thread only (pop3_job.c, auth.c,

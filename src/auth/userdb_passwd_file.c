@@ -73,7 +73,8 @@ extra_mail_template(const char *extra, const char *home, const char
 /*
  * posuto's extra fields login_delay=SECONDS and expire=DAYS|never (or
  * userdb_login_delay=, userdb_expire=), over the server's values already
- * in u->pub.  False with *why_r on a bad value.
+ * in u->pub, and apop=SECRET (the APOP secret, as Users[].ApopSecret;
+ * `posuto user apop` writes it).  False with *why_r on a bad value.
  */
 static bool
 extra_policy_fields(const char *extra, struct userdb_user *u, const char **why_r)
@@ -87,7 +88,10 @@ extra_policy_fields(const char *extra, struct userdb_user *u, const char **why_r
 			p += 7;
 			flen -= 7;
 		}
-		if (flen > 12 && strncmp(p, "login_delay=", 12) == 0) {
+		if (flen > 5 && strncmp(p, "apop=", 5) == 0) {
+			free_secret(u->apop_secret);
+			u->apop_secret = xstrndup(p + 5, flen - 5);
+		} else if (flen > 12 && strncmp(p, "login_delay=", 12) == 0) {
 			if (!parse_u32(p + 12, flen - 12, &n) ||
 			    n > LOGIN_DELAY_MAX) {
 				*why_r = "login_delay= needs 0..86400 seconds";
@@ -197,14 +201,16 @@ passwd_file_check_public(struct userdb_load_ctx *ctx,
 		const struct userdb_user *u = userdb_table_at(t, i);
 		const char *sc = passwd_scheme_name(u->password);
 
-		if (sc != NULL && (strcmp(sc, "PLAIN") == 0 ||
-		    strcmp(sc, "CLEARTEXT") == 0) && n_plain++ == 0)
+		if (((sc != NULL && (strcmp(sc, "PLAIN") == 0 ||
+		    strcmp(sc, "CLEARTEXT") == 0)) || u->apop_secret != NULL) &&
+		    n_plain++ == 0)
 			plain = u;
 	}
 	if (plain != NULL)
-		userdb_load_error(ctx, "%s: a plaintext password in a file everyone "
-		    "on this host can read (%zu user%s); chmod o-r %s, or "
-		    "store hashes (posuto hash)", plain->origin, n_plain,
+		userdb_load_error(ctx, "%s: a plaintext password in a file "
+		    "everyone on this host can read (%zu user%s, APOP "
+		    "secrets included); chmod o-r %s, or store hashes "
+		    "(posuto hash) and no apop=", plain->origin, n_plain,
 		    n_plain == 1 ? "" : "s", file);
 	else
 		userdb_load_warning(ctx, "%s: readable by everyone; password "

@@ -2,6 +2,7 @@
  * cmd_hash.c - `posuto hash`: make a stored secret for the config's
  * Users[].Password or a passwd-file, like `doveadm pw`.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -91,15 +92,18 @@ prompt_tty(FILE *tty, const char *prompt, char *buf, size_t bufsz)
 	bool restored = false;
 	long len;
 
-	fputs(prompt, tty);
-	fflush(tty);
 	if (tcgetattr(fileno(tty), &old) != 0)
 		return -1;
 	noecho = old;
 	noecho.c_lflag &= ~(tcflag_t)ECHO;
 	noecho.c_lflag |= ECHONL;
+	/* Echo off before the prompt, as getpass(3): TCSAFLUSH drops what
+	 * was typed before it, so an answer to a prompt already shown would
+	 * be lost (and echoed). */
 	if (tcsetattr(fileno(tty), TCSAFLUSH, &noecho) != 0)
 		return -1;
+	fputs(prompt, tty);
+	fflush(tty);
 	len = read_line(tty, buf, bufsz);
 	restored = tcsetattr(fileno(tty), TCSAFLUSH, &old) == 0;
 	if (!restored)
@@ -107,36 +111,42 @@ prompt_tty(FILE *tty, const char *prompt, char *buf, size_t bufsz)
 	return len;
 }
 
-static int
-read_password(char *buf, size_t bufsz)
+int
+cmd_hash_read_secret(const char *who, const char *what, char *buf,
+    size_t bufsz)
 {
-	char again[PASSWORD_MAX + 2];
+	char again[PASSWORD_MAX + 2], prompt[64];
 	FILE *tty;
 	long len, len2;
 
 	if (!isatty(STDIN_FILENO)) {
 		len = read_line(stdin, buf, bufsz);
 		if (len < 0) {
-			fprintf(stderr, "posuto hash: no password on stdin "
-			    "(or longer than %d bytes)\n", PASSWORD_MAX);
+			fprintf(stderr, "%s: no %s on stdin (or longer than "
+			    "%zu bytes)\n", who, what, bufsz - 2);
 			return -1;
 		}
 		return (int)len;
 	}
 	tty = fopen("/dev/tty", "r+e");
 	if (tty == NULL) {
-		fprintf(stderr, "posuto hash: /dev/tty: %s\n", strerror(errno));
+		fprintf(stderr, "%s: /dev/tty: %s\n", who, strerror(errno));
 		return -1;
 	}
-	len = prompt_tty(tty, "Password: ", buf, bufsz);
+	(void)snprintf(prompt, sizeof(prompt), "%c%s: ",
+	    toupper((unsigned char)what[0]), what + 1);
+	len = prompt_tty(tty, prompt, buf, bufsz);
+	(void)snprintf(prompt, sizeof(prompt), "Retype %s: ", what);
 	len2 = len < 0 ? -1 :
-	    prompt_tty(tty, "Retype password: ", again, sizeof(again));
+	    prompt_tty(tty, prompt, again, sizeof(again) < bufsz ?
+	    sizeof(again) : bufsz);
 	fclose(tty);
 	if (len < 0 || len2 < 0) {
-		fprintf(stderr, "posuto hash: could not read the password\n");
+		fprintf(stderr, "%s: could not read the %s\n", who, what);
 		len = -1;
 	} else if (len != len2 || !ct_memeq(buf, again, (size_t)len)) {
-		fprintf(stderr, "posuto hash: passwords do not match\n");
+		fprintf(stderr, "%s: %ss do not match\n", who,
+		    what);
 		len = -1;
 	}
 	explicit_bzero(again, sizeof(again));
@@ -185,7 +195,7 @@ cmd_hash(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	len = read_password(pw, sizeof(pw));
+	len = cmd_hash_read_secret("posuto hash", "password", pw, sizeof(pw));
 	if (len < 0)
 		return 1;
 	if (len == 0) {

@@ -18,6 +18,15 @@
 void cmd_hash_list_schemes(FILE *fp, int indent);
 
 /*
+ * Reads a secret (what: "password", "APOP secret") as hash does: one
+ * line from stdin when it is not a terminal, else prompted twice on
+ * /dev/tty with echo off.  buf holds at most bufsz - 2 bytes of it.
+ * Returns its length, or -1 after a message prefixed who.
+ */
+int cmd_hash_read_secret(const char *who, const char *what, char *buf,
+    size_t bufsz);
+
+/*
  * argv[0] is the subcommand name ("hash"); options follow.  Returns the
  * process exit status: 0 ok, 64 usage error (EX_USAGE), 1 other failure.
  */

@@ -1,4 +1,4 @@
-/* main.c - command line: serve, check-config, hash, doctor. */
+/* main.c - command line: serve, check-config, hash, doctor, user. */
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -9,6 +9,7 @@
 #include "config/config.h"
 #include "daemon/cmd_doctor.h"
 #include "daemon/cmd_hash.h"
+#include "daemon/cmd_user.h"
 #include "daemon/server.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
@@ -30,6 +31,7 @@ usage(FILE *f)
 	    "       posuto check-config [-c FILE]\n"
 	    "       posuto hash [--scheme SCHEME]\n"
 	    "       posuto doctor [-c FILE] [--postfix-config DIR] [USER]\n"
+	    "       posuto user add|passwd|del|apop NAME | list [-c FILE] ...\n"
 	    "       posuto --version | --help\n"
 	    "\n"
 	    "  serve         run the POP3 server in the foreground, logging to\n"
@@ -53,6 +55,9 @@ usage(FILE *f)
 	    "                DIR for another main.cf) and whether posuto reads\n"
 	    "                the same place; the TLS certificate's expiry; exit 1\n"
 	    "                if a finding is an ERROR\n"
+	    "  user          add, change (passwd, apop), remove (del) and list\n"
+	    "                users in the config or its passwd-file; a running\n"
+	    "                server picks the change up (posuto user --help)\n"
 	    "\n"
 	    "  -c, --config FILE   configuration file (default %s)\n"
 	    "\n"
@@ -193,6 +198,8 @@ main(int argc, char **argv)
 		return cmd_hash(argc - 1, argv + 1);
 	if (strcmp(argv[1], "doctor") == 0)
 		return cmd_doctor(argc - 1, argv + 1, DEFAULT_CONFIG);
+	if (strcmp(argv[1], "user") == 0)
+		return cmd_user(argc - 1, argv + 1, DEFAULT_CONFIG);
 	fprintf(stderr, "posuto: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return EXIT_USAGE;

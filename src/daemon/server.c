@@ -20,6 +20,7 @@
 #include "auth/sasl.h"
 #include "auth/userdb.h"
 #include "config/config.h"
+#include "daemon/filewatch.h"
 #include "daemon/privdrop.h"
 #include "daemon/server.h"
 #include "lib/log.h"
@@ -54,6 +55,7 @@ struct server {
 	struct server_listener *ls;
 	size_t n_ls;
 	struct event *sig_term, *sig_int, *sig_hup, *sig_usr1, *idle_check;
+	struct filewatch *watch;	/* reload when the files change */
 	bool stopping;
 };
 
@@ -275,6 +277,7 @@ server_stop(struct server *srv, const char *why)
 	srv->stopping = true;
 	srv->rt->shutting_down = true;
 	log_info("stopping: %s", why);
+	filewatch_free(&srv->watch);
 	server_close_listeners(srv);
 	pop3_policy_expiry_stop(&srv->env);
 	/* Sessions end without UPDATE: no message is deleted. A QUIT whose
@@ -305,14 +308,24 @@ server_on_signal(evutil_socket_t sig, short what, void *arg)
 	server_stop(srv, sig == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
+/* The files whose change means a reload (posuto user, an editor). */
 static void
-server_reload(struct server *srv)
+server_watch_set(struct server *srv)
+{
+	const char *paths[] = { srv->opts->config_path, srv->cfg->passwd_file };
+
+	if (srv->watch != NULL)
+		filewatch_set(srv->watch, paths, 2);
+}
+
+static void
+server_reload(struct server *srv, const char *why)
 {
 	struct posuto_config *cfg;
 	struct userdb *db;
 	struct tls_ctx *tls;
 
-	log_info("SIGHUP: reloading %s", srv->opts->config_path);
+	log_info("%s: reloading %s", why, srv->opts->config_path);
 	if (config_load(srv->opts->config_path, &cfg, stderr) != 0) {
 		log_error("reload failed; keeping the running configuration");
 		return;
@@ -341,6 +354,7 @@ server_reload(struct server *srv)
 	server_apply_params(srv);
 	if (srv->env.expiry != NULL)
 		pop3_policy_expiry_configure(&srv->env, cfg->expire_interval);
+	server_watch_set(srv);
 	log_info("reload done; listener changes take effect on restart");
 }
 
@@ -349,7 +363,13 @@ server_on_hup(evutil_socket_t sig, short what, void *arg)
 {
 	(void)sig;
 	(void)what;
-	server_reload(arg);
+	server_reload(arg, "SIGHUP");
+}
+
+static void
+server_on_change(void *arg)
+{
+	server_reload(arg, "config or passwd-file changed");
 }
 
 static bool
@@ -575,6 +595,8 @@ server_run(const struct server_opts *opts)
 		event_add(srv.idle_check, &tv);
 	} else {
 		pop3_policy_expiry_configure(&srv.env, srv.cfg->expire_interval);
+		srv.watch = filewatch_new(srv.rt->base, server_on_change, &srv);
+		server_watch_set(&srv);
 		log_info("posuto %s ready", POSUTO_VERSION);
 		if (opts->ready_fd >= 0)
 			server_notify_ready(opts->ready_fd);
@@ -583,6 +605,7 @@ server_run(const struct server_opts *opts)
 	pop3_session_close_all(&srv.env);
 	conn_lingering_free_all();
 out:
+	filewatch_free(&srv.watch);
 	pop3_policy_expiry_stop(&srv.env);
 	workq_free(&srv.rt->wq);
 	workq_free(&srv.rt->bgq);
