@@ -8,6 +8,10 @@ CPU) and writes the same as JSON.  "ratio" is always oriented so that
 dovecot/posuto).  Exit status 1 if any run of posuto or of a ceiling server
 reported errors; Dovecot's errors (say, 10,000 idle sessions on a small box)
 are results, shown in its cells.
+With --base (run.sh --baseline), "base" is an older posuto run in the
+same repetitions, and two columns follow posuto's: "vs base" (the same
+orientation, the signed change, and the range of the per-repetition
+ratios) and a verdict against --tolerance (idle: against --idle-limit).
 Only the Python standard library is used.
 """
 import argparse
@@ -61,6 +65,45 @@ def fmt(v, unit):
     return "%g" % v
 
 
+def oriented(p, b, higher):
+    """posuto against base, > 1 = posuto better."""
+    if not p or not b:
+        return None
+    return p / b if higher else b / p
+
+
+def vs_base(row, higher, tol, idle_limit):
+    """The "vs base" cell and verdict of a row, and the figures behind them.
+    Runs are paired by repetition (run.sh interleaves them), so the range
+    of the per-repetition ratios shows how much of a change is noise."""
+    p = row["servers"].get("posuto", {})
+    b = row["servers"].get("base", {})
+    r = oriented(p.get("median"), b.get("median"), higher)
+    reps = [oriented(x, y, higher) for x, y in zip(p.get("runs", []), b.get("runs", []))]
+    reps = [x for x in reps if x is not None]
+    out = {"ratio": r, "change_pct": None if r is None else 100 * (r - 1),
+           "rep_ratios": reps, "verdict": "-", "cell": "-"}
+    if r is not None:
+        out["cell"] = "%.2fx %+.1f%%" % (r, 100 * (r - 1))
+        if len(reps) > 1:
+            out["cell"] += " (%.2f-%.2f)" % (min(reps), max(reps))
+    if row["scenario"].startswith("idle"):
+        v = p.get("median")
+        if v is not None:
+            out["verdict"] = ("ok, <= %g KiB" % idle_limit if v <= idle_limit
+                              else "OVER %g KiB" % idle_limit)
+    elif r is not None:
+        if r < 1 - tol / 100:
+            out["verdict"] = "REGRESSION %.1f%%" % (100 * (1 - r))
+        elif r > 1 + tol / 100:
+            out["verdict"] = "better %.1f%%" % (100 * (r - 1))
+        else:
+            out["verdict"] = "within %g%%" % tol
+    if p.get("errors") or b.get("errors"):
+        out["verdict"] += " (errors)"
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--raw", required=True)
@@ -70,6 +113,9 @@ def main():
     ap.add_argument("--smoke", default="0")
     ap.add_argument("--reps", default="")
     ap.add_argument("--duration", default="")
+    ap.add_argument("--base", default=None, help="what the baseline server is")
+    ap.add_argument("--tolerance", type=float, default=5.0, help="percent")
+    ap.add_argument("--idle-limit", type=float, default=8.0, help="KiB/session")
     a = ap.parse_args()
 
     runs = [json.loads(l) for l in open(a.raw) if l.strip()]
@@ -91,7 +137,7 @@ def main():
         mkey, unit, higher, label = metric_of(scen)
         row = {"scenario": scen, "metric": mkey, "unit": unit,
                "higher_is_better": higher, "servers": {}}
-        for srv in ("posuto", "dovecot", "ok", "sf"):
+        for srv in ("posuto", "base", "dovecot", "ok", "sf"):
             rs = groups.get((scen, srv))
             if not rs:
                 continue
@@ -114,6 +160,8 @@ def main():
         if p and d:
             ratio = p / d if higher else d / p
         row["ratio"] = ratio
+        if a.base is not None:
+            row["vs_base"] = vs_base(row, higher, a.tolerance, a.idle_limit)
         ceil = CEILING.get(scen.split("-")[0])
         if scen.startswith("session-sha512"):
             ceil = None
@@ -124,7 +172,12 @@ def main():
         rows.append(row)
 
     # ---- table
-    hdr = ["scenario", "posuto", "dovecot", "ratio", "ceiling(s)", "loadgen CPU p/d/c"]
+    with_base = a.base is not None
+    if with_base:
+        hdr = ["scenario", "posuto", "base", "vs base (reps)", "verdict", "dovecot", "ratio",
+               "ceiling(s)", "loadgen CPU p/b/d/c"]
+    else:
+        hdr = ["scenario", "posuto", "dovecot", "ratio", "ceiling(s)", "loadgen CPU p/d/c"]
     lines = []
     for row in rows:
         unit = row["unit"]
@@ -152,15 +205,21 @@ def main():
             if row.get("posuto_of_ceiling"):
                 ceiling += " (posuto %.0f%%)" % (100 * row["posuto_of_ceiling"])
         cpus = []
-        for srv in ("posuto", "dovecot", row["ceiling"]["server"] if row["ceiling"] else None):
+        for srv in ("posuto",) + (("base",) if with_base else ()) + \
+                ("dovecot", row["ceiling"]["server"] if row["ceiling"] else None):
             e = sv.get(srv) if srv else None
             v = e.get("loadgen_cpu_pct") if e else None
             cpus.append("-" if v is None else "%.0f%%" % v)
         cpu = "/".join(cpus)
         if any(e.get("loadgen_cpu_pct") and e["loadgen_cpu_pct"] > 90 for e in sv.values()):
             cpu += " SAT"
-        lines.append([row["scenario"] + " [" + metric_of(row["scenario"])[3] + "]",
-                      cell("posuto"), cell("dovecot"), ratio, ceiling, cpu])
+        name = row["scenario"] + " [" + metric_of(row["scenario"])[3] + "]"
+        if with_base:
+            vb = row["vs_base"]
+            lines.append([name, cell("posuto"), cell("base"), vb["cell"], vb["verdict"],
+                          cell("dovecot"), ratio, ceiling, cpu])
+        else:
+            lines.append([name, cell("posuto"), cell("dovecot"), ratio, ceiling, cpu])
     widths = [max(len(x[i]) for x in [hdr] + lines) for i in range(len(hdr))]
     out = []
     out.append(" | ".join(h.ljust(w) for h, w in zip(hdr, widths)))
@@ -172,6 +231,10 @@ def main():
     print("posuto vs Dovecot %s -- %s" % (a.dovecot, a.machine))
     print("medians of %s run(s) x %s s; ratio > 1 = posuto better; session cells: rate (p50/p99 latency);"
           " loadgen CPU: posuto/dovecot/ceiling, SAT = load generator saturated" % (a.reps, a.duration))
+    if with_base:
+        print("base = %s, run like posuto in the same repetitions; vs base > 1 = this posuto better"
+              " (signed change; per-repetition range); verdict: within %g%%, idle <= %g KiB/session"
+              % (a.base, a.tolerance, a.idle_limit))
     print(table)
     if errors:
         print("\nVERIFICATION ERRORS: %d (see run log)" % errors)
@@ -184,6 +247,11 @@ def main():
         "smoke": a.smoke == "1", "reps": a.reps, "duration_s": a.duration,
         "errors": errors, "dovecot_errors": cmp_errors, "rows": rows, "table": table,
     }
+    if with_base:
+        res["baseline"] = {"what": a.base, "tolerance_pct": a.tolerance,
+                           "idle_limit_kib": a.idle_limit}
+        res["regressions"] = [r["scenario"] for r in rows
+                              if r["vs_base"]["verdict"].startswith(("REGRESSION", "OVER"))]
     with open(a.out, "w") as f:
         json.dump(res, f, indent=1)
     print("\nresults: %s" % a.out)

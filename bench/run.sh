@@ -4,6 +4,8 @@
 #   bench/run.sh            full run (about 15 minutes; run as root)
 #   bench/run.sh --smoke    seconds; tiny mailboxes; exits non-zero on any
 #                           verification error (this is what `make check` runs)
+#   bench/run.sh --baseline REV --ab-quick --no-dovecot
+#                           this commit against REV, a few minutes (README.md)
 # Options:
 #   --reps N        repetitions per figure (full: 3), medians are reported
 #   --duration S    measured seconds per run (full: 5), plus --warmup S (1)
@@ -12,6 +14,19 @@
 #   --no-pin        do not pin server and load generator to separate cores
 #   --no-dovecot    skip Dovecot (ratios then read "-")
 #   --posuto PATH   server binary (default build/posuto)
+#   --baseline X    also run "base": X is a posuto binary, or a git revision
+#                   built (once, cached in bench/out/base/) from a temporary
+#                   worktree; same config and mail as posuto, interleaved
+#   --tolerance PCT posuto vs base verdict: within PCT % (default 5)
+#   --idle-limit K  posuto's idle KiB/session verdict limit (default 8)
+#   --session-clients "N ..", --retr-clients "N ..", --idle "N ..",
+#   --big "BOX .."  the client counts / boxes to run (full: 1 16 64 256;
+#                   1 16 64; 1000 10000; big10k big100k)
+#   --no-cold       bigbox: warm figures only (no cache dropping)
+#   --no-ceilings   no ok/sf ceiling servers
+#   --ab-quick      issue 10's four rows: --only session,retr,bigbox,idle
+#                   --session-clients 64 --retr-clients 16 --idle 1000
+#                   --big big100k --no-cold --no-ceilings
 #   --data DIR      generated mail (default /var/tmp/posuto-bench[-smoke])
 #   --keep          leave the servers' work directory for inspection
 #   --prepare       only generate the mailboxes and passwords, then exit
@@ -25,6 +40,8 @@ BIN=$OUT/bin
 PY=/usr/bin/python3		# Debian's, stdlib only (not pyenv's)
 
 PREPARE=0 SMOKE=0 REPS= DUR= WARM= SERVERS=posuto,dovecot ONLY= PIN=1 KEEP=0
+BASELINE= TOLERANCE=5 IDLE_LIMIT=8 COLD=1 CEILINGS=1
+OPT_SESSION= OPT_RETR= OPT_IDLE= OPT_BIG=
 POSUTO_BIN=${POSUTO:-$REPO/build/posuto}
 DATA=${BENCH_DATA:-}
 while [ $# -gt 0 ]; do
@@ -41,7 +58,19 @@ while [ $# -gt 0 ]; do
 	--data) DATA=$2; shift ;;
 	--keep) KEEP=1 ;;
 	--prepare) PREPARE=1 ;;
-	-h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+	--baseline) BASELINE=$2; shift ;;
+	--tolerance) TOLERANCE=$2; shift ;;
+	--idle-limit) IDLE_LIMIT=$2; shift ;;
+	--session-clients) OPT_SESSION=$2; shift ;;
+	--retr-clients) OPT_RETR=$2; shift ;;
+	--idle) OPT_IDLE=$2; shift ;;
+	--big) OPT_BIG=$2; shift ;;
+	--no-cold) COLD=0 ;;
+	--no-ceilings) CEILINGS=0 ;;
+	--ab-quick)
+		ONLY=session,retr,bigbox,idle OPT_SESSION=64 OPT_RETR=16 OPT_IDLE=1000
+		OPT_BIG=big100k COLD=0 CEILINGS=0 ;;
+	-h|--help) sed -n '2,35p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -60,11 +89,29 @@ else
 	NSLOW=64		# SHA512-CRYPT users s1..s64
 	RETR_PRIME=25 BIG_PRIME=3
 fi
+# What is generated (above) stays the same set; these only choose what runs.
+BIG_RUN=$BIG_BOXES
+[ -n "$OPT_SESSION" ] && SESSION_CLIENTS=$OPT_SESSION
+[ -n "$OPT_RETR" ] && RETR_CLIENTS=$OPT_RETR
+[ -n "$OPT_IDLE" ] && IDLE_NS=$OPT_IDLE
+[ -n "$OPT_BIG" ] && BIG_RUN=$OPT_BIG
 
 want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 has_server() { [[ ",$SERVERS," == *",$1,"* ]]; }
 log() { printf '%s run.sh: %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "$*"; exit 2; }
+
+for c in $SESSION_CLIENTS $RETR_CLIENTS; do	# user u<i> per client
+	[[ $c =~ ^[1-9][0-9]*$ ]] && [ "$c" -le $NUSERS ] || die "client count $c: want 1..$NUSERS"
+done
+for n in $IDLE_NS; do
+	[[ $n =~ ^[1-9][0-9]*$ ]] && [ "$n" -le $NIDLE ] || die "--idle $n: want 1..$NIDLE"
+done
+for b in $BIG_RUN; do
+	[[ " $BIG_BOXES " == *" $b "* ]] || die "--big $b: want one of $BIG_BOXES"
+done
+[[ $TOLERANCE =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--tolerance $TOLERANCE: want a percentage"
+[[ $IDLE_LIMIT =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--idle-limit $IDLE_LIMIT: want KiB"
 
 FAILED=0			# verification errors seen (posuto, ceilings, harness)
 CMP_FAILED=0			# Dovecot runs that did not complete: data, shown in the table
@@ -97,12 +144,58 @@ if [ "$(id -u)" != 0 ]; then
 	fi
 fi
 
+[ -n "$BASELINE" ] && ! has_server posuto && die "--baseline compares with posuto: keep it in --servers"
 if [ $PREPARE = 0 ] && has_server posuto && [ ! -x "$POSUTO_BIN" ]; then
 	if [ $SMOKE = 1 ]; then
 		die "posuto binary $POSUTO_BIN not found (build it first, or --servers dovecot)"
 	fi
 	die "posuto binary $POSUTO_BIN not found (run make first)"
 fi
+
+# ---- baseline: another posuto, run like posuto ------------------------------------
+# --baseline BIN runs BIN; --baseline REV builds REV the way `make` builds
+# build/posuto (BASE_MESON_OPTS), in a temporary worktree that is removed
+# again, and keeps the binary in out/base/<commit>/ for the next run.
+BASE_BIN= BASE_DESC= BASE_SHA= BASE_TMP=
+: "${BASE_MESON_OPTS:=--buildtype=debugoptimized -Db_pie=true}"
+if [ -n "$BASELINE" ]; then
+	if [ -f "$BASELINE" ] && [ -x "$BASELINE" ]; then
+		BASE_BIN=$(realpath "$BASELINE")
+		BASE_DESC="binary $BASE_BIN"
+	elif BASE_SHA=$(git -C "$REPO" rev-parse -q --verify "$BASELINE^{commit}" 2>/dev/null); then
+		BASE_BIN=$OUT/base/$BASE_SHA/posuto
+		BASE_DESC="$(git -C "$REPO" log -1 --format='%h %s' "$BASE_SHA")"
+	else
+		die "--baseline $BASELINE: neither an executable nor a git revision of $REPO"
+	fi
+fi
+
+base_build_cleanup() {
+	[ -n "$BASE_TMP" ] || return 0
+	git -C "$REPO" worktree remove --force "$BASE_TMP/src" 2>/dev/null
+	rm -rf "$BASE_TMP"
+	git -C "$REPO" worktree prune 2>/dev/null
+	BASE_TMP=
+}
+
+base_build() {
+	[ -n "$BASE_SHA" ] && [ ! -x "$BASE_BIN" ] || return 0
+	log "building baseline $BASE_DESC ($BASE_MESON_OPTS)"
+	BASE_TMP=$(mktemp -d /tmp/posuto-base.XXXXXX) || return 1
+	local rc=0
+	# shellcheck disable=SC2086 # BASE_MESON_OPTS is a list of options
+	git -C "$REPO" worktree add -q --detach "$BASE_TMP/src" "$BASE_SHA" >&2 &&
+	    meson setup "$BASE_TMP/build" "$BASE_TMP/src" $BASE_MESON_OPTS > "$BASE_TMP/build.log" 2>&1 &&
+	    ninja -C "$BASE_TMP/build" posuto >> "$BASE_TMP/build.log" 2>&1 || rc=1
+	if [ $rc = 0 ]; then
+		mkdir -p "$(dirname "$BASE_BIN")" &&
+		    cp "$BASE_TMP/build/posuto" "$BASE_BIN.tmp" && mv "$BASE_BIN.tmp" "$BASE_BIN" || rc=1
+	else
+		tail -20 "$BASE_TMP/build.log" >&2
+	fi
+	base_build_cleanup
+	return $rc
+}
 
 # ---- Dovecot from Debian ----------------------------------------------------------
 DOVECOT=$(command -v dovecot || echo /usr/sbin/dovecot)
@@ -151,15 +244,30 @@ gen_data() {
 
 # users: u1..uNUSERS -> b((i-1)%nb+1); s1..s64 (SHA512-CRYPT) likewise;
 # i1..iNIDLE -> t1 (10 small messages); probe -> t1; bigN -> bigN.
+# mail/base (--baseline) is a tree of its own, made when first wanted: the
+# baseline keeps its own index and wire copies, like posuto and Dovecot.
 make_users() {
-	local m=$DATA/users.manifest
 	local stamp="v2 $NUSERS $NSLOW $NIDLE $BIG_BOXES"
-	if [ "$(cat "$DATA/.users.done" 2>/dev/null)" = "$stamp" ]; then return; fi
-	log "creating user mailboxes (hard links)"
-	rm -rf "$DATA/mail"
-	$PY - "$DATA" $NUSERS $NSLOW $NIDLE "$BIG_BOXES" <<'PYEOF' || return 1
+	if [ "$(cat "$DATA/.users.done" 2>/dev/null)" != "$stamp" ]; then
+		log "creating user mailboxes (hard links)"
+		rm -rf "$DATA/mail" "$DATA/.base.done"
+		link_users "posuto dovecot" || return 1
+		echo "$stamp" > "$DATA/.users.done"
+	fi
+	if [ -n "$BASELINE" ] && [ "$(cat "$DATA/.base.done" 2>/dev/null)" != "$stamp" ]; then
+		log "creating the baseline's user mailboxes (hard links)"
+		rm -rf "$DATA/mail/base"
+		link_users base || return 1
+		echo "$stamp" > "$DATA/.base.done"
+	fi
+	return 0
+}
+
+link_users() {	# trees
+	$PY - "$DATA" $NUSERS $NSLOW $NIDLE "$BIG_BOXES" "$1" <<'PYEOF'
 import os, sys
 data, nusers, nslow, nidle, bigs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5].split()
+trees = sys.argv[6].split()
 src = data + "/src"
 def manifest(d):
     return {l.split()[0]: l.split()[1:] for l in open(d + "/manifest.txt")}
@@ -176,7 +284,6 @@ for i in range(1, nidle + 1):
 plan.append(("probe", src + "/tiny/t1", tiny["t1"]))
 for b in bigs:
     plan.append((b, src + "/big/" + b, big[b]))
-trees = ["posuto", "dovecot"]
 def link_tree(s, d):
     os.makedirs(d)
     for name in os.listdir(s):
@@ -190,8 +297,10 @@ with open(data + "/users.manifest", "w") as m:
         for t in trees:
             link_tree(s, "%s/mail/%s/%s" % (data, t, u))
         m.write("%s %s\n" % (u, " ".join(e)))
-    if os.path.isdir(src + "/eml/e1"):   # JumboDogX layout: posuto only
-        link_tree(src + "/eml/e1", data + "/mail/posuto/e1")
+    if os.path.isdir(src + "/eml/e1"):   # JumboDogX layout: not Dovecot's
+        for t in trees:
+            if t != "dovecot":
+                link_tree(src + "/eml/e1", "%s/mail/%s/e1" % (data, t))
         m.write("e1 %s\n" % " ".join(manifest(src + "/eml")["e1"]))
 # Dovecot's mail processes run as nobody and write index files there.
 # The posuto tree shares the files (hard links), so its directories get
@@ -204,7 +313,6 @@ for t in trees if os.getuid() == 0 else ():
         for f in files:
             os.chown(os.path.join(root, f), nobody, nobody)
 PYEOF
-	echo "$stamp" > "$DATA/.users.done"
 }
 
 # Passwords: user X has password "pw-X".  SHA256 hex for u*, i*, probe, big*;
@@ -294,16 +402,17 @@ cleanup() {
 		stop_server "$s"
 	done
 	if [ $KEEP = 0 ]; then rm -rf "$WORK"; else log "work directory kept: $WORK"; fi
+	base_build_cleanup
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- servers ----------------------------------------------------------------------
-posuto_config() {	# scheme: sha | crypt (both user sets are always present)
-	local port=$1
-	$PY - "$DATA" "$port" > "$WORK/posuto.json" <<'PYEOF'
+posuto_config() {	# port server (posuto or base: the same but for the tree)
+	local port=$1 s=$2
+	$PY - "$DATA" "$port" "$s" > "$WORK/$s.json" <<'PYEOF'
 import json, sys
-data, port = sys.argv[1], int(sys.argv[2])
+data, port, tree = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 users = []
 for line in open(data + "/passwd.sha"):
     u, h = line.split()
@@ -315,7 +424,7 @@ for line in open(data + "/passwd.crypt"):
     users.append({"UserName": u, "Password": "{SHA512-CRYPT}" + h})
 cfg = {"Pop3Server": {
     "Listen": [{"Address": "127.0.0.1", "Port": port}],
-    "MailDir": data + "/mail/posuto",
+    "MailDir": data + "/mail/" + tree,
     "MailboxFormat": "maildir",
     "MaxConnectionsPerIp": 0, "MaxConnections": 0, "AuthFailDelay": 0,
     "LogLevel": "warn", "Users": users}}
@@ -410,9 +519,11 @@ start_server() {	# name
 	sf)
 		"${SRV_PIN[@]}" "$BIN/sfserver" -p "$port" -m "$DATA/mail/posuto" -C "$DATA/sfcache" 2>>"$WORK/sfserver.log" &
 		PID[$s]=$! ;;
-	posuto)
-		posuto_config "$port"
-		"${SRV_PIN[@]}" "$POSUTO_BIN" serve -c "$WORK/posuto.json" >>"$WORK/posuto.log" 2>&1 &
+	posuto|base)
+		local bin=$POSUTO_BIN
+		[ $s = base ] && bin=$BASE_BIN
+		posuto_config "$port" $s
+		"${SRV_PIN[@]}" "$bin" serve -c "$WORK/$s.json" >>"$WORK/$s.log" 2>&1 &
 		PID[$s]=$! ;;
 	dovecot)
 		dovecot_config "$port"
@@ -421,7 +532,7 @@ start_server() {	# name
 	esac
 	if ! wait_port "$port" 20; then
 		log "$s did not start listening on 127.0.0.1:$port"
-		[ $s = posuto ] && tail -5 "$WORK/posuto.log" >&2
+		case $s in posuto|base) tail -5 "$WORK/$s.log" >&2 ;; esac
 		[ $s = dovecot ] && tail -5 "$WORK/dovecot/master.log" "$WORK/dovecot/dovecot.log" >&2
 		return 1
 	fi
@@ -489,14 +600,17 @@ order() {	# rep names...
 
 MAIN_SERVERS=()
 has_server posuto && MAIN_SERVERS+=(posuto)
+[ -n "$BASELINE" ] && MAIN_SERVERS+=(base)
 has_server dovecot && MAIN_SERVERS+=(dovecot)
+CEIL_SESSION=(ok) CEIL_RETR=(sf)
+[ $CEILINGS = 0 ] && CEIL_SESSION=() CEIL_RETR=()
 
 # ---- scenarios ---------------------------------------------------------------------
 sc_session() {
 	local c r s
 	for c in $SESSION_CLIENTS; do
 		for r in $(seq 1 $REPS); do
-			for s in $(order $r "${MAIN_SERVERS[@]}" ok); do
+			for s in $(order $r "${MAIN_SERVERS[@]}" "${CEIL_SESSION[@]}"); do
 				local lax=()
 				[ $s = ok ] && lax=(--lax)
 				run_gen "session-c$c" $s "" -- -m session -c $c -U $c -u 'u%d' -P 'pw-u%d' \
@@ -522,7 +636,9 @@ sc_sha512() {
 # cache files, posuto's wire copies written) and not on a first pass.
 retr_prime() {
 	local s c=0 n
-	for n in $RETR_CLIENTS $FAIR_CLIENTS; do (( n > c )) && c=$n; done
+	local fair=
+	want fair && fair=$FAIR_CLIENTS
+	for n in $RETR_CLIENTS $fair; do (( n > c )) && c=$n; done
 	for s in "${MAIN_SERVERS[@]}"; do
 		"${GEN_PIN[@]}" "$BIN/popload" -p "${PORT[$s]}" --manifest "$DATA/users.manifest" \
 		    -m retr -c $c -U $c -u 'u%d' -P 'pw-u%d' -d "$RETR_PRIME" -w 0 --pipeline 2 -q \
@@ -535,7 +651,7 @@ sc_retr() {
 	retr_prime
 	for c in $RETR_CLIENTS; do
 		for r in $(seq 1 $REPS); do
-			for s in $(order $r "${MAIN_SERVERS[@]}" sf); do
+			for s in $(order $r "${MAIN_SERVERS[@]}" "${CEIL_RETR[@]}"); do
 				run_gen "retr-c$c" $s "" -- -m retr -c $c -U $c -u 'u%d' -P 'pw-u%d' \
 				    -d "$DUR" -w "$WARM" --pipeline 2
 			done
@@ -546,7 +662,7 @@ sc_retr() {
 sc_fair() {
 	local r s c=$FAIR_CLIENTS
 	for r in $(seq 1 $REPS); do
-		for s in $(order $r "${MAIN_SERVERS[@]}" sf); do
+		for s in $(order $r "${MAIN_SERVERS[@]}" "${CEIL_RETR[@]}"); do
 			run_gen "fair-c$c" $s "" -- -m retr -c $c -U $c -u 'u%d' -P 'pw-u%d' \
 			    -d "$DUR" -w "$WARM" --probe 10 --probe-user probe --probe-pass pw-probe
 		done
@@ -603,14 +719,14 @@ sc_idle() {
 drop_index() {	# server box
 	local d=$DATA/mail/$1/$2
 	case $1 in
-	posuto) rm -f "$d/.posuto.index" ;;
+	posuto|base) rm -f "$d/.posuto.index" ;;
 	dovecot) rm -f "$d"/dovecot.index* "$d"/dovecot-uidlist "$d"/dovecot-keywords ;;
 	esac
 }
 
 sc_bigbox() {
 	local b r s
-	for b in $BIG_BOXES; do
+	for b in $BIG_RUN; do
 		# warm: untimed sessions build indexes and fill the caches (more
 		# than one: on a fresh VM the first touch of each memory page the
 		# guest hands out is a host fault, and that is not the server's)
@@ -624,6 +740,7 @@ sc_bigbox() {
 			done
 		done
 		# cold: server restarted, its index deleted, page/dentry caches dropped
+		[ $COLD = 1 ] || continue
 		for r in $(seq 1 $REPS); do
 			for s in $(order $r "${MAIN_SERVERS[@]}"); do
 				stop_server $s
@@ -653,10 +770,12 @@ gen_data || die "mail generation failed"
 make_users || die "creating mailboxes failed"
 make_passwords || die "hashing passwords failed"
 if [ $PREPARE = 1 ]; then log "data ready in $DATA"; exit 0; fi
+base_build || die "building the baseline $BASE_DESC failed"
 
 T_START=$EPOCHREALTIME
-log "servers: ${MAIN_SERVERS[*]} (+ ceilings ok, sf); reps $REPS, ${DUR}s + ${WARM}s warm-up; pin ${SRV_PIN[*]:-none} / ${GEN_PIN[*]:-none}; nofile $NOFILE"
-for s in "${MAIN_SERVERS[@]}" ok sf; do
+[ -n "$BASELINE" ] && log "base: $BASE_DESC ($BASE_BIN)"
+log "servers: ${MAIN_SERVERS[*]} (+ ceilings ${CEIL_SESSION[*]:-none} ${CEIL_RETR[*]}); reps $REPS, ${DUR}s + ${WARM}s warm-up; pin ${SRV_PIN[*]:-none} / ${GEN_PIN[*]:-none}; nofile $NOFILE"
+for s in "${MAIN_SERVERS[@]}" "${CEIL_SESSION[@]}" "${CEIL_RETR[@]}"; do
 	start_server $s || die "cannot start $s"
 done
 
@@ -674,7 +793,9 @@ MACHINE=$(printf '%s, %s cores, %s, kernel %s' \
     "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)" "$NCPU" \
     "Debian $(cat /etc/debian_version 2>/dev/null)" "$(uname -r)")
 $PY "$HERE/report.py" --raw "$RAW" --out "$OUT/results.json" --machine "$MACHINE" \
-    --dovecot "$DOVECOT_VERSION" --smoke $SMOKE --reps "$REPS" --duration "$DUR" || FAILED=$((FAILED + 1))
+    --dovecot "$DOVECOT_VERSION" --smoke $SMOKE --reps "$REPS" --duration "$DUR" \
+    ${BASELINE:+--base "$BASE_DESC" --tolerance "$TOLERANCE" --idle-limit "$IDLE_LIMIT"} \
+    || FAILED=$((FAILED + 1))
 cp "$RAW" "$OUT/raw.jsonl"
 
 [ $CMP_FAILED -gt 0 ] && log "note: $CMP_FAILED Dovecot run(s) did not complete (see the table)"
