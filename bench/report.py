@@ -232,9 +232,9 @@ def main():
     print("medians of %s run(s) x %s s; ratio > 1 = posuto better; session cells: rate (p50/p99 latency);"
           " loadgen CPU: posuto/dovecot/ceiling, SAT = load generator saturated" % (a.reps, a.duration))
     if with_base:
-        print("base = %s, run like posuto in the same repetitions; vs base > 1 = this posuto better"
-              " (signed change; per-repetition range); verdict: within %g%%, idle <= %g KiB/session"
-              % (a.base, a.tolerance, a.idle_limit))
+        print("base: %s -- run like posuto, in the same repetitions" % a.base)
+        print("vs base > 1 = posuto better (signed change; range of the per-repetition ratios);"
+              " verdict: within %g%%, idle <= %g KiB/session" % (a.tolerance, a.idle_limit))
     print(table)
     if errors:
         print("\nVERIFICATION ERRORS: %d (see run log)" % errors)
