@@ -99,6 +99,8 @@ def vs_base(row, higher, tol, idle_limit):
             out["verdict"] = "better %.1f%%" % (100 * (r - 1))
         else:
             out["verdict"] = "within %g%%" % tol
+        if len(reps) > 1 and min(reps) < 1 < max(reps) and not out["verdict"].startswith("within"):
+            out["verdict"] += ", reps disagree"   # some repetitions say the opposite
     if p.get("errors") or b.get("errors"):
         out["verdict"] += " (errors)"
     return out

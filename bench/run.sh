@@ -25,7 +25,7 @@
 #   --no-cold       bigbox: warm figures only (no cache dropping)
 #   --no-ceilings   no ok/sf ceiling servers
 #   --ab-quick      issue 10's four rows: --only session,retr,bigbox,idle
-#                   --session-clients 64 --retr-clients 16 --idle 1000
+#                   --session-clients 64 --retr-clients 16 --idle 10000
 #                   --big big100k --no-cold --no-ceilings
 #   --data DIR      generated mail (default /var/tmp/posuto-bench[-smoke])
 #   --keep          leave the servers' work directory for inspection
@@ -68,7 +68,7 @@ while [ $# -gt 0 ]; do
 	--no-cold) COLD=0 ;;
 	--no-ceilings) CEILINGS=0 ;;
 	--ab-quick)
-		ONLY=session,retr,bigbox,idle OPT_SESSION=64 OPT_RETR=16 OPT_IDLE=1000
+		ONLY=session,retr,bigbox,idle OPT_SESSION=64 OPT_RETR=16 OPT_IDLE=10000
 		OPT_BIG=big100k COLD=0 CEILINGS=0 ;;
 	-h|--help) sed -n '2,35p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
@@ -774,7 +774,9 @@ base_build || die "building the baseline $BASE_DESC failed"
 
 T_START=$EPOCHREALTIME
 [ -n "$BASELINE" ] && log "base: $BASE_DESC ($BASE_BIN)"
-log "servers: ${MAIN_SERVERS[*]} (+ ceilings ${CEIL_SESSION[*]:-none} ${CEIL_RETR[*]}); reps $REPS, ${DUR}s + ${WARM}s warm-up; pin ${SRV_PIN[*]:-none} / ${GEN_PIN[*]:-none}; nofile $NOFILE"
+CEIL_ALL="${CEIL_SESSION[*]} ${CEIL_RETR[*]}"
+[ $CEILINGS = 1 ] || CEIL_ALL=none
+log "servers: ${MAIN_SERVERS[*]} (+ ceilings $CEIL_ALL); reps $REPS, ${DUR}s + ${WARM}s warm-up; pin ${SRV_PIN[*]:-none} / ${GEN_PIN[*]:-none}; nofile $NOFILE"
 for s in "${MAIN_SERVERS[@]}" "${CEIL_SESSION[@]}" "${CEIL_RETR[@]}"; do
 	start_server $s || die "cannot start $s"
 done
