@@ -103,6 +103,14 @@ def vs_base(row, higher, tol, idle_limit):
             out["verdict"] += ", reps disagree"   # some repetitions say the opposite
     if p.get("errors") or b.get("errors"):
         out["verdict"] += " (errors)"
+    # Server CPU per unit of work (session, MB): on a shared machine a
+    # server that got less CPU is slower without being worse; this tells.
+    # Warm-up and window are the same for both, so they cancel.
+    out["cpu_per_unit"] = None
+    if higher:
+        pc, bc = p.get("cpu_per_unit"), b.get("cpu_per_unit")
+        if pc and bc:
+            out["cpu_per_unit"] = bc / pc
     return out
 
 
@@ -155,6 +163,10 @@ def main():
                 v = med([value(r, extra) for r in rs])
                 if v is not None:
                     ent[extra] = v
+            cpu = [r["server_cpu_s"] / value(r, mkey) for r in rs
+                   if r.get("server_cpu_s") and value(r, mkey)]
+            if cpu and a.base is not None:
+                ent["cpu_per_unit"] = med(cpu)
             row["servers"][srv] = ent
         p = row["servers"].get("posuto", {}).get("median")
         d = row["servers"].get("dovecot", {}).get("median")
@@ -176,7 +188,7 @@ def main():
     # ---- table
     with_base = a.base is not None
     if with_base:
-        hdr = ["scenario", "posuto", "base", "vs base (reps)", "verdict", "dovecot", "ratio",
+        hdr = ["scenario", "posuto", "base", "vs base (reps)", "verdict", "CPU/unit", "dovecot", "ratio",
                "ceiling(s)", "loadgen CPU p/b/d/c"]
     else:
         hdr = ["scenario", "posuto", "dovecot", "ratio", "ceiling(s)", "loadgen CPU p/d/c"]
@@ -218,7 +230,8 @@ def main():
         name = row["scenario"] + " [" + metric_of(row["scenario"])[3] + "]"
         if with_base:
             vb = row["vs_base"]
-            lines.append([name, cell("posuto"), cell("base"), vb["cell"], vb["verdict"],
+            cpu_u = "-" if vb["cpu_per_unit"] is None else "%.2fx" % vb["cpu_per_unit"]
+            lines.append([name, cell("posuto"), cell("base"), vb["cell"], vb["verdict"], cpu_u,
                           cell("dovecot"), ratio, ceiling, cpu])
         else:
             lines.append([name, cell("posuto"), cell("dovecot"), ratio, ceiling, cpu])
@@ -236,7 +249,9 @@ def main():
     if with_base:
         print("base: %s -- run like posuto, in the same repetitions" % a.base)
         print("vs base > 1 = posuto better (signed change; range of the per-repetition ratios);"
-              " verdict: within %g%%, idle <= %g KiB/session" % (a.tolerance, a.idle_limit))
+              " verdict: within %g%%, idle <= %g KiB/session;\n"
+              "CPU/unit: server CPU per session or MB, base/posuto (> 1 = posuto uses less;"
+              " a slower run with the same CPU/unit got less CPU)" % (a.tolerance, a.idle_limit))
     print(table)
     if errors:
         print("\nVERIFICATION ERRORS: %d (see run log)" % errors)
