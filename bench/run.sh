@@ -163,7 +163,8 @@ if [ -n "$BASELINE" ]; then
 		BASE_BIN=$(realpath "$BASELINE")
 		BASE_DESC="binary $BASE_BIN"
 	elif BASE_SHA=$(git -C "$REPO" rev-parse -q --verify "$BASELINE^{commit}" 2>/dev/null); then
-		BASE_BIN=$OUT/base/$BASE_SHA/posuto
+		# (the options are part of the key: a binary built otherwise is another)
+		BASE_BIN=$OUT/base/$BASE_SHA-$(printf %s "$BASE_MESON_OPTS" | cksum | cut -d' ' -f1)/posuto
 		BASE_DESC="$(git -C "$REPO" log -1 --format='%h %s' "$BASE_SHA")"
 	else
 		die "--baseline $BASELINE: neither an executable nor a git revision of $REPO"
