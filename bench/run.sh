@@ -70,7 +70,7 @@ while [ $# -gt 0 ]; do
 	--ab-quick)
 		ONLY=session,retr,bigbox,idle OPT_SESSION=64 OPT_RETR=16 OPT_IDLE=10000
 		OPT_BIG=big100k COLD=0 CEILINGS=0 ;;
-	-h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,33p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
