@@ -1,4 +1,4 @@
-/* main.c - command line: serve, check-config, hash, doctor. */
+/* main.c - command line: serve, check-config, hash, doctor, deliver. */
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -8,6 +8,7 @@
 #include "auth/userdb.h"
 #include "config/config.h"
 #include "daemon/cmd_doctor.h"
+#include "daemon/cmd_deliver.h"
 #include "daemon/cmd_hash.h"
 #include "daemon/server.h"
 #include "lib/log.h"
@@ -30,6 +31,8 @@ usage(FILE *f)
 	    "       posuto check-config [-c FILE]\n"
 	    "       posuto hash [--scheme SCHEME]\n"
 	    "       posuto doctor [-c FILE] [--postfix-config DIR] [USER]\n"
+	    "       posuto deliver [-c FILE] [-f SENDER] [-a ADDRESS] "
+	    "RECIPIENT...\n"
 	    "       posuto --version | --help\n"
 	    "\n"
 	    "  serve         run the POP3 server in the foreground, logging to\n"
@@ -53,6 +56,9 @@ usage(FILE *f)
 	    "                DIR for another main.cf) and whether posuto reads\n"
 	    "                the same place; the TLS certificate's expiry; exit 1\n"
 	    "                if a finding is an ERROR\n"
+	    "  deliver       store the message on stdin in each RECIPIENT's\n"
+	    "                mailbox (an MTA's delivery agent); -f envelope\n"
+	    "                sender, -a address for Delivered-To; sysexits\n"
 	    "\n"
 	    "  -c, --config FILE   configuration file (default %s)\n"
 	    "\n"
@@ -193,6 +199,8 @@ main(int argc, char **argv)
 		return cmd_hash(argc - 1, argv + 1);
 	if (strcmp(argv[1], "doctor") == 0)
 		return cmd_doctor(argc - 1, argv + 1, DEFAULT_CONFIG);
+	if (strcmp(argv[1], "deliver") == 0)
+		return cmd_deliver(argc - 1, argv + 1, DEFAULT_CONFIG);
 	fprintf(stderr, "posuto: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return EXIT_USAGE;
