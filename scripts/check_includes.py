@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The module graph, enforced on #include lines (make check runs this).
 
-    daemon -> pop3, smtp -> net, auth, store -> config -> lib
+    daemon -> pop3, smtp, deliver -> net, auth, store -> config -> lib
+    (deliver, the delivery core, uses auth and store only; LMTP may use it)
 
 A file under src/<module>/ may include headers of its own module and of the
 modules below it (transitively); net, auth and store never include one
@@ -24,8 +25,10 @@ ALLOWED = {
     "store": {"config", "lib"},
     "net": {"config", "lib"},
     "pop3": {"net", "auth", "store", "config", "lib"},
-    "smtp": {"net", "auth", "store", "config", "lib"},
-    "daemon": {"pop3", "smtp", "net", "auth", "store", "config", "lib"},
+    "smtp": {"net", "auth", "store", "config", "lib", "deliver"},
+    "deliver": {"auth", "store", "config", "lib"},
+    "daemon": {"pop3", "smtp", "deliver", "net", "auth", "store", "config",
+               "lib"},
 }
 
 # System headers only one module may include.

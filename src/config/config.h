@@ -109,6 +109,8 @@ struct posuto_config {
 					 * driver name (store.h), or "auto"
 					 * (the default) */
 	unsigned wire_cache_min_size;	/* WireCacheMinSize; 0 = no wire cache */
+	char *mbox_state_dir;		/* MboxStateDirectory: mbox side files;
+					 * NULL = next to each mbox */
 
 	enum log_level log_level;	/* LogLevel */
 	char *run_as_user;		/* RunAsUser; NULL = stay as started */

@@ -155,7 +155,7 @@ config_template_uses_home(const char *tmpl)
  * test_store_contract.c checks they agree) and "auto".  Kept as given:
  * the store resolves it, case-insensitively. */
 static const char *const mbox_format_names[] = {
-	"auto", "maildir", "emldir", NULL,
+	"auto", "maildir", "emldir", "mbox", NULL,
 };
 
 static bool
@@ -164,7 +164,8 @@ mailbox_format_valid(const char *s, const char **why_r)
 	for (size_t i = 0; mbox_format_names[i] != NULL; i++)
 		if (ascii_caseeq(s, mbox_format_names[i]))
 			return true;
-	*why_r = "must be one of \"auto\", \"maildir\", \"emldir\"";
+	*why_r = "must be one of \"auto\", \"maildir\", \"emldir\", "
+	    "\"mbox\"";
 	return false;
 }
 
@@ -846,6 +847,8 @@ static const struct config_setting server_rows[] = {
 	  .offset = SRV(cfg.mailbox_template) },
 	{ .key = "MailboxFormat", .kind = CONFIG_STRING, .offset = SRV(cfg.format),
 	  .def_str = "auto", .check = mailbox_format_valid },
+	{ .key = "MboxStateDirectory", .kind = CONFIG_PATH,
+	  .offset = SRV(cfg.mbox_state_dir) },
 	{ .key = "WireCacheMinSize", .kind = CONFIG_UINT,
 	  .offset = SRV(cfg.wire_cache_min_size), .min = 0,
 	  .max = 1024 * 1024 * 1024, .def_int = WIRE_CACHE_DEFAULT_MIN_SIZE },

@@ -1,4 +1,4 @@
-/* main.c - command line: serve, check-config, hash, doctor, user. */
+/* main.c - command line: serve, check-config, hash, doctor, user, deliver. */
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -8,6 +8,7 @@
 #include "auth/userdb.h"
 #include "config/config.h"
 #include "daemon/cmd_doctor.h"
+#include "daemon/cmd_deliver.h"
 #include "daemon/cmd_hash.h"
 #include "daemon/cmd_user.h"
 #include "daemon/server.h"
@@ -32,6 +33,8 @@ usage(FILE *f)
 	    "       posuto hash [--scheme SCHEME]\n"
 	    "       posuto doctor [-c FILE] [--postfix-config DIR] [USER]\n"
 	    "       posuto user add|passwd|del|apop NAME | list [-c FILE] ...\n"
+	    "       posuto deliver [-c FILE] [-f SENDER] [-a ADDRESS] "
+	    "RECIPIENT...\n"
 	    "       posuto --version | --help\n"
 	    "\n"
 	    "  serve         run the POP3 server in the foreground, logging to\n"
@@ -58,6 +61,9 @@ usage(FILE *f)
 	    "  user          add, change (passwd, apop), remove (del) and list\n"
 	    "                users in the config or its passwd-file; a running\n"
 	    "                server picks the change up (posuto user --help)\n"
+	    "  deliver       store the message on stdin in each RECIPIENT's\n"
+	    "                mailbox (an MTA's delivery agent); -f envelope\n"
+	    "                sender, -a address for Delivered-To; sysexits\n"
 	    "\n"
 	    "  -c, --config FILE   configuration file (default %s)\n"
 	    "\n"
@@ -200,6 +206,8 @@ main(int argc, char **argv)
 		return cmd_doctor(argc - 1, argv + 1, DEFAULT_CONFIG);
 	if (strcmp(argv[1], "user") == 0)
 		return cmd_user(argc - 1, argv + 1, DEFAULT_CONFIG);
+	if (strcmp(argv[1], "deliver") == 0)
+		return cmd_deliver(argc - 1, argv + 1, DEFAULT_CONFIG);
 	fprintf(stderr, "posuto: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return EXIT_USAGE;

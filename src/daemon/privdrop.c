@@ -65,3 +65,28 @@ privdrop_to(const char *user, char *err, size_t errsz)
 	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 	return 0;
 }
+
+int
+privdrop_to_ids(uid_t uid, gid_t gid, char *err, size_t errsz)
+{
+	uid_t ruid, euid, suid;
+	gid_t rgid, egid, sgid;
+
+	if (setgroups(1, &gid) != 0 || setresgid(gid, gid, gid) != 0 ||
+	    setresuid(uid, uid, uid) != 0) {
+		snprintf(err, errsz, "cannot switch to uid %lu gid %lu: %s",
+		    (unsigned long)uid, (unsigned long)gid, strerror(errno));
+		return -1;
+	}
+	if (getresuid(&ruid, &euid, &suid) != 0 ||
+	    getresgid(&rgid, &egid, &sgid) != 0 ||
+	    ruid != uid || euid != uid || suid != uid ||
+	    rgid != gid || egid != gid || sgid != gid ||
+	    (uid != 0 && setuid(0) == 0)) {
+		snprintf(err, errsz, "privilege drop to uid %lu did not hold",
+		    (unsigned long)uid);
+		return -1;
+	}
+	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	return 0;
+}

@@ -89,6 +89,7 @@ server_apply_params(struct server *srv)
 	/* checked by server_load_runtime() */
 	(void)sasl_mechs_from_config(cfg, &p->sasl_mechs, NULL);
 	store_wire_configure(cfg->wire_cache_min_size);
+	store_mbox_configure(cfg->mbox_state_dir);
 	log_set_level(cfg->log_level);
 	if (cfg->hostname != NULL)
 		snprintf(srv->env.hostname, sizeof(srv->env.hostname), "%s",

@@ -602,13 +602,14 @@ struct mbox_reader {
 	unsigned char fin[WIRE_ENC_FINISH_MAX];
 	size_t fin_pos, fin_len;
 	bool raw_done;		/* all raw bytes read and un-quoted */
+	bool stored;		/* give the un-quoted stored bytes, no wire form */
 	bool verified;
 	bool failed;
 };
 
-enum mbox_status
-mbox_msg_reader_open(struct mbox *mb, uint32_t idx, long long body_lines,
-    struct mbox_reader **r_r)
+static enum mbox_status
+mbox_reader_open(struct mbox *mb, uint32_t idx, long long body_lines,
+    bool stored, struct mbox_reader **r_r)
 {
 	const struct mbox_msg *m = &mb->msgs[idx];
 	struct mbox_reader *r;
@@ -635,8 +636,23 @@ mbox_msg_reader_open(struct mbox *mb, uint32_t idx, long long body_lines,
 		abort();
 	mbox_unquote_init(&r->uq);
 	wire_enc_init(&r->we, body_lines);
+	r->stored = stored;
 	*r_r = r;
 	return MBOX_OK;
+}
+
+enum mbox_status
+mbox_msg_reader_open(struct mbox *mb, uint32_t idx, long long body_lines,
+    struct mbox_reader **r_r)
+{
+	return mbox_reader_open(mb, idx, body_lines, false, r_r);
+}
+
+enum mbox_status
+mbox_msg_reader_open_stored(struct mbox *mb, uint32_t idx,
+    struct mbox_reader **r_r)
+{
+	return mbox_reader_open(mb, idx, -1, true, r_r);
 }
 
 /* Refills unq[] from the file; at the end checks the digest. */
@@ -694,6 +710,8 @@ mbox_msg_reader_read(struct mbox_reader *r, void *buf, size_t len)
 			continue;
 		}
 		if (r->unq_pos == r->unq_len) {
+			if (r->raw_done && r->stored)
+				break;	/* verified: 0 may be returned */
 			if (r->raw_done) {
 				/* all verified: the terminator may go out */
 				r->fin_len = wire_enc_finish(&r->we, r->fin);
@@ -703,6 +721,16 @@ mbox_msg_reader_read(struct mbox_reader *r, void *buf, size_t len)
 				r->failed = true;
 				return -1;
 			}
+			continue;
+		}
+		if (r->stored) {
+			size_t k = r->unq_len - r->unq_pos;
+
+			if (k > len - done)
+				k = len - done;
+			memcpy(o + done, r->unq + r->unq_pos, k);
+			r->unq_pos += k;
+			done += k;
 			continue;
 		}
 		if (wire_enc_done(&r->we)) {

@@ -84,6 +84,11 @@ uint64_t mbox_bytes_parsed(const struct mbox *mb);
 struct mbox_reader;
 enum mbox_status mbox_msg_reader_open(struct mbox *mb, uint32_t idx,
     long long body_lines, struct mbox_reader **r_r);
+/* The same reader giving the message's stored bytes un-quoted (no CRLF,
+ * no stuffing, no terminator): what store.h's msg_reader_read() gives;
+ * 0 only once the digest matched. */
+enum mbox_status mbox_msg_reader_open_stored(struct mbox *mb, uint32_t idx,
+    struct mbox_reader **r_r);
 ssize_t mbox_msg_reader_read(struct mbox_reader *r, void *buf, size_t len);
 void mbox_msg_reader_close(struct mbox_reader **r);
 

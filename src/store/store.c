@@ -17,6 +17,7 @@
 const struct store_driver *const store_drivers[] = {
 	&store_driver_maildir,
 	&store_driver_emldir,
+	&store_driver_mbox,
 	NULL,
 };
 
@@ -228,6 +229,23 @@ store_deliver_begin(const char *location, const char *user,
 		return STORE_PERM;
 	}
 	return drv->deliver_begin(drv, path, user, d_r, err, errsz);
+}
+
+bool
+store_location_lf(const char *location)
+{
+	const struct store_driver *drv;
+	const char *path;
+
+	drv = store_location_driver(location, &path, NULL, 0);
+	return drv != NULL && drv->lf_store;
+}
+
+void
+store_deliver_set_sender(struct store_delivery *d, const char *sender)
+{
+	if (d->drv->deliver_sender != NULL)
+		d->drv->deliver_sender(d, sender);
 }
 
 enum store_status

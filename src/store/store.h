@@ -1,9 +1,10 @@
 /*
  * store.h - the mailbox interface the protocols and the daemon use; the
- * store drivers (maildir, emldir; later mbox, SQL) sit behind it and are
+ * store drivers (maildir, emldir, mbox; later SQL) sit behind it and are
  * chosen by a location string (store_driver.h):
  *
  *   maildir:/var/mail/u/Maildir   emldir:/srv/jdx/u   auto:/srv/mail/u
+ *   mbox:/var/mail/u  (store_mbox.c: one mbox file, docs/mbox.md)
  *
  * "auto:" takes maildir for a directory holding cur/ new/ tmp/ (or none
  * yet), emldir for any other.  Locations reach the store already
@@ -135,6 +136,14 @@ void msg_reader_close(struct msg_reader **r);
  * time (SIGHUP).
  */
 void store_wire_configure(uint64_t min_size);
+/*
+ * mbox: where the side files of each mbox go (index, expunge journal):
+ * NULL or "" = next to the mbox ("/var/mail/bob.posuto-index"), else
+ * "<state_dir>/bob-<hash of the path>.posuto-index".  Every process
+ * using an mbox must use the same setting (the journal must be found).
+ * Call before any mailbox is opened.
+ */
+void store_mbox_configure(const char *state_dir);
 struct store_wire_job;
 /*
  * After mailbox_msg_open(): a job that writes the copy of r's message,
@@ -211,6 +220,12 @@ void mailbox_close(struct mailbox **mb);
  */
 enum store_status store_deliver_begin(const char *location, const char *user,
     struct store_delivery **d_r, char *err, size_t errsz);
+/* The envelope sender, for a store that records it (mbox: the From_
+ * line; NULL or "" = MAILER-DAEMON); before commit; others ignore it. */
+void store_deliver_set_sender(struct store_delivery *d, const char *sender);
+/* True if the store at location keeps LF line ends (mbox), so a delivery
+ * agent should write LF, not CRLF; false for an invalid location. */
+bool store_location_lf(const char *location);
 enum store_status store_deliver_write(struct store_delivery *d,
     const void *buf, size_t len);
 enum store_status store_deliver_commit(struct store_delivery **d, char *id,

@@ -42,6 +42,9 @@ struct store_driver {
 	/* Filesystem drivers: the engine's plug-in (store_int.h); NULL for
 	 * a driver that is not a directory of files. */
 	const struct store_ops *fs;
+	/* Stores LF line ends (mbox: other mail programs read the file);
+	 * a delivery agent converts to that instead of CRLF. */
+	bool lf_store;
 	/* The snapshot calls of store.h, same contracts.  path is the
 	 * location without its prefix; user is for drivers that look the
 	 * mailbox up by name (SQL) and for messages. */
@@ -78,6 +81,8 @@ struct store_driver {
 	enum store_status (*deliver_begin)(const struct store_driver *drv,
 	    const char *path, const char *user, struct store_delivery **d_r,
 	    char *err, size_t errsz);
+	/* NULL: the store keeps no envelope sender */
+	void (*deliver_sender)(struct store_delivery *d, const char *sender);
 	enum store_status (*deliver_write)(struct store_delivery *d,
 	    const void *buf, size_t len);
 	enum store_status (*deliver_commit)(struct store_delivery *d,
@@ -89,6 +94,7 @@ struct store_driver {
 extern const struct store_driver *const store_drivers[];
 extern const struct store_driver store_driver_maildir;
 extern const struct store_driver store_driver_emldir;
+extern const struct store_driver store_driver_mbox;
 /* "auto:" (store_fs.c): maildir for a directory holding cur/ new/ tmp/
  * (or nothing yet), else emldir, decided on the root the open needs
  * anyway.  Not in the table: it is no store of its own. */

@@ -546,9 +546,11 @@ test_port_and_types(void **state)
 	    "false), got a string");
 	assert_int_equal(load_line4("\"MaxConnections\": -1"), -1);
 	expect_line("@:4:23: Pop3Server.MaxConnections: -1 is out of range");
-	assert_int_equal(load_line4("\"MailboxFormat\": \"mbox\""), -1);
+	assert_int_equal(load_line4("\"MailboxFormat\": \"mboxcl2\""), -1);
 	expect_line("@:4:22: Pop3Server.MailboxFormat: must be one of \"auto\", "
-	    "\"maildir\", \"emldir\"");
+	    "\"maildir\", \"emldir\", \"mbox\"");
+	assert_int_equal(load_line4("\"MailboxFormat\": \"mbox\""), 0);
+	config_free(&cfg);
 	assert_int_equal(load_line4("\"MailboxPath\": \"/m/%x\""), -1);
 	expect_line("@:4:20: Pop3Server.MailboxPath: unknown %%-sequence");
 	assert_int_equal(load_line4("\"MailboxPath\": \"/m/%\""), -1);

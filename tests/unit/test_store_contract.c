@@ -38,6 +38,10 @@ struct contract_driver {
 	const char *name;
 	/* An empty mailbox location inside the existing directory dir. */
 	void (*make_empty)(const char *dir, char *loc, size_t locsz);
+	/* The format cannot keep a message without a final newline
+	 * (mbox: the blank line before the next From_ ends it): it is
+	 * read back with "\n" added. */
+	bool adds_final_newline;
 };
 
 static void
@@ -57,10 +61,18 @@ emldir_empty(const char *dir, char *loc, size_t locsz)
 	(void)snprintf(loc, locsz, "emldir:%s", p);
 }
 
+static void
+mbox_empty(const char *dir, char *loc, size_t locsz)
+{
+	/* a spool file not there yet, as /var/mail/u before the first mail */
+	(void)snprintf(loc, locsz, "mbox:%s/user", dir);
+}
+
 static const struct contract_driver contract_drivers[] = {
-	{ "maildir", maildir_empty },
-	{ "emldir", emldir_empty },
-	{ NULL, NULL },
+	{ "maildir", maildir_empty, false },
+	{ "emldir", emldir_empty, false },
+	{ "mbox", mbox_empty, true },
+	{ NULL, NULL, false },
 };
 
 /* --- per-test state -------------------------------------------------- */
@@ -143,9 +155,27 @@ deliver(const char *loc, const char *msg, size_t len)
 	return strdup(id);
 }
 
+static char *make_msg_as_sent(unsigned n, size_t *len_r);
+
+/* Message n as the current driver gives it back. */
+static char *
+make_msg_stored(unsigned n, size_t *len_r)
+{
+	char *m = make_msg_as_sent(n, len_r);
+
+	if (current != NULL && current->adds_final_newline &&
+	    (*len_r == 0 || m[*len_r - 1] != '\n')) {
+		m = realloc(m, *len_r + 2);
+		assert_non_null(m);
+		m[(*len_r)++] = '\n';
+		m[*len_r] = '\0';
+	}
+	return m;
+}
+
 /* Message number n, with one of a few line-ending styles. */
 static char *
-make_msg(unsigned n, size_t *len_r)
+make_msg_as_sent(unsigned n, size_t *len_r)
 {
 	char *m = NULL;
 	int len;
@@ -174,7 +204,7 @@ deliver_n(const struct fx *fx, unsigned first, unsigned n)
 {
 	for (unsigned i = first; i < first + n; i++) {
 		size_t len;
-		char *m = make_msg(i, &len);
+		char *m = make_msg_as_sent(i, &len);
 
 		free(deliver(fx->loc, m, len));
 		free(m);
@@ -269,7 +299,7 @@ test_sizes_are_wire_octets(void **state)
 	for (uint32_t i = 0; i < 6; i++) {
 		size_t len, olen;
 		char *buf = read_msg(mb, i, &len);
-		char *orig = make_msg(msg_number(buf, len), &olen);
+		char *orig = make_msg_stored(msg_number(buf, len), &olen);
 		struct msg_reader *r;
 		off_t off, wlen;
 		int fd;
@@ -452,7 +482,7 @@ test_partial_delivery_invisible(void **state)
 	pid_t pid;
 	int status;
 	size_t len;
-	char *m = make_msg(7, &len);
+	char *m = make_msg_as_sent(7, &len);
 
 	deliver_n(fx, 0, 1);
 	assert_int_equal(store_deliver_begin(fx->loc, "user", &d, NULL, 0),
@@ -553,7 +583,7 @@ test_crash_during_commit(void **state)
 			assert_false(gone[num]);	/* no resurrection */
 			assert_false(seen[num]);	/* no duplicate */
 			seen[num] = true;
-			orig = make_msg(num, &olen);
+			orig = make_msg_stored(num, &olen);
 			assert_int_equal(len, olen);	/* intact */
 			assert_memory_equal(buf, orig, len);
 			free(orig);
@@ -633,7 +663,8 @@ test_every_driver_has_a_fixture(void **state)
 	assert_non_null(store_driver_find("Maildir"));
 	assert_non_null(store_driver_find("emldir"));
 	assert_null(store_driver_find("auto"));
-	assert_null(store_driver_find("mbox"));
+	assert_non_null(store_driver_find("mbox"));
+	assert_null(store_driver_find("mboxrd"));
 }
 
 static void

@@ -1,0 +1,275 @@
+"""posuto deliver (issue 11): exit codes, trace headers, CRLF files with
+,S= and ,W=, several recipients, mbox, privilege drop, disk full, kill -9
+and 1,000 parallel deliveries against a popping client."""
+
+import concurrent.futures
+import os
+import pathlib
+import poplib
+import random
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from posuto_testlib import Maildir, base_config, free_port, posuto_bin, write_config
+
+PW = "{PLAIN}secret"
+
+
+def cfg_for(tmp, users, **extra):
+    c = base_config(free_port(), tmp / "mail", users=[
+        dict({"UserName": u, "Password": PW}, **kw) for u, kw in users.items()],
+        **extra)
+    return write_config(tmp / "posuto.json", c)
+
+
+def deliver(conf, rcpts, data, sender=None, env=None, extra=()):
+    args = [posuto_bin(), "deliver", "-c", conf, *extra]
+    if sender is not None:
+        args += ["-f", sender]
+    e = dict(os.environ)
+    e.pop("SENDER", None)
+    e.update(env or {})
+    p = subprocess.run(args + list(rcpts), input=data, capture_output=True,
+                       timeout=60, env=e)
+    return p.returncode, p.stderr.decode(errors="replace")
+
+
+def pop_all(port, user, dele=False):
+    c = poplib.POP3("127.0.0.1", port, timeout=30)
+    c.user(user)
+    c.pass_("secret")
+    n = len(c.list()[1])
+    out = []
+    for i in range(1, n + 1):
+        resp, lines, octets = c.retr(i)
+        out.append(b"\r\n".join(lines) + b"\r\n")
+        if dele:
+            c.dele(i)
+    c.quit()
+    return out
+
+
+MSG = (b"From sender@example.org Mon Jan  1 00:00:00 2024\n"
+       b"From: a@example.org\nSubject: hi\nMessage-ID: <1@t>\n\nbody\nline 2\n")
+
+
+def test_maildir_crlf_sizes_and_trace_headers(tmp_path):
+    conf = cfg_for(tmp_path, {"bob": {}}, MailboxFormat="maildir")
+    (tmp_path / "mail" / "bob").mkdir(parents=True)
+    rc, err = deliver(conf, ["bob@example.com"], MSG, sender="s@example.org")
+    assert rc == 0, err
+    files = list((tmp_path / "mail" / "bob" / "new").iterdir())
+    assert len(files) == 1
+    data = files[0].read_bytes()
+    # the From_ line went, trace headers came, every line end is CRLF
+    assert data == (b"Return-Path: <s@example.org>\r\nDelivered-To: <bob@example.com>\r\n"
+                    b"From: a@example.org\r\nSubject: hi\r\nMessage-ID: <1@t>\r\n\r\n"
+                    b"body\r\nline 2\r\n")
+    m = re.search(r",S=(\d+),W=(\d+)", files[0].name)
+    assert m and int(m.group(1)) == int(m.group(2)) == len(data)
+    # a '.' line: stored right, not claimed as wire form
+    rc, err = deliver(conf, ["bob"], b"Subject: d\n\n.dot\n")
+    assert rc == 0, err
+    names = sorted(f.name for f in (tmp_path / "mail" / "bob" / "new").iterdir())
+    assert sum(",W=" in n for n in names) == 1
+
+
+def test_sender_from_env_and_default(tmp_path):
+    conf = cfg_for(tmp_path, {"bob": {}}, MailboxFormat="maildir")
+    (tmp_path / "mail" / "bob").mkdir(parents=True)
+    assert deliver(conf, ["bob"], b"S: 1\n\nx\n", env={"SENDER": "env@x.org"})[0] == 0
+    assert deliver(conf, ["bob"], b"S: 2\n\nx\n")[0] == 0
+    got = sorted(f.read_bytes() for f in (tmp_path / "mail" / "bob" / "new").iterdir())
+    heads = sorted(g.split(b"\r\n")[0] for g in got)
+    assert heads == [b"Return-Path: <>", b"Return-Path: <env@x.org>"]
+    # -a names Delivered-To
+    assert deliver(conf, ["bob"], b"S: 3\n\nx\n", extra=["-a", "Bob@Example.COM"])[0] == 0
+    assert any(b"Delivered-To: <Bob@Example.COM>\r\n" in f.read_bytes()
+               for f in (tmp_path / "mail" / "bob" / "new").iterdir())
+
+
+@pytest.mark.parametrize("rcpts,expect,stored", [
+    (["nosuch"], 67, []),
+    (["bob", "nosuch"], 67, ["bob"]),
+    (["bob+ext@example.com", "alice@example.com"], 0, ["bob", "alice"]),
+    (["../bob"], 67, []),
+    (["bob/new"], 67, []),
+])
+def test_recipients(tmp_path, rcpts, expect, stored):
+    conf = cfg_for(tmp_path, {"bob": {}, "alice": {}}, MailboxFormat="maildir")
+    for u in ("bob", "alice"):
+        (tmp_path / "mail" / u).mkdir(parents=True)
+    rc, err = deliver(conf, rcpts, b"Subject: r\n\nx\n")
+    assert rc == expect, err
+    for u in ("bob", "alice"):
+        new = tmp_path / "mail" / u / "new"
+        n = len(list(new.iterdir())) if new.exists() else 0
+        assert n == (1 if u in stored else 0), u
+
+
+@pytest.mark.parametrize("data,expect", [
+    (b"", 65), (b"Subject: x\n\na\0b\n", 65), (b"From only the From_ line\n", 65)])
+def test_malformed(tmp_path, data, expect):
+    conf = cfg_for(tmp_path, {"bob": {}}, MailboxFormat="maildir")
+    (tmp_path / "mail" / "bob").mkdir(parents=True)
+    assert deliver(conf, ["bob"], data)[0] == expect
+    assert not (tmp_path / "mail" / "bob" / "new").exists() or \
+        not list((tmp_path / "mail" / "bob" / "new").iterdir())
+
+
+def test_usage_and_bad_sender(tmp_path):
+    conf = cfg_for(tmp_path, {"bob": {}})
+    assert deliver(conf, [], b"x\n")[0] == 64
+    assert deliver(conf, ["bob"], b"x\n", sender="a\r\nX-Evil: 1")[0] == 64
+    assert deliver(str(tmp_path / "missing.json"), ["bob"], b"x\n")[0] == 78
+
+
+def test_mbox_delivery_read_by_pop3(tmp_path, servers):
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    (spool / "bob").touch()
+    users = [{"UserName": "bob", "Password": PW, "MailboxFormat": "mbox",
+              "MailboxPath": str(spool / "%u")}]
+    cfg = servers.config(users=users, MboxStateDirectory=str(tmp_path / "state"))
+    (tmp_path / "state").mkdir()
+    conf = write_config(tmp_path / "d.json", cfg)
+    body = b"Subject: m\n\nFrom the start\n>From quoted\n.dot\n"
+    for i in range(3):
+        rc, err = deliver(conf, ["bob"], b"Message-ID: <%d@m>\n" % i + body,
+                          sender="s@x.org")
+        assert rc == 0, err
+    raw = (spool / "bob").read_bytes()
+    assert raw.count(b"\nFrom s@x.org  ") + raw.startswith(b"From s@x.org  ") == 3
+    assert b"\r" not in raw and b"\n>From the start\n>>From quoted\n" in raw
+    assert not list(spool.glob("*.posuto-*"))      # side files in the state dir
+    srv = servers.start(cfg)
+    got = pop_all(srv.port, "bob", dele=True)
+    assert len(got) == 3
+    for i, g in enumerate(got):
+        assert g == (b"Return-Path: <s@x.org>\r\nDelivered-To: <bob>\r\n"
+                     b"Message-ID: <%d@m>\r\nSubject: m\r\n\r\nFrom the start\r\n"
+                     b">From quoted\r\n.dot\r\n" % i)
+    assert pop_all(srv.port, "bob") == []
+    assert (spool / "bob").stat().st_size == 0
+
+
+def test_root_drops_to_mailbox_owner(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    top = pathlib.Path(tempfile.mkdtemp(prefix="posuto-own-", dir="/tmp"))
+    try:
+        os.chmod(top, 0o755)
+        box = top / "bob"
+        box.mkdir()
+        os.chown(box, 65534, 65534)
+        conf = cfg_for(tmp_path, {"bob": {"MailboxPath": str(box)}},
+                       MailboxFormat="maildir")
+        rc, err = deliver(conf, ["bob"], b"Subject: o\n\nx\n")
+        assert rc == 0, err
+        for p in [box / "new", box / "tmp", box / "cur"] + list((box / "new").iterdir()):
+            assert p.stat().st_uid == 65534, p
+        # a mailbox not there yet and no RunAsUser: never created as root
+        conf = cfg_for(tmp_path, {"bob": {"MailboxPath": str(top / "none")}},
+                       MailboxFormat="maildir")
+        assert deliver(conf, ["bob"], b"Subject: o\n\nx\n")[0] == 75
+        assert not (top / "none").exists()
+    finally:
+        shutil.rmtree(top)
+
+
+def test_disk_full_is_75_and_leaves_nothing(tmp_path):
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs")
+    try:
+        for fmt in ("maildir", "mbox"):
+            box = mnt / fmt
+            if fmt == "mbox":
+                box.touch()
+            else:
+                box.mkdir()
+            conf = cfg_for(tmp_path, {"bob": {"MailboxPath": str(box),
+                                              "MailboxFormat": fmt}})
+            big = b"Subject: big\n\n" + (b"x" * 70 + b"\n") * 8000
+            rc, err = deliver(conf, ["bob"], big)
+            assert rc == 75, err
+            if fmt == "mbox":
+                assert box.stat().st_size == 0
+            else:
+                assert [list((box / d).iterdir()) for d in ("new", "cur", "tmp")] == \
+                    [[], [], []]
+            # and a small one still goes in
+            assert deliver(conf, ["bob"], b"Subject: s\n\nx\n")[0] == 0
+    finally:
+        subprocess.run(["umount", str(mnt)])
+
+
+def test_kill9_never_leaves_partial_message(tmp_path, servers):
+    cfg = servers.config(users=[{"UserName": "bob", "Password": PW}],
+                         MailboxFormat="maildir")
+    conf = write_config(tmp_path / "d.json", cfg)
+    (tmp_path / "mail" / "bob").mkdir(parents=True)
+    body = b"Subject: k\n\n" + b"".join(b"line %06d\n" % i for i in range(60000))
+    rnd = random.Random(11)
+    complete = 0
+    for trial in range(25):
+        p = subprocess.Popen([posuto_bin(), "deliver", "-c", conf, "bob"],
+                             stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            p.stdin.write(body)
+            p.stdin.close()
+        except BrokenPipeError:
+            pass
+        time.sleep(rnd.random() * 0.05)
+        p.send_signal(signal.SIGKILL)
+        rc = p.wait(timeout=30)
+        complete += rc == 0
+    srv = servers.start(cfg)
+    got = pop_all(srv.port, "bob")
+    assert len(got) >= complete
+    want = (b"Return-Path: <>\r\nDelivered-To: <bob>\r\n" +
+            body.replace(b"\n", b"\r\n"))
+    for g in got:
+        assert g == want
+
+
+def test_1000_parallel_deliveries_while_popping(tmp_path, servers):
+    users = [{"UserName": "bob", "Password": PW}]
+    cfg = servers.config(users=users, MailboxFormat="maildir")
+    conf = write_config(tmp_path / "d.json", cfg)
+    (tmp_path / "mail" / "bob").mkdir(parents=True)
+    srv = servers.start(cfg)
+    N = 1000
+
+    def one(i):
+        return deliver(conf, ["bob"], b"Message-ID: <%d@par>\nSubject: p\n\nmsg %d\n" % (i, i))[0]
+
+    seen = []
+    with concurrent.futures.ThreadPoolExecutor(32) as ex:
+        futs = [ex.submit(one, i) for i in range(N)]
+        for _ in range(2000):
+            try:
+                seen += pop_all(srv.port, "bob", dele=True)
+            except poplib.error_proto as e:
+                assert b"IN-USE" in str(e).encode() or "in use" in str(e).lower(), e
+            if all(f.done() for f in futs):
+                break
+            time.sleep(0.05)
+        codes = [f.result() for f in futs]
+    assert codes == [0] * N
+    for _ in range(20):
+        try:
+            seen += pop_all(srv.port, "bob", dele=True)
+            break
+        except poplib.error_proto:
+            time.sleep(0.2)
+    ids = [int(re.search(rb"Message-ID: <(\d+)@par>", m).group(1)) for m in seen]
+    assert sorted(ids) == list(range(N))
