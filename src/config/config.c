@@ -39,6 +39,8 @@ static const char *const config_where_keys[] = {
 	"Pop3Server.Tls.Ciphers",
 	"Pop3Server.Tls.CipherSuites",
 	"Pop3Server.Tls.MinVersion",
+	"Pop3Server.Sql",
+	"Pop3Server.Sql.PasswordFile",
 };
 #define CONFIG_N_WHERE \
 	(sizeof(config_where_keys) / sizeof(config_where_keys[0]))

@@ -10,6 +10,7 @@
 #include "daemon/cmd_doctor.h"
 #include "daemon/cmd_hash.h"
 #include "daemon/cmd_user.h"
+#include "daemon/cmd_sql.h"
 #include "daemon/server.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
@@ -32,6 +33,7 @@ usage(FILE *f)
 	    "       posuto hash [--scheme SCHEME]\n"
 	    "       posuto doctor [-c FILE] [--postfix-config DIR] [USER]\n"
 	    "       posuto user add|passwd|del|apop NAME | list [-c FILE] ...\n"
+	    "       posuto sql init | user add NAME  [-c FILE]  (posuto sql -h)\n"
 	    "       posuto --version | --help\n"
 	    "\n"
 	    "  serve         run the POP3 server in the foreground, logging to\n"
@@ -200,6 +202,8 @@ main(int argc, char **argv)
 		return cmd_doctor(argc - 1, argv + 1, DEFAULT_CONFIG);
 	if (strcmp(argv[1], "user") == 0)
 		return cmd_user(argc - 1, argv + 1, DEFAULT_CONFIG);
+	if (strcmp(argv[1], "sql") == 0)
+		return cmd_sql(argc - 1, argv + 1, DEFAULT_CONFIG);
 	fprintf(stderr, "posuto: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return EXIT_USAGE;
