@@ -230,6 +230,8 @@ sql_pool_exec(struct sql_pool *p, const char *stmt,
 {
 	enum sql_status st = SQL_ERR_CONN;
 
+	if (res_r != NULL)
+		*res_r = NULL;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		bool reused;
 		struct sql_conn *c = sql_pool_get(p, &reused, err, errsz);
