@@ -750,6 +750,7 @@ static const struct config_setting sql_rows[] = {
 	  .def_int = SQL_DRIVER_NONE },
 	{ .key = "Host", .kind = CONFIG_STRING, .offset = SQLF(host),
 	  .check = check_sql_word },
+	/* 0 (the default) is the driver's own default port. */
 	{ .key = "Port", .kind = CONFIG_UINT, .offset = SQLF(port),
 	  .min = 1, .max = 65535, .def_int = 0 },
 	{ .key = "Socket", .kind = CONFIG_PATH, .offset = SQLF(socket) },

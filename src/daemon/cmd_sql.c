@@ -2,6 +2,7 @@
  * cmd_sql.c - `posuto sql ...`: the schema and users of the sql userdb.
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +161,9 @@ cmd_sql(int argc, char **argv, const char *default_config)
 	bool user_add;
 	int ch;
 
+	/* A database that drops the connection must give an error, not
+	 * kill the command (libmariadb writes with plain send()). */
+	(void)signal(SIGPIPE, SIG_IGN);
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0)) {
 		usage(stdout);
