@@ -94,11 +94,13 @@ sql_source_free(struct userdb_source *src)
 			free_secret(su->u.apop_secret);
 			free(su->u.mailbox_path);
 			free(su->u.location);
+			free(su->u.format);
 			free(su);
 		}
 	}
 	free(src->cfg.mailbox_template);
 	free(src->cfg.mail_dir);
+	free(src->cfg.format);
 	free(src->cfg.path);
 	free(src->sql.host);
 	free(src->sql.socket);
@@ -123,7 +125,7 @@ sql_load(struct userdb_load_ctx *ctx)
 	src->cfg.path = dup_or_null(cfg->path);
 	src->cfg.mailbox_template = dup_or_null(cfg->mailbox_template);
 	src->cfg.mail_dir = dup_or_null(cfg->mail_dir);
-	src->cfg.format = cfg->format;
+	src->cfg.format = dup_or_null(cfg->format);
 	src->cfg.login_delay = cfg->login_delay;
 	src->cfg.expire_days = cfg->expire_days;
 	src->sql = cfg->sql;
@@ -185,49 +187,25 @@ user_same(const struct userdb_user *a, const struct userdb_user *b)
 	    str_eq(a->password, b->password) &&
 	    str_eq(a->apop_secret, b->apop_secret) &&
 	    str_eq(a->mailbox_path, b->mailbox_path) &&
-	    a->pub.format == b->pub.format &&
+	    str_eq(a->format, b->format) &&
 	    a->pub.login_delay == b->pub.login_delay &&
 	    a->pub.expire_days == b->pub.expire_days;
 }
 
-static const char *
-format_name(enum mbox_format f)
-{
-	switch (f) {
-	case MBOX_FORMAT_MAILDIR:
-		return "maildir";
-	case MBOX_FORMAT_EMLDIR:
-		return "emldir";
-	case MBOX_FORMAT_AUTO:
-		break;
-	}
-	return "auto";
-}
-
-/* A location column: "maildir:PATH", "emldir:PATH", "auto:PATH" or an
- * absolute PATH (MailboxFormat applies), taken as it is (no %-sequences:
- * the row names one user's mailbox).  False if unusable. */
+/* A location column: "FORMAT:PATH" (FORMAT a store driver name such as
+ * maildir, emldir, auto; the store judges it at open) or an absolute
+ * PATH (MailboxFormat applies), taken as it is (no %-sequences: the row
+ * names one user's mailbox).  False if unusable. */
 static bool
-set_location(struct userdb_user *u, const char *loc, enum mbox_format dflt)
+set_location(struct userdb_user *u, const char *loc, const char *dflt)
 {
-	static const struct {
-		const char *prefix;
-		enum mbox_format f;
-	} kinds[] = {
-		{ "maildir:", MBOX_FORMAT_MAILDIR },
-		{ "emldir:", MBOX_FORMAT_EMLDIR },
-		{ "auto:", MBOX_FORMAT_AUTO },
-	};
+	size_t n = strspn(loc, "abcdefghijklmnopqrstuvwxyz0123456789-");
 
-	u->pub.format = dflt;
-	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
-		size_t n = strlen(kinds[i].prefix);
-
-		if (strncmp(loc, kinds[i].prefix, n) == 0) {
-			u->pub.format = kinds[i].f;
-			loc += n;
-			break;
-		}
+	if (n > 0 && loc[n] == ':') {
+		u->format = xstrndup(loc, n);
+		loc += n + 1;
+	} else {
+		u->format = xstrdup(dflt);
 	}
 	if (loc[0] != '/' || strstr(loc, "/../") != NULL)
 		return false;
@@ -259,7 +237,6 @@ user_from_row(struct userdb_source *src, const struct sql_result *r,
 	uint32_t n;
 
 	u->pub.uid = u->pub.gid = USERDB_ID_NONE;
-	u->pub.format = src->cfg.format;
 	u->pub.login_delay = src->cfg.login_delay;
 	u->pub.expire_days = src->cfg.expire_days;
 	u->pub.cost_class = USERDB_NO_CLASS;
@@ -302,14 +279,16 @@ user_from_row(struct userdb_source *src, const struct sql_result *r,
 	}
 	if (loc != NULL && loc[0] != '\0') {
 		/* TPOPS's maildir column is a Maildir path. */
-		if (!set_location(u, loc, tpops ? MBOX_FORMAT_MAILDIR :
-		    src->cfg.format)) {
+		if (!set_location(u, loc, tpops ? "maildir" :
+		    src->cfg.format != NULL ? src->cfg.format : "auto")) {
 			*why_r = "location is not an absolute path";
 			return false;
 		}
 	} else {
 		struct userdb_load_ctx lctx = { .cfg = &src->cfg };
 
+		u->format = xstrdup(src->cfg.format != NULL ? src->cfg.format :
+		    "auto");
 		u->origin = src->origin;
 		if (!userdb_user_set_mailbox(&lctx, u, NULL)) {
 			u->origin = NULL;
@@ -319,8 +298,7 @@ user_from_row(struct userdb_source *src, const struct sql_result *r,
 		}
 		u->origin = NULL;
 	}
-	u->location = xasprintf("%s:%s", format_name(u->pub.format),
-	    u->mailbox_path);
+	u->location = xasprintf("%s:%s", u->format, u->mailbox_path);
 	return true;
 }
 
@@ -332,6 +310,7 @@ user_clear(struct userdb_user *u)
 	free_secret(u->apop_secret);
 	free(u->mailbox_path);
 	free(u->location);
+	free(u->format);
 	memset(u, 0, sizeof(*u));
 }
 
@@ -396,6 +375,7 @@ sql_lookup(struct userdb_source *src, const char *name,
 		su->u.pub.apop_secret = su->u.apop_secret;
 		su->u.pub.mailbox_path = su->u.mailbox_path;
 		su->u.pub.location = su->u.location;
+		su->u.pub.format = su->u.format;
 		su->u.pub.origin = src->origin;
 		/* Latest first, so the search above finds it. */
 		su->next = src->buckets[h];
