@@ -7,12 +7,13 @@ set -euo pipefail
 # the unit tests exist, so a build/ configured without it (by `make run`)
 # would have none for `make check`.
 build_pkgs="gcc make meson ninja-build pkg-config libevent-dev libjansson-dev
-  libssl-dev libcrypt-dev libargon2-dev liburing-dev openssl libcmocka-dev"
+  libssl-dev libcrypt-dev libargon2-dev liburing-dev openssl libcmocka-dev
+  libpq-dev libmariadb-dev"
 # make run: the clients its banner and README's quick start name.
 run_pkgs="$build_pkgs curl netcat-openbsd"
 check_pkgs="$build_pkgs clang libclang-rt-14-dev python3 python3-pytest python3-openssl
   curl fetchmail mpop perl gsasl dovecot-core dovecot-pop3d procps iproute2 ucspi-tcp
-  lockfile-progs postfix"
+  lockfile-progs postfix postgresql mariadb-server mariadb-client"
 bench_pkgs="$build_pkgs dovecot-pop3d dovecot-core python3 util-linux procps"
 
 case "${1:-build}" in

@@ -20,6 +20,7 @@
 static const struct userdb_driver *const userdb_drivers[] = {
 	&userdb_driver_static,
 	&userdb_driver_passwd_file,
+	&userdb_driver_sql,
 };
 #define USERDB_N_DRIVERS \
 	(sizeof(userdb_drivers) / sizeof(userdb_drivers[0]))
@@ -425,6 +426,8 @@ userdb_load(const struct posuto_config *cfg, FILE *errs)
 
 		if (p->drv->iterate != NULL)
 			(void)p->drv->iterate(p->src, collect_one, &cc);
+		if (p->drv->has_apop != NULL && p->drv->has_apop(p->src))
+			db->has_apop = true;
 	}
 	cost_classes(&ctx, db, cc.all, cc.n);
 	finish_policy(cfg, db, cc.all, cc.n);

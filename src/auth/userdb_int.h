@@ -61,11 +61,15 @@ struct userdb_driver {
 	 * then form no cost class of their own). */
 	bool (*iterate)(struct userdb_source *src, userdb_source_iter_fn *fn,
 	    void *arg);
+	/* Optional, for a driver that cannot iterate: true if its users
+	 * may have APOP secrets (the greeting then offers APOP). */
+	bool (*has_apop)(struct userdb_source *src);
 	void (*free)(struct userdb_source *src);
 };
 
 extern const struct userdb_driver userdb_driver_static;
 extern const struct userdb_driver userdb_driver_passwd_file;
+extern const struct userdb_driver userdb_driver_sql;
 
 /* The built-in driver called name, or NULL. */
 const struct userdb_driver *userdb_driver_find(const char *name);

@@ -39,6 +39,8 @@ static const char *const config_where_keys[] = {
 	"Pop3Server.Tls.Ciphers",
 	"Pop3Server.Tls.CipherSuites",
 	"Pop3Server.Tls.MinVersion",
+	"Pop3Server.Sql",
+	"Pop3Server.Sql.PasswordFile",
 };
 #define CONFIG_N_WHERE \
 	(sizeof(config_where_keys) / sizeof(config_where_keys[0]))
@@ -532,6 +534,9 @@ config_dump(const struct posuto_config *cfg, FILE *out)
 	    cfg->format != NULL)
 		json_object_set_new(srv, "MailboxLocation",
 		    config_location_json(cfg->format, cfg->mailbox_template));
+	/* Only an Sql object that is there: its defaults alone say nothing. */
+	if (cfg->sql.driver == SQL_DRIVER_NONE && srv != NULL)
+		(void)json_object_del(srv, "Sql");
 	if (json_dumpf(root, out, JSON_INDENT(2)) != 0)
 		log_warnx("config_dump: cannot write");
 	fputc('\n', out);

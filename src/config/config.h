@@ -76,6 +76,37 @@ struct tls_cfg {
 	char *min_version;	/* "TLSv1.2" (default) or "TLSv1.3" */
 };
 
+/* Sql {...}: users (and later mail) in PostgreSQL or MariaDB/MySQL;
+ * see docs/sql.md.  driver NONE: no Sql object. */
+enum sql_driver_kind {
+	SQL_DRIVER_NONE = 0,
+	SQL_DRIVER_PGSQL,	/* "pgsql": libpq */
+	SQL_DRIVER_MYSQL,	/* "mysql": libmariadb (MariaDB or MySQL) */
+};
+
+enum sql_schema_kind {
+	SQL_SCHEMA_POSUTO = 0,	/* posuto's own tables (posuto sql init) */
+	SQL_SCHEMA_TPOPS,	/* TPOPS 0.4's user/msg tables, as they are */
+};
+
+struct sql_cfg {
+	enum sql_driver_kind driver;	/* Driver */
+	char *host;		/* Host: name or address; NULL = Socket or
+				 * the client library's default */
+	unsigned port;		/* Port; 0 = the driver's default */
+	char *socket;		/* Socket: unix socket (mysql) or its
+				 * directory (pgsql) */
+	char *database;		/* Database */
+	char *user;		/* User; NULL = the library's default */
+	char *password_file;	/* PasswordFile: first line is the password */
+	enum sql_schema_kind schema;	/* Schema */
+	char *password_scheme;	/* PasswordScheme: for stored passwords
+				 * without "{SCHEME}"; NULL = none */
+	unsigned connect_timeout;	/* ConnectTimeOut, s */
+	unsigned query_timeout;		/* QueryTimeOut, s */
+	unsigned pool_size;		/* PoolSize: connections per process */
+};
+
 #define CONFIG_WHERE_MAX	16
 
 struct posuto_config {
@@ -136,6 +167,7 @@ struct posuto_config {
 					 * of the daemon's expiry job */
 
 	struct tls_cfg tls;		/* Tls {...} */
+	struct sql_cfg sql;		/* Sql {...} */
 
 	struct user_cfg *users;		/* Users[]: names unique (the static
 					 * userdb driver checks what they are) */

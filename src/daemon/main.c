@@ -11,6 +11,7 @@
 #include "daemon/cmd_deliver.h"
 #include "daemon/cmd_hash.h"
 #include "daemon/cmd_user.h"
+#include "daemon/cmd_sql.h"
 #include "daemon/server.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
@@ -35,6 +36,7 @@ usage(FILE *f)
 	    "       posuto user add|passwd|del|apop NAME | list [-c FILE] ...\n"
 	    "       posuto deliver [-c FILE] [-f SENDER] [-a ADDRESS] "
 	    "RECIPIENT...\n"
+	    "       posuto sql init | user add NAME  [-c FILE]  (posuto sql -h)\n"
 	    "       posuto --version | --help\n"
 	    "\n"
 	    "  serve         run the POP3 server in the foreground, logging to\n"
@@ -208,6 +210,8 @@ main(int argc, char **argv)
 		return cmd_user(argc - 1, argv + 1, DEFAULT_CONFIG);
 	if (strcmp(argv[1], "deliver") == 0)
 		return cmd_deliver(argc - 1, argv + 1, DEFAULT_CONFIG);
+	if (strcmp(argv[1], "sql") == 0)
+		return cmd_sql(argc - 1, argv + 1, DEFAULT_CONFIG);
 	fprintf(stderr, "posuto: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return EXIT_USAGE;

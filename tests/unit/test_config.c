@@ -346,7 +346,7 @@ test_defaults(void **state)
 	assert_int_equal(gethostname(host, sizeof(host)), 0);
 	host[sizeof(host) - 1] = '\0';
 	assert_string_equal(cfg->hostname, host);
-	expect_line("warning: @:1:16: Pop3Server: no Users and no PasswdFile");
+	expect_line("warning: @:1:16: Pop3Server: no Users, PasswdFile or Sql");
 }
 
 static void

@@ -364,7 +364,8 @@ test_drivers(void **state)
 	assert_string_equal(userdb_driver_find("static")->name, "static");
 	assert_string_equal(userdb_driver_find("passwd-file")->name,
 	    "passwd-file");
-	assert_null(userdb_driver_find("sql"));
+	assert_string_equal(userdb_driver_find("sql")->name, "sql");
+	assert_null(userdb_driver_find("ldap"));
 
 	cfg.passwd_file = write_file(
 	    "pf:{PLAIN}y:1001:1002::/home/pf::\n"

@@ -1,0 +1,259 @@
+/*
+ * sql_mysql.c - the MariaDB/MySQL driver (libmariadb, Connector/C).
+ *
+ * Every statement is a server-side prepared statement (mysql_stmt_*), so
+ * values travel in the binary protocol, never in the SQL text; the
+ * general log shows the text at "Prepare" with '?' in it.  The library's
+ * connect/read/write timeouts bound each step (seconds; see sql.h).
+ * Automatic reconnection stays off: a lost connection is an error the
+ * pool sees and replaces, never a silent new session that has lost its
+ * locks.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <errmsg.h>
+#include <mysql.h>
+
+#include "lib/xmalloc.h"
+#include "sql/sql.h"
+#include "sql/sql_int.h"
+
+struct my_conn {
+	struct sql_conn base;		/* first: see sql_int.h */
+	MYSQL *my;
+};
+
+static pthread_once_t my_once = PTHREAD_ONCE_INIT;
+static int my_init_rc;
+
+/* mysql_library_init() is not thread-safe; mysql_init() calls it when
+ * it was not, so do it once, first. */
+static void
+my_library_init(void)
+{
+	my_init_rc = mysql_library_init(0, NULL, NULL);
+}
+
+static void
+my_err(char *err, size_t errsz, const char *what, unsigned no,
+    const char *msg)
+{
+	(void)snprintf(err, errsz, "mysql %s: %s (%u)", what,
+	    msg != NULL && *msg != '\0' ? msg : "unknown error", no);
+	for (char *p = err; *p != '\0'; p++)
+		if (*p == '\n' || *p == '\r' || *p == '\t')
+			*p = ' ';
+}
+
+/* Client-side errors (2000..2999: lost, gone, out of sync, ...) leave
+ * the connection unusable; server errors are about the statement. */
+static enum sql_status
+my_status(unsigned no)
+{
+	return no >= 2000 && no < 3000 ? SQL_ERR_CONN : SQL_ERR_QUERY;
+}
+
+static struct sql_conn *
+my_connect(const struct sql_connect_info *ci, char *err, size_t errsz)
+{
+	const struct sql_cfg *cfg = ci->cfg;
+	unsigned ct = cfg->connect_timeout, qt = cfg->query_timeout;
+	my_bool no = 0;
+	unsigned zero = 0;
+	MYSQL *my;
+	struct my_conn *c;
+
+	(void)pthread_once(&my_once, my_library_init);
+	if (my_init_rc != 0 || (my = mysql_init(NULL)) == NULL) {
+		(void)snprintf(err, errsz, "mysql: cannot initialise the "
+		    "client library");
+		return NULL;
+	}
+	(void)mysql_options(my, MYSQL_OPT_CONNECT_TIMEOUT, &ct);
+	(void)mysql_options(my, MYSQL_OPT_READ_TIMEOUT, &qt);
+	(void)mysql_options(my, MYSQL_OPT_WRITE_TIMEOUT, &qt);
+	(void)mysql_options(my, MYSQL_OPT_RECONNECT, &no);
+	(void)mysql_options(my, MYSQL_OPT_LOCAL_INFILE, &zero);
+	(void)mysql_options(my, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+	/* No option files: what posuto connects to is in its config. */
+	if (mysql_real_connect(my, cfg->socket != NULL ? "localhost" :
+	    cfg->host, cfg->user, ci->password, cfg->database, cfg->port,
+	    cfg->socket, 0) == NULL) {
+		my_err(err, errsz, "connect", mysql_errno(my), mysql_error(my));
+		mysql_close(my);
+		return NULL;
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->my = my;
+	return &c->base;
+}
+
+static enum sql_status
+my_stmt_fail(MYSQL_STMT *st, const char *what, char *err, size_t errsz)
+{
+	unsigned no = mysql_stmt_errno(st);
+
+	my_err(err, errsz, what, no, mysql_stmt_error(st));
+	return my_status(no);
+}
+
+/* Fetches every row of an executed statement that has a result set. */
+static enum sql_status
+my_fetch_rows(MYSQL_STMT *st, MYSQL_RES *meta, struct sql_result *r,
+    char *err, size_t errsz)
+{
+	size_t cols = r->cols;
+	MYSQL_BIND *b = xcalloc(cols, sizeof(*b));
+	unsigned long *lens = xcalloc(cols, sizeof(*lens));
+	my_bool *nulls = xcalloc(cols, sizeof(*nulls));
+	my_bool *errs = xcalloc(cols, sizeof(*errs));
+	enum sql_status status = SQL_OK;
+	int rc;
+
+	(void)meta;
+	/* Zero-length buffers: each fetch says how long every value is,
+	 * then mysql_stmt_fetch_column() copies it into one of that size
+	 * (so a value of any size, a content chunk too, fits). */
+	for (size_t i = 0; i < cols; i++) {
+		b[i].buffer_type = MYSQL_TYPE_STRING;
+		b[i].length = &lens[i];
+		b[i].is_null = &nulls[i];
+		b[i].error = &errs[i];
+	}
+	if (mysql_stmt_bind_result(st, b) != 0) {
+		status = my_stmt_fail(st, "bind result", err, errsz);
+		goto out;
+	}
+	while ((rc = mysql_stmt_fetch(st)) == 0 || rc == MYSQL_DATA_TRUNCATED) {
+		struct sql_cell *row = sql_result_add_row(r);
+
+		for (size_t i = 0; i < cols; i++) {
+			MYSQL_BIND one;
+			char *buf;
+
+			if (nulls[i])
+				continue;
+			buf = xmalloc(lens[i] + 1);
+			memset(&one, 0, sizeof(one));
+			one.buffer_type = MYSQL_TYPE_STRING;
+			one.buffer = buf;
+			one.buffer_length = lens[i] + 1;
+			if (lens[i] > 0 && mysql_stmt_fetch_column(st, &one,
+			    (unsigned)i, 0) != 0) {
+				free(buf);
+				status = my_stmt_fail(st, "fetch column", err,
+				    errsz);
+				goto out;
+			}
+			buf[lens[i]] = '\0';
+			row[i].data = buf;
+			row[i].len = lens[i];
+		}
+	}
+	if (rc != MYSQL_NO_DATA)
+		status = my_stmt_fail(st, "fetch", err, errsz);
+out:
+	free(b);
+	free(lens);
+	free(nulls);
+	free(errs);
+	return status;
+}
+
+static enum sql_status
+my_exec(struct sql_conn *sc, const char *stmt, const struct sql_param *params,
+    size_t n_params, struct sql_result **res_r, char *err, size_t errsz)
+{
+	struct my_conn *c = (struct my_conn *)sc;
+	MYSQL_STMT *st = mysql_stmt_init(c->my);
+	MYSQL_BIND *b = NULL;
+	unsigned long *lens = NULL;
+	my_bool *nulls = NULL;
+	MYSQL_RES *meta = NULL;
+	struct sql_result *r = NULL;
+	enum sql_status status = SQL_OK;
+
+	if (st == NULL) {
+		my_err(err, errsz, "statement", mysql_errno(c->my),
+		    mysql_error(c->my));
+		return my_status(mysql_errno(c->my));
+	}
+	if (mysql_stmt_prepare(st, stmt, strlen(stmt)) != 0) {
+		status = my_stmt_fail(st, "prepare", err, errsz);
+		goto out;
+	}
+	if (mysql_stmt_param_count(st) != n_params) {
+		(void)snprintf(err, errsz, "mysql: statement takes %lu "
+		    "parameters, %zu given", mysql_stmt_param_count(st),
+		    n_params);
+		status = SQL_ERR_QUERY;
+		goto out;
+	}
+	b = xcalloc(n_params + 1, sizeof(*b));
+	lens = xcalloc(n_params + 1, sizeof(*lens));
+	nulls = xcalloc(n_params + 1, sizeof(*nulls));
+	for (size_t i = 0; i < n_params; i++) {
+		const struct sql_param *p = &params[i];
+
+		if (p->data != NULL && !p->binary &&
+		    memchr(p->data, '\0', p->len) != NULL) {
+			(void)snprintf(err, errsz, "mysql: parameter %zu "
+			    "holds a NUL byte", i + 1);
+			status = SQL_ERR_QUERY;
+			goto out;
+		}
+		b[i].buffer_type = p->binary ? MYSQL_TYPE_BLOB :
+		    MYSQL_TYPE_STRING;
+		/* The library only reads it. */
+		b[i].buffer = (void *)(uintptr_t)p->data;
+		b[i].buffer_length = (unsigned long)p->len;
+		lens[i] = (unsigned long)p->len;
+		nulls[i] = p->data == NULL;
+		b[i].length = &lens[i];
+		b[i].is_null = &nulls[i];
+	}
+	if (n_params > 0 && mysql_stmt_bind_param(st, b) != 0) {
+		status = my_stmt_fail(st, "bind", err, errsz);
+		goto out;
+	}
+	if (mysql_stmt_execute(st) != 0) {
+		status = my_stmt_fail(st, "execute", err, errsz);
+		goto out;
+	}
+	meta = mysql_stmt_result_metadata(st);
+	r = sql_result_new(meta != NULL ? mysql_num_fields(meta) : 0);
+	if (meta != NULL)
+		status = my_fetch_rows(st, meta, r, err, errsz);
+	else
+		r->affected = (uint64_t)mysql_stmt_affected_rows(st);
+out:
+	if (meta != NULL)
+		mysql_free_result(meta);
+	(void)mysql_stmt_close(st);
+	free(b);
+	free(lens);
+	free(nulls);
+	if (status == SQL_OK && res_r != NULL)
+		*res_r = r;
+	else
+		sql_result_free(&r);
+	return status;
+}
+
+static void
+my_close(struct sql_conn *sc)
+{
+	struct my_conn *c = (struct my_conn *)sc;
+
+	mysql_close(c->my);
+	free(c);
+}
+
+const struct sql_driver sql_driver_mysql = {
+	.name = "mysql",
+	.connect = my_connect,
+	.exec = my_exec,
+	.close = my_close,
+};
