@@ -41,6 +41,9 @@ static const char *const config_where_keys[] = {
 	"Pop3Server.Tls.MinVersion",
 	"Pop3Server.Sql",
 	"Pop3Server.Sql.PasswordFile",
+	"Admin",
+	"Admin.Port",
+	"Admin.PasswordHash",
 };
 #define CONFIG_N_WHERE \
 	(sizeof(config_where_keys) / sizeof(config_where_keys[0]))

@@ -107,7 +107,23 @@ struct sql_cfg {
 	unsigned pool_size;		/* PoolSize: connections per process */
 };
 
-#define CONFIG_WHERE_MAX	16
+/* The web admin (issue 12), the top-level "Admin" object. */
+struct admin_cfg {
+	bool enabled;		/* an "Admin" object is in the file and its
+				 * Enabled (default true) is not false */
+	char *address;		/* Address, numeric; default 127.0.0.1 */
+	uint16_t port;		/* Port; default 5001 */
+	char *password_hash;	/* PasswordHash "{SCHEME}..." or NULL: the
+				 * first start generates one (auth judges
+				 * the scheme, as for Users[].Password) */
+	bool tls;		/* Tls: HTTPS with Pop3Server.Tls's certificate */
+	unsigned session_timeout;	/* SessionTimeOut, s of inactivity */
+	char **hostnames;	/* Hostnames: more names the Host header may
+				 * carry (beside 127.0.0.1, localhost, [::1]) */
+	size_t n_hostnames;
+};
+
+#define CONFIG_WHERE_MAX	24
 
 struct posuto_config {
 	char *path;			/* file it was loaded from */
@@ -168,6 +184,7 @@ struct posuto_config {
 
 	struct tls_cfg tls;		/* Tls {...} */
 	struct sql_cfg sql;		/* Sql {...} */
+	struct admin_cfg admin;		/* top-level Admin {...} */
 
 	struct user_cfg *users;		/* Users[]: names unique (the static
 					 * userdb driver checks what they are) */
@@ -199,7 +216,8 @@ void config_dump(const struct posuto_config *cfg, FILE *out);
  * Pop3Server.Enabled, .RunAsUser, .PasswdFile, .LockFile, .MailDir,
  * .MailboxPath, .Tls, .Tls.Certificate, .Tls.Key, .Tls.Ciphers,
  * .Tls.CipherSuites, .Tls.MinVersion, .Users[N], .Users[N].UserName,
- * .Users[N].Password, .SaslMechanisms[N].  A key not in the file is
+ * .Users[N].Password, .SaslMechanisms[N], and Admin, Admin.Port,
+ * Admin.PasswordHash.  A key not in the file is
  * shown at the object that would hold it (Tls.Key at Tls.Certificate,
  * which it defaults to).
  */
@@ -212,6 +230,17 @@ void config_where(const struct posuto_config *cfg, const char *key,
  * public, whatever its own mode).  path is the name it was opened by.
  */
 bool config_file_public(int fd, const char *path);
+
+/*
+ * Sets Admin.PasswordHash in the JSON file at path, keeping every other
+ * key (and the file's owner and mode): the new text goes to a temporary
+ * file in the same directory, is fsynced and renamed over the old one,
+ * then the directory is fsynced, so a crash leaves the old file or the
+ * new one.  The file is re-read first: an edit made since it was loaded
+ * is kept.  Returns false with a reason in err.
+ */
+bool config_admin_set_password_hash(const char *path, const char *hash,
+    char *err, size_t errsz);
 
 /* Exit code for configuration errors (sysexits EX_CONFIG). */
 #define EXIT_CONFIG 78

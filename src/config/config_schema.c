@@ -1116,16 +1116,129 @@ server_verify(struct config_ctx *ctx, const char *path, void *base,
 }
 
 /* ------------------------------------------------------------------ */
+/* Admin (the web admin, issue 12)                                     */
+
+static void admin_hostnames_free(const struct config_setting *, void *);
+
+/* Names the Host header may carry besides the loopback ones: a DNS name
+ * pointing here (the DNS-rebinding check accepts nothing else). */
+static void
+admin_hostnames_set(struct config_ctx *ctx, const struct config_setting *row,
+    json_t *v, const char *path, void *base)
+{
+	struct admin_cfg *a = base;
+	size_t n = json_array_size(v);
+	const char *why;
+
+	admin_hostnames_free(row, base);
+	a->hostnames = xcalloc(n + 1, sizeof(*a->hostnames));
+	for (size_t i = 0; i < n; i++) {
+		json_t *e = json_array_get(v, i);
+		char *ep = json_loc_path_index(path, i);
+
+		if (!json_is_string(e))
+			config_error(ctx, ep, CONFIG_AT_VALUE,
+			    "expected a string, got %s",
+			    config_json_type_name(json_typeof(e)));
+		else if (json_string_length(e) == 0 ||
+		    !check_hostname(json_string_value(e), &why))
+			config_error(ctx, ep, CONFIG_AT_VALUE, "%s",
+			    json_string_length(e) == 0 ? "empty" : why);
+		else
+			a->hostnames[a->n_hostnames++] =
+			    xstrdup(json_string_value(e));
+		free(ep);
+	}
+}
+
+static json_t *
+admin_hostnames_dump(const struct config_setting *row, const void *base)
+{
+	const struct admin_cfg *a = base;
+	json_t *arr = json_array();
+
+	(void)row;
+	for (size_t i = 0; i < a->n_hostnames; i++)
+		json_array_append_new(arr, json_string(a->hostnames[i]));
+	return arr;
+}
+
+static void
+admin_hostnames_free(const struct config_setting *row, void *base)
+{
+	struct admin_cfg *a = base;
+
+	(void)row;
+	for (size_t i = 0; i < a->n_hostnames; i++)
+		free(a->hostnames[i]);
+	free(a->hostnames);
+	a->hostnames = NULL;
+	a->n_hostnames = 0;
+}
+
+static const struct config_setting admin_rows[] = {
+	{ .key = "Enabled", .kind = CONFIG_BOOL,
+	  .offset = offsetof(struct admin_cfg, enabled), .def_int = 1 },
+	/* The issue: "listens on 127.0.0.1 by default" (JumboDogX: 5001). */
+	{ .key = "Address", .kind = CONFIG_STRING,
+	  .offset = offsetof(struct admin_cfg, address),
+	  .def_str = "127.0.0.1", .check = check_ip },
+	{ .key = "Port", .kind = CONFIG_U16,
+	  .offset = offsetof(struct admin_cfg, port),
+	  .min = 1, .max = 65535, .def_int = 5001 },
+	{ .key = "PasswordHash", .kind = CONFIG_SECRET,
+	  .offset = offsetof(struct admin_cfg, password_hash) },
+	{ .key = "Tls", .kind = CONFIG_BOOL,
+	  .offset = offsetof(struct admin_cfg, tls), .def_int = 0 },
+	{ .key = "SessionTimeOut", .kind = CONFIG_UINT,
+	  .offset = offsetof(struct admin_cfg, session_timeout),
+	  .min = 60, .max = 7 * 86400, .def_int = 3600 },
+	{ .key = "Hostnames", .kind = CONFIG_CUSTOM, .offset = 0,
+	  .jtype = JSON_ARRAY, .set = admin_hostnames_set,
+	  .dump = admin_hostnames_dump, .free = admin_hostnames_free },
+};
+
+static const struct config_section admin_section = {
+	admin_rows, sizeof(admin_rows) / sizeof(admin_rows[0]), NULL, NULL,
+};
+
+/* ------------------------------------------------------------------ */
 /* Top level                                                           */
+
+static void root_verify(struct config_ctx *, const char *, void *,
+    uint64_t);
 
 static const struct config_setting root_rows[] = {
 	{ .key = "Pop3Server", .kind = CONFIG_OBJECT,
 	  .flags = CONFIG_F_REQUIRED, .offset = 0,
 	  .sub = &config_server_section },
+	{ .key = "Admin", .kind = CONFIG_OBJECT, .offset = SRV(cfg.admin),
+	  .sub = &admin_section },
 };
 
 const struct config_section config_root_section = {
-	root_rows, sizeof(root_rows) / sizeof(root_rows[0]), NULL,
+	root_rows, sizeof(root_rows) / sizeof(root_rows[0]), root_verify,
 	/* JumboDogX keeps all its servers in one file. */
-	"ignored: posuto reads only the Pop3Server section",
+	"ignored: posuto reads only the Pop3Server and Admin sections",
 };
+
+static void
+root_verify(struct config_ctx *ctx, const char *path, void *base,
+    uint64_t seen)
+{
+	struct config_server *srv = base;
+	struct admin_cfg *a = &srv->cfg.admin;
+
+	(void)path;
+	/* The web admin is there when the file asks for it: a config
+	 * without "Admin" (every JumboDogX file, every test's) opens no
+	 * port nobody expects and writes no generated password into it. */
+	if (!CONFIG_SEEN(&config_root_section, seen, "Admin")) {
+		a->enabled = false;
+		return;
+	}
+	if (a->enabled && a->tls && srv->cfg.tls.cert_file == NULL)
+		config_error(ctx, "Admin.Tls", CONFIG_AT_VALUE,
+		    "needs Pop3Server.Tls.Certificate (the web admin serves "
+		    "the POP3 server's certificate)");
+}

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "auth/userdb.h"
+#include "daemon/admin.h"
 #include "config/config.h"
 #include "daemon/cmd_doctor.h"
 #include "daemon/cmd_deliver.h"
@@ -37,6 +38,7 @@ usage(FILE *f)
 	    "       posuto deliver [-c FILE] [-f SENDER] [-a ADDRESS] "
 	    "RECIPIENT...\n"
 	    "       posuto sql init | user add NAME  [-c FILE]  (posuto sql -h)\n"
+	    "       posuto admin passwd [-c FILE] [--scheme SCHEME]\n"
 	    "       posuto --version | --help\n"
 	    "\n"
 	    "  serve         run the POP3 server in the foreground, logging to\n"
@@ -66,6 +68,8 @@ usage(FILE *f)
 	    "  deliver       store the message on stdin in each RECIPIENT's\n"
 	    "                mailbox (an MTA's delivery agent); -f envelope\n"
 	    "                sender, -a address for Delivered-To; sysexits\n"
+	    "  admin passwd  set the web admin's password (Admin.PasswordHash)\n"
+	    "                in the config file, read like hash's\n"
 	    "\n"
 	    "  -c, --config FILE   configuration file (default %s)\n"
 	    "\n"
@@ -212,6 +216,8 @@ main(int argc, char **argv)
 		return cmd_deliver(argc - 1, argv + 1, DEFAULT_CONFIG);
 	if (strcmp(argv[1], "sql") == 0)
 		return cmd_sql(argc - 1, argv + 1, DEFAULT_CONFIG);
+	if (strcmp(argv[1], "admin") == 0)
+		return cmd_admin(argc - 1, argv + 1, DEFAULT_CONFIG);
 	fprintf(stderr, "posuto: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return EXIT_USAGE;

@@ -17,9 +17,11 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 
+#include "auth/passwd.h"
 #include "auth/sasl.h"
 #include "auth/userdb.h"
 #include "config/config.h"
+#include "daemon/admin.h"
 #include "daemon/filewatch.h"
 #include "daemon/privdrop.h"
 #include "daemon/server.h"
@@ -56,6 +58,8 @@ struct server {
 	size_t n_ls;
 	struct event *sig_term, *sig_int, *sig_hup, *sig_usr1, *idle_check;
 	struct filewatch *watch;	/* reload when the files change */
+	struct admin *admin;		/* the web admin, or NULL */
+	struct event *admin_tick;
 	bool stopping;
 };
 
@@ -146,6 +150,18 @@ server_load_runtime(const struct posuto_config *cfg, bool startup,
 		ok = false;
 	if (!sasl_mechs_from_config(cfg, &mechs, errs != NULL ? errs : stderr))
 		ok = false;
+	if (cfg->admin.enabled && cfg->admin.password_hash != NULL) {
+		const char *why = NULL;
+
+		if (!passwd_stored_valid(cfg->admin.password_hash, &why)) {
+			config_where(cfg, "Admin.PasswordHash", where,
+			    sizeof(where));
+			server_problem(errs, "%s: %s (make one with `posuto "
+			    "admin passwd`)", where, why != NULL ? why :
+			    "not a usable hash");
+			ok = false;
+		}
+	}
 	if (cfg->tls.cert_file != NULL) {
 		const char *key = NULL;
 		char kp[64];
@@ -281,6 +297,8 @@ server_stop(struct server *srv, const char *why)
 	filewatch_free(&srv->watch);
 	server_close_listeners(srv);
 	pop3_policy_expiry_stop(&srv->env);
+	if (srv->admin_tick != NULL)
+		event_del(srv->admin_tick);
 	/* Sessions end without UPDATE: no message is deleted. A QUIT whose
 	 * expunge is running finishes first. */
 	pop3_session_close_all(&srv->env);
@@ -353,10 +371,21 @@ server_reload(struct server *srv, const char *why)
 	    tls));
 	srv->cfg = cfg;
 	server_apply_params(srv);
+	admin_reloaded(srv->admin, cfg);
 	if (srv->env.expiry != NULL)
 		pop3_policy_expiry_configure(&srv->env, cfg->expire_interval);
 	server_watch_set(srv);
 	log_info("reload done; listener changes take effect on restart");
+}
+
+static void
+server_on_admin_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	admin_tick(srv->admin);
 }
 
 static void
@@ -555,6 +584,11 @@ server_run(const struct server_opts *opts)
 		rc = 1;
 		goto out;
 	}
+	/* Its port too is bound before the privilege drop. */
+	if (!opts->inetd && !admin_new(srv.cfg, srv.rt, &srv.admin)) {
+		rc = 1;
+		goto out;
+	}
 	if (srv.cfg->run_as_user != NULL && geteuid() == 0) {
 		if (privdrop_to(srv.cfg->run_as_user, err, sizeof(err)) != 0) {
 			log_error("%s", err);
@@ -568,6 +602,19 @@ server_run(const struct server_opts *opts)
 	/* Threads only after the privilege drop, so every one runs unprivileged. */
 	srv.rt->wq = workq_new(base, srv.cfg->worker_threads);
 	srv.rt->bgq = workq_new(base, 1);
+	if (srv.admin != NULL) {
+		struct timeval tick = { .tv_sec = 1 };
+
+		/* Its own thread and event_base: a request never waits for,
+		 * nor holds up, the POP3 loop. */
+		if (!admin_start(srv.admin)) {
+			rc = 1;
+			goto out;
+		}
+		srv.admin_tick = event_new(base, -1, EV_PERSIST,
+		    server_on_admin_tick, &srv);
+		event_add(srv.admin_tick, &tick);
+	}
 
 	if (opts->inetd) {
 		/* One session; the loop ends when it does. */
@@ -607,6 +654,9 @@ server_run(const struct server_opts *opts)
 	conn_lingering_free_all();
 out:
 	filewatch_free(&srv.watch);
+	admin_free(&srv.admin);
+	if (srv.admin_tick != NULL)
+		event_free(srv.admin_tick);
 	pop3_policy_expiry_stop(&srv.env);
 	workq_free(&srv.rt->wq);
 	workq_free(&srv.rt->bgq);

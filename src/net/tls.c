@@ -11,6 +11,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <event2/bufferevent_ssl.h>
+
 #include "lib/xmalloc.h"
 #include "net/tls.h"
 
@@ -123,6 +125,25 @@ void *
 tls_ctx_ssl_ctx(struct tls_ctx *t)
 {
 	return t->ctx;
+}
+
+struct bufferevent *
+tls_bufferevent_accept(struct tls_ctx *t, struct event_base *base)
+{
+	SSL *ssl = SSL_new(t->ctx);
+	struct bufferevent *bev;
+
+	if (ssl == NULL)
+		return NULL;
+	/* fd -1: evhttp sets the socket itself; CLOSE_ON_FREE frees ssl. */
+	bev = bufferevent_openssl_socket_new(base, -1, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
 }
 
 bool

@@ -23,6 +23,13 @@ void tls_ctx_unref(struct tls_ctx **t);
 /* The underlying SSL_CTX (as void * so callers need no OpenSSL headers). */
 void *tls_ctx_ssl_ctx(struct tls_ctx *t);
 
+struct bufferevent;
+struct event_base;
+/* A server-side TLS bufferevent with no socket yet (for evhttp's bevcb:
+ * the web admin's HTTPS); NULL on failure. */
+struct bufferevent *tls_bufferevent_accept(struct tls_ctx *t,
+    struct event_base *base);
+
 /* Channel binding of an established TLS session (SSL * as void *):
  * "tls-exporter" (RFC 9266, TLS 1.3 only) or "tls-server-end-point"
  * (RFC 5929).  Returns false if unavailable. */
