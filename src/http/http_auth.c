@@ -201,7 +201,8 @@ http_auth_check(struct http_auth *a, const char *addr, const char *password,
 	r->last = now;
 	if (r->fails >= HTTP_RATE_FREE_FAILS) {
 		unsigned k = r->fails - HTTP_RATE_FREE_FAILS;
-		unsigned pen = k >= 9 ? HTTP_RATE_MAX_PENALTY : 1u << k;
+		unsigned pen = k >= 8 ? HTTP_RATE_MAX_PENALTY :
+		    HTTP_RATE_PENALTY << k;
 
 		if (pen > HTTP_RATE_MAX_PENALTY)
 			pen = HTTP_RATE_MAX_PENALTY;

@@ -39,11 +39,14 @@ const struct http_asset *http_asset_find(const char *path);
 #define HTTP_SESSION_MAX_AGE	(12 * 3600)
 /* Client addresses the login limiter remembers. */
 #define HTTP_RATE_SLOTS		256
-/* Failed logins from one address before each further one is delayed;
- * then 2^k seconds, at most HTTP_RATE_MAX_PENALTY (Dovecot's auth
- * penalty grows the same way). */
+/* Failed logins from one address before it must wait; then it waits
+ * HTTP_RATE_PENALTY s, doubled by every further failure, at most
+ * HTTP_RATE_MAX_PENALTY (Dovecot's auth penalty grows the same way).  No
+ * password is checked while it waits, so guessing is bounded to a few
+ * tries per HTTP_RATE_MAX_PENALTY. */
 #define HTTP_RATE_FREE_FAILS	4
-#define HTTP_RATE_MAX_PENALTY	300
+#define HTTP_RATE_PENALTY	30
+#define HTTP_RATE_MAX_PENALTY	600
 /* Live pages (SSE streams) at once, and their heartbeat. */
 #define HTTP_SSE_MAX		32
 #define HTTP_SSE_HEARTBEAT_S	2
