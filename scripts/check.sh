@@ -60,6 +60,22 @@ integration() { # binary label
 	add_counts "$p" "$f" "integration ($2)"
 }
 
+# The web admin in headless Chromium (tests/browser, node --test); each
+# node test is counted.  playwright-core from the lockfile, no browser
+# download: it drives Debian's /usr/bin/chromium.
+browser() { # binary label
+	local log=$root/build/browser-$2.log p f
+	(cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund) >"$log" 2>&1 ||
+		{ tail -20 "$log"; add_counts 0 1 "browser npm ci"; return; }
+	POSUTO_BIN=$1 node --test tests/browser/ >>"$log" 2>&1
+	grep -E '^not ok ' "$log" | head -20
+	p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$log" | tail -1)
+	f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$log" | tail -1)
+	echo "browser: ${p:-0} passed, ${f:-?} failed (screenshots in build/artifacts/)"
+	[ -n "$p" ] && [ -n "$f" ] || { tail -30 "$log"; add_counts 0 1 "browser ($2)"; return; }
+	add_counts "$p" "$f" "browser ($2)"
+}
+
 note "banned functions"
 if grep -nE '\b(gets|strcpy|strcat|sprintf|vsprintf|strtok|atoi|system|popen)\s*\(' src/*/*.c; then
 	count "banned functions" 1
@@ -76,6 +92,9 @@ note "unit tests (gcc)"
 unit build gcc
 note "integration tests (gcc build)"
 integration "$root/build/posuto" gcc
+
+note "browser tests (headless Chromium, gcc build)"
+browser "$root/build/posuto" gcc
 
 note "make install (DESTDIR, PREFIX)"
 inst=$(mktemp -d)

@@ -13,7 +13,8 @@ build_pkgs="gcc make meson ninja-build pkg-config libevent-dev libjansson-dev
 run_pkgs="$build_pkgs curl netcat-openbsd"
 check_pkgs="$build_pkgs clang libclang-rt-14-dev python3 python3-pytest python3-openssl
   curl fetchmail mpop perl gsasl dovecot-core dovecot-pop3d procps iproute2 ucspi-tcp
-  lockfile-progs postfix postgresql mariadb-server mariadb-client"
+  lockfile-progs postfix postgresql mariadb-server mariadb-client chromium
+  fonts-ipafont-gothic"
 bench_pkgs="$build_pkgs dovecot-pop3d dovecot-core python3 util-linux procps"
 
 case "${1:-build}" in
@@ -25,6 +26,11 @@ bench) want=$bench_pkgs ;;
 esac
 
 missing=()
+# The browser tests need node and npm: any install will do (Debian's
+# nodejs + npm if there is none, not on top of another one).
+if [ "${1:-build}" = check ] && ! command -v npm >/dev/null; then
+	want="$want nodejs npm"
+fi
 for p in $want; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
 		missing+=("$p")

@@ -16,6 +16,7 @@
     events: null,
     view: null,
     settings: null,
+    live: false,
   };
 
   // Japanese when the browser prefers it (its Accept-Language), unless the
@@ -39,6 +40,7 @@
     document.title = t('title');
     $('#lang').value = state.lang;
     for (const el of document.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
+    setLive(state.live);
     if (state.view) render(state.view);
   }
 
@@ -200,11 +202,18 @@
 
   // ---- live updates (Server-Sent Events)
 
+  function setLive(on) {
+    state.live = on;
+    const el = $('#live');
+    el.classList.toggle('on', on);
+    el.textContent = t(on ? 'live.on' : 'live.off');
+  }
+
   function startEvents() {
     stopEvents();
     const es = new EventSource('/api/v1/events');
     state.events = es;
-    es.addEventListener('hello', () => $('#live').classList.add('on'));
+    es.addEventListener('hello', () => setLive(true));
     es.addEventListener('heartbeat', () => {
       if (state.view === 'dashboard') render('dashboard');
     });
@@ -214,13 +223,13 @@
       if (what === 'settings') state.settings = null;
       if (state.view) render(state.view);
     });
-    es.onerror = () => $('#live').classList.remove('on');
+    es.onerror = () => setLive(false);
   }
 
   function stopEvents() {
     if (state.events) state.events.close();
     state.events = null;
-    $('#live').classList.remove('on');
+    setLive(false);
   }
 
   // ---- login / logout

@@ -1,0 +1,222 @@
+// The web admin end to end in Debian's headless Chromium, driven by
+// playwright-core (no browser download: executablePath /usr/bin/chromium).
+// Starts its own posuto (POSUTO_BIN, default build/posuto) on free ports,
+// and saves screenshots to build/artifacts/.
+//
+//   node --test tests/browser/        (scripts/check.sh runs it)
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '..', '..');
+const bin = path.resolve(repo, process.env.POSUTO_BIN || 'build/posuto');
+const artifacts = path.join(repo, 'build', 'artifacts');
+const ADMIN_PW = 'browser-admin-pw';
+const XSS_USER = '<b>bold<i>';                       // a valid user name that is markup
+const XSS_IMG = '<img src=x onerror=alert(1)>';      // no spaces in user names: via MailDir
+
+let tmp, server, browser, context, page, adminUrl, pop3Port;
+const consoleMsgs = [];
+const pageErrors = [];
+const dialogs = [];
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+}
+
+// Bounded wait for a condition evaluated in Node.
+async function until(fn, what, tries = 100, ms = 100) {
+  for (let i = 0; i < tries; i++) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, ms));
+  }
+  assert.fail('timed out waiting for ' + what);
+}
+
+function startServer(cfgPath) {
+  return new Promise((resolve, reject) => {
+    const log = fs.openSync(path.join(tmp, 'posuto.log'), 'a');
+    const p = spawn(bin, ['serve', '-c', cfgPath, '--ready-fd', '3'],
+      { stdio: ['ignore', log, log, 'pipe'], cwd: tmp });
+    const timer = setTimeout(() => reject(new Error('posuto not ready in 30 s')), 30000);
+    p.stdio[3].on('data', (d) => {
+      if (String(d).includes('ready')) { clearTimeout(timer); resolve(p); }
+    });
+    p.on('exit', (code) => { clearTimeout(timer); reject(new Error('posuto exited ' + code)); });
+  });
+}
+
+// A POP3 client that logs in and stays (for the live session count).
+function pop3Login(port) {
+  return new Promise((resolve, reject) => {
+    const s = net.createConnection({ host: '127.0.0.1', port });
+    const steps = ['USER user1\r\n', 'PASS password\r\n'];
+    let buf = '';
+    s.setTimeout(30000, () => reject(new Error('pop3 timeout')));
+    s.on('data', (d) => {
+      buf += d;
+      while (buf.includes('\r\n')) {
+        const line = buf.slice(0, buf.indexOf('\r\n'));
+        buf = buf.slice(buf.indexOf('\r\n') + 2);
+        if (!line.startsWith('+OK')) { reject(new Error('pop3: ' + line)); return; }
+        if (steps.length) s.write(steps.shift());
+        else { resolve(s); return; }
+      }
+    });
+    s.on('error', reject);
+  });
+}
+
+async function shot(name) {
+  await page.screenshot({ path: path.join(artifacts, 'admin-' + name + '.png'), fullPage: true });
+}
+
+before(async () => {
+  fs.mkdirSync(artifacts, { recursive: true });
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'posuto-browser-'));
+  const maildir = path.join(tmp, 'mail ' + XSS_IMG);
+  fs.mkdirSync(path.join(maildir, 'user1'), { recursive: true });
+  const hash = execFileSync(bin, ['hash', '--scheme', 'SHA512-CRYPT'],
+    { input: ADMIN_PW + '\n' }).toString().trim();
+  pop3Port = await freePort();
+  const adminPort = await freePort();
+  const cfg = {
+    Pop3Server: {
+      BindAddress: '127.0.0.1', Port: pop3Port, MailDir: maildir, AuthFailDelay: 0,
+      LockFile: path.join(tmp, 'posuto.lock'),
+      Users: [
+        { UserName: 'user1', Password: 'password', HashType: 'PLAIN' },
+        { UserName: XSS_USER, Password: 'password', HashType: 'PLAIN' },
+      ],
+    },
+    Admin: { Port: adminPort, PasswordHash: hash },
+  };
+  const cfgPath = path.join(tmp, 'posuto.json');
+  fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 2));
+  fs.chmodSync(cfgPath, 0o600);
+  server = await startServer(cfgPath);
+  adminUrl = 'http://127.0.0.1:' + adminPort + '/';
+
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true,
+    args: ['--no-sandbox'] });
+  // The browser asks for Japanese first, as a Japanese desktop would.
+  context = await browser.newContext({ locale: 'ja-JP', viewport: { width: 1200, height: 800 } });
+  // CSP violations are reported as DOM events: collect them.
+  await context.addInitScript(() => {
+    window.__csp = [];
+    document.addEventListener('securitypolicyviolation',
+      (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));
+  });
+  page = await context.newPage();
+  page.on('console', (m) => consoleMsgs.push(m.type() + ': ' + m.text()));
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+  page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss(); });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (server && server.exitCode === null) {
+    server.kill('SIGTERM');
+    await new Promise((r) => { server.on('exit', r); setTimeout(r, 30000); });
+  }
+  if (tmp && !process.env.KEEP_TMP) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test('the login page is in Japanese when the browser prefers it', async () => {
+  await page.goto(adminUrl);
+  await page.waitForSelector('#view-login:not([hidden])');
+  assert.equal(await page.textContent('#view-login h1'), 'posuto にログイン');
+  assert.equal(await page.getAttribute('html', 'lang'), 'ja');
+  await shot('login-ja');
+});
+
+test('a wrong password is refused with a message', async () => {
+  await page.fill('#password', 'not-the-password');
+  await page.click('#login-form button[type=submit]');
+  await page.waitForFunction(() => document.querySelector('#login-error').textContent !== '');
+  assert.equal(await page.textContent('#login-error'), 'パスワードが違います。');
+  // The refused request is the one console line we expect; forget it.
+  consoleMsgs.length = 0;
+});
+
+test('logs in and sees the dashboard', async () => {
+  await page.fill('#password', ADMIN_PW);
+  await page.click('#login-form button[type=submit]');
+  await page.waitForSelector('#view-dashboard:not([hidden])');
+  await page.waitForFunction(() => document.querySelector('#dash-users').textContent === '2');
+  assert.match(await page.textContent('#dash-uptime'), /\d+秒/);
+  const listeners = await page.textContent('#listeners-table tbody');
+  assert.ok(listeners.includes(String(pop3Port)), listeners);
+  await page.waitForSelector('#live.on');
+  await shot('dashboard-ja');
+});
+
+test('a POP3 login shows up on the dashboard live', async () => {
+  const s = await pop3Login(pop3Port);
+  try {
+    await page.waitForFunction(() => document.querySelector('#dash-sessions').textContent === '1',
+      null, { timeout: 20000 });
+  } finally {
+    s.end('QUIT\r\n');
+  }
+  await page.waitForFunction(() => document.querySelector('#dash-sessions').textContent === '0',
+    null, { timeout: 20000 });
+});
+
+test('switches to English', async () => {
+  await page.selectOption('#lang', 'en');
+  assert.equal(await page.textContent('#view-dashboard h1'), 'Dashboard');
+  assert.equal(await page.getAttribute('html', 'lang'), 'en');
+  assert.match(await page.textContent('#dash-uptime'), /\d+s/);
+  await shot('dashboard-en');
+});
+
+test('the user list shows markup in names as text', async () => {
+  await page.click('#nav a[data-view=users]');
+  await page.waitForSelector('#view-users:not([hidden])');
+  await page.waitForFunction(() => document.querySelectorAll('#users-table tbody tr').length === 2);
+  const names = await page.$$eval('#users-table tbody tr td:first-child', (tds) => tds.map((t) => t.textContent));
+  assert.deepEqual(names.sort(), [XSS_USER, 'user1'].sort());
+  // Shown as characters: no element was made from them.
+  assert.equal(await page.$$eval('#users-table b, #users-table i, img', (e) => e.length), 0);
+  const mailbox = await page.textContent('#users-table tbody');
+  assert.ok(mailbox.includes(XSS_IMG), mailbox);
+  await shot('users-en');
+});
+
+test('the general settings page shows the settings in effect', async () => {
+  await page.click('#nav a[data-view=general]');
+  await page.waitForSelector('#view-general:not([hidden])');
+  await page.waitForFunction(() => document.querySelectorAll('#general-table tr').length > 5);
+  const text = await page.textContent('#general-table');
+  assert.ok(text.includes('127.0.0.1 ' + pop3Port), text);
+  assert.ok(text.includes(XSS_IMG), text);
+  assert.equal(await page.$$eval('img', (e) => e.length), 0);
+  await shot('general-en');
+});
+
+test('nothing ran that should not have: console, errors, CSP, dialogs', async () => {
+  const csp = await page.evaluate(() => window.__csp);
+  assert.deepEqual(csp, []);
+  assert.deepEqual(dialogs, []);
+  assert.deepEqual(pageErrors, []);
+  assert.deepEqual(consoleMsgs, []);
+});
+
+test('logs out', async () => {
+  await page.click('#logout');
+  await page.waitForSelector('#view-login:not([hidden])');
+  const r = await page.evaluate(async () => (await fetch('/api/v1/me')).status);
+  assert.equal(r, 401);
+});
