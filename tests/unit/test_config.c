@@ -593,7 +593,7 @@ test_unknown_keys(void **state)
 	    "}\n"), 0);
 	assert_int_equal(count_errors(), 0);
 	expect_line("warning: @:2:3: SmtpServer: ignored: posuto reads only "
-	    "the Pop3Server section");
+	    "the Pop3Server and Admin sections");
 	expect_line("warning: @:5:5: Pop3Server.Frobnicate: unknown key, "
 	    "ignored");
 	expect_line("warning: @:6:13: Pop3Server.Tls.Certificat: unknown key");
@@ -1268,6 +1268,73 @@ test_json_loc_every_prefix(void **state)
 	json_loc_free(&jl);
 }
 
+/* The web admin's Admin object (issue 12): off without it, defaults with
+ * it, errors at their key, and the hash written back atomically. */
+static void
+test_admin(void **state)
+{
+	char err[256], where[512];
+	FILE *f;
+	char buf[4096];
+	size_t n;
+
+	(void)state;
+	assert_int_equal(load("{ \"Pop3Server\": { \"MailDir\": \"/m\" } }"),
+	    0);
+	assert_false(cfg->admin.enabled);
+
+	assert_int_equal(load("{ \"Pop3Server\": { \"MailDir\": \"/m\" },\n"
+	    "  \"Admin\": {} }"), 0);
+	assert_true(cfg->admin.enabled);
+	assert_string_equal(cfg->admin.address, "127.0.0.1");
+	assert_int_equal(cfg->admin.port, 5001);
+	assert_null(cfg->admin.password_hash);
+	assert_false(cfg->admin.tls);
+	assert_int_equal(cfg->admin.session_timeout, 3600);
+	config_where(cfg, "Admin.PasswordHash", where, sizeof(where));
+	assert_non_null(strstr(where, ":2:12: Admin.PasswordHash"));
+
+	assert_int_equal(load("{ \"Pop3Server\": { \"MailDir\": \"/m\" },\n"
+	    "  \"Admin\": { \"Enabled\": false, \"Port\": 8080 } }"), 0);
+	assert_false(cfg->admin.enabled);
+
+	assert_int_equal(load("{ \"Pop3Server\": { \"MailDir\": \"/m\" },\n"
+	    "  \"Admin\": { \"Tls\": true,\n"
+	    "    \"Port\": 0, \"Hostnames\": [\"ok.example\", \"bad name\"] } }"),
+	    -1);
+	assert_int_equal(count_errors(), 3);
+	expect_line("@:2:21: Admin.Tls: needs Pop3Server.Tls.Certificate");
+	expect_line("@:3:13: Admin.Port: ");
+	expect_line("@:3:44: Admin.Hostnames[1]: ");
+
+	/* config_admin_set_password_hash keeps the other keys. */
+	assert_int_equal(load("{ \"Pop3Server\": { \"MailDir\": \"/m\" },\n"
+	    "  \"Other\": [1, 2] }"), 0);
+	assert_true(config_admin_set_password_hash(cfgpath, "{PLAIN}x", err,
+	    sizeof(err)));
+	f = fopen(cfgpath, "r");
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	assert_non_null(strstr(buf, "\"Other\": [\n    1,\n    2\n  ]"));
+	assert_non_null(strstr(buf, "\"PasswordHash\": \"{PLAIN}x\""));
+	assert_true(strstr(buf, "Pop3Server") < strstr(buf, "Admin"));
+	config_free(&cfg);
+	f = fopen("/dev/null", "w");
+	assert_non_null(f);
+	assert_int_equal(config_load(cfgpath, &cfg, f), 0);
+	fclose(f);
+	assert_true(cfg->admin.enabled);
+	assert_string_equal(cfg->admin.password_hash, "{PLAIN}x");
+	/* A file that is not a JSON object is left alone. */
+	write_file(cfgpath, "[1]", 3);
+	assert_false(config_admin_set_password_hash(cfgpath, "{PLAIN}x", err,
+	    sizeof(err)));
+	assert_false(config_admin_set_password_hash("/nonexistent/x.json",
+	    "{PLAIN}x", err, sizeof(err)));
+}
+
 int
 main(void)
 {
@@ -1313,6 +1380,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_file_errors, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_dump, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_admin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_documented_examples, setup,
 		    teardown),
 		cmocka_unit_test(test_json_loc_positions),
