@@ -411,6 +411,24 @@ def test_events_stream_changed_on_reload(admin):
             chunk = c.recv(65536)
             if not chunk or chunk.endswith(b"0\r\n\r\n"):
                 break
+        assert not chunk or chunk.endswith(b"0\r\n\r\n")
+    # A page that just goes away is forgotten too (its next heartbeat fails).
+    logged_in(admin)
+    c = socket.create_connection(("127.0.0.1", admin.port), timeout=30)
+    c.sendall(("GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+               "Cookie: posuto_sid=%s\r\n\r\n" % (admin.port, admin.cookie)).encode())
+    read_events(c, b"event: hello")
+
+    def live_pages():
+        m = admin.json("GET", "/api/v1/counters")[1]["metrics"]
+        return [x["value"] for x in m if x["name"] == "posuto_admin_live_pages"][0]
+    assert live_pages() == 1
+    c.close()
+    for _ in range(300):
+        if live_pages() == 0:
+            break
+        time.sleep(0.1)
+    assert live_pages() == 0
 
 
 def test_sessions_gauge_follows_pop3(admin):
@@ -549,3 +567,17 @@ def test_https_admin_secure_cookie(servers, tmp_path, tls_cert):
         except (ConnectionResetError, socket.timeout):
             data = b""
         assert b"<html" not in data
+
+
+def test_admin_passwd_applies_on_sighup(admin):
+    r = subprocess.run([posuto_bin(), "admin", "passwd", "-c", str(admin.server.config_path)],
+                       input="changed-pw\n", capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    admin.server.signal(signal.SIGHUP)
+    for _ in range(300):
+        if "reload done" in admin.server.log():
+            break
+        time.sleep(0.1)
+    assert "reload done" in admin.server.log()
+    assert admin.login(ADMIN_PASSWORD)[0] == 401
+    assert admin.login("changed-pw")[0] == 200
