@@ -281,10 +281,15 @@ http_sse_closed(struct evhttp_connection *evcon, void *arg)
 	struct http_sse *s = arg;
 
 	(void)evcon;
-	if (s->used) {
-		s->used = false;
-		s->h->n_sse--;
-	}
+	if (!s->used)
+		return;
+	/* A peer gone mid-stream: evhttp has detached the unfinished
+	 * request from its connection and leaves it to us; ending it frees
+	 * it.  Otherwise (evhttp_free at shutdown) the connection frees it. */
+	if (evhttp_request_get_connection(s->req) == NULL)
+		evhttp_send_reply_end(s->req);
+	s->used = false;
+	s->h->n_sse--;
 }
 
 void
