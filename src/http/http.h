@@ -29,7 +29,7 @@ struct http_server;
 struct http_admin_user {
 	const char *name;
 	const char *mailbox;		/* expanded mailbox path, or NULL */
-	const char *format;		/* "maildir", "emldir", "auto" */
+	const char *format;		/* MailboxFormat: "maildir", "auto", ... */
 	const char *scheme;		/* password scheme name, or NULL */
 	bool apop;			/* has an APOP secret */
 	const char *origin;		/* where it is defined */
