@@ -132,7 +132,8 @@
         x.bytes_in + ' / ' + x.bytes_out]),
         s.data && s.data.available ? t('sessions.none') : t('sessions.unavailable'));
       fillRows($('#counters-table'), metrics.map((m) =>
-        [t('metric.' + m.name) + (m.label ? ' {' + m.label + '}' : ''), show(m.value)]), t('none'));
+        [t('metric.' + m.name) + (m.label ? ' (' + m.label.replace(/\w+="([^"]*)"/g, '$1') + ')' : ''),
+          show(m.value)]), t('none'));
     },
 
     async general() {

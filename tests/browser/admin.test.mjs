@@ -167,6 +167,10 @@ test('a POP3 login shows up on the dashboard live', async () => {
   try {
     await page.waitForFunction(() => document.querySelector('#dash-sessions').textContent === '1',
       null, { timeout: 20000 });
+    // The sessions table lists it, with its user, from the registry.
+    await page.waitForFunction(() => document.querySelector('#sessions-table tbody td').textContent === 'user1',
+      null, { timeout: 20000 });
+    await shot('dashboard-session-ja');
   } finally {
     s.end('QUIT\r\n');
   }

@@ -443,6 +443,13 @@ def test_sessions_gauge_follows_pop3(admin):
             break
         time.sleep(0.1)
     assert seen["posuto_sessions"] >= 1
+    st, sess = admin.json("GET", "/api/v1/sessions")
+    assert st == 200 and sess["available"] is True
+    mine = [x for x in sess["sessions"] if x["user"] == "user1@example.com"]
+    assert len(mine) == 1 and mine[0]["protocol"] == "pop3", sess
+    assert mine[0]["client"].startswith("127.0.0.1")
+    _st, _h, _sc, body = admin.request("GET", "/metrics")
+    assert re.search(rb'^posuto_logins_ok_total\{protocol="pop3"\} [1-9]', body, re.M), body
     p.ok("QUIT")
 
 
