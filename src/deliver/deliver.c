@@ -10,10 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "lib/log.h"
 #include "lib/params.h"
+#include "lib/strutil.h"
 #include "lib/xmalloc.h"
 #include "store/store.h"
 
@@ -329,6 +331,79 @@ deliver_out_finish(struct deliver_out *o)
 	deliver_out_flush(o);
 }
 
+/* Is the value of header field f (n bytes, no line end, its name
+ * namelen bytes with the colon) addr or <addr>? */
+static bool
+deliver_field_is(const char *f, size_t n, size_t namelen, const char *addr)
+{
+	size_t rl = strlen(addr);
+
+	f += namelen;
+	n -= namelen;
+	while (n > 0 && (*f == ' ' || *f == '\t')) {
+		f++;
+		n--;
+	}
+	while (n > 0 && (f[n - 1] == ' ' || f[n - 1] == '\t' ||
+	    f[n - 1] == '\r'))
+		n--;
+	if (n >= 2 && f[0] == '<' && f[n - 1] == '>') {
+		f++;
+		n -= 2;
+	}
+	return n == rl && strncasecmp(f, addr, rl) == 0;
+}
+
+/*
+ * Which trace fields the MTA already prepended (Postfix local(8) does
+ * Return-Path, X-Original-To and Delivered-To for mailbox_command, pipe(8)
+ * with flags=DR): those we do not add a second time.  Only complete
+ * fields in the block at the very top count, and only with the values we
+ * would write: the message never overrides the envelope.
+ */
+static void
+deliver_scan_prepended(const struct deliver_spool *sp, const char *sender,
+    const char *rcpt, bool *rp_r, bool *dt_r)
+{
+	char b[4096];
+	ssize_t n;
+	size_t pos = 0;
+
+	*rp_r = *dt_r = false;
+	do
+		n = pread(sp->fd, b, sizeof(b) - 1, 0);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return;
+	b[n] = '\0';
+	for (;;) {
+		size_t end = pos;
+		const char *nl;
+
+		/* the field with its continuation lines; the byte after
+		 * each line end must be in the buffer to know */
+		for (;;) {
+			nl = memchr(b + end, '\n', (size_t)n - end);
+			if (nl == NULL || (size_t)(nl - b) + 1 >= (size_t)n)
+				return;
+			end = (size_t)(nl - b) + 1;
+			if (b[end] != ' ' && b[end] != '\t')
+				break;
+		}
+		if (ascii_casepfx(b + pos, "Return-Path:")) {
+			if (deliver_field_is(b + pos, (size_t)(nl - b) - pos,
+			    12, sender))
+				*rp_r = true;
+		} else if (ascii_casepfx(b + pos, "Delivered-To:")) {
+			if (deliver_field_is(b + pos, (size_t)(nl - b) - pos,
+			    13, rcpt))
+				*dt_r = true;
+		} else if (!ascii_casepfx(b + pos, "X-Original-To:"))
+			return;
+		pos = end;
+	}
+}
+
 enum deliver_status
 deliver_to_entry(const struct deliver_spool *sp, const char *sender,
     const char *rcpt, const struct userdb_entry *e, char *id, size_t idsz,
@@ -341,6 +416,7 @@ deliver_to_entry(const struct deliver_spool *sp, const char *sender,
 	unsigned char *b;
 	enum store_status st;
 	uint64_t off = 0;
+	bool have_rp, have_dt;
 
 	if (sender == NULL || *sender == '\0')
 		sender = "MAILER-DAEMON";
@@ -359,8 +435,13 @@ deliver_to_entry(const struct deliver_spool *sp, const char *sender,
 	o->st = STORE_OK;
 	o->len = 0;
 	/* Dovecot's LDA: Return-Path <> for the null sender */
-	hdr = xasprintf("Return-Path: <%s>\nDelivered-To: <%s>\n",
-	    strcmp(sender, "MAILER-DAEMON") == 0 ? "" : sender, rcpt);
+	deliver_scan_prepended(sp, strcmp(sender, "MAILER-DAEMON") == 0 ?
+	    "" : sender, rcpt, &have_rp, &have_dt);
+	hdr = xasprintf("%s%s%s%s%s%s",
+	    have_rp ? "" : "Return-Path: <",
+	    have_rp ? "" : (strcmp(sender, "MAILER-DAEMON") == 0 ? "" : sender),
+	    have_rp ? "" : ">\n", have_dt ? "" : "Delivered-To: <",
+	    have_dt ? "" : rcpt, have_dt ? "" : ">\n");
 	deliver_out_conv(o, (const unsigned char *)hdr, strlen(hdr));
 	free(hdr);
 	b = xmalloc(DELIVER_CHUNK);

@@ -80,6 +80,34 @@ def test_maildir_crlf_sizes_and_trace_headers(tmp_path):
     assert sum(",W=" in n for n in names) == 1
 
 
+def test_prepended_trace_not_doubled(tmp_path):
+    """What Postfix local(8) prepends for mailbox_command (and pipe(8)
+    with flags=DRF): its Return-Path and this recipient's Delivered-To are
+    not added a second time; another recipient's Delivered-To (a forward),
+    a Return-Path other than the envelope sender and one further down are
+    no reason to skip ours."""
+    conf = cfg_for(tmp_path, {"bob": {}}, MailboxFormat="maildir")
+    (tmp_path / "mail" / "bob").mkdir(parents=True)
+    pre = (b"From s@example.org  Mon Jan  1 00:00:00 2024\n"
+           b"Return-Path: <s@example.org>\nX-Original-To: bob@example.com\n"
+           b"Delivered-To: bob@example.com\nReceived: by mx\n\tfor x;\n"
+           b"Subject: hi\n\nbody\n")
+    rc, err = deliver(conf, ["bob@example.com"], pre, sender="s@example.org")
+    assert rc == 0, err
+    rc, err = deliver(conf, ["bob@example.com"],
+                      b"Return-Path: <forged@example.org>\n"
+                      b"Delivered-To: <alice@example.com>\nSubject: fwd\n"
+                      b"Return-Path: <late@example.org>\n\nbody\n", sender="s@example.org")
+    assert rc == 0, err
+    got = sorted((f.read_bytes() for f in (tmp_path / "mail" / "bob" / "new").iterdir()),
+                 key=lambda d: b"fwd" in d)
+    assert got[0] == pre.split(b"\n", 1)[1].replace(b"\n", b"\r\n")
+    assert got[1] == (b"Return-Path: <s@example.org>\r\nDelivered-To: <bob@example.com>\r\n"
+                      b"Return-Path: <forged@example.org>\r\n"
+                      b"Delivered-To: <alice@example.com>\r\nSubject: fwd\r\n"
+                      b"Return-Path: <late@example.org>\r\n\r\nbody\r\n")
+
+
 def test_sender_from_env_and_default(tmp_path):
     conf = cfg_for(tmp_path, {"bob": {}}, MailboxFormat="maildir")
     (tmp_path / "mail" / "bob").mkdir(parents=True)
