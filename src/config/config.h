@@ -28,13 +28,27 @@ enum listen_tls {
 				 * becomes this when a certificate is set */
 };
 
+/* What a listener serves (Listen[].Protocol). */
+enum listen_proto {
+	LISTEN_PROTO_POP3 = 0,
+	LISTEN_PROTO_LMTP,	/* RFC 2033, for the MTA */
+	LISTEN_PROTO_SMTP_SINK,	/* development SMTP sink: not for the internet */
+};
+
 struct listen_cfg {
-	char *address;		/* numeric IPv4 or IPv6 literal */
+	char *address;		/* numeric IPv4 or IPv6 literal; NULL with path */
 	uint16_t port;
 	enum listen_tls tls;
 	/* ProxyTrusted: peers that send a PROXY header naming the client
 	 * (haproxy), lib/cidr.h list syntax; NULL: none. */
 	char *proxy_trusted;
+	enum listen_proto protocol;
+	char *path;		/* Path: a unix socket (LMTP only) or NULL */
+	char *mode;		/* Mode of the socket, octal text ("0660") */
+	char *owner, *group;	/* Owner/Group of the socket, or NULL */
+	/* AllowNonLoopback: the sink may bind a non-loopback address. */
+	bool allow_non_loopback;
+	unsigned max_message_size;	/* MaxMessageSize (LMTP, sink); bytes */
 };
 
 /* Line:column of a key in the file (0:0 if not known), see config_where(). */
@@ -163,6 +177,10 @@ struct posuto_config {
 	char *run_as_user;		/* RunAsUser; NULL = stay as started */
 	char *hostname;			/* Hostname; default gethostname(); never NULL */
 	char *passwd_file;		/* PasswdFile (Dovecot passwd-file) or NULL */
+	/* The development SMTP sink (Listen[].Protocol "smtp-sink") adds a
+	 * user it does not know to Users[], with this password. */
+	bool sink_creates_users;	/* SinkCreatesUsers */
+	char *sink_password;		/* SinkPassword (plaintext) */
 	char *lock_file;		/* LockFile; NULL = the default
 					 * (store_lock_default_path()) */
 	bool allow_plaintext_auth;	/* AllowPlaintextAuth: USER/PASS etc. w/o TLS off loopback */

@@ -38,6 +38,19 @@ check_ip(const char *s, const char **why_r)
 	return false;
 }
 
+/* A socket's permission bits, octal ("0660"). */
+static bool
+check_mode(const char *s, const char **why_r)
+{
+	size_t n = strlen(s);
+
+	if (n < 3 || n > 4 || strspn(s, "01234567") != n) {
+		*why_r = "must be octal permission bits, like \"0660\"";
+		return false;
+	}
+	return true;
+}
+
 static bool
 check_cidr_list(const char *s, const char **why_r)
 {
@@ -178,6 +191,13 @@ static const struct config_enum_name listen_tls_names[] = {
 	{ NULL, 0 },
 };
 
+static const struct config_enum_name listen_proto_names[] = {
+	{ "pop3", LISTEN_PROTO_POP3 },
+	{ "lmtp", LISTEN_PROTO_LMTP },
+	{ "smtp-sink", LISTEN_PROTO_SMTP_SINK },
+	{ NULL, 0 },
+};
+
 /* Same names as log_level_parse() in lib/log.c. */
 static const struct config_enum_name log_level_names[] = {
 	{ "error", LOG_LVL_ERROR },
@@ -208,7 +228,7 @@ static void listen_verify(struct config_ctx *, const char *, void *,
     uint64_t);
 
 static const struct config_setting listen_rows[] = {
-	{ .key = "Address", .kind = CONFIG_STRING, .flags = CONFIG_F_REQUIRED,
+	{ .key = "Address", .kind = CONFIG_STRING,
 	  .offset = offsetof(struct listen_cfg, address), .check = check_ip },
 	{ .key = "Port", .kind = CONFIG_U16,
 	  .offset = offsetof(struct listen_cfg, port),
@@ -219,6 +239,24 @@ static const struct config_setting listen_rows[] = {
 	{ .key = "ProxyTrusted", .kind = CONFIG_STRING,
 	  .offset = offsetof(struct listen_cfg, proxy_trusted),
 	  .check = check_cidr_list },
+	{ .key = "Protocol", .kind = CONFIG_ENUM,
+	  .offset = offsetof(struct listen_cfg, protocol),
+	  .names = listen_proto_names, .def_int = LISTEN_PROTO_POP3 },
+	{ .key = "Path", .kind = CONFIG_PATH,
+	  .offset = offsetof(struct listen_cfg, path) },
+	{ .key = "Mode", .kind = CONFIG_STRING,
+	  .offset = offsetof(struct listen_cfg, mode), .check = check_mode },
+	{ .key = "Owner", .kind = CONFIG_STRING,
+	  .offset = offsetof(struct listen_cfg, owner) },
+	{ .key = "Group", .kind = CONFIG_STRING,
+	  .offset = offsetof(struct listen_cfg, group) },
+	{ .key = "AllowNonLoopback", .kind = CONFIG_BOOL,
+	  .offset = offsetof(struct listen_cfg, allow_non_loopback) },
+	/* Postfix's message_size_limit default (10 MB) is too small for a
+	 * local hop that sees attachments; the body is streamed anyway. */
+	{ .key = "MaxMessageSize", .kind = CONFIG_UINT,
+	  .offset = offsetof(struct listen_cfg, max_message_size),
+	  .min = 1024, .max = 512u << 20, .def_int = 64u << 20 },
 };
 
 static const struct config_section listen_section = {
@@ -231,9 +269,50 @@ listen_verify(struct config_ctx *ctx, const char *path, void *base,
     uint64_t seen)
 {
 	struct listen_cfg *l = base;
+	char *kp;
 
-	(void)ctx;
-	(void)path;
+	if ((l->address == NULL) == (l->path == NULL)) {
+		config_error(ctx, path, CONFIG_AT_VALUE, "needs Address or Path "
+		    "(a unix socket), not %s", l->address == NULL ? "neither" :
+		    "both");
+		return;
+	}
+	if (l->path != NULL && l->protocol != LISTEN_PROTO_LMTP) {
+		kp = json_loc_path_key(path, "Path");
+		config_error(ctx, kp, CONFIG_AT_KEY, "a unix socket serves "
+		    "LMTP only (\"Protocol\": \"lmtp\")");
+		free(kp);
+	}
+	if (l->path == NULL && (l->mode != NULL || l->owner != NULL ||
+	    l->group != NULL)) {
+		kp = json_loc_path_key(path, l->mode != NULL ? "Mode" :
+		    l->owner != NULL ? "Owner" : "Group");
+		config_error(ctx, kp, CONFIG_AT_KEY, "only for a unix socket "
+		    "(Path)");
+		free(kp);
+	}
+	if (l->protocol != LISTEN_PROTO_POP3 && l->tls != LISTEN_TLS_NONE) {
+		kp = json_loc_path_key(path, "Tls");
+		config_error(ctx, kp, CONFIG_AT_VALUE, "LMTP and the SMTP sink "
+		    "are plain (a local hop)");
+		free(kp);
+	}
+	/* Not for the internet: an open sink stores anyone's mail. */
+	if (l->protocol == LISTEN_PROTO_SMTP_SINK && l->address != NULL &&
+	    !l->allow_non_loopback && strncmp(l->address, "127.", 4) != 0 &&
+	    strcmp(l->address, "::1") != 0) {
+		kp = json_loc_path_key(path, "Address");
+		config_error(ctx, kp, CONFIG_AT_VALUE, "the SMTP sink is for "
+		    "development, not for the internet: bind a loopback "
+		    "address, or set AllowNonLoopback");
+		free(kp);
+	}
+	if (!CONFIG_SEEN(&listen_section, seen, "Port") &&
+	    l->protocol == LISTEN_PROTO_LMTP)
+		l->port = 24;
+	if (!CONFIG_SEEN(&listen_section, seen, "Port") &&
+	    l->protocol == LISTEN_PROTO_SMTP_SINK)
+		l->port = 1025;
 	/* RFC 8314: POP3S is 995, plain POP3 (with STLS) 110. */
 	if (!CONFIG_SEEN(&listen_section, seen, "Port") &&
 	    l->tls == LISTEN_TLS_IMPLICIT)
@@ -937,6 +1016,10 @@ static const struct config_setting server_rows[] = {
 	/* Opened by serve, not here: check-config must not create files. */
 	{ .key = "LockFile", .kind = CONFIG_PATH,
 	  .offset = SRV(cfg.lock_file), .check = check_file_name },
+	{ .key = "SinkCreatesUsers", .kind = CONFIG_BOOL,
+	  .offset = SRV(cfg.sink_creates_users), .def_int = 0 },
+	{ .key = "SinkPassword", .kind = CONFIG_SECRET,
+	  .offset = SRV(cfg.sink_password) },
 	{ .key = "AllowPlaintextAuth", .kind = CONFIG_BOOL,
 	  .offset = SRV(cfg.allow_plaintext_auth), .def_int = 0 },
 	{ .key = "SaslMechanisms", .kind = CONFIG_CUSTOM, .offset = 0,
@@ -1021,14 +1104,17 @@ server_verify_listens(struct config_ctx *ctx, const char *path,
 		}
 		/* What is in effect: a plain port offers STLS when there is
 		 * a certificate, and check-config should say so. */
-		if (l->tls == LISTEN_TLS_NONE && cfg->tls.cert_file != NULL)
+		if (l->tls == LISTEN_TLS_NONE && cfg->tls.cert_file != NULL &&
+		    l->protocol == LISTEN_PROTO_POP3)
 			cfg->listens[i].tls = LISTEN_TLS_STARTTLS;
 		for (size_t j = 0; j < i; j++) {
 			const struct listen_cfg *o = &cfg->listens[j];
 
-			if (l->address != NULL && o->address != NULL &&
+			if ((l->address != NULL && o->address != NULL &&
 			    l->port == o->port &&
-			    strcmp(l->address, o->address) == 0) {
+			    strcmp(l->address, o->address) == 0) ||
+			    (l->path != NULL && o->path != NULL &&
+			    strcmp(l->path, o->path) == 0)) {
 				config_error(ctx, ep, CONFIG_AT_VALUE,
 				    "same address and port as Listen[%zu]", j);
 				break;
@@ -1097,12 +1183,21 @@ server_verify(struct config_ctx *ctx, const char *path, void *base,
 	}
 
 	if (cfg->n_users == 0 && cfg->passwd_file == NULL &&
-	    cfg->sql.driver == SQL_DRIVER_NONE)
+	    cfg->sql.driver == SQL_DRIVER_NONE && !cfg->sink_creates_users)
 		config_warning(ctx, path, CONFIG_AT_VALUE,
 		    "no Users, PasswdFile or Sql: nobody can log in");
+	if (cfg->sink_creates_users && (cfg->sink_password == NULL ||
+	    cfg->mailbox_template == NULL)) {
+		kp = json_loc_path_key(path, "SinkCreatesUsers");
+		config_error(ctx, kp, CONFIG_AT_VALUE, "needs SinkPassword (the "
+		    "password of the users it creates) and MailDir");
+		free(kp);
+	}
 
 	for (size_t i = 0; i < cfg->n_listens; i++)
-		if (cfg->listens[i].address == NULL ||
+		if (cfg->listens[i].protocol != LISTEN_PROTO_POP3)
+			continue;
+		else if (cfg->listens[i].address == NULL ||
 		    !config_is_loopback(cfg->listens[i].address))
 			all_loopback = false;
 	if (!cfg->allow_plaintext_auth && cfg->tls.cert_file == NULL &&

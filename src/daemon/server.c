@@ -39,12 +39,14 @@
 #include "store/store_lock.h"
 #include "pop3/pop3_policy.h"
 #include "pop3/pop3_session.h"
+#include "smtp/smtp_conn.h"
 
 struct server_listener {
 	struct server *srv;
 	struct evconnlistener *lev;
 	struct event *retry;		/* re-enable after EMFILE */
 	struct net_listener *nl;	/* what it serves (owned by rt) */
+	struct smtp_listen smtp;	/* LMTP, sink: the protocol context */
 	char name[80];
 };
 
@@ -54,6 +56,7 @@ struct server {
 	struct posuto_config *cfg;
 	struct net_runtime *rt;
 	struct pop3_env env;		/* POP3's part; env.rt == rt */
+	struct smtp_env smtp_env;	/* LMTP's and the sink's */
 	struct server_listener *ls;
 	size_t n_ls;
 	struct event *sig_term, *sig_int, *sig_hup, *sig_usr1, *idle_check;
@@ -224,22 +227,45 @@ server_listen(struct server *srv)
 	for (size_t i = 0; i < cfg->n_listens; i++) {
 		const struct listen_cfg *lc = &cfg->listens[i];
 		struct server_listener *l = &srv->ls[i];
-		int fd = listener_open(lc->address, lc->port, err, sizeof(err));
+		static const char *const proto_names[] = {
+			[LISTEN_PROTO_POP3] = "pop3",
+			[LISTEN_PROTO_LMTP] = "lmtp",
+			[LISTEN_PROTO_SMTP_SINK] = "smtp-sink",
+		};
+		const char *proto = proto_names[lc->protocol];
+		void *ctx = &srv->env;
+		int fd = lc->path != NULL ?
+		    listener_open_unix(lc->path, lc->mode, lc->owner, lc->group,
+		    err, sizeof(err)) :
+		    listener_open(lc->address, lc->port, err, sizeof(err));
 
 		if (fd < 0) {
 			log_error("%s", err);
 			return -1;
 		}
 		l->srv = srv;
-		snprintf(l->name, sizeof(l->name), "%s port %u%s", lc->address,
-		    lc->port, lc->tls == LISTEN_TLS_IMPLICIT ? " (TLS)" : "");
-		/* Every listener serves POP3 until the config names others. */
-		l->nl = net_listener_new(srv->rt, "pop3", &srv->env,
+		if (lc->path != NULL)
+			snprintf(l->name, sizeof(l->name), "%s (%s)", lc->path,
+			    proto);
+		else
+			snprintf(l->name, sizeof(l->name), "%s port %u%s%s%s",
+			    lc->address, lc->port, lc->tls == LISTEN_TLS_IMPLICIT ?
+			    " (TLS)" : "", lc->protocol != LISTEN_PROTO_POP3 ?
+			    " " : "", lc->protocol != LISTEN_PROTO_POP3 ?
+			    proto : "");
+		if (lc->protocol != LISTEN_PROTO_POP3) {
+			l->smtp.env = &srv->smtp_env;
+			l->smtp.sink = lc->protocol == LISTEN_PROTO_SMTP_SINK;
+			l->smtp.max_size = lc->max_message_size;
+			l->smtp.allow_remote = lc->allow_non_loopback;
+			ctx = &l->smtp;
+		}
+		l->nl = net_listener_new(srv->rt, proto, ctx,
 		    lc->tls == LISTEN_TLS_IMPLICIT ? NET_TLS_IMPLICIT :
 		    lc->tls == LISTEN_TLS_STARTTLS ? NET_TLS_STARTTLS :
 		    NET_TLS_NONE, l->name);
 		if (l->nl == NULL)
-			fatalx("protocol pop3 not registered");
+			fatalx("protocol %s not registered", proto);
 		/* checked with the config */
 		if (lc->proxy_trusted != NULL &&
 		    !net_listener_trust_proxy(l->nl, lc->proxy_trusted))
@@ -562,6 +588,9 @@ server_run(const struct server_opts *opts)
 	    server_userdb_unref, tls));
 	srv.env.rt = srv.rt;
 	pop3_register();
+	smtp_register();
+	srv.smtp_env.rt = srv.rt;
+	srv.smtp_env.idle_timeout = srv.cfg->idle_timeout;
 	srv.rt->iplimit = iplimit_new();
 	privdrop_raise_nofile();
 	/* Signals first: from the moment a client can connect, SIGTERM and
@@ -651,6 +680,7 @@ server_run(const struct server_opts *opts)
 	}
 	event_base_dispatch(base);
 	pop3_session_close_all(&srv.env);
+	smtp_close_all(&srv.smtp_env);
 	conn_lingering_free_all();
 out:
 	filewatch_free(&srv.watch);

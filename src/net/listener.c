@@ -9,7 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -63,6 +67,83 @@ listener_open(const char *address, uint16_t port, char *err, size_t errsz)
 		snprintf(err, errsz, "cannot listen on %s%s%s:%u: %s",
 		    ss.ss_family == AF_INET6 ? "[" : "", address,
 		    ss.ss_family == AF_INET6 ? "]" : "", port, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int
+listener_open_unix(const char *path, const char *mode, const char *owner,
+    const char *group, char *err, size_t errsz)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+	unsigned long m = 0660;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errsz, "%s: path too long for a unix socket", path);
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path));
+	if (mode != NULL) {
+		m = 0;
+		for (const char *p = mode; *p != '\0'; p++) {
+			if (*p < '0' || *p > '7' || m > 07777) {
+				snprintf(err, errsz, "%s: bad Mode %s", path,
+				    mode);
+				return -1;
+			}
+			m = m * 8 + (unsigned long)(*p - '0');
+		}
+	}
+	if (owner != NULL) {
+		struct passwd *pw = getpwnam(owner);
+		if (pw == NULL) {
+			snprintf(err, errsz, "%s: no user %s", path, owner);
+			return -1;
+		}
+		uid = pw->pw_uid;
+	}
+	if (group != NULL) {
+		struct group *gr = getgrnam(group);
+		if (gr == NULL) {
+			snprintf(err, errsz, "%s: no group %s", path, group);
+			return -1;
+		}
+		gid = gr->gr_gid;
+	}
+	/* A socket left by a previous run is in the way of bind(); anything
+	 * else at that path (a file, a directory) is not ours to remove. */
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errsz, "%s exists and is not a socket: "
+			    "not removed", path);
+			return -1;
+		}
+		if (unlink(path) != 0 && errno != ENOENT) {
+			snprintf(err, errsz, "cannot remove stale socket %s: %s",
+			    path, strerror(errno));
+			return -1;
+		}
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errsz, "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
+	    chmod(path, (mode_t)(m & 07777)) != 0 ||
+	    ((uid != (uid_t)-1 || gid != (gid_t)-1) &&
+	    chown(path, uid, gid) != 0) ||
+	    listen(fd, LISTEN_BACKLOG) != 0) {
+		snprintf(err, errsz, "cannot listen on %s: %s", path,
+		    strerror(errno));
 		close(fd);
 		return -1;
 	}

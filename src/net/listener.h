@@ -41,6 +41,12 @@ struct net_listener {
 int listener_open(const char *address, uint16_t port, char *err,
     size_t errsz);
 
+/* Binds and listens on a unix socket at path (a stale socket there is
+ * removed; anything else is left and refused), chmod mode (octal text,
+ * NULL = 0660), chown owner/group (NULL = unchanged).  fd or -1. */
+int listener_open_unix(const char *path, const char *mode, const char *owner,
+    const char *group, char *err, size_t errsz);
+
 /* A listener description, kept by rt (freed with it); name for the log.
  * NULL if proto is not registered. */
 struct net_listener *net_listener_new(struct net_runtime *rt,

@@ -251,7 +251,9 @@ class Server:
     def endpoints(self):
         p = self.cfg["Pop3Server"]
         if "Listen" in p:
-            return [(l["Address"], l["Port"], l.get("Tls", "none")) for l in p["Listen"]]
+            # Unix sockets (LMTP "Path") are not probed.
+            return [(l["Address"], l["Port"], l.get("Tls", "none"))
+                    for l in p["Listen"] if "Address" in l]
         return [(p.get("BindAddress", "127.0.0.1"), p["Port"], "none")]
 
     def startup_probes(self):
