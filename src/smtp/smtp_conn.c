@@ -146,6 +146,7 @@ smtp_sink_add_user(const struct posuto_config *cfg, const char *name,
     char *err, size_t errsz)
 {
 	struct config_edit *ed = NULL;
+	const char *tmp;
 	char *pw;
 	long idx;
 	bool ok = false;
@@ -158,7 +159,9 @@ smtp_sink_add_user(const struct posuto_config *cfg, const char *name,
 	}
 	idx = config_edit_user_add(ed, name);
 	pw = xasprintf("{PLAIN}%s", cfg->sink_password);
+	err[0] = '\0';
 	if (idx >= 0 && config_edit_user_set(ed, idx, "Password", pw) &&
+	    config_edit_stage(ed, &tmp, err, errsz) &&
 	    config_edit_commit(ed, err, errsz))
 		ok = true;
 	else if (err[0] == '\0')
