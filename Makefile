@@ -7,6 +7,8 @@ BUILD ?= build
 # back the sample mailbox.
 POP3_PORT ?= 1110
 POP3S_PORT ?= 1995
+# The development SMTP sink (loopback, not for the internet); empty: none.
+SINK_PORT ?= 1025
 RESET ?=
 DEMO ?= $(BUILD)/demo
 
@@ -34,7 +36,8 @@ run:
 	@scripts/deps.sh run
 	@echo "building $(BUILD)/posuto ..."
 	@scripts/build.sh --target posuto $(BUILD) --buildtype=debugoptimized -Db_pie=true
-	@POP3_PORT='$(POP3_PORT)' POP3S_PORT='$(POP3S_PORT)' exec scripts/demo.sh \
+	@POP3_PORT='$(POP3_PORT)' POP3S_PORT='$(POP3S_PORT)' SINK_PORT='$(SINK_PORT)' \
+		exec scripts/demo.sh \
 		$(if $(filter-out 0 no,$(RESET)),--reset) --serve $(BUILD)/posuto $(DEMO)
 
 # Every unit and integration test, plain and under ASan+UBSan, the fuzzers

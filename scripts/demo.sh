@@ -1,7 +1,9 @@
 #!/bin/sh
 # demo.sh [--reset] [--serve POSUTO] DIR - prepares the `make run` demo in DIR:
 #   DIR/posuto.json                      config (127.0.0.1:POP3_PORT plain+STLS,
-#                                        :POP3S_PORT TLS; default 1110 and 1995)
+#                                        :POP3S_PORT TLS; default 1110 and 1995;
+#                                        with SINK_PORT set, the development
+#                                        SMTP sink there, `make run`: 1025)
 #   DIR/mail/user1@example.com/          Maildir with sample messages (LF, as Postfix writes)
 #   DIR/tls/cert.pem, DIR/tls/key.pem    self-signed certificate (made if absent)
 # Re-running is safe: existing mail and certificates are kept; samples are
@@ -13,7 +15,8 @@ set -eu
 
 usage() {
 	echo "usage: $0 [--reset] [--serve POSUTO] DIR" >&2
-	echo "  env: POP3_PORT (default 1110), POP3S_PORT (default 1995)" >&2
+	echo "  env: POP3_PORT (default 1110), POP3S_PORT (default 1995)," >&2
+	echo "       SINK_PORT (the development SMTP sink; none if unset)" >&2
 	exit 64
 }
 RESET=0
@@ -30,7 +33,8 @@ if [ $# -ne 1 ] || [ "${1#-}" != "$1" ]; then
 fi
 PLAIN_PORT=${POP3_PORT:-1110}
 TLS_PORT=${POP3S_PORT:-1995}
-for p in "$PLAIN_PORT" "$TLS_PORT"; do
+SINK_PORT=${SINK_PORT:-}
+for p in "$PLAIN_PORT" "$TLS_PORT" ${SINK_PORT:+"$SINK_PORT"}; do
 	case $p in
 	''|*[!0-9]*|0*) echo "demo: port '$p' is not a number from 1 to 65535" >&2; exit 64 ;;
 	esac
@@ -72,6 +76,17 @@ fi
 runas=
 [ "$(id -u)" -ne 0 ] || runas='
     "RunAsUser": "root",'
+# The development SMTP sink (not for the internet: loopback only): mail
+# to any name becomes a user with password "password".
+sink=
+sinkcfg=
+[ -z "$SINK_PORT" ] || {
+	sink=',
+      { "Address": "127.0.0.1", "Port": '$SINK_PORT', "Protocol": "smtp-sink" }'
+	sinkcfg='
+    "SinkCreatesUsers": true,
+    "SinkPassword": "password",'
+}
 tmpcfg=$DIR/.posuto.json.tmp
 cat > "$tmpcfg" <<EOF
 {
@@ -79,8 +94,8 @@ cat > "$tmpcfg" <<EOF
     "Enabled": true,
     "Listen": [
       { "Address": "127.0.0.1", "Port": $PLAIN_PORT, "Tls": "none" },
-      { "Address": "127.0.0.1", "Port": $TLS_PORT, "Tls": "implicit" }
-    ],
+      { "Address": "127.0.0.1", "Port": $TLS_PORT, "Tls": "implicit" }$sink
+    ],$sinkcfg
     "TimeOut": 600,
     "MailDir": "$DIR/mail",
     "MailboxFormat": "maildir",
@@ -285,7 +300,11 @@ $1
   config:  $DIR/posuto.json
   mailbox: $BOX (Maildir, $n message(s))
   user:    $USER   password: password
-
+${SINK_PORT:+  SMTP sink: 127.0.0.1:$SINK_PORT (development only, not for the internet):
+    mail sent there to NAME@anything is filed for POP3 user NAME
+    (created on first mail, password: password), e.g.
+    python3 -c "import smtplib; smtplib.SMTP('127.0.0.1', $SINK_PORT).sendmail('app@dev', ['alice@dev'], 'Subject: hi\\n\\nhello\\n')"
+}
 Connect with
   nc -C 127.0.0.1 $PLAIN_PORT        then type:
       USER $USER

