@@ -271,10 +271,16 @@ listen_verify(struct config_ctx *ctx, const char *path, void *base,
 	struct listen_cfg *l = base;
 	char *kp;
 
-	if ((l->address == NULL) == (l->path == NULL)) {
-		config_error(ctx, path, CONFIG_AT_VALUE, "needs Address or Path "
-		    "(a unix socket), not %s", l->address == NULL ? "neither" :
-		    "both");
+	if (!CONFIG_SEEN(&listen_section, seen, "Address") &&
+	    !CONFIG_SEEN(&listen_section, seen, "Path")) {
+		config_error(ctx, path, CONFIG_AT_VALUE, "missing required key "
+		    "\"Address\" (or \"Path\", a unix socket for LMTP)");
+		return;
+	}
+	if (CONFIG_SEEN(&listen_section, seen, "Address") &&
+	    CONFIG_SEEN(&listen_section, seen, "Path")) {
+		config_error(ctx, path, CONFIG_AT_VALUE, "Address and Path: "
+		    "give one of them");
 		return;
 	}
 	if (l->path != NULL && l->protocol != LISTEN_PROTO_LMTP) {
