@@ -17,6 +17,7 @@
  * store_fs_deliver.c), and a session over an empty snapshot can neither
  * delete nor move anything, so two of them cannot conflict.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -468,6 +469,33 @@ store_auto_open(const struct store_driver *drv, const char *path,
 	    errsz);
 }
 
+/* A directory holding nothing but (some of) tmp, new and cur: empty, or
+ * a Maildir another first delivery is making right now (mkdir of the
+ * root, then its three subdirectories).  Taking that for an emldir would
+ * file the message beside the Maildir, where no reader looks. */
+static bool
+store_auto_maildir_in_making(const char *path)
+{
+	DIR *dir = opendir(path);
+	struct dirent *de;
+	bool yes = true;
+
+	if (dir == NULL)
+		return false;
+	while ((de = readdir(dir)) != NULL) {
+		const char *n = de->d_name;
+
+		if (strcmp(n, ".") != 0 && strcmp(n, "..") != 0 &&
+		    strcmp(n, "tmp") != 0 && strcmp(n, "new") != 0 &&
+		    strcmp(n, "cur") != 0) {
+			yes = false;
+			break;
+		}
+	}
+	closedir(dir);
+	return yes;
+}
+
 /* What "auto:" would open at path now (a missing one: maildir, which is
  * what a first delivery creates). */
 static const struct store_driver *
@@ -476,7 +504,8 @@ store_auto_pick(const char *path)
 	struct stat st;
 
 	if (store_fs_is_maildir(path) ||
-	    (stat(path, &st) == -1 && errno == ENOENT))
+	    (stat(path, &st) == -1 && errno == ENOENT) ||
+	    store_auto_maildir_in_making(path))
 		return &store_driver_maildir;
 	return &store_driver_emldir;
 }

@@ -205,3 +205,23 @@ def test_stale_socket_replaced_file_kept(tmp_path):
         srv2.start(timeout=10)
     assert plain.read_text() == "keep me"
     assert "not a socket" in srv2.log()
+
+
+def test_first_delivery_into_maildir_being_made(lmtp_server, tmp_path):
+    """MailboxFormat auto: a mailbox directory that holds only tmp/ is a
+    Maildir another first delivery is making (parallel LMTP connections
+    to a new user); the message goes into new/, not beside it as an
+    emldir file that the Maildir, once complete, hides (a lost message,
+    seen in test_parallel_nothing_lost_or_duplicated under ASan)."""
+    srv = lmtp_server
+    box = tmp_path / "mail" / "alice"
+    (box / "tmp").mkdir(parents=True)
+    c = lmtp_tcp(srv)
+    c.ehlo("client.example")
+    assert [r[0] for r in lmtp_send(c, "s@example.org", ["alice@example.com"],
+                                    MSG)] == [250]
+    c.quit()
+    assert [p.name for p in box.iterdir() if p.is_file()] == []
+    assert len(list((box / "new").iterdir())) == 1
+    (box / "cur").mkdir(exist_ok=True)
+    assert [strip_trace(m) for m in pop_all(srv.pop_port, "alice")] == [MSG]
