@@ -469,31 +469,34 @@ store_auto_open(const struct store_driver *drv, const char *path,
 	    errsz);
 }
 
-/* A directory holding nothing but (some of) tmp, new and cur: empty, or
- * a Maildir another first delivery is making right now (mkdir of the
- * root, then its three subdirectories).  Taking that for an emldir would
- * file the message beside the Maildir, where no reader looks. */
+/* A directory holding nothing but some of tmp, new and cur: a Maildir
+ * being made (by another MTA, or left by a crash mid-way; posuto's own
+ * appear whole, store_maildir.c).  Taking that for an emldir would file
+ * the message beside the Maildir, where no reader looks. */
 static bool
 store_auto_maildir_in_making(const char *path)
 {
 	DIR *dir = opendir(path);
 	struct dirent *de;
-	bool yes = true;
+	bool yes = true, any = false;
 
 	if (dir == NULL)
 		return false;
 	while ((de = readdir(dir)) != NULL) {
 		const char *n = de->d_name;
 
-		if (strcmp(n, ".") != 0 && strcmp(n, "..") != 0 &&
-		    strcmp(n, "tmp") != 0 && strcmp(n, "new") != 0 &&
+		if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
+			continue;
+		if (strcmp(n, "tmp") != 0 && strcmp(n, "new") != 0 &&
 		    strcmp(n, "cur") != 0) {
 			yes = false;
 			break;
 		}
+		any = true;
 	}
 	closedir(dir);
-	return yes;
+	/* An empty directory is an (empty) emldir, as for a login. */
+	return yes && any;
 }
 
 /* What "auto:" would open at path now (a missing one: maildir, which is

@@ -610,6 +610,49 @@ maildir_msg_settled(const struct store_msg *m)
 
 /* --- delivery (maildir(5): tmp/, then new/) --------------------------- */
 
+/*
+ * A missing Maildir is made beside its place, with tmp/, new/ and cur/,
+ * then renamed in (never over anything): "auto:" on a concurrent first
+ * delivery must never see the bare root, which is an empty emldir to
+ * it, and file its message where no Maildir reader looks.  False only
+ * if it could not be made at all; one made meanwhile by another is
+ * fine (its parts are then made, EEXIST being fine, by the caller).
+ */
+static bool
+maildir_create_whole(const char *path)
+{
+	static const char *const subs[] = { "tmp", "new", "cur" };
+	char unique[128], *stage;
+	struct stat st;
+	bool ok = true;
+	int fd;
+
+	if (stat(path, &st) == 0 || errno != ENOENT)
+		return true;
+	store_fs_unique(unique, sizeof(unique));
+	stage = xasprintf("%s.posuto-new.%s", path, unique);
+	if (!store_fs_mkdir(AT_FDCWD, stage)) {
+		free(stage);
+		return false;
+	}
+	fd = open(stage, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	for (size_t i = 0; i < 3 && fd != -1; i++)
+		if (mkdirat(fd, subs[i], 0700) != 0)
+			ok = false;
+	if (fd != -1)
+		(void)fsync(fd);
+	if (fd == -1 || !ok ||
+	    renameat2(AT_FDCWD, stage, AT_FDCWD, path, RENAME_NOREPLACE) != 0) {
+		for (size_t i = 0; i < 3 && fd != -1; i++)
+			(void)unlinkat(fd, subs[i], AT_REMOVEDIR);
+		(void)rmdir(stage);
+	}
+	if (fd != -1)
+		close(fd);
+	free(stage);
+	return true;
+}
+
 static enum store_status
 maildir_deliver_prepare(struct store_fs_delivery *d, char *err, size_t errsz)
 {
@@ -617,7 +660,8 @@ maildir_deliver_prepare(struct store_fs_delivery *d, char *err, size_t errsz)
 	struct stat st;
 
 	/* MaildirGuard: the first delivery makes the mailbox */
-	if (!store_fs_mkdir(AT_FDCWD, d->path) ||
+	if (!maildir_create_whole(d->path) ||
+	    !store_fs_mkdir(AT_FDCWD, d->path) ||
 	    (d->root = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC |
 	    O_NOCTTY)) == -1) {
 		store_err(err, errsz, "cannot create %s: %s", d->path,
