@@ -126,4 +126,44 @@ int sql_schema_version(struct sql_pool *pool, char *err, size_t errsz);
  * posuto reads.  0, or -1 with err. */
 int sql_schema_check_tpops(struct sql_pool *pool, char *err, size_t errsz);
 
+/* ---- mailbox locks shared by every node (sql_lock.c) ---- */
+
+/*
+ * One held lock.  A mailbox in SQL is served by one session at a time
+ * across all nodes: the lock lives in the database (PostgreSQL advisory
+ * lock, MariaDB GET_LOCK), held on one connection per pool that holds
+ * all of this process's locks, so a node that dies (its connection
+ * drops) frees its mailboxes at once, with no stale row to clean up.
+ * Within the process a table of held names refuses a second session
+ * before the database is asked (both databases let one connection take
+ * the same lock twice).
+ *
+ * That connection is taken from the pool once and kept, so PoolSize
+ * must be at least 2.  Takes and releases are serialised on it: one
+ * short round trip each, at login and logout.
+ *
+ * If the connection is lost (database restart, failover), every lock it
+ * held is gone; the next take reconnects.  Sessions holding such a lock
+ * learn it from sql_lock_check() and must not commit (another node may
+ * own the mailbox now); they keep their local name until released.
+ */
+struct sql_lock;
+
+enum sql_lock_status {
+	SQL_LOCK_OK = 0,
+	SQL_LOCK_BUSY,		/* held by another session, here or elsewhere */
+	SQL_LOCK_TEMP,		/* the database did not answer: try later */
+};
+
+/* Takes the lock called name (any bytes but NUL, e.g. a user name)
+ * without waiting.  *lock_r is set only on SQL_LOCK_OK. */
+enum sql_lock_status sql_lock_take(struct sql_pool *pool, const char *name,
+    struct sql_lock **lock_r, char *err, size_t errsz);
+/* True while l is still held in the database; false (err filled) once
+ * the connection that held it was lost.  One round trip: call it right
+ * before a commit that needs the lock (QUIT's deletions). */
+bool sql_lock_check(struct sql_lock *l, char *err, size_t errsz);
+/* Releases and frees *l (NULL is fine); sets *l to NULL. */
+void sql_lock_release(struct sql_lock **l);
+
 #endif

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "sql/sql.h"
@@ -65,5 +66,27 @@ void sql_cell_set(struct sql_cell *cell, const void *data, size_t len);
  * at most INT_MAX, for poll()). */
 int64_t sql_now_ms(void);
 int sql_ms_left(int64_t deadline);
+
+/* ---- the pool's lock connection (sql_lock.c) ---- */
+
+struct sql_lock {
+	struct sql_pool *pool;
+	struct sql_lock *next;
+	uint64_t gen;			/* of the connection that took it */
+	char name[];
+};
+
+/* Embedded in struct sql_pool; all fields under mu. */
+struct sql_lockset {
+	pthread_mutex_t mu;
+	struct sql_conn *conn;		/* NULL: none yet, or lost */
+	uint64_t gen;			/* bumped for every new conn */
+	struct sql_lock *held;
+};
+
+struct sql_lockset *sql_pool_lockset(struct sql_pool *pool);
+void sql_lockset_init(struct sql_lockset *ls);
+/* Closes the lock connection (every lock must be released). */
+void sql_lockset_fini(struct sql_pool *pool, struct sql_lockset *ls);
 
 #endif

@@ -31,7 +31,14 @@ struct sql_pool {
 	pthread_cond_t cv;
 	struct sql_conn *idle;		/* chain of idle connections */
 	unsigned n_open;		/* idle + in use + being connected */
+	struct sql_lockset locks;
 };
+
+struct sql_lockset *
+sql_pool_lockset(struct sql_pool *p)
+{
+	return &p->locks;
+}
 
 int64_t
 sql_now_ms(void)
@@ -117,6 +124,7 @@ sql_pool_new(const struct sql_cfg *cfg, char *err, size_t errsz)
 	if (pthread_mutex_init(&p->mu, NULL) != 0 ||
 	    pthread_cond_init(&p->cv, NULL) != 0)
 		abort();
+	sql_lockset_init(&p->locks);
 	return p;
 }
 
@@ -128,6 +136,7 @@ sql_pool_free(struct sql_pool **pp)
 	if (p == NULL)
 		return;
 	*pp = NULL;
+	sql_lockset_fini(p, &p->locks);
 	while (p->idle != NULL) {
 		struct sql_conn *c = p->idle;
 
