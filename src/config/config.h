@@ -121,6 +121,28 @@ struct sql_cfg {
 	unsigned pool_size;		/* PoolSize: connections per process */
 };
 
+/* Admin.Autoconfig: what the client setup documents say (posuto.json(5)). */
+enum autoconfig_login {
+	AUTOCONFIG_LOGIN_LOCAL_PART = 0,	/* "LocalPart": alice */
+	AUTOCONFIG_LOGIN_ADDRESS,		/* "Address": alice@example.net */
+};
+
+struct autoconfig_cfg {
+	char *hostname;		/* Hostname; NULL: "localhost" when every POP3
+				 * listener is loopback, else the host's name */
+	char *domain;		/* Domain; NULL: from the address asked for */
+	char *display_name;	/* DisplayName; NULL: "posuto on HOSTNAME" */
+	enum autoconfig_login login;	/* LoginName */
+	char *smtp_hostname;	/* SmtpHostname; NULL: Hostname */
+	uint16_t smtp_port;	/* SmtpPort; 0: the SMTP sink's, if any */
+	enum listen_tls smtp_security;	/* SmtpSecurity */
+	bool smtp_auth;		/* SmtpAuth */
+	/* Address + Port: a listener serving only these documents, for
+	 * clients that cannot reach the admin (Port 0: none). */
+	char *address;
+	uint16_t port;
+};
+
 /* The web admin (issue 12), the top-level "Admin" object. */
 struct admin_cfg {
 	bool enabled;		/* an "Admin" object is in the file and its
@@ -135,6 +157,7 @@ struct admin_cfg {
 	char **hostnames;	/* Hostnames: more names the Host header may
 				 * carry (beside 127.0.0.1, localhost, [::1]) */
 	size_t n_hostnames;
+	struct autoconfig_cfg autoconfig;	/* Autoconfig {...} */
 };
 
 #define CONFIG_WHERE_MAX	24

@@ -1277,6 +1277,42 @@ admin_hostnames_free(const struct config_setting *row, void *base)
 	a->n_hostnames = 0;
 }
 
+static const struct config_enum_name autoconfig_login_names[] = {
+	{ "LocalPart", AUTOCONFIG_LOGIN_LOCAL_PART },
+	{ "Address", AUTOCONFIG_LOGIN_ADDRESS },
+	{ NULL, 0 },
+};
+
+#define ACF(f)	offsetof(struct autoconfig_cfg, f)
+static const struct config_setting autoconfig_rows[] = {
+	{ .key = "Hostname", .kind = CONFIG_STRING, .offset = ACF(hostname) },
+	{ .key = "Domain", .kind = CONFIG_STRING, .offset = ACF(domain) },
+	{ .key = "DisplayName", .kind = CONFIG_STRING,
+	  .offset = ACF(display_name) },
+	{ .key = "LoginName", .kind = CONFIG_ENUM, .offset = ACF(login),
+	  .names = autoconfig_login_names,
+	  .def_int = AUTOCONFIG_LOGIN_LOCAL_PART },
+	{ .key = "SmtpHostname", .kind = CONFIG_STRING,
+	  .offset = ACF(smtp_hostname) },
+	{ .key = "SmtpPort", .kind = CONFIG_U16, .offset = ACF(smtp_port),
+	  .min = 0, .max = 65535, .def_int = 0 },
+	{ .key = "SmtpSecurity", .kind = CONFIG_ENUM,
+	  .offset = ACF(smtp_security), .names = listen_tls_names,
+	  .def_int = LISTEN_TLS_NONE },
+	{ .key = "SmtpAuth", .kind = CONFIG_BOOL, .offset = ACF(smtp_auth),
+	  .def_int = 0 },
+	{ .key = "Address", .kind = CONFIG_STRING, .offset = ACF(address),
+	  .def_str = "0.0.0.0", .check = check_ip },
+	{ .key = "Port", .kind = CONFIG_U16, .offset = ACF(port),
+	  .min = 0, .max = 65535, .def_int = 0 },
+};
+#undef ACF
+
+static const struct config_section autoconfig_section = {
+	autoconfig_rows, sizeof(autoconfig_rows) / sizeof(autoconfig_rows[0]),
+	NULL, NULL,
+};
+
 static const struct config_setting admin_rows[] = {
 	{ .key = "Enabled", .kind = CONFIG_BOOL,
 	  .offset = offsetof(struct admin_cfg, enabled), .def_int = 1 },
@@ -1297,6 +1333,9 @@ static const struct config_setting admin_rows[] = {
 	{ .key = "Hostnames", .kind = CONFIG_CUSTOM, .offset = 0,
 	  .jtype = JSON_ARRAY, .set = admin_hostnames_set,
 	  .dump = admin_hostnames_dump, .free = admin_hostnames_free },
+	{ .key = "Autoconfig", .kind = CONFIG_OBJECT,
+	  .offset = offsetof(struct admin_cfg, autoconfig),
+	  .sub = &autoconfig_section },
 };
 
 static const struct config_section admin_section = {

@@ -116,6 +116,17 @@ admin_settings_json(void *arg)
 	return text;
 }
 
+static bool
+admin_autoconfig(void *arg, struct autoconfig_info *ai)
+{
+	struct admin *a = arg;
+	struct net_gen *g = net_runtime_gen_ref(a->rt);
+	bool ok = admin_autoconfig_fill(g->cfg, ai);
+
+	net_gen_unref(&g);
+	return ok;
+}
+
 static size_t
 admin_sessions(void *arg, struct http_admin_session *out, size_t max)
 {
@@ -302,6 +313,7 @@ admin_new(const struct posuto_config *cfg, struct net_runtime *rt,
 		.sessions = admin_sessions,
 		.metrics = admin_metrics,
 		.settings_json = admin_settings_json,
+		.autoconfig = admin_autoconfig,
 	};
 	a->http = http_server_new(&p, err, sizeof(err));
 	free_secret(hash);

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 
 struct admin;
+struct autoconfig_info;
 struct net_runtime;
 struct posuto_config;
 
@@ -31,6 +32,11 @@ void admin_reloaded(struct admin *a, const struct posuto_config *cfg);
 /* Once a second from the loop: tells pages when sessions come and go. */
 void admin_tick(struct admin *a);
 void admin_free(struct admin **a);
+
+/* The client setup documents' view of cfg (admin_autoconfig.c); false
+ * when there is no POP3 listener to name. */
+bool admin_autoconfig_fill(const struct posuto_config *cfg,
+    struct autoconfig_info *ai);
 
 /* `posuto admin passwd [-c FILE] [--scheme S]`; argv[0] is "admin". */
 int cmd_admin(int argc, char **argv, const char *default_config);

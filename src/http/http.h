@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 struct admin_cfg;
+struct autoconfig_info;
 struct tls_ctx;
 struct http_server;
 
@@ -78,6 +79,9 @@ struct http_admin_source {
 	/* The configuration in effect as JSON (config_dump(): secrets
 	 * hidden), malloc'd; NULL if not available. */
 	char *(*settings_json)(void *arg);
+	/* What the client setup documents say (http_autoconfig.h), from
+	 * the settings in effect; false: no POP3 listener to name. */
+	bool (*autoconfig)(void *arg, struct autoconfig_info *ai);
 };
 
 struct http_server_params {

@@ -11,11 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <openssl/evp.h>
+#include <strings.h>
 
 #include "http/http_autoconfig.h"
+#include "http/http_int.h"
 #include "lib/log.h"
 
 /* Longest address the documents carry (RFC 5321's path limit). */
@@ -117,7 +122,7 @@ login_name(const struct autoconfig_info *ai, char *buf, size_t bufsz)
 static const char *
 smtp_host(const struct autoconfig_info *ai)
 {
-	return ai->smtp_hostname != NULL ? ai->smtp_hostname : ai->hostname;
+	return ai->smtp_hostname[0] != '\0' ? ai->smtp_hostname : ai->hostname;
 }
 
 /* ---- Thunderbird: config-v1.1.xml ---- */
@@ -397,4 +402,151 @@ autoconfig_request_email(const char *body, size_t len, char *buf,
 	}
 	xmlFreeDoc(doc);
 	return ok;
+}
+
+/* ---- the routes ---- */
+
+enum autoconfig_doc {
+	DOC_THUNDERBIRD,
+	DOC_AUTODISCOVER,
+	DOC_MOBILECONFIG,
+};
+
+static const struct {
+	const char *path;
+	enum autoconfig_doc doc;
+	enum evhttp_cmd_type method;
+} autoconfig_routes[] = {
+	/* Thunderbird asks autoconfig.DOMAIN for the first, the domain
+	 * itself for the second. */
+	{ "/mail/config-v1.1.xml", DOC_THUNDERBIRD, EVHTTP_REQ_GET },
+	{ "/.well-known/autoconfig/mail/config-v1.1.xml", DOC_THUNDERBIRD,
+	  EVHTTP_REQ_GET },
+	/* Outlook spells it either way; matched without case. */
+	{ "/autodiscover/autodiscover.xml", DOC_AUTODISCOVER,
+	  EVHTTP_REQ_POST },
+	{ "/mobileconfig", DOC_MOBILECONFIG, EVHTTP_REQ_GET },
+};
+
+static const struct {
+	const char *type;
+	const char *disposition;
+} doc_types[] = {
+	[DOC_THUNDERBIRD] = { "text/xml; charset=utf-8", NULL },
+	[DOC_AUTODISCOVER] = { "application/xml; charset=utf-8", NULL },
+	[DOC_MOBILECONFIG] = { "application/x-apple-aspen-config",
+	    "attachment; filename=\"posuto.mobileconfig\"" },
+};
+
+/* The address named by the query (?emailaddress= for Thunderbird,
+ * ?email= otherwise) into buf, "" if none; false if one is given and is
+ * not plausible. */
+static bool
+query_email(struct evhttp_request *req, char *buf, size_t bufsz)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+	struct evkeyvalq q;
+	const char *v;
+	bool ok = true;
+
+	buf[0] = '\0';
+	if (query == NULL)
+		return true;
+	if (evhttp_parse_query_str(query, &q) != 0)
+		return false;
+	if ((v = evhttp_find_header(&q, "emailaddress")) != NULL ||
+	    (v = evhttp_find_header(&q, "email")) != NULL) {
+		ok = autoconfig_email_ok(v) && strlen(v) < bufsz;
+		if (ok)
+			(void)snprintf(buf, bufsz, "%s", v);
+	}
+	evhttp_clear_headers(&q);
+	return ok;
+}
+
+bool
+http_autoconfig_dispatch(struct http_server *h, struct evhttp_request *req,
+    const char *path)
+{
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	char email[AUTOCONFIG_EMAIL_MAX + 1];
+	struct autoconfig_info ai;
+	enum autoconfig_doc doc;
+	struct evbuffer *b;
+	size_t i, len;
+	char *text;
+
+	for (i = 0; i < sizeof(autoconfig_routes) /
+	    sizeof(autoconfig_routes[0]); i++)
+		if (strcasecmp(path, autoconfig_routes[i].path) == 0)
+			break;
+	if (i == sizeof(autoconfig_routes) / sizeof(autoconfig_routes[0]))
+		return false;
+	doc = autoconfig_routes[i].doc;
+	if (m != autoconfig_routes[i].method &&
+	    !(m == EVHTTP_REQ_HEAD &&
+	    autoconfig_routes[i].method == EVHTTP_REQ_GET)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Allow", autoconfig_routes[i].method == EVHTTP_REQ_GET ?
+		    "GET, HEAD" : "POST");
+		http_reply_error(req, 405, "method not allowed");
+		return true;
+	}
+	if (doc == DOC_AUTODISCOVER) {
+		struct evbuffer *in = evhttp_request_get_input_buffer(req);
+		size_t n = evbuffer_get_length(in);
+
+		if (n == 0 || !autoconfig_request_email((const char *)
+		    evbuffer_pullup(in, -1), n, email, sizeof(email))) {
+			http_reply_error(req, 400, "not an autodiscover "
+			    "request with an EMailAddress");
+			return true;
+		}
+	} else if (!query_email(req, email, sizeof(email))) {
+		http_reply_error(req, 400, "not a plausible mail address");
+		return true;
+	}
+	memset(&ai, 0, sizeof(ai));
+	if (h->src.autoconfig == NULL || !h->src.autoconfig(h->src.arg, &ai) ||
+	    ai.n_pop3 == 0) {
+		http_reply_error(req, 404, "no POP3 listener to describe");
+		return true;
+	}
+	ai.email = email[0] != '\0' ? email : NULL;
+	/* Without a configured Domain, the one the client asks about, or
+	 * the host's parent domain (mail.example.net: example.net). */
+	if (ai.domain[0] == '\0') {
+		const char *dot = strchr(ai.hostname, '.');
+		const char *d = ai.email != NULL ? strchr(ai.email, '@') + 1 :
+		    dot != NULL && strchr(dot + 1, '.') != NULL ? dot + 1 :
+		    ai.hostname;
+
+		(void)snprintf(ai.domain, sizeof(ai.domain), "%s", d);
+	}
+	switch (doc) {
+	case DOC_THUNDERBIRD:
+		text = autoconfig_thunderbird(&ai, &len);
+		break;
+	case DOC_AUTODISCOVER:
+		text = autoconfig_autodiscover(&ai, &len);
+		break;
+	default:
+		text = autoconfig_mobileconfig(&ai, &len);
+		break;
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Content-Type", doc_types[doc].type);
+	if (doc_types[doc].disposition != NULL)
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Content-Disposition", doc_types[doc].disposition);
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Cache-Control", "no-store");
+	if ((b = evbuffer_new()) == NULL)
+		fatal("out of memory");
+	evbuffer_add(b, text, len);
+	free(text);
+	evhttp_send_reply(req, 200, "OK", b);
+	evbuffer_free(b);
+	return true;
 }

@@ -1,12 +1,14 @@
 /*
  * http_autoconfig.h - the documents mail clients fetch to set themselves
- * up (private to src/http): Thunderbird's autoconfig XML, Outlook's
- * autodiscover answer and an Apple configuration profile.
+ * up: Thunderbird's autoconfig XML, Outlook's autodiscover answer and an
+ * Apple configuration profile, served without a login on the admin's
+ * port and, if configured, on a listener of their own.
  *
  * The documents are built from a description of the server (which POP3
- * endpoints exist, with which security) that the caller derives from the
- * listeners in effect, so they can never name a port nothing listens on.
- * Every string that goes into a document is escaped for it.
+ * endpoints exist, with which security) that the daemon derives from the
+ * listeners in effect (http_admin_source.autoconfig), so they can never
+ * name a port nothing listens on.  Every string that goes into a
+ * document is escaped for it.
  */
 #ifndef POSUTO_HTTP_AUTOCONFIG_H
 #define POSUTO_HTTP_AUTOCONFIG_H
@@ -28,10 +30,12 @@ struct autoconfig_endpoint {
 
 #define AUTOCONFIG_POP3_MAX	8
 
+#define AUTOCONFIG_NAME_MAX	256
+
 struct autoconfig_info {
-	const char *hostname;		/* what clients connect to */
-	const char *domain;		/* the mail domain */
-	const char *display_name;
+	char hostname[AUTOCONFIG_NAME_MAX];	/* what clients connect to */
+	char domain[AUTOCONFIG_NAME_MAX];	/* the mail domain */
+	char display_name[AUTOCONFIG_NAME_MAX];
 	/* The address being set up, or NULL: the documents then carry
 	 * Thunderbird's placeholders where they can. */
 	const char *email;
@@ -42,7 +46,7 @@ struct autoconfig_info {
 	struct autoconfig_endpoint pop3[AUTOCONFIG_POP3_MAX];
 	size_t n_pop3;
 	/* Outgoing mail; port 0: none configured. */
-	const char *smtp_hostname;	/* NULL: hostname */
+	char smtp_hostname[AUTOCONFIG_NAME_MAX];	/* "": hostname */
 	struct autoconfig_endpoint smtp;
 	bool smtp_auth;
 };
@@ -64,6 +68,13 @@ char *autoconfig_mobileconfig(const struct autoconfig_info *ai,
  */
 bool autoconfig_request_email(const char *body, size_t len, char *buf,
     size_t bufsz);
+
+struct http_server;
+struct evhttp_request;
+
+/* Serves path if it is one of the documents; false if it is not. */
+bool http_autoconfig_dispatch(struct http_server *h,
+    struct evhttp_request *req, const char *path);
 
 /* A plausible address (one '@', no space or control character, no XML
  * or shell metacharacter), short enough for every document. */

@@ -106,7 +106,8 @@ struct http_sse;
 struct http_server {
 	struct event_base *base;
 	struct evhttp *http;
-	struct evhttp_bound_socket *bound;
+	/* Admin.Autoconfig's listener: the setup documents only. */
+	struct evhttp *pub;
 	struct tls_ctx *tls;
 	struct http_admin_source src;
 	struct http_auth auth;

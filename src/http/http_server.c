@@ -23,6 +23,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "config/config.h"
+#include "http/http_autoconfig.h"
 #include "http/http_int.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
@@ -244,9 +245,52 @@ http_on_request(struct evhttp_request *req, void *arg)
 		http_reply_error(req, 400, "bad request");
 		return;
 	}
-	if (http_api_dispatch(h, req, path))
+	if (http_autoconfig_dispatch(h, req, path) ||
+	    http_api_dispatch(h, req, path))
 		return;
 	http_serve_static(h, req, path);
+}
+
+/* The setup documents' own listener: mail clients ask it for
+ * autoconfig.DOMAIN or autodiscover.DOMAIN, so any Host is fine; it has
+ * no login, no cookie and nothing else to serve. */
+static void
+http_on_public_request(struct evhttp_request *req, void *arg)
+{
+	struct http_server *h = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+
+	http_add_security_headers(req);
+	if (path == NULL || !http_autoconfig_dispatch(h, req, path))
+		http_reply_error(req, 404, "not found");
+}
+
+/* evhttp's limits, the same on both listeners. */
+static void
+http_set_limits(struct evhttp *http)
+{
+	evhttp_set_max_body_size(http, HTTP_MAX_BODY);
+	evhttp_set_max_headers_size(http, HTTP_MAX_HEADERS);
+	evhttp_set_timeout(http, HTTP_TIMEOUT_S);
+	evhttp_set_default_content_type(http, "text/plain; charset=utf-8");
+}
+
+static bool
+http_bind(struct evhttp *http, const char *address, uint16_t port,
+    char *err, size_t errsz)
+{
+	int fd = listener_open(address, port, err, errsz);
+
+	if (fd < 0)
+		return false;
+	if (evhttp_accept_socket_with_handle(http, fd) == NULL) {
+		close(fd);
+		snprintf(err, errsz, "admin: cannot listen on %s port %u",
+		    address, port);
+		return false;
+	}
+	return true;
 }
 
 /* ------------------------------------------------------------------ */
@@ -449,7 +493,6 @@ http_server_new(const struct http_server_params *p, char *err, size_t errsz)
 	const struct admin_cfg *c = p->cfg;
 	struct http_server *h = xcalloc(1, sizeof(*h));
 	struct timeval hb = { .tv_sec = HTTP_SSE_HEARTBEAT_S };
-	int fd;
 
 	h->wake_fd = -1;
 	h->started = time(NULL);
@@ -481,25 +524,33 @@ http_server_new(const struct http_server_params *p, char *err, size_t errsz)
 		h->tls = p->tls;
 		evhttp_set_bevcb(h->http, http_tls_bevcb, h);
 	}
-	evhttp_set_max_body_size(h->http, HTTP_MAX_BODY);
-	evhttp_set_max_headers_size(h->http, HTTP_MAX_HEADERS);
-	evhttp_set_timeout(h->http, HTTP_TIMEOUT_S);
+	http_set_limits(h->http);
 	evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
 	    EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 	    EVHTTP_REQ_PATCH);
-	evhttp_set_default_content_type(h->http, "text/plain; charset=utf-8");
 	evhttp_set_gencb(h->http, http_on_request, h);
-	fd = listener_open(c->address, c->port, err, errsz);
-	if (fd < 0) {
+	if (!http_bind(h->http, c->address, c->port, err, errsz)) {
 		http_server_free(&h);
 		return NULL;
 	}
-	h->bound = evhttp_accept_socket_with_handle(h->http, fd);
-	if (h->bound == NULL) {
-		close(fd);
-		snprintf(err, errsz, "admin: cannot listen on %s", h->name);
-		http_server_free(&h);
-		return NULL;
+	if (c->autoconfig.port != 0) {
+		/* Plain HTTP: clients fetch these documents before they
+		 * know anything, and they hold nothing secret. */
+		if ((h->pub = evhttp_new(h->base)) == NULL) {
+			snprintf(err, errsz, "admin: cannot set up the "
+			    "autoconfig listener");
+			http_server_free(&h);
+			return NULL;
+		}
+		http_set_limits(h->pub);
+		evhttp_set_allowed_methods(h->pub, EVHTTP_REQ_GET |
+		    EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
+		evhttp_set_gencb(h->pub, http_on_public_request, h);
+		if (!http_bind(h->pub, c->autoconfig.address,
+		    c->autoconfig.port, err, errsz)) {
+			http_server_free(&h);
+			return NULL;
+		}
 	}
 	h->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (h->wake_fd < 0) {
@@ -562,6 +613,8 @@ http_server_free(struct http_server **hp)
 	/* The thread is gone: the base is ours again. */
 	if (h->http != NULL)
 		evhttp_free(h->http);
+	if (h->pub != NULL)
+		evhttp_free(h->pub);
 	if (h->wake != NULL)
 		event_free(h->wake);
 	if (h->heartbeat != NULL)

@@ -21,6 +21,7 @@ sample(void)
 		.hostname = "mail.example.net",
 		.domain = "example.net",
 		.display_name = "Example <b>&</b> \"co\"",
+		.smtp_hostname = "",
 		.email = "alice@example.net",
 		.login_local_part = true,
 		.pop3 = { { 995, AUTOCONFIG_TLS }, { 110, AUTOCONFIG_STARTTLS } },
