@@ -43,7 +43,14 @@ ip_key(const struct sockaddr_storage *ss, uint8_t key[16])
 		return true;
 	}
 	if (ss->ss_family == AF_INET6) {
-		memcpy(key, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->
+		    sin6_addr;
+
+		/* A v6 client is its /64: one host is handed a whole /64
+		 * (SLAAC, privacy addresses) and could otherwise take a
+		 * fresh address for every connection or failed login. */
+		memcpy(key, a, IN6_IS_ADDR_V4MAPPED(a) ||
+		    IN6_IS_ADDR_LOOPBACK(a) ? 16 : 8);
 		return true;
 	}
 	return false;

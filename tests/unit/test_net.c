@@ -123,6 +123,38 @@ test_iplimit_connections(void **state)
 	assert_null(l);
 }
 
+static struct sockaddr_storage
+addr6(const char *ip)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+	memset(&ss, 0, sizeof(ss));
+	s6->sin6_family = AF_INET6;
+	inet_pton(AF_INET6, ip, &s6->sin6_addr);
+	return ss;
+}
+
+/* Every address of a /64 is one client; the next /64 is another. */
+static void
+test_iplimit_ipv6_prefix(void **state)
+{
+	struct iplimit *l = iplimit_new();
+	struct sockaddr_storage a = addr6("2001:db8:1:2::1");
+	struct sockaddr_storage a2 = addr6("2001:db8:1:2:dead:beef:0:7");
+	struct sockaddr_storage b = addr6("2001:db8:1:3::1");
+	(void)state;
+
+	assert_true(iplimit_conn_acquire(l, &a, 2));
+	assert_true(iplimit_conn_acquire(l, &a2, 2));
+	assert_false(iplimit_conn_acquire(l, &a2, 2));
+	assert_true(iplimit_conn_acquire(l, &b, 2));
+	assert_int_equal(iplimit_fail(l, &a), 1);
+	assert_int_equal(iplimit_fail(l, &a2), 2);
+	assert_int_equal(iplimit_failures(l, &b), 0);
+	iplimit_free(&l);
+}
+
 static void
 test_iplimit_failures(void **state)
 {
@@ -257,6 +289,7 @@ main(void)
 		cmocka_unit_test(test_workq_free_completes_pending),
 		cmocka_unit_test(test_iplimit_connections),
 		cmocka_unit_test(test_iplimit_failures),
+		cmocka_unit_test(test_iplimit_ipv6_prefix),
 		cmocka_unit_test(test_iplimit_connect_rate),
 		cmocka_unit_test(test_iplimit_rate_entries_are_forgotten),
 		cmocka_unit_test(test_iplimit_loopback),
