@@ -129,7 +129,7 @@ pop3_login_finish(struct pop3_session *s, struct pop3_login *l,
 		break;
 	case AUTH_TEMPFAIL:
 		pop3_msg(s, AUTH_TEMPFAIL);
-		pop3_session_enter(s, POP3_STATE_AUTHORIZATION, "tempfail");
+		login_refused(s, "tempfail");
 		return;
 	case AUTH_FAILED:
 		login_failed(s, user, l->why);

@@ -458,7 +458,12 @@ def test_database_down_gives_sys_temp_and_recovers(tmp_path, db):
         time.sleep(0.5)
     assert ok.startswith(b"+OK"), ok
     stop(srv)
-    assert "userdb" in srv.log()
+    log = srv.log()
+    assert "userdb" in log
+    # A session refused with [SYS/TEMP] never logged in: its logout line
+    # names nobody.
+    assert log.count(" logout user=alice ") == \
+        len(re.findall(r" login user=alice method=", log)), log
 
 
 def test_database_hung_gives_sys_temp_within_the_timeout(tmp_path, db):
