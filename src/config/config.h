@@ -160,6 +160,29 @@ struct admin_cfg {
 	struct autoconfig_cfg autoconfig;	/* Autoconfig {...} */
 };
 
+/* Pop3Server.Faults[]: what a tester asks posuto to do wrong for one
+ * user (posuto.json(5), "Fault injection"). */
+enum fault_kind {
+	FAULT_IN_USE = 0,	/* "in-use": -ERR [IN-USE] at login */
+	FAULT_TEMP_FAIL,	/* "temp-fail": -ERR [SYS/TEMP] at login, or
+				 * to the Command-th command after it */
+	FAULT_LOGIN_DELAY,	/* "login-delay": -ERR [LOGIN-DELAY] */
+	FAULT_THROTTLE,		/* "throttle": BytesPerSecond */
+	FAULT_DROP,		/* "drop": close AfterBytes into a RETR */
+	FAULT_DELAY,		/* "delay": every reply Milliseconds late */
+	FAULT_WRONG_SIZE,	/* "wrong-size": LIST lies about Message */
+	FAULT_UIDL_DRIFT,	/* "uidl-drift": Message's UIDL changes in
+				 * every session */
+	FAULT_KIND_COUNT
+};
+
+struct fault_cfg {
+	char *user;
+	enum fault_kind kind;
+	unsigned command, seconds, bytes_per_second, after_bytes,
+	    milliseconds, message;
+};
+
 #define CONFIG_WHERE_MAX	24
 
 struct posuto_config {
@@ -231,6 +254,10 @@ struct posuto_config {
 					 * userdb driver checks what they are) */
 	size_t n_users;
 
+	struct fault_cfg *faults;	/* Faults[] */
+	size_t n_faults;
+	bool faults_for_remote;		/* FaultsForRemoteClients */
+
 	/* Where the keys config_where() knows are in the file. */
 	struct config_where_pos where[CONFIG_WHERE_MAX];
 };
@@ -249,6 +276,13 @@ void config_free(struct posuto_config **cfg);
 /* Writes the effective configuration (defaults filled in) as JSON,
  * with passwords and secrets replaced by "<hidden>". */
 void config_dump(const struct posuto_config *cfg, FILE *out);
+/* "in-use", "temp-fail", ... (the Kind names of Faults[]). */
+const char *config_fault_kind_name(enum fault_kind k);
+/* The kind named name; false if there is none. */
+bool config_fault_kind_lookup(const char *name, enum fault_kind *k_r);
+/* The key of Faults[] holding kind k's number ("AfterBytes"), or NULL
+ * for a kind that takes none. */
+const char *config_fault_kind_key(enum fault_kind k);
 
 /*
  * Writes "FILE:LINE:COL: KEY" (or "FILE: KEY" if the position is not

@@ -509,6 +509,59 @@ config_edit_user_del(struct config_edit *ed, long idx)
 		(void)json_array_remove(users, (size_t)idx);
 }
 
+/* ---- Pop3Server.Faults[] (`posuto chaos`) ---- */
+
+/* The element is user's and, if kind is not NULL, of that kind. */
+static bool
+fault_matches(json_t *f, const char *user, const char *kind)
+{
+	const char *u = json_string_value(json_object_get(f, "User"));
+	const char *k = json_string_value(json_object_get(f, "Kind"));
+
+	return u != NULL && strcmp(u, user) == 0 &&
+	    (kind == NULL || (k != NULL && strcmp(k, kind) == 0));
+}
+
+size_t
+config_edit_faults_clear(struct config_edit *ed, const char *user,
+    const char *kind)
+{
+	json_t *faults = json_object_get(ed->srv, "Faults");
+	size_t n = 0;
+
+	if (!json_is_array(faults))
+		return 0;
+	for (size_t i = json_array_size(faults); i-- > 0;) {
+		if (fault_matches(json_array_get(faults, i), user, kind)) {
+			(void)json_array_remove(faults, i);
+			n++;
+		}
+	}
+	return n;
+}
+
+void
+config_edit_fault_set(struct config_edit *ed, const char *user,
+    const char *kind, const char *key, unsigned value)
+{
+	json_t *faults = json_object_get(ed->srv, "Faults"), *f;
+
+	if (!json_is_array(faults)) {
+		faults = json_array();
+		if (faults == NULL ||
+		    json_object_set_new(ed->srv, "Faults", faults) != 0)
+			fatal("config_edit: out of memory");
+	}
+	/* One of each kind per user: setting it again changes it. */
+	(void)config_edit_faults_clear(ed, user, kind);
+	f = json_object();
+	if (f == NULL || json_object_set_new(f, "User", json_string(user)) != 0 ||
+	    json_object_set_new(f, "Kind", json_string(kind)) != 0 ||
+	    (key != NULL && json_object_set_new(f, key,
+	    json_integer(value)) != 0) || json_array_append_new(faults, f) != 0)
+		fatal("config_edit: out of memory");
+}
+
 bool
 config_edit_stage(struct config_edit *ed, const char **tmp_r, char *err,
     size_t errsz)

@@ -87,6 +87,15 @@ bool config_edit_user_set(struct config_edit *ed, long idx, const char *key,
 long config_edit_user_add(struct config_edit *ed, const char *name);
 void config_edit_user_del(struct config_edit *ed, long idx);
 
+/* Pop3Server.Faults[]: removes user's faults (of kind, or all with kind
+ * NULL) and returns how many; or sets user's fault of kind, with its
+ * number under key (NULL: none), replacing one of the same kind.  The
+ * caller checks the staged file as the server would load it. */
+size_t config_edit_faults_clear(struct config_edit *ed, const char *user,
+    const char *kind);
+void config_edit_fault_set(struct config_edit *ed, const char *user,
+    const char *kind, const char *key, unsigned value);
+
 /*
  * Serialises the edited document (every other key kept, in its order;
  * the original's indentation width and byte order mark) and stages it.

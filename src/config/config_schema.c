@@ -752,6 +752,168 @@ users_free(const struct config_setting *row, void *base)
 }
 
 /* ------------------------------------------------------------------ */
+/* Faults[] (fault injection for people who test mail clients)        */
+
+static const struct config_enum_name fault_kind_names[] = {
+	{ "in-use", FAULT_IN_USE },
+	{ "temp-fail", FAULT_TEMP_FAIL },
+	{ "login-delay", FAULT_LOGIN_DELAY },
+	{ "throttle", FAULT_THROTTLE },
+	{ "drop", FAULT_DROP },
+	{ "delay", FAULT_DELAY },
+	{ "wrong-size", FAULT_WRONG_SIZE },
+	{ "uidl-drift", FAULT_UIDL_DRIFT },
+	{ NULL, 0 },
+};
+
+/* The one number each kind takes, and whether it must be given. */
+static const struct {
+	const char *key;
+	bool required;
+} fault_kind_keys[FAULT_KIND_COUNT] = {
+	[FAULT_IN_USE] = { NULL, false },
+	[FAULT_TEMP_FAIL] = { "Command", false },
+	[FAULT_LOGIN_DELAY] = { "Seconds", true },
+	[FAULT_THROTTLE] = { "BytesPerSecond", true },
+	[FAULT_DROP] = { "AfterBytes", true },
+	[FAULT_DELAY] = { "Milliseconds", true },
+	[FAULT_WRONG_SIZE] = { "Message", true },
+	[FAULT_UIDL_DRIFT] = { "Message", true },
+};
+
+const char *
+config_fault_kind_name(enum fault_kind k)
+{
+	return k < FAULT_KIND_COUNT ? fault_kind_names[k].name : "?";
+}
+
+bool
+config_fault_kind_lookup(const char *name, enum fault_kind *k_r)
+{
+	for (size_t i = 0; fault_kind_names[i].name != NULL; i++) {
+		if (strcmp(fault_kind_names[i].name, name) == 0) {
+			*k_r = (enum fault_kind)fault_kind_names[i].value;
+			return true;
+		}
+	}
+	return false;
+}
+
+const char *
+config_fault_kind_key(enum fault_kind k)
+{
+	return k < FAULT_KIND_COUNT ? fault_kind_keys[k].key : NULL;
+}
+
+static void fault_verify(struct config_ctx *, const char *, void *,
+    uint64_t);
+
+#define FLT(f)	offsetof(struct fault_cfg, f)
+static const struct config_setting fault_rows[] = {
+	{ .key = "User", .kind = CONFIG_STRING, .flags = CONFIG_F_REQUIRED,
+	  .offset = FLT(user) },
+	{ .key = "Kind", .kind = CONFIG_ENUM, .flags = CONFIG_F_REQUIRED,
+	  .offset = FLT(kind), .names = fault_kind_names },
+	{ .key = "Command", .kind = CONFIG_UINT, .offset = FLT(command),
+	  .min = 0, .max = 1000000 },
+	{ .key = "Seconds", .kind = CONFIG_UINT, .offset = FLT(seconds),
+	  .min = 1, .max = 86400 },
+	{ .key = "BytesPerSecond", .kind = CONFIG_UINT,
+	  .offset = FLT(bytes_per_second), .min = 1, .max = 1u << 30 },
+	{ .key = "AfterBytes", .kind = CONFIG_UINT, .offset = FLT(after_bytes),
+	  .min = 0, .max = 1u << 30 },
+	{ .key = "Milliseconds", .kind = CONFIG_UINT,
+	  .offset = FLT(milliseconds), .min = 1, .max = 60000 },
+	{ .key = "Message", .kind = CONFIG_UINT, .offset = FLT(message),
+	  .min = 1, .max = 10000000 },
+};
+#undef FLT
+
+static const struct config_section fault_section = {
+	fault_rows, sizeof(fault_rows) / sizeof(fault_rows[0]), fault_verify,
+	NULL,
+};
+
+/* Each kind takes its own number and no other: a "drop" with
+ * Milliseconds is a typo that would otherwise do something else. */
+static void
+fault_verify(struct config_ctx *ctx, const char *path, void *base,
+    uint64_t seen)
+{
+	struct fault_cfg *f = base;
+	const char *want;
+
+	if (f->kind >= FAULT_KIND_COUNT)
+		return;
+	want = fault_kind_keys[f->kind].key;
+	for (size_t i = 2; i < fault_section.n_rows; i++) {
+		const char *key = fault_rows[i].key;
+		bool given = (seen >> i) & 1;
+		bool mine = want != NULL && strcmp(key, want) == 0;
+		char *kp;
+
+		if (given == mine || (mine && !fault_kind_keys[f->kind].required))
+			continue;
+		kp = json_loc_path_key(path, given ? key : "Kind");
+		if (given)
+			config_error(ctx, kp, CONFIG_AT_KEY, "not used by Kind "
+			    "\"%s\"", config_fault_kind_name(f->kind));
+		else
+			config_error(ctx, kp, CONFIG_AT_VALUE, "Kind \"%s\" "
+			    "needs %s", config_fault_kind_name(f->kind), key);
+		free(kp);
+	}
+}
+
+static void
+faults_set(struct config_ctx *ctx, const struct config_setting *row,
+    json_t *v, const char *path, void *base)
+{
+	struct posuto_config *cfg = base;
+	size_t n = json_array_size(v);
+
+	(void)row;
+	cfg->faults = xcalloc(n + 1, sizeof(*cfg->faults));
+	cfg->n_faults = n;
+	for (size_t i = 0; i < n; i++) {
+		json_t *e = json_array_get(v, i);
+		char *ep = json_loc_path_index(path, i);
+
+		config_section_defaults(&fault_section, &cfg->faults[i]);
+		if (!json_is_object(e))
+			config_error(ctx, ep, CONFIG_AT_VALUE,
+			    "expected an object, got %s",
+			    config_json_type_name(json_typeof(e)));
+		else
+			(void)config_section_parse(ctx, &fault_section, e, ep,
+			    &cfg->faults[i]);
+		free(ep);
+	}
+}
+
+static json_t *
+faults_dump(const struct config_setting *row, const void *base)
+{
+	const struct posuto_config *cfg = base;
+
+	(void)row;
+	return section_array_dump(&fault_section, cfg->faults, cfg->n_faults,
+	    sizeof(*cfg->faults));
+}
+
+static void
+faults_free(const struct config_setting *row, void *base)
+{
+	struct posuto_config *cfg = base;
+
+	(void)row;
+	section_array_free(&fault_section, cfg->faults, cfg->n_faults,
+	    sizeof(*cfg->faults));
+	cfg->faults = NULL;
+	cfg->n_faults = 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* Tls                                                                 */
 
 static void tls_verify(struct config_ctx *, const char *, void *, uint64_t);
@@ -1055,6 +1217,11 @@ static const struct config_setting server_rows[] = {
 	{ .key = "Users", .kind = CONFIG_CUSTOM, .offset = 0,
 	  .jtype = JSON_ARRAY, .set = users_set, .dump = users_dump,
 	  .free = users_free },
+	{ .key = "Faults", .kind = CONFIG_CUSTOM, .offset = 0,
+	  .jtype = JSON_ARRAY, .set = faults_set, .dump = faults_dump,
+	  .free = faults_free },
+	{ .key = "FaultsForRemoteClients", .kind = CONFIG_BOOL,
+	  .offset = SRV(cfg.faults_for_remote), .def_int = 0 },
 };
 
 const struct config_section config_server_section = {

@@ -11,6 +11,7 @@
 #include "daemon/cmd_doctor.h"
 #include "daemon/cmd_deliver.h"
 #include "daemon/cmd_hash.h"
+#include "daemon/cmd_chaos.h"
 #include "daemon/cmd_user.h"
 #include "daemon/cmd_sql.h"
 #include "daemon/server.h"
@@ -39,6 +40,7 @@ usage(FILE *f)
 	    "RECIPIENT...\n"
 	    "       posuto sql init | user add NAME  [-c FILE]  (posuto sql -h)\n"
 	    "       posuto admin passwd [-c FILE] [--scheme SCHEME]\n"
+	    "       posuto chaos [-c FILE] [list | USER KIND [N] | USER clear]\n"
 	    "       posuto --version | --help\n"
 	    "\n"
 	    "  serve         run the POP3 server in the foreground, logging to\n"
@@ -70,6 +72,8 @@ usage(FILE *f)
 	    "                sender, -a address for Delivered-To; sysexits\n"
 	    "  admin passwd  set the web admin's password (Admin.PasswordHash)\n"
 	    "                in the config file, read like hash's\n"
+	    "  chaos         make the server misbehave for one user, to test a\n"
+	    "                mail client (Pop3Server.Faults; posuto chaos -h)\n"
 	    "\n"
 	    "  -c, --config FILE   configuration file (default %s)\n"
 	    "\n"
@@ -218,6 +222,8 @@ main(int argc, char **argv)
 		return cmd_sql(argc - 1, argv + 1, DEFAULT_CONFIG);
 	if (strcmp(argv[1], "admin") == 0)
 		return cmd_admin(argc - 1, argv + 1, DEFAULT_CONFIG);
+	if (strcmp(argv[1], "chaos") == 0)
+		return cmd_chaos(argc - 1, argv + 1, DEFAULT_CONFIG);
 	fprintf(stderr, "posuto: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return EXIT_USAGE;

@@ -32,6 +32,7 @@ struct conn {
 	struct bufferevent *bev;	/* reads (and writes when rfd == wfd) */
 	struct bufferevent *wbev;	/* writes when rfd != wfd, else NULL */
 	struct evbuffer *stage;		/* plain socket: replies of this turn */
+	struct ev_token_bucket_cfg *rate;	/* conn_set_write_rate() */
 	struct event *flush_ev;		/* sends the stage once the turn ends */
 	SSL *ssl;			/* owned by bev when TLS is on */
 	struct tls_ctx *tls_pending;	/* STARTTLS: handshake once flushed */
@@ -368,6 +369,9 @@ conn_destroy(struct conn *c)
 		bufferevent_free(c->bev);	/* TLS: frees c->ssl, closes rfd */
 	if (c->wbev != NULL)
 		bufferevent_free(c->wbev);
+	/* after the bufferevents that used it */
+	if (c->rate != NULL)
+		ev_token_bucket_cfg_free(c->rate);
 	if (c->tls_pending != NULL)
 		tls_ctx_unref(&c->tls_pending);
 	if (!c->tls || c->bev == NULL)
@@ -663,7 +667,24 @@ conn_tls_describe(struct conn *c, char *buf, size_t bufsz)
 bool
 conn_can_sendfile(const struct conn *c)
 {
-	return !c->tls && c->wbev == NULL;
+	return !c->tls && c->wbev == NULL && c->rate == NULL;
+}
+
+void
+conn_set_write_rate(struct conn *c, unsigned bytes_per_sec)
+{
+	struct timeval tick = { .tv_sec = 1 };
+	struct bufferevent *w = c->wbev != NULL ? c->wbev : c->bev;
+
+	if (c->rate != NULL || bytes_per_sec == 0)
+		return;
+	/* The stage writes to the socket itself, past any limit. */
+	conn_stage_free(c);
+	c->rate = ev_token_bucket_cfg_new(EV_RATE_LIMIT_MAX, EV_RATE_LIMIT_MAX,
+	    bytes_per_sec, bytes_per_sec, &tick);
+	if (c->rate == NULL || bufferevent_set_rate_limit(w, c->rate) != 0)
+		log_warnx("connection %s: cannot limit its rate",
+		    conn_client(c));
 }
 
 bool

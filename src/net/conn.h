@@ -143,6 +143,13 @@ bool conn_send_file(struct conn *c, int fd, off_t off, off_t len);
  * Everything about the client (limits, the log, "is plaintext safe")
  * asks these, never the socket.
  */
+/*
+ * Writes at most bytes_per_sec from now on (a fault for testers: a slow
+ * link).  Replies then go through the bufferevent's rate limit rather
+ * than straight from the stage, and sendfile() is off.
+ */
+void conn_set_write_rate(struct conn *c, unsigned bytes_per_sec);
+
 /* "ip:port" of the client ("stdin" for pipes). */
 const char *conn_client(const struct conn *c);
 /* Its address (family AF_UNSPEC for pipes). */

@@ -73,13 +73,15 @@ pop3_cmd_list(struct pop3_session *s, const struct pop3_cmd *cmd)
 	}
 	if (!msg_arg(s, cmd->args[0], cmd->arglens[0], &idx, &ev))
 		return ev;
-	pop3_msg(s, LIST_ONE, idx + 1, mailbox_msg_size(s->mb, idx));
+	pop3_msg(s, LIST_ONE, idx + 1,
+	    pop3_fault_size(s, idx, mailbox_msg_size(s->mb, idx)));
 	return POP3_EV_OK;
 }
 
 enum pop3_ev
 pop3_cmd_uidl(struct pop3_session *s, const struct pop3_cmd *cmd)
 {
+	char uidl[POP3_UIDL_MAX + 1];
 	uint32_t idx;
 	enum pop3_ev ev;
 
@@ -89,7 +91,8 @@ pop3_cmd_uidl(struct pop3_session *s, const struct pop3_cmd *cmd)
 	}
 	if (!msg_arg(s, cmd->args[0], cmd->arglens[0], &idx, &ev))
 		return ev;
-	pop3_msg(s, UIDL_ONE, idx + 1, mailbox_msg_uidl(s->mb, idx));
+	pop3_msg(s, UIDL_ONE, idx + 1, pop3_fault_uidl(s, idx,
+	    mailbox_msg_uidl(s->mb, idx), uidl, sizeof(uidl)));
 	return POP3_EV_OK;
 }
 

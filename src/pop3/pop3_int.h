@@ -66,6 +66,29 @@ enum pop3_stream_kind {
 	POP3_STREAM_UIDL,
 };
 
+/* RFC 1939 §7: a unique-id is 1 to 70 characters. */
+#define POP3_UIDL_MAX	70
+
+/* The faults a session was given at login (pop3_fault.c); all zero for
+ * nearly every session. */
+struct pop3_faults {
+	bool any;
+	bool drop;
+	bool size_logged, uidl_logged;
+	unsigned temp_fail_cmd;		/* N-th command after login; 0: none */
+	unsigned delay_ms;
+	unsigned throttle_bps;
+	uint64_t drop_after;		/* message octets, with drop */
+	uint32_t wrong_size_msg;	/* message number, 0: none */
+	uint32_t uidl_drift_msg;
+	unsigned n_cmds;		/* commands since login */
+	/* delay: the command held back, inside TRANSACTION (the input
+	 * loop reads no further line while it is held) */
+	char *held;
+	size_t held_len;
+	struct event *timer;
+};
+
 struct pop3_stream {
 	enum pop3_stream_kind kind;
 	uint32_t idx;		/* next message for LIST/UIDL */
@@ -74,6 +97,7 @@ struct pop3_stream {
 	struct wire_enc enc;
 	uint64_t sent;		/* body octets queued (dot-stuffed) */
 	bool segment;		/* sendfile() queued; "." waits for it */
+	bool cut;		/* a drop fault ended it: not sent whole */
 };
 
 struct pop3_session {
@@ -114,6 +138,8 @@ struct pop3_session {
 	struct event *session_timer;	/* SessionTimeOut */
 	struct event *line_timer;	/* LineTimeOut of a partial line */
 	char *pending_reply;		/* sent when the timer fires */
+
+	struct pop3_faults faults;
 
 	unsigned bad_cmds;
 	unsigned auth_failures;
@@ -183,6 +209,8 @@ pop3_state_preauth(enum pop3_state st)
 
 /* Resume command processing after a job/timer/stream finished. */
 void pop3_session_resume(struct pop3_session *s);
+/* What the input loop does after a command's handler returned ev. */
+void pop3_session_command_done(struct pop3_session *s, enum pop3_ev ev);
 /* Enters LOGIN_DELAY: reply id (formatted now, no arguments) after ms,
  * then enter after (AUTHORIZATION, or CLOSING when it is the last reply)
  * and resume. */
@@ -221,6 +249,29 @@ void pop3_login_finish(struct pop3_session *s, struct pop3_login *l,
  * client's identical -ERR does not (I6). */
 void pop3_log_login_failed(struct pop3_session *s, const char *user,
     const char *method, const char *why);
+
+/* --- Fault injection (pop3_fault.c, Pop3Server.Faults[]) ----------- */
+
+/* Right credentials for user: loads the user's faults into s->faults;
+ * true if one refuses this login (its -ERR is sent). */
+bool pop3_fault_login(struct pop3_session *s, const char *user);
+/* Logged in: the faults that act on the connection start. */
+void pop3_fault_logged_in(struct pop3_session *s);
+/* Before a command in TRANSACTION: true if a fault answers it or holds
+ * it back (*ev_r is then the outcome). */
+bool pop3_fault_command(struct pop3_session *s, const char *line,
+    size_t len, enum pop3_ev *ev_r);
+void pop3_fault_free(struct pop3_session *s);
+/* LIST's size and UIDL's name of message idx, as the faults have them. */
+uint64_t pop3_fault_size(struct pop3_session *s, uint32_t idx,
+    uint64_t size);
+const char *pop3_fault_uidl(struct pop3_session *s, uint32_t idx,
+    const char *uidl, char *buf, size_t bufsz);
+/* A drop fault, sent octets into a message: true when the connection
+ * must close now; else *room_r is how many more may go (untouched
+ * without a drop fault). */
+bool pop3_fault_cut(struct pop3_session *s, uint64_t sent,
+    uint64_t *room_r);
 
 /* --- SASL, RFC 5034 AUTH (pop3_sasl.c) ----------------------------- */
 

@@ -108,6 +108,7 @@ login_succeeded(struct pop3_session *s, struct pop3_login *l)
 	    log_sanitize(safe, sizeof(safe), s->user, strlen(s->user)),
 	    s->login_method, mailbox_count(s->mb), mailbox_total_size(s->mb));
 	pop3_msg_n(s, LOGIN_OK, mailbox_count(s->mb), mailbox_total_size(s->mb));
+	pop3_fault_logged_in(s);
 }
 
 /* Right credentials, and still no login: the client may try again. */
@@ -133,6 +134,11 @@ pop3_login_finish(struct pop3_session *s, struct pop3_login *l,
 		return;
 	case AUTH_FAILED:
 		login_failed(s, user, l->why);
+		return;
+	}
+	if (pop3_fault_login(s, l->entry->name)) {
+		mailbox_close(&l->mb);
+		login_refused(s, "fault");
 		return;
 	}
 	if (l->too_early) {

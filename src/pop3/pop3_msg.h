@@ -50,6 +50,7 @@ enum pop3_lang {
 	X(QUIT_DELETED) X(QUIT_DELETED_1) X(COMMIT_FAILED) \
 	X(MSG_UNREADABLE_TEMP) X(MSG_UNREADABLE_PERM) X(MSG_UNREADABLE_CLOSE) \
 	X(LOGIN_DELAY) X(LINE_TIMEOUT) X(CONN_RATE) \
+	X(FAULT_TEMP) X(FAULT_LOGIN_DELAY) \
 	X(UTF8_OK) X(STLS_AFTER_UTF8) X(USER_BAD_UTF8) X(PASS_BAD_UTF8) \
 	X(LANG_LIST) X(LANG_CHANGED) X(LANG_UNKNOWN) X(LANG_INVALID)
 
@@ -230,6 +231,15 @@ enum pop3_lang {
 	"-ERR [LOGIN-DELAY] Too soon after the last login"
 #define POP3_JA_LOGIN_DELAY \
 	"-ERR [LOGIN-DELAY] 前回のログインから時間が経っていません"
+/* Fault injection (Pop3Server.Faults[]): say that it is one. */
+#define POP3_EN_FAULT_TEMP \
+	"-ERR [SYS/TEMP] Temporary failure (injected fault)"
+#define POP3_JA_FAULT_TEMP \
+	"-ERR [SYS/TEMP] 一時的な障害です（設定された障害）"
+#define POP3_EN_FAULT_LOGIN_DELAY \
+	"-ERR [LOGIN-DELAY] Wait %u seconds between logins (injected fault)"
+#define POP3_JA_FAULT_LOGIN_DELAY \
+	"-ERR [LOGIN-DELAY] ログインの間隔を%u秒空けてください（設定された障害）"
 #define POP3_EN_LINE_TIMEOUT \
 	"-ERR Autologout: command line not completed in time"
 #define POP3_JA_LINE_TIMEOUT \

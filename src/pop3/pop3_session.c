@@ -229,6 +229,7 @@ pop3_session_end(struct pop3_session *s, const char *reason)
 	pop3_session_enter(s, POP3_STATE_CLOSED, s->end_reason);
 	pop3_stream_free(s);
 	sasl_server_free(&s->sasl);
+	pop3_fault_free(s);
 	if (s->timer != NULL)
 		event_free(s->timer);
 	if (s->session_timer != NULL)
@@ -553,6 +554,25 @@ pop3_session_resume(struct pop3_session *s)
 	pop3_session_process(s);
 }
 
+void
+pop3_session_command_done(struct pop3_session *s, enum pop3_ev ev)
+{
+	switch (ev) {
+	case POP3_EV_OK:
+		s->bad_cmds = 0;
+		break;
+	case POP3_EV_BAD:
+		break;		/* counted by pop3_bad() */
+	case POP3_EV_WAIT:
+		break;
+	case POP3_EV_CLOSE:
+		if (s->state != POP3_STATE_CLOSING)
+			pop3_session_enter(s, POP3_STATE_CLOSING,
+			    s->end_reason != NULL ? s->end_reason : "close");
+		break;
+	}
+}
+
 static void
 pop3_session_process(struct pop3_session *s)
 {
@@ -561,7 +581,8 @@ pop3_session_process(struct pop3_session *s)
 	enum pop3_ev ev;
 	size_t len, max;
 
-	while (pop3_state_reads(s->state) && s->stream == NULL) {
+	while (pop3_state_reads(s->state) && s->stream == NULL &&
+	    s->faults.held == NULL) {
 		size_t pending = conn_out_pending(s->conn);
 		/* Before login nobody has shown who they are: they get
 		 * less of our memory (Dovecot's login processes: 4 KiB). */
@@ -598,24 +619,10 @@ pop3_session_process(struct pop3_session *s)
 		}
 		if (s->state == POP3_STATE_AUTH_SASL)
 			ev = pop3_sasl_line(s, pop3_linebuf, len);
-		else
+		else if (!pop3_fault_command(s, pop3_linebuf, len, &ev))
 			ev = pop3_cmd_dispatch(s, pop3_linebuf, len);
 		explicit_bzero(pop3_linebuf, len);	/* may hold a password */
-		switch (ev) {
-		case POP3_EV_OK:
-			s->bad_cmds = 0;
-			break;
-		case POP3_EV_BAD:
-			break;		/* counted by pop3_bad() */
-		case POP3_EV_WAIT:
-			break;
-		case POP3_EV_CLOSE:
-			if (s->state != POP3_STATE_CLOSING)
-				pop3_session_enter(s, POP3_STATE_CLOSING,
-				    s->end_reason != NULL ? s->end_reason :
-				    "close");
-			break;
-		}
+		pop3_session_command_done(s, ev);
 	}
 	if (s->state == POP3_STATE_CLOSING) {
 		/* no flush will ever come: done now */

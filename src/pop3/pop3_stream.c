@@ -83,7 +83,8 @@ stream_sendfile(struct pop3_session *s, struct pop3_stream *st)
 	off_t off, len;
 	int fd;
 
-	if (!conn_can_sendfile(s->conn) || st->enc.limit)
+	/* A drop fault counts what goes out; sendfile() would not stop. */
+	if (!conn_can_sendfile(s->conn) || st->enc.limit || s->faults.drop)
 		return false;
 	fd = msg_reader_wire_fd(st->r, &off, &len);
 	if (fd < 0 || len <= STREAM_SENDFILE_MIN ||
@@ -152,6 +153,17 @@ stream_msg_fill(struct pop3_session *s, struct pop3_stream *st)
 	if (st->sent == 0 && stream_sendfile(s, st))
 		return false;
 	while (evbuffer_get_length(out) < POP3_OUTPUT_HIGH_WATER) {
+		uint64_t room = UINT64_MAX;
+
+		if (pop3_fault_cut(s, st->sent, &room)) {
+			/* The client gets what was queued, then the end of
+			 * the connection: no ".", no UPDATE. */
+			st->cut = true;
+			s->end_reason = "fault-drop";
+			pop3_session_enter(s, POP3_STATE_CLOSING,
+			    s->end_reason);
+			return true;
+		}
 		if (wire_enc_done(&st->enc))
 			got = 0;
 		else
@@ -176,14 +188,17 @@ stream_msg_fill(struct pop3_session *s, struct pop3_stream *st)
 		 * few percent: reserve that, and go round again in the rare
 		 * case it was not enough, rather than reserve twice the chunk. */
 		for (size_t done = 0; done < (size_t)got &&
-		    !wire_enc_done(&st->enc); done += consumed) {
+		    !wire_enc_done(&st->enc) && room > 0; done += consumed) {
 			size_t left = (size_t)got - done;
 
 			if (evbuffer_reserve_space(out, left + left / 8 + 64,
 			    &iov, 1) < 1)
 				fatal("out of memory reserving output");
+			if (iov.iov_len > room)
+				iov.iov_len = (size_t)room;
 			n = wire_enc_update(&st->enc, stream_chunk + done, left,
 			    iov.iov_base, iov.iov_len, &consumed);
+			room -= n;
 			iov.iov_len = n;
 			evbuffer_commit_space(out, &iov, 1);
 			st->sent += n;
@@ -197,6 +212,7 @@ stream_list_fill(struct pop3_session *s, struct pop3_stream *st)
 {
 	struct evbuffer *out = conn_out(s->conn);
 	uint32_t count = mailbox_count(s->mb);
+	char uidl[POP3_UIDL_MAX + 1];
 
 	while (st->idx < count) {
 		if (evbuffer_get_length(out) >= POP3_OUTPUT_HIGH_WATER)
@@ -206,10 +222,11 @@ stream_list_fill(struct pop3_session *s, struct pop3_stream *st)
 			continue;
 		if (st->kind == POP3_STREAM_LIST)
 			evbuffer_add_printf(out, "%" PRIu32 " %" PRIu64 "\r\n", i + 1,
-			    mailbox_msg_size(s->mb, i));
+			    pop3_fault_size(s, i, mailbox_msg_size(s->mb, i)));
 		else
 			evbuffer_add_printf(out, "%" PRIu32 " %s\r\n", i + 1,
-			    mailbox_msg_uidl(s->mb, i));
+			    pop3_fault_uidl(s, i, mailbox_msg_uidl(s->mb, i),
+			    uidl, sizeof(uidl)));
 	}
 	evbuffer_add(out, ".\r\n", 3);
 	return true;
@@ -246,7 +263,7 @@ pop3_stream_fill(struct pop3_session *s)
 		return false;
 	}
 	if (st->kind == POP3_STREAM_MSG)
-		stream_count(s, st, !conn_out_dead(s->conn));
+		stream_count(s, st, !st->cut && !conn_out_dead(s->conn));
 	pop3_stream_free(s);
 	return true;
 }
