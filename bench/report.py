@@ -57,7 +57,7 @@ def fmt(v, unit):
     if v is None:
         return "-"
     if unit in ("sessions/s", "msgs/s"):
-        return "%.0f/s" % v
+        return "%.0f/s" % v if v >= 10 else "%.1f/s" % v
     if unit == "MB/s":
         return "%.0f MB/s" % v
     if unit == "KiB":

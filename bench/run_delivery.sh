@@ -570,7 +570,7 @@ sc_mbox() {
 	for s in "${srv[@]}"; do
 		"${GEN_PIN[@]}" "$BIN/popload" -p "${PORT[${key[$s]}]}" "${man[@]}" -m retr \
 		    -c $MBOX_SESSION_C -U $MBOX_SESSION_C -u 'pbm%d' -P 'pw-pbm%d' -n $MBOX_SESSION_C \
-		    -d 300 --timeout 60 --pipeline 2 -q >/dev/null 2>"$WORK/gen.err" ||
+		    -d 600 --timeout 300 --pipeline 2 -q >/dev/null 2>"$WORK/gen.err" ||
 		    { log "mbox warm-up on $s reported errors:"; head -5 "$WORK/gen.err" >&2; }
 	done
 	c=$MBOX_SESSION_C
