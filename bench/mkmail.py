@@ -10,6 +10,7 @@ Japanese (ISO-2022-JP and UTF-8).  Sizes follow --mix:
   full   2 KB .. 5 MB: 70% 2-32 KB, 25% 32 KB-1 MB, 5% 1-5 MB
   small  2 KB .. 512 KB: 99.5% 2-32 KB, 0.5% 32-512 KB (10k/100k boxes)
   tiny   2 KB .. 256 KB (smoke tests)
+--single OCTETS writes one such message to the file OUT instead.
 The output is deterministic for a given --seed.  OUT/manifest.txt gets one
 line per box: "<name> <count> <wire octets>", the wire octets being the
 sizes a POP3 server must report (every LF counted as CRLF).
@@ -235,11 +236,23 @@ def main():
     ap.add_argument("--name", help="name of the single box (with --boxes 1)")
     ap.add_argument("--mix", choices=("full", "small", "tiny"), default="full")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--single", type=int, metavar="OCTETS",
+                    help="write one message of about OCTETS to the file OUT")
     a = ap.parse_args()
 
     rnd = random.Random(a.seed)
     scale = {"full": 8 << 20, "small": 2 << 20, "tiny": 1 << 20}[a.mix]
     pools = Pools(rnd, scale)
+    if a.single:    # one message, for the delivery benchmarks
+        when = datetime.datetime(2024, 4, 1, 9, 0, 0,
+                                 tzinfo=datetime.timezone(datetime.timedelta(hours=9)))
+        data = make_message(rnd, pools, a.single, "rcpt@bench.example", when, a.seed)
+        # as the MTA gets it: the delivery agent adds these
+        data = b"".join(l for l in data.splitlines(True)
+                        if not l.startswith((b"Return-Path:", b"X-Original-To:", b"Delivered-To:")))
+        with open(a.out, "wb") as f:
+            f.write(data)
+        return
     os.makedirs(a.out, exist_ok=True)
     manifest = open(os.path.join(a.out, "manifest.txt"), "a")
     base = datetime.datetime(2024, 4, 1, 9, 0, 0,

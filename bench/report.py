@@ -25,6 +25,8 @@ CEILING = {"session": "ok", "retr": "sf", "fair": "sf"}
 
 def metric_of(scen):
     """(key, unit, higher_is_better, label) for a scenario name."""
+    if scen.startswith(("lmtp", "deliver")):
+        return ("rate", "msgs/s", True, "messages/s")
     if scen.startswith("session-sha512"):
         return ("rate", "sessions/s", True, "sessions/s")
     if scen.startswith("session"):
@@ -54,8 +56,8 @@ def med(xs):
 def fmt(v, unit):
     if v is None:
         return "-"
-    if unit == "sessions/s":
-        return "%.0f/s" % v
+    if unit in ("sessions/s", "msgs/s"):
+        return "%.0f/s" % v if v >= 10 else "%.1f/s" % v
     if unit == "MB/s":
         return "%.0f MB/s" % v
     if unit == "KiB":
@@ -137,7 +139,7 @@ def main():
             order.append(r["scenario"])
         groups.setdefault(key, []).append(r)
         n = int(r.get("gen", {}).get("errors", 0) or 0)
-        if r["server"] == "dovecot":
+        if r["server"] in ("dovecot", "popa3d"):
             cmp_errors += n
         else:
             errors += n
@@ -147,7 +149,7 @@ def main():
         mkey, unit, higher, label = metric_of(scen)
         row = {"scenario": scen, "metric": mkey, "unit": unit,
                "higher_is_better": higher, "servers": {}}
-        for srv in ("posuto", "base", "dovecot", "ok", "sf"):
+        for srv in ("posuto", "base", "dovecot", "popa3d", "ok", "sf"):
             rs = groups.get((scen, srv))
             if not rs:
                 continue
@@ -174,6 +176,8 @@ def main():
         if p and d:
             ratio = p / d if higher else d / p
         row["ratio"] = ratio
+        q = row["servers"].get("popa3d", {}).get("median")
+        row["ratio_popa3d"] = (p / q if higher else q / p) if p and q else None
         if a.base is not None:
             row["vs_base"] = vs_base(row, higher, a.tolerance, a.idle_limit)
         ceil = CEILING.get(scen.split("-")[0])
@@ -187,11 +191,16 @@ def main():
 
     # ---- table
     with_base = a.base is not None
+    # popa3d (the mbox rows): two more columns, only when it ran
+    with_popa3d = any("popa3d" in r["servers"] for r in rows)
     if with_base:
         hdr = ["scenario", "posuto", "base", "vs base (reps)", "verdict", "CPU/unit", "dovecot", "ratio",
                "ceiling(s)", "loadgen CPU p/b/d/c"]
     else:
         hdr = ["scenario", "posuto", "dovecot", "ratio", "ceiling(s)", "loadgen CPU p/d/c"]
+    if with_popa3d:
+        i = hdr.index("ratio") + 1
+        hdr[i:i] = ["popa3d", "vs popa3d"]
     lines = []
     for row in rows:
         unit = row["unit"]
@@ -235,6 +244,10 @@ def main():
                           cell("dovecot"), ratio, ceiling, cpu])
         else:
             lines.append([name, cell("posuto"), cell("dovecot"), ratio, ceiling, cpu])
+        if with_popa3d:
+            i = hdr.index("ratio") + 1
+            lines[-1][i:i] = [cell("popa3d"),
+                              "%.2fx" % row["ratio_popa3d"] if row["ratio_popa3d"] else "-"]
     widths = [max(len(x[i]) for x in [hdr] + lines) for i in range(len(hdr))]
     out = []
     out.append(" | ".join(h.ljust(w) for h, w in zip(hdr, widths)))

@@ -10,7 +10,8 @@
 #   --reps N        repetitions per figure (full: 3), medians are reported
 #   --duration S    measured seconds per run (full: 5), plus --warmup S (1)
 #   --servers LIST  comma list of posuto,dovecot (default both)
-#   --only LIST     scenarios: session,sha512,retr,fair,idle,bigbox
+#   --only LIST     scenarios: session,sha512,retr,fair,idle,bigbox, and
+#                   issue 11's lmtp,deliver,first,mbox (run_delivery.sh)
 #   --no-pin        do not pin server and load generator to separate cores
 #   --no-dovecot    skip Dovecot (ratios then read "-")
 #   --posuto PATH   server binary (default build/posuto)
@@ -70,7 +71,7 @@ while [ $# -gt 0 ]; do
 	--ab-quick)
 		ONLY=session,retr,bigbox,idle OPT_SESSION=64 OPT_RETR=16 OPT_IDLE=10000
 		OPT_BIG=big100k COLD=0 CEILINGS=0 ;;
-	-h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,34p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -118,7 +119,7 @@ CMP_FAILED=0			# Dovecot runs that did not complete: data, shown in the table
 
 step_failed() {	# server: a run with errors fails the benchmark, unless it
 	# is Dovecot's (holding 10,000 sessions is beyond it on a small box)
-	if [ "$1" = dovecot ]; then CMP_FAILED=$((CMP_FAILED + 1)); else FAILED=$((FAILED + 1)); fi
+	if [ "$1" = dovecot ] || [ "$1" = popa3d ]; then CMP_FAILED=$((CMP_FAILED + 1)); else FAILED=$((FAILED + 1)); fi
 }
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 NOFILE=$(ulimit -n)
@@ -205,13 +206,13 @@ if has_server dovecot && [ ! -x "$DOVECOT" ]; then
 		log "Dovecot not installed: smoke runs without it"
 		SERVERS=${SERVERS//dovecot/}
 	else
-		log "installing dovecot-pop3d from Debian"
+		log "installing dovecot-pop3d and dovecot-lmtpd from Debian"
 		# Never let the package start the system's Dovecot: we run our own.
 		PRC=/usr/sbin/policy-rc.d MADE_PRC=0
 		if [ ! -e $PRC ]; then
 			printf '#!/bin/sh\nexit 101\n' > $PRC && chmod 755 $PRC && MADE_PRC=1
 		fi
-		DEBIAN_FRONTEND=noninteractive apt-get install -y dovecot-pop3d >&2
+		DEBIAN_FRONTEND=noninteractive apt-get install -y dovecot-pop3d dovecot-lmtpd >&2
 		rc=$?
 		[ $MADE_PRC = 1 ] && rm -f $PRC
 		[ $rc = 0 ] || die "apt-get install dovecot-pop3d failed"
@@ -402,6 +403,7 @@ cleanup() {
 	for s in "${!PID[@]}"; do
 		stop_server "$s"
 	done
+	declare -F dlv_cleanup >/dev/null && dlv_cleanup
 	if [ $KEEP = 0 ]; then rm -rf "$WORK"; else log "work directory kept: $WORK"; fi
 	base_build_cleanup
 }
@@ -765,9 +767,13 @@ sc_emldir() {
 	run_gen "retr-emldir" posuto "" -- -m retr -c 1 -U 1 -u 'e%d' -P 'pw-e%d' -d "$DUR" -n 3
 }
 
+# issue 11: LMTP, deliver, first RETR of delivered mail, mbox
+. "$HERE/run_delivery.sh"
+
 # ---- main ----------------------------------------------------------------------------
 mkdir -p "$DATA" "$OUT"
 gen_data || die "mail generation failed"
+dlv_gen_data || die "delivery/mbox data generation failed"
 make_users || die "creating mailboxes failed"
 make_passwords || die "hashing passwords failed"
 if [ $PREPARE = 1 ]; then log "data ready in $DATA"; exit 0; fi
@@ -790,6 +796,10 @@ want fair && sc_fair
 [ $SMOKE = 1 ] && want retr && sc_emldir
 want bigbox && sc_bigbox
 want idle && sc_idle
+want lmtp && sc_lmtp
+want deliver && sc_deliver
+want first && sc_first
+want mbox && sc_mbox
 log "scenarios done after $(awk -v a="$T_START" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}')s"
 
 MACHINE=$(printf '%s, %s cores, %s, kernel %s' \
