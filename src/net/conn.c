@@ -42,6 +42,7 @@ struct conn {
 	bool want_drained;
 	bool bulk;			/* at CONN_PRI_BULK */
 	bool out_dead;			/* a write failed: output is discarded */
+	bool proxy_refuse;		/* first bytes a PROXY header: close */
 	size_t drained_low;
 	unsigned timeout;
 	unsigned hs_timeout;		/* TLS handshake deadline, s */
@@ -743,6 +744,12 @@ conn_attach(struct conn *c, struct net_runtime *rt, unsigned proto,
 	net_count(rt, proto, NET_CNT_CONNECTIONS, 1);
 }
 
+void
+conn_refuse_proxy_header(struct conn *c)
+{
+	c->proxy_refuse = true;
+}
+
 uint64_t
 conn_id(const struct conn *c)
 {
@@ -847,12 +854,34 @@ conn_on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 	}
 }
 
+/* What a PROXY header starts with (proxy.h), v1 and v2. */
+static bool
+conn_input_is_proxy_header(struct conn *c)
+{
+	static const char v2[12] = "\r\n\r\n\0\r\nQUIT\n";
+	char buf[sizeof(v2)];
+	ev_ssize_t n = evbuffer_copyout(conn_in(c), buf, sizeof(buf));
+
+	return (n >= 6 && memcmp(buf, "PROXY ", 6) == 0) ||
+	    (n == (ev_ssize_t)sizeof(v2) && memcmp(buf, v2, sizeof(v2)) == 0);
+}
+
 static void
 conn_on_read(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
 	(void)bev;
+	if (c->proxy_refuse) {
+		c->proxy_refuse = false;
+		if (conn_input_is_proxy_header(c)) {
+			log_warnx("PROXY header from untrusted peer %s: "
+			    "connection closed", c->client_str);
+			c->out_dead = true;
+			c->cb(c, CONN_EV_CLOSED, c->ctx);
+			return;
+		}
+	}
 	c->cb(c, CONN_EV_READ, c->ctx);
 }
 

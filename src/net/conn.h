@@ -63,6 +63,11 @@ void conn_set_client(struct conn *c, const struct sockaddr_storage *client);
 void conn_attach(struct conn *c, struct net_runtime *rt, unsigned proto,
     const char *proto_name, uint64_t id);
 /* Its id (0 when not attached): the session id in the log. */
+/* On a listener that reads PROXY headers from trusted peers, a peer that
+ * is not one and starts with a header is closed on its first bytes (a
+ * proxy sending from the wrong address, or a client posing as one),
+ * rather than served as if it had sent a command. */
+void conn_refuse_proxy_header(struct conn *c);
 uint64_t conn_id(const struct conn *c);
 
 /* What the registry shows of the session (no-ops when not attached).

@@ -210,12 +210,13 @@ net_close_fds(int rfd, int wfd)
 
 /*
  * TLS (implicit mode), then the protocol.  client: the address a PROXY
- * header gave, or NULL (the socket's peer is the client).
+ * header gave, or NULL (the socket's peer is the client); proxied: a
+ * trusted peer's header was read (a v2 LOCAL one names no client).
  */
 static bool
 net_listener_run(struct net_listener *l, int rfd, int wfd,
     const struct sockaddr *peer, socklen_t peerlen,
-    const struct sockaddr_storage *client)
+    const struct sockaddr_storage *client, bool proxied)
 {
 	struct net_runtime *rt = l->rt;
 	struct tls_ctx *tls = NULL;
@@ -247,6 +248,8 @@ net_listener_run(struct net_listener *l, int rfd, int wfd,
 	}
 	if (client != NULL && client != &ss)
 		conn_set_client(c, client);
+	else if (l->n_proxy_trusted > 0 && !proxied)
+		conn_refuse_proxy_header(c);
 	conn_attach(c, rt, l->proto_index, l->proto->name, ++rt->next_id);
 	return l->proto->start(l->proto_ctx, c);
 }
@@ -277,7 +280,7 @@ net_proxy_done(struct net_proxy_wait *w, const struct sockaddr_storage *client)
 		return;
 	}
 	(void)net_listener_run(l, fd, fd, (struct sockaddr *)&peer, peerlen,
-	    client->ss_family != AF_UNSPEC ? client : NULL);
+	    client->ss_family != AF_UNSPEC ? client : NULL, true);
 }
 
 /*
@@ -370,5 +373,5 @@ net_listener_accept(struct net_listener *l, int rfd, int wfd,
 		if (cidr_match(l->proxy_trusted, l->n_proxy_trusted, &ss))
 			return net_proxy_begin(l, rfd, &ss, peerlen);
 	}
-	return net_listener_run(l, rfd, wfd, peer, peerlen, NULL);
+	return net_listener_run(l, rfd, wfd, peer, peerlen, NULL, false);
 }

@@ -1,7 +1,8 @@
 """PROXY protocol from trusted networks (Listen[].ProxyTrusted): the client
 named in the header is the client everywhere (log, limits, the plaintext
-policy), a trusted peer must send one, and an untrusted peer's header is
-just its first line."""
+policy), a trusted peer must send one, and an untrusted peer that starts
+with a header is closed (where ProxyTrusted is not set, a header is just a
+bad command)."""
 import re
 import socket
 import struct
@@ -109,15 +110,40 @@ def test_trusted_peer_without_header_is_refused(servers):
     s.close()
 
 
-def test_untrusted_peer_header_is_a_command(servers):
+def test_untrusted_peer_header_closes_the_connection(servers):
     srv = servers.start(proxy_config(servers, "192.0.2.0/24"))
     port = srv.cfg["Pop3Server"]["Listen"][1]["Port"]
+    for header in (b"PROXY TCP4 192.0.2.9 127.0.0.1 40001 110\r\nUSER x\r\n",
+                   V2_SIG + b"\x21\x11\x00\x0c" + b"\xc0\x00\x02\x09" * 2 + b"\x9c\x41\x00\x6e"):
+        s = connect(port)
+        assert readline(s).startswith(b"+OK")
+        s.sendall(header)
+        # closed, not answered as a command
+        try:
+            assert s.recv(100) == b""
+        except ConnectionResetError:
+            pass
+        s.close()
+    assert len(re.findall(r"PROXY header from untrusted peer 127\.0\.0\.1:\d+: "
+                          r"connection closed", srv.log())) == 2, srv.log()
+    assert not re.search(r"connect from=192\.0\.2\.9", srv.log())
+    # Only the first bytes: a session that later says PROXY gets -ERR.
     s = connect(port)
+    assert readline(s).startswith(b"+OK")
+    s.sendall(b"CAPA\r\n")
+    assert readline(s).startswith(b"+OK")
+    for _ in range(100):
+        if readline(s) in (b".\r\n", b""):
+            break
+    s.sendall(b"PROXY TCP4 192.0.2.9 127.0.0.1 40001 110\r\n")
+    assert readline(s).startswith(b"-ERR")
+    s.close()
+    # On a listener without ProxyTrusted a header is just a bad command.
+    s = connect(srv.port)
     assert readline(s).startswith(b"+OK")
     s.sendall(b"PROXY TCP4 192.0.2.9 127.0.0.1 40001 110\r\n")
     assert readline(s).startswith(b"-ERR")
     s.close()
-    assert not re.search(r"connect from=192\.0\.2\.9", srv.log())
 
 
 def test_bad_proxy_trusted_is_a_config_error(servers, tmp_path):
