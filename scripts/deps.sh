@@ -14,11 +14,13 @@ run_pkgs="$build_pkgs curl netcat-openbsd"
 check_pkgs="$build_pkgs clang libclang-rt-14-dev python3 python3-pytest python3-openssl
   curl fetchmail mpop perl gsasl dovecot-core dovecot-pop3d procps iproute2 ucspi-tcp
   lockfile-progs postfix postgresql mariadb-server mariadb-client chromium
-  fonts-ipafont-gothic"
+  fonts-ipafont-gothic haproxy"
 # bench: dovecot-lmtpd and dovecot-lda (in dovecot-core) for the delivery
 # rows, tcpserver (ucspi-tcp) runs popa3d from inetd; popa3d itself
 # conflicts with dovecot-pop3d, so bench/run.sh extracts it, not installs it.
-bench_pkgs="$build_pkgs dovecot-pop3d dovecot-core dovecot-lmtpd ucspi-tcp python3 util-linux procps"
+# bench/scaleout.py: haproxy, the databases, Dovecot's SQL passdb drivers.
+bench_pkgs="$build_pkgs dovecot-pop3d dovecot-core dovecot-lmtpd ucspi-tcp python3 util-linux procps
+  haproxy postgresql mariadb-server mariadb-client dovecot-pgsql dovecot-mysql"
 
 case "${1:-build}" in
 build) want=$build_pkgs ;;
