@@ -11,7 +11,8 @@
 #   --duration S    measured seconds per run (full: 5), plus --warmup S (1)
 #   --servers LIST  comma list of posuto,dovecot (default both)
 #   --only LIST     scenarios: session,sha512,retr,fair,idle,bigbox, and
-#                   issue 11's lmtp,deliver,first,mbox (run_delivery.sh)
+#                   issue 11's lmtp,deliver,first,mbox (run_delivery.sh),
+#                   issue 13's scaleout (scaleout.py)
 #   --no-pin        do not pin server and load generator to separate cores
 #   --no-dovecot    skip Dovecot (ratios then read "-")
 #   --posuto PATH   server binary (default build/posuto)
@@ -71,7 +72,7 @@ while [ $# -gt 0 ]; do
 	--ab-quick)
 		ONLY=session,retr,bigbox,idle OPT_SESSION=64 OPT_RETR=16 OPT_IDLE=10000
 		OPT_BIG=big100k COLD=0 CEILINGS=0 ;;
-	-h|--help) sed -n '2,34p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,35p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -800,6 +801,12 @@ want lmtp && sc_lmtp
 want deliver && sc_deliver
 want first && sc_first
 want mbox && sc_mbox
+# Issue 13's rows (sql userdbs, nodes behind haproxy): bench/scaleout.py,
+# not in the smoke run (it starts PostgreSQL, MariaDB and haproxy).
+if [ $SMOKE = 0 ] && want scaleout; then
+	$PY "$HERE/scaleout.py" --data "$DATA" --reps "$REPS" --duration "$DUR" \
+	    --warmup "$WARM" --posuto "$POSUTO_BIN" || FAILED=$((FAILED + 1))
+fi
 log "scenarios done after $(awk -v a="$T_START" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}')s"
 
 MACHINE=$(printf '%s, %s cores, %s, kernel %s' \
