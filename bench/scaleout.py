@@ -375,14 +375,17 @@ def report(raw, a):
             # CPU ms of the POP3 servers (posuto nodes or Dovecot) per session
             "server_cpu_ms_per_session": round(1000 * sum(
                 v for k, v in cpu.items() if not k.startswith(("db-", "haproxy")) and v)
-                / sessions, 3) if sessions else None}
+                / sessions, 3) if sessions else None,
+            # everything it took: servers, haproxy, database
+            "total_cpu_ms_per_session": round(1000 * sum(v for v in cpu.values() if v)
+                                              / sessions, 3) if sessions else None}
     c = a.clients
-    print("\n%-34s %10s  %-40s %s" % ("scenario/server", "sessions/s", "CPU s per run (median)",
-                                     "server CPU ms/session"))
+    print("\n%-34s %10s  %-52s %s" % ("scenario/server", "sessions/s", "CPU s per run (median)",
+                                     "CPU ms/session: server, total"))
     for k, v in summary.items():
-        print("%-34s %10s  %-40s %s" % (k, v["rate"], " ".join(
-            "%s=%s" % kv for kv in v["cpu_s"].items()), v["server_cpu_ms_per_session"])
-            + ("  ERR%d" % v["errors"] if v["errors"] else ""))
+        print("%-34s %10s  %-52s %s, %s" % (k, v["rate"], " ".join(
+            "%s=%s" % kv for kv in v["cpu_s"].items()), v["server_cpu_ms_per_session"],
+            v["total_cpu_ms_per_session"]) + ("  ERR%d" % v["errors"] if v["errors"] else ""))
 
     def ratio(x, y):
         rx, ry = summary.get(x, {}).get("rate"), summary.get(y, {}).get("rate")
@@ -393,6 +396,10 @@ def report(raw, a):
             "sql-session-c%d/posuto-%s" % (c, k), "sql-session-c%d/dovecot-%s" % (c, k))
         ratios["posuto-%s/posuto-static" % k] = ratio(
             "sql-session-c%d/posuto-%s" % (c, k), "sql-session-c%d/posuto-static" % c)
+    for k in ("pgsql", "mysql"):
+        d = summary.get("sql-session-c%d/dovecot-%s" % (c, k), {}).get("total_cpu_ms_per_session")
+        p = summary.get("sql-session-c%d/posuto-%s" % (c, k), {}).get("total_cpu_ms_per_session")
+        ratios["cpu/session dovecot-%s/posuto-%s" % (k, k)] = round(d / p, 2) if d and p else None
     ratios["2nodes/1node"] = ratio("scale-session-c%d/2nodes" % c, "scale-session-c%d/1node" % c)
     print("\nratios (same run):", " ".join("%s=%s" % kv for kv in ratios.items()))
     return summary, ratios
