@@ -13,6 +13,7 @@
 #include "daemon/cmd_hash.h"
 #include "daemon/cmd_user.h"
 #include "daemon/cmd_sql.h"
+#include "daemon/cmd_migrate.h"
 #include "daemon/server.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
@@ -39,6 +40,7 @@ usage(FILE *f)
 	    "RECIPIENT...\n"
 	    "       posuto sql init | user add NAME  [-c FILE]  (posuto sql -h)\n"
 	    "       posuto admin passwd [-c FILE] [--scheme SCHEME]\n"
+	    "       posuto migrate check [-c FILE] --from SERVER USER...\n"
 	    "       posuto --version | --help\n"
 	    "\n"
 	    "  serve         run the POP3 server in the foreground, logging to\n"
@@ -70,6 +72,9 @@ usage(FILE *f)
 	    "                sender, -a address for Delivered-To; sysexits\n"
 	    "  admin passwd  set the web admin's password (Admin.PasswordHash)\n"
 	    "                in the config file, read like hash's\n"
+	    "  migrate check before switching from dovecot or courier: per\n"
+	    "                USER, how many messages keep their UIDL and why\n"
+	    "                others would change (posuto migrate --help)\n"
 	    "\n"
 	    "  -c, --config FILE   configuration file (default %s)\n"
 	    "\n"
@@ -214,6 +219,8 @@ main(int argc, char **argv)
 		return cmd_user(argc - 1, argv + 1, DEFAULT_CONFIG);
 	if (strcmp(argv[1], "deliver") == 0)
 		return cmd_deliver(argc - 1, argv + 1, DEFAULT_CONFIG);
+	if (strcmp(argv[1], "migrate") == 0)
+		return cmd_migrate(argc - 1, argv + 1, DEFAULT_CONFIG);
 	if (strcmp(argv[1], "sql") == 0)
 		return cmd_sql(argc - 1, argv + 1, DEFAULT_CONFIG);
 	if (strcmp(argv[1], "admin") == 0)
