@@ -201,7 +201,7 @@ CASES = {
     "save_uidl": {"pop3_save_uidl": "yes"},
     "filename": {"pop3_uidl_format": "%f"},
     "guid": {"pop3_uidl_format": "%g"},
-    "upper": {"pop3_uidl_format": "%08Xv%08Xu-%Lf"},
+    "upper": {"pop3_uidl_format": "%08XUv%08Xu-%Lf"},
 }
 
 
