@@ -197,7 +197,8 @@ struct posuto_config {
 	unsigned wire_cache_min_size;	/* WireCacheMinSize; 0 = no wire cache */
 	char *mbox_state_dir;		/* MboxStateDirectory: mbox side files;
 					 * NULL = next to each mbox */
-	char *uidl_compat;		/* UidlCompat (store/uidl_compat.h names) */
+	char *uidl_compat;		/* UidlCompat (store/uidl_compat.h names);
+					 * NULL = "auto" */
 	char *uidl_format;		/* UidlFormat (pop3_uidl_format) or NULL */
 
 	enum log_level log_level;	/* LogLevel */

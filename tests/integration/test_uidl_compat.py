@@ -31,8 +31,8 @@ DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 PASSWORD = "password"
 SHA256_PASSWORD = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"
 
-pytestmark = pytest.mark.skipif(not os.access(DOVECOT, os.X_OK) or os.geteuid() != 0,
-                                reason="needs dovecot-pop3d and root")
+needs_dovecot = pytest.mark.skipif(not os.access(DOVECOT, os.X_OK) or os.geteuid() != 0,
+                                   reason="needs dovecot-pop3d and root")
 
 
 @pytest.fixture
@@ -205,6 +205,7 @@ CASES = {
 }
 
 
+@needs_dovecot
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_dovecot_takeover(world, case):
     settings = CASES[case]
@@ -263,6 +264,7 @@ def test_dovecot_takeover(world, case):
         srv.stop()
 
 
+@needs_dovecot
 def test_dovecot_mailbox_posuto_served_before_keeps_posutos_uidls(world):
     """An existing posuto installation (its index there, no record) whose
     Maildir also has a dovecot-uidlist keeps serving posuto's UIDLs."""
@@ -298,6 +300,7 @@ def migrate(world, mail, *args):
                           capture_output=True, timeout=60, text=True)
 
 
+@needs_dovecot
 def test_migrate_check_dovecot(world):
     mail = world / "mail"
     box = make_maildir(mail)
@@ -372,3 +375,20 @@ def test_courier_duplicate_uidl_replaced_and_logged(world):
     r = migrate(world, mail, "--from", "courier")
     assert "3 messages, 2 keep their UIDL, 1 change" in r.stdout, r.stdout
     assert "repeats another message's" in r.stdout
+
+
+@pytest.mark.parametrize("key,value,why", [
+    ("UidlCompat", "tpops2", "must be one of"),
+    ("UidlFormat", "%q", "pop3_uidl_format"),
+    ("UidlFormat", "%u %v", "pop3_uidl_format"),
+])
+def test_bad_settings_are_refused(world, key, value, why):
+    cfg = base_config(free_port(), world, users=[
+        {"UserName": USER1, "Password": SHA256_PASSWORD, "HashType": "SHA256",
+         key: value}])
+    p = world / "bad.json"
+    import json
+    p.write_text(json.dumps(cfg))
+    r = subprocess.run([posuto_bin(), "check-config", "-c", str(p)],
+                       capture_output=True, timeout=60, text=True)
+    assert r.returncode == 78 and key in r.stderr and why in r.stderr, r.stderr

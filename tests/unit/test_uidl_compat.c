@@ -121,6 +121,7 @@ test_dovecot_every_prefix(void **state)
 			memcpy(buf, dovecot_v3, len);
 			buf[i] = subst[k];
 			(void)uidl_compat_dovecot_parse(buf, len, &l);
+			uidl_compat_list_free(&l);
 			(void)uidl_compat_courier_parse(buf, len, &l);
 			uidl_compat_list_free(&l);
 		}
