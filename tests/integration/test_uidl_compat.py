@@ -392,3 +392,26 @@ def test_bad_settings_are_refused(world, key, value, why):
     r = subprocess.run([posuto_bin(), "check-config", "-c", str(p)],
                        capture_output=True, timeout=60, text=True)
     assert r.returncode == 78 and key in r.stderr and why in r.stderr, r.stderr
+
+
+def test_per_user_setting_overrides_the_server(world):
+    """UidlCompat "none" for the server, "courier" for the user: Courier's
+    UIDLs; the same Maildir with "none" alone: posuto's own."""
+    mail = world / "mail"
+    box, names = courier_maildir(mail)
+    cfg = base_config(free_port(), mail, UidlCompat="none", users=[
+        {"UserName": USER1, "Password": SHA256_PASSWORD, "HashType": "SHA256",
+         "UidlCompat": "courier"}])
+    wd = world / "peruser"
+    wd.mkdir()
+    srv = Server(wd, cfg).start()
+    try:
+        u = snapshot(srv.port, retr=False)[0]
+    finally:
+        srv.stop()
+    assert u == ["UID1-1599999999", "UID2-1599999999", "UID3-1599999999"]
+    srv = posuto_server(world, mail, UidlCompat="none")
+    try:
+        assert snapshot(srv.port, retr=False)[0] == names
+    finally:
+        srv.stop()
