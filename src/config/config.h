@@ -70,6 +70,8 @@ struct user_cfg {
 	unsigned login_delay;		/* valid if has_login_delay */
 	bool has_login_delay;
 	int expire_days;		/* days, EXPIRE_NEVER or EXPIRE_INHERIT */
+	char *uidl_compat;	/* per-user UidlCompat or NULL = the server's */
+	char *uidl_format;	/* per-user UidlFormat or NULL = the server's */
 	/* Where the element, its UserName and its Password are in the file,
 	 * for config_where() ("Pop3Server.Users[N]", "...[N].UserName",
 	 * "...[N].Password"): the static userdb driver checks those two. */
@@ -218,6 +220,9 @@ struct posuto_config {
 	unsigned wire_cache_min_size;	/* WireCacheMinSize; 0 = no wire cache */
 	char *mbox_state_dir;		/* MboxStateDirectory: mbox side files;
 					 * NULL = next to each mbox */
+	char *uidl_compat;		/* UidlCompat (store/uidl_compat.h names);
+					 * NULL = "auto" */
+	char *uidl_format;		/* UidlFormat (pop3_uidl_format) or NULL */
 
 	enum log_level log_level;	/* LogLevel */
 	char *run_as_user;		/* RunAsUser; NULL = stay as started */

@@ -184,6 +184,69 @@ mailbox_format_valid(const char *s, const char **why_r)
 	return false;
 }
 
+/* UidlCompat / UidlFormat: the store expands them (store/uidl_compat.h,
+ * which keeps the same names); config only knows their shape. */
+static bool
+uidl_compat_valid(const char *s, const char **why_r)
+{
+	static const char *const names[] = {
+		"auto", "none", "dovecot", "courier", NULL,
+	};
+
+	for (size_t i = 0; names[i] != NULL; i++)
+		if (ascii_caseeq(s, names[i]))
+			return true;
+	*why_r = "must be one of \"auto\", \"none\", \"dovecot\", "
+	    "\"courier\"";
+	return false;
+}
+
+/* Dovecot 2.3 pop3_uidl_format: %[-][0][width][.[0][-]width][LUXRMT]var,
+ * var one of v u m f g % or {uidvalidity} {uid} {md5} {filename} {guid}. */
+static bool
+uidl_format_valid(const char *s, const char **why_r)
+{
+	static const char *const longs[] = {
+		"{uidvalidity}", "{uid}", "{md5}", "{filename}", "{guid}", NULL,
+	};
+
+	*why_r = "is not a pop3_uidl_format posuto can expand (variables "
+	    "%v %u %m %f %g, modifiers L U X R M T, printable ASCII)";
+	if (*s == '\0' || strlen(s) > 120)
+		return false;
+	for (const char *p = s; *p != '\0'; p++) {
+		size_t i;
+
+		if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
+			return false;
+		if (*p != '%')
+			continue;
+		p++;
+		if (*p == '-')
+			p++;
+		while (*p >= '0' && *p <= '9')
+			p++;
+		if (*p == '.') {
+			p++;
+			if (*p == '-')
+				p++;
+			while (*p >= '0' && *p <= '9')
+				p++;
+		}
+		while (*p != '\0' && strchr("LUXRMT", *p) != NULL)
+			p++;
+		if (*p != '\0' && strchr("vumfg%", *p) != NULL)
+			continue;
+		for (i = 0; longs[i] != NULL; i++)
+			if (strncmp(p, longs[i], strlen(longs[i])) == 0)
+				break;
+		if (longs[i] == NULL)
+			return false;
+		p += strlen(longs[i]) - 1;
+	}
+	return true;
+}
+
 static const struct config_enum_name listen_tls_names[] = {
 	{ "none", LISTEN_TLS_NONE },
 	{ "implicit", LISTEN_TLS_IMPLICIT },
@@ -523,6 +586,12 @@ static const struct config_setting user_rows[] = {
 	{ .key = "MailboxFormat", .kind = CONFIG_STRING,
 	  .offset = offsetof(struct config_user, u.format),
 	  .check = mailbox_format_valid },
+	{ .key = "UidlCompat", .kind = CONFIG_STRING,
+	  .offset = offsetof(struct config_user, u.uidl_compat),
+	  .check = uidl_compat_valid },
+	{ .key = "UidlFormat", .kind = CONFIG_STRING,
+	  .offset = offsetof(struct config_user, u.uidl_format),
+	  .check = uidl_format_valid },
 	{ .key = "LoginDelay", .kind = CONFIG_CUSTOM, .offset = 0,
 	  .jtype = JSON_INTEGER, .set = user_login_delay_set,
 	  .dump = user_login_delay_dump },
@@ -1200,6 +1269,10 @@ static const struct config_setting server_rows[] = {
 	  .def_str = "auto", .check = mailbox_format_valid },
 	{ .key = "MboxStateDirectory", .kind = CONFIG_PATH,
 	  .offset = SRV(cfg.mbox_state_dir) },
+	{ .key = "UidlCompat", .kind = CONFIG_STRING,
+	  .offset = SRV(cfg.uidl_compat), .check = uidl_compat_valid },
+	{ .key = "UidlFormat", .kind = CONFIG_STRING,
+	  .offset = SRV(cfg.uidl_format), .check = uidl_format_valid },
 	{ .key = "WireCacheMinSize", .kind = CONFIG_UINT,
 	  .offset = SRV(cfg.wire_cache_min_size), .min = 0,
 	  .max = 1024 * 1024 * 1024, .def_int = WIRE_CACHE_DEFAULT_MIN_SIZE },

@@ -61,6 +61,7 @@ struct doctor_probe {
 	uint32_t count;
 	uint64_t total;
 	unsigned sampled, lf, unreadable;
+	char uidl_source[256];	/* mailbox_uidl_source() */
 };
 
 static const char *const doctor_level_names[] = {
@@ -335,6 +336,8 @@ doctor_probe_run(const struct doctor *d, const struct userdb_entry *e,
 	if (p->open_status == STORE_OK) {
 		p->count = mailbox_count(mb);
 		p->total = mailbox_total_size(mb);
+		mailbox_uidl_source(mb, p->uidl_source,
+		    sizeof(p->uidl_source));
 		mailbox_close(&mb);
 	}
 	buf = xmalloc(DOCTOR_LF_READ);
@@ -413,6 +416,7 @@ doctor_probe(struct doctor *d, const struct userdb_entry *e, bool maildir,
 	p->drop_err[sizeof(p->drop_err) - 1] = '\0';
 	p->denied[sizeof(p->denied) - 1] = '\0';
 	p->open_err[sizeof(p->open_err) - 1] = '\0';
+	p->uidl_source[sizeof(p->uidl_source) - 1] = '\0';
 	return true;
 }
 
@@ -981,6 +985,9 @@ doctor_user(struct doctor *d, const struct userdb_entry *e)
 		doctor_say(d, DOCTOR_ERROR, "%s: posuto cannot open %s as %s: "
 		    "%s.", e->name, path, d->srv_name, p.open_err[0] != '\0' ?
 		    p.open_err : "unknown error");
+	if (p.open_status == STORE_OK && p.uidl_source[0] != '\0')
+		doctor_say(d, DOCTOR_OK, "%s: UIDLs come from %s.", e->name,
+		    p.uidl_source);
 	if (p.unreadable > 0)
 		doctor_say(d, DOCTOR_WARN, "%s: %u message files in %s cannot be "
 		    "read by %s: they are listed but never served.", e->name,
@@ -1179,6 +1186,7 @@ cmd_doctor(int argc, char **argv, const char *default_config)
 		return 1;
 	}
 	d.cfg = cfg;
+	store_uidl_configure(cfg);
 	doctor_say(&d, DOCTOR_OK, "Configuration %s loaded.", config);
 	if (!cfg->enabled)
 		doctor_say(&d, DOCTOR_WARN, "Enabled is false: posuto serve "

@@ -14,6 +14,7 @@
 #include "daemon/cmd_chaos.h"
 #include "daemon/cmd_user.h"
 #include "daemon/cmd_sql.h"
+#include "daemon/cmd_migrate.h"
 #include "daemon/server.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
@@ -41,6 +42,7 @@ usage(FILE *f)
 	    "       posuto sql init | user add NAME  [-c FILE]  (posuto sql -h)\n"
 	    "       posuto admin passwd [-c FILE] [--scheme SCHEME]\n"
 	    "       posuto chaos [-c FILE] [list | USER KIND [N] | USER clear]\n"
+	    "       posuto migrate check [-c FILE] --from SERVER USER...\n"
 	    "       posuto --version | --help\n"
 	    "\n"
 	    "  serve         run the POP3 server in the foreground, logging to\n"
@@ -74,6 +76,9 @@ usage(FILE *f)
 	    "                in the config file, read like hash's\n"
 	    "  chaos         make the server misbehave for one user, to test a\n"
 	    "                mail client (Pop3Server.Faults; posuto chaos -h)\n"
+	    "  migrate check before switching from dovecot or courier: per\n"
+	    "                USER, how many messages keep their UIDL and why\n"
+	    "                others would change (posuto migrate --help)\n"
 	    "\n"
 	    "  -c, --config FILE   configuration file (default %s)\n"
 	    "\n"
@@ -218,6 +223,8 @@ main(int argc, char **argv)
 		return cmd_user(argc - 1, argv + 1, DEFAULT_CONFIG);
 	if (strcmp(argv[1], "deliver") == 0)
 		return cmd_deliver(argc - 1, argv + 1, DEFAULT_CONFIG);
+	if (strcmp(argv[1], "migrate") == 0)
+		return cmd_migrate(argc - 1, argv + 1, DEFAULT_CONFIG);
 	if (strcmp(argv[1], "sql") == 0)
 		return cmd_sql(argc - 1, argv + 1, DEFAULT_CONFIG);
 	if (strcmp(argv[1], "admin") == 0)

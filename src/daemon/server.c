@@ -97,6 +97,7 @@ server_apply_params(struct server *srv)
 	(void)sasl_mechs_from_config(cfg, &p->sasl_mechs, NULL);
 	store_wire_configure(cfg->wire_cache_min_size);
 	store_mbox_configure(cfg->mbox_state_dir);
+	store_uidl_configure(cfg);
 	log_set_level(cfg->log_level);
 	if (cfg->hostname != NULL)
 		snprintf(srv->env.hostname, sizeof(srv->env.hostname), "%s",

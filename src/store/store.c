@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "store/store_driver.h"
+#include "store/store_int.h"
 
 const struct store_driver *const store_drivers[] = {
 	&store_driver_maildir,
@@ -108,6 +109,25 @@ const char *
 mailbox_msg_uidl(const struct mailbox *mb, uint32_t idx)
 {
 	return mb->drv->msg_uidl(mb, idx);
+}
+
+void
+mailbox_uidl_source(const struct mailbox *mb, char *buf, size_t bufsz)
+{
+	if (mb->drv->fs != NULL)
+		store_fs_uidl_source(mb, buf, bufsz);
+	else
+		(void)snprintf(buf, bufsz, "posuto");
+}
+
+const char *
+mailbox_uidl_status(const struct mailbox *mb, uint32_t idx,
+    const char **old_r)
+{
+	*old_r = NULL;
+	if (mb->drv->fs != NULL)
+		return store_fs_uidl_status(mb, idx, old_r);
+	return "new";
 }
 
 bool

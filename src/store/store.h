@@ -144,6 +144,26 @@ void store_wire_configure(uint64_t min_size);
  * Call before any mailbox is opened.
  */
 void store_mbox_configure(const char *state_dir);
+/*
+ * UIDL compatibility with the server that served a Maildir before
+ * (UidlCompat, UidlFormat, server-wide and per user: posuto.json(5);
+ * store_compat.c).  Any thread, any time (SIGHUP); a mailbox decides its
+ * source once and records it in its ".posuto-uidl".
+ */
+struct posuto_config;
+void store_uidl_configure(const struct posuto_config *cfg);
+/* posuto migrate check: every mailbox opened from now on reads source
+ * ("dovecot", "courier"; NULL = back to the configuration) with fmt
+ * (NULL = the configured one) and records nothing. */
+void store_uidl_force(const char *source, const char *fmt);
+/* Where the UIDLs of an open mailbox come from, in words (doctor). */
+void mailbox_uidl_source(const struct mailbox *mb, char *buf, size_t bufsz);
+/* For message idx: "kept" (the old server's UIDL), "new" (it had none),
+ * "invalid" / "duplicate" (its UIDL breaks RFC 1939: replaced),
+ * "format" (UidlFormat cannot be expanded for it), "nolist" (its list
+ * is missing or unusable); *old_r = the old UIDL when there is one. */
+const char *mailbox_uidl_status(const struct mailbox *mb, uint32_t idx,
+    const char **old_r);
 struct store_wire_job;
 /*
  * After mailbox_msg_open(): a job that writes the copy of r's message,

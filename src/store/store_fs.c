@@ -204,6 +204,15 @@ store_index_apply(struct store_fs *mb)
 			have = store_index_iter_next(&it, &e);
 		if (!have || c != 0 || !mb->ops->index_match(m, &e))
 			continue;
+		if (e.flags & STORE_INDEX_F_UIDL_ONLY) {
+			/* a pinned UIDL, sizes unknown (store_compat.c) */
+			if (e.uidl_len > 0)
+				m->uidl_off = store_pool_add(mb, e.uidl,
+				    e.uidl_len);
+			mb->index_hits++;
+			have = store_index_iter_next(&it, &e);
+			continue;
+		}
 		m->raw_size = e.raw_size;
 		m->wire_size = e.wire_size;
 		m->flags |= STORE_MSG_SIZED | STORE_MSG_RAW |
@@ -433,7 +442,7 @@ store_open_root(const char *path, int *fd_r, char *err, size_t errsz)
 }
 
 static enum store_status store_fs_open_fd(const struct store_driver *drv,
-    const char *path, int fd, struct mailbox **mb_r, char *err,
+    const char *path, const char *user, int fd, struct mailbox **mb_r, char *err,
     size_t errsz);
 
 enum store_status
@@ -443,11 +452,10 @@ store_fs_open(const struct store_driver *drv, const char *path,
 	enum store_status st;
 	int fd;
 
-	(void)user;
 	*mb_r = NULL;
 	if ((st = store_open_root(path, &fd, err, errsz)) != STORE_OK)
 		return st;
-	return store_fs_open_fd(drv, path, fd, mb_r, err, errsz);
+	return store_fs_open_fd(drv, path, user, fd, mb_r, err, errsz);
 }
 
 /* "auto:" decides on the root it has opened anyway: no extra system
@@ -460,13 +468,12 @@ store_auto_open(const struct store_driver *drv, const char *path,
 	int fd;
 
 	(void)drv;
-	(void)user;
 	*mb_r = NULL;
 	if ((st = store_open_root(path, &fd, err, errsz)) != STORE_OK)
 		return st;
 	return store_fs_open_fd(fd == -1 || store_fd_is_maildir(fd) ?
-	    &store_driver_maildir : &store_driver_emldir, path, fd, mb_r, err,
-	    errsz);
+	    &store_driver_maildir : &store_driver_emldir, path, user, fd, mb_r,
+	    err, errsz);
 }
 
 /* A directory holding nothing but some of tmp, new and cur: a Maildir
@@ -540,8 +547,8 @@ const struct store_driver store_driver_auto = {
 };
 
 static enum store_status
-store_fs_open_fd(const struct store_driver *drv, const char *path, int fd,
-    struct mailbox **mb_r, char *err, size_t errsz)
+store_fs_open_fd(const struct store_driver *drv, const char *path,
+    const char *user, int fd, struct mailbox **mb_r, char *err, size_t errsz)
 {
 	struct store_fs *mb;
 	enum store_status st;
@@ -552,6 +559,7 @@ store_fs_open_fd(const struct store_driver *drv, const char *path, int fd,
 	mb = store_new(path);
 	mb->pub.drv = drv;
 	mb->ops = drv->fs;
+	mb->user = user != NULL ? xstrdup(user) : NULL;
 	if (fd == -1) {
 		*mb_r = &mb->pub;
 		return STORE_OK;
@@ -989,6 +997,8 @@ store_fs_close(struct mailbox *pub)
 		store_lock_release(mb->root_dev, mb->root_ino);
 	free(mb->msgs);
 	free(mb->pool);
+	store_compat_free(&mb->compat);
+	free(mb->user);
 	free(mb->path);
 	free(mb);
 }

@@ -271,14 +271,18 @@ store_index_build(const struct store_fs *mb, const uint8_t *skip,
 	size_t len = IX_HDR, off;
 	uint32_t i, count = 0;
 	unsigned char *buf;
-	bool with_uidl = mb->ops->index_kind == STORE_INDEX_KIND_EMLDIR;
+	/* a Maildir with another server's UIDLs pins every message's UIDL
+	 * (store_compat.c), sized or not */
+	bool pin = store_compat_pins(mb);
+	bool with_uidl = mb->ops->index_kind == STORE_INDEX_KIND_EMLDIR || pin;
 
 	for (i = 0; i < mb->count; i++) {
 		const struct store_msg *m = &mb->msgs[i];
 
 		if ((skip != NULL && (skip[i / 8] & (1u << (i % 8)))) ||
-		    (m->flags & (STORE_MSG_SIZED | STORE_MSG_RAW)) !=
-		    (STORE_MSG_SIZED | STORE_MSG_RAW))
+		    ((m->flags & (STORE_MSG_SIZED | STORE_MSG_RAW)) !=
+		    (STORE_MSG_SIZED | STORE_MSG_RAW) &&
+		    !(pin && m->uidl_off != 0)))
 			continue;
 		len += IX_ENT_FIXED + m->key_len +
 		    (with_uidl ? strlen(store_pool_str(mb, m->uidl_off)) : 0);
@@ -298,16 +302,19 @@ store_index_build(const struct store_fs *mb, const uint8_t *skip,
 		size_t ulen = with_uidl ? strlen(uidl) : 0;
 		uint16_t kl = m->key_len;
 
+		bool sized = (m->flags & (STORE_MSG_SIZED | STORE_MSG_RAW)) ==
+		    (STORE_MSG_SIZED | STORE_MSG_RAW);
+
 		if ((skip != NULL && (skip[i / 8] & (1u << (i % 8)))) ||
-		    (m->flags & (STORE_MSG_SIZED | STORE_MSG_RAW)) !=
-		    (STORE_MSG_SIZED | STORE_MSG_RAW))
+		    (!sized && !(pin && m->uidl_off != 0)))
 			continue;
 		wr64(buf + off, m->ino);
-		wr64(buf + off + 8, m->raw_size);
-		wr64(buf + off + 16, m->wire_size);
+		wr64(buf + off + 8, sized ? m->raw_size : 0);
+		wr64(buf + off + 16, sized ? m->wire_size : 0);
 		memcpy(buf + off + 24, &m->mtime_sec, 8);
 		wr32(buf + off + 32, m->mtime_nsec);
-		buf[off + 36] = (m->flags & STORE_MSG_WIRE_FORM) ?
+		buf[off + 36] = !sized ? STORE_INDEX_F_UIDL_ONLY :
+		    (m->flags & STORE_MSG_WIRE_FORM) ?
 		    STORE_INDEX_F_WIRE_FORM : 0;
 		buf[off + 37] = (unsigned char)ulen;
 		memcpy(buf + off + 38, &kl, 2);

@@ -30,11 +30,15 @@ enum {
 
 enum {
 	STORE_INDEX_F_WIRE_FORM = 1 << 0,
+	/* Maildir with another server's UIDLs (store_compat.c): the entry
+	 * pins the message's UIDL only; its sizes are not known */
+	STORE_INDEX_F_UIDL_ONLY = 1 << 1,
 };
 
 struct store_index_entry {
 	const char *key;	/* not NUL-terminated; points into the index */
-	const char *uidl;	/* emldir only, else NULL; not terminated */
+	const char *uidl;	/* emldir, or Maildir with another server's
+				 * UIDLs; else NULL; not terminated */
 	uint64_t ino;
 	uint64_t raw_size;
 	uint64_t wire_size;

@@ -158,6 +158,8 @@ struct store_fs {
 	unsigned char (*hashes)[16];	/* emldir content digests, by msg */
 	uint32_t index_hits;		/* messages sized from the index */
 	bool index_dirty;		/* rewrite the index before returning */
+	char *user;			/* for the UIDL compatibility settings */
+	struct store_compat *compat;	/* another server's UIDLs (store_compat.c) */
 };
 
 extern const struct store_ops store_maildir_ops;
@@ -352,6 +354,26 @@ bool store_owner_ok(const struct store_fs *mb, enum store_dir d,
 
 /* fsync() of a directory fd; logs on failure. */
 bool store_fsync_dir(int fd, const char *what);
+
+/*
+ * UIDL compatibility with the server that used the Maildir before
+ * (store_compat.c, uidl_compat.h).  store_compat_maildir_scan() runs at
+ * the end of the Maildir scan: decides the source (config, then the
+ * mailbox's ".posuto-uidl" record, then detection), reads that server's
+ * list and gives unsized messages its sizes as hints.  finish() then
+ * calls store_compat_maildir_uidls(): the old server's UIDL where it has
+ * one and it is RFC 1939-clean and unique, posuto's own otherwise.
+ */
+#define STORE_COMPAT_STATE	".posuto-uidl"
+struct store_compat;
+void store_compat_maildir_scan(struct store_fs *mb);
+void store_compat_maildir_uidls(struct store_fs *mb);
+void store_compat_free(struct store_compat **c);
+/* True if the index must pin every message's UIDL (store_index_build). */
+bool store_compat_pins(const struct store_fs *mb);
+void store_fs_uidl_source(const struct mailbox *mb, char *buf, size_t bufsz);
+const char *store_fs_uidl_status(const struct mailbox *mb, uint32_t idx,
+    const char **old_r);
 
 /* Writes "H" + 32 hex digits of SHA-256(data) into out (34 bytes). */
 void store_hash_uidl(const void *data, size_t len, char prefix, char *out);

@@ -349,7 +349,8 @@ maildir_index_match(const struct store_msg *m,
 	 * same message; d_ino came free with readdir, so this costs no
 	 * stat().  An S= hint must agree too. */
 	return e->ino == m->ino &&
-	    (!(m->flags & STORE_MSG_S_HINT) || m->raw_size == e->raw_size);
+	    ((e->flags & STORE_INDEX_F_UIDL_ONLY) ||
+	    !(m->flags & STORE_MSG_S_HINT) || m->raw_size == e->raw_size);
 }
 
 static bool
@@ -382,6 +383,7 @@ maildir_scan(struct store_fs *mb, char *err, size_t errsz)
 		mb->msgs[j++] = mb->msgs[i];
 	}
 	mb->count = j;
+	store_compat_maildir_scan(mb);
 	return STORE_OK;
 }
 
@@ -392,25 +394,12 @@ maildir_open_dirs(struct store_fs *mb, char *err, size_t errsz)
 	    maildir_open_sub(mb, STORE_DIR_CUR, err, errsz);
 }
 
+/* UIDLs: the previous server's where it left them (store_compat.c), else
+ * posuto's own from the unique part. */
 static void
 maildir_finish(struct store_fs *mb)
 {
-	uint32_t i;
-
-	for (i = 0; i < mb->count; i++) {
-		struct store_msg *m = &mb->msgs[i];
-		const char *name = store_pool_str(mb, m->name_off);
-		char h[40];
-
-		if (store_uidl_valid(name, m->key_len)) {
-			/* no info part (new/): the name is the UIDL */
-			m->uidl_off = name[m->key_len] == '\0' ? m->name_off :
-			    store_pool_add(mb, name, m->key_len);
-		} else {
-			store_hash_uidl(name, m->key_len, 'H', h);
-			m->uidl_off = store_pool_add(mb, h, strlen(h));
-		}
-	}
+	store_compat_maildir_uidls(mb);
 }
 
 struct maildir_reloc_ctx {
