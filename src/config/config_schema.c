@@ -388,6 +388,32 @@ listen_verify(struct config_ctx *ctx, const char *path, void *base,
 		l->port = 995;
 }
 
+/* An array of objects of one section (Listen[], Faults[]): each element
+ * parsed into its own struct of size bytes, defaults first. */
+static void *
+section_array_parse(struct config_ctx *ctx, const struct config_section *sec,
+    json_t *v, const char *path, size_t size)
+{
+	size_t n = json_array_size(v);
+	char *items = xcalloc(n + 1, size);
+
+	for (size_t i = 0; i < n; i++) {
+		json_t *e = json_array_get(v, i);
+		char *ep = json_loc_path_index(path, i);
+
+		config_section_defaults(sec, items + i * size);
+		if (!json_is_object(e))
+			config_error(ctx, ep, CONFIG_AT_VALUE,
+			    "expected an object, got %s",
+			    config_json_type_name(json_typeof(e)));
+		else
+			(void)config_section_parse(ctx, sec, e, ep,
+			    items + i * size);
+		free(ep);
+	}
+	return items;
+}
+
 static void
 listen_set(struct config_ctx *ctx, const struct config_setting *row,
     json_t *v, const char *path, void *base)
@@ -401,26 +427,13 @@ listen_set(struct config_ctx *ctx, const struct config_setting *row,
 		    "must list at least one address");
 		return;
 	}
-	cfg->listens = xcalloc(n, sizeof(*cfg->listens));
+	cfg->listens = section_array_parse(ctx, &listen_section, v, path,
+	    sizeof(*cfg->listens));
 	cfg->n_listens = n;
-	for (size_t i = 0; i < n; i++) {
-		json_t *e = json_array_get(v, i);
-		char *ep = json_loc_path_index(path, i);
-
-		config_section_defaults(&listen_section, &cfg->listens[i]);
-		if (!json_is_object(e))
-			config_error(ctx, ep, CONFIG_AT_VALUE,
-			    "expected an object, got %s",
-			    config_json_type_name(json_typeof(e)));
-		else
-			(void)config_section_parse(ctx, &listen_section, e, ep,
-			    &cfg->listens[i]);
-		free(ep);
-	}
 }
 
-/* Listen[] and Users[] are arrays of one section each: dumped and freed
- * element by element the same way. */
+/* Listen[], Users[] and Faults[] are arrays of one section each: dumped
+ * and freed element by element the same way. */
 static json_t *
 section_array_dump(const struct config_section *sec, const void *items,
     size_t n, size_t size)
@@ -939,25 +952,11 @@ faults_set(struct config_ctx *ctx, const struct config_setting *row,
     json_t *v, const char *path, void *base)
 {
 	struct posuto_config *cfg = base;
-	size_t n = json_array_size(v);
 
 	(void)row;
-	cfg->faults = xcalloc(n + 1, sizeof(*cfg->faults));
-	cfg->n_faults = n;
-	for (size_t i = 0; i < n; i++) {
-		json_t *e = json_array_get(v, i);
-		char *ep = json_loc_path_index(path, i);
-
-		config_section_defaults(&fault_section, &cfg->faults[i]);
-		if (!json_is_object(e))
-			config_error(ctx, ep, CONFIG_AT_VALUE,
-			    "expected an object, got %s",
-			    config_json_type_name(json_typeof(e)));
-		else
-			(void)config_section_parse(ctx, &fault_section, e, ep,
-			    &cfg->faults[i]);
-		free(ep);
-	}
+	cfg->faults = section_array_parse(ctx, &fault_section, v, path,
+	    sizeof(*cfg->faults));
+	cfg->n_faults = json_array_size(v);
 }
 
 static json_t *
