@@ -521,3 +521,25 @@ def test_csp_report_endpoint(admin):
     # the admin's own policy reports there too
     st, hdr, _sc, _b = admin.request("GET", "/")
     assert "report-uri /api/v1/csp-report" in hdr["content-security-policy"]
+
+
+def test_mailbox_page_script_is_text_only(admin):
+    """mailbox.js builds the page from data with textContent only, and every
+    string it names is in both language tables."""
+    import re
+    login(admin)
+    st, hdr, _sc, js = admin.request("GET", "/mailbox.js")
+    assert st == 200 and hdr["content-type"].startswith("text/javascript")
+    for bad in (b"innerHTML", b"outerHTML", b"insertAdjacentHTML", b"document.write",
+                b"srcdoc", b"allow-scripts", b"eval("):
+        assert bad not in js, bad
+    keys = {}
+    for lang in ("en", "ja"):
+        _st, _h, _sc, body = admin.request("GET", "/i18n/%s.js" % lang)
+        keys[lang] = set(re.findall(r'^\s*"([^"]+)":', body.decode(), re.M))
+    used = set(re.findall(r"\bt\('([a-z_.]+)'", js.decode()))
+    used |= {"mbx.tab." + k for k in ("html", "text", "headers", "raw", "attachments")}
+    _st, _h, _sc, page = admin.request("GET", "/")
+    used |= set(re.findall(r'data-i18n(?:-placeholder)?="([^"]+)"', page.decode()))
+    assert used - keys["en"] == set() and used - keys["ja"] == set()
+    assert b'src="/mailbox.js"' in page
