@@ -3,8 +3,8 @@
 // Same rule as app.js: everything from a mail or a user (names, From,
 // Subject, headers, file names, raw source) goes into the page through
 // textContent or a DOM attribute, never as HTML.  A mail's HTML part is
-// shown only inside <iframe sandbox> (no allow-scripts, no
-// allow-same-origin), loaded from its own route, whose policy
+// shown only inside <iframe sandbox> (empty: no script, no
+// same-origin access), loaded from its own route, whose policy
 // (default-src 'none'; img-src data:) forbids script and remote images
 // until the user asks for them.
 'use strict';
@@ -169,7 +169,7 @@
       bar.appendChild(btn);
       pane.appendChild(bar);
       const f = document.createElement('iframe');
-      // No allow-scripts, no allow-same-origin: the mail runs nothing
+      // An empty sandbox grants nothing: the mail runs nothing
       // and reaches nothing of ours, whatever it holds.
       f.setAttribute('sandbox', '');
       f.setAttribute('referrerpolicy', 'no-referrer');
