@@ -537,7 +537,7 @@ def test_mailbox_page_script_is_text_only(admin):
     for lang in ("en", "ja"):
         _st, _h, _sc, body = admin.request("GET", "/i18n/%s.js" % lang)
         keys[lang] = set(re.findall(r'^\s*"([^"]+)":', body.decode(), re.M))
-    used = set(re.findall(r"\bt\('([a-z_.]+)'", js.decode()))
+    used = {k for k in re.findall(r"\bt\('([a-z_.]+)'", js.decode()) if not k.endswith('.')}
     used |= {"mbx.tab." + k for k in ("html", "text", "headers", "raw", "attachments")}
     _st, _h, _sc, page = admin.request("GET", "/")
     used |= set(re.findall(r'data-i18n(?:-placeholder)?="([^"]+)"', page.decode()))
