@@ -6,7 +6,8 @@ subjects, a third with ISO-2022-JP encoded-words), starts posuto with the
 admin on a free port, logs in and times, over HTTP/1.1 from one client:
 
   cold first page   the first GET .../messages?limit=50 (opens the mailbox)
-  first page        the same, warm (median, p95, max of --reps)
+  first page        the same, warm (median, p95, max of --reps), while the
+                    header cache fills, and again once it is full (idle)
   deep page         offset = half the mailbox
   search            ?q=<sender> and ?subject=<word> once the header cache
                     is complete (the time to fill it is reported too)
@@ -181,6 +182,7 @@ def main():
                 break
             time.sleep(0.1)
         res["index_fill_s"] = round(time.monotonic() - t1, 1)
+        res["first_page_idle_ms"], _ = timed(base + "?limit=50", a.reps)
         res["search_sender_ms"], r = timed(base + "?q=grace", a.reps)
         res["search_sender_hits"] = r["total"]
         res["search_subject_ms"], r = timed(
@@ -198,12 +200,14 @@ def main():
     print("  POP3 first open (sizes every file, writes the index) %.1f s"
           % res["pop3_first_open_s"])
     print("  cold first page   %8.1f" % res["cold_first_page_ms"])
-    for k in ("first_page_ms", "deep_page_ms", "message_ms", "search_sender_ms",
+    for k in ("first_page_ms", "deep_page_ms", "message_ms", "first_page_idle_ms",
+              "search_sender_ms",
               "search_subject_ms"):
         print("  %-17s %8.1f / %.1f / %.1f" % ((k[:-3].replace("_", " "),) + tuple(res[k])))
     print("  header cache filled in %.1f s; search hits %d (sender), %d (subject)"
           % (res["index_fill_s"], res["search_sender_hits"], res["search_subject_hits"]))
-    ok = res["first_page_ms"][0] <= 100 and res["search_sender_ms"][0] <= 100
+    ok = all(res[k][0] <= 100 for k in ("first_page_ms", "first_page_idle_ms",
+                                        "search_sender_ms", "search_subject_ms"))
     print("  verdict (median <= 100 ms, first page and search): %s" % ("ok" if ok else "SLOW"))
     return 0
 

@@ -10,7 +10,7 @@
 #   --reps N        repetitions per figure (full: 3), medians are reported
 #   --duration S    measured seconds per run (full: 5), plus --warmup S (1)
 #   --servers LIST  comma list of posuto,dovecot (default both)
-#   --only LIST     scenarios: session,sha512,retr,fair,idle,bigbox
+#   --only LIST     scenarios: session,sha512,retr,fair,idle,bigbox,mailbox
 #   --no-pin        do not pin server and load generator to separate cores
 #   --no-dovecot    skip Dovecot (ratios then read "-")
 #   --posuto PATH   server binary (default build/posuto)
@@ -790,6 +790,10 @@ want fair && sc_fair
 [ $SMOKE = 1 ] && want retr && sc_emldir
 want bigbox && sc_bigbox
 want idle && sc_idle
+# the web admin's mailbox API on a 100k-message Maildir (bench/mailbox_api.py)
+want mailbox && { $PY "$HERE/mailbox_api.py" --posuto "$POSUTO_BIN" --data "$DATA-mbx" \
+	$([ $SMOKE = 1 ] && echo --msgs 2000 --reps 5) | tee "$OUT/mailbox_api.txt" ||
+	die "mailbox API bench failed"; }
 log "scenarios done after $(awk -v a="$T_START" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}')s"
 
 MACHINE=$(printf '%s, %s cores, %s, kernel %s' \
