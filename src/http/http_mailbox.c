@@ -75,7 +75,7 @@ struct mbx_snap {			/* a snapshot shared with streams */
 
 struct mbx_entry {
 	char *uidl;
-	char *from, *subject;		/* NULL until parsed */
+	char *from, *subject;		/* NULL until parsed; one block */
 	int64_t date;
 	uint64_t size;
 };
@@ -239,8 +239,7 @@ static void
 mbx_entry_clear(struct mbx_entry *e)
 {
 	free(e->uidl);
-	free(e->from);
-	free(e->subject);
+	free(e->from);		/* subject lives in the same block */
 	memset(e, 0, sizeof(*e));
 }
 
@@ -492,8 +491,15 @@ mbx_parse_entry(struct mbx_view *v, uint32_t idx)
 		http_mime_summary(buf, len, &sum);
 		free(buf);
 	}
-	e->from = xstrdup(sum.from);
-	e->subject = xstrdup(sum.subject);
+	/* one block "from\0subject\0": a search touches one allocation */
+	{
+		size_t fl = strlen(sum.from), sl = strlen(sum.subject);
+
+		e->from = xmalloc(fl + sl + 2);
+		memcpy(e->from, sum.from, fl + 1);
+		e->subject = e->from + fl + 1;
+		memcpy(e->subject, sum.subject, sl + 1);
+	}
 	e->date = sum.date;
 	v->n_parsed++;
 }
