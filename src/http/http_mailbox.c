@@ -1439,15 +1439,15 @@ mbx_route_download(struct mbx_call *c)
 {
 	struct mbx_snap *snap;
 	enum store_status st;
-	char err[512], fn[300];
+	char err[512], base[256], fn[300];
 
 	st = mbx_snap_open(c->location, c->user, &snap, err, sizeof(err));
 	if (st != STORE_OK) {
 		mbx_reply_store_error(c->req, st);
 		return;
 	}
-	http_mime_safe_filename(fn, sizeof(fn) - 5, c->user, "mailbox");
-	strncat(fn, ".mbox", sizeof(fn) - strlen(fn) - 1);
+	http_mime_safe_filename(base, sizeof(base), c->user, "mailbox");
+	snprintf(fn, sizeof(fn), "%s.mbox", base);
 	mbx_disposition(c->req, fn);
 	mbx_stream_start(c->m, c->req, snap, MBX_STREAM_MBOX, 0,
 	    mailbox_count(snap->mb), "application/mbox");
