@@ -8,7 +8,7 @@ set -euo pipefail
 # would have none for `make check`.
 build_pkgs="gcc make meson ninja-build pkg-config libevent-dev libjansson-dev
   libssl-dev libcrypt-dev libargon2-dev liburing-dev openssl libcmocka-dev
-  libpq-dev libmariadb-dev libxml2-dev"
+  libpq-dev libmariadb-dev libxml2-dev libgmime-3.0-dev"
 # make run: the clients its banner and README's quick start name.
 run_pkgs="$build_pkgs curl netcat-openbsd"
 check_pkgs="$build_pkgs clang libclang-rt-14-dev python3 python3-pytest python3-openssl

@@ -174,8 +174,14 @@
     },
   };
 
+  // Pages defined in their own files (mailbox.js): window.POSUTO_PAGES[name]
+  // = { match(hash), render(ctx) }, with the helpers they may use.
+  const pages = () => window.POSUTO_PAGES || {};
+  const pageCtx = { api, t, el, show, csrf: () => state.csrf, lang: () => state.lang };
+
   function routeView() {
     const h = location.hash;
+    for (const n of Object.keys(pages())) if (pages()[n].match(h)) return n;
     if (h === '#/settings/pop3/general') return 'general';
     if (h === '#/settings/pop3/users') return 'users';
     return 'dashboard';
@@ -183,7 +189,8 @@
 
   async function render(name) {
     try {
-      await views[name]();
+      if (pages()[name]) await pages()[name].render(pageCtx);
+      else await views[name]();
     } catch (e) {
       // Logged out meanwhile: the login view is showing.
     }

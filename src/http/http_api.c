@@ -374,6 +374,8 @@ http_api_dispatch(struct http_server *h, struct evhttp_request *req,
 
 	if (strncmp(path, "/api/", 5) != 0 && strcmp(path, "/metrics") != 0)
 		return false;
+	if (http_mailbox_dispatch(h, req, path))	/* http_mailbox.c */
+		return true;
 	for (size_t i = 0; i < HTTP_N_ROUTES; i++) {
 		if (strcmp(http_routes[i].path, path) == 0) {
 			r = &http_routes[i];

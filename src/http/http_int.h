@@ -31,6 +31,11 @@ const struct http_asset *http_asset_find(const char *path);
  * gets 413 from evhttp as soon as its Content-Length is read. */
 #define HTTP_MAX_BODY		(64 * 1024)
 #define HTTP_MAX_HEADERS	(16 * 1024)
+/* An .eml upload (POST /api/v1/mailboxes/{user}/messages): the only
+ * body this big; evhttp's limit is this one, so a bigger upload gets 413
+ * from its Content-Length before any of it is read.  (libevent 2.1 has
+ * no per-request limit: other routes check HTTP_MAX_BODY themselves.) */
+#define HTTP_UPLOAD_MAX		(32 * 1024 * 1024)
 /* A request must arrive within this (slowloris). */
 #define HTTP_TIMEOUT_S		30
 /* Logged-in browsers at once; the oldest is dropped beyond this. */
@@ -118,6 +123,7 @@ struct http_server {
 	size_t n_hosts;
 	time_t started;
 
+	struct http_mailbox *mbx;	/* the mailbox viewer (http_mailbox.c) */
 	struct http_sse *sse;		/* live event streams */
 	unsigned n_sse;
 	struct event *heartbeat;
@@ -147,6 +153,17 @@ bool http_is_tls(const struct http_server *h);
 /* SSE (http_server.c) */
 void http_sse_open(struct http_server *h, struct evhttp_request *req,
     const struct http_login *l);
+/* Sends msg (a whole "event: ...\ndata: ...\n\n") to every live page. */
+void http_sse_broadcast(struct http_server *h, const char *msg);
+
+/* ---- the mailbox viewer (http_mailbox.c) */
+struct http_mailbox;
+struct http_mailbox *http_mailbox_new(struct http_server *h);
+void http_mailbox_free(struct http_mailbox **m);
+/* Handles /api/v1/mailboxes... and /api/v1/csp-report(s) (logins and
+ * CSRF checked there); false for any other path. */
+bool http_mailbox_dispatch(struct http_server *h, struct evhttp_request *req,
+    const char *path);
 
 /* ---- the API routes (http_api.c) */
 /* Handles req if its path is an API route (or /metrics); false if not. */

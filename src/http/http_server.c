@@ -36,7 +36,8 @@
  * become markup, and an injected one could not run. */
 #define HTTP_CSP "default-src 'self'; script-src 'self'; style-src 'self'; " \
 	"img-src 'self' data:; connect-src 'self'; object-src 'none'; " \
-	"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+	"base-uri 'none'; form-action 'self'; frame-ancestors 'none'; " \
+	"report-uri /api/v1/csp-report"
 
 struct http_sse {
 	struct http_server *h;
@@ -237,7 +238,11 @@ http_on_request(struct evhttp_request *req, void *arg)
 		http_reply_error(req, 421, "unknown Host");
 		return;
 	}
-	if (!http_origin_ok(h, evhttp_find_header(in, "Origin"))) {
+	/* A CSP report from a mail's sandboxed frame comes from an opaque
+	 * origin ("null"); that route only counts. */
+	if (!http_origin_ok(h, evhttp_find_header(in, "Origin")) &&
+	    !(path != NULL && strcmp(path, "/api/v1/csp-report") == 0 &&
+	    strcmp(evhttp_find_header(in, "Origin"), "null") == 0)) {
 		http_reply_error(req, 403, "cross-origin request refused");
 		return;
 	}
@@ -407,6 +412,14 @@ http_on_heartbeat(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+void
+http_sse_broadcast(struct http_server *h, const char *msg)
+{
+	for (size_t i = 0; i < HTTP_SSE_MAX; i++)
+		if (h->sse[i].used)
+			http_sse_send(&h->sse[i], msg);
+}
+
 static void
 http_broadcast_changed(struct http_server *h, unsigned bits)
 {
@@ -525,6 +538,8 @@ http_server_new(const struct http_server_params *p, char *err, size_t errsz)
 		evhttp_set_bevcb(h->http, http_tls_bevcb, h);
 	}
 	http_set_limits(h->http);
+	/* uploads: the admin's listener only (see HTTP_UPLOAD_MAX) */
+	evhttp_set_max_body_size(h->http, HTTP_UPLOAD_MAX);
 	evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
 	    EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 	    EVHTTP_REQ_PATCH);
@@ -563,6 +578,7 @@ http_server_new(const struct http_server_params *p, char *err, size_t errsz)
 	h->heartbeat = event_new(h->base, -1, EV_PERSIST, http_on_heartbeat, h);
 	event_add(h->wake, NULL);
 	event_add(h->heartbeat, &hb);
+	h->mbx = http_mailbox_new(h);
 	return h;
 }
 
@@ -615,6 +631,7 @@ http_server_free(struct http_server **hp)
 		evhttp_free(h->http);
 	if (h->pub != NULL)
 		evhttp_free(h->pub);
+	http_mailbox_free(&h->mbx);
 	if (h->wake != NULL)
 		event_free(h->wake);
 	if (h->heartbeat != NULL)

@@ -7,6 +7,7 @@
 #include "lib/params.h"
 #include "lib/strutil.h"
 #include "lib/xmalloc.h"
+#include "net/mailevents.h"
 #include "pop3/pop3_int.h"
 #include "store/store.h"
 
@@ -149,6 +150,8 @@ start_message(struct pop3_session *s, uint32_t idx, long long lines)
 	if (lines < 0) {
 		pop3_msg(s, RETR, mailbox_msg_size(s->mb, idx));
 		mailbox_msg_mark_seen(s->mb, idx);
+		net_mailev_record(NET_MAILEV_RETRIEVED, s->user,
+		    mailbox_msg_uidl(s->mb, idx), s->id);
 		s->n_retr++;
 		pop3_job_wire_cache(s, r);
 	} else {
@@ -194,6 +197,8 @@ pop3_cmd_dele(struct pop3_session *s, const struct pop3_cmd *cmd)
 	s->deleted[idx / 8] |= (uint8_t)(1u << (idx % 8));
 	s->n_deleted++;
 	s->deleted_size += mailbox_msg_size(s->mb, idx);
+	net_mailev_record(NET_MAILEV_MARKED, s->user,
+	    mailbox_msg_uidl(s->mb, idx), s->id);
 	pop3_msg(s, DELE, idx + 1);
 	return POP3_EV_OK;
 }
@@ -213,6 +218,7 @@ pop3_cmd_rset(struct pop3_session *s, const struct pop3_cmd *cmd)
 	memset(s->deleted, 0, (mailbox_count(s->mb) + 7) / 8);
 	s->n_deleted = 0;
 	s->deleted_size = 0;
+	net_mailev_record(NET_MAILEV_UNMARKED, s->user, NULL, s->id);
 	pop3_msg_n(s, RSET, mailbox_count(s->mb));
 	return POP3_EV_OK;
 }

@@ -18,6 +18,7 @@
 #include "lib/xmalloc.h"
 #include "net/conn.h"
 #include "net/iplimit.h"
+#include "net/mailevents.h"
 #include "net/workq.h"
 #include "pop3/pop3_int.h"
 #include "pop3/pop3_policy.h"
@@ -162,6 +163,8 @@ struct commit_job {
 	uint8_t *deleted;
 	uint32_t n_deleted;
 	enum store_status st;
+	char ev_user[NET_MAILEV_USER_LEN];	/* for the viewer's overlay */
+	uint64_t sid;
 };
 
 static void
@@ -171,6 +174,13 @@ commit_job_work(void *arg)
 
 	j->st = pop3_policy_commit(j->mb, j->deleted, j->expire_days, j->user,
 	    &j->n_deleted);
+	/* Only a commit that removed every marked message says "deleted"
+	 * of each; the UIDLs are read before the snapshot goes. */
+	for (uint32_t i = 0; j->st == STORE_OK && j->deleted != NULL &&
+	    i < mailbox_count(j->mb); i++)
+		if ((j->deleted[i / 8] >> (i % 8)) & 1)
+			net_mailev_record(NET_MAILEV_DELETED, j->ev_user,
+			    mailbox_msg_uidl(j->mb, i), j->sid);
 	mailbox_close(&j->mb);
 }
 
@@ -222,6 +232,8 @@ pop3_job_commit(struct pop3_session *s)
 	s->deleted = NULL;
 	j->expire_days = s->policy_expire;
 	(void)log_sanitize(j->user, sizeof(j->user), s->user, strlen(s->user));
+	(void)str_copy(j->ev_user, sizeof(j->ev_user), s->user);
+	j->sid = s->id;
 	pop3_session_ref(s);
 	workq_submit(s->env->rt->wq, commit_job_work, commit_job_done, j);
 	return POP3_EV_WAIT;

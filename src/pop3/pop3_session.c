@@ -17,6 +17,7 @@
 #include "lib/xmalloc.h"
 #include "net/conn.h"
 #include "net/iplimit.h"
+#include "net/mailevents.h"
 #include "net/protocol.h"
 #include "net/runtime.h"
 #include "net/tls.h"
@@ -239,6 +240,8 @@ pop3_session_end(struct pop3_session *s, const char *reason)
 	s->timer = s->session_timer = s->line_timer = NULL;
 	/* Jobs never hold s->mb (the commit job takes it over), so it is
 	 * always ours to release: without UPDATE, nothing is deleted. */
+	if (s->mb != NULL && s->n_deleted > 0 && s->user != NULL)
+		net_mailev_record(NET_MAILEV_UNMARKED, s->user, NULL, s->id);
 	mailbox_close(&s->mb);
 	if (s->conn_counted)
 		iplimit_conn_release(env->rt->iplimit, conn_client_addr(s->conn));

@@ -93,6 +93,22 @@ mailbox_open(const char *location, const char *user, struct mailbox **mb_r,
 	return drv->open(drv, path, user, mb_r, err, errsz);
 }
 
+/* Read by the filesystem engine's store_lock() (store_int.h): a flag of
+ * the calling thread, so the driver table keeps its one open(). */
+_Thread_local bool store_open_view;
+
+enum store_status
+mailbox_open_view(const char *location, const char *user,
+    struct mailbox **mb_r, char *err, size_t errsz)
+{
+	enum store_status st;
+
+	store_open_view = true;
+	st = mailbox_open(location, user, mb_r, err, errsz);
+	store_open_view = false;
+	return st;
+}
+
 uint32_t
 mailbox_count(const struct mailbox *mb)
 {

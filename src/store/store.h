@@ -79,6 +79,17 @@ const struct store_driver *store_driver_find(const char *name);
 enum store_status mailbox_open(const char *location, const char *user,
     struct mailbox **mb_r, char *err, size_t errsz);
 
+/*
+ * The same snapshot without the session lock, for a viewer (the web
+ * admin) that must see a mailbox while a POP3 session holds it: it reads
+ * only (mailbox_commit() on it is a bug), and what it lists may vanish
+ * under it (a message then reads as expunged).  The mbox driver cannot
+ * read without the lock (an open may have to finish an interrupted
+ * expunge): there it is mailbox_open() and may get STORE_IN_USE.
+ */
+enum store_status mailbox_open_view(const char *location, const char *user,
+    struct mailbox **mb_r, char *err, size_t errsz);
+
 uint32_t mailbox_count(const struct mailbox *mb);
 /* idx is 0-based; callers check idx < mailbox_count(). */
 uint64_t mailbox_msg_size(const struct mailbox *mb, uint32_t idx);

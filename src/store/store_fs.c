@@ -388,6 +388,8 @@ store_lock(struct store_fs *mb, char *err, size_t errsz)
 	}
 	mb->root_dev = st.st_dev;
 	mb->root_ino = st.st_ino;
+	if (store_open_view)
+		return STORE_OK;	/* a viewer: reads only, never locks */
 	ret = store_lock_acquire(st.st_dev, st.st_ino, err, errsz);
 	mb->locked = ret == STORE_OK;
 	return ret;
@@ -609,13 +611,15 @@ store_fs_open_fd(const struct store_driver *drv, const char *path,
 		if (mb->msgs[i].flags & STORE_MSG_BAD)
 			cache_ok = false;
 	}
-	if (mb->index_hits != store_index_count(mb->index)) {
+	/* A viewer changes nothing on disk: a session may be using them. */
+	if (mb->index_hits != store_index_count(mb->index) &&
+	    !store_open_view) {
 		/* entries for vanished files: their wire copies go too */
 		mb->index_dirty = true;
 		store_wire_sweep(mb, NULL);
 	}
 	store_index_free(&mb->index);
-	if (mb->index_dirty) {
+	if (mb->index_dirty && !store_open_view) {
 		(void)store_index_write(fd, mb, NULL);
 		mb->index_dirty = false;
 	}

@@ -162,6 +162,8 @@ struct store_fs {
 	struct store_compat *compat;	/* another server's UIDLs (store_compat.c) */
 };
 
+/* mailbox_open_view() is opening on this thread: take no lock. */
+extern _Thread_local bool store_open_view;
 extern const struct store_ops store_maildir_ops;
 extern const struct store_ops store_emldir_ops;
 
