@@ -102,6 +102,8 @@ admin_users_one(const struct userdb_entry *e, void *arg)
 		.scheme = passwd_scheme_name(e->password),
 		.apop = e->apop_secret != NULL,
 		.origin = e->origin,
+		.messages = -1,
+		.octets = -1,
 	};
 
 	return ua->fn(&u, ua->fn_arg);
@@ -567,6 +569,23 @@ admin_first_error(const char *text, const char *file, char *key,
 	return false;
 }
 
+/* Puts the text from before an edit back (the same atomic replace). */
+static void
+admin_settings_restore(struct admin *a, const char *orig, size_t len)
+{
+	struct config_edit_file f;
+	char err[512];
+
+	memset(&f, 0, sizeof(f));
+	f.fd = -1;
+	if (!config_edit_file_open(&f, a->config_path, true, err, sizeof(err)) ||
+	    !config_edit_file_stage(&f, orig, len, err, sizeof(err)) ||
+	    !config_edit_file_commit(&f, err, sizeof(err)))
+		log_error("admin: cannot restore %s: %s", a->config_path, err);
+	config_edit_file_close(&f);
+	(void)admin_reload_now(a);
+}
+
 static int
 admin_settings_patch(void *arg, const char *patch, size_t len, char *key,
     size_t keysz, char *msg, size_t msgsz)
@@ -577,8 +596,8 @@ admin_settings_patch(void *arg, const char *patch, size_t len, char *key,
 	struct userdb *db = NULL;
 	struct tls_ctx *tls = NULL;
 	const char *tmp = NULL;
-	char *text = NULL;
-	size_t tlen = 0;
+	char *text = NULL, *orig = NULL;
+	size_t tlen = 0, orig_len = 0;
 	FILE *mem;
 	bool ok;
 	int code = 400;
@@ -586,6 +605,9 @@ admin_settings_patch(void *arg, const char *patch, size_t len, char *key,
 	key[0] = msg[0] = '\0';
 	if (!config_edit_open(a->config_path, true, &ed, msg, msgsz))
 		return 409;
+	orig_len = config_edit_file_of(ed)->len;
+	orig = xmalloc(orig_len + 1);
+	memcpy(orig, config_edit_file_of(ed)->data, orig_len + 1);
 	if (!config_edit_merge(ed, patch, len, msg, msgsz))
 		goto out;
 	if (!config_edit_stage(ed, &tmp, msg, msgsz)) {
@@ -614,13 +636,15 @@ admin_settings_patch(void *arg, const char *patch, size_t len, char *key,
 	}
 	code = 200;
 	if (!admin_reload_now(a)) {
-		/* The file is valid; only applying it failed (a port in
-		 * use): say so, the old settings stay in effect. */
-		(void)snprintf(msg, msgsz, "saved, but not applied: the reload "
-		    "failed (a port in use?); see the log");
+		/* The file is valid but could not be applied (a port in
+		 * use): the old text goes back, so file and server agree. */
+		admin_settings_restore(a, orig, orig_len);
+		(void)snprintf(msg, msgsz, "cannot be applied (a port in use? "
+		    "see the log); nothing changed");
 		code = 409;
 	}
 out:
+	free_secret(orig);
 	free(text);
 	config_edit_free(&ed);
 	return code;

@@ -555,10 +555,12 @@ http_route_settings_put(struct http_call *c)
 	 * own listener and password are not changed from inside it. */
 	json_object_foreach(body, k, v) {
 		if (strcmp(k, "Pop3Server") != 0) {
+			/* k is body's: the reply is made before it goes. */
+			json_t *e = json_pack("{s:s, s:s}", "error", "only "
+			    "Pop3Server settings can be changed here", "key", k);
+
 			json_decref(body);
-			http_reply_json(c->req, 400, json_pack("{s:s, s:s}",
-			    "error", "only Pop3Server settings can be changed "
-			    "here", "key", k));
+			http_reply_json(c->req, 400, e);
 			return;
 		}
 	}
@@ -571,11 +573,12 @@ http_route_settings_put(struct http_call *c)
 	}
 	if (json_object_get(pop, "Users") != NULL ||
 	    json_object_get(pop, "PasswdFile") != NULL) {
+		const char *which = json_object_get(pop, "Users") != NULL ?
+		    "Pop3Server.Users" : "Pop3Server.PasswdFile";
+
 		json_decref(body);
 		http_reply_json(c->req, 400, json_pack("{s:s, s:s}", "error",
-		    "users are changed with /api/v1/users", "key",
-		    json_object_get(pop, "Users") != NULL ?
-		    "Pop3Server.Users" : "Pop3Server.PasswdFile"));
+		    "users are changed with /api/v1/users", "key", which));
 		return;
 	}
 	if (c->h->src.settings_patch == NULL) {
