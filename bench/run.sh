@@ -10,7 +10,7 @@
 #   --reps N        repetitions per figure (full: 3), medians are reported
 #   --duration S    measured seconds per run (full: 5), plus --warmup S (1)
 #   --servers LIST  comma list of posuto,dovecot (default both)
-#   --only LIST     scenarios: session,sha512,retr,fair,idle,bigbox
+#   --only LIST     scenarios: session,sha512,retr,fair,idle,bigbox,admin
 #   --no-pin        do not pin server and load generator to separate cores
 #   --no-dovecot    skip Dovecot (ratios then read "-")
 #   --posuto PATH   server binary (default build/posuto)
@@ -790,6 +790,9 @@ want fair && sc_fair
 [ $SMOKE = 1 ] && want retr && sc_emldir
 want bigbox && sc_bigbox
 want idle && sc_idle
+# The web admin polled while 64 clients NOOP (issue 12): its own posuto.
+[ $SMOKE = 1 ] || ! want admin || $PY "$HERE/admin_poll.py" --posuto "$POSUTO_BIN" \
+    --duration "$DUR" > "$OUT/admin_poll.json" || log "FAIL admin-poll: errors"
 log "scenarios done after $(awk -v a="$T_START" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}')s"
 
 MACHINE=$(printf '%s, %s cores, %s, kernel %s' \
