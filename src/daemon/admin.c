@@ -340,7 +340,7 @@ admin_metrics(void *arg, struct http_admin_metric *m, size_t max)
 	    HTTP_METRIC_GAUGE, (double)net_registry_count(a->rt->registry),
 	    NULL);
 	admin_metric(m, &n, max, "posuto_listeners", "Listening sockets",
-	    HTTP_METRIC_GAUGE, (double)a->rt->n_listeners, NULL);
+	    HTTP_METRIC_GAUGE, (double)atomic_load(&a->rt->listening), NULL);
 	if (np > NET_PROTOCOL_MAX)
 		np = NET_PROTOCOL_MAX;
 	for (unsigned p = 0; p < np; p++)

@@ -342,6 +342,7 @@ server_listen(struct server *srv)
 			return -1;
 		srv->ls[srv->n_ls++] = l;
 	}
+	atomic_store(&srv->rt->listening, (unsigned)srv->n_ls);
 	return 0;
 }
 
@@ -396,6 +397,7 @@ server_relisten(struct server *srv, const struct posuto_config *cfg)
 	free(kept);
 	srv->ls = nls;
 	srv->n_ls = n;
+	atomic_store(&srv->rt->listening, (unsigned)n);
 	return true;
 }
 
@@ -407,6 +409,7 @@ server_close_listeners(struct server *srv)
 	free(srv->ls);
 	srv->ls = NULL;
 	srv->n_ls = 0;
+	atomic_store(&srv->rt->listening, 0u);
 }
 
 /* At the very end: no session is left to use a listener's context. */

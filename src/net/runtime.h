@@ -122,7 +122,8 @@ struct net_runtime {
 	struct net_gen *gen;
 	pthread_mutex_t gen_lock;
 	struct net_listener **listeners;
-	size_t n_listeners;
+	size_t n_listeners;		/* every one made (closed ones too) */
+	atomic_uint listening;		/* sockets open now (the daemon's count) */
 	struct net_counters counters[NET_PROTOCOL_MAX];
 	struct net_histogram hist[NET_HIST_COUNT];
 	struct net_registry *registry;

@@ -284,6 +284,7 @@ def test_settings_port_rebinds_live(servers):
     kept.quit()
     st, c = a.json("GET", "/api/v1/counters")
     assert [x["value"] for x in c["metrics"] if x["name"] == "posuto_sessions"] == [0]
+    assert [x["value"] for x in c["metrics"] if x["name"] == "posuto_listeners"] == [1]
 
 
 def test_settings_port_in_use_changes_nothing(servers):
