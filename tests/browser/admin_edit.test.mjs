@@ -200,9 +200,10 @@ test('a bad idle timeout is refused next to its field, the file unchanged', asyn
 test('a changed idle timeout applies to a new POP3 session', async () => {
   await page.fill('#set-TimeOut', '3');
   await page.click('#general-save');
-  await page.waitForFunction(() => document.querySelector('#set-TimeOut').value === '3' &&
-    !document.querySelector('#general-status').classList.contains('bad') &&
-    document.querySelector('#general-status').textContent !== '', null, { timeout: 20000 });
+  // "Saved and applied." (not "Saving…"): the reply is in.
+  await page.waitForFunction(() => document.querySelector('#general-status').textContent ===
+    '保存して反映しました。', null, { timeout: 20000 });
+  assert.equal(await page.inputValue('#set-TimeOut'), '3');
   assert.equal(JSON.parse(fs.readFileSync(cfgPath, 'utf8')).Pop3Server.TimeOut, 3);
   const c = poplibClient('user1', 'password');
   await c.waitLine('logged-in');
