@@ -282,9 +282,13 @@ def test_settings_port_rebinds_live(servers):
     p.quit()
     assert kept.stat() == (0, 0)
     kept.quit()
-    st, c = a.json("GET", "/api/v1/counters")
-    assert [x["value"] for x in c["metrics"] if x["name"] == "posuto_sessions"] == [0]
-    assert [x["value"] for x in c["metrics"] if x["name"] == "posuto_listeners"] == [1]
+
+    def gauge(name):
+        m = a.json("GET", "/api/v1/counters")[1]["metrics"]
+        return [x["value"] for x in m if x["name"] == name]
+    # The session ends once its QUIT reply is out: seen a moment later.
+    wait_for(lambda: gauge("posuto_sessions") == [0], "the session to end")
+    assert gauge("posuto_listeners") == [1]
 
 
 def test_settings_port_in_use_changes_nothing(servers):
