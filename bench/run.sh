@@ -10,7 +10,7 @@
 #   --reps N        repetitions per figure (full: 3), medians are reported
 #   --duration S    measured seconds per run (full: 5), plus --warmup S (1)
 #   --servers LIST  comma list of posuto,dovecot (default both)
-#   --only LIST     scenarios: session,sha512,retr,fair,idle,bigbox,mailbox,
+#   --only LIST     scenarios: session,sha512,retr,fair,idle,bigbox,mailbox,admin,
 #                   issue 11's lmtp,deliver,first,mbox (run_delivery.sh),
 #                   issue 13's scaleout (scaleout.py)
 #   --no-pin        do not pin server and load generator to separate cores
@@ -811,6 +811,9 @@ fi
 want mailbox && { $PY "$HERE/mailbox_api.py" --posuto "$POSUTO_BIN" --data "$DATA-mbx" \
 	$([ $SMOKE = 1 ] && echo --msgs 2000 --reps 5) | tee "$OUT/mailbox_api.txt" ||
 	die "mailbox API bench failed"; }
+# The web admin polled while 64 clients NOOP (issue 12): its own posuto.
+[ $SMOKE = 1 ] || ! want admin || $PY "$HERE/admin_poll.py" --posuto "$POSUTO_BIN" \
+    --duration "$DUR" > "$OUT/admin_poll.json" || log "FAIL admin-poll: errors"
 log "scenarios done after $(awk -v a="$T_START" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}')s"
 
 MACHINE=$(printf '%s, %s cores, %s, kernel %s' \

@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "config/config.h"
 #include "config/config_edit.h"
 #include "config/config_schema.h"
 #include "lib/log.h"
@@ -591,4 +592,82 @@ const struct config_edit_file *
 config_edit_file_of(const struct config_edit *ed)
 {
 	return &ed->file;
+}
+
+/* RFC 7386 JSON merge patch of patch into target (an object): null
+ * removes a member, an object merges member by member, anything else
+ * replaces.  Existing members keep their place (jansson keeps order). */
+static void
+edit_merge(json_t *target, json_t *patch)
+{
+	const char *key;
+	json_t *pv;
+
+	json_object_foreach(patch, key, pv) {
+		json_t *tv = json_object_get(target, key);
+
+		if (json_is_null(pv)) {
+			json_object_del(target, key);
+		} else if (json_is_object(pv) && json_is_object(tv)) {
+			edit_merge(tv, pv);
+		} else if (json_is_object(pv)) {
+			json_t *o = json_object();
+
+			edit_merge(o, pv);
+			json_object_set_new(target, key, o);
+		} else {
+			json_object_set(target, key, pv);
+		}
+	}
+}
+
+bool
+config_edit_merge(struct config_edit *ed, const char *patch, size_t len,
+    char *err, size_t errsz)
+{
+	json_error_t jerr;
+	json_t *p = json_loadb(patch, len, JSON_REJECT_DUPLICATES, &jerr);
+
+	if (p == NULL || !json_is_object(p)) {
+		edit_err(err, errsz, "the change is not a JSON object");
+		json_decref(p);
+		return false;
+	}
+	edit_merge(ed->root, p);
+	json_decref(p);
+	ed->srv = json_object_get(ed->root, "Pop3Server");
+	if (!json_is_object(ed->srv)) {
+		edit_err(err, errsz, "Pop3Server: must stay an object");
+		return false;
+	}
+	return true;
+}
+
+/* `posuto admin passwd` and the first start: the one atomic writer of
+ * the file, with the same lock as every other edit. */
+bool
+config_admin_set_password_hash(const char *path, const char *hash,
+    char *err, size_t errsz)
+{
+	struct config_edit *ed = NULL;
+	const char *tmp;
+	json_t *admin;
+	bool ok = false;
+
+	if (!config_edit_open(path, true, &ed, err, errsz))
+		return false;
+	admin = json_object_get(ed->root, "Admin");
+	if (admin == NULL) {
+		admin = json_object();
+		json_object_set_new(ed->root, "Admin", admin);
+	} else if (!json_is_object(admin)) {
+		edit_err(err, errsz, "%s: Admin: not an object", path);
+		goto out;
+	}
+	json_object_set_new(admin, "PasswordHash", json_string(hash));
+	ok = config_edit_stage(ed, &tmp, err, errsz) &&
+	    config_edit_commit(ed, err, errsz);
+out:
+	config_edit_free(&ed);
+	return ok;
 }

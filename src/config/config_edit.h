@@ -104,6 +104,13 @@ void config_edit_fault_set(struct config_edit *ed, const char *user,
 bool config_edit_stage(struct config_edit *ed, const char **tmp_r,
     char *err, size_t errsz);
 bool config_edit_commit(struct config_edit *ed, char *err, size_t errsz);
+/*
+ * Applies an RFC 7386 merge patch (JSON text: an object; null removes a
+ * member) to the whole document, keeping every member it does not name
+ * in its place.  Check the result by staging and loading it.
+ */
+bool config_edit_merge(struct config_edit *ed, const char *patch,
+    size_t len, char *err, size_t errsz);
 /* The file being edited (mode, owner, path). */
 const struct config_edit_file *config_edit_file_of(const struct config_edit *ed);
 

@@ -8,18 +8,26 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
 
 #include "auth/passwd.h"
 #include "auth/userdb.h"
 #include "config/config.h"
 #include "daemon/admin.h"
 #include "daemon/cmd_hash.h"
+#include "daemon/cmd_user.h"
+#include "daemon/server.h"
+#include "config/config_edit.h"
 #include "http/http.h"
 #include "lib/log.h"
 #include "lib/params.h"
@@ -28,6 +36,8 @@
 #include "net/protocol.h"
 #include "net/registry.h"
 #include "net/runtime.h"
+#include "net/tls.h"
+#include "store/store.h"
 
 #define ADMIN_SCHEME	"SHA512-CRYPT"
 
@@ -39,6 +49,20 @@ struct admin {
 	/* Users of generation users_gen, counted once per generation. */
 	atomic_uint users_gen;
 	atomic_long n_users;
+	char *config_path;
+
+	/* Reloads asked by the HTTP thread, done by the loop (reload_fn). */
+	admin_reload_fn *reload_fn;
+	void *reload_arg;
+	int reload_fd;
+	struct event *reload_ev;
+	pthread_mutex_t mu;		/* guards what follows */
+	pthread_cond_t reloaded;
+	uint64_t reload_asked, reload_done;
+	bool reload_ok;
+	/* The chart: a ring of minutes, and the totals last seen (tick). */
+	struct http_admin_point chart[HTTP_ADMIN_CHART_MINUTES];
+	uint64_t last_logins, last_retrieved, last_bytes;
 };
 
 /* Prometheus names of the runtime's counters, by enum net_counter. */
@@ -78,6 +102,8 @@ admin_users_one(const struct userdb_entry *e, void *arg)
 		.scheme = passwd_scheme_name(e->password),
 		.apop = e->apop_secret != NULL,
 		.origin = e->origin,
+		.messages = -1,
+		.octets = -1,
 	};
 
 	return ua->fn(&u, ua->fn_arg);
@@ -146,6 +172,14 @@ admin_sessions(void *arg, struct http_admin_session *out, size_t max)
 		(void)str_copy(o->command, sizeof(o->command), s[i].command);
 		o->since = (int64_t)s[i].since;
 		o->bytes_out = s[i].bytes;
+		o->idle_timeout = s[i].idle_timeout;
+		o->n_history = net_registry_history_count(&s[i]);
+		if (o->n_history > sizeof(o->history) / sizeof(o->history[0]))
+			o->n_history = sizeof(o->history) /
+			    sizeof(o->history[0]);
+		for (unsigned h = 0; h < o->n_history; h++)
+			(void)str_copy(o->history[h], sizeof(o->history[h]),
+			    net_registry_history_at(&s[i], h));
 	}
 	free(s);
 	return k;
@@ -177,7 +211,7 @@ admin_user_count(struct admin *a)
 	return users;
 }
 
-static void
+static struct http_admin_metric *
 admin_metric(struct http_admin_metric *m, size_t *n, size_t max,
     const char *name, const char *help, enum http_metric_type type,
     double value, const char *label)
@@ -185,7 +219,7 @@ admin_metric(struct http_admin_metric *m, size_t *n, size_t max,
 	struct http_admin_metric *x;
 
 	if (*n >= max)
-		return;
+		return NULL;
 	x = &m[(*n)++];
 	memset(x, 0, sizeof(*x));
 	x->name = name;
@@ -194,6 +228,98 @@ admin_metric(struct http_admin_metric *m, size_t *n, size_t max,
 	x->value = value;
 	if (label != NULL)
 		(void)str_copy(x->label, sizeof(x->label), label);
+	return x;
+}
+
+/* Live sessions by protocol and state: every state the registry shows
+ * now (a state with no session has no line: Prometheus reads that as
+ * absent, and sum() over the gauge is still the total). */
+static void
+admin_metrics_states(struct admin *a, struct http_admin_metric *m,
+    size_t *n, size_t max)
+{
+	struct net_session_info *s = NULL;
+	size_t ns = net_registry_snapshot(a->rt->registry, &s);
+	char keys[32][NET_REG_PROTO_LEN + NET_REG_STATE_LEN + 2];
+	unsigned counts[32], nk = 0;
+	char label[96];
+
+	for (size_t i = 0; i < ns; i++) {
+		char k[sizeof(keys[0])];
+		unsigned j;
+
+		snprintf(k, sizeof(k), "%s/%s", s[i].proto, s[i].state[0] !=
+		    '\0' ? s[i].state : "none");
+		for (j = 0; j < nk && strcmp(keys[j], k) != 0; j++)
+			;
+		if (j == nk) {
+			if (nk == 32)
+				continue;
+			memcpy(keys[nk], k, sizeof(k));
+			counts[nk++] = 0;
+		}
+		counts[j]++;
+	}
+	free(s);
+	for (unsigned j = 0; j < nk; j++) {
+		char *slash = strchr(keys[j], '/');
+
+		*slash = '\0';
+		/* The registry's names are ours (fixed tokens): no quote. */
+		snprintf(label, sizeof(label), "protocol=\"%.8s\",state=\"%.16s\"",
+		    keys[j], slash + 1);
+		admin_metric(m, n, max, "posuto_sessions_by_state",
+		    "Live sessions by protocol and state", HTTP_METRIC_GAUGE,
+		    counts[j], label);
+	}
+}
+
+static void
+admin_metrics_hist(struct admin *a, struct http_admin_metric *m, size_t *n,
+    size_t max)
+{
+	static const struct {
+		const char *family, *bucket, *sum, *count, *help;
+	} fam[NET_HIST_COUNT] = {
+		[NET_HIST_LOGIN] = { "posuto_login_duration_seconds",
+		    "posuto_login_duration_seconds_bucket",
+		    "posuto_login_duration_seconds_sum",
+		    "posuto_login_duration_seconds_count",
+		    "POP3 login (USER/PASS, APOP, AUTH) to its answer" },
+		[NET_HIST_RETR] = { "posuto_retr_duration_seconds",
+		    "posuto_retr_duration_seconds_bucket",
+		    "posuto_retr_duration_seconds_sum",
+		    "posuto_retr_duration_seconds_count",
+		    "RETR to the whole message queued for the client" },
+	};
+	struct http_admin_metric *x;
+	struct net_hist_values hv;
+	char label[96];
+
+	for (unsigned h = 0; h < NET_HIST_COUNT; h++) {
+		net_hist_read(a->rt, (enum net_hist)h, &hv);
+		for (unsigned b = 0; b <= NET_HIST_BUCKETS; b++) {
+			if (b < NET_HIST_BUCKETS)
+				snprintf(label, sizeof(label), "le=\"%g\"",
+				    net_hist_bounds[b]);
+			else
+				snprintf(label, sizeof(label), "le=\"+Inf\"");
+			x = admin_metric(m, n, max, fam[h].bucket,
+			    fam[h].help, HTTP_METRIC_HISTOGRAM,
+			    (double)hv.bucket[b], label);
+			if (x != NULL)
+				x->family = fam[h].family;
+		}
+		x = admin_metric(m, n, max, fam[h].sum, fam[h].help,
+		    HTTP_METRIC_HISTOGRAM, hv.sum, NULL);
+		if (x != NULL)
+			x->family = fam[h].family;
+		x = admin_metric(m, n, max, fam[h].count, fam[h].help,
+		    HTTP_METRIC_HISTOGRAM, (double)hv.bucket[NET_HIST_BUCKETS],
+		    NULL);
+		if (x != NULL)
+			x->family = fam[h].family;
+	}
 }
 
 static size_t
@@ -214,7 +340,7 @@ admin_metrics(void *arg, struct http_admin_metric *m, size_t max)
 	    HTTP_METRIC_GAUGE, (double)net_registry_count(a->rt->registry),
 	    NULL);
 	admin_metric(m, &n, max, "posuto_listeners", "Listening sockets",
-	    HTTP_METRIC_GAUGE, (double)a->rt->n_listeners, NULL);
+	    HTTP_METRIC_GAUGE, (double)atomic_load(&a->rt->listening), NULL);
 	if (np > NET_PROTOCOL_MAX)
 		np = NET_PROTOCOL_MAX;
 	for (unsigned p = 0; p < np; p++)
@@ -247,7 +373,340 @@ admin_metrics(void *arg, struct http_admin_metric *m, size_t max)
 			    "Failed logins by reason", HTTP_METRIC_COUNTER,
 			    (double)cv[p].by_reason[r], label);
 		}
+	admin_metrics_states(a, m, &n, max);
+	admin_metrics_hist(a, m, &n, max);
 	return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* Edits from the web admin (HTTP thread)                              */
+
+struct admin_stats_arg {
+	http_admin_user_fn *fn;
+	void *fn_arg;
+};
+
+/* Counts as `posuto user list` does: the mailbox is opened (its lock
+ * held for the count only); a mailbox a session holds is "in-use". */
+static bool
+admin_users_stats_one(const struct userdb_entry *e, void *arg)
+{
+	struct admin_stats_arg *sa = arg;
+	struct mailbox *mb = NULL;
+	char err[256];
+	enum store_status st = mailbox_open(e->location, e->name, &mb, err,
+	    sizeof(err));
+	struct http_admin_user u = {
+		.name = e->name,
+		.mailbox = e->mailbox_path,
+		.format = e->format,
+		.scheme = passwd_scheme_name(e->password),
+		.apop = e->apop_secret != NULL,
+		.origin = e->origin,
+		.messages = -1,
+		.octets = -1,
+	};
+
+	if (st == STORE_OK) {
+		u.messages = mailbox_count(mb);
+		u.octets = (long long)mailbox_total_size(mb);
+		mailbox_close(&mb);
+	} else {
+		u.stats_error = st == STORE_IN_USE ? "in-use" : "error";
+	}
+	return sa->fn(&u, sa->fn_arg);
+}
+
+static bool
+admin_users_stats(void *arg, http_admin_user_fn *fn, void *fn_arg)
+{
+	struct admin *a = arg;
+	struct admin_stats_arg sa = { fn, fn_arg };
+	struct net_gen *g = net_runtime_gen_ref(a->rt);
+
+	if (g->userdb != NULL)
+		(void)userdb_iterate(g->userdb, admin_users_stats_one, &sa);
+	net_gen_unref(&g);
+	return true;
+}
+
+/* The loop applies the edit now (not in two seconds, when the file
+ * watcher would): the caller waits for it, a bounded time. */
+static bool
+admin_reload_now(struct admin *a)
+{
+	struct timespec until;
+	uint64_t one = 1, mine;
+	bool ok;
+
+	if (a->reload_fn == NULL)
+		return true;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&a->mu);
+	mine = ++a->reload_asked;
+	if (write(a->reload_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_warn("admin: eventfd");
+	while (a->reload_done < mine)
+		if (pthread_cond_timedwait(&a->reloaded, &a->mu, &until) != 0)
+			break;
+	ok = a->reload_done >= mine && a->reload_ok;
+	pthread_mutex_unlock(&a->mu);
+	return ok;
+}
+
+static void
+admin_on_reload(evutil_socket_t fd, short what, void *arg)
+{
+	struct admin *a = arg;
+	uint64_t v, target;
+	bool ok;
+
+	(void)what;
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_warn("admin: eventfd");
+	pthread_mutex_lock(&a->mu);
+	target = a->reload_asked;
+	pthread_mutex_unlock(&a->mu);
+	ok = a->reload_fn(a->reload_arg);
+	pthread_mutex_lock(&a->mu);
+	a->reload_done = target;
+	a->reload_ok = ok;
+	pthread_cond_broadcast(&a->reloaded);
+	pthread_mutex_unlock(&a->mu);
+}
+
+void
+admin_set_reload(struct admin *a, admin_reload_fn *fn, void *arg)
+{
+	if (a == NULL)
+		return;
+	a->reload_fn = fn;
+	a->reload_arg = arg;
+	a->reload_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (a->reload_fd < 0)
+		fatal("admin: eventfd");
+	a->reload_ev = event_new(a->rt->base, a->reload_fd,
+	    EV_READ | EV_PERSIST, admin_on_reload, a);
+	if (a->reload_ev == NULL || event_add(a->reload_ev, NULL) != 0)
+		fatalx("admin: cannot set up the reload event");
+}
+
+static int
+admin_user_op(void *arg, const struct http_admin_user_op *op, char *msg,
+    size_t msgsz)
+{
+	struct admin *a = arg;
+	struct cmd_user_req r = {
+		.op = op->op,
+		.config_path = a->config_path,
+		.name = op->name,
+		.scheme = op->scheme,
+		.secret = op->secret,
+		.secret_len = op->secret_len,
+		.purge = op->purge,
+		.to_passwd_file = -1,
+	};
+	int rc = cmd_user_apply(&r, msg, msgsz);
+
+	switch (rc) {
+	case 0:
+		if (!admin_reload_now(a))
+			(void)snprintf(msg, msgsz, "saved, but the reload "
+			    "failed (see the log)");
+		return 200;
+	case CMD_USER_EXIT_NOUSER:
+		return 404;
+	case EXIT_CONFIG:
+		return 409;		/* the file has errors: fix it first */
+	default:
+		return 400;
+	}
+}
+
+/*
+ * "FILE:LINE:COL: KEY: message" (config_load, server_load_runtime) into
+ * key and message; warnings are skipped.  False if text holds no error.
+ */
+static bool
+admin_first_error(const char *text, const char *file, char *key,
+    size_t keysz, char *msg, size_t msgsz)
+{
+	const char *line = text;
+
+	while (line != NULL && *line != '\0') {
+		const char *end = strchr(line, '\n');
+		size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
+		const char *p = line, *k, *colon;
+
+		if (strncmp(line, "warning: ", 9) != 0) {
+			if (strncmp(p, file, strlen(file)) == 0)
+				p += strlen(file);
+			/* :LINE:COL: */
+			for (int i = 0; i < 2 && *p == ':'; i++) {
+				p++;
+				while (*p >= '0' && *p <= '9')
+					p++;
+			}
+			if (*p == ':')
+				p++;
+			while (*p == ' ')
+				p++;
+			k = p;
+			colon = strstr(k, ": ");
+			if (colon != NULL && colon < line + len &&
+			    memchr(k, ' ', (size_t)(colon - k)) == NULL) {
+				(void)snprintf(key, keysz, "%.*s",
+				    (int)(colon - k), k);
+				p = colon + 2;
+			}
+			(void)snprintf(msg, msgsz, "%.*s",
+			    (int)(line + len - p), p);
+			return true;
+		}
+		line = end != NULL ? end + 1 : NULL;
+	}
+	return false;
+}
+
+/* Puts the text from before an edit back (the same atomic replace). */
+static void
+admin_settings_restore(struct admin *a, const char *orig, size_t len)
+{
+	struct config_edit_file f;
+	char err[512];
+
+	memset(&f, 0, sizeof(f));
+	f.fd = -1;
+	if (!config_edit_file_open(&f, a->config_path, true, err, sizeof(err)) ||
+	    !config_edit_file_stage(&f, orig, len, err, sizeof(err)) ||
+	    !config_edit_file_commit(&f, err, sizeof(err)))
+		log_error("admin: cannot restore %s: %s", a->config_path, err);
+	config_edit_file_close(&f);
+	(void)admin_reload_now(a);
+}
+
+static int
+admin_settings_patch(void *arg, const char *patch, size_t len, char *key,
+    size_t keysz, char *msg, size_t msgsz)
+{
+	struct admin *a = arg;
+	struct config_edit *ed = NULL;
+	struct posuto_config *ncfg = NULL;
+	struct userdb *db = NULL;
+	struct tls_ctx *tls = NULL;
+	const char *tmp = NULL;
+	char *text = NULL, *orig = NULL;
+	size_t tlen = 0, orig_len = 0;
+	FILE *mem;
+	bool ok;
+	int code = 400;
+
+	key[0] = msg[0] = '\0';
+	if (!config_edit_open(a->config_path, true, &ed, msg, msgsz))
+		return 409;
+	orig_len = config_edit_file_of(ed)->len;
+	orig = xmalloc(orig_len + 1);
+	memcpy(orig, config_edit_file_of(ed)->data, orig_len + 1);
+	if (!config_edit_merge(ed, patch, len, msg, msgsz))
+		goto out;
+	if (!config_edit_stage(ed, &tmp, msg, msgsz)) {
+		code = 500;
+		goto out;
+	}
+	/* Checked as a reload checks it, before it replaces the file. */
+	mem = open_memstream(&text, &tlen);
+	if (mem == NULL)
+		fatal("open_memstream");
+	ok = config_load(tmp, &ncfg, mem) == 0 &&
+	    server_load_runtime(ncfg, false, mem, &db, &tls);
+	fclose(mem);
+	userdb_unref(&db);
+	tls_ctx_unref(&tls);
+	config_free(&ncfg);
+	if (!ok) {
+		if (!admin_first_error(text, tmp, key, keysz, msg, msgsz))
+			(void)snprintf(msg, msgsz, "the server would refuse "
+			    "this configuration");
+		goto out;
+	}
+	if (!config_edit_commit(ed, msg, msgsz)) {
+		code = 500;
+		goto out;
+	}
+	code = 200;
+	if (!admin_reload_now(a)) {
+		/* The file is valid but could not be applied (a port in
+		 * use): the old text goes back, so file and server agree. */
+		admin_settings_restore(a, orig, orig_len);
+		(void)snprintf(msg, msgsz, "cannot be applied (a port in use? "
+		    "see the log); nothing changed");
+		code = 409;
+	}
+out:
+	free_secret(orig);
+	free(text);
+	config_edit_free(&ed);
+	return code;
+}
+
+static bool
+admin_kick(void *arg, uint64_t id)
+{
+	struct admin *a = arg;
+
+	return net_runtime_kick(a->rt, id);
+}
+
+static size_t
+admin_chart(void *arg, struct http_admin_point *out, size_t max)
+{
+	struct admin *a = arg;
+	int64_t now = (int64_t)time(NULL) / 60;
+	size_t k = 0;
+
+	pthread_mutex_lock(&a->mu);
+	for (int64_t m = now - HTTP_ADMIN_CHART_MINUTES + 1; m <= now &&
+	    k < max; m++) {
+		const struct http_admin_point *p =
+		    &a->chart[m % HTTP_ADMIN_CHART_MINUTES];
+
+		out[k] = p->minute == m ? *p : (struct http_admin_point){
+			.minute = m };
+		k++;
+	}
+	pthread_mutex_unlock(&a->mu);
+	return k;
+}
+
+/* Once a second (loop): what happened since, into this minute. */
+static void
+admin_chart_tick(struct admin *a)
+{
+	struct net_counter_values cv;
+	uint64_t logins = 0, retrieved = 0, bytes = 0;
+	int64_t m = (int64_t)time(NULL) / 60;
+	struct http_admin_point *p;
+
+	for (unsigned i = 0; i < net_protocol_count() &&
+	    i < NET_PROTOCOL_MAX; i++) {
+		net_counters_read(a->rt, i, &cv);
+		logins += cv.v[NET_CNT_LOGIN_OK];
+		retrieved += cv.v[NET_CNT_RETRIEVED];
+		bytes += cv.v[NET_CNT_RETRIEVED_BYTES];
+	}
+	pthread_mutex_lock(&a->mu);
+	p = &a->chart[m % HTTP_ADMIN_CHART_MINUTES];
+	if (p->minute != m)
+		*p = (struct http_admin_point){ .minute = m };
+	/* The counters start at 0 with the process, as last_* do. */
+	p->logins += logins - a->last_logins;
+	p->retrieved += retrieved - a->last_retrieved;
+	p->bytes += bytes - a->last_bytes;
+	a->last_logins = logins;
+	a->last_retrieved = retrieved;
+	a->last_bytes = bytes;
+	pthread_mutex_unlock(&a->mu);
 }
 
 /* A password for the first start: 18 random bytes, base64 (24 chars). */
@@ -301,6 +760,10 @@ admin_new(const struct posuto_config *cfg, struct net_runtime *rt,
 	a = xcalloc(1, sizeof(*a));
 	a->rt = rt;
 	a->started = time(NULL);
+	a->config_path = xstrdup(cfg->path);
+	a->reload_fd = -1;
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_cond_init(&a->reloaded, NULL);
 	atomic_init(&a->users_gen, 0);
 	atomic_init(&a->n_users, 0);
 	memset(&p, 0, sizeof(p));
@@ -314,6 +777,11 @@ admin_new(const struct posuto_config *cfg, struct net_runtime *rt,
 		.metrics = admin_metrics,
 		.settings_json = admin_settings_json,
 		.autoconfig = admin_autoconfig,
+		.users_stats = admin_users_stats,
+		.user_op = admin_user_op,
+		.settings_patch = admin_settings_patch,
+		.kick = admin_kick,
+		.chart = admin_chart,
 	};
 	a->http = http_server_new(&p, err, sizeof(err));
 	free_secret(hash);
@@ -363,8 +831,11 @@ admin_tick(struct admin *a)
 		return;
 	/* The registry has no change callback: a changed count is the
 	 * cue for pages to fetch the list again. */
+	admin_chart_tick(a);
+	/* Sessions also change without coming or going (a login, a
+	 * command): the page asks again at most once a second. */
 	n = net_registry_count(a->rt->registry);
-	if (n != a->last_sessions) {
+	if (n != a->last_sessions || n > 0) {
 		a->last_sessions = n;
 		http_server_changed(a->http, "sessions");
 	}
@@ -380,6 +851,13 @@ admin_free(struct admin **ap)
 	*ap = NULL;
 	/* The thread first: nothing calls the source after this. */
 	http_server_free(&a->http);
+	if (a->reload_ev != NULL)
+		event_free(a->reload_ev);
+	if (a->reload_fd >= 0)
+		close(a->reload_fd);
+	pthread_cond_destroy(&a->reloaded);
+	pthread_mutex_destroy(&a->mu);
+	free(a->config_path);
 	free(a);
 }
 

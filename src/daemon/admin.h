@@ -37,6 +37,14 @@ void admin_free(struct admin **a);
  * when there is no POP3 listener to name. */
 bool admin_autoconfig_fill(const struct posuto_config *cfg,
     struct autoconfig_info *ai);
+/*
+ * What applies an edit the web admin made to the files: the server's
+ * reload (as SIGHUP), run on the loop thread; true if the new
+ * configuration is in effect.  Until set, edits wait for the file
+ * watcher.
+ */
+typedef bool admin_reload_fn(void *arg);
+void admin_set_reload(struct admin *a, admin_reload_fn *fn, void *arg);
 
 /* `posuto admin passwd [-c FILE] [--scheme S]`; argv[0] is "admin". */
 int cmd_admin(int argc, char **argv, const char *default_config);

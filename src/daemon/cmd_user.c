@@ -70,6 +70,11 @@ struct user_opts {
 	bool purge;			/* del */
 	bool remove;			/* apop */
 	const char *name;
+	/* The web admin's call (cmd_user_apply): the secret is given, the
+	 * server's lock file is open already, nothing is printed. */
+	const char *secret;
+	size_t secret_len;
+	bool in_server;
 };
 
 /* What the edit writes: the stored form, and for a JSON user the
@@ -82,6 +87,10 @@ struct user_secret {
 };
 
 static char user_who[64];
+/* cmd_user_apply(): messages go here instead of stderr.  Only one thread
+ * of the server (the web admin's) edits users. */
+static char *user_capture;
+static size_t user_capture_sz;
 
 static void
 user_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -91,6 +100,17 @@ user_msg(const char *fmt, ...)
 {
 	va_list ap;
 
+	if (user_capture != NULL) {
+		size_t n = strlen(user_capture);
+
+		/* The first message is the one that says why. */
+		if (n == 0 && user_capture_sz > 0) {
+			va_start(ap, fmt);
+			(void)vsnprintf(user_capture, user_capture_sz, fmt, ap);
+			va_end(ap);
+		}
+		return;
+	}
 	fprintf(stderr, "%s: ", user_who);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -244,6 +264,33 @@ user_print_errors(const char *text, const char *const from[2],
 {
 	const char *p = text;
 
+	if (user_capture != NULL) {
+		/* The first problem, with the real file names. */
+		char line[1024];
+		size_t k = 0;
+
+		while (*p != '\0' && *p != '\n' && k + 1 < sizeof(line)) {
+			bool mapped = false;
+
+			for (int i = 0; i < 2 && !mapped; i++) {
+				size_t fl = from[i] != NULL ? strlen(from[i]) : 0;
+
+				if (fl > 0 && strncmp(p, from[i], fl) == 0) {
+					k += (size_t)snprintf(line + k,
+					    sizeof(line) - k, "%s", to[i]);
+					if (k >= sizeof(line))
+						k = sizeof(line) - 1;
+					p += fl;
+					mapped = true;
+				}
+			}
+			if (!mapped)
+				line[k++] = *p++;
+		}
+		line[k] = '\0';
+		(void)snprintf(user_capture, user_capture_sz, "%s", line);
+		return;
+	}
 	while (*p != '\0') {
 		size_t best = strlen(p);
 		int which = -1;
@@ -947,17 +994,33 @@ user_edit(const struct user_opts *o, const struct posuto_config *cfg,
 	}
 	if (o->scheme != NULL && user_scheme(o->scheme) == NULL) {
 		user_msg("unknown scheme '%s'; one of:", o->scheme);
-		cmd_hash_list_schemes(stderr, 2);
+		if (!o->in_server)
+			cmd_hash_list_schemes(stderr, 2);
 		return EXIT_USAGE;
 	}
 	/* 2. The secret, before any lock. */
-	if (have_secret) {
+	if (have_secret && o->secret != NULL) {
+		if (o->secret_len > PASSWORD_MAX || memchr(o->secret, '\0',
+		    o->secret_len) != NULL || memchr(o->secret, '\n',
+		    o->secret_len) != NULL || memchr(o->secret, '\r',
+		    o->secret_len) != NULL) {
+			user_msg("the %s is too long or holds a line break or "
+			    "NUL; nothing changed", o->cmd == USER_APOP ?
+			    "APOP secret" : "password");
+			goto out;
+		}
+		memcpy(secret, o->secret, o->secret_len);
+		secret[o->secret_len] = '\0';
+		len = (int)o->secret_len;
+	} else if (have_secret) {
 		len = cmd_hash_read_secret(user_who, o->cmd == USER_APOP ?
 		    "APOP secret" : "password", secret, sizeof(secret));
 		if (len < 0) {
 			user_msg("nothing changed");
 			return CMD_USER_EXIT_REFUSED;
 		}
+	}
+	if (have_secret) {
 		if (len == 0) {
 			user_msg("empty %s refused; nothing changed",
 			    o->cmd == USER_APOP ? "APOP secret" : "password");
@@ -1002,7 +1065,8 @@ user_edit(const struct user_opts *o, const struct posuto_config *cfg,
 		goto out;
 	}
 	if (o->cmd == USER_DEL && o->purge) {
-		if (!user_open_lock_file(cfg) || !purge_prepare(cfg, e, &pg))
+		if ((!o->in_server && !user_open_lock_file(cfg)) ||
+		    !purge_prepare(cfg, e, &pg))
 			goto out;
 	}
 	/* 5. In place. */
@@ -1013,6 +1077,12 @@ user_edit(const struct user_opts *o, const struct posuto_config *cfg,
 		goto out;
 	}
 	rc = 0;
+	if (o->in_server) {
+		if (o->cmd == USER_DEL && o->purge && pg.present &&
+		    !purge_finish(&pg))
+			rc = CMD_USER_EXIT_REFUSED;
+		goto out;
+	}
 	switch (o->cmd) {
 	case USER_ADD:
 	case USER_PASSWD:
@@ -1055,6 +1125,68 @@ out:
 	config_free(&ncfg);
 	config_edit_free(&ed.json);
 	userdb_passwd_edit_free(&ed.pw);
+	return rc;
+}
+
+int
+cmd_user_apply(const struct cmd_user_req *r, char *msg, size_t msgsz)
+{
+	static const struct {
+		const char *name;
+		enum user_cmd cmd;
+	} ops[] = {
+		{ "add", USER_ADD }, { "passwd", USER_PASSWD },
+		{ "del", USER_DEL }, { "apop", USER_APOP },
+	};
+	struct user_opts o;
+	struct posuto_config *cfg = NULL;
+	struct userdb *db = NULL;
+	const char *none[2] = { NULL, NULL };
+	const char *why;
+	bool found = false;
+	int rc;
+
+	memset(&o, 0, sizeof(o));
+	msg[0] = '\0';
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		if (strcmp(r->op, ops[i].name) == 0) {
+			o.cmd = ops[i].cmd;
+			o.sub = ops[i].name;
+			found = true;
+		}
+	}
+	if (!found) {
+		(void)snprintf(msg, msgsz, "unknown operation");
+		return EXIT_USAGE;
+	}
+	o.config_path = r->config_path;
+	o.scheme = r->scheme;
+	o.purge = r->purge && o.cmd == USER_DEL;
+	o.remove = o.cmd == USER_APOP && r->secret == NULL;
+	o.name = r->name;
+	o.secret = r->secret;
+	o.secret_len = r->secret_len;
+	o.in_server = true;
+	if (o.scheme != NULL && o.cmd != USER_ADD && o.cmd != USER_PASSWD)
+		o.scheme = NULL;
+	if (o.cmd == USER_ADD && r->to_passwd_file >= 0)
+		o.to = r->to_passwd_file ? TARGET_PASSWD_FILE : TARGET_JSON;
+	if (!userdb_name_check(o.name, strlen(o.name), &why)) {
+		(void)snprintf(msg, msgsz, "invalid user name: %s", why);
+		return CMD_USER_EXIT_REFUSED;
+	}
+	(void)snprintf(user_who, sizeof(user_who), "user %s", o.sub);
+	user_capture = msg;
+	user_capture_sz = msgsz;
+	if (!user_load(o.config_path, NULL, none, none, &cfg, &db)) {
+		rc = EXIT_CONFIG;
+	} else {
+		rc = user_edit(&o, cfg, db);
+	}
+	user_capture = NULL;
+	user_capture_sz = 0;
+	userdb_unref(&db);
+	config_free(&cfg);
 	return rc;
 }
 

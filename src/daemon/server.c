@@ -47,6 +47,9 @@ struct server_listener {
 	struct event *retry;		/* re-enable after EMFILE */
 	struct net_listener *nl;	/* what it serves (owned by rt) */
 	struct smtp_listen smtp;	/* LMTP, sink: the protocol context */
+	/* What it was opened for; its strings are the generation's that
+	 * last matched it (kept alive by server_listener_update). */
+	struct listen_cfg lc;
 	char name[80];
 };
 
@@ -57,8 +60,10 @@ struct server {
 	struct net_runtime *rt;
 	struct pop3_env env;		/* POP3's part; env.rt == rt */
 	struct smtp_env smtp_env;	/* LMTP's and the sink's */
-	struct server_listener *ls;
+	struct server_listener **ls;
 	size_t n_ls;
+	struct server_listener **retired;	/* closed, freed at the end */
+	size_t n_retired;
 	struct event *sig_term, *sig_int, *sig_hup, *sig_usr1, *idle_check;
 	struct filewatch *watch;	/* reload when the files change */
 	struct admin *admin;		/* the web admin, or NULL */
@@ -218,84 +223,205 @@ server_on_accept_error(struct evconnlistener *lev, void *arg)
 	evtimer_add(l->retry, &tv);
 }
 
+static bool
+server_str_eq(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) ||
+	    (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* The same socket: a reload keeps it open (and its sessions with it). */
+static bool
+server_listen_same(const struct listen_cfg *a, const struct listen_cfg *b)
+{
+	return a->protocol == b->protocol && a->tls == b->tls &&
+	    a->port == b->port && server_str_eq(a->address, b->address) &&
+	    server_str_eq(a->path, b->path) &&
+	    server_str_eq(a->mode, b->mode) &&
+	    server_str_eq(a->owner, b->owner) &&
+	    server_str_eq(a->group, b->group) &&
+	    server_str_eq(a->proxy_trusted, b->proxy_trusted);
+}
+
+/* What may change on a kept socket (the LMTP/sink context). */
+static void
+server_listener_update(struct server_listener *l, const struct listen_cfg *lc)
+{
+	l->lc = *lc;
+	l->smtp.max_size = lc->max_message_size;
+	l->smtp.allow_remote = lc->allow_non_loopback;
+}
+
+static struct server_listener *
+server_listener_open(struct server *srv, const struct listen_cfg *lc)
+{
+	static const char *const proto_names[] = {
+		[LISTEN_PROTO_POP3] = "pop3",
+		[LISTEN_PROTO_LMTP] = "lmtp",
+		[LISTEN_PROTO_SMTP_SINK] = "smtp-sink",
+	};
+	const char *proto = proto_names[lc->protocol];
+	struct server_listener *l;
+	void *ctx = &srv->env;
+	char err[256];
+	int fd = lc->path != NULL ?
+	    listener_open_unix(lc->path, lc->mode, lc->owner, lc->group,
+	    err, sizeof(err)) :
+	    listener_open(lc->address, lc->port, err, sizeof(err));
+
+	if (fd < 0) {
+		log_error("%s", err);
+		return NULL;
+	}
+	/* Each on its own: sessions keep a pointer to its smtp context,
+	 * so it outlives its socket (srv->retired) until the end. */
+	l = xcalloc(1, sizeof(*l));
+	l->srv = srv;
+	server_listener_update(l, lc);
+	if (lc->path != NULL)
+		snprintf(l->name, sizeof(l->name), "%s (%s)", lc->path,
+		    proto);
+	else
+		snprintf(l->name, sizeof(l->name), "%s port %u%s%s%s",
+		    lc->address, lc->port, lc->tls == LISTEN_TLS_IMPLICIT ?
+		    " (TLS)" : "", lc->protocol != LISTEN_PROTO_POP3 ?
+		    " " : "", lc->protocol != LISTEN_PROTO_POP3 ?
+		    proto : "");
+	if (lc->protocol != LISTEN_PROTO_POP3) {
+		l->smtp.env = &srv->smtp_env;
+		l->smtp.sink = lc->protocol == LISTEN_PROTO_SMTP_SINK;
+		ctx = &l->smtp;
+	}
+	l->nl = net_listener_new(srv->rt, proto, ctx,
+	    lc->tls == LISTEN_TLS_IMPLICIT ? NET_TLS_IMPLICIT :
+	    lc->tls == LISTEN_TLS_STARTTLS ? NET_TLS_STARTTLS :
+	    NET_TLS_NONE, l->name);
+	if (l->nl == NULL)
+		fatalx("protocol %s not registered", proto);
+	/* checked with the config */
+	if (lc->proxy_trusted != NULL &&
+	    !net_listener_trust_proxy(l->nl, lc->proxy_trusted))
+		fatalx("ProxyTrusted did not parse");
+	l->lev = evconnlistener_new(srv->rt->base, server_on_accept, l,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	if (l->lev == NULL) {
+		close(fd);
+		log_error("cannot set up listener %s", l->name);
+		free(l);
+		return NULL;
+	}
+	evconnlistener_set_error_cb(l->lev, server_on_accept_error);
+	l->retry = evtimer_new(srv->rt->base, server_on_retry, l);
+	log_info("listening on %s", l->name);
+	return l;
+}
+
+/* Closes l's socket; sessions it accepted go on (their own sockets). */
+static void
+server_listener_close(struct server *srv, struct server_listener *l)
+{
+	evconnlistener_free(l->lev);
+	event_free(l->retry);
+	l->lev = NULL;
+	l->retry = NULL;
+	srv->retired = xreallocarray(srv->retired, srv->n_retired + 1,
+	    sizeof(*srv->retired));
+	srv->retired[srv->n_retired++] = l;
+}
+
 static int
 server_listen(struct server *srv)
 {
 	const struct posuto_config *cfg = srv->cfg;
-	char err[256];
 
 	srv->ls = xcalloc(cfg->n_listens, sizeof(*srv->ls));
 	for (size_t i = 0; i < cfg->n_listens; i++) {
-		const struct listen_cfg *lc = &cfg->listens[i];
-		struct server_listener *l = &srv->ls[i];
-		static const char *const proto_names[] = {
-			[LISTEN_PROTO_POP3] = "pop3",
-			[LISTEN_PROTO_LMTP] = "lmtp",
-			[LISTEN_PROTO_SMTP_SINK] = "smtp-sink",
-		};
-		const char *proto = proto_names[lc->protocol];
-		void *ctx = &srv->env;
-		int fd = lc->path != NULL ?
-		    listener_open_unix(lc->path, lc->mode, lc->owner, lc->group,
-		    err, sizeof(err)) :
-		    listener_open(lc->address, lc->port, err, sizeof(err));
+		struct server_listener *l =
+		    server_listener_open(srv, &cfg->listens[i]);
 
-		if (fd < 0) {
-			log_error("%s", err);
+		if (l == NULL)
 			return -1;
-		}
-		l->srv = srv;
-		if (lc->path != NULL)
-			snprintf(l->name, sizeof(l->name), "%s (%s)", lc->path,
-			    proto);
-		else
-			snprintf(l->name, sizeof(l->name), "%s port %u%s%s%s",
-			    lc->address, lc->port, lc->tls == LISTEN_TLS_IMPLICIT ?
-			    " (TLS)" : "", lc->protocol != LISTEN_PROTO_POP3 ?
-			    " " : "", lc->protocol != LISTEN_PROTO_POP3 ?
-			    proto : "");
-		if (lc->protocol != LISTEN_PROTO_POP3) {
-			l->smtp.env = &srv->smtp_env;
-			l->smtp.sink = lc->protocol == LISTEN_PROTO_SMTP_SINK;
-			l->smtp.max_size = lc->max_message_size;
-			l->smtp.allow_remote = lc->allow_non_loopback;
-			ctx = &l->smtp;
-		}
-		l->nl = net_listener_new(srv->rt, proto, ctx,
-		    lc->tls == LISTEN_TLS_IMPLICIT ? NET_TLS_IMPLICIT :
-		    lc->tls == LISTEN_TLS_STARTTLS ? NET_TLS_STARTTLS :
-		    NET_TLS_NONE, l->name);
-		if (l->nl == NULL)
-			fatalx("protocol %s not registered", proto);
-		/* checked with the config */
-		if (lc->proxy_trusted != NULL &&
-		    !net_listener_trust_proxy(l->nl, lc->proxy_trusted))
-			fatalx("ProxyTrusted did not parse");
-		l->lev = evconnlistener_new(srv->rt->base, server_on_accept, l,
-		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
-		if (l->lev == NULL) {
-			close(fd);
-			log_error("cannot set up listener %s", l->name);
-			return -1;
-		}
-		evconnlistener_set_error_cb(l->lev, server_on_accept_error);
-		l->retry = evtimer_new(srv->rt->base, server_on_retry, l);
-		srv->n_ls++;
-		log_info("listening on %s", l->name);
+		srv->ls[srv->n_ls++] = l;
 	}
+	atomic_store(&srv->rt->listening, (unsigned)srv->n_ls);
 	return 0;
+}
+
+/*
+ * A reload's listeners: sockets in both configurations stay open (their
+ * sessions never notice), new ones are bound first, and only when every
+ * one of them is bound are the sockets no longer configured closed.
+ * False (nothing changed) if one cannot be bound.
+ */
+static bool
+server_relisten(struct server *srv, const struct posuto_config *cfg)
+{
+	struct server_listener **nls = xcalloc(cfg->n_listens, sizeof(*nls));
+	bool *kept = xcalloc(srv->n_ls + 1, sizeof(*kept));
+	size_t n = 0;
+
+	for (size_t i = 0; i < cfg->n_listens; i++) {
+		const struct listen_cfg *lc = &cfg->listens[i];
+		struct server_listener *l = NULL;
+
+		for (size_t j = 0; j < srv->n_ls && l == NULL; j++)
+			if (!kept[j] && server_listen_same(&srv->ls[j]->lc, lc)) {
+				kept[j] = true;
+				l = srv->ls[j];
+			}
+		if (l == NULL && (l = server_listener_open(srv, lc)) == NULL) {
+			/* Undo: the new sockets go, the old ones stay. */
+			for (size_t k = 0; k < n; k++) {
+				bool old = false;
+
+				for (size_t j = 0; j < srv->n_ls; j++)
+					old = old || srv->ls[j] == nls[k];
+				if (!old)
+					server_listener_close(srv, nls[k]);
+			}
+			free(nls);
+			free(kept);
+			return false;
+		}
+		nls[n++] = l;
+	}
+	for (size_t j = 0; j < srv->n_ls; j++) {
+		if (!kept[j]) {
+			log_info("no longer listening on %s", srv->ls[j]->name);
+			server_listener_close(srv, srv->ls[j]);
+		}
+	}
+	/* The kept ones take the new per-listener settings. */
+	for (size_t i = 0; i < n; i++)
+		server_listener_update(nls[i], &cfg->listens[i]);
+	free(srv->ls);
+	free(kept);
+	srv->ls = nls;
+	srv->n_ls = n;
+	atomic_store(&srv->rt->listening, (unsigned)n);
+	return true;
 }
 
 static void
 server_close_listeners(struct server *srv)
 {
-	for (size_t i = 0; i < srv->n_ls; i++) {
-		evconnlistener_free(srv->ls[i].lev);
-		event_free(srv->ls[i].retry);
-	}
+	for (size_t i = 0; i < srv->n_ls; i++)
+		server_listener_close(srv, srv->ls[i]);
 	free(srv->ls);
 	srv->ls = NULL;
 	srv->n_ls = 0;
+	atomic_store(&srv->rt->listening, 0u);
+}
+
+/* At the very end: no session is left to use a listener's context. */
+static void
+server_free_retired(struct server *srv)
+{
+	for (size_t i = 0; i < srv->n_retired; i++)
+		free(srv->retired[i]);
+	free(srv->retired);
+	srv->retired = NULL;
+	srv->n_retired = 0;
 }
 
 static void
@@ -364,7 +490,7 @@ server_watch_set(struct server *srv)
 		filewatch_set(srv->watch, paths, 2);
 }
 
-static void
+static bool
 server_reload(struct server *srv, const char *why)
 {
 	struct posuto_config *cfg;
@@ -374,12 +500,23 @@ server_reload(struct server *srv, const char *why)
 	log_info("%s: reloading %s", why, srv->opts->config_path);
 	if (config_load(srv->opts->config_path, &cfg, stderr) != 0) {
 		log_error("reload failed; keeping the running configuration");
-		return;
+		return false;
 	}
 	if (!server_load_runtime(cfg, false, NULL, &db, &tls)) {
 		log_error("reload failed; keeping the running configuration");
 		config_free(&cfg);
-		return;
+		return false;
+	}
+	/* Listeners first: a port that cannot be bound keeps everything
+	 * as it was. */
+	if (!srv->opts->inetd && !srv->stopping &&
+	    !server_relisten(srv, cfg)) {
+		log_error("reload failed (a listener cannot be bound); keeping "
+		    "the running configuration");
+		userdb_unref(&db);
+		tls_ctx_unref(&tls);
+		config_free(&cfg);
+		return false;
 	}
 	if (tls == NULL && srv->rt->gen->tls != NULL) {
 		log_warnx("Tls removed from the config: STLS/POP3S stay on the "
@@ -401,8 +538,16 @@ server_reload(struct server *srv, const char *why)
 	admin_reloaded(srv->admin, cfg);
 	if (srv->env.expiry != NULL)
 		pop3_policy_expiry_configure(&srv->env, cfg->expire_interval);
+	srv->smtp_env.idle_timeout = cfg->idle_timeout;
 	server_watch_set(srv);
-	log_info("reload done; listener changes take effect on restart");
+	log_info("reload done");
+	return true;
+}
+
+static bool
+server_admin_reload(void *arg)
+{
+	return server_reload(arg, "web admin");
 }
 
 static void
@@ -420,13 +565,13 @@ server_on_hup(evutil_socket_t sig, short what, void *arg)
 {
 	(void)sig;
 	(void)what;
-	server_reload(arg, "SIGHUP");
+	(void)server_reload(arg, "SIGHUP");
 }
 
 static void
 server_on_change(void *arg)
 {
-	server_reload(arg, "config or passwd-file changed");
+	(void)server_reload(arg, "config or passwd-file changed");
 }
 
 static bool
@@ -641,6 +786,7 @@ server_run(const struct server_opts *opts)
 			rc = 1;
 			goto out;
 		}
+		admin_set_reload(srv.admin, server_admin_reload, &srv);
 		srv.admin_tick = event_new(base, -1, EV_PERSIST,
 		    server_on_admin_tick, &srv);
 		event_add(srv.admin_tick, &tick);
@@ -693,6 +839,7 @@ out:
 	workq_free(&srv.rt->bgq);
 	pop3_policy_expiry_free(&srv.env);
 	server_close_listeners(&srv);
+	server_free_retired(&srv);
 	if (srv.idle_check != NULL)
 		event_free(srv.idle_check);
 	if (srv.sig_term != NULL) {

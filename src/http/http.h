@@ -34,6 +34,10 @@ struct http_admin_user {
 	const char *scheme;		/* password scheme name, or NULL */
 	bool apop;			/* has an APOP secret */
 	const char *origin;		/* where it is defined */
+	/* With stats: the mailbox's messages and octets; -1 if not
+	 * counted (no stats asked, in use by a session, unreadable). */
+	long long messages, octets;
+	const char *stats_error;	/* "in-use", "error", or NULL */
 };
 /* Return false to stop. */
 typedef bool http_admin_user_fn(const struct http_admin_user *u, void *arg);
@@ -48,22 +52,46 @@ struct http_admin_session {
 	char command[16];		/* current command verb, or "" */
 	int64_t since;			/* unix time the session started */
 	uint64_t bytes_in, bytes_out;
+	unsigned idle_timeout;		/* s, as the session was given */
+	unsigned n_history;		/* recent command lines, oldest first */
+	char history[16][72];		/* already redacted */
 };
 
 enum http_metric_type {
 	HTTP_METRIC_COUNTER,
 	HTTP_METRIC_GAUGE,
+	HTTP_METRIC_HISTOGRAM,		/* a _bucket, _sum or _count line */
 };
 
 /* One counter or gauge for /api/v1/counters and /metrics. */
 struct http_admin_metric {
 	const char *name;		/* Prometheus name, "posuto_..." */
+	/* A histogram's lines name their family ("posuto_login_seconds")
+	 * for HELP and TYPE; NULL: the name itself. */
+	const char *family;
 	const char *help;
 	enum http_metric_type type;
 	char label[96];			/* "protocol=\"pop3\"" or "" */
 	double value;
 };
 #define HTTP_ADMIN_METRICS_MAX	256
+
+/* One minute of the dashboard's chart. */
+struct http_admin_point {
+	int64_t minute;			/* unix time / 60 */
+	uint64_t logins, retrieved, bytes;
+};
+#define HTTP_ADMIN_CHART_MINUTES	60
+
+/* A change to a user (the Users page), as `posuto user` makes it. */
+struct http_admin_user_op {
+	const char *op;			/* "add", "passwd", "del", "apop" */
+	const char *name;
+	const char *scheme;		/* NULL: the default */
+	const char *secret;		/* password, APOP secret (NULL: remove) */
+	size_t secret_len;
+	bool purge;			/* del: the mailbox too */
+};
 
 struct http_admin_source {
 	void *arg;
@@ -82,6 +110,23 @@ struct http_admin_source {
 	/* What the client setup documents say (http_autoconfig.h), from
 	 * the settings in effect; false: no POP3 listener to name. */
 	bool (*autoconfig)(void *arg, struct autoconfig_info *ai);
+	/* The rest may block (file edits, reloads): the HTTP thread's. */
+	/* Users with message counts (opens each mailbox briefly). */
+	bool (*users_stats)(void *arg, http_admin_user_fn *fn, void *fn_arg);
+	/* Applies op; returns an HTTP status (200, 400, 404, 409, 500) with
+	 * the reason in msg. */
+	int (*user_op)(void *arg, const struct http_admin_user_op *op,
+	    char *msg, size_t msgsz);
+	/* Merges patch (a JSON object, RFC 7386) into the config file,
+	 * checked as the loader checks it, then reloads.  Returns an HTTP
+	 * status; on 400 key names the setting ("Pop3Server.TimeOut") when
+	 * known, msg says what is wrong. */
+	int (*settings_patch)(void *arg, const char *patch, size_t len,
+	    char *key, size_t keysz, char *msg, size_t msgsz);
+	/* Ends session id (from the loop thread); false if no such one. */
+	bool (*kick)(void *arg, uint64_t id);
+	/* The last hour, a point per minute, oldest first; returns how many. */
+	size_t (*chart)(void *arg, struct http_admin_point *out, size_t max);
 };
 
 struct http_server_params {

@@ -55,6 +55,9 @@ const struct http_asset *http_asset_find(const char *path);
 /* Live pages (SSE streams) at once, and their heartbeat. */
 #define HTTP_SSE_MAX		32
 #define HTTP_SSE_HEARTBEAT_S	2
+/* The HTTP thread's nice value: below the POP3 loop's, so polling pages
+ * take spare CPU only (bench/admin_poll.py). */
+#define HTTP_THREAD_NICE	10
 
 /* ---- login sessions and the limiter (http_auth.c), HTTP thread only */
 #define HTTP_TOKEN_HEX		64	/* 256 random bits */

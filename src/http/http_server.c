@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -586,6 +587,12 @@ static void *
 http_thread_main(void *arg)
 {
 	struct http_server *h = arg;
+
+	/* The admin yields the CPU to the POP3 loop: on a busy machine
+	 * pages that poll as fast as they can wait, sessions do not
+	 * (Linux: a thread's nice value is its own). */
+	if (setpriority(PRIO_PROCESS, (id_t)gettid(), HTTP_THREAD_NICE) != 0)
+		log_debug("admin: setpriority: %s", strerror(errno));
 
 	event_base_dispatch(h->base);
 	return NULL;

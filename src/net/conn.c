@@ -69,6 +69,8 @@ struct conn {
 	unsigned proto;
 	int slot;
 	uint64_t id;
+	conn_kick_fn *kick;
+	void *kick_ctx;
 };
 
 static void conn_on_read(struct bufferevent *bev, void *arg);
@@ -741,6 +743,7 @@ conn_attach(struct conn *c, struct net_runtime *rt, unsigned proto,
 	c->proto = proto;
 	c->id = id;
 	c->slot = net_registry_add(rt->registry, id, proto_name, c->client_str);
+	net_registry_set_owner(rt->registry, c->slot, c);
 	net_count(rt, proto, NET_CNT_CONNECTIONS, 1);
 }
 
@@ -782,6 +785,36 @@ conn_info_bytes(struct conn *c, uint64_t bytes)
 {
 	if (c->rt != NULL)
 		net_registry_set_bytes(c->rt->registry, c->slot, bytes);
+}
+
+void
+conn_info_idle_timeout(struct conn *c, unsigned secs)
+{
+	if (c->rt != NULL)
+		net_registry_set_idle_timeout(c->rt->registry, c->slot, secs);
+}
+
+void
+conn_info_history(struct conn *c, const char *line, size_t len)
+{
+	if (c->rt != NULL)
+		net_registry_add_history(c->rt->registry, c->slot, line, len);
+}
+
+void
+conn_set_kick(struct conn *c, conn_kick_fn *fn, void *ctx)
+{
+	c->kick = fn;
+	c->kick_ctx = ctx;
+}
+
+bool
+conn_kick(struct conn *c)
+{
+	if (c->kick == NULL)
+		return false;
+	c->kick(c->kick_ctx);
+	return true;
 }
 
 void

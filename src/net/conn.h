@@ -76,6 +76,20 @@ void conn_info_user(struct conn *c, const char *user);
 void conn_info_state(struct conn *c, const char *state);
 void conn_info_command(struct conn *c, const char *verb);
 void conn_info_bytes(struct conn *c, uint64_t bytes);
+void conn_info_idle_timeout(struct conn *c, unsigned secs);
+/* A recent command line for the admin's Sessions page: the protocol
+ * passes it redacted (no password, digest or SASL data ever). */
+void conn_info_history(struct conn *c, const char *line, size_t len);
+
+/*
+ * What ends the session when an administrator kicks it: the loop thread
+ * calls fn(ctx) (net_runtime_kick() queues the request there); a
+ * connection without one cannot be kicked.
+ */
+typedef void conn_kick_fn(void *ctx);
+void conn_set_kick(struct conn *c, conn_kick_fn *fn, void *ctx);
+/* Loop thread: false if c has no kick function. */
+bool conn_kick(struct conn *c);
 /* The protocol's counters in the runtime (no-ops when not attached). */
 void conn_count(struct conn *c, enum net_counter k, uint64_t n);
 void conn_count_login_failed(struct conn *c, const char *reason);

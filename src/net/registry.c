@@ -10,6 +10,7 @@
 
 struct net_registry_slot {
 	struct net_session_info info;
+	void *owner;			/* loop thread only */
 	bool used;
 };
 
@@ -98,6 +99,7 @@ net_registry_remove(struct net_registry *r, int slot)
 	pthread_mutex_lock(&r->lock);
 	if (slot >= 0 && (size_t)slot < r->n_slots && r->slots[slot].used) {
 		r->slots[slot].used = false;
+		r->slots[slot].owner = NULL;
 		r->free_slots[r->n_free++] = slot;
 		r->n_used--;
 	}
@@ -188,4 +190,92 @@ net_registry_count(struct net_registry *r)
 	n = r->n_used;
 	pthread_mutex_unlock(&r->lock);
 	return n;
+}
+
+void
+net_registry_set_idle_timeout(struct net_registry *r, int slot,
+    unsigned secs)
+{
+	struct net_session_info *e = registry_entry(r, slot);
+
+	if (e == NULL)
+		return;
+	e->idle_timeout = secs;
+	pthread_mutex_unlock(&r->lock);
+}
+
+void
+net_registry_add_history(struct net_registry *r, int slot, const char *line,
+    size_t len)
+{
+	char buf[NET_REG_HISTORY_LEN];
+	struct net_session_info *e;
+	size_t n = len < sizeof(buf) - 1 ? len : sizeof(buf) - 1;
+
+	/* Made printable outside the lock: the page shows it as text, but
+	 * a log or a terminal reading the API might not. */
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)line[i];
+
+		buf[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+	}
+	buf[n] = '\0';
+	e = registry_entry(r, slot);
+	if (e == NULL)
+		return;
+	memcpy(e->history[e->n_history % NET_REG_HISTORY], buf, n + 1);
+	e->n_history++;
+	pthread_mutex_unlock(&r->lock);
+}
+
+unsigned
+net_registry_history_count(const struct net_session_info *info)
+{
+	return info->n_history < NET_REG_HISTORY ? (unsigned)info->n_history :
+	    NET_REG_HISTORY;
+}
+
+const char *
+net_registry_history_at(const struct net_session_info *info, unsigned k)
+{
+	unsigned n = net_registry_history_count(info);
+	uint64_t first = info->n_history - n;
+
+	if (k >= n)
+		return "";
+	return info->history[(first + k) % NET_REG_HISTORY];
+}
+
+void
+net_registry_set_owner(struct net_registry *r, int slot, void *owner)
+{
+	pthread_mutex_lock(&r->lock);
+	if (slot >= 0 && (size_t)slot < r->n_slots && r->slots[slot].used)
+		r->slots[slot].owner = owner;
+	pthread_mutex_unlock(&r->lock);
+}
+
+void *
+net_registry_owner(struct net_registry *r, uint64_t id)
+{
+	void *owner = NULL;
+
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < r->n_slots && owner == NULL; i++)
+		if (r->slots[i].used && r->slots[i].info.id == id)
+			owner = r->slots[i].owner;
+	pthread_mutex_unlock(&r->lock);
+	return owner;
+}
+
+bool
+net_registry_has(struct net_registry *r, uint64_t id)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < r->n_slots && !found; i++)
+		found = r->slots[i].used && r->slots[i].info.id == id;
+	pthread_mutex_unlock(&r->lock);
+	return found;
 }

@@ -14,6 +14,7 @@
 #define POSUTO_NET_REGISTRY_H
 
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -25,6 +26,10 @@ struct net_registry;
 #define NET_REG_CLIENT_LEN	(INET6_ADDRSTRLEN + 8)
 #define NET_REG_STATE_LEN	16
 #define NET_REG_COMMAND_LEN	8	/* a verb, never its arguments */
+/* Recent command lines kept per session, for the admin's Sessions page;
+ * the protocol redacts them (passwords, SASL data) before they come here. */
+#define NET_REG_HISTORY		16
+#define NET_REG_HISTORY_LEN	72	/* longer lines are cut */
 
 struct net_session_info {
 	uint64_t id;
@@ -35,7 +40,16 @@ struct net_session_info {
 	char command[NET_REG_COMMAND_LEN];	/* "" when none */
 	time_t since;			/* wall clock of the connect */
 	uint64_t bytes;			/* message octets sent */
+	unsigned idle_timeout;		/* s, what the session was given */
+	/* The last min(n_history, NET_REG_HISTORY) lines, a ring: line k
+	 * (0 the oldest kept) is net_registry_history_at(). */
+	uint64_t n_history;
+	char history[NET_REG_HISTORY][NET_REG_HISTORY_LEN];
 };
+/* How many lines info keeps, and the k-th oldest of them. */
+unsigned net_registry_history_count(const struct net_session_info *info);
+const char *net_registry_history_at(const struct net_session_info *info,
+    unsigned k);
 
 struct net_registry *net_registry_new(void);
 void net_registry_free(struct net_registry **r);
@@ -51,6 +65,17 @@ void net_registry_set_command(struct net_registry *r, int slot,
     const char *verb);
 void net_registry_set_bytes(struct net_registry *r, int slot,
     uint64_t bytes);
+void net_registry_set_idle_timeout(struct net_registry *r, int slot,
+    unsigned secs);
+/* Appends a (redacted) command line; control bytes become '?'. */
+void net_registry_add_history(struct net_registry *r, int slot,
+    const char *line, size_t len);
+/* Loop thread only (the one that adds and removes entries): what owns
+ * the entry (its struct conn), found by session id, or NULL. */
+void net_registry_set_owner(struct net_registry *r, int slot, void *owner);
+void *net_registry_owner(struct net_registry *r, uint64_t id);
+/* Whether session id is live (any thread). */
+bool net_registry_has(struct net_registry *r, uint64_t id);
 /* Live entries, copied into a malloc'd array (*out_r, free() it; NULL
  * when there are none), in no particular order. */
 size_t net_registry_snapshot(struct net_registry *r,

@@ -1,5 +1,10 @@
 /* runtime.c - the shared state: generations, counters, the session dump. */
+#include <errno.h>
 #include <inttypes.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +12,7 @@
 #include "config/config.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
+#include "net/conn.h"
 #include "net/listener.h"
 #include "net/registry.h"
 #include "net/runtime.h"
@@ -60,6 +66,38 @@ net_gen_unref(struct net_gen **gp)
 	free(g);
 }
 
+const double net_hist_bounds[NET_HIST_BUCKETS] = {
+	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+	1, 2.5,
+};
+
+/* The loop thread: the kicks other threads queued. */
+static void
+net_runtime_on_kick(evutil_socket_t fd, short what, void *arg)
+{
+	struct net_runtime *rt = arg;
+	uint64_t ids[64], v;
+	size_t n;
+
+	(void)what;
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_warn("kick eventfd");
+	pthread_mutex_lock(&rt->kick_lock);
+	n = rt->n_kicks;
+	memcpy(ids, rt->kick_ids, n * sizeof(ids[0]));
+	rt->n_kicks = 0;
+	pthread_mutex_unlock(&rt->kick_lock);
+	for (size_t i = 0; i < n; i++) {
+		/* Looked up now, on the thread that frees sessions: one
+		 * that ended meanwhile is simply not found. */
+		struct conn *c = net_registry_owner(rt->registry, ids[i]);
+
+		if (c != NULL && conn_kick(c))
+			log_info("session=%" PRIx64 " kicked by the "
+			    "administrator", ids[i]);
+	}
+}
+
 struct net_runtime *
 net_runtime_new(struct event_base *base)
 {
@@ -67,8 +105,81 @@ net_runtime_new(struct event_base *base)
 
 	rt->base = base;
 	pthread_mutex_init(&rt->gen_lock, NULL);
+	pthread_mutex_init(&rt->kick_lock, NULL);
 	rt->registry = net_registry_new();
+	rt->kick_fd = -1;
+	if (base != NULL) {
+		rt->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (rt->kick_fd < 0)
+			fatal("eventfd");
+		rt->kick_ev = event_new(base, rt->kick_fd, EV_READ | EV_PERSIST,
+		    net_runtime_on_kick, rt);
+		if (rt->kick_ev == NULL || event_add(rt->kick_ev, NULL) != 0)
+			fatalx("cannot set up the kick event");
+	}
 	return rt;
+}
+
+bool
+net_runtime_kick(struct net_runtime *rt, uint64_t id)
+{
+	uint64_t one = 1;
+	bool ok = false;
+
+	if (rt->kick_fd < 0 || !net_registry_has(rt->registry, id))
+		return false;
+	pthread_mutex_lock(&rt->kick_lock);
+	if (rt->n_kicks < sizeof(rt->kick_ids) / sizeof(rt->kick_ids[0])) {
+		rt->kick_ids[rt->n_kicks++] = id;
+		ok = true;
+	}
+	pthread_mutex_unlock(&rt->kick_lock);
+	if (ok && write(rt->kick_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_warn("kick eventfd");
+	return ok;
+}
+
+uint64_t
+net_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void
+net_observe(struct net_runtime *rt, enum net_hist h, uint64_t start_ns)
+{
+	uint64_t now = net_mono_ns(), d = now > start_ns ? now - start_ns : 0;
+	double secs = (double)d / 1e9;
+	unsigned b = 0;
+
+	if (rt == NULL || h >= NET_HIST_COUNT || start_ns == 0)
+		return;
+	while (b < NET_HIST_BUCKETS && secs > net_hist_bounds[b])
+		b++;
+	atomic_fetch_add_explicit(&rt->hist[h].bucket[b], 1,
+	    memory_order_relaxed);
+	atomic_fetch_add_explicit(&rt->hist[h].sum_ns, d, memory_order_relaxed);
+}
+
+void
+net_hist_read(struct net_runtime *rt, enum net_hist h,
+    struct net_hist_values *out)
+{
+	uint64_t acc = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (h >= NET_HIST_COUNT)
+		return;
+	for (unsigned b = 0; b <= NET_HIST_BUCKETS; b++) {
+		acc += atomic_load_explicit(&rt->hist[h].bucket[b],
+		    memory_order_relaxed);
+		out->bucket[b] = acc;
+	}
+	out->sum = (double)atomic_load_explicit(&rt->hist[h].sum_ns,
+	    memory_order_relaxed) / 1e9;
 }
 
 void
@@ -84,6 +195,11 @@ net_runtime_free(struct net_runtime **rtp)
 	free(rt->listeners);
 	net_registry_free(&rt->registry);
 	net_gen_unref(&rt->gen);
+	if (rt->kick_ev != NULL)
+		event_free(rt->kick_ev);
+	if (rt->kick_fd >= 0)
+		close(rt->kick_fd);
+	pthread_mutex_destroy(&rt->kick_lock);
 	pthread_mutex_destroy(&rt->gen_lock);
 	free(rt);
 }

@@ -78,6 +78,29 @@ struct net_counters {
 	atomic_uint_fast64_t by_reason[NET_FAIL_REASONS + 1];
 };
 
+/*
+ * Latency histograms (Prometheus: cumulative _bucket{le}, _sum, _count).
+ * Atomics, as the counters: the loop thread observes, anyone reads.
+ */
+enum net_hist {
+	NET_HIST_LOGIN = 0,		/* login command to its answer */
+	NET_HIST_RETR,			/* RETR to the message queued whole */
+	NET_HIST_COUNT
+};
+#define NET_HIST_BUCKETS	12	/* plus +Inf */
+/* Upper bounds in seconds, shared by every histogram. */
+extern const double net_hist_bounds[NET_HIST_BUCKETS];
+
+struct net_histogram {
+	atomic_uint_fast64_t bucket[NET_HIST_BUCKETS + 1];	/* not cumulative */
+	atomic_uint_fast64_t sum_ns;
+};
+
+struct net_hist_values {
+	uint64_t bucket[NET_HIST_BUCKETS + 1];	/* cumulative, last = count */
+	double sum;				/* seconds */
+};
+
 /* A copy, for a reader. */
 struct net_counter_values {
 	uint64_t v[NET_CNT_COUNT];
@@ -99,9 +122,17 @@ struct net_runtime {
 	struct net_gen *gen;
 	pthread_mutex_t gen_lock;
 	struct net_listener **listeners;
-	size_t n_listeners;
+	size_t n_listeners;		/* every one made (closed ones too) */
+	atomic_uint listening;		/* sockets open now (the daemon's count) */
 	struct net_counters counters[NET_PROTOCOL_MAX];
+	struct net_histogram hist[NET_HIST_COUNT];
 	struct net_registry *registry;
+	/* Kicks asked by other threads, done on the loop (net_runtime_kick). */
+	pthread_mutex_t kick_lock;
+	uint64_t kick_ids[64];
+	size_t n_kicks;
+	int kick_fd;			/* eventfd; -1 without a base */
+	struct event *kick_ev;
 	uint64_t next_id;		/* of the last connection */
 	bool shutting_down;
 };
@@ -123,6 +154,22 @@ void net_count_login_failed(struct net_runtime *rt, unsigned proto,
 void net_counters_read(struct net_runtime *rt, unsigned proto,
     struct net_counter_values *out);
 const char *net_counter_name(enum net_counter k);
+
+/* Monotonic clock, nanoseconds. */
+uint64_t net_mono_ns(void);
+/* Records one duration (since start_ns, a net_mono_ns() reading). */
+void net_observe(struct net_runtime *rt, enum net_hist h, uint64_t start_ns);
+void net_hist_read(struct net_runtime *rt, enum net_hist h,
+    struct net_hist_values *out);
+
+/*
+ * Any thread: asks the loop thread to end session id as its protocol
+ * does when kicked (POP3: a clean -ERR, no UPDATE, the lock released).
+ * False if there is no such session or too many kicks are queued.  The
+ * registry and the session are the loop's: the request is a message to
+ * it (an eventfd), never a call from here.
+ */
+bool net_runtime_kick(struct net_runtime *rt, uint64_t id);
 
 /* Logs the counters of every protocol (and, with sessions, one line per
  * live session): SIGUSR1, shutdown. */

@@ -1,6 +1,11 @@
 /* pop3_cmd.c - the command table: which verb, in which state, how many
  * arguments, which handler.  Handlers never count their own arguments. */
+#include <stdio.h>
+#include <string.h>
+
 #include "net/conn.h"
+#include "net/registry.h"
+#include "net/runtime.h"
 #include "pop3/pop3_int.h"
 #include "pop3/pop3_policy.h"
 
@@ -36,6 +41,43 @@ static const struct pop3_cmd_def cmd_table[POP3_VERB_COUNT] = {
 	[POP3_VERB_LANG] = { POP3_VERB_LANG, AUTHZ | TRANS, 0, 1, pop3_cmd_lang },
 };
 
+/*
+ * The line as the Sessions page shows it: the verb and its arguments,
+ * but never a secret: PASS's argument, APOP's digest and AUTH's initial
+ * response become "****" (the lines of an AUTH exchange are recorded
+ * as "****" by the session).
+ */
+static void
+pop3_cmd_history(struct pop3_session *s, const struct pop3_cmd *cmd)
+{
+	char line[NET_REG_HISTORY_LEN];
+	const char *verb = pop3_verb_name(cmd->verb);
+	int n;
+
+	switch (cmd->verb) {
+	case POP3_VERB_PASS:
+		n = snprintf(line, sizeof(line), "%s%s", verb,
+		    cmd->restlen > 0 ? " ****" : "");
+		break;
+	case POP3_VERB_APOP:
+	case POP3_VERB_AUTH:
+		/* The first argument (a name, a mechanism) is no secret. */
+		n = snprintf(line, sizeof(line), "%s%s%.*s%s", verb,
+		    cmd->nargs > 0 ? " " : "",
+		    cmd->nargs > 0 ? (int)(cmd->arglens[0] < 48 ?
+		    cmd->arglens[0] : 48) : 0, cmd->nargs > 0 ? cmd->args[0] :
+		    "", cmd->nargs > 1 ? " ****" : "");
+		break;
+	default:
+		n = snprintf(line, sizeof(line), "%s%s%.*s", verb,
+		    cmd->restlen > 0 ? " " : "", (int)(cmd->restlen < 60 ?
+		    cmd->restlen : 60), cmd->restlen > 0 ? cmd->rest : "");
+		break;
+	}
+	if (n > 0)
+		conn_info_history(s->conn, line, strlen(line));
+}
+
 enum pop3_ev
 pop3_cmd_dispatch(struct pop3_session *s, const char *line, size_t len)
 {
@@ -55,6 +97,7 @@ pop3_cmd_dispatch(struct pop3_session *s, const char *line, size_t len)
 	def = &cmd_table[cmd.verb];
 	/* The verb only: a known one, never what follows it. */
 	conn_info_command(s->conn, pop3_verb_name(cmd.verb));
+	pop3_cmd_history(s, &cmd);
 	if ((def->states & POP3_IN(s->state)) == 0)
 		return pop3_bad(s, WRONG_STATE, pop3_verb_name(cmd.verb));
 	if (def->max_args == ARGS_REST) {

@@ -145,6 +145,9 @@ struct pop3_session {
 	unsigned auth_failures;
 	uint32_t n_retr;
 	uint64_t bytes_sent;
+	/* net_mono_ns() when the current command line arrived: login and
+	 * RETR latency (/metrics). */
+	uint64_t cmd_start_ns;
 	const char *end_reason;
 };
 

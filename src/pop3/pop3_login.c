@@ -14,6 +14,7 @@
 #include "lib/params.h"
 #include "lib/xmalloc.h"
 #include "net/conn.h"
+#include "net/runtime.h"
 #include "net/iplimit.h"
 #include "pop3/pop3_int.h"
 #include "pop3/pop3_policy.h"
@@ -70,6 +71,7 @@ login_failed(struct pop3_session *s, const char *user, const char *why)
 	unsigned fails, ms;
 
 	pop3_log_login_failed(s, user, s->login_method, why);
+	net_observe(env->rt, NET_HIST_LOGIN, s->cmd_start_ns);
 	s->login_method = NULL;
 	s->auth_failures++;
 	fails = iplimit_fail(env->rt->iplimit, conn_client_addr(s->conn));

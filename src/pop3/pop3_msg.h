@@ -31,7 +31,7 @@ enum pop3_lang {
 
 #define POP3_MSG_IDS(X) \
 	X(GREETING) X(GREETING_APOP) X(CONN_LIMIT_IP) X(CONN_LIMIT) \
-	X(SESSION_TIMEOUT) X(IDLE_TIMEOUT) X(TOO_MANY_BAD) \
+	X(SESSION_TIMEOUT) X(IDLE_TIMEOUT) X(TOO_MANY_BAD) X(KICKED) \
 	X(LINE_TOO_LONG) X(SASL_TOO_LONG) \
 	X(EMPTY_CMD) X(BAD_BYTES) X(UNKNOWN_CMD) X(WRONG_STATE) \
 	X(MISSING_ARG) X(WRONG_ARGS) \
@@ -71,6 +71,8 @@ enum pop3_lang {
 #define POP3_JA_SESSION_TIMEOUT	"-ERR [SYS/TEMP] セッションの制限時間に達しました"
 #define POP3_EN_IDLE_TIMEOUT	"-ERR Autologout: idle timeout"
 #define POP3_JA_IDLE_TIMEOUT	"-ERR 一定時間操作がなかったため自動ログアウトします"
+#define POP3_EN_KICKED	"-ERR [SYS/TEMP] Disconnected by the administrator"
+#define POP3_JA_KICKED	"-ERR [SYS/TEMP] 管理者により切断されました"
 #define POP3_EN_TOO_MANY_BAD	"-ERR Too many bad commands, closing connection"
 #define POP3_JA_TOO_MANY_BAD	"-ERR 不正なコマンドが多すぎるため切断します"
 #define POP3_EN_LINE_TOO_LONG	"-ERR Line too long"

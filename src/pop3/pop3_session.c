@@ -169,6 +169,7 @@ pop3_session_enter(struct pop3_session *s, enum pop3_state st,
 	if (st == POP3_STATE_TRANSACTION) {
 		conn_info_user(s->conn, s->user);
 		conn_count(s->conn, NET_CNT_LOGIN_OK, 1);
+		net_observe(s->env->rt, NET_HIST_LOGIN, s->cmd_start_ns);
 	}
 	conn_info_state(s->conn, state_names[st]);
 }
@@ -315,6 +316,23 @@ pop3_session_on_session_timeout(evutil_socket_t fd, short what, void *arg)
 	conn_want_drained(s->conn, 0);
 }
 
+/* The administrator's kick (Sessions page): the session-timeout path,
+ * with its own words.  Never during UPDATE: the expunge finishes. */
+static void
+pop3_session_on_kick(void *arg)
+{
+	struct pop3_session *s = arg;
+
+	if (s->state == POP3_STATE_CLOSED || s->state == POP3_STATE_UPDATE ||
+	    (s->state == POP3_STATE_CLOSING && s->quit_seen))
+		return;
+	pop3_msg(s, KICKED);
+	s->end_reason = "kicked";
+	if (s->state != POP3_STATE_CLOSING)
+		pop3_session_enter(s, POP3_STATE_CLOSING, s->end_reason);
+	conn_want_drained(s->conn, 0);
+}
+
 static void
 pop3_session_on_line_timeout(evutil_socket_t fd, short what, void *arg)
 {
@@ -451,7 +469,9 @@ pop3_session_start(struct pop3_env *env, struct conn *c)
 	s->refs = 1;
 	s->conn = c;
 	conn_set_handler(c, pop3_session_on_conn, s);
+	conn_set_kick(c, pop3_session_on_kick, s);
 	conn_info_state(c, state_names[POP3_STATE_AUTHORIZATION]);
+	conn_info_idle_timeout(c, env->params.idle_timeout);
 	/* Before any refusal below: its reply must not wait longer either.
 	 * A handshake is a "line" too, and never longer than TimeOut. */
 	conn_set_timeout(s->conn, env->params.idle_timeout);
@@ -620,9 +640,12 @@ pop3_session_process(struct pop3_session *s)
 				(void)pop3_bad(s, LINE_TOO_LONG);
 			continue;
 		}
-		if (s->state == POP3_STATE_AUTH_SASL)
+		s->cmd_start_ns = net_mono_ns();
+		if (s->state == POP3_STATE_AUTH_SASL) {
+			/* SASL data is a secret: only that a line came. */
+			conn_info_history(s->conn, "****", 4);
 			ev = pop3_sasl_line(s, pop3_linebuf, len);
-		else if (!pop3_fault_command(s, pop3_linebuf, len, &ev))
+		} else if (!pop3_fault_command(s, pop3_linebuf, len, &ev))
 			ev = pop3_cmd_dispatch(s, pop3_linebuf, len);
 		explicit_bzero(pop3_linebuf, len);	/* may hold a password */
 		pop3_session_command_done(s, ev);

@@ -15,6 +15,7 @@
 #include "lib/log.h"
 #include "lib/params.h"
 #include "net/conn.h"
+#include "net/runtime.h"
 #include "pop3/pop3_int.h"
 #include "store/store.h"
 
@@ -241,8 +242,10 @@ stream_count(struct pop3_session *s, const struct pop3_stream *st,
 {
 	s->bytes_sent += st->sent;
 	conn_count(s->conn, NET_CNT_RETRIEVED_BYTES, st->sent);
-	if (whole && !st->enc.limit && !conn_out_dead(s->conn))
+	if (whole && !st->enc.limit && !conn_out_dead(s->conn)) {
 		conn_count(s->conn, NET_CNT_RETRIEVED, 1);
+		net_observe(s->env->rt, NET_HIST_RETR, s->cmd_start_ns);
+	}
 	conn_info_bytes(s->conn, s->bytes_sent);
 }
 
