@@ -301,3 +301,92 @@ def test_1000_parallel_deliveries_while_popping(tmp_path, servers):
             time.sleep(0.2)
     ids = [int(re.search(rb"Message-ID: <(\d+)@par>", m).group(1)) for m in seen]
     assert sorted(ids) == list(range(N))
+
+
+def mbox_world(tmp_path, servers):
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    (spool / "bob").touch()
+    (tmp_path / "state").mkdir()
+    users = [{"UserName": "bob", "Password": PW, "MailboxFormat": "mbox",
+              "MailboxPath": str(spool / "%u")}]
+    cfg = servers.config(users=users, MboxStateDirectory=str(tmp_path / "state"))
+    conf = write_config(tmp_path / "d.json", cfg)
+    return spool / "bob", cfg, conf
+
+
+def kill_group(p):
+    """posuto deliver run as root delivers in a child running as the
+    mailbox owner: kill them all, as a crash (or Postfix's timeout) does."""
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return p.wait(timeout=30)
+
+
+def test_mbox_kill9_during_append_never_shows_a_torn_message(tmp_path, servers):
+    """kill -9 of posuto deliver while it appends a large message to an
+    mbox, at random points, 20 times: every POP3 session after it sees only
+    complete messages, the next delivery is a message of its own (not
+    glued onto a torn one), and the mbox is still an mbox."""
+    box, cfg, conf = mbox_world(tmp_path, servers)
+    srv = servers.start(cfg)
+    big = b"Subject: big\n\n" + b"".join(b"line %07d of the big one\n" % i
+                                         for i in range(160000))
+    big_wire = b"Return-Path: <>\r\nDelivered-To: <bob>\r\n" + big.replace(b"\n", b"\r\n")
+
+    def small(i):
+        return b"Message-ID: <%d@small>\nSubject: s\n\nsmall %d\n" % (i, i)
+
+    def small_wire(i):
+        return b"Return-Path: <>\r\nDelivered-To: <bob>\r\n" + small(i).replace(b"\n", b"\r\n")
+
+    assert deliver(conf, ["bob"], small(0))[0] == 0        # kept throughout
+    rnd = random.Random(2033)
+    seen_small, torn = [], 0
+    for trial in range(1, 21):
+        before = box.stat().st_size
+        p = subprocess.Popen([posuto_bin(), "deliver", "-c", conf, "bob"],
+                             stdin=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+        try:
+            p.stdin.write(big)
+            p.stdin.close()
+        except BrokenPipeError:
+            pass
+        if rnd.random() < 0.75:
+            # as soon as the append has begun, plus a random bit
+            for _ in range(20000):
+                if box.stat().st_size > before or p.poll() is not None:
+                    break
+                time.sleep(0.0002)
+            time.sleep(rnd.random() * 0.004)
+        else:
+            time.sleep(rnd.random() * 0.05)
+        rc = kill_group(p)
+        after = box.stat().st_size
+        torn += rc != 0 and after > before and (after - before) != len(big) + 200
+        assert deliver(conf, ["bob"], small(trial))[0] == 0
+        c = poplib.POP3("127.0.0.1", srv.port, timeout=60)
+        c.user("bob")
+        c.pass_("secret")
+        sizes = [int(x.split()[1]) for x in c.list()[1]]
+        assert sizes[0] == len(small_wire(0))
+        for n, size in enumerate(sizes[1:], start=2):
+            # LIST: only whole messages; no torn one, nothing glued
+            assert size in (len(big_wire), len(small_wire(trial))), (trial, sizes)
+            msg = b"\r\n".join(c.retr(n)[1]) + b"\r\n"
+            if size == len(big_wire):
+                assert msg == big_wire
+            else:
+                assert msg == small_wire(trial)
+                seen_small.append(trial)
+            c.dele(n)
+        c.quit()
+    assert seen_small == list(range(1, 21))
+    final = pop_all(srv.port, "bob")
+    assert final == [small_wire(0)]
+    raw = box.read_bytes()
+    assert raw.startswith(b"From MAILER-DAEMON  ") and raw.count(b"\nFrom ") == 0
+    print("torn appends: %d of 20" % torn)
