@@ -155,7 +155,20 @@ def test_usage_and_bad_sender(tmp_path):
     conf = cfg_for(tmp_path, {"bob": {}})
     assert deliver(conf, [], b"x\n")[0] == 64
     assert deliver(conf, ["bob"], b"x\n", sender="a\r\nX-Evil: 1")[0] == 64
-    assert deliver(str(tmp_path / "missing.json"), ["bob"], b"x\n")[0] == 78
+
+
+def test_bad_config_is_75_so_the_mta_retries(tmp_path):
+    """A missing, unreadable or broken config is the administrator's to
+    fix; the MTA must keep the mail: 75, not 78 (EX_CONFIG, which Postfix
+    maps to 5.3.5 and bounces)."""
+    assert deliver(str(tmp_path / "missing.json"), ["bob"], b"x\n")[0] == 75
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"Pop3Server": {"Port": "not a number",}')
+    rc, err = deliver(str(bad), ["bob"], b"x\n")
+    assert rc == 75 and "bad.json" in err, err
+    conf = cfg_for(tmp_path, {"bob": {}}, TimeOut="soon")
+    rc, err = deliver(conf, ["bob"], b"x\n")
+    assert rc == 75 and "TimeOut" in err, err
 
 
 def test_mbox_delivery_read_by_pop3(tmp_path, servers):

@@ -260,3 +260,28 @@ def test_postfix_local_mbox(servers, world):
     assert not errors, errors
     want = sorted([message(1)] + [message(100 + i) for i in range(N)])
     assert sorted(seen) == want, pf.log()[-3000:]
+
+
+def test_postfix_defers_on_broken_config(servers, world):
+    """posuto deliver as mailbox_command with a broken config: Postfix
+    defers (exit 75) and delivers once the config is fixed; 78 would
+    have bounced the mail (Postfix's sys_exits: EX_CONFIG is 5.3.5)."""
+    top, user, home, postfix = world
+    port = free_port()
+    conf = posuto_conf(top, {user: {"MailboxPath": str(home / "Maildir"),
+                                    "MailboxFormat": "maildir"}}, port)
+    good = pathlib.Path(conf).read_text()
+    import json
+    broken = json.loads(good)
+    broken["Pop3Server"]["TimeOut"] = "soon"      # an error, not a warning
+    pathlib.Path(conf).write_text(json.dumps(broken))
+    pf = postfix(mailbox_command='%s deliver -c %s -f "$SENDER" -a "$RECIPIENT" "$USER"' % (
+        posuto_bin(), conf)).start()
+    pf.send("%s@%s" % (user, DOMAIN), message(7))
+    m = wait_log(pf, r"to=<%s@%s>.*status=(\w+)" % (re.escape(user), re.escape(DOMAIN)))
+    assert m.group(1) == "deferred", m.group(0)
+    pathlib.Path(conf).write_text(good)
+    srv = start_posuto(servers, conf)
+    got = wait_pop(srv.port, user, pf)
+    assert [strip_trace(g) for g in got] == [message(7)]
+    assert "status=bounced" not in pf.log()
