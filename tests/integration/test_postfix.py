@@ -2,8 +2,9 @@
 instance on a loopback port, its own config and queue directories, started
 and stopped by the test.  Each case sends with smtplib, waits (bounded) for
 the delivery and fetches with poplib: byte-identical apart from the trace
-headers.  (LMTP comes with the LMTP listener.)  The instance itself:
-postfix_instance.py."""
+headers: (1) local(8) into Maildir, (2) mailbox_command, (3) a pipe
+transport, (4) LMTP into posuto's listener on a unix socket and on TCP,
+(5) local(8) into an mbox.  The instance itself: postfix_instance.py."""
 
 import os
 import pathlib
@@ -285,3 +286,75 @@ def test_postfix_defers_on_broken_config(servers, world):
     got = wait_pop(srv.port, user, pf)
     assert [strip_trace(g) for g in got] == [message(7)]
     assert "status=bounced" not in pf.log()
+
+
+def lmtp_listeners(cfg, sock=None, port=None):
+    """README's LMTP recipe: a unix socket Postfix's lmtp(8) (running as
+    postfix, not chrooted here) may connect to, or a TCP port."""
+    listen = [{"Address": "127.0.0.1", "Port": cfg["Pop3Server"]["Port"]}]
+    if sock is not None:
+        listen.append({"Path": str(sock), "Protocol": "lmtp", "Mode": "0660",
+                       "Group": "postfix"})
+    if port is not None:
+        listen.append({"Address": "127.0.0.1", "Port": port, "Protocol": "lmtp"})
+    cfg["Pop3Server"]["Listen"] = listen
+    return cfg
+
+
+def lmtp_case(servers, world, via):
+    import json
+    top, user, home, postfix = world
+    port = free_port()
+    conf = posuto_conf(top, {user: {}, "vu": {}}, port)
+    cfg = json.loads(pathlib.Path(conf).read_text())
+    run = top / "run"
+    run.mkdir(exist_ok=True)
+    sock, lport = run / "lmtp", free_port()
+    if via == "unix":
+        lmtp_listeners(cfg, sock=sock)
+        pf = postfix(mailbox_transport="lmtp:unix:%s" % sock).start()
+        rcpt, who = "%s@%s" % (user, DOMAIN), user
+    else:
+        lmtp_listeners(cfg, port=lport)
+        pf = postfix(virtual_mailbox_domains="v." + DOMAIN,
+                     virtual_mailbox_maps="static:OK",
+                     virtual_transport="lmtp:inet:127.0.0.1:%d" % lport).start()
+        rcpt, who = "vu@v." + DOMAIN, "vu"
+    srv = servers.start(cfg)
+    if via == "unix":
+        st = os.stat(sock)
+        assert oct(st.st_mode & 0o777) == "0o660"
+        assert st.st_gid == pwd.getpwnam("postfix").pw_gid
+    for i in (41, 42):
+        pf.send(rcpt, message(i))
+    got = wait_pop(srv.port, who, pf, n=2)
+    assert sorted(strip_trace(g) for g in got) == [message(41), message(42)], pf.log()[-3000:]
+    for g in got:
+        assert_one_trace(g)
+        assert b"\r\nDelivered-To: <%s>\r\n" % rcpt.encode() in g
+    assert re.search(r"to=<%s>, relay=[^,]*(lmtp|127\.0\.0\.1\[127\.0\.0\.1\]:%d)[^,]*,.*status=sent"
+                     % (re.escape(rcpt), lport), pf.log()), pf.log()[-3000:]
+    # a recipient posuto does not know: its LMTP 550 makes Postfix bounce
+    bad = ("nobody-here@%s" % DOMAIN) if via == "unix" else ("nobody@v." + DOMAIN)
+    if via == "unix":
+        subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", "nobody-here"],
+                       capture_output=True)
+    try:
+        pf.send(bad, message(43))
+        m = wait_log(pf, r"to=<%s>.*status=(\w+).*" % re.escape(bad))
+        assert m.group(1) == "bounced", m.group(0)
+        assert "said: 550" in m.group(0), m.group(0)     # posuto's answer
+    finally:
+        if via == "unix":
+            subprocess.run(["userdel", "nobody-here"], capture_output=True)
+    return srv, pf
+
+
+def test_postfix_lmtp_unix_socket(servers, world):
+    """(4a) mailbox_transport = lmtp:unix:PATH into posuto's listener."""
+    lmtp_case(servers, world, "unix")
+
+
+def test_postfix_lmtp_tcp(servers, world):
+    """(4b) virtual_transport = lmtp:inet:127.0.0.1:PORT."""
+    lmtp_case(servers, world, "tcp")
