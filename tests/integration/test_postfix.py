@@ -224,8 +224,10 @@ def test_postfix_pipe_transport(servers, world):
 
 
 def test_postfix_local_mbox(servers, world):
-    """(5) Postfix's local(8) appends to the mbox spool while POP3 sessions
-    read and delete: nothing lost, nothing duplicated."""
+    """(5) Postfix's local(8) appends to the mbox spool (fcntl + dotlock)
+    from several SMTP sessions at once, posuto deliver appends to the same
+    mbox meanwhile, and POP3 sessions read, DELE and QUIT (posuto's
+    expunge) all along: nothing lost, nothing duplicated, nothing torn."""
     top, user, home, postfix = world
     spool = top / "spool"
     spool.mkdir()
@@ -233,35 +235,51 @@ def test_postfix_local_mbox(servers, world):
     state = top / "state"
     state.mkdir()
     srv, pf, conf, _ = run_case(
-        servers, world, lambda conf: {"mail_spool_directory": str(spool)},
+        servers, world, lambda conf: {"mail_spool_directory": str(spool),
+                                      "mailbox_delivery_lock": "fcntl, dotlock"},
         {user: {"MailboxPath": str(spool / "%u"), "MailboxFormat": "mbox"}}, user,
         extra_cfg={"MboxStateDirectory": str(state)})
-    N = 40
+    SMTP_THREADS, DELIVER_THREADS, PER = 4, 2, 15
     errors = []
 
-    def sender():
+    def smtp_sender(k):
         try:
-            for i in range(N):
-                pf.send("%s@%s" % (user, DOMAIN), message(100 + i))
+            for i in range(PER):
+                pf.send("%s@%s" % (user, DOMAIN), message(100 + k * PER + i))
         except Exception as e:   # reported below, not lost in the thread
             errors.append(e)
 
-    t = threading.Thread(target=sender)
-    t.start()
+    def posuto_sender(k):
+        for i in range(PER):
+            n = 500 + k * PER + i
+            p = subprocess.run([posuto_bin(), "deliver", "-c", conf, "-f",
+                                "sender@example.org", user], input=message(n),
+                               capture_output=True, timeout=120)
+            if p.returncode != 0:
+                errors.append((n, p.returncode, p.stderr))
+
+    threads = [threading.Thread(target=smtp_sender, args=(k,)) for k in range(SMTP_THREADS)]
+    threads += [threading.Thread(target=posuto_sender, args=(k,))
+                for k in range(DELIVER_THREADS)]
+    for t in threads:
+        t.start()
+    want = sorted([message(1)] + [message(100 + i) for i in range(SMTP_THREADS * PER)] +
+                  [message(500 + i) for i in range(DELIVER_THREADS * PER)])
     seen = []
-    for _ in range(1200):        # bounded: ~2 min of polls
+    for _ in range(2400):        # bounded: ~4 min of polls
         try:
             seen += [strip_trace(m) for m in retr_all(srv.port, user, dele=True)]
         except poplib.error_proto:
             pass
-        if not t.is_alive() and len(seen) >= N + 1:
+        if not any(t.is_alive() for t in threads) and len(seen) >= len(want):
             break
         time.sleep(0.1)
-    t.join(60)
+    for t in threads:
+        t.join(60)
     assert not errors, errors
-    want = sorted([message(1)] + [message(100 + i) for i in range(N)])
     assert sorted(seen) == want, pf.log()[-3000:]
-
+    assert (spool / user).stat().st_size == 0
+    assert not list(spool.glob("*.lock"))
 
 def test_postfix_defers_on_broken_config(servers, world):
     """posuto deliver as mailbox_command with a broken config: Postfix
