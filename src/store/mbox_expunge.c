@@ -214,9 +214,16 @@ mbox_journal_recover(int fd, const char *jpath, char *err, size_t errsz)
 	unsigned char sum[MBOX_J_HASH];
 	struct stat st;
 	uint64_t app_off, size;
+	char *tmp;
 	int jfd;
 	bool ok;
 
+	/* A journal killed while being written (before its rename) is
+	 * of no use and can be as big as the mbox: we hold the locks, so
+	 * nobody is writing it. */
+	tmp = xasprintf("%s.tmp", jpath);
+	(void)unlink(tmp);
+	free(tmp);
 	jfd = mbox_journal_open(jpath, &h);
 	if (jfd < 0) {
 		if (errno == ENOENT)
@@ -379,11 +386,9 @@ mbox_expunge(struct mbox *mb, const uint8_t *deleted, uint32_t *n_deleted_r,
 	    errsz);
 	if (s != MBOX_OK)
 		goto out;
-	if (access(mb->journal_path, F_OK) == 0) {
-		s = mbox_journal_recover(mb->fd, mb->journal_path, err, errsz);
-		if (s != MBOX_OK)
-			goto unlock;
-	}
+	s = mbox_journal_recover(mb->fd, mb->journal_path, err, errsz);
+	if (s != MBOX_OK)
+		goto unlock;
 	/* A torn append goes first; and a marker emptied without a sync
 	 * must be durably empty before bytes move. */
 	s = mbox_append_recover(mb->fd, true, mb->append_path,

@@ -70,7 +70,8 @@ void mbox_assign_uidls(const struct mbox_msg *msgs, size_t n,
 uint32_t *mbox_sorted(const struct mbox_msg *msgs, size_t n);
 
 /* mbox_expunge.c: runs the recovery if journal_path exists (lock held,
- * fd writable).  MBOX_OK also when there was nothing to do. */
+ * fd writable), and removes a journal.tmp a crash left.  MBOX_OK also
+ * when there was nothing to do. */
 enum mbox_status mbox_journal_recover(int fd, const char *journal_path,
     char *err, size_t errsz);
 

@@ -506,15 +506,14 @@ mbox_open_snapshot(const char *path, const struct mbox_opts *o,
 	s = mbox_lock_acquire(&lk, mb->fd, path, &o->lock, err, errsz);
 	if (s != MBOX_OK)
 		goto out;
-	if (access(mb->journal_path, F_OK) == 0) {
-		if (!mb->writable) {
+	if (!mb->writable) {
+		if (access(mb->journal_path, F_OK) == 0) {
 			snprintf(err, errsz, "an interrupted expunge needs "
 			    "recovery but the mbox is read-only");
 			s = MBOX_TEMP;
-		} else
-			s = mbox_journal_recover(mb->fd, mb->journal_path, err,
-			    errsz);
-	}
+		}
+	} else
+		s = mbox_journal_recover(mb->fd, mb->journal_path, err, errsz);
 	if (s == MBOX_OK)
 		s = mbox_append_recover(mb->fd, mb->writable, mb->append_path,
 		    mb->journal_path, false, err, errsz);
@@ -923,8 +922,7 @@ mbox_append(const char *path, const struct mbox_opts *o, const char *sender,
 		mbox_close(&mb);
 		return s;
 	}
-	if (access(mb->journal_path, F_OK) == 0)
-		s = mbox_journal_recover(mb->fd, mb->journal_path, err, errsz);
+	s = mbox_journal_recover(mb->fd, mb->journal_path, err, errsz);
 	if (s == MBOX_OK)
 		s = mbox_append_recover(mb->fd, true, mb->append_path,
 		    mb->journal_path, false, err, errsz);
