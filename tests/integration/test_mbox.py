@@ -105,3 +105,56 @@ def test_kill9_during_mbox_expunge(servers, tmp_path, trial):
     assert not list(state.glob("*.posuto-journal*"))
     print("trial %d: DELE %d, removed %d (expunge %.3f s)" % (
         trial, len(dele), N - len(got_ids), span))
+
+
+def deliver_cmd(conf, data, *rcpts):
+    import subprocess
+    from posuto_testlib import posuto_bin
+    p = subprocess.run([posuto_bin(), "deliver", "-c", conf, *rcpts], input=data,
+                       capture_output=True, timeout=120)
+    return p.returncode, p.stderr.decode(errors="replace")
+
+
+def test_stale_and_live_dotlocks(servers, tmp_path):
+    """A dotlock whose pid is dead (an MTA killed mid-delivery) is broken
+    at once; a live one (dotlockfile, as procmail/liblockfile take it) is
+    waited for: the delivery goes in once it is released."""
+    import os
+    import subprocess
+    from posuto_testlib import write_config
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    box = spool / "bob"
+    box.touch()
+    users = [{"UserName": "bob", "Password": PW, "MailboxFormat": "mbox",
+              "MailboxPath": str(spool / "%u")}]
+    cfg = servers.config(users=users)
+    conf = write_config(tmp_path / "d.json", cfg)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (spool / "bob.lock").write_text("%d\n" % dead.pid)
+    rc, err = deliver_cmd(conf, b"Subject: 1\n\none\n", "bob")
+    assert rc == 0, err
+    assert not (spool / "bob.lock").exists()
+    # a live holder: released after a moment, then the delivery goes in
+    lock = spool / "bob.lock"
+    # the holder checks its lock is still its own before it lets go
+    p = subprocess.Popen(["/bin/sh", "-c", 'dotlockfile -p -l -r 0 %s && sleep 2 && '
+                          '[ "$(cat %s)" = "$$" ] && dotlockfile -u %s' % (lock, lock, lock)])
+    try:
+        for _ in range(200):
+            if lock.exists() or p.poll() is not None:
+                break
+            time.sleep(0.02)
+        assert lock.read_text().strip() == str(p.pid)     # a live holder's pid
+        rc, err = deliver_cmd(conf, b"Subject: 2\n\ntwo\n", "bob")
+        assert rc == 0, err
+        assert p.wait(timeout=30) == 0, "posuto broke a live dotlock"
+    finally:
+        p.wait(timeout=30)
+    srv = servers.start(cfg)
+    c = Pop3("127.0.0.1", srv.port)
+    c.must_login("bob", "secret")
+    assert [c.retr(n).split(b"\r\n")[2] for n in (1, 2)] == [b"Subject: 1", b"Subject: 2"]
+    c.quit()
+    assert not os.path.exists(spool / "bob.lock")
