@@ -509,7 +509,10 @@ def test_never_runs_a_program(tmp_path):
                         posuto_bin(), "deliver", "-c", conf, "-f", "a@b.c", "bob", "|true",
                         "$(touch x)@example.com"],
                        input=b"Subject: `touch y`\nTo: |/bin/sh\n\n$(id)\n",
-                       capture_output=True, timeout=120)
+                       capture_output=True, timeout=120,
+                       # LeakSanitizer cannot run under ptrace
+                       env=dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") +
+                                ":detect_leaks=0"))
     assert p.returncode == 67, p.stderr                   # bob got it, the rest unknown
     execs = [ln for ln in trace.read_text().splitlines() if "execve" in ln]
     assert len(execs) == 1 and posuto_bin() in execs[0], execs
