@@ -230,10 +230,11 @@ cmd_deliver(int argc, char **argv, const char *default_config)
 			return EX_USAGE;
 		}
 	}
-	/* A broken config is the administrator's to fix: the MTA keeps
-	 * the mail meanwhile (EX_CONFIG is a temporary failure to it). */
+	/* A broken or unreadable config is the administrator's to fix:
+	 * the MTA must keep the mail meanwhile.  Not EX_CONFIG: Postfix
+	 * (sys_exits.c: 5.3.5) and qmail bounce on 78. */
 	if (config_load(config_path, &cfg, stderr) != 0)
-		return EX_CONFIG;
+		return EX_TEMPFAIL;
 	if ((db = userdb_load(cfg, stderr)) == NULL) {
 		config_free(&cfg);
 		return EX_TEMPFAIL;

@@ -214,9 +214,16 @@ mbox_journal_recover(int fd, const char *jpath, char *err, size_t errsz)
 	unsigned char sum[MBOX_J_HASH];
 	struct stat st;
 	uint64_t app_off, size;
+	char *tmp;
 	int jfd;
 	bool ok;
 
+	/* A journal killed while being written (before its rename) is
+	 * of no use and can be as big as the mbox: we hold the locks, so
+	 * nobody is writing it. */
+	tmp = xasprintf("%s.tmp", jpath);
+	(void)unlink(tmp);
+	free(tmp);
 	jfd = mbox_journal_open(jpath, &h);
 	if (jfd < 0) {
 		if (errno == ENOENT)
@@ -379,11 +386,15 @@ mbox_expunge(struct mbox *mb, const uint8_t *deleted, uint32_t *n_deleted_r,
 	    errsz);
 	if (s != MBOX_OK)
 		goto out;
-	if (access(mb->journal_path, F_OK) == 0) {
-		s = mbox_journal_recover(mb->fd, mb->journal_path, err, errsz);
-		if (s != MBOX_OK)
-			goto unlock;
-	}
+	s = mbox_journal_recover(mb->fd, mb->journal_path, err, errsz);
+	if (s != MBOX_OK)
+		goto unlock;
+	/* A torn append goes first; and a marker emptied without a sync
+	 * must be durably empty before bytes move. */
+	s = mbox_append_recover(mb->fd, true, mb->append_path,
+	    mb->journal_path, true, err, errsz);
+	if (s != MBOX_OK)
+		goto unlock;
 	if (fstat(mb->fd, &st) != 0 || stat(mb->path, &pst) != 0) {
 		snprintf(err, errsz, "stat: %s", strerror(errno));
 		s = MBOX_TEMP;
@@ -476,5 +487,279 @@ out:
 	free(nm);
 	free(rg);
 	free(del);
+	return s;
+}
+
+/* ---- torn appends ---- */
+
+static const char mbox_amark_magic[8] = "PSTMBXA1";
+
+struct mbox_amark_hdr {
+	char magic[8];
+	uint32_t order;
+	uint32_t version;
+	uint64_t dev, ino;
+	uint64_t orig, from_off, end;
+	uint64_t from_len;
+	unsigned char hash[MBOX_J_HASH];
+	unsigned char hdr_hash[MBOX_J_HASH];	/* fields above + From_ */
+};
+
+static void
+mbox_amark_sum(const struct mbox_amark_hdr *h, const char *from,
+    unsigned char out[MBOX_J_HASH])
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned int n = 0;
+
+	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, h, offsetof(struct mbox_amark_hdr,
+	    hdr_hash)) != 1 || EVP_DigestUpdate(ctx, from,
+	    (size_t)h->from_len) != 1 ||
+	    EVP_DigestFinal_ex(ctx, out, &n) != 1 || n != MBOX_J_HASH)
+		abort();
+	EVP_MD_CTX_free(ctx);
+}
+
+bool
+mbox_append_mark_set(const char *apath, const struct mbox_append_mark *m)
+{
+	struct mbox_amark_hdr h;
+	bool created = true, ok;
+	size_t len = sizeof(h) + m->from_len;
+	unsigned char *buf;
+	int fd, e;
+
+	if (m->from_len > MBOX_FROM_MAX + 1) {
+		errno = EINVAL;
+		return false;
+	}
+	fd = open(apath, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    0600);
+	if (fd < 0 && errno == EEXIST) {
+		created = false;
+		fd = open(apath, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return false;
+	memset(&h, 0, sizeof(h));
+	memcpy(h.magic, mbox_amark_magic, 8);
+	h.order = 0x01020304u;
+	h.version = 1;
+	h.dev = m->dev;
+	h.ino = m->ino;
+	h.orig = m->orig;
+	h.from_off = m->from_off;
+	h.end = m->end;
+	h.from_len = m->from_len;
+	memcpy(h.hash, m->hash, MBOX_J_HASH);
+	mbox_amark_sum(&h, m->from, h.hdr_hash);
+	buf = xmalloc(len);
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), m->from, m->from_len);
+	/* One write at offset 0 over an empty file: a power cut leaves an
+	 * empty or a short (invalid) marker, and then no byte of the append
+	 * was written either. */
+	ok = ftruncate(fd, 0) == 0 && mbox_pwrite_full(fd, buf, len, 0) &&
+	    fdatasync(fd) == 0;
+	e = errno;
+	free(buf);
+	close(fd);
+	if (ok && created)
+		ok = mbox_fsync_dir_of(apath);
+	else
+		errno = e;
+	return ok;
+}
+
+bool
+mbox_append_mark_clear(const char *apath, bool sync)
+{
+	int fd = open(apath, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	bool ok;
+
+	if (fd < 0)
+		return errno == ENOENT;
+	ok = ftruncate(fd, 0) == 0 && (!sync || fdatasync(fd) == 0);
+	close(fd);
+	return ok;
+}
+
+/* Reads a valid marker; false if none, empty or invalid (then nothing
+ * was appended under it: see mbox_append_mark_set).  *from_r: malloc'd. */
+static bool
+mbox_amark_read(const char *apath, struct mbox_amark_hdr *h, char **from_r,
+    bool *exists_r)
+{
+	unsigned char sum[MBOX_J_HASH];
+	struct stat st;
+	char *from = NULL;
+	int fd = open(apath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	bool ok;
+
+	*from_r = NULL;
+	*exists_r = fd >= 0;
+	if (fd < 0)
+		return false;
+	ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    (uint64_t)st.st_size > sizeof(*h) &&
+	    mbox_pread_full(fd, h, sizeof(*h), 0) &&
+	    memcmp(h->magic, mbox_amark_magic, 8) == 0 &&
+	    h->order == 0x01020304u && h->version == 1 &&
+	    h->from_len <= MBOX_FROM_MAX + 1 &&
+	    (uint64_t)st.st_size == sizeof(*h) + h->from_len &&
+	    h->orig <= h->from_off && h->from_off <= h->orig + 2 &&
+	    h->from_off + h->from_len <= h->end;
+	if (ok) {
+		from = xmalloc((size_t)h->from_len + 1);
+		ok = mbox_pread_full(fd, from, (size_t)h->from_len, sizeof(*h));
+	}
+	if (ok) {
+		mbox_amark_sum(h, from, sum);
+		ok = memcmp(sum, h->hdr_hash, MBOX_J_HASH) == 0;
+	}
+	close(fd);
+	if (!ok) {
+		free(from);
+		return false;
+	}
+	*from_r = from;
+	return true;
+}
+
+/*
+ * The first From_ line an MTA wrote after our torn message: a "From "
+ * anywhere in [off, size) (after a torn line an MTA that does not check
+ * for a line start glues its From_ line on) whose line passes the
+ * From_-line test; our own body cannot hold one at a line start (it is
+ * quoted).  size if there is none.
+ */
+static uint64_t
+mbox_amark_next_from(int fd, uint64_t off, uint64_t size)
+{
+	const size_t chunk = MBOX_J_CHUNK;
+	char *buf = xmalloc(chunk + MBOX_FROM_MAX + 2);
+	uint64_t pos, found = size;
+
+	for (pos = off; pos < size && found == size; pos += chunk) {
+		size_t want = chunk + MBOX_FROM_MAX + 1, n, i;
+
+		if (want > size - pos)
+			want = (size_t)(size - pos);
+		if (!mbox_pread_full(fd, buf, want, pos))
+			break;
+		n = want < chunk ? want : chunk;
+		for (i = 0; i < n && found == size; i++) {
+			const char *nl;
+
+			if (buf[i] != 'F' || want - i < 5 ||
+			    memcmp(buf + i, "From ", 5) != 0)
+				continue;
+			nl = memchr(buf + i, '\n', want - i);
+			if (nl != NULL && mbox_from_line_ok(buf + i,
+			    (size_t)(nl - (buf + i))))
+				found = pos + i;
+		}
+	}
+	free(buf);
+	return found;
+}
+
+enum mbox_status
+mbox_append_recover(int fd, bool writable, const char *apath,
+    const char *jpath, bool rewrite, char *err, size_t errsz)
+{
+	struct mbox_amark_hdr h;
+	unsigned char sum[MBOX_J_HASH];
+	struct stat st;
+	uint64_t size, have, f;
+	char *from = NULL, *cur = NULL;
+	bool exists, ok = true;
+	enum mbox_status s = MBOX_OK;
+
+	if (!mbox_amark_read(apath, &h, &from, &exists)) {
+		if (exists && rewrite && writable &&
+		    !mbox_append_mark_clear(apath, true)) {
+			snprintf(err, errsz, "append marker %s: %s", apath,
+			    strerror(errno));
+			return MBOX_TEMP;
+		}
+		return MBOX_OK;
+	}
+	if (fstat(fd, &st) != 0) {
+		snprintf(err, errsz, "fstat: %s", strerror(errno));
+		free(from);
+		return MBOX_TEMP;
+	}
+	size = (uint64_t)st.st_size;
+	if (h.dev != (uint64_t)st.st_dev || h.ino != (uint64_t)st.st_ino ||
+	    size <= h.orig)
+		goto clear;		/* another file, or nothing written */
+	if (size >= h.end && mbox_hash_range(fd, h.orig, h.end - h.orig, sum,
+	    MBOX_J_HASH) && memcmp(sum, h.hash, MBOX_J_HASH) == 0)
+		goto clear;		/* complete: only the marker was left */
+	/* Is our From_ line (or its start) there?  If not, the torn bytes
+	 * are gone already (a recovery that moved them was interrupted
+	 * before it emptied the marker): nothing of ours to remove. */
+	have = size > h.from_off ? size - h.from_off : 0;
+	if (have > h.from_len)
+		have = h.from_len;
+	if (have > 0) {
+		cur = xmalloc((size_t)have);
+		if (!mbox_pread_full(fd, cur, (size_t)have, h.from_off)) {
+			snprintf(err, errsz, "read: %s", strerror(errno));
+			s = MBOX_TEMP;
+			goto out;
+		}
+		if (memcmp(cur, from, (size_t)have) != 0)
+			goto clear;
+	}
+	if (!writable) {
+		snprintf(err, errsz, "a torn append needs recovery but the "
+		    "mbox is read-only");
+		s = MBOX_TEMP;
+		goto out;
+	}
+	f = have < h.from_len ? size :
+	    mbox_amark_next_from(fd, h.from_off + h.from_len, size);
+	if (f >= size) {
+		/* Only our torn message: back to the size before it. */
+		ok = ftruncate(fd, (off_t)h.orig) == 0 && fsync(fd) == 0;
+	} else {
+		/* An MTA appended after it (it broke our stale dotlock):
+		 * move its mail down over ours, crash-safely, as an expunge
+		 * does.  The separator newlines before from_off stay. */
+		struct mbox_range rg = { fd, f, size - f };
+		struct mbox_jhdr jh;
+		int jfd;
+
+		memset(&jh, 0, sizeof(jh));
+		jh.dev = h.dev;
+		jh.ino = h.ino;
+		jh.d = h.from_off;
+		jh.orig = size;
+		ok = mbox_journal_write(jpath, fd, &jh, &rg, 1);
+		if (ok) {
+			jfd = mbox_journal_open(jpath, &jh);
+			ok = jfd >= 0 && mbox_journal_apply(fd, jfd, &jh, jpath);
+			if (jfd >= 0)
+				close(jfd);
+		}
+	}
+	if (!ok) {
+		snprintf(err, errsz, "removing a torn append: %s",
+		    strerror(errno));
+		s = MBOX_TEMP;
+		goto out;
+	}
+clear:
+	if (writable && !mbox_append_mark_clear(apath, true)) {
+		snprintf(err, errsz, "append marker %s: %s", apath,
+		    strerror(errno));
+		s = MBOX_TEMP;
+	}
+out:
+	free(cur);
+	free(from);
 	return s;
 }

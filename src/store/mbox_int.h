@@ -22,6 +22,7 @@ struct mbox {
 	char *path;
 	char *index_path;
 	char *journal_path;
+	char *append_path;	/* <prefix>.posuto-append: torn appends */
 	struct mbox_opts opts;
 	int fd;			/* -1: no file (empty mailbox) */
 	bool writable;
@@ -69,9 +70,44 @@ void mbox_assign_uidls(const struct mbox_msg *msgs, size_t n,
 uint32_t *mbox_sorted(const struct mbox_msg *msgs, size_t n);
 
 /* mbox_expunge.c: runs the recovery if journal_path exists (lock held,
- * fd writable).  MBOX_OK also when there was nothing to do. */
+ * fd writable), and removes a journal.tmp a crash left.  MBOX_OK also
+ * when there was nothing to do. */
 enum mbox_status mbox_journal_recover(int fd, const char *journal_path,
     char *err, size_t errsz);
+
+/*
+ * The append marker (<prefix>.posuto-append), so that an append killed
+ * part way never leaves a torn message at the end of the mbox: written
+ * and fdatasync'd before the first byte is appended, emptied (no sync)
+ * once the append is durable.  It says where the append started (orig,
+ * and from_off where its From_ line goes after the separator newlines),
+ * where it ends once complete and the hash of those bytes, and the
+ * From_ line itself.
+ */
+struct mbox_append_mark {
+	uint64_t dev, ino;
+	uint64_t orig, from_off, end;
+	unsigned char hash[32];		/* SHA-256 of [orig, end) */
+	const char *from;		/* the From_ line, with its LF */
+	size_t from_len;
+};
+/* false with errno on failure. */
+bool mbox_append_mark_set(const char *apath, const struct mbox_append_mark *m);
+/* Empties the marker; sync: durably (before the file is rewritten). */
+bool mbox_append_mark_clear(const char *apath, bool sync);
+/*
+ * Under the locks, with fd open for writing when writable: if the marker
+ * names an append that did not complete, removes what it wrote (the
+ * tail, or, if an MTA appended after it, only its bytes, by a journal
+ * rewrite), then empties the marker durably.  MBOX_OK also when there
+ * was nothing to do; MBOX_TEMP if there was and the mbox is read-only or
+ * writing failed.  Call it after mbox_journal_recover().  rewrite: the
+ * caller is about to move bytes (expunge): an emptied marker is made
+ * durable first, so a power cut cannot bring back a stale one that
+ * would then describe bytes that moved.
+ */
+enum mbox_status mbox_append_recover(int fd, bool writable, const char *apath,
+    const char *jpath, bool rewrite, char *err, size_t errsz);
 
 /*
  * Test hook: the n-th crash point (file write, fsync, rename, truncate,

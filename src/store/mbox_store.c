@@ -457,6 +457,7 @@ mbox_new(const char *path, const struct mbox_opts *o)
 	mb->path = xstrdup(path);
 	mb->index_path = xasprintf("%s.posuto-index", prefix);
 	mb->journal_path = xasprintf("%s.posuto-journal", prefix);
+	mb->append_path = xasprintf("%s.posuto-append", prefix);
 	mb->opts = *o;
 	mb->opts.state_prefix = NULL;	/* not kept: the paths are */
 	mb->fd = -1;
@@ -505,15 +506,17 @@ mbox_open_snapshot(const char *path, const struct mbox_opts *o,
 	s = mbox_lock_acquire(&lk, mb->fd, path, &o->lock, err, errsz);
 	if (s != MBOX_OK)
 		goto out;
-	if (access(mb->journal_path, F_OK) == 0) {
-		if (!mb->writable) {
+	if (!mb->writable) {
+		if (access(mb->journal_path, F_OK) == 0) {
 			snprintf(err, errsz, "an interrupted expunge needs "
 			    "recovery but the mbox is read-only");
 			s = MBOX_TEMP;
-		} else
-			s = mbox_journal_recover(mb->fd, mb->journal_path, err,
-			    errsz);
-	}
+		}
+	} else
+		s = mbox_journal_recover(mb->fd, mb->journal_path, err, errsz);
+	if (s == MBOX_OK)
+		s = mbox_append_recover(mb->fd, mb->writable, mb->append_path,
+		    mb->journal_path, false, err, errsz);
 	if (s == MBOX_OK && fstat(mb->fd, &st) != 0) {
 		snprintf(err, errsz, "fstat: %s", strerror(errno));
 		s = MBOX_TEMP;
@@ -548,6 +551,7 @@ mbox_close(struct mbox **mbp)
 	free(mb->path);
 	free(mb->index_path);
 	free(mb->journal_path);
+	free(mb->append_path);
 	free(mb->msgs);
 	free(mb->uidl);
 	free(mb);
@@ -768,7 +772,9 @@ mbox_msg_reader_close(struct mbox_reader **rp)
 /* ---- append ---- */
 
 struct mbox_out {
-	int fd;
+	int fd;			/* -1: only count and hash (the first pass) */
+	EVP_MD_CTX *md;		/* NULL: do not hash */
+	uint64_t total;
 	unsigned char buf[MBOX_IO_CHUNK];
 	size_t len;
 	bool failed;
@@ -782,7 +788,10 @@ mbox_out_flush(struct mbox_out *w)
 	size_t len = w->len;
 
 	w->len = 0;
-	while (!w->failed && len > 0) {
+	if (w->md != NULL && len > 0 && EVP_DigestUpdate(w->md, b, len) != 1)
+		abort();
+	w->total += len;
+	while (w->fd >= 0 && !w->failed && len > 0) {
 		ssize_t n = write(w->fd, b, len);
 
 		if (n < 0 && errno == EINTR)
@@ -844,69 +853,21 @@ mbox_from_line(char *buf, size_t bufsz, const char *sender, time_t when)
 	return n < 0 ? 0 : (size_t)n;
 }
 
-enum mbox_status
-mbox_append(const char *path, const struct mbox_opts *o, const char *sender,
-    time_t when, mbox_read_fn rd, void *ctx, char *err, size_t errsz)
+/* Everything one append writes: separator repair, From_ line, the
+ * quoted message, its final newline and the blank line. */
+static void
+mbox_append_emit(struct mbox_out *w, const char *repair, const char *from,
+    size_t from_len, mbox_read_fn rd, void *ctx)
 {
-	struct mbox *mb = mbox_new(path, o);
-	struct mbox_out *w = NULL;
+	unsigned char *in = xmalloc(MBOX_IO_CHUNK);
+	unsigned char *qb = xmalloc(2 * MBOX_IO_CHUNK + MBOX_UNQUOTE_SLACK);
+	unsigned char last = '\n';
 	struct mbox_quote q;
-	struct mbox_lock lk;
-	unsigned char *in = NULL, *qb = NULL, last = '\n';
-	unsigned char tail[3];
-	char from[600];
-	struct stat st;
-	enum mbox_status s;
-	off_t orig;
 	ssize_t n;
 	size_t k;
 
-	s = mbox_open_fd(mb, O_CREAT | O_APPEND, 0600, err, errsz);
-	if (s == MBOX_OK && !mb->writable) {
-		snprintf(err, errsz, "open: %s", strerror(EACCES));
-		s = MBOX_TEMP;
-	}
-	if (s != MBOX_OK) {
-		mbox_close(&mb);
-		return s;
-	}
-	s = mbox_lock_acquire(&lk, mb->fd, path, &o->lock, err, errsz);
-	if (s != MBOX_OK) {
-		mbox_close(&mb);
-		return s;
-	}
-	if (access(mb->journal_path, F_OK) == 0)
-		s = mbox_journal_recover(mb->fd, mb->journal_path, err, errsz);
-	if (s == MBOX_OK && fstat(mb->fd, &st) != 0) {
-		snprintf(err, errsz, "fstat: %s", strerror(errno));
-		s = MBOX_TEMP;
-	}
-	if (s != MBOX_OK)
-		goto done;
-	orig = st.st_size;
-	w = xmalloc(sizeof(*w));
-	w->fd = mb->fd;
-	w->len = 0;
-	w->failed = false;
-	w->err = 0;
-	/* The From_ line must follow a blank line to be one: repair a file
-	 * that does not end in one (else our message joins the last). */
-	if (orig > 0) {
-		size_t tl = orig >= 3 ? 3 : (size_t)orig;
-
-		if (!mbox_pread_full(mb->fd, tail, tl, (uint64_t)orig - tl)) {
-			w->failed = true;
-			w->err = errno;
-		} else if (tail[tl - 1] != '\n')
-			mbox_out_put(w, "\n\n", 2);
-		else if (!(tl >= 2 && tail[tl - 2] == '\n') &&
-		    !(tl == 3 && memcmp(tail, "\n\r\n", 3) == 0))
-			mbox_out_put(w, "\n", 1);
-	}
-	k = mbox_from_line(from, sizeof(from), sender, when);
-	mbox_out_put(w, from, k);
-	in = xmalloc(MBOX_IO_CHUNK);
-	qb = xmalloc(2 * MBOX_IO_CHUNK + MBOX_UNQUOTE_SLACK);
+	mbox_out_put(w, repair, strlen(repair));
+	mbox_out_put(w, from, from_len);
 	mbox_quote_init(&q);
 	while (!w->failed && (n = rd(ctx, in, MBOX_IO_CHUNK)) != 0) {
 		if (n < 0) {
@@ -924,6 +885,120 @@ mbox_append(const char *path, const struct mbox_opts *o, const char *sender,
 		mbox_out_put(w, "\n", 1);
 	mbox_out_put(w, "\n", 1);
 	mbox_out_flush(w);
+	free(in);
+	free(qb);
+}
+
+enum mbox_status
+mbox_append(const char *path, const struct mbox_opts *o, const char *sender,
+    time_t when, mbox_read_fn rd, mbox_rewind_fn rw, void *ctx, char *err,
+    size_t errsz)
+{
+	struct mbox *mb = mbox_new(path, o);
+	struct mbox_out *w = NULL;
+	struct mbox_append_mark mk;
+	struct mbox_lock lk;
+	unsigned char tail[3];
+	const char *repair = "";
+	char from[600];
+	struct stat st;
+	enum mbox_status s;
+	bool marked = false;
+	unsigned int mdlen = 0;
+	off_t orig;
+	size_t k;
+
+	s = mbox_open_fd(mb, O_CREAT | O_APPEND, 0600, err, errsz);
+	if (s == MBOX_OK && !mb->writable) {
+		snprintf(err, errsz, "open: %s", strerror(EACCES));
+		s = MBOX_TEMP;
+	}
+	if (s != MBOX_OK) {
+		mbox_close(&mb);
+		return s;
+	}
+	s = mbox_lock_acquire(&lk, mb->fd, path, &o->lock, err, errsz);
+	if (s != MBOX_OK) {
+		mbox_close(&mb);
+		return s;
+	}
+	s = mbox_journal_recover(mb->fd, mb->journal_path, err, errsz);
+	if (s == MBOX_OK)
+		s = mbox_append_recover(mb->fd, true, mb->append_path,
+		    mb->journal_path, false, err, errsz);
+	if (s == MBOX_OK && fstat(mb->fd, &st) != 0) {
+		snprintf(err, errsz, "fstat: %s", strerror(errno));
+		s = MBOX_TEMP;
+	}
+	if (s != MBOX_OK)
+		goto done;
+	orig = st.st_size;
+	w = xcalloc(1, sizeof(*w));
+	/* The From_ line must follow a blank line to be one: repair a file
+	 * that does not end in one (else our message joins the last). */
+	if (orig > 0) {
+		size_t tl = orig >= 3 ? 3 : (size_t)orig;
+
+		if (!mbox_pread_full(mb->fd, tail, tl, (uint64_t)orig - tl)) {
+			snprintf(err, errsz, "read: %s", strerror(errno));
+			s = MBOX_TEMP;
+			goto done;
+		} else if (tail[tl - 1] != '\n')
+			repair = "\n\n";
+		else if (!(tl >= 2 && tail[tl - 2] == '\n') &&
+		    !(tl == 3 && memcmp(tail, "\n\r\n", 3) == 0))
+			repair = "\n";
+	}
+	k = mbox_from_line(from, sizeof(from), sender, when);
+	memset(&mk, 0, sizeof(mk));
+	mk.dev = (uint64_t)st.st_dev;
+	mk.ino = (uint64_t)st.st_ino;
+	mk.orig = (uint64_t)orig;
+	mk.from_off = mk.orig + strlen(repair);
+	mk.end = UINT64_MAX;	/* unknown: a left marker means torn */
+	mk.from = from;
+	mk.from_len = k;
+	if (rw != NULL) {
+		/* First pass: the length and hash of what will be written,
+		 * so that recovery can tell a complete append from a torn
+		 * one whatever became of the marker. */
+		w->fd = -1;
+		w->md = EVP_MD_CTX_new();
+		if (w->md == NULL ||
+		    EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) != 1)
+			abort();
+		mbox_append_emit(w, repair, from, k, rd, ctx);
+		if (!w->failed && EVP_DigestFinal_ex(w->md, mk.hash,
+		    &mdlen) != 1)
+			abort();
+		EVP_MD_CTX_free(w->md);
+		w->md = NULL;
+		if (w->failed) {
+			snprintf(err, errsz, "append: %s", strerror(w->err));
+			s = MBOX_TEMP;
+			goto done;
+		}
+		mk.end = mk.orig + w->total;
+		rw(ctx);
+		memset(w, 0, sizeof(*w));
+	}
+	w->fd = mb->fd;
+	/* Marked before the first byte: a kill or a power cut mid-append
+	 * leaves a marker, and the next open, append or expunge removes
+	 * the torn message before anyone reads it.  Where the state
+	 * directory is not ours to write, go on as Postfix does, without. */
+	marked = mbox_append_mark_set(mb->append_path, &mk);
+	if (!marked && errno != EACCES && errno != EPERM && errno != EROFS) {
+		snprintf(err, errsz, "append marker %s: %s", mb->append_path,
+		    strerror(errno));
+		s = MBOX_TEMP;
+		goto done;
+	}
+	mbox_append_emit(w, repair, from, k, rd, ctx);
+	if (!w->failed && rw != NULL && mk.orig + w->total != mk.end) {
+		w->failed = true;	/* the spool changed between passes */
+		w->err = EIO;
+	}
 	if (!w->failed && fsync(mb->fd) != 0) {
 		w->failed = true;
 		w->err = errno;
@@ -931,15 +1006,23 @@ mbox_append(const char *path, const struct mbox_opts *o, const char *sender,
 	if (w->failed) {
 		/* Postfix's rule: no partial message stays behind. */
 		snprintf(err, errsz, "append: %s", strerror(w->err));
-		if (ftruncate(mb->fd, orig) != 0 || fsync(mb->fd) != 0)
+		if (ftruncate(mb->fd, orig) != 0 || fsync(mb->fd) != 0) {
 			snprintf(err, errsz, "append: %s; truncating back "
 			    "failed: %s", strerror(w->err), strerror(errno));
+			marked = false;	/* left for the recovery */
+		}
+		s = MBOX_TEMP;
+	}
+	/* Without the first pass a marker left behind reads as torn, so
+	 * its end must be durable before we say the mail is delivered. */
+	if (marked && !mbox_append_mark_clear(mb->append_path, rw == NULL) &&
+	    s == MBOX_OK) {
+		snprintf(err, errsz, "append marker %s: %s", mb->append_path,
+		    strerror(errno));
 		s = MBOX_TEMP;
 	}
 done:
 	mbox_lock_release(&lk);
-	free(in);
-	free(qb);
 	free(w);
 	mbox_close(&mb);
 	return s;

@@ -12,6 +12,8 @@
  *   <prefix>.posuto-journal  the expunge journal; it MUST be found again
  *                            after a crash, so every open, append and
  *                            expunge of one mbox must use the same prefix.
+ *   <prefix>.posuto-append   the append in progress (empty when none); the
+ *                            same rule.
  *
  * UIDL: 24 hex digits of the message digest (SHA-256 of its From_ line,
  * with sender and delivery time, and its stored bytes), plus "-k" for the
@@ -94,6 +96,8 @@ void mbox_msg_reader_close(struct mbox_reader **r);
 
 /* Reads message bytes for mbox_append(): > 0, 0 at end, -1 on error. */
 typedef ssize_t (*mbox_read_fn)(void *ctx, void *buf, size_t len);
+/* Starts the reading over from the first byte (may be NULL: see below). */
+typedef void (*mbox_rewind_fn)(void *ctx);
 
 /*
  * Appends one message to the mbox at path (created 0600 if missing),
@@ -102,11 +106,15 @@ typedef ssize_t (*mbox_read_fn)(void *ctx, void *buf, size_t len);
  * mboxrd quoting, a final newline if it lacks one, and a blank line;
  * then fsync.  MBOX_OK only once durable.  On any error (read error,
  * disk full, fsync) the file is truncated back to its old size, so no
- * partial message remains, and MBOX_TEMP is returned.
+ * partial message remains, and MBOX_TEMP is returned.  A kill or power
+ * cut part way leaves <prefix>.posuto-append saying so, and the next
+ * open, append or expunge removes the torn message first.  With rw the
+ * message is read twice (length and hash first: one fsync fewer); with
+ * rw NULL once.
  */
 enum mbox_status mbox_append(const char *path, const struct mbox_opts *o,
-    const char *sender, time_t when, mbox_read_fn rd, void *ctx,
-    char *err, size_t errsz);
+    const char *sender, time_t when, mbox_read_fn rd, mbox_rewind_fn rw,
+    void *ctx, char *err, size_t errsz);
 
 /*
  * Removes the messages with deleted[idx] != 0 (RFC 1939 UPDATE), under

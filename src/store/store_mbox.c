@@ -506,6 +506,14 @@ mbox_spool_read(void *ctx, void *buf, size_t len)
 }
 
 static void
+mbox_spool_rewind(void *ctx)
+{
+	struct store_mbox_delivery *d = ctx;
+
+	d->rd_off = 0;
+}
+
+static void
 mbox_drv_deliver_abort(struct store_delivery *pub)
 {
 	struct store_mbox_delivery *d = (struct store_mbox_delivery *)pub;
@@ -530,8 +538,8 @@ mbox_drv_deliver_commit(struct store_delivery *pub, char *id, size_t idsz)
 
 	if (!d->failed) {
 		mbox_store_opts(&o, &prefix, d->path);
-		ms = mbox_append(d->path, &o, d->sender, now, mbox_spool_read, d,
-		    why, sizeof(why));
+		ms = mbox_append(d->path, &o, d->sender, now, mbox_spool_read,
+		    mbox_spool_rewind, d, why, sizeof(why));
 		free(prefix);
 		if (ms != MBOX_OK)
 			log_msg(LOG_LVL_ERROR, "mbox %s: %s", d->path, why);

@@ -225,3 +225,41 @@ def test_first_delivery_into_maildir_being_made(lmtp_server, tmp_path):
     assert len(list((box / "new").iterdir())) == 1
     (box / "cur").mkdir(exist_ok=True)
     assert [strip_trace(m) for m in pop_all(srv.pop_port, "alice")] == [MSG]
+
+
+def test_disk_full_for_one_recipient_only(tmp_path):
+    """One recipient's mailbox on a full disk: a 4xx for that one (Postfix
+    retries it alone), 250 for the other, and nothing half-written."""
+    import subprocess
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs")
+    srv = None
+    try:
+        (mnt / "alice").mkdir()
+        pop_port, lmtp_port = free_port(), free_port()
+        cfg = base_config(pop_port, tmp_path / "mail", users=[
+            {"UserName": "alice", "Password": PW, "MailboxPath": str(mnt / "alice"),
+             "MailboxFormat": "maildir"},
+            {"UserName": "bob", "Password": PW}])
+        cfg["Pop3Server"]["Listen"] = [
+            {"Address": "127.0.0.1", "Port": pop_port},
+            {"Address": "127.0.0.1", "Port": lmtp_port, "Protocol": "lmtp",
+             "MaxMessageSize": 4000000}]
+        srv = Server(tmp_path, cfg).start()
+        srv.pop_port = pop_port
+        big = b"Subject: big\r\n\r\n" + (b"x" * 70 + b"\r\n") * 8000
+        c = smtplib.LMTP("127.0.0.1", lmtp_port, timeout=60)
+        c.ehlo("client.example")
+        replies = lmtp_send(c, "s@example.org", ["alice@example.com", "bob@example.com"], big)
+        c.quit()
+        assert [r[0] // 100 for r in replies] == [4, 2], replies
+        assert [list((mnt / "alice" / d).iterdir()) for d in ("new", "cur", "tmp")] == [[], [], []]
+        assert [strip_trace(m) for m in pop_all(pop_port, "bob")] == [big]
+        assert pop_all(pop_port, "alice") == []
+    finally:
+        if srv is not None:
+            srv.stop()
+        subprocess.run(["umount", str(mnt)])

@@ -2,8 +2,9 @@
 instance on a loopback port, its own config and queue directories, started
 and stopped by the test.  Each case sends with smtplib, waits (bounded) for
 the delivery and fetches with poplib: byte-identical apart from the trace
-headers.  (LMTP comes with the LMTP listener.)  The instance itself:
-postfix_instance.py."""
+headers: (1) local(8) into Maildir, (2) mailbox_command, (3) a pipe
+transport, (4) LMTP into posuto's listener on a unix socket and on TCP,
+(5) local(8) into an mbox.  The instance itself: postfix_instance.py."""
 
 import os
 import pathlib
@@ -223,8 +224,10 @@ def test_postfix_pipe_transport(servers, world):
 
 
 def test_postfix_local_mbox(servers, world):
-    """(5) Postfix's local(8) appends to the mbox spool while POP3 sessions
-    read and delete: nothing lost, nothing duplicated."""
+    """(5) Postfix's local(8) appends to the mbox spool (fcntl + dotlock)
+    from several SMTP sessions at once, posuto deliver appends to the same
+    mbox meanwhile, and POP3 sessions read, DELE and QUIT (posuto's
+    expunge) all along: nothing lost, nothing duplicated, nothing torn."""
     top, user, home, postfix = world
     spool = top / "spool"
     spool.mkdir()
@@ -232,31 +235,144 @@ def test_postfix_local_mbox(servers, world):
     state = top / "state"
     state.mkdir()
     srv, pf, conf, _ = run_case(
-        servers, world, lambda conf: {"mail_spool_directory": str(spool)},
+        servers, world, lambda conf: {"mail_spool_directory": str(spool),
+                                      "mailbox_delivery_lock": "fcntl, dotlock"},
         {user: {"MailboxPath": str(spool / "%u"), "MailboxFormat": "mbox"}}, user,
         extra_cfg={"MboxStateDirectory": str(state)})
-    N = 40
+    SMTP_THREADS, DELIVER_THREADS, PER = 4, 2, 15
     errors = []
 
-    def sender():
+    def smtp_sender(k):
         try:
-            for i in range(N):
-                pf.send("%s@%s" % (user, DOMAIN), message(100 + i))
+            for i in range(PER):
+                pf.send("%s@%s" % (user, DOMAIN), message(100 + k * PER + i))
         except Exception as e:   # reported below, not lost in the thread
             errors.append(e)
 
-    t = threading.Thread(target=sender)
-    t.start()
+    def posuto_sender(k):
+        for i in range(PER):
+            n = 500 + k * PER + i
+            p = subprocess.run([posuto_bin(), "deliver", "-c", conf, "-f",
+                                "sender@example.org", user], input=message(n),
+                               capture_output=True, timeout=120)
+            if p.returncode != 0:
+                errors.append((n, p.returncode, p.stderr))
+
+    threads = [threading.Thread(target=smtp_sender, args=(k,)) for k in range(SMTP_THREADS)]
+    threads += [threading.Thread(target=posuto_sender, args=(k,))
+                for k in range(DELIVER_THREADS)]
+    for t in threads:
+        t.start()
+    want = sorted([message(1)] + [message(100 + i) for i in range(SMTP_THREADS * PER)] +
+                  [message(500 + i) for i in range(DELIVER_THREADS * PER)])
     seen = []
-    for _ in range(1200):        # bounded: ~2 min of polls
+    for _ in range(2400):        # bounded: ~4 min of polls
         try:
             seen += [strip_trace(m) for m in retr_all(srv.port, user, dele=True)]
         except poplib.error_proto:
             pass
-        if not t.is_alive() and len(seen) >= N + 1:
+        if not any(t.is_alive() for t in threads) and len(seen) >= len(want):
             break
         time.sleep(0.1)
-    t.join(60)
+    for t in threads:
+        t.join(60)
     assert not errors, errors
-    want = sorted([message(1)] + [message(100 + i) for i in range(N)])
     assert sorted(seen) == want, pf.log()[-3000:]
+    assert (spool / user).stat().st_size == 0
+    assert not list(spool.glob("*.lock"))
+
+def test_postfix_defers_on_broken_config(servers, world):
+    """posuto deliver as mailbox_command with a broken config: Postfix
+    defers (exit 75) and delivers once the config is fixed; 78 would
+    have bounced the mail (Postfix's sys_exits: EX_CONFIG is 5.3.5)."""
+    top, user, home, postfix = world
+    port = free_port()
+    conf = posuto_conf(top, {user: {"MailboxPath": str(home / "Maildir"),
+                                    "MailboxFormat": "maildir"}}, port)
+    good = pathlib.Path(conf).read_text()
+    import json
+    broken = json.loads(good)
+    broken["Pop3Server"]["TimeOut"] = "soon"      # an error, not a warning
+    pathlib.Path(conf).write_text(json.dumps(broken))
+    pf = postfix(mailbox_command='%s deliver -c %s -f "$SENDER" -a "$RECIPIENT" "$USER"' % (
+        posuto_bin(), conf)).start()
+    pf.send("%s@%s" % (user, DOMAIN), message(7))
+    m = wait_log(pf, r"to=<%s@%s>.*status=(\w+)" % (re.escape(user), re.escape(DOMAIN)))
+    assert m.group(1) == "deferred", m.group(0)
+    pathlib.Path(conf).write_text(good)
+    srv = start_posuto(servers, conf)
+    got = wait_pop(srv.port, user, pf)
+    assert [strip_trace(g) for g in got] == [message(7)]
+    assert "status=bounced" not in pf.log()
+
+
+def lmtp_listeners(cfg, sock=None, port=None):
+    """README's LMTP recipe: a unix socket Postfix's lmtp(8) (running as
+    postfix, not chrooted here) may connect to, or a TCP port."""
+    listen = [{"Address": "127.0.0.1", "Port": cfg["Pop3Server"]["Port"]}]
+    if sock is not None:
+        listen.append({"Path": str(sock), "Protocol": "lmtp", "Mode": "0660",
+                       "Group": "postfix"})
+    if port is not None:
+        listen.append({"Address": "127.0.0.1", "Port": port, "Protocol": "lmtp"})
+    cfg["Pop3Server"]["Listen"] = listen
+    return cfg
+
+
+def lmtp_case(servers, world, via):
+    import json
+    top, user, home, postfix = world
+    port = free_port()
+    conf = posuto_conf(top, {user: {}, "vu": {}}, port)
+    cfg = json.loads(pathlib.Path(conf).read_text())
+    run = top / "run"
+    run.mkdir(exist_ok=True)
+    sock, lport = run / "lmtp", free_port()
+    if via == "unix":
+        lmtp_listeners(cfg, sock=sock)
+        pf = postfix(mailbox_transport="lmtp:unix:%s" % sock).start()
+        rcpt, who = "%s@%s" % (user, DOMAIN), user
+    else:
+        lmtp_listeners(cfg, port=lport)
+        pf = postfix(virtual_mailbox_domains="v." + DOMAIN,
+                     virtual_mailbox_maps="static:OK",
+                     virtual_transport="lmtp:inet:127.0.0.1:%d" % lport).start()
+        rcpt, who = "vu@v." + DOMAIN, "vu"
+    srv = servers.start(cfg)
+    if via == "unix":
+        st = os.stat(sock)
+        assert oct(st.st_mode & 0o777) == "0o660"
+        assert st.st_gid == pwd.getpwnam("postfix").pw_gid
+    for i in (41, 42):
+        pf.send(rcpt, message(i))
+    got = wait_pop(srv.port, who, pf, n=2)
+    assert sorted(strip_trace(g) for g in got) == [message(41), message(42)], pf.log()[-3000:]
+    for g in got:
+        assert_one_trace(g)
+        assert b"\r\nDelivered-To: <%s>\r\n" % rcpt.encode() in g
+    assert re.search(r"to=<%s>, relay=[^,]*(lmtp|127\.0\.0\.1\[127\.0\.0\.1\]:%d)[^,]*,.*status=sent"
+                     % (re.escape(rcpt), lport), pf.log()), pf.log()[-3000:]
+    # a recipient posuto does not know: its LMTP 550 makes Postfix bounce
+    bad = ("nobody-here@%s" % DOMAIN) if via == "unix" else ("nobody@v." + DOMAIN)
+    if via == "unix":
+        subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", "nobody-here"],
+                       capture_output=True)
+    try:
+        pf.send(bad, message(43))
+        m = wait_log(pf, r"to=<%s>.*status=(\w+).*" % re.escape(bad))
+        assert m.group(1) == "bounced", m.group(0)
+        assert "said: 550" in m.group(0), m.group(0)     # posuto's answer
+    finally:
+        if via == "unix":
+            subprocess.run(["userdel", "nobody-here"], capture_output=True)
+    return srv, pf
+
+
+def test_postfix_lmtp_unix_socket(servers, world):
+    """(4a) mailbox_transport = lmtp:unix:PATH into posuto's listener."""
+    lmtp_case(servers, world, "unix")
+
+
+def test_postfix_lmtp_tcp(servers, world):
+    """(4b) virtual_transport = lmtp:inet:127.0.0.1:PORT."""
+    lmtp_case(servers, world, "tcp")

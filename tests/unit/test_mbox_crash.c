@@ -317,6 +317,15 @@ test_kill_during_expunge(void **state)
 		if (t % 5 == 0)
 			crash_recovery(1 + (unsigned)(t / 5) % 9);
 		check_mailbox(del, mta, &applied, &not_applied);
+		/* a journal killed before its rename is not left lying
+		 * about (it can be as big as the mbox) */
+		{
+			char jtmp[400];
+
+			snprintf(jtmp, sizeof(jtmp), "%s.posuto-journal.tmp",
+			    mbox);
+			assert_true(access(jtmp, F_OK) != 0);
+		}
 	}
 	/* both outcomes were really exercised */
 	print_message("expunge applied %u, not applied %u of %d trials\n",

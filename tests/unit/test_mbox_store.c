@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "store/mbox_int.h"
 #include "store/mbox_store.h"
 
 static char dir[256], mbox[300];
@@ -198,7 +199,7 @@ append(const char *body)
 	mbox_opts_init(&o);
 	o.lock.timeout_ms = 5000;
 	if (mbox_append(mbox, &o, "sender@example.org", time(NULL),
-	    str_reader, &p, err, sizeof(err)) != MBOX_OK)
+	    str_reader, NULL, &p, err, sizeof(err)) != MBOX_OK)
 		fail_msg("append: %s", err);
 }
 
@@ -272,7 +273,7 @@ test_append_failure_truncates(void **state)
 	before = read_file(mbox, &blen);
 	mbox_opts_init(&o);
 	assert_int_equal(mbox_append(mbox, &o, "s", time(NULL),
-	    failing_reader, &calls, err, sizeof(err)), MBOX_TEMP);
+	    failing_reader, NULL, &calls, err, sizeof(err)), MBOX_TEMP);
 	after = read_file(mbox, &alen);
 	assert_int_equal(alen, blen);
 	assert_memory_equal(after, before, blen);
@@ -290,8 +291,8 @@ test_append_failure_truncates(void **state)
 		memset(big, 'y', sizeof(big) - 1);
 		big[sizeof(big) - 1] = '\0';
 		setrlimit(RLIMIT_FSIZE, &rl);
-		_exit(mbox_append(mbox, &o, "s", time(NULL), str_reader, &p,
-		    err, sizeof(err)) == MBOX_TEMP ? 0 : 1);
+		_exit(mbox_append(mbox, &o, "s", time(NULL), str_reader, NULL,
+		    &p, err, sizeof(err)) == MBOX_TEMP ? 0 : 1);
 	}
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
@@ -642,6 +643,197 @@ test_concurrent_appends(void **state)
 	mbox_close(&mb);
 }
 
+/* A reader that can start over and kills its process on the second
+ * pass (the one that writes) after kill_at bytes. */
+struct kill_reader {
+	const char *data;
+	size_t len, off, kill_at;
+	int pass;
+};
+
+static ssize_t
+kill_read(void *ctx, void *buf, size_t len)
+{
+	struct kill_reader *k = ctx;
+	size_t n = k->len - k->off;
+
+	if (k->pass == 1 && k->off >= k->kill_at)
+		raise(SIGKILL);
+	if (n > len)
+		n = len;
+	if (n > 4096)
+		n = 4096;
+	memcpy(buf, k->data + k->off, n);
+	k->off += n;
+	return (ssize_t)n;
+}
+
+static void
+kill_rewind(void *ctx)
+{
+	struct kill_reader *k = ctx;
+
+	k->off = 0;
+	k->pass++;
+}
+
+static char *
+big_body(size_t lines)
+{
+	char *b = malloc(lines * 16 + 32), *p = b;
+
+	memcpy(p, "Subject: torn\n\n", 15);
+	p += 15;
+	for (size_t i = 0; i < lines; i++)
+		p += snprintf(p, 32, "line %09zu\n", i);
+	return b;
+}
+
+/* Appends body in a child killed after kill_at bytes of the writing
+ * pass; returns the mbox size it left. */
+static off_t
+torn_append(const char *body, size_t kill_at)
+{
+	struct stat st;
+	int status;
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct kill_reader k = { body, strlen(body), 0, kill_at, 0 };
+		struct mbox_opts o;
+		char err[256];
+
+		mbox_opts_init(&o);
+		(void)mbox_append(mbox, &o, "s@example.org", time(NULL),
+		    kill_read, kill_rewind, &k, err, sizeof(err));
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	assert_int_equal(stat(mbox, &st), 0);
+	return st.st_size;
+}
+
+static void
+test_torn_append_is_removed(void **state)
+{
+	char *before, *after, *body = big_body(40000), marker[400], *w;
+	struct mbox *mb;
+	struct stat st;
+	size_t blen, alen, len;
+
+	(void)state;
+	append("Subject: keep\n\nx\n");
+	before = read_file(mbox, &blen);
+	/* killed with part of the message written: a reader never sees
+	 * it, the file is what it was */
+	assert_true((size_t)torn_append(body, 300000) > blen);
+	snprintf(marker, sizeof(marker), "%s.posuto-append", mbox);
+	assert_int_equal(stat(marker, &st), 0);
+	assert_true(st.st_size > 0);
+	mb = open_ok();
+	assert_int_equal(mbox_msg_count(mb), 1);
+	mbox_close(&mb);
+	after = read_file(mbox, &alen);
+	assert_int_equal(alen, blen);
+	assert_memory_equal(after, before, blen);
+	free(after);
+	assert_int_equal(stat(marker, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	/* killed again, then the next append removes it itself and the
+	 * new message stands on its own */
+	assert_true((size_t)torn_append(body, 100000) > blen);
+	append("Subject: next\n\nnext\n");
+	mb = open_ok();
+	assert_int_equal(mbox_msg_count(mb), 2);
+	w = retr(mb, 1, -1, &len);
+	assert_string_equal(w, "Subject: next\r\n\r\nnext\r\n.\r\n");
+	free(w);
+	mbox_close(&mb);
+	free(before);
+	free(body);
+}
+
+/* An MTA that broke our stale dotlock appended after the torn message,
+ * at a line start or glued onto the torn line: its mail stays, ours
+ * goes. */
+static void
+test_torn_append_then_mta_append(void **state)
+{
+	static const char *const mta[] = {
+		"\n" FROM("mta") "Subject: mta\n\nhello\n\n",
+		FROM("mta") "Subject: mta\n\nhello\n\n",
+	};
+	char *body = big_body(40000), *w;
+	struct mbox *mb;
+	size_t len;
+
+	(void)state;
+	for (int i = 0; i < 2; i++) {
+		int fd;
+
+		assert_int_equal(truncate(mbox, 0) == 0 || errno == ENOENT, 1);
+		append("Subject: keep\n\nx\n");
+		torn_append(body, 200000);
+		fd = open(mbox, O_WRONLY | O_APPEND);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, mta[i], strlen(mta[i])),
+		    (ssize_t)strlen(mta[i]));
+		close(fd);
+		mb = open_ok();
+		assert_int_equal(mbox_msg_count(mb), 2);
+		w = retr(mb, 0, -1, &len);
+		assert_string_equal(w, "Subject: keep\r\n\r\nx\r\n.\r\n");
+		free(w);
+		w = retr(mb, 1, -1, &len);
+		assert_string_equal(w, "Subject: mta\r\n\r\nhello\r\n.\r\n");
+		free(w);
+		mbox_close(&mb);
+	}
+	free(body);
+}
+
+/* Killed after the fsync but before the marker was emptied: the
+ * message is complete and stays (the marker's hash says so). */
+static void
+test_complete_append_with_marker_left_stays(void **state)
+{
+	struct mbox_append_mark mk;
+	struct stat st;
+	char marker[400], *all, from[200];
+	size_t blen, alen;
+	struct mbox *mb;
+	int fd;
+
+	(void)state;
+	append("Subject: keep\n\nx\n");
+	free(read_file(mbox, &blen));
+	append("Subject: second\n\ny\n");
+	all = read_file(mbox, &alen);
+	fd = open(mbox, O_RDONLY);
+	assert_int_equal(fstat(fd, &st), 0);
+	memset(&mk, 0, sizeof(mk));
+	mk.dev = (uint64_t)st.st_dev;
+	mk.ino = (uint64_t)st.st_ino;
+	mk.orig = blen;
+	mk.from_off = blen;
+	mk.end = alen;
+	assert_true(mbox_hash_range(fd, blen, alen - blen, mk.hash, 32));
+	close(fd);
+	mk.from_len = (size_t)(strchr(all + blen, '\n') - (all + blen)) + 1;
+	memcpy(from, all + blen, mk.from_len);
+	mk.from = from;
+	snprintf(marker, sizeof(marker), "%s.posuto-append", mbox);
+	assert_true(mbox_append_mark_set(marker, &mk));
+	mb = open_ok();
+	assert_int_equal(mbox_msg_count(mb), 2);
+	mbox_close(&mb);
+	assert_int_equal(stat(marker, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	free(all);
+}
+
 int
 main(void)
 {
@@ -669,6 +861,12 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_appends, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_torn_append_is_removed,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_torn_append_then_mta_append, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_complete_append_with_marker_left_stays, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
