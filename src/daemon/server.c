@@ -41,6 +41,10 @@
 #include "pop3/pop3_session.h"
 #include "smtp/smtp_conn.h"
 
+/* Deliveries in flight at once (rt->ioq): bounded, and well above the
+ * CPU count, since each mostly waits for its fsyncs. */
+#define SERVER_DELIVERY_THREADS	16
+
 struct server_listener {
 	struct server *srv;
 	struct evconnlistener *lev;
@@ -433,7 +437,7 @@ server_on_idle_check(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	/* Lingering close_notifys are bounded (TLS_SHUTDOWN_TIMEOUT). */
 	if (srv->env.n_sessions == 0 && workq_pending(srv->rt->wq) == 0 &&
-	    conn_lingering() == 0)
+	    workq_pending(srv->rt->ioq) == 0 && conn_lingering() == 0)
 		event_base_loopbreak(srv->rt->base);
 }
 
@@ -777,6 +781,7 @@ server_run(const struct server_opts *opts)
 	/* Threads only after the privilege drop, so every one runs unprivileged. */
 	srv.rt->wq = workq_new(base, srv.cfg->worker_threads);
 	srv.rt->bgq = workq_new(base, 1);
+	srv.rt->ioq = workq_new(base, SERVER_DELIVERY_THREADS);
 	if (srv.admin != NULL) {
 		struct timeval tick = { .tv_sec = 1 };
 
@@ -837,6 +842,7 @@ out:
 	pop3_policy_expiry_stop(&srv.env);
 	workq_free(&srv.rt->wq);
 	workq_free(&srv.rt->bgq);
+	workq_free(&srv.rt->ioq);
 	pop3_policy_expiry_free(&srv.env);
 	server_close_listeners(&srv);
 	server_free_retired(&srv);

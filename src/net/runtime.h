@@ -112,6 +112,11 @@ struct net_counter_values {
 struct net_runtime {
 	struct event_base *base;
 	struct workq *wq;		/* blocking work clients wait for */
+	/* Deliveries (LMTP, the SMTP sink): each ends in fsyncs, so it
+	 * waits on the disk, not a CPU; more of them in flight than there
+	 * are CPUs lets the disk sync them together (Dovecot runs as many
+	 * lmtp processes).  NULL: they go to wq. */
+	struct workq *ioq;
 	/* Work no client waits for (wire cache copies): never delays a
 	 * login behind it.  NULL: none is done. */
 	struct workq *bgq;

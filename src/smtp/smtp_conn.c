@@ -432,8 +432,8 @@ smtp_op_data_done(void *ctx, const struct smtp_envelope *env,
 	sc->body = NULL;
 	sc->body_len = sc->body_cap = 0;
 	conn_info_state(sc->conn, "delivering");
-	workq_submit(sc->lc->env->rt->wq, smtp_data_work, smtp_data_done_cb,
-	    j);
+	workq_submit(sc->lc->env->rt->ioq != NULL ? sc->lc->env->rt->ioq :
+	    sc->lc->env->rt->wq, smtp_data_work, smtp_data_done_cb, j);
 	return SMTP_OP_PENDING;
 }
 
