@@ -128,6 +128,11 @@ struct sql_cfg {
 	unsigned query_timeout;		/* QueryTimeOut, s */
 	unsigned pool_size;		/* PoolSize: connections per process */
 	enum sql_tpops_mailbox tpops_mailbox;	/* TpopsMailbox (tpops) */
+	/* Not a key: set by a caller that needs text columns as their
+	 * stored bytes, unconverted (MariaDB connection charset "binary"):
+	 * the tpops store, whose tables have the charset of the MySQL
+	 * they were made on.  false: utf8mb4. */
+	bool bytes_as_stored;
 };
 
 /* Admin.Autoconfig: what the client setup documents say (posuto.json(5)). */

@@ -169,6 +169,8 @@ store_tpops_configure(const struct sql_cfg *cfg, char *err, size_t errsz)
 	db->cfg.user = dup_or_null(cfg->user);
 	db->cfg.password_file = dup_or_null(cfg->password_file);
 	db->cfg.password_scheme = dup_or_null(cfg->password_scheme);
+	/* Mail as stored (latin1 in TPOPS's day), never re-encoded. */
+	db->cfg.bytes_as_stored = true;
 	db->refs = 1;
 	if ((db->pool = sql_pool_new(&db->cfg, err, errsz)) == NULL) {
 		db_free(db);
