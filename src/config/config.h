@@ -129,7 +129,8 @@ struct sql_cfg {
 	unsigned pool_size;		/* PoolSize: connections per process */
 	enum sql_tpops_mailbox tpops_mailbox;	/* TpopsMailbox (tpops) */
 	/* Not a key: set by a caller that needs text columns as their
-	 * stored bytes, unconverted (MariaDB connection charset "binary"):
+	 * stored bytes, unconverted (MariaDB connection charset "binary",
+	 * PostgreSQL client_encoding SQL_ASCII):
 	 * the tpops store, whose tables have the charset of the MySQL
 	 * they were made on.  false: utf8mb4. */
 	bool bytes_as_stored;
