@@ -573,3 +573,35 @@ def test_hostile_names_reach_the_database_only_as_parameters(tmp_path, db):
                 continue
             assert n not in line and n.replace("'", "\\'") not in line, line
     assert raw_sql(db, b"select count(*) from msg").strip() == str(len(MESSAGES))
+
+
+def test_lmtp_into_tpops(tmp_path, db):
+    """LMTP in the server process: the same lookup by user.mail, one
+    transaction, 250 only once committed."""
+    import smtplib
+    tpops_tables(db)
+    uid = tpops_useradd(db, "tommy", "tommypass", "tommy@example.com")
+    pop_port, lmtp_port = free_port(), free_port()
+    cfg = cfg_for(tmp_path, db, pop_port)
+    cfg["Pop3Server"]["Listen"] = [
+        {"Address": "127.0.0.1", "Port": pop_port},
+        {"Address": "127.0.0.1", "Port": lmtp_port, "Protocol": "lmtp"}]
+    srv = Server(tmp_path, cfg).start()
+    try:
+        c = smtplib.LMTP("127.0.0.1", lmtp_port, timeout=30)
+        c.ehlo("client.example")
+        assert c.mail("app@example.org")[0] == 250
+        assert c.rcpt("tommy@example.com")[0] == 250
+        assert c.rcpt("nobody@example.com")[0] == 550
+        assert c.docmd("DATA")[0] == 354
+        c.send(b"Subject: lmtp\r\n\r\n..dot\r\nbody\r\n.\r\n")
+        assert c.getreply()[0] == 250
+        c.quit()
+        rows = tpops_rows(db, uid)
+        assert len(rows) == 1 and rows[0][2] == b".dot\nbody\n"
+        p = login(pop_port)
+        assert p.uidl()[1] == [b"1 " + rows[0][4].encode()]
+        assert p.retr(1)[1][-2:] == [b"..dot"[1:], b"body"]
+        p.quit()
+    finally:
+        stop(srv)
