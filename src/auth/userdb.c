@@ -477,6 +477,27 @@ userdb_lookup(const struct userdb *db, const char *name,
 	return USERDB_NOT_FOUND;
 }
 
+enum userdb_result
+userdb_lookup_address(const struct userdb *db, const char *addr,
+    const struct userdb_entry **entry_r)
+{
+	*entry_r = NULL;
+	for (size_t i = 0; i < db->n_parts; i++) {
+		struct userdb_entry *e;
+		enum userdb_result r;
+
+		if (db->parts[i].drv->lookup_address == NULL)
+			continue;
+		r = db->parts[i].drv->lookup_address(db->parts[i].src, addr,
+		    &e);
+		if (r != USERDB_NOT_FOUND) {
+			*entry_r = r == USERDB_OK ? e : NULL;
+			return r;
+		}
+	}
+	return USERDB_NOT_FOUND;
+}
+
 /* Adapts the public (const) callback to a driver's iterate. */
 struct iter_ctx {
 	userdb_iter_fn *fn;

@@ -91,6 +91,15 @@ void userdb_unref(struct userdb **db);
 enum userdb_result userdb_lookup(const struct userdb *db, const char *name,
     const struct userdb_entry **entry_r);
 
+/*
+ * The user whose own mail address is addr (exact), from the drivers that
+ * keep addresses (sql with Schema "tpops": user.mail, as tpops-store
+ * looked it up); USERDB_NOT_FOUND if none does.  Delivery asks this
+ * first, then userdb_lookup() by name.  Worker threads only.
+ */
+enum userdb_result userdb_lookup_address(const struct userdb *db,
+    const char *addr, const struct userdb_entry **entry_r);
+
 /* Return false to stop the iteration. */
 typedef bool userdb_iter_fn(const struct userdb_entry *e, void *arg);
 /* Calls fn for every user, driver by driver, each driver's in name

@@ -55,6 +55,10 @@ struct userdb_driver {
 	 * block: called on worker threads only. */
 	enum userdb_result (*lookup)(struct userdb_source *src,
 	    const char *name, struct userdb_entry **entry_r);
+	/* Optional: the user whose mail address is addr, for a driver
+	 * whose users have one (TPOPS's user.mail).  Same rules as lookup. */
+	enum userdb_result (*lookup_address)(struct userdb_source *src,
+	    const char *addr, struct userdb_entry **entry_r);
 	/* Every user, in name order; false if fn stopped.  Used at load
 	 * (cost classes, CAPA policy, duplicates) and by the expiry job.
 	 * A driver that cannot list its users sets this NULL (its users

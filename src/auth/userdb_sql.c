@@ -25,6 +25,7 @@
  * (iterate is NULL): they form no cost class of their own (I6 timing is
  * then that of the database round trip plus one hash check).
  */
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,9 +63,16 @@ static const char q_posuto[] =
     "SELECT name, password, apop_secret, location, login_delay, "
     "expire_days FROM posuto_users WHERE name = ?";
 static const char q_tpops_pg[] =
-    "SELECT login, passwd, maildir FROM \"user\" WHERE login = ?";
+    "SELECT login, passwd, maildir, uid FROM \"user\" WHERE login = ?";
 static const char q_tpops_my[] =
-    "SELECT login, passwd, maildir FROM `user` WHERE login = ?";
+    "SELECT login, passwd, maildir, uid FROM `user` WHERE login = ?";
+/* Delivery: the user of an address, as tpops-store found it (user.mail;
+ * column 4 is checked byte for byte, as login is). */
+static const char q_tpops_mail_pg[] =
+    "SELECT login, passwd, maildir, uid, mail FROM \"user\" "
+    "WHERE mail = ?";
+static const char q_tpops_mail_my[] =
+    "SELECT login, passwd, maildir, uid, mail FROM `user` WHERE mail = ?";
 
 static bool
 sql_configured(const struct posuto_config *cfg)
@@ -277,7 +285,18 @@ user_from_row(struct userdb_source *src, const struct sql_result *r,
 			*why_r = "stored password not usable";
 		return false;
 	}
-	if (loc != NULL && loc[0] != '\0') {
+	if (tpops && src->sql.tpops_mailbox == SQL_TPOPS_MAILBOX_MSG) {
+		/* TPOPS's MailboxType MySQL: the msg rows of user.uid. */
+		const char *uid = sql_result_get(r, row, 3, NULL);
+		uint64_t v;
+
+		if (uid == NULL || !parse_u64(uid, strlen(uid), &v)) {
+			*why_r = "uid is not a number";
+			return false;
+		}
+		u->format = xstrdup("tpops");
+		u->mailbox_path = xasprintf("/%" PRIu64, v);
+	} else if (loc != NULL && loc[0] != '\0') {
 		/* TPOPS's maildir column is a Maildir path. */
 		if (!set_location(u, loc, tpops ? "maildir" :
 		    src->cfg.format != NULL ? src->cfg.format : "auto")) {
@@ -314,6 +333,12 @@ user_clear(struct userdb_user *u)
 	memset(u, 0, sizeof(*u));
 }
 
+/* key_col: the column that must equal key byte for byte (0 login, 4
+ * mail); the entry is the row's login's. */
+static enum userdb_result
+sql_find(struct userdb_source *src, const char *q, const char *key,
+    size_t key_col, struct userdb_entry **entry_r);
+
 static enum userdb_result
 sql_lookup(struct userdb_source *src, const char *name,
     struct userdb_entry **entry_r)
@@ -321,7 +346,27 @@ sql_lookup(struct userdb_source *src, const char *name,
 	bool tpops = src->sql.schema == SQL_SCHEMA_TPOPS;
 	const char *q = !tpops ? q_posuto : src->sql.driver ==
 	    SQL_DRIVER_PGSQL ? q_tpops_pg : q_tpops_my;
-	struct sql_param p = SQL_PARAM_STR(name);
+
+	return sql_find(src, q, name, 0, entry_r);
+}
+
+static enum userdb_result
+sql_lookup_address(struct userdb_source *src, const char *addr,
+    struct userdb_entry **entry_r)
+{
+	*entry_r = NULL;
+	if (src->sql.schema != SQL_SCHEMA_TPOPS)
+		return USERDB_NOT_FOUND;
+	return sql_find(src, src->sql.driver == SQL_DRIVER_PGSQL ?
+	    q_tpops_mail_pg : q_tpops_mail_my, addr, 4, entry_r);
+}
+
+static enum userdb_result
+sql_find(struct userdb_source *src, const char *q, const char *key,
+    size_t key_col, struct userdb_entry **entry_r)
+{
+	struct sql_param p = SQL_PARAM_STR(key);
+	const char *name = key;
 	struct sql_result *r = NULL;
 	char err[SQL_ERR_MAX];
 	struct userdb_user u;
@@ -339,15 +384,28 @@ sql_lookup(struct userdb_source *src, const char *name,
 	 * (MariaDB's default folds case; TPOPS's char(16) pads). */
 	for (row = 0; row < sql_result_rows(r); row++) {
 		size_t len;
-		const char *v = sql_result_get(r, row, 0, &len);
+		const char *v = sql_result_get(r, row, key_col, &len);
 
-		if (v != NULL && len == strlen(name) &&
-		    memcmp(v, name, len) == 0)
+		if (v != NULL && len == strlen(key) &&
+		    memcmp(v, key, len) == 0)
 			break;
 	}
 	if (row == sql_result_rows(r)) {
 		sql_result_free(&r);
 		return USERDB_NOT_FOUND;
+	}
+	if (key_col != 0) {
+		/* found by address: the user is the row's login, which must
+		 * be a name posuto accepts */
+		size_t len;
+
+		name = sql_result_get(r, row, 0, &len);
+		if (name == NULL || !userdb_name_valid(name, len)) {
+			log_error("userdb %s: the user of an address has an "
+			    "unusable login", src->origin);
+			sql_result_free(&r);
+			return USERDB_NOT_FOUND;
+		}
 	}
 	memset(&u, 0, sizeof(u));
 	u.name = xstrdup(name);
@@ -357,6 +415,7 @@ sql_lookup(struct userdb_source *src, const char *name,
 		sql_result_free(&r);
 		return USERDB_NOT_FOUND;
 	}
+	name = u.name;		/* r (which name may point into) goes now */
 	sql_result_free(&r);
 
 	h = name_hash(name);
@@ -400,6 +459,7 @@ const struct userdb_driver userdb_driver_sql = {
 	.configured = sql_configured,
 	.load = sql_load,
 	.lookup = sql_lookup,
+	.lookup_address = sql_lookup_address,
 	.iterate = NULL,
 	.has_apop = sql_has_apop,
 	.free = sql_source_free,

@@ -105,6 +105,12 @@ enum sql_schema_kind {
 	SQL_SCHEMA_TPOPS,	/* TPOPS 0.4's user/msg tables, as they are */
 };
 
+/* Where a TPOPS user's mail is, as TPOPS's MailboxType said. */
+enum sql_tpops_mailbox {
+	SQL_TPOPS_MAILBOX_MSG = 0,	/* "msg": the msg table (tpops:/UID) */
+	SQL_TPOPS_MAILBOX_MAILDIR,	/* "maildir": user.maildir, a Maildir */
+};
+
 struct sql_cfg {
 	enum sql_driver_kind driver;	/* Driver */
 	char *host;		/* Host: name or address; NULL = Socket or
@@ -121,6 +127,13 @@ struct sql_cfg {
 	unsigned connect_timeout;	/* ConnectTimeOut, s */
 	unsigned query_timeout;		/* QueryTimeOut, s */
 	unsigned pool_size;		/* PoolSize: connections per process */
+	enum sql_tpops_mailbox tpops_mailbox;	/* TpopsMailbox (tpops) */
+	/* Not a key: set by a caller that needs text columns as their
+	 * stored bytes, unconverted (MariaDB connection charset "binary",
+	 * PostgreSQL client_encoding SQL_ASCII):
+	 * the tpops store, whose tables have the charset of the MySQL
+	 * they were made on.  false: utf8mb4. */
+	bool bytes_as_stored;
 };
 
 /* Admin.Autoconfig: what the client setup documents say (posuto.json(5)). */

@@ -22,6 +22,7 @@ _Static_assert(sizeof(enum listen_tls) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum sql_driver_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum sql_schema_kind) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum sql_tpops_mailbox) == sizeof(int), "enum size");
 
 /* ------------------------------------------------------------------ */
 /* Value checks                                                        */
@@ -1039,6 +1040,12 @@ static const struct config_enum_name sql_schema_names[] = {
 	{ NULL, 0 },
 };
 
+static const struct config_enum_name sql_tpops_mailbox_names[] = {
+	{ "msg", SQL_TPOPS_MAILBOX_MSG },
+	{ "maildir", SQL_TPOPS_MAILBOX_MAILDIR },
+	{ NULL, 0 },
+};
+
 /* A SQL identifier or host name; no quoting questions (the conninfo and
  * the client options get it as a value, never inside SQL). */
 static bool
@@ -1090,6 +1097,9 @@ static const struct config_setting sql_rows[] = {
 	  .def_int = 10 },
 	{ .key = "PoolSize", .kind = CONFIG_UINT, .offset = SQLF(pool_size),
 	  .min = 1, .max = 1024, .def_int = 8 },
+	{ .key = "TpopsMailbox", .kind = CONFIG_ENUM,
+	  .offset = SQLF(tpops_mailbox), .names = sql_tpops_mailbox_names,
+	  .def_int = SQL_TPOPS_MAILBOX_MSG },
 };
 
 static const struct config_section sql_section = {

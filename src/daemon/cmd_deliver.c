@@ -240,6 +240,12 @@ cmd_deliver(int argc, char **argv, const char *default_config)
 		return EX_TEMPFAIL;
 	}
 	store_mbox_configure(cfg->mbox_state_dir);
+	if (!store_tpops_configure(&cfg->sql, err, sizeof(err))) {
+		fprintf(stderr, "posuto deliver: Sql: %s\n", err);
+		userdb_unref(&db);
+		config_free(&cfg);
+		return EX_TEMPFAIL;
+	}
 	err[0] = '\0';
 	st = deliver_spool_fd(STDIN_FILENO, &sp, err, sizeof(err));
 	if (st != DELIVER_OK) {
@@ -264,7 +270,8 @@ cmd_deliver(int argc, char **argv, const char *default_config)
 			    "unavailable");
 		} else if (ur != USERDB_OK) {
 			st = DELIVER_NO_USER;
-		} else if (geteuid() == 0) {
+		} else if (geteuid() == 0 &&
+		    store_location_has_files(e->location)) {
 			st = deliver_as_owner(cfg, sp, sender,
 			    address != NULL ? address : shown, e, err,
 			    sizeof(err));

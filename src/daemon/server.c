@@ -35,6 +35,7 @@
 #include "net/runtime.h"
 #include "net/tls.h"
 #include "net/workq.h"
+#include "sql/sql.h"
 #include "store/store.h"
 #include "store/store_lock.h"
 #include "pop3/pop3_policy.h"
@@ -107,6 +108,13 @@ server_apply_params(struct server *srv)
 	store_wire_configure(cfg->wire_cache_min_size);
 	store_mbox_configure(cfg->mbox_state_dir);
 	store_uidl_configure(cfg);
+	{
+		char err[SQL_ERR_MAX];
+
+		/* the old database stays if the new one cannot be read */
+		if (!store_tpops_configure(&cfg->sql, err, sizeof(err)))
+			log_error("Sql (tpops store): %s", err);
+	}
 	log_set_level(cfg->log_level);
 	if (cfg->hostname != NULL)
 		snprintf(srv->env.hostname, sizeof(srv->env.hostname), "%s",

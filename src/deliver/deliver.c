@@ -250,6 +250,10 @@ deliver_resolve(const struct userdb *db, const char *rcpt,
 	size_t local;
 
 	*e_r = NULL;
+	/* TPOPS users by their user.mail first, as tpops-store did. */
+	r = userdb_lookup_address(db, rcpt, e_r);
+	if (r != USERDB_NOT_FOUND)
+		return r;
 	r = deliver_try(db, rcpt, strlen(rcpt), e_r);
 	if (r != USERDB_NOT_FOUND || at == NULL)
 		return r;

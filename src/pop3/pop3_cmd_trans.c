@@ -60,6 +60,21 @@ start_listing(struct pop3_session *s, enum pop3_stream_kind kind)
 	return POP3_EV_WAIT;
 }
 
+static enum pop3_ev
+start_message(struct pop3_session *s, uint32_t idx, long long lines)
+{
+	struct msg_reader *r;
+	enum store_status ss;
+
+	ss = mailbox_msg_open(s->mb, idx, &r);
+	if (ss != STORE_OK)
+		return pop3_msg_unavailable(s, idx, ss, errno);
+	/* A database store fetches on a worker, never on the loop. */
+	if (msg_reader_needs_prepare(r))
+		return pop3_job_msg_prepare(s, idx, lines, r);
+	return pop3_msg_start(s, idx, lines, r);
+}
+
 enum pop3_ev
 pop3_cmd_list(struct pop3_session *s, const struct pop3_cmd *cmd)
 {
@@ -105,9 +120,9 @@ pop3_cmd_uidl(struct pop3_session *s, const struct pop3_cmd *cmd)
  * repeats it is told so and disconnected (Dovecot counts a repeated fetch
  * of an expunged message as a bad command).
  */
-static enum pop3_ev
-msg_unavailable(struct pop3_session *s, uint32_t idx, enum store_status ss,
-    int err)
+enum pop3_ev
+pop3_msg_unavailable(struct pop3_session *s, uint32_t idx,
+    enum store_status ss, int err)
 {
 	bool removed = ss == STORE_PERM && err == ENOENT;
 
@@ -132,16 +147,12 @@ msg_unavailable(struct pop3_session *s, uint32_t idx, enum store_status ss,
 	return POP3_EV_OK;
 }
 
-static enum pop3_ev
-start_message(struct pop3_session *s, uint32_t idx, long long lines)
+enum pop3_ev
+pop3_msg_start(struct pop3_session *s, uint32_t idx, long long lines,
+    struct msg_reader *r)
 {
-	struct msg_reader *r;
 	struct pop3_stream *st;
-	enum store_status ss;
 
-	ss = mailbox_msg_open(s->mb, idx, &r);
-	if (ss != STORE_OK)
-		return msg_unavailable(s, idx, ss, errno);
 	st = xcalloc(1, sizeof(*st));
 	st->kind = POP3_STREAM_MSG;
 	st->msg = idx;

@@ -98,6 +98,9 @@ struct pop3_stream {
 	uint64_t sent;		/* body octets queued (dot-stuffed) */
 	bool segment;		/* sendfile() queued; "." waits for it */
 	bool cut;		/* a drop fault ended it: not sent whole */
+	/* The reader is being prepared on a worker (pop3_job.c); r is
+	 * NULL and nothing is sent until it is back. */
+	struct pop3_prep_job *prep;
 };
 
 struct pop3_session {
@@ -359,5 +362,18 @@ enum pop3_ev pop3_job_sasl_step(struct pop3_session *s,
 enum pop3_ev pop3_job_commit(struct pop3_session *s);
 /* RETR of a message the wire cache wants: build its copy meanwhile. */
 void pop3_job_wire_cache(struct pop3_session *s, struct msg_reader *r);
+/* RETR/TOP of a message whose reader needs a prepare (store.h): a
+ * placeholder stream holds the commands back while a worker fetches;
+ * then pop3_msg_start() or pop3_msg_unavailable() as if opened here. */
+enum pop3_ev pop3_job_msg_prepare(struct pop3_session *s, uint32_t idx,
+    long long lines, struct msg_reader *r);
+/* The placeholder stream goes (session end): the job frees the reader. */
+void pop3_job_prep_detach(struct pop3_prep_job *j);
+/* pop3_cmd_trans.c: the reply and stream of RETR (lines < 0) or TOP
+ * over an open reader; and the reply for a message that cannot be read */
+enum pop3_ev pop3_msg_start(struct pop3_session *s, uint32_t idx,
+    long long lines, struct msg_reader *r);
+enum pop3_ev pop3_msg_unavailable(struct pop3_session *s, uint32_t idx,
+    enum store_status ss, int err);
 
 #endif

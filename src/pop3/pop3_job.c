@@ -6,6 +6,7 @@
  * mechanics: what a login's outcome means is pop3_login.c's, a SASL
  * step's pop3_sasl.c's.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,4 +269,88 @@ pop3_job_wire_cache(struct pop3_session *s, struct msg_reader *r)
 	/* Not tied to the session: it may end before the copy is done. */
 	if (j != NULL)
 		workq_submit(s->env->rt->bgq, wire_job_work, wire_job_done, j);
+}
+
+/* --- readers that fetch (store.h msg_reader_prepare) ------------------ */
+
+struct pop3_prep_job {
+	struct pop3_session *s;		/* ref held; not touched by the worker */
+	struct pop3_stream *st;		/* the placeholder; NULL once detached */
+	struct msg_reader *r;		/* the job's until done */
+	uint32_t idx;
+	long long lines;
+	enum store_status ss;
+	int err;
+};
+
+static void
+prep_job_work(void *arg)
+{
+	struct pop3_prep_job *j = arg;
+
+	errno = 0;
+	j->ss = msg_reader_prepare(j->r);
+	j->err = errno;
+}
+
+static void
+prep_job_done(void *arg)
+{
+	struct pop3_prep_job *j = arg;
+	struct pop3_session *s = j->s;
+	enum pop3_ev ev;
+
+	if (j->st == NULL || s->state != POP3_STATE_TRANSACTION) {
+		/* The session ended or is closing: nothing is sent. */
+		msg_reader_close(&j->r);
+		if (j->st != NULL) {
+			j->st->prep = NULL;
+			pop3_stream_free(s);
+			pop3_session_resume(s);
+		}
+		goto out;
+	}
+	/* The placeholder goes; the real stream (if any) replaces it. */
+	j->st->prep = NULL;
+	pop3_stream_free(s);
+	if (j->ss == STORE_OK) {
+		ev = pop3_msg_start(s, j->idx, j->lines, j->r);
+	} else {
+		msg_reader_close(&j->r);
+		ev = pop3_msg_unavailable(s, j->idx, j->ss, j->err);
+	}
+	if (ev == POP3_EV_CLOSE && s->state != POP3_STATE_CLOSING)
+		pop3_session_enter(s, POP3_STATE_CLOSING, s->end_reason != NULL ?
+		    s->end_reason : "close");
+	pop3_session_resume(s);
+out:
+	free(j);
+	pop3_session_unref(s);
+}
+
+enum pop3_ev
+pop3_job_msg_prepare(struct pop3_session *s, uint32_t idx, long long lines,
+    struct msg_reader *r)
+{
+	struct pop3_prep_job *j = xcalloc(1, sizeof(*j));
+	struct pop3_stream *st = xcalloc(1, sizeof(*st));
+
+	st->kind = POP3_STREAM_MSG;
+	st->msg = idx;
+	st->prep = j;
+	j->s = s;
+	j->st = st;
+	j->r = r;
+	j->idx = idx;
+	j->lines = lines;
+	s->stream = st;
+	pop3_session_ref(s);
+	workq_submit(s->env->rt->wq, prep_job_work, prep_job_done, j);
+	return POP3_EV_WAIT;
+}
+
+void
+pop3_job_prep_detach(struct pop3_prep_job *j)
+{
+	j->st = NULL;
 }

@@ -29,6 +29,8 @@ pop3_stream_free(struct pop3_session *s)
 
 	if (st == NULL)
 		return;
+	if (st->prep != NULL)
+		pop3_job_prep_detach(st->prep);
 	if (st->r != NULL)
 		msg_reader_close(&st->r);
 	free(st);
@@ -256,6 +258,8 @@ pop3_stream_fill(struct pop3_session *s)
 	struct pop3_stream *st = s->stream;
 	bool done;
 
+	if (st->prep != NULL)
+		return false;	/* its job resumes the session */
 	if (st->kind == POP3_STREAM_MSG)
 		done = stream_msg_fill(s, st);
 	else
@@ -292,6 +296,8 @@ pop3_stream_lost(struct pop3_session *s)
 	struct pop3_stream *st = s->stream;
 	bool segment = st->kind == POP3_STREAM_MSG && st->segment;
 
+	if (st->prep != NULL)
+		return true;	/* nothing went out yet */
 	/* libevent takes the 0 of a sendfile() past the end of a truncated
 	 * file for the peer's EOF: not the client's doing, say so. */
 	if (st->kind == POP3_STREAM_MSG && !msg_reader_unchanged(st->r)) {

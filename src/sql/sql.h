@@ -166,4 +166,25 @@ bool sql_lock_check(struct sql_lock *l, char *err, size_t errsz);
 /* Releases and frees *l (NULL is fine); sets *l to NULL. */
 void sql_lock_release(struct sql_lock **l);
 
+/* ---- transactions (sql_txn.c) ---- */
+
+/*
+ * Takes a connection from the pool and begins a transaction on it
+ * (retried once on a fresh connection if an idle one was dead).  On
+ * SQL_OK, *c_r is the caller's until sql_txn_end(); else it is NULL.
+ * Statements inside go through sql_exec(*c_r, ...).
+ */
+enum sql_status sql_txn_begin(struct sql_pool *pool, struct sql_conn **c_r,
+    char *err, size_t errsz);
+/*
+ * COMMIT (commit true) or ROLLBACK, then gives the connection back (or
+ * closes it if broken); *c is NULL after.  SQL_OK only if the commit is
+ * acknowledged: SQL_ERR_CONN means it may or may not have happened (the
+ * server died meanwhile), SQL_ERR_QUERY that it did not.  A rollback's
+ * own failure is not reported (the server rolls back a transaction whose
+ * connection drops).
+ */
+enum sql_status sql_txn_end(struct sql_pool *pool, struct sql_conn **c,
+    bool commit, char *err, size_t errsz);
+
 #endif

@@ -76,7 +76,8 @@ my_connect(const struct sql_connect_info *ci, char *err, size_t errsz)
 	(void)mysql_options(my, MYSQL_OPT_WRITE_TIMEOUT, &qt);
 	(void)mysql_options(my, MYSQL_OPT_RECONNECT, &no);
 	(void)mysql_options(my, MYSQL_OPT_LOCAL_INFILE, &zero);
-	(void)mysql_options(my, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+	(void)mysql_options(my, MYSQL_SET_CHARSET_NAME,
+	    ci->cfg->bytes_as_stored ? "binary" : "utf8mb4");
 	/* No option files: what posuto connects to is in its config. */
 	if (mysql_real_connect(my, cfg->socket != NULL ? "localhost" :
 	    cfg->host, cfg->user, ci->password, cfg->database, cfg->port,

@@ -104,7 +104,8 @@ pg_connect(const struct sql_connect_info *ci, char *err, size_t errsz)
 	keys[n] = "application_name";
 	vals[n++] = "posuto";
 	keys[n] = "client_encoding";
-	vals[n++] = "UTF8";
+	/* SQL_ASCII: no conversion either way (sql.h bytes_as_stored) */
+	vals[n++] = cfg->bytes_as_stored ? "SQL_ASCII" : "UTF8";
 	/* The server gives up on a statement too, so a query we stopped
 	 * waiting for does not run on holding locks. */
 	(void)snprintf(opts, sizeof(opts), "-c statement_timeout=%u",

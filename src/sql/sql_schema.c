@@ -286,17 +286,17 @@ int
 sql_schema_check_tpops(struct sql_pool *pool, char *err, size_t errsz)
 {
 	static const char *const q_pg[] = {
-		"SELECT uid, login, passwd, mail, maildir FROM \"user\" "
-		"WHERE 1 = 0",
-		"SELECT id, uid, \"timestamp\", header, body, size FROM msg "
-		"WHERE 1 = 0",
+		"SELECT uid, login, passwd, mail, maildir, quota FROM "
+		"\"user\" WHERE 1 = 0",
+		"SELECT id, uid, msgno, \"timestamp\", header, body, size "
+		"FROM msg WHERE 1 = 0",
 		NULL,
 	};
 	static const char *const q_my[] = {
-		"SELECT uid, login, passwd, mail, maildir FROM `user` "
+		"SELECT uid, login, passwd, mail, maildir, quota FROM `user` "
 		"WHERE 1 = 0",
-		"SELECT id, uid, `timestamp`, header, body, size FROM msg "
-		"WHERE 1 = 0",
+		"SELECT id, uid, msgno, `timestamp`, header, body, size "
+		"FROM msg WHERE 1 = 0",
 		NULL,
 	};
 	const char *const *q = is_pg(pool) ? q_pg : q_my;

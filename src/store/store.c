@@ -19,6 +19,7 @@ const struct store_driver *const store_drivers[] = {
 	&store_driver_maildir,
 	&store_driver_emldir,
 	&store_driver_mbox,
+	&store_driver_tpops,
 	NULL,
 };
 
@@ -200,6 +201,20 @@ msg_reader_wire_job(struct mailbox *mb, struct msg_reader *r, bool zero_copy)
 	return mb->drv->msg_wire_job(mb, r);
 }
 
+bool
+msg_reader_needs_prepare(const struct msg_reader *r)
+{
+	return r->drv->msg_prepare != NULL && !r->drv->msg_prepared(r);
+}
+
+enum store_status
+msg_reader_prepare(struct msg_reader *r)
+{
+	if (r->drv->msg_prepare == NULL)
+		return STORE_OK;
+	return r->drv->msg_prepare(r);
+}
+
 void
 msg_reader_close(struct msg_reader **rp)
 {
@@ -275,6 +290,16 @@ store_location_lf(const char *location)
 
 	drv = store_location_driver(location, &path, NULL, 0);
 	return drv != NULL && drv->lf_store;
+}
+
+bool
+store_location_has_files(const char *location)
+{
+	const struct store_driver *drv;
+	const char *path;
+
+	drv = store_location_driver(location, &path, NULL, 0);
+	return drv == NULL || !drv->no_files;
 }
 
 void

@@ -5,6 +5,7 @@
  *
  *   maildir:/var/mail/u/Maildir   emldir:/srv/jdx/u   auto:/srv/mail/u
  *   mbox:/var/mail/u  (store_mbox.c: one mbox file, docs/mbox.md)
+ *   tpops:/42         (store_tpops.c: TPOPS 0.4's msg rows of uid 42)
  *
  * "auto:" takes maildir for a directory holding cur/ new/ tmp/ (or none
  * yet), emldir for any other.  Locations reach the store already
@@ -135,6 +136,18 @@ bool msg_reader_unchanged(struct msg_reader *r);
  */
 int msg_reader_wire_fd(struct msg_reader *r, off_t *off_r, off_t *len_r);
 void msg_reader_close(struct msg_reader **r);
+/*
+ * A reader of a store that fetches its message over the network (tpops:
+ * a database row) needs msg_reader_prepare() first, on a worker thread:
+ * mailbox_msg_open() did no I/O, and msg_reader_read() then only copies
+ * what the prepare fetched (cheap, fine on the event loop).  Without a
+ * prepare, the first read fetches (blocks).  The prepare touches only r
+ * (never its mailbox, which may be closed meanwhile) and returns what
+ * mailbox_msg_open() would have: STORE_PERM with errno ENOENT for a
+ * message gone meanwhile, STORE_TEMP (EIO) when the store did not answer.
+ */
+bool msg_reader_needs_prepare(const struct msg_reader *r);
+enum store_status msg_reader_prepare(struct msg_reader *r);
 
 /*
  * The wire cache: for messages of at least min_size wire octets whose
@@ -175,6 +188,16 @@ void mailbox_uidl_source(const struct mailbox *mb, char *buf, size_t bufsz);
  * is missing or unusable); *old_r = the old UIDL when there is one. */
 const char *mailbox_uidl_status(const struct mailbox *mb, uint32_t idx,
     const char **old_r);
+/*
+ * tpops: the database of "tpops:/UID" locations (TPOPS 0.4's msg table,
+ * docs/sql.md): cfg is Pop3Server.Sql, used when its Schema is "tpops"
+ * (else none).  Copied; a later call with another database replaces it
+ * for mailboxes opened from then on.  Reads PasswordFile now: false with
+ * err if it cannot (the previous database is kept).
+ */
+struct sql_cfg;
+bool store_tpops_configure(const struct sql_cfg *cfg, char *err,
+    size_t errsz);
 struct store_wire_job;
 /*
  * After mailbox_msg_open(): a job that writes the copy of r's message,
@@ -257,6 +280,9 @@ void store_deliver_set_sender(struct store_delivery *d, const char *sender);
 /* True if the store at location keeps LF line ends (mbox), so a delivery
  * agent should write LF, not CRLF; false for an invalid location. */
 bool store_location_lf(const char *location);
+/* False for a store that keeps mail in a database (tpops): a delivery
+ * agent running as root need not become the mailbox's owner. */
+bool store_location_has_files(const char *location);
 enum store_status store_deliver_write(struct store_delivery *d,
     const void *buf, size_t len);
 enum store_status store_deliver_commit(struct store_delivery **d, char *id,

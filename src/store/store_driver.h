@@ -45,6 +45,8 @@ struct store_driver {
 	/* Stores LF line ends (mbox: other mail programs read the file);
 	 * a delivery agent converts to that instead of CRLF. */
 	bool lf_store;
+	/* Mail in a database, not in files: no owner to deliver as. */
+	bool no_files;
 	/* The snapshot calls of store.h, same contracts.  path is the
 	 * location without its prefix; user is for drivers that look the
 	 * mailbox up by name (SQL) and for messages. */
@@ -76,6 +78,9 @@ struct store_driver {
 	struct store_wire_job *(*msg_wire_job)(struct mailbox *mb,
 	    struct msg_reader *r);
 	void (*msg_close)(struct msg_reader *r);
+	/* NULL: reads need no prepare (store.h msg_reader_prepare) */
+	enum store_status (*msg_prepare)(struct msg_reader *r);
+	bool (*msg_prepared)(const struct msg_reader *r);
 
 	/* Delivery; NULL deliver_begin = read-only store. */
 	enum store_status (*deliver_begin)(const struct store_driver *drv,
@@ -95,6 +100,7 @@ extern const struct store_driver *const store_drivers[];
 extern const struct store_driver store_driver_maildir;
 extern const struct store_driver store_driver_emldir;
 extern const struct store_driver store_driver_mbox;
+extern const struct store_driver store_driver_tpops;
 /* "auto:" (store_fs.c): maildir for a directory holding cur/ new/ tmp/
  * (or nothing yet), else emldir, decided on the root the open needs
  * anyway.  Not in the table: it is no store of its own. */

@@ -399,7 +399,7 @@ def test_tpops_04_user_table_served_as_it_is(tmp_path, my):
     Maildir(own).deliver(sample_message(3))
     path = tmp_path / "tpops.json"
     port = free_port()
-    cfg = pop_config(tmp_path, my, port, Schema="tpops")
+    cfg = pop_config(tmp_path, my, port, Schema="tpops", TpopsMailbox="maildir")
     write_config(path, cfg)
     r = sql_init(path)
     assert r.returncode == 0 and "TPOPS" in r.stdout, r.stderr
