@@ -41,6 +41,10 @@ fault_log(struct pop3_session *s, enum fault_kind k, const char *fmt, ...)
 	log_info("session=%llx user=%s fault=%s %s",
 	    (unsigned long long)s->id, s->user != NULL ? s->user : "-",
 	    config_fault_kind_name(k), what);
+	/* The session's page shows it among its commands. */
+	(void)snprintf(what, sizeof(what), "FAULT %s",
+	    config_fault_kind_name(k));
+	conn_info_history(s->conn, what, strlen(what));
 }
 
 bool
