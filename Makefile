@@ -47,6 +47,9 @@ check:
 
 install: $(BUILD)/posuto
 	install -D -m 0755 $(BUILD)/posuto $(DESTDIR)$(PREFIX)/sbin/posuto
+	# the modules (lib/plugin.h): found from the binary as ../lib/posuto
+	install -D -m 0644 $(BUILD)/posuto_sql.so $(DESTDIR)$(PREFIX)/lib/posuto/posuto_sql.so
+	install -D -m 0644 $(BUILD)/posuto_parse.so $(DESTDIR)$(PREFIX)/lib/posuto/posuto_parse.so
 	install -D -m 0644 man/posuto.8 $(DESTDIR)$(PREFIX)/share/man/man8/posuto.8
 	install -D -m 0644 man/posuto.json.5 $(DESTDIR)$(PREFIX)/share/man/man5/posuto.json.5
 	install -D -m 0640 etc/posuto.json $(DESTDIR)$(SYSCONFDIR)/posuto.json.sample

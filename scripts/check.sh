@@ -100,6 +100,8 @@ note "make install (DESTDIR, PREFIX)"
 inst=$(mktemp -d)
 make -s install DESTDIR="$inst" PREFIX=/opt/posuto >/dev/null &&
 	[ -x "$inst/opt/posuto/sbin/posuto" ] &&
+	[ -f "$inst/opt/posuto/lib/posuto/posuto_sql.so" ] &&
+	[ -f "$inst/opt/posuto/lib/posuto/posuto_parse.so" ] &&
 	[ -f "$inst/opt/posuto/share/man/man8/posuto.8" ] &&
 	[ -f "$inst/opt/posuto/share/man/man5/posuto.json.5" ] &&
 	[ -f "$inst/etc/posuto/posuto.json.sample" ] &&

@@ -160,6 +160,13 @@ sql_load(struct userdb_load_ctx *ctx)
 	}
 	/* Reads PasswordFile now (as the user posuto starts as); does not
 	 * connect: a database that is down must not stop a start. */
+	if (sql_driver_load(src->sql.driver, err, sizeof(err)) == NULL) {
+		config_where(cfg, "Pop3Server.Sql.Driver", where,
+		    sizeof(where));
+		userdb_load_error(ctx, "%s: %s", where, err);
+		sql_source_free(src);
+		return NULL;
+	}
 	src->pool = sql_pool_new(&src->sql, err, sizeof(err));
 	if (src->pool == NULL) {
 		config_where(cfg, "Pop3Server.Sql.PasswordFile", where,

@@ -51,6 +51,13 @@ open_pool(const char *path, struct posuto_config **cfg_r,
 		config_free(cfg_r);
 		return EXIT_CONFIG;
 	}
+	if (sql_driver_load((*cfg_r)->sql.driver, err, sizeof(err)) == NULL) {
+		config_where(*cfg_r, "Pop3Server.Sql.Driver", where,
+		    sizeof(where));
+		fprintf(stderr, "posuto sql: %s: %s\n", where, err);
+		config_free(cfg_r);
+		return EXIT_CONFIG;
+	}
 	if ((*pool_r = sql_pool_new(&(*cfg_r)->sql, err, sizeof(err))) ==
 	    NULL) {
 		config_where(*cfg_r, "Pop3Server.Sql.PasswordFile", where,

@@ -5,7 +5,8 @@
  * The three documents are small fixed trees of elements with a few
  * values in them, so they are printed, with every value escaped, rather
  * than built as a DOM: nothing here depends on parsing.  The one document
- * posuto reads (Outlook's request) goes through libxml2.
+ * posuto reads (Outlook's request) goes through libxml2, in
+ * posuto_parse.so (http_xml.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,14 +15,13 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <libxml/parser.h>
-#include <libxml/tree.h>
 #include <openssl/evp.h>
 #include <strings.h>
 
 #include "http/http_autoconfig.h"
 #include "http/http_int.h"
 #include "lib/log.h"
+#include "lib/plugin.h"
 
 /* Longest address the documents carry (RFC 5321's path limit). */
 #define AUTOCONFIG_EMAIL_MAX	254
@@ -354,54 +354,27 @@ autoconfig_mobileconfig(const struct autoconfig_info *ai, size_t *len_r)
 
 /* ---- Outlook's request ---- */
 
-/* The first element called name below n, depth first. */
-static xmlNode *
-find_elem(xmlNode *n, const char *name)
-{
-	for (; n != NULL; n = n->next) {
-		xmlNode *hit;
-
-		if (n->type != XML_ELEMENT_NODE)
-			continue;
-		if (xmlStrcmp(n->name, (const xmlChar *)name) == 0)
-			return n;
-		if ((hit = find_elem(n->children, name)) != NULL)
-			return hit;
-	}
-	return NULL;
-}
+typedef bool autoconfig_parse_fn(const char *body, size_t len, char *buf,
+    size_t bufsz);
 
 bool
 autoconfig_request_email(const char *body, size_t len, char *buf,
     size_t bufsz)
 {
-	xmlDoc *doc;
-	xmlNode *root, *n;
-	xmlChar *text;
-	bool ok = false;
+	static autoconfig_parse_fn *parse;
+	char err[512];
 
 	if (len == 0 || len > AUTOCONFIG_REQUEST_MAX ||
 	    memmem(body, len, "<!", 2) != NULL)
 		return false;
-	doc = xmlReadMemory(body, (int)len, "request.xml", NULL,
-	    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-	if (doc == NULL)
+	/* libxml2 lives in posuto_parse.so (lib/plugin.h); HTTP thread. */
+	if (parse == NULL &&
+	    (parse = (autoconfig_parse_fn *)plugin_symbol("posuto_parse",
+	    "autoconfig_parse_request", err, sizeof(err))) == NULL) {
+		log_warnx("admin: autodiscover: %s", err);
 		return false;
-	root = xmlDocGetRootElement(doc);
-	if (root != NULL &&
-	    xmlStrcmp(root->name, (const xmlChar *)"Autodiscover") == 0 &&
-	    (n = find_elem(root->children, "EMailAddress")) != NULL &&
-	    (text = xmlNodeGetContent(n)) != NULL) {
-		size_t tl = strlen((const char *)text);
-
-		if (tl < bufsz) {
-			memcpy(buf, text, tl + 1);
-			ok = autoconfig_email_ok(buf);
-		}
-		xmlFree(text);
 	}
-	xmlFreeDoc(doc);
-	return ok;
+	return parse(body, len, buf, bufsz);
 }
 
 /* ---- the routes ---- */

@@ -18,13 +18,14 @@
 #include <gmime/gmime.h>
 
 #include "http/http_mime.h"
+#include "lib/plugin.h"
 #include "lib/strutil.h"
 #include "lib/xmalloc.h"
 
 static GMimeParserOptions *mime_opts;
 
-void
-http_mime_init(void)
+static void
+pm_init(void)
 {
 	static const char *fallback[] = { "UTF-8", "CP932", "EUC-JP",
 	    "ISO-8859-1", NULL };
@@ -42,31 +43,14 @@ http_mime_init(void)
 	    GMIME_RFC_COMPLIANCE_LOOSE);
 }
 
-void
-http_mime_shutdown(void)
+static void
+pm_shutdown(void)
 {
 	if (mime_opts == NULL)
 		return;
 	g_mime_parser_options_free(mime_opts);
 	mime_opts = NULL;
 	g_mime_shutdown();
-}
-
-void
-http_mime_copy_utf8(char *buf, size_t bufsz, const char *s)
-{
-	size_t n = strlen(s);
-
-	if (bufsz == 0)
-		return;
-	if (n >= bufsz) {
-		n = bufsz - 1;
-		/* back off to the start of a character */
-		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-			n--;
-	}
-	memcpy(buf, s, n);
-	buf[n] = '\0';
 }
 
 /*
@@ -133,8 +117,8 @@ mime_parse(const char *data, size_t len)
 	return m;
 }
 
-void
-http_mime_summary(const char *data, size_t len, struct http_mime_summary *out)
+static void
+pm_summary(const char *data, size_t len, struct http_mime_summary *out)
 {
 	GMimeMessage *m;
 	InternetAddressList *from;
@@ -257,8 +241,8 @@ mime_type_of(GMimeObject *o)
 	return t != NULL ? t : g_strdup("application/octet-stream");
 }
 
-void
-http_mime_safe_filename(char *buf, size_t bufsz, const char *name,
+static void
+pm_safe_filename(char *buf, size_t bufsz, const char *name,
     const char *fallback)
 {
 	const char *base = name != NULL ? name : "";
@@ -297,8 +281,8 @@ mime_addr_field(json_t *o, const char *key, InternetAddressList *l)
 	g_free(t);
 }
 
-json_t *
-http_mime_message_json(const char *data, size_t len)
+static json_t *
+pm_message_json(const char *data, size_t len)
 {
 	json_t *o, *hdrs, *atts;
 	GMimeMessage *m;
@@ -357,7 +341,7 @@ http_mime_message_json(const char *data, size_t len)
 		type = mime_type_of(leaf);
 		snprintf(fb, sizeof(fb), "part-%u.%s", i,
 		    GMIME_IS_MESSAGE_PART(leaf) ? "eml" : "bin");
-		http_mime_safe_filename(fn, sizeof(fn), GMIME_IS_PART(leaf) ?
+		pm_safe_filename(fn, sizeof(fn), GMIME_IS_PART(leaf) ?
 		    g_mime_part_get_filename(GMIME_PART(leaf)) : NULL, fb);
 		cid = g_mime_object_get_content_id(leaf);
 		json_array_append_new(atts, json_pack("{s:i, s:o, s:o, s:I, s:o}",
@@ -374,8 +358,8 @@ http_mime_message_json(const char *data, size_t len)
 	return o;
 }
 
-bool
-http_mime_part(const char *data, size_t len, unsigned n, char **out_r,
+static bool
+pm_part(const char *data, size_t len, unsigned n, char **out_r,
     size_t *outlen_r, char *filename, size_t fnsz, char *type, size_t typesz)
 {
 	struct mime_parts *p;
@@ -399,7 +383,7 @@ http_mime_part(const char *data, size_t len, unsigned n, char **out_r,
 		g_byte_array_free(ba, TRUE);
 		snprintf(fb, sizeof(fb), "part-%u.%s", n,
 		    GMIME_IS_MESSAGE_PART(leaf) ? "eml" : "bin");
-		http_mime_safe_filename(filename, fnsz, GMIME_IS_PART(leaf) ?
+		pm_safe_filename(filename, fnsz, GMIME_IS_PART(leaf) ?
 		    g_mime_part_get_filename(GMIME_PART(leaf)) : NULL, fb);
 		t = mime_type_of(leaf);
 		http_mime_copy_utf8(type, typesz, t);
@@ -437,8 +421,8 @@ mime_type_plain(const char *t)
 	return strncmp(t, "image/", 6) == 0;
 }
 
-char *
-http_mime_html(const char *data, size_t len, size_t *outlen_r)
+static char *
+pm_html(const char *data, size_t len, size_t *outlen_r)
 {
 	struct mime_parts *p;
 	GMimeMessage *m;
@@ -503,3 +487,16 @@ http_mime_html(const char *data, size_t len, size_t *outlen_r)
 	g_string_free(out, TRUE);
 	return q;
 }
+
+/* posuto_parse.so (lib/plugin.h): what http_mime_load.c calls. */
+POSUTO_PLUGIN_ABI;
+
+const struct http_mime_ops http_mime_ops = {
+	.init = pm_init,
+	.shutdown = pm_shutdown,
+	.summary = pm_summary,
+	.message_json = pm_message_json,
+	.part = pm_part,
+	.html = pm_html,
+	.safe_filename = pm_safe_filename,
+};

@@ -3,6 +3,10 @@
  * GMime 3 (MIME structure, RFC 2047 encoded-words, charsets by iconv):
  * a summary for the list and the parts for the message page.
  *
+ * GMime and glib live in a module, posuto_parse.so (lib/plugin.h), loaded
+ * by http_mime_load.c the first time a page needs a message parsed; if it
+ * cannot be loaded, the viewer still lists and serves raw messages.
+ *
  * Private to src/http/ and used on the admin thread only (GMime's
  * parser state is not shared between threads here, and no POP3 work
  * ever waits for it).  Input is attacker-controlled: it is bounded by
@@ -60,6 +64,22 @@ bool http_mime_part(const char *data, size_t len, unsigned n, char **out_r,
  * turned into data: URIs (other cid: references into empty ones);
  * malloc'd, NULL if the message has none. */
 char *http_mime_html(const char *data, size_t len, size_t *outlen_r);
+
+/* What posuto_parse.so provides (http_mime.c): the calls above that need
+ * GMime, same contracts. */
+struct http_mime_ops {
+	void (*init)(void);
+	void (*shutdown)(void);
+	void (*summary)(const char *data, size_t len,
+	    struct http_mime_summary *out);
+	json_t *(*message_json)(const char *data, size_t len);
+	bool (*part)(const char *data, size_t len, unsigned n, char **out_r,
+	    size_t *outlen_r, char *filename, size_t fnsz, char *type,
+	    size_t typesz);
+	char *(*html)(const char *data, size_t len, size_t *outlen_r);
+	void (*safe_filename)(char *buf, size_t bufsz, const char *name,
+	    const char *fallback);
+};
 
 /* Cuts s (UTF-8) to fit bufsz at a character boundary. */
 void http_mime_copy_utf8(char *buf, size_t bufsz, const char *s);

@@ -33,6 +33,7 @@
 
 struct sql_pool;
 struct sql_conn;
+struct sql_driver;
 struct sql_result;
 
 enum sql_status {
@@ -55,6 +56,14 @@ struct sql_param {
 
 /* Longest error text the calls write (err buffers: SQL_ERR_MAX bytes). */
 #define SQL_ERR_MAX	256
+
+/*
+ * The driver for kind, from posuto_sql.so (lib/plugin.h), loaded on the
+ * first call; NULL with err if the module cannot be loaded.  Callers that
+ * report config errors call it first, to say it is about Driver.
+ */
+const struct sql_driver *sql_driver_load(enum sql_driver_kind kind,
+    char *err, size_t errsz);
 
 /*
  * A pool for cfg (which must outlive it), reading PasswordFile now.  NULL

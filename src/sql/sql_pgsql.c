@@ -14,9 +14,13 @@
 
 #include <libpq-fe.h>
 
+#include "lib/plugin.h"
 #include "lib/xmalloc.h"
 #include "sql/sql.h"
 #include "sql/sql_int.h"
+
+/* posuto_sql.so (lib/plugin.h): both drivers; this file carries the mark. */
+POSUTO_PLUGIN_ABI;
 
 #define PG_BYTEA_OID	17
 

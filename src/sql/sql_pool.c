@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/plugin.h"
 #include "lib/xmalloc.h"
 #include "sql/sql.h"
 #include "sql/sql_int.h"
@@ -103,6 +104,13 @@ read_password_file(const char *path, char *err, size_t errsz)
 	}
 }
 
+const struct sql_driver *
+sql_driver_load(enum sql_driver_kind kind, char *err, size_t errsz)
+{
+	return plugin_symbol("posuto_sql", kind == SQL_DRIVER_PGSQL ?
+	    "sql_driver_pgsql" : "sql_driver_mysql", err, errsz);
+}
+
 struct sql_pool *
 sql_pool_new(const struct sql_cfg *cfg, char *err, size_t errsz)
 {
@@ -118,8 +126,11 @@ sql_pool_new(const struct sql_cfg *cfg, char *err, size_t errsz)
 		return NULL;
 	p = xcalloc(1, sizeof(*p));
 	p->cfg = cfg;
-	p->drv = cfg->driver == SQL_DRIVER_PGSQL ? &sql_driver_pgsql :
-	    &sql_driver_mysql;
+	if ((p->drv = sql_driver_load(cfg->driver, err, errsz)) == NULL) {
+		free_secret(pw);
+		free(p);
+		return NULL;
+	}
 	p->password = pw;
 	if (pthread_mutex_init(&p->mu, NULL) != 0 ||
 	    pthread_cond_init(&p->cv, NULL) != 0)
