@@ -149,6 +149,23 @@ sql_pool_free(struct sql_pool **pp)
 	free(p);
 }
 
+void
+sql_pool_after_fork(struct sql_pool *p)
+{
+	/* Leaked on purpose; the child is short-lived.  The mutexes are
+	 * made anew: another thread of the parent may have held them. */
+	if (pthread_mutex_init(&p->mu, NULL) != 0 ||
+	    pthread_cond_init(&p->cv, NULL) != 0 ||
+	    pthread_mutex_init(&p->locks.mu, NULL) != 0)
+		abort();
+	p->idle = NULL;
+	p->n_open = 0;
+	p->locks.conn = NULL;
+	p->locks.gen++;
+	/* the parent's locks are the parent's: the database decides */
+	p->locks.held = NULL;
+}
+
 enum sql_driver_kind
 sql_pool_driver(const struct sql_pool *p)
 {
@@ -230,6 +247,27 @@ sql_exec(struct sql_conn *c, const char *stmt, const struct sql_param *params,
 	if (res_r != NULL)
 		*res_r = NULL;
 	return c->drv->exec(c, stmt, params, n_params, res_r, err, errsz);
+}
+
+enum sql_status
+sql_begin(struct sql_conn *c, char *err, size_t errsz)
+{
+	return c->drv->simple(c, c->drv == &sql_driver_pgsql ? "BEGIN" :
+	    "START TRANSACTION", err, errsz);
+}
+
+enum sql_status
+sql_commit(struct sql_conn *c, char *err, size_t errsz)
+{
+	return c->drv->simple(c, "COMMIT", err, errsz);
+}
+
+enum sql_status
+sql_rollback(struct sql_conn *c)
+{
+	char ignored[SQL_ERR_MAX];
+
+	return c->drv->simple(c, "ROLLBACK", ignored, sizeof(ignored));
 }
 
 enum sql_status
