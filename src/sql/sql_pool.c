@@ -222,7 +222,7 @@ sql_pool_get(struct sql_pool *p, bool *reused_r, char *err, size_t errsz)
 void
 sql_pool_put(struct sql_pool *p, struct sql_conn **cp, bool broken)
 {
-	struct sql_conn *c = *cp;
+	struct sql_conn *c = *cp, *stale = NULL;
 
 	if (c == NULL)
 		return;
@@ -231,13 +231,27 @@ sql_pool_put(struct sql_pool *p, struct sql_conn **cp, bool broken)
 		c->drv->close(c);
 	(void)pthread_mutex_lock(&p->mu);
 	if (broken) {
+		/* A broken connection is most often a server restart or
+		 * failover, which broke the idle ones too: close them all
+		 * now, so the retry gets a fresh one, not the next dead one
+		 * (PoolSize of them would each cost a failed statement). */
 		p->n_open--;
+		stale = p->idle;
+		p->idle = NULL;
+		for (struct sql_conn *s = stale; s != NULL; s = s->next_idle)
+			p->n_open--;
 	} else {
 		c->next_idle = p->idle;
 		p->idle = c;
 	}
-	(void)pthread_cond_signal(&p->cv);
+	(void)pthread_cond_broadcast(&p->cv);
 	(void)pthread_mutex_unlock(&p->mu);
+	while (stale != NULL) {
+		struct sql_conn *next = stale->next_idle;
+
+		stale->drv->close(stale);
+		stale = next;
+	}
 }
 
 enum sql_status

@@ -87,7 +87,8 @@ mbox_empty(const char *dir, char *loc, size_t locsz)
  * with them):
  *   POSUTO_TEST_PGSQL / POSUTO_TEST_MYSQL = "HOST PORT DATABASE USER PWFILE"
  * with posuto's schema made by `posuto sql init`.  Without it the group
- * is skipped, unless POSUTO_TEST_SQL_REQUIRED is set (then it fails).
+ * is skipped, unless POSUTO_TEST_SQL_REQUIRED names it ("pgsql mysql":
+ * then that is a failure).
  * Each test gets a posuto_users row of its own, "sql:NAME".
  */
 static struct sql_cfg sql_test_cfg;
@@ -962,7 +963,10 @@ main(void)
 			continue;
 		if (current->available != NULL && !current->available(current)) {
 			/* the integration run must not pass by skipping */
-			if (getenv("POSUTO_TEST_SQL_REQUIRED") != NULL)
+			const char *req = getenv("POSUTO_TEST_SQL_REQUIRED");
+
+			if (req != NULL && current->variant != NULL &&
+			    strstr(req, current->variant) != NULL)
 				failed++;
 			continue;
 		}
