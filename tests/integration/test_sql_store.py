@@ -458,3 +458,24 @@ def test_two_posuto_processes_share_the_mailbox_lock(tmp_path, db):
     cb.quit()
     stop(b)
     a.stop()
+
+
+def test_sql_userdb_users_with_sql_locations(tmp_path, db):
+    """Users and mail both in the database: a row whose location is
+    "sql:", and one with no location under MailboxFormat "sql"."""
+    fresh_schema(tmp_path, db)
+    add_row(db, "alice", "{PLAIN}alice-pw", location="sql:")
+    add_row(db, "bob", "{PLAIN}bob-pw")
+    port = free_port()
+    cfg = {"Pop3Server": {"BindAddress": "127.0.0.1", "Port": port, "TimeOut": 60,
+                          "AuthFailDelay": 0, "LockFile": "posuto.lock",
+                          "MailboxFormat": "sql", "Sql": sql_cfg(tmp_path, db)}}
+    srv = Server(tmp_path, cfg).start()
+    for user in ("alice", "bob"):
+        deliver(srv.config_path, user, sample_message(7))
+        c = Pop3(port=port)
+        assert c.login(user, user + "-pw").startswith(b"+OK")
+        assert delivered(c.retr(1), sample_message(7))
+        c.quit()
+    assert rows(db, "SELECT count(*) FROM posuto_messages") == ["2"]
+    stop(srv)
