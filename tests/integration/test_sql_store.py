@@ -125,6 +125,11 @@ def rows(db, sql):
     return db.sql(sql).replace("|", " ").split()
 
 
+def sanitized_binary():
+    with open(posuto_bin(), "rb") as f:
+        return b"__asan_init" in f.read()
+
+
 def vm(pid, key):
     for line in pathlib.Path("/proc/%d/status" % pid).read_text().splitlines():
         if line.startswith(key + ":"):
@@ -269,7 +274,10 @@ def test_50mb_message_streams_with_bounded_memory(tmp_path, db):
                        timeout=600)
     rc, deliver_kb = r.stdout.split()
     assert rc == b"0", r.stderr
-    assert int(deliver_kb) < 40 * 1024, deliver_kb
+    # ASan's quarantine keeps every freed buffer: RSS then counts what
+    # went through, not what is held (test_protocol.py does the same)
+    measured = not sanitized_binary()
+    assert int(deliver_kb) < 40 * 1024 or not measured, deliver_kb
     size, chunks = (int(v) for v in rows(db, "SELECT wire_size, n_chunks FROM posuto_messages"))
     assert chunks == (size + 256 * 1024 - 1) // (256 * 1024) and chunks > 190
     # poplib: a client that reads 50 MB in linear time
@@ -283,7 +291,7 @@ def test_50mb_message_streams_with_bounded_memory(tmp_path, db):
     del lines
     assert len(got) == size and delivered(got, big)
     grown = vm(srv.pid(), "VmHWM") - base
-    assert grown < 16 * 1024, "server peak RSS grew by %d kB on a 50 MB RETR" % grown
+    assert grown < 16 * 1024 or not measured, "server peak RSS grew by %d kB on a 50 MB RETR" % grown
     p.quit()
     stop(srv)
 
