@@ -1415,8 +1415,15 @@ server_verify(struct config_ctx *ctx, const char *path, void *base,
 		if (cfg->users[i].mailbox == NULL)
 			need_default_mailbox = true;
 	/* sql: mailboxes are named by user, not by a path */
-	if (cfg->format != NULL && ascii_caseeq(cfg->format, "sql"))
+	if (cfg->format != NULL && ascii_caseeq(cfg->format, "sql")) {
 		need_default_mailbox = false;
+		if (cfg->sql.driver == SQL_DRIVER_NONE) {
+			kp = json_loc_path_key(path, "MailboxFormat");
+			config_error(ctx, kp, CONFIG_AT_VALUE, "\"sql\" "
+			    "keeps mail in the Sql database: set Sql");
+			free(kp);
+		}
+	}
 	/* A MailDir/MailboxPath that was given but bad is reported already. */
 	if (cfg->mailbox_template == NULL && need_default_mailbox &&
 	    !CONFIG_SEEN(&config_server_section, seen, "MailDir") &&

@@ -581,6 +581,11 @@ ssql_check(const struct store_driver *drv, const char *user, const char *path,
 
 	(void)drv;
 	(void)path;
+	/* check-config makes no pool: the config check says whether Sql
+	 * is there (MailboxFormat "sql" needs it) */
+	if ((db = ssql_db_get()) == NULL)
+		return 0;
+	ssql_db_unref(&db);
 	if (ssql_db_for(&db, err, sizeof(err)) != STORE_OK) {
 		fprintf(out, "warning: user %s: %s\n", user, err);
 		return 1;

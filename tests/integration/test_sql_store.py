@@ -487,3 +487,13 @@ def test_sql_userdb_users_with_sql_locations(tmp_path, db):
         c.quit()
     assert rows(db, "SELECT count(*) FROM posuto_messages") == ["2"]
     stop(srv)
+
+
+def test_mailbox_format_sql_needs_an_sql_database(tmp_path):
+    cfg = base_config(free_port(), tmp_path / "mail", MailboxFormat="sql")
+    path = tmp_path / "c.json"
+    write_config(path, cfg)
+    r = subprocess.run([posuto_bin(), "check-config", "-c", str(path)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert "MailboxFormat" in r.stderr and "set Sql" in r.stderr, r.stderr
