@@ -29,6 +29,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "auth/passwd.h"
 #include "auth/userdb_int.h"
@@ -221,6 +222,11 @@ set_location(struct userdb_user *u, const char *loc, const char *dflt)
 		loc += n + 1;
 	} else {
 		u->format = xstrdup(dflt);
+	}
+	/* "sql:" (this user's mailbox) or "sql:NAME": a name, no path */
+	if (strcasecmp(u->format, "sql") == 0) {
+		u->mailbox_path = xstrdup(loc);
+		return true;
 	}
 	if (loc[0] != '/' || strstr(loc, "/../") != NULL)
 		return false;

@@ -4,6 +4,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "auth/passwd.h"
 #include "auth/userdb_int.h"
@@ -172,6 +173,11 @@ userdb_user_set_mailbox(struct userdb_load_ctx *ctx, struct userdb_user *u,
 	char *dflt = NULL;
 	const char *why;
 
+	/* sql: the mailbox is the user's row in the database, no path */
+	if (u->format != NULL && strcasecmp(u->format, "sql") == 0) {
+		u->mailbox_path = xstrdup("");
+		return true;
+	}
 	if (tmpl == NULL)
 		tmpl = cfg->mailbox_template;
 	if (tmpl == NULL && cfg->mail_dir != NULL)

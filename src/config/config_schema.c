@@ -171,7 +171,7 @@ config_template_uses_home(const char *tmpl)
  * test_store_contract.c checks they agree) and "auto".  Kept as given:
  * the store resolves it, case-insensitively. */
 static const char *const mbox_format_names[] = {
-	"auto", "maildir", "emldir", "mbox", NULL,
+	"auto", "maildir", "emldir", "mbox", "sql", NULL,
 };
 
 static bool
@@ -181,7 +181,7 @@ mailbox_format_valid(const char *s, const char **why_r)
 		if (ascii_caseeq(s, mbox_format_names[i]))
 			return true;
 	*why_r = "must be one of \"auto\", \"maildir\", \"emldir\", "
-	    "\"mbox\"";
+	    "\"mbox\", \"sql\"";
 	return false;
 }
 
@@ -1414,6 +1414,16 @@ server_verify(struct config_ctx *ctx, const char *path, void *base,
 	for (size_t i = 0; i < cfg->n_users; i++)
 		if (cfg->users[i].mailbox == NULL)
 			need_default_mailbox = true;
+	/* sql: mailboxes are named by user, not by a path */
+	if (cfg->format != NULL && ascii_caseeq(cfg->format, "sql")) {
+		need_default_mailbox = false;
+		if (cfg->sql.driver == SQL_DRIVER_NONE) {
+			kp = json_loc_path_key(path, "MailboxFormat");
+			config_error(ctx, kp, CONFIG_AT_VALUE, "\"sql\" "
+			    "keeps mail in the Sql database: set Sql");
+			free(kp);
+		}
+	}
 	/* A MailDir/MailboxPath that was given but bad is reported already. */
 	if (cfg->mailbox_template == NULL && need_default_mailbox &&
 	    !CONFIG_SEEN(&config_server_section, seen, "MailDir") &&

@@ -246,6 +246,7 @@ cmd_deliver(int argc, char **argv, const char *default_config)
 		config_free(&cfg);
 		return EX_TEMPFAIL;
 	}
+	store_sql_configure(&cfg->sql);
 	err[0] = '\0';
 	st = deliver_spool_fd(STDIN_FILENO, &sp, err, sizeof(err));
 	if (st != DELIVER_OK) {
@@ -293,6 +294,7 @@ cmd_deliver(int argc, char **argv, const char *default_config)
 	rc = any_temp ? EX_TEMPFAIL : any_nouser ? EX_NOUSER :
 	    any_perm ? EX_CANTCREAT : EX_OK;
 out:
+	store_sql_configure(NULL);
 	deliver_spool_free(&sp);
 	userdb_unref(&db);
 	config_free(&cfg);

@@ -115,6 +115,7 @@ server_apply_params(struct server *srv)
 		if (!store_tpops_configure(&cfg->sql, err, sizeof(err)))
 			log_error("Sql (tpops store): %s", err);
 	}
+	store_sql_configure(&cfg->sql);
 	log_set_level(cfg->log_level);
 	if (cfg->hostname != NULL)
 		snprintf(srv->env.hostname, sizeof(srv->env.hostname), "%s",

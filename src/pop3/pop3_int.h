@@ -101,6 +101,9 @@ struct pop3_stream {
 	/* The reader is being prepared on a worker (pop3_job.c); r is
 	 * NULL and nothing is sent until it is back. */
 	struct pop3_prep_job *prep;
+	/* A reader that fetches piece by piece (sql:): the next piece is
+	 * fetched on a worker; nothing touches r until it is back. */
+	struct pop3_fill_job *fill;
 };
 
 struct pop3_session {
@@ -369,6 +372,14 @@ enum pop3_ev pop3_job_msg_prepare(struct pop3_session *s, uint32_t idx,
     long long lines, struct msg_reader *r);
 /* The placeholder stream goes (session end): the job frees the reader. */
 void pop3_job_prep_detach(struct pop3_prep_job *j);
+/* A read said EAGAIN: fetches st's next piece on a worker
+ * (msg_reader_fill()), then goes on with the stream. */
+void pop3_job_fill(struct pop3_session *s, struct pop3_stream *st);
+/* The stream goes while its fill is on a worker: the job closes the
+ * reader when it is back. */
+void pop3_job_fill_detach(struct pop3_fill_job *j);
+/* Closes *mb, on a worker if that may block (mailbox_close_blocks()). */
+void pop3_job_mailbox_close(struct pop3_session *s, struct mailbox **mb);
 /* pop3_cmd_trans.c: the reply and stream of RETR (lines < 0) or TOP
  * over an open reader; and the reply for a message that cannot be read */
 enum pop3_ev pop3_msg_start(struct pop3_session *s, uint32_t idx,

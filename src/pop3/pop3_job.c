@@ -81,7 +81,7 @@ login_job_done(void *arg)
 	if (s->state != POP3_STATE_LOGIN_PENDING) {
 		/* The client left, or a timeout closes the session, while we
 		 * worked: release what we opened. */
-		mailbox_close(&j->res.mb);
+		pop3_job_mailbox_close(s, &j->res.mb);
 		sasl_server_free(&j->sasl.sasl);
 		goto out;
 	}
@@ -215,7 +215,8 @@ pop3_job_commit(struct pop3_session *s)
 
 	/* With Expire on, the worker decides (it reads the state file). */
 	if (s->policy_expire == EXPIRE_NEVER &&
-	    !mailbox_commit_needed(s->mb, s->deleted)) {
+	    !mailbox_commit_needed(s->mb, s->deleted) &&
+	    !mailbox_close_blocks(s->mb)) {
 		/* Nothing to write: no worker round trip for the common
 		 * "check mail, nothing new" session. */
 		mailbox_close(&s->mb);
@@ -353,4 +354,89 @@ void
 pop3_job_prep_detach(struct pop3_prep_job *j)
 {
 	j->st = NULL;
+}
+
+/* --- reads piece by piece (sql:) -------------------------------------- */
+
+struct pop3_fill_job {
+	struct pop3_session *s;		/* ref held */
+	struct pop3_stream *st;		/* NULL: the stream went meanwhile */
+	struct msg_reader *r;
+	enum store_status ss;
+};
+
+static void
+fill_job_work(void *arg)
+{
+	struct pop3_fill_job *j = arg;
+
+	j->ss = msg_reader_fill(j->r);
+}
+
+static void
+fill_job_done(void *arg)
+{
+	struct pop3_fill_job *j = arg;
+	struct pop3_session *s = j->s;
+	struct pop3_stream *st = j->st;
+
+	if (st == NULL) {
+		msg_reader_close(&j->r);
+	} else {
+		/* a failed fill makes the next read fail: the stream ends */
+		st->fill = NULL;
+		if (pop3_stream_fill(s))
+			pop3_session_resume(s);
+	}
+	free(j);
+	pop3_session_unref(s);
+}
+
+void
+pop3_job_fill(struct pop3_session *s, struct pop3_stream *st)
+{
+	struct pop3_fill_job *j = xcalloc(1, sizeof(*j));
+
+	j->s = s;
+	j->st = st;
+	j->r = st->r;
+	st->fill = j;
+	pop3_session_ref(s);
+	workq_submit(s->env->rt->wq, fill_job_work, fill_job_done, j);
+}
+
+void
+pop3_job_fill_detach(struct pop3_fill_job *j)
+{
+	j->st = NULL;
+}
+
+static void
+close_job_work(void *arg)
+{
+	struct mailbox *mb = arg;
+
+	mailbox_close(&mb);
+}
+
+static void
+close_job_done(void *arg)
+{
+	(void)arg;
+}
+
+void
+pop3_job_mailbox_close(struct pop3_session *s, struct mailbox **mbp)
+{
+	struct mailbox *mb = *mbp;
+
+	if (mb == NULL)
+		return;
+	*mbp = NULL;
+	/* Nothing of the session is needed: it may be gone by then. */
+	if (mailbox_close_blocks(mb))
+		workq_submit(s->env->rt->wq, close_job_work, close_job_done,
+		    mb);
+	else
+		mailbox_close(&mb);
 }

@@ -243,7 +243,7 @@ pop3_session_end(struct pop3_session *s, const char *reason)
 	 * always ours to release: without UPDATE, nothing is deleted. */
 	if (s->mb != NULL && s->n_deleted > 0 && s->user != NULL)
 		net_mailev_record(NET_MAILEV_UNMARKED, s->user, NULL, s->id);
-	mailbox_close(&s->mb);
+	pop3_job_mailbox_close(s, &s->mb);
 	if (s->conn_counted)
 		iplimit_conn_release(env->rt->iplimit, conn_client_addr(s->conn));
 	conn_free(&s->conn);

@@ -31,7 +31,9 @@ pop3_stream_free(struct pop3_session *s)
 		return;
 	if (st->prep != NULL)
 		pop3_job_prep_detach(st->prep);
-	if (st->r != NULL)
+	if (st->fill != NULL)
+		pop3_job_fill_detach(st->fill);	/* it closes st->r */
+	else if (st->r != NULL)
 		msg_reader_close(&st->r);
 	free(st);
 	s->stream = NULL;
@@ -171,6 +173,11 @@ stream_msg_fill(struct pop3_session *s, struct pop3_stream *st)
 			got = 0;
 		else
 			got = msg_reader_read(st->r, stream_chunk, sizeof(stream_chunk));
+		if (got < 0 && errno == EAGAIN) {
+			/* fetched on a worker; pop3_job_fill() goes on */
+			pop3_job_fill(s, st);
+			return false;
+		}
 		if (got < 0 && errno == ENODATA) {
 			stream_abort(s, st, "ended early (truncated)");
 			return true;
@@ -258,15 +265,17 @@ pop3_stream_fill(struct pop3_session *s)
 	struct pop3_stream *st = s->stream;
 	bool done;
 
-	if (st->prep != NULL)
+	if (st->prep != NULL || st->fill != NULL)
 		return false;	/* its job resumes the session */
 	if (st->kind == POP3_STREAM_MSG)
 		done = stream_msg_fill(s, st);
 	else
 		done = stream_list_fill(s, st);
 	if (!done) {
-		conn_want_drained(s->conn, st->segment ? 0 :
-		    POP3_OUTPUT_HIGH_WATER / 2);
+		/* a fill job resumes it, not the output draining */
+		if (st->fill == NULL)
+			conn_want_drained(s->conn, st->segment ? 0 :
+			    POP3_OUTPUT_HIGH_WATER / 2);
 		return false;
 	}
 	if (st->kind == POP3_STREAM_MSG)

@@ -75,6 +75,11 @@ struct sql_pool *sql_pool_new(const struct sql_cfg *cfg, char *err,
 /* Closes every idle connection; none may be in use. */
 void sql_pool_free(struct sql_pool **pool);
 enum sql_driver_kind sql_pool_driver(const struct sql_pool *pool);
+/* In a fork()ed child, before any other call on pool: forgets every
+ * connection without closing it (they are the parent's: closing one
+ * would end the parent's database session) and with them the locks
+ * taken on them; the pool connects anew when next used. */
+void sql_pool_after_fork(struct sql_pool *pool);
 
 /*
  * A connection of the pool: an idle one, a new one (connected within
@@ -101,6 +106,21 @@ enum sql_status sql_exec(struct sql_conn *c, const char *stmt,
 enum sql_status sql_pool_exec(struct sql_pool *pool, const char *stmt,
     const struct sql_param *params, size_t n_params,
     struct sql_result **res_r, char *err, size_t errsz);
+
+/*
+ * Transactions: a connection from sql_pool_get() held across statements.
+ * sql_begin opens one (PostgreSQL BEGIN, MariaDB START TRANSACTION), so
+ * the statements after it see and change nothing others see until
+ * sql_commit; a commit that fails (or whose answer is lost) is reported,
+ * and then what it did is unknown only if the connection broke.
+ * sql_rollback is best effort (a broken connection rolls back by itself
+ * on the server).  Put a connection back only outside a transaction, or
+ * as broken.
+ */
+enum sql_status sql_begin(struct sql_conn *c, char *err, size_t errsz);
+enum sql_status sql_commit(struct sql_conn *c, char *err, size_t errsz);
+/* Returns the status of the ROLLBACK, for sql_pool_put(broken). */
+enum sql_status sql_rollback(struct sql_conn *c);
 
 /* Rows of a result, all columns as bytes (text form; bytea and BLOB
  * columns as their raw bytes). */

@@ -31,6 +31,10 @@ struct sql_driver {
 	    const struct sql_param *params, size_t n_params,
 	    struct sql_result **res_r, char *err, size_t errsz);
 	void (*close)(struct sql_conn *c);
+	/* A statement without parameters or rows (BEGIN, COMMIT,
+	 * ROLLBACK): MariaDB cannot prepare every one of them. */
+	enum sql_status (*simple)(struct sql_conn *c, const char *stmt,
+	    char *err, size_t errsz);
 };
 
 extern const struct sql_driver sql_driver_pgsql;

@@ -95,14 +95,16 @@ sql_lock_take(struct sql_pool *pool, const char *name,
 	 * restart); a fresh one failing means the database is down. */
 	for (int attempt = 0; attempt < 2; attempt++) {
 		struct sql_result *res = NULL;
-		bool fresh = ls->conn == NULL;
+		bool fresh = ls->conn == NULL, reused = false;
 		enum sql_status sst;
 
 		if (fresh) {
-			if ((ls->conn = sql_pool_get(pool, NULL, err,
+			if ((ls->conn = sql_pool_get(pool, &reused, err,
 			    errsz)) == NULL)
 				break;
 			ls->gen++;
+			/* one that sat idle may have died unseen, too */
+			fresh = !reused;
 		}
 		sst = sql_exec(ls->conn, take_stmt[kind], &param, 1, &res,
 		    err, errsz);

@@ -252,9 +252,28 @@ my_close(struct sql_conn *sc)
 	free(c);
 }
 
+/* The text protocol, for fixed statements only (no values in them). */
+static enum sql_status
+my_simple(struct sql_conn *sc, const char *stmt, char *err, size_t errsz)
+{
+	struct my_conn *c = (struct my_conn *)sc;
+	MYSQL_RES *res;
+
+	if (mysql_real_query(c->my, stmt, strlen(stmt)) != 0) {
+		my_err(err, errsz, "query", mysql_errno(c->my),
+		    mysql_error(c->my));
+		return my_status(mysql_errno(c->my));
+	}
+	/* none of these has rows; drop any so the connection is idle */
+	if ((res = mysql_store_result(c->my)) != NULL)
+		mysql_free_result(res);
+	return SQL_OK;
+}
+
 const struct sql_driver sql_driver_mysql = {
 	.name = "mysql",
 	.connect = my_connect,
 	.exec = my_exec,
 	.close = my_close,
+	.simple = my_simple,
 };

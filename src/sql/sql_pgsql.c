@@ -356,9 +356,16 @@ pg_close(struct sql_conn *sc)
 	free(c);
 }
 
+static enum sql_status
+pg_simple(struct sql_conn *sc, const char *stmt, char *err, size_t errsz)
+{
+	return pg_exec(sc, stmt, NULL, 0, NULL, err, errsz);
+}
+
 const struct sql_driver sql_driver_pgsql = {
 	.name = "pgsql",
 	.connect = pg_connect,
 	.exec = pg_exec,
 	.close = pg_close,
+	.simple = pg_simple,
 };

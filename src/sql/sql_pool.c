@@ -160,6 +160,23 @@ sql_pool_free(struct sql_pool **pp)
 	free(p);
 }
 
+void
+sql_pool_after_fork(struct sql_pool *p)
+{
+	/* Leaked on purpose; the child is short-lived.  The mutexes are
+	 * made anew: another thread of the parent may have held them. */
+	if (pthread_mutex_init(&p->mu, NULL) != 0 ||
+	    pthread_cond_init(&p->cv, NULL) != 0 ||
+	    pthread_mutex_init(&p->locks.mu, NULL) != 0)
+		abort();
+	p->idle = NULL;
+	p->n_open = 0;
+	p->locks.conn = NULL;
+	p->locks.gen++;
+	/* the parent's locks are the parent's: the database decides */
+	p->locks.held = NULL;
+}
+
 enum sql_driver_kind
 sql_pool_driver(const struct sql_pool *p)
 {
@@ -216,7 +233,7 @@ sql_pool_get(struct sql_pool *p, bool *reused_r, char *err, size_t errsz)
 void
 sql_pool_put(struct sql_pool *p, struct sql_conn **cp, bool broken)
 {
-	struct sql_conn *c = *cp;
+	struct sql_conn *c = *cp, *stale = NULL;
 
 	if (c == NULL)
 		return;
@@ -225,13 +242,27 @@ sql_pool_put(struct sql_pool *p, struct sql_conn **cp, bool broken)
 		c->drv->close(c);
 	(void)pthread_mutex_lock(&p->mu);
 	if (broken) {
+		/* A broken connection is most often a server restart or
+		 * failover, which broke the idle ones too: close them all
+		 * now, so the retry gets a fresh one, not the next dead one
+		 * (PoolSize of them would each cost a failed statement). */
 		p->n_open--;
+		stale = p->idle;
+		p->idle = NULL;
+		for (struct sql_conn *s = stale; s != NULL; s = s->next_idle)
+			p->n_open--;
 	} else {
 		c->next_idle = p->idle;
 		p->idle = c;
 	}
-	(void)pthread_cond_signal(&p->cv);
+	(void)pthread_cond_broadcast(&p->cv);
 	(void)pthread_mutex_unlock(&p->mu);
+	while (stale != NULL) {
+		struct sql_conn *next = stale->next_idle;
+
+		stale->drv->close(stale);
+		stale = next;
+	}
 }
 
 enum sql_status
@@ -241,6 +272,27 @@ sql_exec(struct sql_conn *c, const char *stmt, const struct sql_param *params,
 	if (res_r != NULL)
 		*res_r = NULL;
 	return c->drv->exec(c, stmt, params, n_params, res_r, err, errsz);
+}
+
+enum sql_status
+sql_begin(struct sql_conn *c, char *err, size_t errsz)
+{
+	return c->drv->simple(c, c->drv == &sql_driver_pgsql ? "BEGIN" :
+	    "START TRANSACTION", err, errsz);
+}
+
+enum sql_status
+sql_commit(struct sql_conn *c, char *err, size_t errsz)
+{
+	return c->drv->simple(c, "COMMIT", err, errsz);
+}
+
+enum sql_status
+sql_rollback(struct sql_conn *c)
+{
+	char ignored[SQL_ERR_MAX];
+
+	return c->drv->simple(c, "ROLLBACK", ignored, sizeof(ignored));
 }
 
 enum sql_status

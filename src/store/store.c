@@ -20,6 +20,7 @@ const struct store_driver *const store_drivers[] = {
 	&store_driver_emldir,
 	&store_driver_mbox,
 	&store_driver_tpops,
+	&store_driver_sql,
 	NULL,
 };
 
@@ -52,20 +53,22 @@ store_location_driver(const char *location, const char **path_r, char *err,
 	memcpy(name, location, len);
 	name[len] = '\0';
 	*path_r = colon + 1;
-	if (**path_r != '/') {
-		if (err != NULL && errsz > 0)
-			(void)snprintf(err, errsz, "mailbox location \"%s\": "
-			    "path is not absolute", location);
-		return NULL;
-	}
-	if (strcasecmp(name, store_driver_auto.name) == 0)
-		return &store_driver_auto;
-	{
+	if (strcasecmp(name, store_driver_auto.name) == 0) {
+		if (**path_r == '/')
+			return &store_driver_auto;
+	} else {
 		const struct store_driver *drv = store_driver_find(name);
 
-		if (drv != NULL)
+		if (drv != NULL && (drv->by_name || **path_r == '/'))
 			return drv;
+		if (drv == NULL)
+			goto unknown;
 	}
+	if (err != NULL && errsz > 0)
+		(void)snprintf(err, errsz, "mailbox location \"%s\": "
+		    "path is not absolute", location);
+	return NULL;
+unknown:
 	if (err != NULL && errsz > 0) {
 		size_t off = (size_t)snprintf(err, errsz, "mailbox location "
 		    "\"%s\": unknown store \"%s\" (known: auto", location, name);
@@ -178,6 +181,12 @@ msg_reader_read(struct msg_reader *r, void *buf, size_t len)
 	return r->drv->msg_read(r, buf, len);
 }
 
+enum store_status
+msg_reader_fill(struct msg_reader *r)
+{
+	return r->drv->msg_fill != NULL ? r->drv->msg_fill(r) : STORE_OK;
+}
+
 bool
 msg_reader_unchanged(struct msg_reader *r)
 {
@@ -244,6 +253,12 @@ mailbox_close(struct mailbox **mbp)
 		return;
 	(*mbp)->drv->close(*mbp);
 	*mbp = NULL;
+}
+
+bool
+mailbox_close_blocks(const struct mailbox *mb)
+{
+	return mb != NULL && mb->drv->close_blocks;
 }
 
 unsigned

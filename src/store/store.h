@@ -6,6 +6,8 @@
  *   maildir:/var/mail/u/Maildir   emldir:/srv/jdx/u   auto:/srv/mail/u
  *   mbox:/var/mail/u  (store_mbox.c: one mbox file, docs/mbox.md)
  *   tpops:/42         (store_tpops.c: TPOPS 0.4's msg rows of uid 42)
+ *   sql:  sql:bob     (store_sql.c: the user's mailbox, or bob's, in the
+ *                      Sql database, schema posuto, docs/sql.md)
  *
  * "auto:" takes maildir for a directory holding cur/ new/ tmp/ (or none
  * yet), emldir for any other.  Locations reach the store already
@@ -118,8 +120,15 @@ enum store_status mailbox_msg_open(struct mailbox *mb, uint32_t idx,
     struct msg_reader **r_r);
 /* Reads up to len raw stored bytes; 0 at end (the size the file had when
  * opened), -1 on error (errno set; ENODATA: the file ended before that,
- * someone truncated it). */
+ * someone truncated it).  Never blocks: a store behind a server (sql:)
+ * says -1 with EAGAIN when what it has fetched is used up; then run
+ * msg_reader_fill() on a worker and read again. */
 ssize_t msg_reader_read(struct msg_reader *r, void *buf, size_t len);
+/* Fetches the next piece (sql: one 256 KiB chunk) [blocking, worker].
+ * STORE_TEMP: the server failed; later reads say -1 with EIO.  A no-op
+ * for stores whose reads never say EAGAIN.  One thread at a time per
+ * reader, never concurrently with msg_reader_read() or close. */
+enum store_status msg_reader_fill(struct msg_reader *r);
 /* After the last read (or once a sendfile() of msg_reader_wire_fd() has
  * left): false if the message file, or the copy sent instead, is not
  * the size or mtime it had when opened, so what went out may mix old and
@@ -250,6 +259,19 @@ unsigned mailbox_check(const char *user, const char *location, FILE *out);
 
 /* Releases the lock and frees everything.  Never deletes anything. */
 void mailbox_close(struct mailbox **mb);
+/* True if mailbox_close() may block (sql: releases the lock in the
+ * database): the event loop then closes on a worker. */
+bool mailbox_close_blocks(const struct mailbox *mb);
+
+/*
+ * The Sql database of the sql: store (Pop3Server.Sql): makes its pool
+ * now, reading PasswordFile (call it as the user posuto starts as, and
+ * again at a reload; an unchanged cfg keeps the pool).  NULL, or driver
+ * NONE: no database (sql: locations then fail with STORE_PERM).
+ * Mailboxes open meanwhile keep the pool they were opened with.
+ */
+struct sql_cfg;
+void store_sql_configure(const struct sql_cfg *cfg);
 
 /*
  * Delivery of one message into the mailbox at location, streamed in:

@@ -47,6 +47,12 @@ struct store_driver {
 	bool lf_store;
 	/* Mail in a database, not in files: no owner to deliver as. */
 	bool no_files;
+	/* The location after the prefix names a mailbox by user name, or
+	 * is empty for the user's own (sql:), not an absolute path. */
+	bool by_name;
+	/* close() talks to a server (sql: releases the database lock):
+	 * the event loop hands it to a worker (mailbox_close_blocks()). */
+	bool close_blocks;
 	/* The snapshot calls of store.h, same contracts.  path is the
 	 * location without its prefix; user is for drivers that look the
 	 * mailbox up by name (SQL) and for messages. */
@@ -72,6 +78,8 @@ struct store_driver {
 	enum store_status (*msg_open)(struct mailbox *mb, uint32_t idx,
 	    struct msg_reader **r_r);
 	ssize_t (*msg_read)(struct msg_reader *r, void *buf, size_t len);
+	/* NULL: msg_read never says EAGAIN (files: read where called) */
+	enum store_status (*msg_fill)(struct msg_reader *r);
 	/* NULL: a store whose messages cannot change under a reader */
 	bool (*msg_unchanged)(struct msg_reader *r);
 	int (*msg_wire_fd)(struct msg_reader *r, off_t *off_r, off_t *len_r);
@@ -101,6 +109,7 @@ extern const struct store_driver store_driver_maildir;
 extern const struct store_driver store_driver_emldir;
 extern const struct store_driver store_driver_mbox;
 extern const struct store_driver store_driver_tpops;
+extern const struct store_driver store_driver_sql;
 /* "auto:" (store_fs.c): maildir for a directory holding cur/ new/ tmp/
  * (or nothing yet), else emldir, decided on the root the open needs
  * anyway.  Not in the table: it is no store of its own. */

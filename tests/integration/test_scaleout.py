@@ -71,8 +71,28 @@ class MaildirStore:
 # gets the test's tmp_path and the database fixture) to STORE_CLASSES.
 # Nothing else in this file knows what a store is: mail goes in with
 # `posuto deliver` and LMTP and comes out over POP3.
-STORES = ["maildir"]
-STORE_CLASSES = {"maildir": MaildirStore}
+class SqlStore:
+    """The sql: mail store: mail in the same database as the users; the
+    [IN-USE] lock is a database lock (advisory lock / GET_LOCK), so each
+    node keeps a LockFile of its own and still they exclude each other."""
+
+    name = "sql"
+
+    def __init__(self, tmp_path, db):
+        pass
+
+    def pop3_settings(self):
+        return {"MailboxFormat": "sql", "LockFile": "posuto.lock"}
+
+    def location(self, user):
+        return "sql:"
+
+    def create(self, user):
+        pass        # the user's posuto_users row is the mailbox
+
+
+STORES = ["maildir", "sql"]
+STORE_CLASSES = {"maildir": MaildirStore, "sql": SqlStore}
 
 
 # ------------------------------------------------------------------ databases
