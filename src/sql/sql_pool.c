@@ -277,8 +277,8 @@ sql_exec(struct sql_conn *c, const char *stmt, const struct sql_param *params,
 enum sql_status
 sql_begin(struct sql_conn *c, char *err, size_t errsz)
 {
-	return c->drv->simple(c, c->drv == &sql_driver_pgsql ? "BEGIN" :
-	    "START TRANSACTION", err, errsz);
+	/* SQL's own spelling: PostgreSQL and MariaDB both take it. */
+	return c->drv->simple(c, "START TRANSACTION", err, errsz);
 }
 
 enum sql_status
