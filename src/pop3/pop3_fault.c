@@ -55,7 +55,8 @@ pop3_fault_login(struct pop3_session *s, const char *user)
 	int refuse = -1;
 
 	memset(f, 0, sizeof(*f));
-	if (cfg->n_faults == 0 ||
+	/* (a generation without a config: the fuzz and unit harnesses) */
+	if (cfg == NULL || cfg->n_faults == 0 ||
 	    (!cfg->faults_for_remote && !conn_client_local(s->conn)))
 		return false;
 	for (size_t i = 0; i < cfg->n_faults; i++) {
