@@ -865,6 +865,7 @@ store_fs_commit(struct mailbox *pub, const uint8_t *deleted,
 		return STORE_TEMP;
 	}
 	st = mb->ops->commit(mb, deleted, n_deleted_r);
+	store_drift_commit(mb, deleted, st == STORE_OK);
 	store_wire_sweep(mb, deleted);
 	/* keys survive new/ -> cur/ moves, so the index only loses the
 	 * deleted entries; a failure here costs a rescan, nothing else */

@@ -334,6 +334,12 @@ bool store_dirscan_start(struct store_dirscan *ds, int fd);
  * (then errno != 0; the caller sets errno = 0 before the loop). */
 const struct dirent64 *store_dirscan_next(struct store_dirscan *ds);
 
+/* At commit (store_drift.c): counts a session for each message
+ * RETRieved (STORE_MSG_SEEN) and, when removed, remembers the deleted
+ * ones' UIDLs. */
+void store_drift_commit(struct store_fs *mb, const uint8_t *deleted,
+    bool removed);
+
 /* The fd of directory d, reopening a parked one; -1 (errno set) if it is
  * absent or cannot be reopened.  A reopened root must be the directory
  * that was locked: another one at mb->path (the mailbox was replaced
