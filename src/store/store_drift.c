@@ -111,13 +111,36 @@ drift_bytes_hash(const char *p, size_t n)
 	return drift_mix(h);
 }
 
-/* Order-dependent: the snapshot order is stable from session to session. */
+/*
+ * The snapshot hash: one multiply per 8 bytes, mixed once at the end,
+ * because a warm login of a 10k-message mailbox computes it over every
+ * message.  Order-dependent: the snapshot order is stable from session
+ * to session.  Not cryptographic: a collision only hides drift from the
+ * mailbox's own user.
+ */
+#define DRIFT_HASH_SEED		0x9e3779b97f4a7c15ULL
+
+static uint64_t
+drift_hash_word(uint64_t h, uint64_t w)
+{
+	return (h ^ w) * 0x100000001b3ULL + ((h << 23) | (h >> 41));
+}
+
 static uint64_t
 drift_hash_feed(uint64_t h, uint64_t ino, uint64_t size, const char *uidl,
     size_t len)
 {
-	h = drift_mix(h ^ ino) + size;
-	return drift_mix(h ^ drift_bytes_hash(uidl, len));
+	uint64_t w;
+
+	h = drift_hash_word(h, ino);
+	h = drift_hash_word(h, size ^ ((uint64_t)len << 56));
+	for (; len >= 8; uidl += 8, len -= 8) {
+		memcpy(&w, uidl, 8);
+		h = drift_hash_word(h, w);
+	}
+	w = 0;
+	memcpy(&w, uidl, len);
+	return drift_hash_word(h, w);
 }
 
 static bool
@@ -161,35 +184,43 @@ drift_msg_uidl(const struct store_fs *mb, uint32_t i, size_t *len_r)
 	return u;
 }
 
+/* The store's UIDLs are RFC 1939-clean (store.h); this only keeps a
+ * message without one (none yet) out, cheaply, on the warm path. */
+static bool
+drift_msg_tracked(size_t len)
+{
+	return len > 0 && len <= DRIFT_UIDL_MAX;
+}
+
 static uint64_t
 drift_snapshot_hash(const struct store_fs *mb, uint32_t *tracked_r)
 {
-	uint64_t h = 0x9e3779b97f4a7c15ULL;
+	uint64_t h = DRIFT_HASH_SEED;
 	uint32_t n = 0;
 	size_t len;
 
 	for (uint32_t i = drift_window_start(mb, NULL); i < mb->count; i++) {
 		const char *u = drift_msg_uidl(mb, i, &len);
 
-		if (!drift_uidl_ok(u, len))
+		if (!drift_msg_tracked(len))
 			continue;
 		h = drift_hash_feed(h, mb->msgs[i].ino, mb->msgs[i].wire_size,
 		    u, len);
 		n++;
 	}
 	*tracked_r = n;
-	return h;
+	return drift_mix(h);
 }
 
 static uint64_t
 drift_live_hash(const struct drift_state *s)
 {
-	uint64_t h = 0x9e3779b97f4a7c15ULL;
+	uint64_t h = DRIFT_HASH_SEED;
 
 	for (uint32_t i = 0; i < s->n_live; i++)
 		h = drift_hash_feed(h, s->live[i].ino, s->live[i].size,
 		    s->live[i].uidl, s->live[i].len);
-	return h;
+	return drift_mix(h);
 }
 
 static uint32_t
@@ -532,7 +563,7 @@ drift_compare(const struct store_fs *mb, struct drift_state *old,
 		struct drift_ent *e = &cur->live[n], *o;
 		bool tomb = false;
 
-		if (!drift_uidl_ok(u, len))
+		if (!drift_msg_tracked(len))
 			continue;
 		drift_ent_set(e, mb, i, u, len);
 		n++;
@@ -645,7 +676,12 @@ drift_run(struct mailbox *pub, struct mailbox_drift *r, bool record)
 	if ((root = drift_root(mb, &parked)) == -1)
 		return;
 	r->enabled = true;
-	h = drift_snapshot_hash(mb, &tracked);
+	if (mb->drift_hashed) {
+		h = mb->drift_hash;
+		tracked = mb->drift_tracked;
+	} else {
+		h = drift_snapshot_hash(mb, &tracked);
+	}
 	memset(&old, 0, sizeof(old));
 	/* the warm login: nothing changed since the recorded state */
 	if (drift_read(root, hdr, sizeof(hdr), &exists) == (ssize_t)sizeof(hdr)
@@ -678,6 +714,17 @@ drift_run(struct mailbox *pub, struct mailbox_drift *r, bool record)
 	drift_state_free(&old);
 	drift_state_free(&cur);
 	drift_root_done(mb, parked);
+}
+
+void
+store_drift_prehash(struct store_fs *mb)
+{
+	/* only what the warm cache keeps: a small mailbox is not cached,
+	 * and hashing it at the login is as cheap */
+	if (!atomic_load(&drift_on))
+		return;
+	mb->drift_hash = drift_snapshot_hash(mb, &mb->drift_tracked);
+	mb->drift_hashed = true;
 }
 
 void

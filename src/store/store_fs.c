@@ -623,8 +623,10 @@ store_fs_open_fd(const struct store_driver *drv, const char *path,
 		(void)store_index_write(fd, mb, NULL);
 		mb->index_dirty = false;
 	}
-	if (mb->ops->cacheable && cache_ok)
+	if (mb->ops->cacheable && cache_ok) {
+		store_drift_prehash(mb);
 		store_cache_save(mb, &stamp);
+	}
 	store_park_dirs(mb);
 	*mb_r = &mb->pub;
 	return STORE_OK;
