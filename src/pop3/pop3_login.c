@@ -93,20 +93,24 @@ login_failed(struct pop3_session *s, const char *user, const char *why)
 	    POP3_STATE_AUTHORIZATION);
 }
 
-/* What the drift detector found: one line when there is something a
- * client will download again; the details were logged at debug. */
+/* What the drift detector found: one line, at info when a client will
+ * download something again (else at debug); the UIDLs went to debug. */
 static void
 pop3_login_drift(struct pop3_session *s, const struct mailbox_drift *d)
 {
 	char safe[USERNAME_MAX + 1];
 
-	if (d->changed == 0 && d->reappeared == 0 && d->reretrieved == 0)
+	if (!d->enabled)
 		return;
-	log_info("session=%llx uidl-drift user=%s changed=%" PRIu32
+	log_msg(d->changed == 0 && d->reappeared == 0 && d->reretrieved == 0 ?
+	    LOG_LVL_DEBUG : LOG_LVL_INFO,
+	    "session=%llx uidl-drift user=%s changed=%" PRIu32
 	    " reappeared=%" PRIu32 " reretrieved=%" PRIu32 " tracked=%" PRIu32,
 	    (unsigned long long)s->id, log_sanitize(safe, sizeof(safe),
 	    s->user, strlen(s->user)), d->changed, d->reappeared,
 	    d->reretrieved, d->tracked);
+	if (d->changed == 0 && d->reappeared == 0 && d->reretrieved == 0)
+		return;
 	conn_count(s->conn, NET_CNT_UIDL_CHANGED, d->changed);
 	conn_count(s->conn, NET_CNT_UIDL_REAPPEARED, d->reappeared);
 	conn_count(s->conn, NET_CNT_UIDL_RERETRIEVED, d->reretrieved);
