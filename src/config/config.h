@@ -236,6 +236,7 @@ struct posuto_config {
 	char *uidl_compat;		/* UidlCompat (store/uidl_compat.h names);
 					 * NULL = "auto" */
 	char *uidl_format;		/* UidlFormat (pop3_uidl_format) or NULL */
+	bool uidl_drift;		/* UidlDrift: the UIDL-drift detector */
 
 	enum log_level log_level;	/* LogLevel */
 	char *run_as_user;		/* RunAsUser; NULL = stay as started */

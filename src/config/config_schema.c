@@ -1282,6 +1282,8 @@ static const struct config_setting server_rows[] = {
 	  .offset = SRV(cfg.uidl_compat), .check = uidl_compat_valid },
 	{ .key = "UidlFormat", .kind = CONFIG_STRING,
 	  .offset = SRV(cfg.uidl_format), .check = uidl_format_valid },
+	{ .key = "UidlDrift", .kind = CONFIG_BOOL,
+	  .offset = SRV(cfg.uidl_drift), .def_int = 1 },
 	{ .key = "WireCacheMinSize", .kind = CONFIG_UINT,
 	  .offset = SRV(cfg.wire_cache_min_size), .min = 0,
 	  .max = 1024 * 1024 * 1024, .def_int = WIRE_CACHE_DEFAULT_MIN_SIZE },

@@ -84,6 +84,12 @@ static const struct {
 	    "TLS handshakes completed" },
 	[NET_CNT_TLS_FAILURES] = { "posuto_tls_failures_total",
 	    "TLS handshakes failed" },
+	[NET_CNT_UIDL_CHANGED] = { "posuto_uidl_drift_changed_total",
+	    "Messages found at a login under a new UIDL (same file)" },
+	[NET_CNT_UIDL_REAPPEARED] = { "posuto_uidl_drift_reappeared_total",
+	    "UIDLs deleted at a QUIT found again at a login" },
+	[NET_CNT_UIDL_RERETRIEVED] = { "posuto_uidl_drift_reretrieved_total",
+	    "Messages reported at a login as retrieved in 3 or more sessions" },
 };
 
 struct admin_users_arg {

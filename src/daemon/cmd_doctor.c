@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth/userdb.h"
@@ -62,6 +63,7 @@ struct doctor_probe {
 	uint64_t total;
 	unsigned sampled, lf, unreadable;
 	char uidl_source[256];	/* mailbox_uidl_source() */
+	struct mailbox_drift drift;	/* mailbox_drift_report() */
 };
 
 static const char *const doctor_level_names[] = {
@@ -338,6 +340,7 @@ doctor_probe_run(const struct doctor *d, const struct userdb_entry *e,
 		p->total = mailbox_total_size(mb);
 		mailbox_uidl_source(mb, p->uidl_source,
 		    sizeof(p->uidl_source));
+		mailbox_drift_report(mb, &p->drift);
 		mailbox_close(&mb);
 	}
 	buf = xmalloc(DOCTOR_LF_READ);
@@ -350,6 +353,88 @@ doctor_probe_run(const struct doctor *d, const struct userdb_entry *e,
 		doctor_probe_sample(path, false, p, buf);
 	}
 	free(buf);
+}
+
+/* The likely cause of n of tracked messages under new UIDLs. */
+static const char *
+doctor_drift_cause(uint32_t n, uint32_t tracked)
+{
+	if (n == tracked && n > 1)
+		return "every UIDL changed at once: UidlFormat or UidlCompat "
+		    "was changed, or the mailbox was converted from another "
+		    "server";
+	return "message files were renamed by hand (a new unique part "
+	    "before ':'), or a tool rewrote their names";
+}
+
+/* The UIDL-drift detector's findings (store.h), in what the client does. */
+static void
+doctor_drift(struct doctor *d, const char *user, const struct mailbox_drift *r)
+{
+	char when[64] = "";
+	bool quiet = true;
+
+	if (!r->enabled)
+		return;
+	if (r->last_time > 0) {
+		time_t t = (time_t)r->last_time;
+		struct tm tm;
+
+		if (gmtime_r(&t, &tm) != NULL)
+			(void)strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC",
+			    &tm);
+	}
+	if (r->changed > 0) {
+		quiet = false;
+		doctor_say(d, DOCTOR_WARN, "%s: UIDL drift: %u of %u messages "
+		    "posuto served before have a new UIDL (same file: inode "
+		    "and size): the client will download them again at the "
+		    "next login, as new mail. Likely cause: %s.", user,
+		    r->changed, r->tracked, doctor_drift_cause(r->changed,
+		    r->tracked));
+	}
+	if (r->reappeared > 0) {
+		quiet = false;
+		doctor_say(d, DOCTOR_WARN, "%s: UIDL drift: %u messages deleted "
+		    "at a QUIT are back under the same UIDL: the client will "
+		    "download them again. Likely cause: a restore from a "
+		    "backup, or files copied back by hand.", user,
+		    r->reappeared);
+	}
+	if (r->last_changed > 0 || r->last_reappeared > 0) {
+		quiet = false;
+		if (r->last_changed > 0)
+			doctor_say(d, DOCTOR_WARN, "%s: UIDL drift: at the login "
+			    "of %s, %u of %u messages had a new UIDL for a file "
+			    "posuto had served: the client downloaded them "
+			    "again. Likely cause: %s.", user, when,
+			    r->last_changed, r->last_tracked,
+			    doctor_drift_cause(r->last_changed,
+			    r->last_tracked));
+		if (r->last_reappeared > 0)
+			doctor_say(d, DOCTOR_WARN, "%s: UIDL drift: at the login "
+			    "of %s, %u messages deleted at a QUIT were back: "
+			    "the client downloaded them again. Likely cause: a "
+			    "restore from a backup, or files copied back by "
+			    "hand.", user, when, r->last_reappeared);
+	}
+	if (r->reretrieved > 0) {
+		quiet = false;
+		doctor_say(d, DOCTOR_WARN, "%s: UIDL drift: %u messages were "
+		    "downloaded (RETR) in 3 or more sessions: this client "
+		    "will download %u messages again at every check. It "
+		    "leaves mail on the server but does not remember the "
+		    "UIDLs it has seen (a new profile or a reinstall lost its "
+		    "list, or it does not use UIDL): delete the mail, or turn "
+		    "on its \"leave on server\" UIDL tracking.", user,
+		    r->reretrieved, r->reretrieved);
+	}
+	if (quiet)
+		doctor_say(d, DOCTOR_OK, r->known ? "%s: UIDLs are stable: no "
+		    "message changed its UIDL, came back after a delete or "
+		    "was downloaded again (%u tracked)." : "%s: no UIDL "
+		    "history yet (%u messages; the next login records it).",
+		    user, r->tracked);
 }
 
 /* Forks the probe; false (with a finding) if it did not report. */
@@ -988,6 +1073,8 @@ doctor_user(struct doctor *d, const struct userdb_entry *e)
 	if (p.open_status == STORE_OK && p.uidl_source[0] != '\0')
 		doctor_say(d, DOCTOR_OK, "%s: UIDLs come from %s.", e->name,
 		    p.uidl_source);
+	if (p.open_status == STORE_OK)
+		doctor_drift(d, e->name, &p.drift);
 	if (p.unreadable > 0)
 		doctor_say(d, DOCTOR_WARN, "%s: %u message files in %s cannot be "
 		    "read by %s: they are listed but never served.", e->name,
@@ -1187,6 +1274,7 @@ cmd_doctor(int argc, char **argv, const char *default_config)
 	}
 	d.cfg = cfg;
 	store_uidl_configure(cfg);
+	store_drift_configure(cfg->uidl_drift);
 	doctor_say(&d, DOCTOR_OK, "Configuration %s loaded.", config);
 	if (!cfg->enabled)
 		doctor_say(&d, DOCTOR_WARN, "Enabled is false: posuto serve "

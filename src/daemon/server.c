@@ -116,6 +116,7 @@ server_apply_params(struct server *srv)
 			log_error("Sql (tpops store): %s", err);
 	}
 	store_sql_configure(&cfg->sql);
+	store_drift_configure(cfg->uidl_drift);
 	log_set_level(cfg->log_level);
 	if (cfg->hostname != NULL)
 		snprintf(srv->env.hostname, sizeof(srv->env.hostname), "%s",

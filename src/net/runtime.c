@@ -27,6 +27,9 @@ static const char *const net_counter_names[NET_CNT_COUNT] = {
 	[NET_CNT_DELETED] = "deleted",
 	[NET_CNT_TLS_HANDSHAKES] = "tls_handshakes",
 	[NET_CNT_TLS_FAILURES] = "tls_failures",
+	[NET_CNT_UIDL_CHANGED] = "uidl_changed",
+	[NET_CNT_UIDL_REAPPEARED] = "uidl_reappeared",
+	[NET_CNT_UIDL_RERETRIEVED] = "uidl_reretrieved",
 };
 
 struct net_gen *

@@ -56,6 +56,10 @@ enum net_counter {
 	NET_CNT_DELETED,		/* messages removed at the session's end */
 	NET_CNT_TLS_HANDSHAKES,		/* completed */
 	NET_CNT_TLS_FAILURES,
+	/* the UIDL-drift detector's findings at logins (store.h) */
+	NET_CNT_UIDL_CHANGED,		/* a served file under a new UIDL */
+	NET_CNT_UIDL_REAPPEARED,	/* deleted at a QUIT, back again */
+	NET_CNT_UIDL_RERETRIEVED,	/* RETRieved in >= 3 sessions */
 	NET_CNT_COUNT
 };
 

@@ -240,6 +240,7 @@ struct pop3_login {
 	struct mailbox *mb;		/* opened; taken by pop3_login_finish() */
 	enum store_status st;
 	bool too_early;			/* LoginDelay not over (pop3_policy.h) */
+	struct mailbox_drift drift;	/* the UIDL-drift findings (store.h) */
 	char err[160];
 };
 

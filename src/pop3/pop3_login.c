@@ -44,8 +44,10 @@ pop3_login_open(struct pop3_login *l)
 		return;
 	l->st = mailbox_open(l->entry->location, l->entry->name, &l->mb,
 	    l->err, sizeof(l->err));
-	if (l->st == STORE_OK)
-		pop3_policy_login_opened(l->entry, l->mb, now);
+	if (l->st != STORE_OK)
+		return;
+	pop3_policy_login_opened(l->entry, l->mb, now);
+	mailbox_drift_login(l->mb, &l->drift);
 }
 
 void
@@ -91,6 +93,29 @@ login_failed(struct pop3_session *s, const char *user, const char *why)
 	    POP3_STATE_AUTHORIZATION);
 }
 
+/* What the drift detector found: one line, at info when a client will
+ * download something again (else at debug); the UIDLs went to debug. */
+static void
+pop3_login_drift(struct pop3_session *s, const struct mailbox_drift *d)
+{
+	char safe[USERNAME_MAX + 1];
+
+	if (!d->enabled)
+		return;
+	log_msg(d->changed == 0 && d->reappeared == 0 && d->reretrieved == 0 ?
+	    LOG_LVL_DEBUG : LOG_LVL_INFO,
+	    "session=%llx uidl-drift user=%s changed=%" PRIu32
+	    " reappeared=%" PRIu32 " reretrieved=%" PRIu32 " tracked=%" PRIu32,
+	    (unsigned long long)s->id, log_sanitize(safe, sizeof(safe),
+	    s->user, strlen(s->user)), d->changed, d->reappeared,
+	    d->reretrieved, d->tracked);
+	if (d->changed == 0 && d->reappeared == 0 && d->reretrieved == 0)
+		return;
+	conn_count(s->conn, NET_CNT_UIDL_CHANGED, d->changed);
+	conn_count(s->conn, NET_CNT_UIDL_REAPPEARED, d->reappeared);
+	conn_count(s->conn, NET_CNT_UIDL_RERETRIEVED, d->reretrieved);
+}
+
 static void
 login_succeeded(struct pop3_session *s, struct pop3_login *l)
 {
@@ -109,6 +134,7 @@ login_succeeded(struct pop3_session *s, struct pop3_login *l)
 	    " octets=%" PRIu64, (unsigned long long)s->id,
 	    log_sanitize(safe, sizeof(safe), s->user, strlen(s->user)),
 	    s->login_method, mailbox_count(s->mb), mailbox_total_size(s->mb));
+	pop3_login_drift(s, &l->drift);
 	pop3_msg_n(s, LOGIN_OK, mailbox_count(s->mb), mailbox_total_size(s->mb));
 	pop3_fault_logged_in(s);
 }

@@ -207,6 +207,31 @@ const char *mailbox_uidl_status(const struct mailbox *mb, uint32_t idx,
 struct sql_cfg;
 bool store_tpops_configure(const struct sql_cfg *cfg, char *err,
     size_t errsz);
+/*
+ * The UIDL-drift detector (store_drift.c, issue 14): the directory
+ * drivers remember the UIDLs they served ("<mailbox>/.posuto.drift") and
+ * a login compares the snapshot with them.  Counts of one comparison:
+ */
+struct mailbox_drift {
+	bool enabled;		/* the mailbox is tracked */
+	bool known;		/* a state was recorded before (else all new) */
+	uint32_t changed;	/* a served file (inode, size) under a new UIDL */
+	uint32_t reappeared;	/* deleted at a QUIT, back again */
+	uint32_t reretrieved;	/* RETRieved in 3 or more sessions */
+	uint32_t tracked;	/* messages compared (the newest 10000) */
+	/* the last login that found changed or reappeared ones (0: none) */
+	uint64_t last_time;
+	uint32_t last_changed, last_reappeared, last_tracked;
+};
+/* UidlDrift (default on).  Any thread, any time. */
+void store_drift_configure(bool on);
+/* After mailbox_open(), on the worker: compares and records the state
+ * (a warm login with nothing changed costs one hash and a 64-byte read).
+ * Sessions that RETRieved a message and messages deleted at QUIT are
+ * recorded by mailbox_commit(). */
+void mailbox_drift_login(struct mailbox *mb, struct mailbox_drift *r);
+/* The same comparison, recording nothing (doctor). */
+void mailbox_drift_report(struct mailbox *mb, struct mailbox_drift *r);
 struct store_wire_job;
 /*
  * After mailbox_msg_open(): a job that writes the copy of r's message,

@@ -16,6 +16,9 @@ struct cache_entry {
 	char *pool;
 	size_t pool_len;
 	uint64_t total;
+	uint64_t drift_hash;		/* store_drift.c's, if drift_hashed */
+	uint32_t drift_tracked;
+	bool drift_hashed;
 	uint64_t last_use;
 	size_t bytes;
 };
@@ -139,6 +142,9 @@ store_cache_fetch(struct store_fs *mb, const struct store_cache_stamp *st)
 			memcpy(mb->pool, e->pool, e->pool_len);
 		mb->pool_len = mb->pool_cap = e->pool_len;
 		mb->total = e->total;
+		mb->drift_hash = e->drift_hash;
+		mb->drift_tracked = e->drift_tracked;
+		mb->drift_hashed = e->drift_hashed;
 		e->last_use = ++cache_tick;
 		cache_hit_count++;
 		hit = true;
@@ -194,6 +200,9 @@ store_cache_save(const struct store_fs *mb, const struct store_cache_stamp *st)
 			memcpy(e->pool, mb->pool, mb->pool_len);
 		e->pool_len = mb->pool_len;
 		e->total = mb->total;
+		e->drift_hash = mb->drift_hash;
+		e->drift_tracked = mb->drift_tracked;
+		e->drift_hashed = mb->drift_hashed;
 		e->bytes = bytes;
 		e->last_use = ++cache_tick;
 		cache_bytes += bytes;

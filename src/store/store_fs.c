@@ -623,8 +623,10 @@ store_fs_open_fd(const struct store_driver *drv, const char *path,
 		(void)store_index_write(fd, mb, NULL);
 		mb->index_dirty = false;
 	}
-	if (mb->ops->cacheable && cache_ok)
+	if (mb->ops->cacheable && cache_ok) {
+		store_drift_prehash(mb);
 		store_cache_save(mb, &stamp);
+	}
 	store_park_dirs(mb);
 	*mb_r = &mb->pub;
 	return STORE_OK;
@@ -865,6 +867,7 @@ store_fs_commit(struct mailbox *pub, const uint8_t *deleted,
 		return STORE_TEMP;
 	}
 	st = mb->ops->commit(mb, deleted, n_deleted_r);
+	store_drift_commit(mb, deleted, st == STORE_OK);
 	store_wire_sweep(mb, deleted);
 	/* keys survive new/ -> cur/ moves, so the index only loses the
 	 * deleted entries; a failure here costs a rescan, nothing else */

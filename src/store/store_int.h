@@ -160,6 +160,11 @@ struct store_fs {
 	bool index_dirty;		/* rewrite the index before returning */
 	char *user;			/* for the UIDL compatibility settings */
 	struct store_compat *compat;	/* another server's UIDLs (store_compat.c) */
+	/* The UIDL-drift hash of this snapshot (store_drift.c), kept with
+	 * it in the warm cache so a warm login does not recompute it. */
+	uint64_t drift_hash;
+	uint32_t drift_tracked;
+	bool drift_hashed;
 };
 
 /* mailbox_open_view() is opening on this thread: take no lock. */
@@ -333,6 +338,14 @@ bool store_dirscan_start(struct store_dirscan *ds, int fd);
 /* Next entry ("." and ".." included), NULL at the end or on error
  * (then errno != 0; the caller sets errno = 0 before the loop). */
 const struct dirent64 *store_dirscan_next(struct store_dirscan *ds);
+
+/* At commit (store_drift.c): counts a session for each message
+ * RETRieved (STORE_MSG_SEEN) and, when removed, remembers the deleted
+ * ones' UIDLs. */
+void store_drift_commit(struct store_fs *mb, const uint8_t *deleted,
+    bool removed);
+/* Sets mb->drift_hash (after the scan, before the cache saves it). */
+void store_drift_prehash(struct store_fs *mb);
 
 /* The fd of directory d, reopening a parked one; -1 (errno set) if it is
  * absent or cannot be reopened.  A reopened root must be the directory
