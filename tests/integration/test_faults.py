@@ -307,3 +307,91 @@ def test_fault_config_errors_name_file_line_and_key(servers, tmp_path):
                      r"not used by Kind \"delay\"", r.stderr), r.stderr
     assert re.search(r"Pop3Server\.Faults\[2\]\.Kind: must be one of", r.stderr), \
         r.stderr
+
+
+# ------------------------------------------- every fault, every client
+#
+# For each fault: curl and fetchmail against the faulted user (poplib is
+# above), what each got on the wire, the fault in the log, and the mailbox
+# unchanged afterwards.
+
+def fetchmail_keep(srv, tmp_path, tag, uidl=False):
+    """fetchmail with keep (and uidl: remember what it fetched); returns
+    (result, number of messages it delivered)."""
+    home = tmp_path / ("fm-" + tag)
+    home.mkdir(exist_ok=True)
+    out = home / "out"
+    out.mkdir(exist_ok=True)
+    mda = home / "mda.sh"
+    mda.write_text('#!/bin/sh\ncat > "$(mktemp %s/m.XXXXXX)"\n' % out)
+    mda.chmod(0o755)
+    rc = home / "rc"
+    rc.write_text('set no syslog\npoll 127.0.0.1 with proto POP3 port %d %s\n'
+                  '  user "%s" there with password "%s" is "root" here\n'
+                  '  options keep sslproto \'\'\n  mda "%s"\n'
+                  % (srv.port, "uidl" if uidl else "", USER1, PASSWORD, mda))
+    rc.chmod(0o600)
+    r = subprocess.run(["fetchmail", "-f", str(rc), "--nosyslog", "--nodetach",
+                        "-v", "--idfile", str(home / "ids"), "--pidfile",
+                        str(home / "pid")], capture_output=True, text=True,
+                       timeout=180, env={"HOME": str(home), "PATH": "/usr/bin:/bin"})
+    return r, len(list(out.iterdir()))
+
+
+FAULTS = {
+    "in-use": {"Kind": "in-use"},
+    "temp-fail": {"Kind": "temp-fail"},
+    "login-delay": {"Kind": "login-delay", "Seconds": 600},
+    "throttle": {"Kind": "throttle", "BytesPerSecond": 40000},
+    "drop": {"Kind": "drop", "AfterBytes": 3000},
+    "delay": {"Kind": "delay", "Milliseconds": 200},
+    "wrong-size": {"Kind": "wrong-size", "Message": 2},
+    "uidl-drift": {"Kind": "uidl-drift", "Message": 2},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FAULTS))
+def test_every_fault_seen_by_curl_and_fetchmail(servers, mail, tmp_path, kind):
+    before = snapshot(mail)
+    srv = start(servers, [dict(FAULTS[kind], User=USER1)])
+    list_ok = curl(srv, "/")
+    t0 = time.monotonic()
+    retr = curl(srv, "/2")
+    retr_took = time.monotonic() - t0
+    fm, fetched = fetchmail_keep(srv, tmp_path, "a", uidl=True)
+    fm2, fetched2 = fetchmail_keep(srv, tmp_path, "a", uidl=True)
+    fm_text = fm.stdout + fm.stderr
+    true_size = len(before[sorted(before)[1]].replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+    if kind in ("in-use", "temp-fail", "login-delay"):
+        code = {"in-use": "IN-USE", "temp-fail": "SYS/TEMP",
+                "login-delay": "LOGIN-DELAY"}[kind]
+        assert list_ok.returncode != 0 and retr.returncode != 0
+        assert fm.returncode != 0 and code in fm_text, fm_text
+        assert fetched == 0
+    elif kind == "drop":
+        assert list_ok.returncode == 0
+        assert 0 < len(retr.stdout) <= 3000
+        # fetchmail sees the connection end inside message 2
+        assert fm.returncode != 0, fm_text
+    elif kind == "throttle":
+        assert len(retr.stdout) > 59000
+        assert retr_took >= 1.0, retr_took          # 60 kB at 40 kB/s
+        assert fm.returncode == 0 and fetched == 3, fm_text
+    elif kind == "delay":
+        assert retr.returncode == 0 and len(retr.stdout) > 59000
+        # RETR and QUIT each 200 ms late (faults start at login): a lower
+        # bound only
+        assert retr_took >= 0.35, retr_took
+        assert fm.returncode == 0 and fetched == 3, fm_text
+    elif kind == "wrong-size":
+        sizes = dict(l.split() for l in list_ok.stdout.decode().splitlines())
+        assert int(sizes["2"]) == true_size + 1, (sizes, true_size)
+        assert ("(%d octets)" % (true_size + 1)) in fm_text, fm_text
+    elif kind == "uidl-drift":
+        assert fm.returncode == 0 and fetched == 3, fm_text
+        # The second run finds message 2 under a new UIDL: fetched again
+        # (fetchmail's "uidl" keeps the others).
+        assert fetched2 == 4, fm2.stdout + fm2.stderr
+    wait_log(srv, r"fault=%s " % kind)
+    srv.stop()
+    assert snapshot(mail) == before
