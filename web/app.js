@@ -162,6 +162,7 @@
         tr.appendChild(el('td', u.name));
         tr.appendChild(el('td', u.messages !== undefined ? u.messages : t('users.stats.' + (u.stats_error || 'none'))));
         tr.appendChild(el('td', u.octets !== undefined ? bytes(u.octets) : ''));
+        tr.appendChild(el('td', driftText(u.uidl_drift), 'drift'));
         tr.appendChild(el('td', show(u.mailbox)));
         tr.appendChild(el('td', show(u.scheme)));
         tr.appendChild(el('td', show(u.apop)));
@@ -225,6 +226,16 @@
     const e = $(id);
     e.textContent = text;
     e.classList.toggle('bad', !!bad);
+  }
+
+  // The UIDL-drift detector's findings: what the user's client will do.
+  function driftText(d) {
+    if (!d) return '';
+    const parts = [];
+    if (d.changed) parts.push(t('drift.changed', { n: d.changed }));
+    if (d.reappeared) parts.push(t('drift.reappeared', { n: d.reappeared }));
+    if (d.reretrieved) parts.push(t('drift.reretrieved', { n: d.reretrieved }));
+    return parts.length ? parts.join('; ') : t('drift.none');
   }
 
   // ---- the chart: the last hour, per minute, drawn as SVG by hand

@@ -414,8 +414,16 @@ admin_users_stats_one(const struct userdb_entry *e, void *arg)
 	};
 
 	if (st == STORE_OK) {
+		struct mailbox_drift dr;
+
 		u.messages = mailbox_count(mb);
 		u.octets = (long long)mailbox_total_size(mb);
+		/* what a login now would find (recording nothing) */
+		mailbox_drift_report(mb, &dr);
+		u.drift_tracked = dr.enabled;
+		u.drift_changed = dr.changed;
+		u.drift_reappeared = dr.reappeared;
+		u.drift_reretrieved = dr.reretrieved;
 		mailbox_close(&mb);
 	} else {
 		u.stats_error = st == STORE_IN_USE ? "in-use" : "error";

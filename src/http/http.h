@@ -38,6 +38,10 @@ struct http_admin_user {
 	 * counted (no stats asked, in use by a session, unreadable). */
 	long long messages, octets;
 	const char *stats_error;	/* "in-use", "error", or NULL */
+	/* With stats, the UIDL-drift detector's view (store.h); tracked
+	 * false for mailboxes it does not follow. */
+	bool drift_tracked;
+	unsigned drift_changed, drift_reappeared, drift_reretrieved;
 };
 /* Return false to stop. */
 typedef bool http_admin_user_fn(const struct http_admin_user *u, void *arg);

@@ -184,6 +184,12 @@ http_user_add(const struct http_admin_user *u, void *arg)
 	if (u->messages >= 0) {
 		json_object_set_new(o, "messages", json_integer(u->messages));
 		json_object_set_new(o, "octets", json_integer(u->octets));
+		if (u->drift_tracked)
+			json_object_set_new(o, "uidl_drift", json_pack(
+			    "{s:I, s:I, s:I}", "changed",
+			    (json_int_t)u->drift_changed, "reappeared",
+			    (json_int_t)u->drift_reappeared, "reretrieved",
+			    (json_int_t)u->drift_reretrieved));
 	} else if (u->stats_error != NULL) {
 		json_object_set_new(o, "stats_error",
 		    json_string(u->stats_error));

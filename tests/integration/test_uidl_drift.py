@@ -7,6 +7,7 @@ log ("uidl-drift user=U changed=N reappeared=M reretrieved=K"), in
 new -> cur moves, flag changes and new deliveries."""
 
 import base64
+import json
 import os
 import re
 import shutil
@@ -223,9 +224,16 @@ def test_off_and_metrics(tmp_path):
         for f in os.listdir(md.path / "cur"):
             os.rename(md.path / "cur" / f, md.path / "cur" / ("19" + f))
         start_again(srv)
+        wait_port(aport)
+        # the web admin's Users page (its API) says so before any login
+        req = urllib.request.Request("http://127.0.0.1:%d/api/v1/users?stats=1" % aport,
+                                     headers={"Authorization": auth})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            users = {u["name"]: u for u in json.loads(r.read())["users"]}
+        assert users[USER1]["uidl_drift"] == {"changed": 2, "reappeared": 0,
+                                              "reretrieved": 0}, users
         session(srv)
         assert drift_lines(srv) == [(USER1, 2, 0, 0)], srv.log()
-        wait_port(aport)
         req = urllib.request.Request("http://127.0.0.1:%d/metrics" % aport,
                                      headers={"Authorization": auth})
         with urllib.request.urlopen(req, timeout=10) as r:

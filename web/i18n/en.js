@@ -215,5 +215,10 @@ window.POSUTO_I18N.en = {
   "setup.starttls": "STARTTLS",
   "setup.plain": "no encryption",
   "setup.auth": "password",
-  "setup.noauth": "no authentication"
+  "setup.noauth": "no authentication",
+  "col.drift": "UIDL drift",
+  "drift.none": "none",
+  "drift.changed": "{n} under a new UIDL: the client downloads them again",
+  "drift.reappeared": "{n} deleted at QUIT came back: downloaded again",
+  "drift.reretrieved": "{n} downloaded in 3+ sessions: the client forgets its UIDLs"
 };

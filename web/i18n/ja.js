@@ -214,5 +214,10 @@ window.POSUTO_I18N.ja = {
   "setup.starttls": "STARTTLS",
   "setup.plain": "暗号化なし",
   "setup.auth": "パスワード",
-  "setup.noauth": "認証なし"
+  "setup.noauth": "認証なし",
+  "col.drift": "UIDLのずれ",
+  "drift.none": "なし",
+  "drift.changed": "{n}通のUIDLが変わりました（クライアントは再ダウンロードします）",
+  "drift.reappeared": "QUITで削除した{n}通が戻っています（再ダウンロードされます）",
+  "drift.reretrieved": "{n}通が3回以上のセッションで受信されています（クライアントがUIDLを記録していません）"
 };
