@@ -400,10 +400,8 @@ mbox_compat_apply(struct mbox *mb, char *err, size_t errsz)
 	if (uw && (renumber || mb->c_uidvalidity == 0)) {
 		/* c-client gave every message a new UID: nothing to keep */
 		mb->c_renumbered = true;
-		for (i = 0; i < mb->n; i++) {
-			if (mb->c_status[i] == MBOX_CSTAT_KEPT)
-				mb->c_status[i] = MBOX_CSTAT_RENUMBERED;
-		}
+		for (i = mb->skip; i < mb->n; i++)
+			mb->c_status[i] = MBOX_CSTAT_RENUMBERED;
 	}
 	for (i = mb->skip; i < mb->n; i++) {
 		if (mb->c_status[i] != MBOX_CSTAT_KEPT)
