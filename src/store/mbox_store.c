@@ -709,7 +709,7 @@ mbox_reader_open(struct mbox *mb, uint32_t idx, long long body_lines,
 	mbox_unquote_init(&r->uq);
 	wire_enc_init(&r->we, body_lines);
 	r->stored = stored;
-	if (mb->c_hide_at != NULL) {
+	if (mb->c_hide != NULL && mb->c_hide_at != NULL) {
 		r->hide = mb->c_hide + mb->c_hide_at[idx];
 		r->nhide = mb->c_hide_at[idx + 1] - mb->c_hide_at[idx];
 	}
