@@ -313,6 +313,9 @@ mbox_uidl_idx_cmp(const void *a, const void *b, void *ctx)
 void
 mbox_compat_free(struct mbox *mb)
 {
+	if (mb->c_old != NULL)
+		for (size_t i = 0; i < mb->n; i++)
+			free(mb->c_old[i]);
 	free(mb->c_status);
 	free(mb->c_old);
 	free(mb->c_hide);

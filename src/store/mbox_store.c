@@ -558,9 +558,6 @@ mbox_close(struct mbox **mbp)
 	free(mb->index_path);
 	free(mb->journal_path);
 	free(mb->append_path);
-	if (mb->c_old != NULL)
-		for (size_t i = 0; i < mb->n; i++)
-			free(mb->c_old[i]);
 	mbox_compat_free(mb);
 	free(mb->msgs);
 	free(mb->uidl);
