@@ -191,14 +191,14 @@ static bool
 uidl_compat_valid(const char *s, const char **why_r)
 {
 	static const char *const names[] = {
-		"auto", "none", "dovecot", "courier", NULL,
+		"auto", "none", "dovecot", "courier", "uw", "qpopper", NULL,
 	};
 
 	for (size_t i = 0; names[i] != NULL; i++)
 		if (ascii_caseeq(s, names[i]))
 			return true;
 	*why_r = "must be one of \"auto\", \"none\", \"dovecot\", "
-	    "\"courier\"";
+	    "\"courier\", \"uw\", \"qpopper\"";
 	return false;
 }
 

@@ -24,7 +24,7 @@ static void
 migrate_usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: posuto migrate check [-c FILE] --from dovecot|courier\n"
+	    "usage: posuto migrate check [-c FILE] --from dovecot|courier|uw|qpopper\n"
 	    "                            [--format FMT] [-v] USER...\n"
 	    "  For each USER: how many messages keep the UIDL the old server\n"
 	    "  gave them, and which would change and why.  --format is\n"
@@ -35,9 +35,18 @@ migrate_usage(FILE *f)
 static const char *
 migrate_why(const char *status, const char *from)
 {
+	if (strcmp(status, "new") == 0 && strcmp(from, "uw") == 0)
+		return "no X-UID header (mail that came after c-client): "
+		    "posuto's own UIDL";
+	if (strcmp(status, "new") == 0 && strcmp(from, "qpopper") == 0)
+		return "no X-UIDL header (mail that came after qpopper): "
+		    "posuto's own UIDL";
 	if (strcmp(status, "new") == 0)
 		return "not in the old server's list (it never listed it): "
 		    "posuto's own UIDL";
+	if (strcmp(status, "renumbered") == 0)
+		return "the X-IMAPbase/X-UID headers are missing or do not "
+		    "rise, so c-client renumbered the mailbox: posuto's own UIDL";
 	if (strcmp(status, "invalid") == 0)
 		return "its old UIDL is not a valid RFC 1939 unique-id: "
 		    "replaced by posuto's own";
@@ -154,9 +163,11 @@ cmd_migrate(int argc, char **argv, const char *default_config)
 		migrate_usage(stderr);
 		return MIGRATE_EXIT_USAGE;
 	}
-	if (strcmp(from, "dovecot") != 0 && strcmp(from, "courier") != 0) {
+	if (strcmp(from, "dovecot") != 0 && strcmp(from, "courier") != 0 &&
+	    strcmp(from, "uw") != 0 && strcmp(from, "qpopper") != 0) {
 		fprintf(stderr, "posuto migrate: --from %s: posuto reads the "
-		    "UIDLs of dovecot and courier Maildirs\n", from);
+		    "UIDLs of dovecot and courier Maildirs and uw and qpopper "
+		    "mboxes\n", from);
 		return MIGRATE_EXIT_USAGE;
 	}
 	if (config_load(config, &cfg, stderr) != 0)

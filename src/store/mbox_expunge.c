@@ -370,8 +370,10 @@ mbox_expunge(struct mbox *mb, const uint8_t *deleted, uint32_t *n_deleted_r,
 	if (mb->fd < 0 || mb->n == 0)
 		return MBOX_OK;
 	del = xcalloc(mb->n, 1);
-	for (i = 0; i < mb->n; i++)
-		del[i] = deleted[i] != 0;
+	/* deleted[] counts the listed messages: a hidden pseudo-message
+	 * (mbox_compat.c) is never deleted */
+	for (i = mb->skip; i < mb->n; i++)
+		del[i] = deleted[i - mb->skip] != 0;
 	mbox_protect_dups(mb->msgs, mb->n, del);
 	for (first = 0; first < mb->n && !del[first]; first++)
 		;

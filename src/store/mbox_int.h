@@ -18,6 +18,19 @@ struct mbox_file_id {
 	int64_t mtime_sec, mtime_nsec, ctime_sec, ctime_nsec;
 };
 
+struct mbox_hidden {
+	uint64_t off, len;
+};
+
+/* Per message: what the old server's UIDL became (mbox_compat.c). */
+enum mbox_cstat {
+	MBOX_CSTAT_OWN = 0,	/* none: posuto's own (new mail) */
+	MBOX_CSTAT_KEPT,	/* the old server's UIDL */
+	MBOX_CSTAT_INVALID,	/* not RFC 1939-clean */
+	MBOX_CSTAT_DUP,		/* repeats another message's */
+	MBOX_CSTAT_RENUMBERED,	/* c-client would renumber the mailbox */
+};
+
 struct mbox {
 	char *path;
 	char *index_path;
@@ -33,7 +46,25 @@ struct mbox {
 	char (*uidl)[MBOX_UIDL_MAX];
 	uint64_t total;
 	uint64_t parsed;
+	/* another server's UIDLs (mbox_compat.c); c_* NULL without */
+	uint32_t skip;		/* 1: msgs[0] is c-client's pseudo-message */
+	enum mbox_compat c_used;
+	uint64_t c_uidvalidity;
+	bool c_renumbered;
+	uint32_t c_kept;
+	uint8_t *c_status;	/* enum mbox_cstat */
+	char **c_old;		/* the old UIDL, NULL if none */
+	uint64_t *c_size;	/* wire size without the hidden lines */
+	struct mbox_hidden *c_hide;	/* hidden header lines, file offsets */
+	uint32_t *c_hide_at;	/* message i: c_hide[c_hide_at[i] .. [i+1]) */
 };
+
+/* mbox_compat.c: under the lock, after the snapshot and posuto's own
+ * UIDLs; honours mb->opts.compat. */
+enum mbox_status mbox_compat_apply(struct mbox *mb, char *err, size_t errsz);
+void mbox_compat_free(struct mbox *mb);
+/* 1..70 bytes in 0x21..0x7E (RFC 1939 unique-id). */
+bool mbox_uidl_ok(const char *s, size_t n);
 
 void mbox_file_id_from_stat(struct mbox_file_id *id, const struct stat *st);
 bool mbox_file_id_eq(const struct mbox_file_id *a,

@@ -533,8 +533,14 @@ out:
 	}
 	mb->uidl = xcalloc(mb->n ? mb->n : 1, sizeof(*mb->uidl));
 	mbox_assign_uidls(mb->msgs, mb->n, mb->uidl);
-	for (i = 0; i < mb->n; i++)
-		mb->total += mb->msgs[i].wire_size;
+	/* unlocked: bytes read for it are checked by the reader's digest */
+	if ((s = mbox_compat_apply(mb, err, errsz)) != MBOX_OK) {
+		mbox_close(&mb);
+		return s;
+	}
+	for (i = mb->skip; i < mb->n; i++)
+		mb->total += mb->c_size != NULL ? mb->c_size[i] :
+		    mb->msgs[i].wire_size;
 	*mb_r = mb;
 	return MBOX_OK;
 }
@@ -552,6 +558,7 @@ mbox_close(struct mbox **mbp)
 	free(mb->index_path);
 	free(mb->journal_path);
 	free(mb->append_path);
+	mbox_compat_free(mb);
 	free(mb->msgs);
 	free(mb->uidl);
 	free(mb);
@@ -561,19 +568,71 @@ mbox_close(struct mbox **mbp)
 uint32_t
 mbox_msg_count(const struct mbox *mb)
 {
-	return (uint32_t)mb->n;
+	return (uint32_t)(mb->n - mb->skip);
 }
 
 uint64_t
 mbox_msg_size(const struct mbox *mb, uint32_t idx)
 {
-	return mb->msgs[idx].wire_size;
+	idx += mb->skip;
+	return mb->c_size != NULL ? mb->c_size[idx] : mb->msgs[idx].wire_size;
 }
 
 const char *
 mbox_msg_uidl(const struct mbox *mb, uint32_t idx)
 {
-	return mb->uidl[idx];
+	return mb->uidl[idx + mb->skip];
+}
+
+enum mbox_compat
+mbox_compat_used(const struct mbox *mb)
+{
+	return mb->c_used;
+}
+
+const char *
+mbox_msg_uidl_status(const struct mbox *mb, uint32_t idx, const char **old_r)
+{
+	idx += mb->skip;
+	*old_r = NULL;
+	if (mb->c_status == NULL || idx >= mb->n)
+		return "new";
+	*old_r = mb->c_old[idx];
+	switch (mb->c_status[idx]) {
+	case MBOX_CSTAT_KEPT:
+		return "kept";
+	case MBOX_CSTAT_INVALID:
+		return "invalid";
+	case MBOX_CSTAT_DUP:
+		return "duplicate";
+	case MBOX_CSTAT_RENUMBERED:
+		return "renumbered";
+	default:
+		return "new";
+	}
+}
+
+void
+mbox_compat_describe(const struct mbox *mb, char *buf, size_t bufsz)
+{
+	unsigned n = (unsigned)(mb->n - mb->skip);
+
+	if (mb->c_used == MBOX_COMPAT_UW && mb->c_renumbered)
+		(void)snprintf(buf, bufsz, "uw (X-IMAPbase/X-UID headers "
+		    "that c-client would renumber: posuto's own UIDLs; its "
+		    "headers hidden%s)", mb->skip ? ", pseudo-message hidden" :
+		    "");
+	else if (mb->c_used == MBOX_COMPAT_UW)
+		(void)snprintf(buf, bufsz, "uw (X-IMAPbase/X-UID headers, "
+		    "uidvalidity %llu%s; %u of %u messages have its UIDL)",
+		    (unsigned long long)mb->c_uidvalidity, mb->skip ?
+		    ", pseudo-message hidden" : "", (unsigned)mb->c_kept, n);
+	else if (mb->c_used == MBOX_COMPAT_QPOPPER)
+		(void)snprintf(buf, bufsz, "qpopper (X-UIDL headers%s; %u of "
+		    "%u messages have its UIDL)", mb->skip ?
+		    ", pseudo-message hidden" : "", (unsigned)mb->c_kept, n);
+	else
+		(void)snprintf(buf, bufsz, "posuto");
 }
 
 uint64_t
@@ -595,6 +654,8 @@ mbox_bytes_parsed(const struct mbox *mb)
 struct mbox_reader {
 	struct mbox *mb;
 	const struct mbox_msg *m;
+	const struct mbox_hidden *hide;	/* lines not served (mbox_compat.c) */
+	size_t nhide;
 	uint64_t off;		/* next raw byte to read */
 	uint64_t end;		/* data_off + data_len */
 	EVP_MD_CTX *md;
@@ -603,6 +664,7 @@ struct mbox_reader {
 	unsigned char raw[MBOX_RD_BUF];
 	unsigned char unq[MBOX_RD_BUF + 2 * MBOX_UNQUOTE_SLACK];
 	size_t unq_pos, unq_len;
+	size_t raw_span;	/* raw bytes the last fill read */
 	unsigned char fin[WIRE_ENC_FINISH_MAX];
 	size_t fin_pos, fin_len;
 	bool raw_done;		/* all raw bytes read and un-quoted */
@@ -615,13 +677,16 @@ static enum mbox_status
 mbox_reader_open(struct mbox *mb, uint32_t idx, long long body_lines,
     bool stored, struct mbox_reader **r_r)
 {
-	const struct mbox_msg *m = &mb->msgs[idx];
+	const struct mbox_msg *m;
 	struct mbox_reader *r;
 	unsigned char from[MBOX_FROM_MAX];
-	size_t flen = (size_t)(m->data_off - m->from_off);
+	size_t flen;
 	struct stat st;
 
 	*r_r = NULL;
+	idx += mb->skip;
+	m = &mb->msgs[idx];
+	flen = (size_t)(m->data_off - m->from_off);
 	if (mb->fd < 0 || mb->expunged || fstat(mb->fd, &st) != 0)
 		return MBOX_TEMP;
 	if ((uint64_t)st.st_size < m->end_off || st.st_nlink == 0)
@@ -641,6 +706,10 @@ mbox_reader_open(struct mbox *mb, uint32_t idx, long long body_lines,
 	mbox_unquote_init(&r->uq);
 	wire_enc_init(&r->we, body_lines);
 	r->stored = stored;
+	if (mb->c_hide != NULL && mb->c_hide_at != NULL) {
+		r->hide = mb->c_hide + mb->c_hide_at[idx];
+		r->nhide = mb->c_hide_at[idx + 1] - mb->c_hide_at[idx];
+	}
 	*r_r = r;
 	return MBOX_OK;
 }
@@ -659,6 +728,37 @@ mbox_msg_reader_open_stored(struct mbox *mb, uint32_t idx,
 	return mbox_reader_open(mb, idx, -1, true, r_r);
 }
 
+/* Drops the hidden lines from raw[0..k) (read at r->off): they still
+ * count for the digest, not for what is served.  Returns what is left;
+ * r->raw_span is k before. */
+static size_t
+mbox_reader_unhide(struct mbox_reader *r, size_t k)
+{
+	uint64_t lo = r->off, hi = r->off + k;
+	size_t o = 0, i = 0;
+
+	r->raw_span = k;
+	if (r->nhide == 0 || hi <= r->hide[0].off ||
+	    lo >= r->hide[r->nhide - 1].off + r->hide[r->nhide - 1].len)
+		return k;	/* the body: nothing hidden */
+	while (i < k) {
+		uint64_t at = lo + i, skip_to = 0;
+
+		for (size_t h = 0; h < r->nhide; h++)
+			if (at >= r->hide[h].off &&
+			    at < r->hide[h].off + r->hide[h].len) {
+				skip_to = r->hide[h].off + r->hide[h].len;
+				break;
+			}
+		if (skip_to != 0) {
+			i = skip_to >= hi ? k : (size_t)(skip_to - lo);
+			continue;
+		}
+		r->raw[o++] = r->raw[i++];
+	}
+	return o;
+}
+
 /* Refills unq[] from the file; at the end checks the digest. */
 static bool
 mbox_reader_fill(struct mbox_reader *r)
@@ -673,9 +773,10 @@ mbox_reader_fill(struct mbox_reader *r)
 		    (size_t)(r->end - r->off);
 		if (!mbox_pread_full(r->mb->fd, r->raw, k, r->off))
 			return false;
-		r->off += k;
 		if (EVP_DigestUpdate(r->md, r->raw, k) != 1)
 			abort();
+		k = mbox_reader_unhide(r, k);
+		r->off += r->raw_span;
 		r->unq_len = mbox_unquote_update(&r->uq, r->raw, k, r->unq);
 		return true;
 	}

@@ -41,9 +41,23 @@
 
 #include "store/mbox_lock.h"
 
+/*
+ * UIDLs another server left in the headers (mbox_compat.c): UW c-client's
+ * X-IMAPbase/X-UID (its bookkeeping headers and pseudo-message hidden as
+ * it hid them), qpopper's X-UIDL.  UW_AUTO: UW if the first message has
+ * X-IMAP/X-IMAPbase, else none.
+ */
+enum mbox_compat {
+	MBOX_COMPAT_NONE = 0,
+	MBOX_COMPAT_UW,
+	MBOX_COMPAT_UW_AUTO,
+	MBOX_COMPAT_QPOPPER,
+};
+
 struct mbox_opts {
 	const char *state_prefix;	/* NULL: the mbox path */
 	struct mbox_lock_opts lock;
+	enum mbox_compat compat;
 };
 
 void mbox_opts_init(struct mbox_opts *o);
@@ -64,6 +78,17 @@ enum mbox_status mbox_open_snapshot(const char *path,
     const struct mbox_opts *o, struct mbox **mb_r, char *err, size_t errsz);
 void mbox_close(struct mbox **mb);
 
+/* What was applied (UW_AUTO resolved: UW or NONE). */
+enum mbox_compat mbox_compat_used(const struct mbox *mb);
+/* "kept", "new", "invalid", "duplicate", "renumbered"; *old_r: the old
+ * server's UIDL or NULL. */
+const char *mbox_msg_uidl_status(const struct mbox *mb, uint32_t idx,
+    const char **old_r);
+/* Summary for doctor / migrate check. */
+void mbox_compat_describe(const struct mbox *mb, char *buf, size_t bufsz);
+
+/* Messages as POP3 lists them (without a hidden pseudo-message); idx
+ * below counts these. */
 uint32_t mbox_msg_count(const struct mbox *mb);
 /* idx is 0-based, < mbox_msg_count().  Octets RETR sends (no stuffing). */
 uint64_t mbox_msg_size(const struct mbox *mb, uint32_t idx);

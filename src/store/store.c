@@ -136,6 +136,8 @@ mailbox_uidl_source(const struct mailbox *mb, char *buf, size_t bufsz)
 {
 	if (mb->drv->fs != NULL)
 		store_fs_uidl_source(mb, buf, bufsz);
+	else if (mb->drv->uidl_source != NULL)
+		mb->drv->uidl_source(mb, buf, bufsz);
 	else
 		(void)snprintf(buf, bufsz, "posuto");
 }
@@ -147,6 +149,8 @@ mailbox_uidl_status(const struct mailbox *mb, uint32_t idx,
 	*old_r = NULL;
 	if (mb->drv->fs != NULL)
 		return store_fs_uidl_status(mb, idx, old_r);
+	if (mb->drv->uidl_status != NULL)
+		return mb->drv->uidl_status(mb, idx, old_r);
 	return "new";
 }
 

@@ -388,6 +388,17 @@ store_compat_maildir_scan(struct store_fs *mb)
 }
 
 bool
+store_compat_source_for(const char *user, int *src_r)
+{
+	enum uidl_compat_source s;
+	char fmt[128];
+	bool forced = store_compat_settings(user, &s, fmt, sizeof(fmt));
+
+	*src_r = (int)s;
+	return forced;
+}
+
+bool
 store_compat_pins(const struct store_fs *mb)
 {
 	return mb->compat != NULL && !mb->compat->dry;

@@ -63,6 +63,10 @@ struct store_driver {
 	uint64_t (*msg_size)(const struct mailbox *mb, uint32_t idx);
 	const char *(*msg_uidl)(const struct mailbox *mb, uint32_t idx);
 	bool (*msg_size_is_hint)(const struct mailbox *mb, uint32_t idx);
+	/* UIDL compatibility (mailbox_uidl_source/status); NULL = none */
+	void (*uidl_source)(const struct mailbox *mb, char *buf, size_t bufsz);
+	const char *(*uidl_status)(const struct mailbox *mb, uint32_t idx,
+	    const char **old_r);
 	uint64_t (*total_size)(const struct mailbox *mb);
 	void (*mark_seen)(struct mailbox *mb, uint32_t idx);
 	bool (*commit_needed)(const struct mailbox *mb,

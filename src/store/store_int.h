@@ -386,6 +386,8 @@ void store_compat_maildir_uidls(struct store_fs *mb);
 void store_compat_free(struct store_compat **c);
 /* True if the index must pin every message's UIDL (store_index_build). */
 bool store_compat_pins(const struct store_fs *mb);
+/* The configured (or forced: true) source for user's mailbox (mbox). */
+bool store_compat_source_for(const char *user, int *src_r);
 void store_fs_uidl_source(const struct mailbox *mb, char *buf, size_t bufsz);
 const char *store_fs_uidl_status(const struct mailbox *mb, uint32_t idx,
     const char **old_r);

@@ -35,7 +35,9 @@
 #include "lib/xmalloc.h"
 #include "store/mbox_int.h"
 #include "store/store_driver.h"
+#include "store/store_int.h"
 #include "store/store_lock.h"
+#include "store/uidl_compat.h"
 
 #define MBOX_SPOOL_MEM	(1024 * 1024)	/* then a temporary file */
 
@@ -107,6 +109,132 @@ mbox_status_store(enum mbox_status s)
 	}
 }
 
+/* --- UIDL compatibility (mbox_compat.c) ------------------------------- */
+
+/*
+ * Which server's UIDLs an mbox serves is decided once and recorded in
+ * "<prefix>.posuto-uidl" ("posuto-uidl 2 <source> -", as store_compat.c
+ * does for Maildirs): with UidlCompat "auto", an mbox posuto never served
+ * (no index yet) whose first message has c-client's X-IMAP/X-IMAPbase
+ * takes c-client's UIDLs; one posuto served keeps posuto's own, even if
+ * such headers turn up later (a mail client run on the spool).  qpopper's
+ * X-UIDL is honoured only when configured: it is message content.
+ */
+#define MBOX_UIDL_REC	".posuto-uidl"
+#define MBOX_COMPAT_LOG_MAX	5
+
+static bool
+mbox_rec_read(const char *base, enum uidl_compat_source *src_r)
+{
+	char *p = xasprintf("%s%s", base, MBOX_UIDL_REC), buf[128], f[32];
+	FILE *fp = fopen(p, "re");
+	bool ok = false;
+
+	free(p);
+	if (fp == NULL)
+		return false;
+	if (fgets(buf, sizeof(buf), fp) != NULL &&
+	    sscanf(buf, "posuto-uidl 2 %31s", f) == 1 &&
+	    uidl_compat_source_parse(f, src_r))
+		ok = true;
+	fclose(fp);
+	return ok;
+}
+
+static void
+mbox_rec_write(const char *base, enum uidl_compat_source src)
+{
+	char *p = xasprintf("%s%s", base, MBOX_UIDL_REC);
+	char *tmp = xasprintf("%s.tmp", p);
+	FILE *fp = fopen(tmp, "we");
+
+	if (fp != NULL) {
+		bool ok = fprintf(fp, "posuto-uidl 2 %s -\n",
+		    uidl_compat_source_name(src)) > 0;
+
+		if (fclose(fp) != 0 || !ok || rename(tmp, p) != 0)
+			(void)unlink(tmp);
+	}
+	free(tmp);
+	free(p);
+}
+
+/* What to ask the mbox core for; *rec_r: a decision was recorded. */
+static enum mbox_compat
+mbox_compat_want(const char *user, const char *base, bool *forced_r,
+    bool *have_rec_r, enum uidl_compat_source *rec_r)
+{
+	int w;
+	enum uidl_compat_source want;
+	char *ix;
+	bool served;
+
+	*forced_r = store_compat_source_for(user, &w);
+	want = (enum uidl_compat_source)w;
+	*have_rec_r = mbox_rec_read(base, rec_r);
+	if (want == UIDL_COMPAT_AUTO && *have_rec_r && !*forced_r)
+		want = *rec_r == UIDL_COMPAT_UW || *rec_r == UIDL_COMPAT_QPOPPER ?
+		    *rec_r : UIDL_COMPAT_NONE;
+	switch (want) {
+	case UIDL_COMPAT_UW:
+		return MBOX_COMPAT_UW;
+	case UIDL_COMPAT_QPOPPER:
+		return MBOX_COMPAT_QPOPPER;
+	case UIDL_COMPAT_AUTO:
+		ix = xasprintf("%s.posuto-index", base);
+		served = access(ix, F_OK) == 0;
+		free(ix);
+		return served ? MBOX_COMPAT_NONE : MBOX_COMPAT_UW_AUTO;
+	default:
+		return MBOX_COMPAT_NONE;
+	}
+}
+
+/* Records the decision and logs replaced UIDLs once, when taken over. */
+static void
+mbox_compat_settle(struct mbox *mb, const char *path, const char *base,
+    bool forced, bool have_rec, enum uidl_compat_source rec)
+{
+	enum mbox_compat used = mbox_compat_used(mb);
+	enum uidl_compat_source src = used == MBOX_COMPAT_UW ?
+	    UIDL_COMPAT_UW : used == MBOX_COMPAT_QPOPPER ?
+	    UIDL_COMPAT_QPOPPER : UIDL_COMPAT_NONE;
+	uint32_t n = mbox_msg_count(mb), logged = 0, replaced = 0;
+	char what[256];
+
+	if (forced) {
+		/* migrate check leaves an index: without a record it would
+		 * read as "posuto served it" */
+		if (!have_rec && src != UIDL_COMPAT_NONE && mb->c_kept > 0)
+			mbox_rec_write(base, src);
+		return;
+	}
+	if (have_rec && rec == src)
+		return;
+	mbox_rec_write(base, src);
+	if (src == UIDL_COMPAT_NONE)
+		return;
+	mbox_compat_describe(mb, what, sizeof(what));
+	log_info("store: %s: serving the UIDLs of %s", path, what);
+	for (uint32_t i = 0; i < n; i++) {
+		const char *old, *st = mbox_msg_uidl_status(mb, i, &old);
+
+		if (strcmp(st, "invalid") != 0 && strcmp(st, "duplicate") != 0)
+			continue;
+		if (logged++ < MBOX_COMPAT_LOG_MAX)
+			log_warn("store: %s: %s UIDL \"%.80s\" of message %u "
+			    "is %s; serving \"%s\" instead", path,
+			    uidl_compat_source_name(src), old != NULL ? old : "",
+			    (unsigned)i + 1, strcmp(st, "duplicate") == 0 ?
+			    "a duplicate" : "not a valid RFC 1939 unique-id",
+			    mbox_msg_uidl(mb, i));
+		replaced++;
+	}
+	if (replaced > MBOX_COMPAT_LOG_MAX)
+		log_warn("store: %s: %u more UIDLs replaced", path,
+		    (unsigned)(replaced - MBOX_COMPAT_LOG_MAX));
+}
+
 /* --- snapshot -------------------------------------------------------- */
 
 struct store_mbox {
@@ -142,8 +270,9 @@ mbox_drv_open(const struct store_driver *drv, const char *path,
 	char why[256] = "";
 	enum store_status rc;
 	enum mbox_status ms;
+	enum uidl_compat_source rec = UIDL_COMPAT_NONE;
+	bool forced = false, have_rec = false;
 
-	(void)user;
 	*mb_r = NULL;
 	if (lstat(path, &st) == -1) {
 		if (errno != ENOENT) {
@@ -175,7 +304,12 @@ mbox_drv_open(const struct store_driver *drv, const char *path,
 	s->dev = st.st_dev;
 	s->ino = st.st_ino;
 	mbox_store_opts(&o, &prefix, path);
+	o.compat = mbox_compat_want(user, prefix != NULL ? prefix : path,
+	    &forced, &have_rec, &rec);
 	ms = mbox_open_snapshot(path, &o, &mb, why, sizeof(why));
+	if (ms == MBOX_OK)
+		mbox_compat_settle(mb, path, prefix != NULL ? prefix : path,
+		    forced, have_rec, rec);
 	free(prefix);
 	rc = mbox_status_store(ms);
 	if (ms == MBOX_OK && mb->fd >= 0 &&
@@ -202,6 +336,27 @@ mbox_drv_open(const struct store_driver *drv, const char *path,
 	s->mb = mb;
 	*mb_r = &s->pub;
 	return STORE_OK;
+}
+
+static void
+mbox_drv_uidl_source(const struct mailbox *pub, char *buf, size_t bufsz)
+{
+	const struct store_mbox *s = smb_cof(pub);
+
+	if (s->mb == NULL)
+		(void)snprintf(buf, bufsz, "posuto");
+	else
+		mbox_compat_describe(s->mb, buf, bufsz);
+}
+
+static const char *
+mbox_drv_uidl_status(const struct mailbox *pub, uint32_t idx,
+    const char **old_r)
+{
+	const struct store_mbox *s = smb_cof(pub);
+
+	*old_r = NULL;
+	return s->mb != NULL ? mbox_msg_uidl_status(s->mb, idx, old_r) : "new";
 }
 
 static uint32_t
@@ -559,6 +714,8 @@ const struct store_driver store_driver_mbox = {
 	.msg_size = mbox_drv_msg_size,
 	.msg_uidl = mbox_drv_msg_uidl,
 	.msg_size_is_hint = NULL,
+	.uidl_source = mbox_drv_uidl_source,
+	.uidl_status = mbox_drv_uidl_status,
 	.total_size = mbox_drv_total_size,
 	.mark_seen = mbox_drv_mark_seen,
 	.commit_needed = mbox_drv_commit_needed,

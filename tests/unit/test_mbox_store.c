@@ -334,6 +334,75 @@ test_reader_detects_change(void **state)
 	mbox_close(&mb);
 }
 
+/* UW c-client's headers (mbox_compat.c): hidden from RETR, TOP and the
+ * size, the pseudo-message unlisted and kept by an expunge; a change to
+ * a hidden line under a RETR is still caught by the digest. */
+#define UW_PSEUDO FROM("MAILER-DAEMON") "Subject: DON'T DELETE THIS " \
+	"MESSAGE -- FOLDER INTERNAL DATA\nX-IMAP: 0000000777 0000000002\n" \
+	"Status: RO\n\nfolder data\n\n"
+#define UW_MSG(n) FROM("a") "Subject: " #n "\nStatus: RO\nX-Status: \n" \
+	"X-Keywords:    \n\tcontinued\nX-UID: " #n "\n\nbody " #n "\n\n"
+
+static void
+test_uw_headers_hidden(void **state)
+{
+	struct mbox_opts o;
+	struct mbox *mb = NULL;
+	char err[256] = "";
+	const char *want = "Subject: 1\r\n\r\nbody 1\r\n.\r\n";
+	uint8_t del[2] = { 1, 0 };
+	uint32_t nd = 0;
+	size_t len;
+	char *w, *left;
+	int fd;
+
+	(void)state;
+	write_file(mbox, UW_PSEUDO UW_MSG(1) UW_MSG(2));
+	mbox_opts_init(&o);
+	o.lock.timeout_ms = 2000;
+	o.compat = MBOX_COMPAT_UW_AUTO;
+	assert_int_equal(mbox_open_snapshot(mbox, &o, &mb, err, sizeof(err)),
+	    MBOX_OK);
+	assert_int_equal(mbox_compat_used(mb), MBOX_COMPAT_UW);
+	assert_int_equal(mbox_msg_count(mb), 2);
+	assert_string_equal(mbox_msg_uidl(mb, 0), "0000030900000001");
+	assert_string_equal(mbox_msg_uidl(mb, 1), "0000030900000002");
+	assert_int_equal(mbox_msg_size(mb, 0), strlen(want) - 3);
+	assert_int_equal(mbox_total_size(mb), 2 * (strlen(want) - 3));
+	w = retr(mb, 0, -1, &len);
+	assert_non_null(w);
+	assert_string_equal(w, want);
+	free(w);
+	w = retr(mb, 1, 0, &len);
+	assert_non_null(w);
+	assert_string_equal(w, "Subject: 2\r\n\r\n.\r\n");
+	free(w);
+	/* one byte of a hidden line changes in place: never complete */
+	fd = open(mbox, O_WRONLY);
+	assert_int_equal(pwrite(fd, "9", 1, (off_t)(strlen(UW_PSEUDO) +
+	    2 * strlen(UW_MSG(1)) - strlen("2\n\nbody 2\n\n"))), 1);
+	close(fd);
+	assert_null(retr(mb, 1, -1, &len));
+	mbox_close(&mb);
+	/* an expunge of listed message 1 keeps the pseudo-message */
+	write_file(mbox, UW_PSEUDO UW_MSG(1) UW_MSG(2));
+	assert_int_equal(mbox_open_snapshot(mbox, &o, &mb, err, sizeof(err)),
+	    MBOX_OK);
+	assert_int_equal(mbox_expunge(mb, del, &nd, err, sizeof(err)),
+	    MBOX_OK);
+	assert_int_equal(nd, 1);
+	mbox_close(&mb);
+	left = read_file(mbox, NULL);
+	assert_string_equal(left, UW_PSEUDO UW_MSG(2));
+	free(left);
+	/* without compat: the plain file, every message, nothing hidden */
+	o.compat = MBOX_COMPAT_NONE;
+	assert_int_equal(mbox_open_snapshot(mbox, &o, &mb, err, sizeof(err)),
+	    MBOX_OK);
+	assert_int_equal(mbox_msg_count(mb), 2);
+	mbox_close(&mb);
+}
+
 static void
 test_expunge_uidls_survive(void **state)
 {
@@ -848,6 +917,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader_detects_change,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uw_headers_hidden, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_expunge_uidls_survive,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_identical_copies, setup,
