@@ -304,6 +304,31 @@ doctor_probe_sample(const char *dir, bool maildir, struct doctor_probe *p,
 	closedir(dp);
 }
 
+/* The user's mailbox is an mbox file, or in a database (no path). */
+static bool
+doctor_is_mbox(const struct userdb_entry *e)
+{
+	return e->location != NULL && strncmp(e->location, "mbox:", 5) == 0;
+}
+
+static bool
+doctor_is_database(const struct userdb_entry *e)
+{
+	return e->location != NULL && (strncmp(e->location, "sql:", 4) == 0 ||
+	    strncmp(e->location, "tpops:", 6) == 0);
+}
+
+/* What the OK lines call the mailbox. */
+static const char *
+doctor_kind_name(const struct userdb_entry *e, bool maildir)
+{
+	if (doctor_is_mbox(e))
+		return "mbox";
+	if (doctor_is_database(e))
+		return "database mailbox";
+	return maildir ? "Maildir" : "emldir";
+}
+
 /* In the child, as the server's user: access, count, sample. */
 static void
 doctor_probe_run(const struct doctor *d, const struct userdb_entry *e,
@@ -325,8 +350,9 @@ doctor_probe_run(const struct doctor *d, const struct userdb_entry *e,
 	    sizeof(p->drop_err)) != 0)
 		return;
 	/* Below a directory we cannot enter, everything is denied too: say
-	 * it once. */
-	if (access(path, R_OK | W_OK | X_OK) == -1)
+	 * it once.  (A database mailbox has no path; an mbox is a file.) */
+	if (path != NULL && path[0] == '/' && access(path, R_OK | W_OK |
+	    (doctor_is_mbox(e) ? 0 : X_OK)) == -1)
 		doctor_probe_denied(p, path);
 	for (size_t i = 0; maildir && p->denied[0] == '\0' && i < 3; i++) {
 		snprintf(sub, sizeof(sub), "%s/%s", path, subs[i]);
@@ -344,7 +370,9 @@ doctor_probe_run(const struct doctor *d, const struct userdb_entry *e,
 		mailbox_close(&mb);
 	}
 	buf = xmalloc(DOCTOR_LF_READ);
-	if (maildir) {
+	if (doctor_is_mbox(e) || path == NULL || path[0] != '/') {
+		/* an mbox is LF by nature; a database holds wire form */
+	} else if (maildir) {
 		for (size_t i = 0; i < 2; i++) {
 			snprintf(sub, sizeof(sub), "%s/%s", path, subs[i]);
 			doctor_probe_sample(sub, true, p, buf);
@@ -983,6 +1011,12 @@ doctor_user(struct doctor *d, const struct userdb_entry *e)
 	FILE *mf;
 	int fd;
 
+	if (doctor_is_database(e)) {
+		/* No file to look at: what the server's user can open. */
+		memset(&st, 0, sizeof(st));
+		path = e->location;
+		goto probe;
+	}
 	if (stat(path, &st) == -1) {
 		if (errno == ENOENT)
 			doctor_say(d, DOCTOR_WARN, "%s: the mailbox %s does not "
@@ -993,13 +1027,16 @@ doctor_user(struct doctor *d, const struct userdb_entry *e)
 			    "mailbox %s: %s.", e->name, path, strerror(errno));
 		goto postfix;
 	}
-	if (!S_ISDIR(st.st_mode)) {
-		doctor_say(d, DOCTOR_ERROR, "%s: %s is not a directory: posuto "
-		    "reads a mailbox directory (Maildir or emldir), not a "
-		    "file.", e->name, path);
+	if (doctor_is_mbox(e) ? !S_ISREG(st.st_mode) : !S_ISDIR(st.st_mode)) {
+		doctor_say(d, DOCTOR_ERROR, doctor_is_mbox(e) ? "%s: %s is not "
+		    "a file: MailboxFormat mbox reads one mbox file." :
+		    "%s: %s is not a directory: posuto reads a mailbox "
+		    "directory (Maildir or emldir) there, or an mbox file with "
+		    "MailboxFormat mbox.", e->name, path);
 		goto postfix;
 	}
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = doctor_is_mbox(e) ? -1 :
+	    open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd != -1) {
 		maildir = doctor_is_dir_at(fd, "cur") &&
 		    doctor_is_dir_at(fd, "new") && doctor_is_dir_at(fd, "tmp");
@@ -1040,6 +1077,7 @@ doctor_user(struct doctor *d, const struct userdb_entry *e)
 		doctor_say_lines(d, DOCTOR_WARN, text, "");
 		free(text);
 	}
+probe:
 	if (!doctor_probe(d, e, maildir, &p))
 		goto postfix;
 	if (p.drop_err[0] != '\0') {
@@ -1053,10 +1091,15 @@ doctor_user(struct doctor *d, const struct userdb_entry *e)
 		    "that mail: make the mailbox %s's (chown -R %s: %s) or give "
 		    "it access.", e->name, d->srv_name, path, p.denied,
 		    d->srv_name, d->srv_name, path);
-	if (p.open_status == STORE_OK)
+	if (p.open_status == STORE_OK && doctor_is_database(e))
+		doctor_say(d, DOCTOR_OK, "%s: posuto reads the database mailbox "
+		    "%s: %lu message%s, %llu octets.", e->name, path,
+		    (unsigned long)p.count, p.count == 1 ? "" : "s",
+		    (unsigned long long)p.total);
+	else if (p.open_status == STORE_OK)
 		doctor_say(d, DOCTOR_OK, "%s: posuto reads the %s at %s, owned "
 		    "by %s, mode %04o%s%s: %lu message%s, %llu octets.", e->name,
-		    maildir ? "Maildir" : "emldir", path, owner,
+		    doctor_kind_name(e, maildir), path, owner,
 		    (unsigned)(st.st_mode & 07777), p.denied[0] == '\0' ?
 		    "; readable and writable by " : "",
 		    p.denied[0] == '\0' ? d->srv_name : "",
@@ -1065,7 +1108,7 @@ doctor_user(struct doctor *d, const struct userdb_entry *e)
 	else if (p.open_status == STORE_IN_USE)
 		doctor_say(d, DOCTOR_OK, "%s: posuto reads the %s at %s; a POP3 "
 		    "session holds it now, so its messages were not counted.",
-		    e->name, maildir ? "Maildir" : "emldir", path);
+		    e->name, doctor_kind_name(e, maildir), path);
 	else
 		doctor_say(d, DOCTOR_ERROR, "%s: posuto cannot open %s as %s: "
 		    "%s.", e->name, path, d->srv_name, p.open_err[0] != '\0' ?
@@ -1275,7 +1318,16 @@ cmd_doctor(int argc, char **argv, const char *default_config)
 	d.cfg = cfg;
 	store_uidl_configure(cfg);
 	store_drift_configure(cfg->uidl_drift);
+	/* the stores as the server sets them up (server_apply_params) */
+	store_mbox_configure(cfg->mbox_state_dir);
+	store_sql_configure(&cfg->sql);
 	doctor_say(&d, DOCTOR_OK, "Configuration %s loaded.", config);
+	{
+		char terr[256];
+
+		if (!store_tpops_configure(&cfg->sql, terr, sizeof(terr)))
+			doctor_say(&d, DOCTOR_ERROR, "Sql: %s.", terr);
+	}
 	if (!cfg->enabled)
 		doctor_say(&d, DOCTOR_WARN, "Enabled is false: posuto serve "
 		    "refuses to start.");
@@ -1323,6 +1375,7 @@ cmd_doctor(int argc, char **argv, const char *default_config)
 done:
 	printf("%u error%s, %u warning%s.\n", d.n_error,
 	    d.n_error == 1 ? "" : "s", d.n_warn, d.n_warn == 1 ? "" : "s");
+	store_sql_configure(NULL);	/* it points into cfg */
 	userdb_unref(&db);
 	postfix_conf_free(&d.pf);
 	config_free(&cfg);

@@ -291,3 +291,18 @@ def test_migrate_check_qpopper(servers, tmp_path):
     assert "not a valid RFC 1939" in r.stdout
     assert "repeats another" in r.stdout
     assert "no X-UIDL header" in r.stdout
+
+
+def test_doctor_reads_the_mbox_and_names_the_uidl_source(servers, tmp_path):
+    """posuto doctor on an mbox user: the file is a mailbox (not "not a
+    directory"), counted, and its UIDLs' source named."""
+    box_bytes, expect = uw_box(with_pseudo=True)
+    cfg = setup_only(tmp_path, box_bytes, servers)
+    p = write_config(tmp_path / "doctor.json", cfg)
+    r = subprocess.run([posuto_bin(), "doctor", "-c", p, "bob"], capture_output=True,
+                       timeout=60, text=True)
+    out = " ".join((r.stdout + r.stderr).split())
+    assert "not a directory" not in out, out
+    assert "posuto reads the mbox at %s" % (tmp_path / "spool" / "bob") in out, out
+    assert "%d messages" % len(expect) in out, out
+    assert "UIDLs come from uw" in out, out
