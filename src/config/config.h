@@ -198,6 +198,14 @@ struct fault_cfg {
 	    milliseconds, message;
 };
 
+/* Pop3Server.Transcripts {...}: whose sessions are recorded (issue 14,
+ * posuto.json(5), "Transcripts"). */
+struct transcripts_cfg {
+	char **users;		/* Users: names, or "*" for everyone */
+	size_t n_users;
+	char *directory;	/* Directory: files written there, or NULL */
+};
+
 #define CONFIG_WHERE_MAX	24
 
 struct posuto_config {
@@ -276,6 +284,8 @@ struct posuto_config {
 	struct fault_cfg *faults;	/* Faults[] */
 	size_t n_faults;
 	bool faults_for_remote;		/* FaultsForRemoteClients */
+
+	struct transcripts_cfg transcripts;	/* Transcripts {...} */
 
 	/* Where the keys config_where() knows are in the file. */
 	struct config_where_pos where[CONFIG_WHERE_MAX];

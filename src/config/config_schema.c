@@ -982,6 +982,72 @@ faults_free(const struct config_setting *row, void *base)
 	cfg->n_faults = 0;
 }
 
+/* Transcripts.Users: user names, or "*". */
+static void transcript_users_free(const struct config_setting *, void *);
+
+static void
+transcript_users_set(struct config_ctx *ctx, const struct config_setting *row,
+    json_t *v, const char *path, void *base)
+{
+	struct transcripts_cfg *t = base;
+	size_t n = json_array_size(v);
+
+	transcript_users_free(row, base);
+	t->users = xcalloc(n + 1, sizeof(*t->users));
+	for (size_t i = 0; i < n; i++) {
+		json_t *e = json_array_get(v, i);
+		char *ep = json_loc_path_index(path, i);
+
+		if (!json_is_string(e))
+			config_error(ctx, ep, CONFIG_AT_VALUE,
+			    "expected a string, got %s",
+			    config_json_type_name(json_typeof(e)));
+		else if (json_string_length(e) == 0)
+			config_error(ctx, ep, CONFIG_AT_VALUE, "empty");
+		else
+			t->users[t->n_users++] = xstrdup(json_string_value(e));
+		free(ep);
+	}
+}
+
+static json_t *
+transcript_users_dump(const struct config_setting *row, const void *base)
+{
+	const struct transcripts_cfg *t = base;
+	json_t *arr = json_array();
+
+	(void)row;
+	for (size_t i = 0; i < t->n_users; i++)
+		json_array_append_new(arr, json_string(t->users[i]));
+	return arr;
+}
+
+static void
+transcript_users_free(const struct config_setting *row, void *base)
+{
+	struct transcripts_cfg *t = base;
+
+	(void)row;
+	for (size_t i = 0; i < t->n_users; i++)
+		free(t->users[i]);
+	free(t->users);
+	t->users = NULL;
+	t->n_users = 0;
+}
+
+static const struct config_setting transcripts_rows[] = {
+	{ .key = "Users", .kind = CONFIG_CUSTOM, .offset = 0,
+	  .jtype = JSON_ARRAY, .set = transcript_users_set,
+	  .dump = transcript_users_dump, .free = transcript_users_free },
+	{ .key = "Directory", .kind = CONFIG_PATH,
+	  .offset = offsetof(struct transcripts_cfg, directory) },
+};
+
+static const struct config_section transcripts_section = {
+	transcripts_rows, sizeof(transcripts_rows) / sizeof(transcripts_rows[0]),
+	NULL, NULL,
+};
+
 /* ------------------------------------------------------------------ */
 /* Tls                                                                 */
 
@@ -1306,6 +1372,8 @@ static const struct config_setting server_rows[] = {
 	  .free = faults_free },
 	{ .key = "FaultsForRemoteClients", .kind = CONFIG_BOOL,
 	  .offset = SRV(cfg.faults_for_remote), .def_int = 0 },
+	{ .key = "Transcripts", .kind = CONFIG_OBJECT,
+	  .offset = SRV(cfg.transcripts), .sub = &transcripts_section },
 };
 
 const struct config_section config_server_section = {

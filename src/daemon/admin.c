@@ -36,6 +36,7 @@
 #include "net/protocol.h"
 #include "net/registry.h"
 #include "net/runtime.h"
+#include "net/transcript.h"
 #include "net/tls.h"
 #include "store/store.h"
 
@@ -672,6 +673,14 @@ admin_kick(void *arg, uint64_t id)
 	return net_runtime_kick(a->rt, id);
 }
 
+static bool
+admin_transcript(void *arg, uint64_t id, char **text_r, size_t *len_r)
+{
+	struct admin *a = arg;
+
+	return net_transcripts_get(a->rt->transcripts, id, text_r, len_r);
+}
+
 static size_t
 admin_chart(void *arg, struct http_admin_point *out, size_t max)
 {
@@ -795,6 +804,7 @@ admin_new(const struct posuto_config *cfg, struct net_runtime *rt,
 		.user_op = admin_user_op,
 		.settings_patch = admin_settings_patch,
 		.kick = admin_kick,
+		.transcript = admin_transcript,
 		.chart = admin_chart,
 	};
 	a->http = http_server_new(&p, err, sizeof(err));

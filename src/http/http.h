@@ -129,6 +129,10 @@ struct http_admin_source {
 	    char *key, size_t keysz, char *msg, size_t msgsz);
 	/* Ends session id (from the loop thread); false if no such one. */
 	bool (*kick)(void *arg, uint64_t id);
+	/* Session id's protocol transcript (live, or finished and still
+	 * kept), malloc'd in *text_r; false if there is none. */
+	bool (*transcript)(void *arg, uint64_t id, char **text_r,
+	    size_t *len_r);
 	/* The last hour, a point per minute, oldest first; returns how many. */
 	size_t (*chart)(void *arg, struct http_admin_point *out, size_t max);
 };

@@ -9,6 +9,7 @@
  */
 #include <jansson.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -647,6 +648,48 @@ http_route_session_item(struct http_call *c)
 	    (json_int_t)id, "kicked", 1));
 }
 
+/* ---- sessions/ID/transcript ---- */
+
+static void
+http_route_session_get(struct http_call *c)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(c->req);
+	struct evbuffer *body;
+	const char *slash = strchr(c->tail, '/');
+	char *text = NULL, disp[80];
+	size_t len = 0;
+	uint64_t id;
+
+	if (slash != NULL && strcmp(slash, "/kick") == 0) {
+		evhttp_add_header(out, "Allow", "POST");
+		http_reply_error(c->req, 405, "method not allowed");
+		return;
+	}
+	if (slash == NULL || strcmp(slash, "/transcript") != 0 ||
+	    !parse_u64(c->tail, (size_t)(slash - c->tail), &id)) {
+		http_reply_error(c->req, 404, "no such route");
+		return;
+	}
+	if (c->h->src.transcript == NULL ||
+	    !c->h->src.transcript(c->h->src.arg, id, &text, &len)) {
+		http_reply_error(c->req, 404, "no transcript of this session "
+		    "(Pop3Server.Transcripts, or no longer kept)");
+		return;
+	}
+	evhttp_add_header(out, "Content-Type", "text/plain; charset=utf-8");
+	evhttp_add_header(out, "Cache-Control", "no-store");
+	(void)snprintf(disp, sizeof(disp), "inline; filename=\"session-%llu-"
+	    "transcript.txt\"", (unsigned long long)id);
+	evhttp_add_header(out, "Content-Disposition", disp);
+	body = evbuffer_new();
+	if (body == NULL)
+		fatal("out of memory");
+	evbuffer_add(body, text, len);
+	free(text);
+	evhttp_send_reply(c->req, 200, "OK", body);
+	evbuffer_free(body);
+}
+
 /* ---- the dashboard's chart ---- */
 
 static void
@@ -689,6 +732,8 @@ static const struct http_route http_routes[] = {
 	{ "/api/v1/sessions", EVHTTP_REQ_GET, 0, http_route_sessions },
 	{ "/api/v1/sessions/", EVHTTP_REQ_POST, ROUTE_CHANGES | ROUTE_PREFIX,
 	    http_route_session_item },
+	{ "/api/v1/sessions/", EVHTTP_REQ_GET, ROUTE_PREFIX,
+	    http_route_session_get },
 	{ "/api/v1/chart", EVHTTP_REQ_GET, 0, http_route_chart },
 	{ "/api/v1/counters", EVHTTP_REQ_GET, 0, http_route_counters },
 	{ "/api/v1/events", EVHTTP_REQ_GET, 0, http_route_events },

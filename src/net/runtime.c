@@ -15,6 +15,7 @@
 #include "net/conn.h"
 #include "net/listener.h"
 #include "net/registry.h"
+#include "net/transcript.h"
 #include "net/runtime.h"
 #include "net/tls.h"
 
@@ -110,6 +111,7 @@ net_runtime_new(struct event_base *base)
 	pthread_mutex_init(&rt->gen_lock, NULL);
 	pthread_mutex_init(&rt->kick_lock, NULL);
 	rt->registry = net_registry_new();
+	rt->transcripts = net_transcripts_new();
 	rt->kick_fd = -1;
 	if (base != NULL) {
 		rt->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -197,6 +199,7 @@ net_runtime_free(struct net_runtime **rtp)
 		net_listener_free(&rt->listeners[i]);
 	free(rt->listeners);
 	net_registry_free(&rt->registry);
+	net_transcripts_free(&rt->transcripts);
 	net_gen_unref(&rt->gen);
 	if (rt->kick_ev != NULL)
 		event_free(rt->kick_ev);

@@ -136,6 +136,8 @@ struct net_runtime {
 	struct net_counters counters[NET_PROTOCOL_MAX];
 	struct net_histogram hist[NET_HIST_COUNT];
 	struct net_registry *registry;
+	/* Protocol transcripts (transcript.h): empty unless configured. */
+	struct net_transcripts *transcripts;
 	/* Kicks asked by other threads, done on the loop (net_runtime_kick). */
 	pthread_mutex_t kick_lock;
 	uint64_t kick_ids[64];

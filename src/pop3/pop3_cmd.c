@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lib/params.h"
 #include "net/conn.h"
 #include "net/registry.h"
 #include "net/runtime.h"
@@ -47,10 +48,12 @@ static const struct pop3_cmd_def cmd_table[POP3_VERB_COUNT] = {
  * response become "****" (the lines of an AUTH exchange are recorded
  * as "****" by the session).
  */
+/* The transcript (pop3_transcript.c) records the same line, whole: the
+ * history cuts it at NET_REG_HISTORY_LEN. */
 static void
 pop3_cmd_history(struct pop3_session *s, const struct pop3_cmd *cmd)
 {
-	char line[NET_REG_HISTORY_LEN];
+	char line[POP3_MAX_LINE + 16];
 	const char *verb = pop3_verb_name(cmd->verb);
 	int n;
 
@@ -64,18 +67,20 @@ pop3_cmd_history(struct pop3_session *s, const struct pop3_cmd *cmd)
 		/* The first argument (a name, a mechanism) is no secret. */
 		n = snprintf(line, sizeof(line), "%s%s%.*s%s", verb,
 		    cmd->nargs > 0 ? " " : "",
-		    cmd->nargs > 0 ? (int)(cmd->arglens[0] < 48 ?
-		    cmd->arglens[0] : 48) : 0, cmd->nargs > 0 ? cmd->args[0] :
-		    "", cmd->nargs > 1 ? " ****" : "");
+		    cmd->nargs > 0 ? (int)cmd->arglens[0] : 0,
+		    cmd->nargs > 0 ? cmd->args[0] : "",
+		    cmd->nargs > 1 ? " ****" : "");
 		break;
 	default:
 		n = snprintf(line, sizeof(line), "%s%s%.*s", verb,
-		    cmd->restlen > 0 ? " " : "", (int)(cmd->restlen < 60 ?
-		    cmd->restlen : 60), cmd->restlen > 0 ? cmd->rest : "");
+		    cmd->restlen > 0 ? " " : "", (int)cmd->restlen,
+		    cmd->restlen > 0 ? cmd->rest : "");
 		break;
 	}
-	if (n > 0)
+	if (n > 0) {
 		conn_info_history(s->conn, line, strlen(line));
+		pop3_tr_client(s, verb, line, strlen(line));
+	}
 }
 
 enum pop3_ev
@@ -88,10 +93,14 @@ pop3_cmd_dispatch(struct pop3_session *s, const char *line, size_t len)
 	case POP3_PARSE_OK:
 		break;
 	case POP3_PARSE_EMPTY:
+		pop3_tr_client(s, NULL, "[empty line]", 12);
 		return pop3_bad(s, EMPTY_CMD);
 	case POP3_PARSE_BAD_BYTES:
+		/* Not shown: a line we cannot parse may be anything. */
+		pop3_tr_note(s, "[a line with bad bytes: %zu octets]", len);
 		return pop3_bad(s, BAD_BYTES);
 	case POP3_PARSE_UNKNOWN:
+		pop3_tr_note(s, "[unknown command: %zu octets]", len);
 		return pop3_bad(s, UNKNOWN_CMD);
 	}
 	def = &cmd_table[cmd.verb];

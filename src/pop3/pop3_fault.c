@@ -45,6 +45,7 @@ fault_log(struct pop3_session *s, enum fault_kind k, const char *fmt, ...)
 	(void)snprintf(what, sizeof(what), "FAULT %s",
 	    config_fault_kind_name(k));
 	conn_info_history(s->conn, what, strlen(what));
+	pop3_tr_note(s, "[%s]", what);
 }
 
 bool

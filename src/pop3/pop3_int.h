@@ -21,6 +21,7 @@ struct conn;
 struct event;
 struct mailbox;
 struct msg_reader;
+struct pop3_tr;
 
 /*
  * Where a session is.  The RFC 1939 states, split where the session waits
@@ -93,6 +94,7 @@ struct pop3_stream {
 	enum pop3_stream_kind kind;
 	uint32_t idx;		/* next message for LIST/UIDL */
 	uint32_t msg;		/* RETR/TOP: which message */
+	uint32_t lines;		/* LIST/UIDL: lines sent (transcript) */
 	struct msg_reader *r;
 	struct wire_enc enc;
 	uint64_t sent;		/* body octets queued (dot-stuffed) */
@@ -146,6 +148,7 @@ struct pop3_session {
 	char *pending_reply;		/* sent when the timer fires */
 
 	struct pop3_faults faults;
+	struct pop3_tr *tr;		/* transcript (pop3_transcript.c), or NULL */
 
 	unsigned bad_cmds;
 	unsigned auth_failures;
@@ -282,6 +285,26 @@ const char *pop3_fault_uidl(struct pop3_session *s, uint32_t idx,
  * without a drop fault). */
 bool pop3_fault_cut(struct pop3_session *s, uint64_t sent,
     uint64_t *room_r);
+
+/* --- Transcripts (pop3_transcript.c, Pop3Server.Transcripts) ------ */
+
+/* Session start: a transcript if Transcripts.Users names anyone. */
+void pop3_tr_start(struct pop3_session *s);
+/* A client line, already redacted (pop3_cmd.c); verb: the command's,
+ * for the summary of its multi-line reply, or NULL. */
+void pop3_tr_client(struct pop3_session *s, const char *verb,
+    const char *line, size_t len);
+/* A status line (+OK, -ERR, a "+ " challenge as "+ ****"). */
+void pop3_tr_server(struct pop3_session *s, const char *line, size_t len);
+/* A data line of a multi-line reply, or its "." (end): the summary. */
+void pop3_tr_data(struct pop3_session *s, bool end);
+void pop3_tr_note(struct pop3_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Entered TRANSACTION as s->user: kept if selected, else dropped. */
+void pop3_tr_login(struct pop3_session *s);
+void pop3_tr_end(struct pop3_session *s);
+/* The "+ " challenge of an AUTH exchange (recorded as "+ ****"). */
+void pop3_reply_challenge(struct pop3_session *s, const char *b64);
 
 /* --- SASL, RFC 5034 AUTH (pop3_sasl.c) ----------------------------- */
 

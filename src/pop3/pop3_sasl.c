@@ -206,7 +206,7 @@ pop3_sasl_step_done(struct pop3_session *s, struct pop3_sasl_step *st,
 		char *b64 = xmalloc(base64_encoded_len(st->outlen) + 1);
 
 		base64_encode(st->out, st->outlen, b64);
-		pop3_reply(s, "+ %s", b64);
+		pop3_reply_challenge(s, b64);
 		free(b64);
 		s->sasl = st->sasl;
 		st->sasl = NULL;

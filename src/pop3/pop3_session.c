@@ -78,6 +78,25 @@ pop3_reply(struct pop3_session *s, const char *fmt, ...)
 	evbuffer_add_vprintf(conn_out(s->conn), fmt, ap);
 	va_end(ap);
 	evbuffer_add(conn_out(s->conn), "\r\n", 2);
+	/* Every multi-line reply ends with pop3_reply(s, "."). */
+	if (s->tr != NULL)
+		pop3_tr_data(s, strcmp(fmt, ".") == 0);
+}
+
+/* A status line formatted before (a delayed reply). */
+static void
+reply_status_text(struct pop3_session *s, const char *line)
+{
+	evbuffer_add_printf(conn_out(s->conn), "%s\r\n", line);
+	pop3_tr_server(s, line, strlen(line));
+}
+
+void
+pop3_reply_challenge(struct pop3_session *s, const char *b64)
+{
+	evbuffer_add_printf(conn_out(s->conn), "+ %s\r\n", b64);
+	/* SASL data, whatever the mechanism: never in a transcript. */
+	pop3_tr_server(s, "+ ****", 6);
 }
 
 static void
@@ -89,6 +108,7 @@ reply_vmsg(struct pop3_session *s, enum pop3_msg_id id, va_list ap)
 	n = pop3_msg_vformat(line, sizeof(line), s->lang, id, ap);
 	memcpy(line + n, "\r\n", 2);
 	evbuffer_add(conn_out(s->conn), line, n + 2);
+	pop3_tr_server(s, line, n);
 }
 
 void
@@ -119,6 +139,7 @@ pop3_session_free(struct pop3_session *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	env->n_sessions--;
+	pop3_tr_end(s);
 	free(s->deleted);
 	free(s->gone);
 	free(s->user);
@@ -168,6 +189,7 @@ pop3_session_enter(struct pop3_session *s, enum pop3_state st,
 		return;
 	if (st == POP3_STATE_TRANSACTION) {
 		conn_info_user(s->conn, s->user);
+		pop3_tr_login(s);
 		conn_count(s->conn, NET_CNT_LOGIN_OK, 1);
 		net_observe(s->env->rt, NET_HIST_LOGIN, s->cmd_start_ns);
 	}
@@ -232,6 +254,8 @@ pop3_session_end(struct pop3_session *s, const char *reason)
 	pop3_stream_free(s);
 	sasl_server_free(&s->sasl);
 	pop3_fault_free(s);
+	pop3_tr_note(s, "[end: %s]", s->end_reason);
+	pop3_tr_end(s);
 	if (s->timer != NULL)
 		event_free(s->timer);
 	if (s->session_timer != NULL)
@@ -261,7 +285,7 @@ pop3_session_on_timer(evutil_socket_t fd, short what, void *arg)
 	if (s->state != POP3_STATE_LOGIN_DELAY)
 		return;
 	if (s->pending_reply != NULL) {
-		pop3_reply(s, "%s", s->pending_reply);
+		reply_status_text(s, s->pending_reply);
 		free(s->pending_reply);
 		s->pending_reply = NULL;
 	}
@@ -487,6 +511,7 @@ pop3_session_start(struct pop3_env *env, struct conn *c)
 	log_info("session=%llx connect from=%s%s", (unsigned long long)s->id,
 	    conn_client(s->conn), conn_tls_active(s->conn) ?
 	    " tls=implicit" : "");
+	pop3_tr_start(s);
 	per_ip = pop3_session_ip_limited(env, conn_client_addr(s->conn)) ?
 	    env->params.max_connections_per_ip : 0;
 	if (!iplimit_conn_acquire(env->rt->iplimit, conn_client_addr(s->conn),
@@ -634,6 +659,7 @@ pop3_session_process(struct pop3_session *s)
 			break;
 		}
 		if (lr == POP3_LINE_TOO_LONG) {
+			pop3_tr_client(s, NULL, "[line too long]", 15);
 			if (s->state == POP3_STATE_AUTH_SASL)
 				(void)pop3_sasl_line_too_long(s);
 			else
@@ -644,6 +670,7 @@ pop3_session_process(struct pop3_session *s)
 		if (s->state == POP3_STATE_AUTH_SASL) {
 			/* SASL data is a secret: only that a line came. */
 			conn_info_history(s->conn, "****", 4);
+			pop3_tr_client(s, NULL, "****", 4);
 			ev = pop3_sasl_line(s, pop3_linebuf, len);
 		} else if (!pop3_fault_command(s, pop3_linebuf, len, &ev))
 			ev = pop3_cmd_dispatch(s, pop3_linebuf, len);

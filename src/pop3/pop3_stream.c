@@ -230,6 +230,7 @@ stream_list_fill(struct pop3_session *s, struct pop3_stream *st)
 		uint32_t i = st->idx++;
 		if (pop3_msg_deleted(s, i))
 			continue;
+		st->lines++;
 		if (st->kind == POP3_STREAM_LIST)
 			evbuffer_add_printf(out, "%" PRIu32 " %" PRIu64 "\r\n", i + 1,
 			    pop3_fault_size(s, i, mailbox_msg_size(s->mb, i)));
@@ -280,6 +281,19 @@ pop3_stream_fill(struct pop3_session *s)
 	}
 	if (st->kind == POP3_STREAM_MSG)
 		stream_count(s, st, !st->cut && !conn_out_dead(s->conn));
+	if (s->tr != NULL) {
+		/* A body or a listing is never in a transcript: its size is. */
+		if (st->kind == POP3_STREAM_MSG)
+			pop3_tr_note(s, "[%s %s: %" PRIu64 " octets%s]",
+			    st->enc.limit ? "TOP" : "RETR",
+			    st->enc.limit ? "lines" : "body",
+			    stream_wire_sent(st), st->cut ? ", cut" :
+			    s->state == POP3_STATE_CLOSING ? ", aborted" : "");
+		else
+			pop3_tr_note(s, "[%s: %" PRIu32 " line%s]",
+			    st->kind == POP3_STREAM_LIST ? "LIST" : "UIDL",
+			    st->lines, st->lines == 1 ? "" : "s");
+	}
 	pop3_stream_free(s);
 	return true;
 }
