@@ -218,8 +218,9 @@ tr_render(const struct net_transcript *t, size_t *len_r)
 	if (strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		when[0] = '\0';
 	r = snprintf(head, sizeof(head), "# posuto %s transcript, session "
-	    "%" PRIx64 ", from %s, user %s, started %s (ms since then; "
-	    "C client, S server, * summary)\n", t->proto, t->id, t->client,
+	    "%" PRIu64 " (session=%" PRIx64 " in the log), from %s, user %s, "
+	    "started %s (ms since then; C client, S server, * summary)\n",
+	    t->proto, t->id, t->id, t->client,
 	    t->user[0] != '\0' ? t->user : "-", when);
 	hl = r > 0 ? ((size_t)r < sizeof(head) ? (size_t)r :
 	    sizeof(head) - 1) : 0;
