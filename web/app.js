@@ -196,6 +196,12 @@
         tr.appendChild(td);
         const k = el('td');
         k.appendChild(button(t('sessions.kick'), 'kick danger', () => kick(x.id)));
+        // Pop3Server.Transcripts: the session's dialogue, redacted (404 if not recorded).
+        const tl = el('a', t('sessions.transcript'), 'transcript');
+        tl.href = '/api/v1/sessions/' + x.id + '/transcript';
+        tl.target = '_blank';
+        tl.rel = 'noopener';
+        k.appendChild(tl);
         tr.appendChild(k);
         body.appendChild(tr);
       }

@@ -46,6 +46,7 @@ window.POSUTO_I18N.en = {
   "users.confirm_delete": "Delete user {u}? The mailbox is kept.",
   "sessions.kick": "Kick",
   "sessions.kicked": "Session {id} is being ended.",
+  "sessions.transcript": "Transcript",
   "metric.posuto_sessions_by_state": "Sessions by state",
   "language": "Language",
   "logout": "Log out",

@@ -45,6 +45,7 @@ window.POSUTO_I18N.ja = {
   "users.confirm_delete": "ユーザー {u} を削除しますか？ メールボックスは残ります。",
   "sessions.kick": "切断",
   "sessions.kicked": "セッション {id} を終了しています。",
+  "sessions.transcript": "記録",
   "metric.posuto_sessions_by_state": "状態別セッション数",
   "language": "言語",
   "logout": "ログアウト",
