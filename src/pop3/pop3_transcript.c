@@ -34,16 +34,20 @@ struct pop3_tr {
 	bool logged_in;			/* as a user Transcripts.Users names */
 };
 
+/* NULL: a generation without a config (the fuzz and unit harnesses). */
 static const struct transcripts_cfg *
 tr_cfg(const struct pop3_session *s)
 {
-	return &s->env->rt->gen->cfg->transcripts;
+	const struct posuto_config *cfg = s->env->rt->gen != NULL ?
+	    s->env->rt->gen->cfg : NULL;
+
+	return cfg != NULL ? &cfg->transcripts : NULL;
 }
 
 static bool
 tr_wanted(const struct transcripts_cfg *tc, const char *user)
 {
-	for (size_t i = 0; i < tc->n_users; i++)
+	for (size_t i = 0; tc != NULL && i < tc->n_users; i++)
 		if (strcmp(tc->users[i], "*") == 0 ||
 		    (user != NULL && strcmp(tc->users[i], user) == 0))
 			return true;
@@ -53,7 +57,9 @@ tr_wanted(const struct transcripts_cfg *tc, const char *user)
 void
 pop3_tr_start(struct pop3_session *s)
 {
-	if (tr_cfg(s)->n_users == 0)
+	const struct transcripts_cfg *tc = tr_cfg(s);
+
+	if (tc == NULL || tc->n_users == 0)
 		return;
 	s->tr = xcalloc(1, sizeof(*s->tr));
 	s->tr->t = net_transcript_open(s->env->rt->transcripts, s->id, "pop3",
@@ -185,7 +191,8 @@ pop3_tr_end(struct pop3_session *s)
 		return;
 	tc = tr_cfg(s);
 	keep = s->tr->logged_in || tr_wanted(tc, s->user);
-	file = keep && s->tr->logged_in && tc->directory != NULL &&
+	file = keep && s->tr->logged_in && tc != NULL &&
+	    tc->directory != NULL &&
 	    s->user != NULL && userdb_name_valid(s->user, strlen(s->user));
 	net_transcript_close(s->env->rt->transcripts, &s->tr->t, keep,
 	    file ? &text : NULL, &len);
