@@ -254,7 +254,8 @@ pop3_session_end(struct pop3_session *s, const char *reason)
 	pop3_stream_free(s);
 	sasl_server_free(&s->sasl);
 	pop3_fault_free(s);
-	pop3_tr_note(s, "[end: %s]", s->end_reason);
+	pop3_tr_note(s, "[end: %s]", s->end_reason != NULL ? s->end_reason :
+	    "-");
 	pop3_tr_end(s);
 	if (s->timer != NULL)
 		event_free(s->timer);
