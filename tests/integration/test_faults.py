@@ -311,7 +311,8 @@ def test_fault_config_errors_name_file_line_and_key(servers, tmp_path):
 
 # ------------------------------------------- every fault, every client
 #
-# For each fault: curl and fetchmail against the faulted user (poplib is
+# For each fault: curl and fetchmail (and mpop where it applies) against
+# the faulted user (poplib is
 # above), what each got on the wire, the fault in the log, and the mailbox
 # unchanged afterwards.
 
@@ -338,6 +339,24 @@ def fetchmail_keep(srv, tmp_path, tag, uidl=False):
     return r, len(list(out.iterdir()))
 
 
+def mpop_keep(srv, tmp_path, tag):
+    """mpop with keep and only-new (remembers UIDLs); returns (result,
+    messages it delivered)."""
+    box = tmp_path / ("mpop-%s.mbox" % tag)
+    if not box.exists():
+        box.write_bytes(b"")
+        box.chmod(0o600)
+    size0 = box.read_bytes().count(b"\nFrom ") + box.read_bytes().startswith(b"From ")
+    r = subprocess.run(["mpop", "--host=127.0.0.1", "--port=%d" % srv.port,
+                        "--user=" + USER1, "--passwordeval=echo " + PASSWORD,
+                        "--auth=user", "--tls=off", "--keep=on", "--only-new=on",
+                        "--uidls-file=" + str(tmp_path / ("mpop-%s.uidls" % tag)),
+                        "--delivery=mbox," + str(box)],
+                       capture_output=True, text=True, timeout=120)
+    n = box.read_bytes().count(b"\nFrom ") + box.read_bytes().startswith(b"From ")
+    return r, n - size0
+
+
 FAULTS = {
     "in-use": {"Kind": "in-use"},
     "temp-fail": {"Kind": "temp-fail"},
@@ -351,7 +370,7 @@ FAULTS = {
 
 
 @pytest.mark.parametrize("kind", sorted(FAULTS))
-def test_every_fault_seen_by_curl_and_fetchmail(servers, mail, tmp_path, kind):
+def test_every_fault_seen_by_curl_fetchmail_and_mpop(servers, mail, tmp_path, kind):
     before = snapshot(mail)
     srv = start(servers, [dict(FAULTS[kind], User=USER1)])
     list_ok = curl(srv, "/")
@@ -361,6 +380,11 @@ def test_every_fault_seen_by_curl_and_fetchmail(servers, mail, tmp_path, kind):
     fm, fetched = fetchmail_keep(srv, tmp_path, "a", uidl=True)
     fm2, fetched2 = fetchmail_keep(srv, tmp_path, "a", uidl=True)
     fm_text = fm.stdout + fm.stderr
+    # mpop where it applies: the login faults and the UIDL it keeps
+    if kind in ("in-use", "temp-fail", "login-delay", "uidl-drift"):
+        mp, mp_got = mpop_keep(srv, tmp_path, "a")
+        mp2, mp_got2 = mpop_keep(srv, tmp_path, "a")
+        mp_text = mp.stdout + mp.stderr
     true_size = len(before[sorted(before)[1]].replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
     if kind in ("in-use", "temp-fail", "login-delay"):
         code = {"in-use": "IN-USE", "temp-fail": "SYS/TEMP",
@@ -368,6 +392,7 @@ def test_every_fault_seen_by_curl_and_fetchmail(servers, mail, tmp_path, kind):
         assert list_ok.returncode != 0 and retr.returncode != 0
         assert fm.returncode != 0 and code in fm_text, fm_text
         assert fetched == 0
+        assert mp.returncode != 0 and code in mp_text and mp_got == 0, mp_text
     elif kind == "drop":
         assert list_ok.returncode == 0
         assert 0 < len(retr.stdout) <= 3000
@@ -392,6 +417,8 @@ def test_every_fault_seen_by_curl_and_fetchmail(servers, mail, tmp_path, kind):
         # The second run finds message 2 under a new UIDL: fetched again
         # (fetchmail's "uidl" keeps the others).
         assert fetched2 == 4, fm2.stdout + fm2.stderr
+        assert mp.returncode == 0 and mp_got == 3, mp_text
+        assert mp2.returncode == 0 and mp_got2 == 1, mp2.stdout + mp2.stderr
     wait_log(srv, r"fault=%s " % kind)
     srv.stop()
     assert snapshot(mail) == before
