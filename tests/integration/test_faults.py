@@ -312,9 +312,8 @@ def test_fault_config_errors_name_file_line_and_key(servers, tmp_path):
 # ------------------------------------------- every fault, every client
 #
 # For each fault: curl and fetchmail (and mpop where it applies) against
-# the faulted user (poplib is
-# above), what each got on the wire, the fault in the log, and the mailbox
-# unchanged afterwards.
+# the faulted user (poplib is above), what each got on the wire, the fault
+# in the log, and the mailbox unchanged afterwards.
 
 def fetchmail_keep(srv, tmp_path, tag, uidl=False):
     """fetchmail with keep (and uidl: remember what it fetched); returns
