@@ -57,6 +57,13 @@ struct sql_param {
 /* Longest error text the calls write (err buffers: SQL_ERR_MAX bytes). */
 #define SQL_ERR_MAX	256
 
+/* A deep copy of src (its strings duplicated), released by
+ * sql_cfg_release(); and whether two name the same database the same
+ * way (sql_cfg.c): for stores that keep a pool across reloads. */
+void sql_cfg_copy(struct sql_cfg *dst, const struct sql_cfg *src);
+void sql_cfg_release(struct sql_cfg *cfg);
+bool sql_cfg_same(const struct sql_cfg *a, const struct sql_cfg *b);
+
 /*
  * The driver for kind, from posuto_sql.so (lib/plugin.h), loaded on the
  * first call; NULL with err if the module cannot be loaded.  Callers that

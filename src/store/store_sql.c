@@ -79,41 +79,11 @@ ssql_init_once(void)
 	(void)pthread_atfork(NULL, NULL, ssql_atfork_child);
 }
 
-static char *
-dup_or_null(const char *s)
-{
-	return s != NULL ? xstrdup(s) : NULL;
-}
-
-static bool
-str_same(const char *a, const char *b)
-{
-	return (a == NULL && b == NULL) ||
-	    (a != NULL && b != NULL && strcmp(a, b) == 0);
-}
-
-static bool
-cfg_same(const struct sql_cfg *a, const struct sql_cfg *b)
-{
-	return a->driver == b->driver && a->port == b->port &&
-	    a->schema == b->schema && a->connect_timeout == b->connect_timeout &&
-	    a->query_timeout == b->query_timeout &&
-	    a->pool_size == b->pool_size && str_same(a->host, b->host) &&
-	    str_same(a->socket, b->socket) &&
-	    str_same(a->database, b->database) && str_same(a->user, b->user) &&
-	    str_same(a->password_file, b->password_file);
-}
-
 static void
 ssql_db_free(struct ssql_db *db)
 {
 	sql_pool_free(&db->pool);
-	free(db->cfg.host);
-	free(db->cfg.socket);
-	free(db->cfg.database);
-	free(db->cfg.user);
-	free(db->cfg.password_file);
-	free(db->cfg.password_scheme);
+	sql_cfg_release(&db->cfg);
 	free(db);
 }
 
@@ -149,20 +119,14 @@ store_sql_configure(const struct sql_cfg *cfg)
 		return;
 	}
 	(void)pthread_mutex_lock(&ssql_mu);
-	if (ssql_cur != NULL && cfg_same(&ssql_cur->cfg, cfg)) {
+	if (ssql_cur != NULL && sql_cfg_same(&ssql_cur->cfg, cfg)) {
 		(void)pthread_mutex_unlock(&ssql_mu);
 		return;
 	}
 	(void)pthread_mutex_unlock(&ssql_mu);
 	db = xcalloc(1, sizeof(*db));
 	db->refs = 1;
-	db->cfg = *cfg;
-	db->cfg.host = dup_or_null(cfg->host);
-	db->cfg.socket = dup_or_null(cfg->socket);
-	db->cfg.database = dup_or_null(cfg->database);
-	db->cfg.user = dup_or_null(cfg->user);
-	db->cfg.password_file = dup_or_null(cfg->password_file);
-	db->cfg.password_scheme = dup_or_null(cfg->password_scheme);
+	sql_cfg_copy(&db->cfg, cfg);
 	db->fork_gen = ssql_fork_gen;
 	/* Reads PasswordFile now, as the user posuto starts as; connects
 	 * lazily, so a database that is down does not stop a start. */

@@ -74,42 +74,11 @@ struct tpops_db {
 static pthread_mutex_t tpops_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct tpops_db *tpops_cur;
 
-static char *
-dup_or_null(const char *s)
-{
-	return s != NULL ? xstrdup(s) : NULL;
-}
-
-static bool
-str_same(const char *a, const char *b)
-{
-	return (a == NULL && b == NULL) ||
-	    (a != NULL && b != NULL && strcmp(a, b) == 0);
-}
-
-static bool
-cfg_same(const struct sql_cfg *a, const struct sql_cfg *b)
-{
-	return a->driver == b->driver && a->port == b->port &&
-	    a->connect_timeout == b->connect_timeout &&
-	    a->query_timeout == b->query_timeout &&
-	    a->pool_size == b->pool_size && str_same(a->host, b->host) &&
-	    str_same(a->socket, b->socket) &&
-	    str_same(a->database, b->database) &&
-	    str_same(a->user, b->user) &&
-	    str_same(a->password_file, b->password_file);
-}
-
 static void
 db_free(struct tpops_db *db)
 {
 	sql_pool_free(&db->pool);
-	free(db->cfg.host);
-	free(db->cfg.socket);
-	free(db->cfg.database);
-	free(db->cfg.user);
-	free(db->cfg.password_file);
-	free(db->cfg.password_scheme);
+	sql_cfg_release(&db->cfg);
 	free(db);
 }
 
@@ -157,18 +126,12 @@ store_tpops_configure(const struct sql_cfg *cfg, char *err, size_t errsz)
 		return true;
 	}
 	(void)pthread_mutex_lock(&tpops_mu);
-	same = tpops_cur != NULL && cfg_same(&tpops_cur->cfg, cfg);
+	same = tpops_cur != NULL && sql_cfg_same(&tpops_cur->cfg, cfg);
 	(void)pthread_mutex_unlock(&tpops_mu);
 	if (same)
 		return true;
 	db = xcalloc(1, sizeof(*db));
-	db->cfg = *cfg;
-	db->cfg.host = dup_or_null(cfg->host);
-	db->cfg.socket = dup_or_null(cfg->socket);
-	db->cfg.database = dup_or_null(cfg->database);
-	db->cfg.user = dup_or_null(cfg->user);
-	db->cfg.password_file = dup_or_null(cfg->password_file);
-	db->cfg.password_scheme = dup_or_null(cfg->password_scheme);
+	sql_cfg_copy(&db->cfg, cfg);
 	/* Mail as stored (latin1 in TPOPS's day), never re-encoded. */
 	db->cfg.bytes_as_stored = true;
 	db->refs = 1;
