@@ -983,18 +983,28 @@ faults_free(const struct config_setting *row, void *base)
 }
 
 /* Transcripts.Users: user names, or "*". */
-static void transcript_users_free(const struct config_setting *, void *);
+/* An array of non-empty strings (Admin.Hostnames, Transcripts.Users),
+ * each also passing check when given; set/dump/free of the two. */
+static void
+strings_free(char ***arr, size_t *n)
+{
+	for (size_t i = 0; i < *n; i++)
+		free((*arr)[i]);
+	free(*arr);
+	*arr = NULL;
+	*n = 0;
+}
 
 static void
-transcript_users_set(struct config_ctx *ctx, const struct config_setting *row,
-    json_t *v, const char *path, void *base)
+strings_set(struct config_ctx *ctx, json_t *v, const char *path,
+    char ***arr, size_t *n, config_check_fn *check)
 {
-	struct transcripts_cfg *t = base;
-	size_t n = json_array_size(v);
+	size_t len = json_array_size(v);
+	const char *why;
 
-	transcript_users_free(row, base);
-	t->users = xcalloc(n + 1, sizeof(*t->users));
-	for (size_t i = 0; i < n; i++) {
+	strings_free(arr, n);
+	*arr = xcalloc(len + 1, sizeof(**arr));
+	for (size_t i = 0; i < len; i++) {
 		json_t *e = json_array_get(v, i);
 		char *ep = json_loc_path_index(path, i);
 
@@ -1004,22 +1014,41 @@ transcript_users_set(struct config_ctx *ctx, const struct config_setting *row,
 			    config_json_type_name(json_typeof(e)));
 		else if (json_string_length(e) == 0)
 			config_error(ctx, ep, CONFIG_AT_VALUE, "empty");
+		else if (check != NULL && !check(json_string_value(e), &why))
+			config_error(ctx, ep, CONFIG_AT_VALUE, "%s", why);
 		else
-			t->users[t->n_users++] = xstrdup(json_string_value(e));
+			(*arr)[(*n)++] = xstrdup(json_string_value(e));
 		free(ep);
 	}
+}
+
+static json_t *
+strings_dump(char *const *arr, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, json_string(arr[i]));
+	return a;
+}
+
+static void
+transcript_users_set(struct config_ctx *ctx, const struct config_setting *row,
+    json_t *v, const char *path, void *base)
+{
+	struct transcripts_cfg *t = base;
+
+	(void)row;
+	strings_set(ctx, v, path, &t->users, &t->n_users, NULL);
 }
 
 static json_t *
 transcript_users_dump(const struct config_setting *row, const void *base)
 {
 	const struct transcripts_cfg *t = base;
-	json_t *arr = json_array();
 
 	(void)row;
-	for (size_t i = 0; i < t->n_users; i++)
-		json_array_append_new(arr, json_string(t->users[i]));
-	return arr;
+	return strings_dump(t->users, t->n_users);
 }
 
 static void
@@ -1028,11 +1057,7 @@ transcript_users_free(const struct config_setting *row, void *base)
 	struct transcripts_cfg *t = base;
 
 	(void)row;
-	for (size_t i = 0; i < t->n_users; i++)
-		free(t->users[i]);
-	free(t->users);
-	t->users = NULL;
-	t->n_users = 0;
+	strings_free(&t->users, &t->n_users);
 }
 
 static const struct config_setting transcripts_rows[] = {
@@ -1548,8 +1573,6 @@ server_verify(struct config_ctx *ctx, const char *path, void *base,
 /* ------------------------------------------------------------------ */
 /* Admin (the web admin, issue 12)                                     */
 
-static void admin_hostnames_free(const struct config_setting *, void *);
-
 /* Names the Host header may carry besides the loopback ones: a DNS name
  * pointing here (the DNS-rebinding check accepts nothing else). */
 static void
@@ -1557,40 +1580,19 @@ admin_hostnames_set(struct config_ctx *ctx, const struct config_setting *row,
     json_t *v, const char *path, void *base)
 {
 	struct admin_cfg *a = base;
-	size_t n = json_array_size(v);
-	const char *why;
 
-	admin_hostnames_free(row, base);
-	a->hostnames = xcalloc(n + 1, sizeof(*a->hostnames));
-	for (size_t i = 0; i < n; i++) {
-		json_t *e = json_array_get(v, i);
-		char *ep = json_loc_path_index(path, i);
-
-		if (!json_is_string(e))
-			config_error(ctx, ep, CONFIG_AT_VALUE,
-			    "expected a string, got %s",
-			    config_json_type_name(json_typeof(e)));
-		else if (json_string_length(e) == 0 ||
-		    !check_hostname(json_string_value(e), &why))
-			config_error(ctx, ep, CONFIG_AT_VALUE, "%s",
-			    json_string_length(e) == 0 ? "empty" : why);
-		else
-			a->hostnames[a->n_hostnames++] =
-			    xstrdup(json_string_value(e));
-		free(ep);
-	}
+	(void)row;
+	strings_set(ctx, v, path, &a->hostnames, &a->n_hostnames,
+	    check_hostname);
 }
 
 static json_t *
 admin_hostnames_dump(const struct config_setting *row, const void *base)
 {
 	const struct admin_cfg *a = base;
-	json_t *arr = json_array();
 
 	(void)row;
-	for (size_t i = 0; i < a->n_hostnames; i++)
-		json_array_append_new(arr, json_string(a->hostnames[i]));
-	return arr;
+	return strings_dump(a->hostnames, a->n_hostnames);
 }
 
 static void
@@ -1599,11 +1601,7 @@ admin_hostnames_free(const struct config_setting *row, void *base)
 	struct admin_cfg *a = base;
 
 	(void)row;
-	for (size_t i = 0; i < a->n_hostnames; i++)
-		free(a->hostnames[i]);
-	free(a->hostnames);
-	a->hostnames = NULL;
-	a->n_hostnames = 0;
+	strings_free(&a->hostnames, &a->n_hostnames);
 }
 
 static const struct config_enum_name autoconfig_login_names[] = {
