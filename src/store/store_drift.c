@@ -380,10 +380,9 @@ drift_load(const struct store_fs *mb, int root, struct drift_state *s)
 static bool
 drift_write(const struct store_fs *mb, int root, const struct drift_state *s)
 {
-	size_t len = DRIFT_HDR, off = 0;
+	size_t len = DRIFT_HDR;
 	unsigned char *buf, *p;
-	bool ok = false;
-	int fd;
+	bool ok;
 
 	for (uint32_t i = 0; i < s->n_live; i++)
 		len += DRIFT_ENT_FIXED + s->live[i].len;
@@ -413,33 +412,13 @@ drift_write(const struct store_fs *mb, int root, const struct drift_state *s)
 		p += DRIFT_ENT_FIXED + e->len;
 	}
 	store_index_seal(buf, len);
-	/* only the lock holder writes the tmp file; O_NOFOLLOW keeps a
-	 * planted symlink from redirecting the write */
-	fd = openat(root, DRIFT_TMP, O_WRONLY | O_CREAT | O_TRUNC |
-	    O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd != -1) {
-		while (off < len) {
-			ssize_t n = write(fd, buf + off, len - off);
-
-			if (n == -1 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				break;
-			off += (size_t)n;
-		}
-		/* fsync: a state lost in a crash would report the messages
-		 * of the next login as drifted, or miss a reappearance */
-		ok = off == len && fsync(fd) == 0;
-		if (close(fd) == -1)
-			ok = false;
-	}
+	/* fsync: a state lost in a crash would report the messages of the
+	 * next login as drifted, or miss a reappearance */
+	ok = store_index_replace_file(root, DRIFT_TMP, DRIFT_NAME, buf, len,
+	    true);
 	free(buf);
-	if (ok && renameat(root, DRIFT_TMP, root, DRIFT_NAME) == -1)
-		ok = false;
-	if (!ok) {
+	if (!ok)
 		log_warn("store: %s: cannot write %s", mb->path, DRIFT_NAME);
-		(void)unlinkat(root, DRIFT_TMP, 0);
-	}
 	return ok;
 }
 

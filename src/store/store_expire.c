@@ -241,10 +241,9 @@ static void
 expire_write(struct store_fs *mb, int root, const uint64_t *firsts,
     const uint8_t *skip)
 {
-	size_t len = strlen(EXPIRE_MAGIC), cap = len + 1, off = 0;
+	size_t len = strlen(EXPIRE_MAGIC), cap = len + 1;
 	char *buf = xmalloc(cap);
-	bool ok = false, any = false;
-	int fd;
+	bool ok, any = false;
 
 	memcpy(buf, EXPIRE_MAGIC, len);
 	for (uint32_t i = 0; i < mb->count; i++) {
@@ -273,33 +272,13 @@ expire_write(struct store_fs *mb, int root, const uint64_t *firsts,
 		free(buf);
 		return;
 	}
-	/* Only the lock holder writes the tmp file; O_NOFOLLOW keeps a
-	 * planted symlink from redirecting the write. */
-	fd = openat(root, STORE_EXPIRE_TMP, O_WRONLY | O_CREAT | O_TRUNC |
-	    O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd != -1) {
-		while (off < len) {
-			ssize_t n = write(fd, buf + off, len - off);
-
-			if (n == -1 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				break;
-			off += (size_t)n;
-		}
-		ok = off == len && fsync(fd) == 0;
-		if (close(fd) == -1)
-			ok = false;
-		if (ok && renameat(root, STORE_EXPIRE_TMP, root,
-		    STORE_EXPIRE_NAME) == -1)
-			ok = false;
-	}
+	ok = store_index_replace_file(root, STORE_EXPIRE_TMP,
+	    STORE_EXPIRE_NAME, buf, len, true);
 	if (!ok) {
 		/* the old file stays: a new retrieval is recorded later,
 		 * so the message is kept longer, never deleted early */
 		log_warn("store: %s: cannot write %s", mb->path,
 		    STORE_EXPIRE_NAME);
-		(void)unlinkat(root, STORE_EXPIRE_TMP, 0);
 	}
 	free(buf);
 }

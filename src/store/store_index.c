@@ -339,25 +339,20 @@ store_index_seal(void *image, size_t len)
 }
 
 bool
-store_index_write(int dirfd, const struct store_fs *mb, const uint8_t *skip)
+store_index_replace_file(int dirfd, const char *tmp, const char *name,
+    const void *buf, size_t len, bool sync)
 {
-	size_t len, off = 0;
-	unsigned char *buf;
+	const char *p = buf;
+	size_t off = 0;
 	bool ok = false;
 	int fd;
 
-	buf = store_index_build(mb, skip, &len);
-	/* We hold the mailbox lock, so no other posuto writes the tmp file;
-	 * O_NOFOLLOW keeps a planted symlink from redirecting the write. */
-	fd = openat(dirfd, STORE_INDEX_TMP,
-	    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd == -1) {
-		log_warn("store: %s: cannot write index", mb->path);
-		free(buf);
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+	    O_CLOEXEC, 0600);
+	if (fd == -1)
 		return false;
-	}
 	while (off < len) {
-		ssize_t n = write(fd, buf + off, len - off);
+		ssize_t n = write(fd, p + off, len - off);
 
 		if (n == -1 && errno == EINTR)
 			continue;
@@ -365,22 +360,31 @@ store_index_write(int dirfd, const struct store_fs *mb, const uint8_t *skip)
 			break;
 		off += (size_t)n;
 	}
-	/* No fsync: the index is a checksummed cache, and a torn or lost
-	 * one costs a rescan, never a wrong answer.  Skipping it keeps a
-	 * login from waiting on the disk. */
-	if (off == len)
-		ok = true;
+	ok = off == len && (!sync || fsync(fd) == 0);
 	if (close(fd) == -1)
 		ok = false;
-	free(buf);
-	if (ok && renameat(dirfd, STORE_INDEX_TMP, dirfd, STORE_INDEX_NAME) ==
-	    -1)
+	if (ok && renameat(dirfd, tmp, dirfd, name) == -1)
 		ok = false;
-	if (!ok) {
+	if (!ok)
+		(void)unlinkat(dirfd, tmp, 0);
+	return ok;
+}
+
+bool
+store_index_write(int dirfd, const struct store_fs *mb, const uint8_t *skip)
+{
+	size_t len;
+	unsigned char *buf = store_index_build(mb, skip, &len);
+	/* No fsync: the index is a checksummed cache, and a torn or lost
+	 * one costs a rescan, never a wrong answer.  Skipping it keeps a
+	 * login from waiting on the disk.  No directory fsync either: a
+	 * lost rename only costs a rebuild. */
+	bool ok = store_index_replace_file(dirfd, STORE_INDEX_TMP,
+	    STORE_INDEX_NAME, buf, len, false);
+
+	free(buf);
+	if (!ok)
 		log_warn("store: %s: cannot write index", mb->path);
-		(void)unlinkat(dirfd, STORE_INDEX_TMP, 0);
-	}
-	/* no directory fsync: a lost rename only costs a rebuild */
 	return ok;
 }
 

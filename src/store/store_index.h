@@ -83,6 +83,15 @@ bool store_index_write(int dirfd, const struct store_fs *mb,
 /* Writes the checksum of an image of len >= 16 bytes (tests, fuzzing
  * and store_index_build). */
 void store_index_seal(void *buf, size_t len);
+/*
+ * Replaces name in dirfd with the len bytes at buf: written to tmp
+ * (O_NOFOLLOW: a planted symlink never redirects it; only the mailbox
+ * lock holder writes it), fsync()ed if sync, renamed over name.  false
+ * (tmp removed, the old file kept) on any failure.  The side files
+ * .posuto.index (no sync: a cache), .posuto.expire, .posuto.drift.
+ */
+bool store_index_replace_file(int dirfd, const char *tmp, const char *name,
+    const void *buf, size_t len, bool sync);
 /* Removes the index (a cached size was found wrong). */
 void store_index_remove(int dirfd);
 
