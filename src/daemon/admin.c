@@ -96,31 +96,17 @@ static const struct {
 struct admin_users_arg {
 	http_admin_user_fn *fn;
 	void *fn_arg;
+	bool stats;		/* also count each mailbox (users_stats) */
 };
 
-static bool
-admin_users_one(const struct userdb_entry *e, void *arg)
-{
-	struct admin_users_arg *ua = arg;
-	struct http_admin_user u = {
-		.name = e->name,
-		.mailbox = e->mailbox_path,
-		.format = e->format,
-		.scheme = passwd_scheme_name(e->password),
-		.apop = e->apop_secret != NULL,
-		.origin = e->origin,
-		.messages = -1,
-		.octets = -1,
-	};
-
-	return ua->fn(&u, ua->fn_arg);
-}
+static bool admin_users_one(const struct userdb_entry *e, void *arg);
 
 static bool
-admin_users(void *arg, http_admin_user_fn *fn, void *fn_arg)
+admin_users_iterate(void *arg, http_admin_user_fn *fn, void *fn_arg,
+    bool stats)
 {
 	struct admin *a = arg;
-	struct admin_users_arg ua = { fn, fn_arg };
+	struct admin_users_arg ua = { fn, fn_arg, stats };
 	struct net_gen *g = net_runtime_gen_ref(a->rt);
 
 	/* userdb_iterate may block: this is the HTTP thread, not the loop. */
@@ -128,6 +114,12 @@ admin_users(void *arg, http_admin_user_fn *fn, void *fn_arg)
 		(void)userdb_iterate(g->userdb, admin_users_one, &ua);
 	net_gen_unref(&g);
 	return true;
+}
+
+static bool
+admin_users(void *arg, http_admin_user_fn *fn, void *fn_arg)
+{
+	return admin_users_iterate(arg, fn, fn_arg, false);
 }
 
 static char *
@@ -388,21 +380,16 @@ admin_metrics(void *arg, struct http_admin_metric *m, size_t max)
 /* ------------------------------------------------------------------ */
 /* Edits from the web admin (HTTP thread)                              */
 
-struct admin_stats_arg {
-	http_admin_user_fn *fn;
-	void *fn_arg;
-};
-
-/* Counts as `posuto user list` does: the mailbox is opened (its lock
- * held for the count only); a mailbox a session holds is "in-use". */
+/* One user as the pages show it.  With stats, counted as `posuto user
+ * list` does: the mailbox is opened (its lock held for the count only);
+ * a mailbox a session holds is "in-use". */
 static bool
-admin_users_stats_one(const struct userdb_entry *e, void *arg)
+admin_users_one(const struct userdb_entry *e, void *arg)
 {
-	struct admin_stats_arg *sa = arg;
+	struct admin_users_arg *ua = arg;
 	struct mailbox *mb = NULL;
 	char err[256];
-	enum store_status st = mailbox_open(e->location, e->name, &mb, err,
-	    sizeof(err));
+	enum store_status st;
 	struct http_admin_user u = {
 		.name = e->name,
 		.mailbox = e->mailbox_path,
@@ -414,6 +401,9 @@ admin_users_stats_one(const struct userdb_entry *e, void *arg)
 		.octets = -1,
 	};
 
+	if (!ua->stats)
+		return ua->fn(&u, ua->fn_arg);
+	st = mailbox_open(e->location, e->name, &mb, err, sizeof(err));
 	if (st == STORE_OK) {
 		struct mailbox_drift dr;
 
@@ -429,20 +419,13 @@ admin_users_stats_one(const struct userdb_entry *e, void *arg)
 	} else {
 		u.stats_error = st == STORE_IN_USE ? "in-use" : "error";
 	}
-	return sa->fn(&u, sa->fn_arg);
+	return ua->fn(&u, ua->fn_arg);
 }
 
 static bool
 admin_users_stats(void *arg, http_admin_user_fn *fn, void *fn_arg)
 {
-	struct admin *a = arg;
-	struct admin_stats_arg sa = { fn, fn_arg };
-	struct net_gen *g = net_runtime_gen_ref(a->rt);
-
-	if (g->userdb != NULL)
-		(void)userdb_iterate(g->userdb, admin_users_stats_one, &sa);
-	net_gen_unref(&g);
-	return true;
+	return admin_users_iterate(arg, fn, fn_arg, true);
 }
 
 /* The loop applies the edit now (not in two seconds, when the file
