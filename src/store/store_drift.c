@@ -652,7 +652,7 @@ drift_run(struct mailbox *pub, struct mailbox_drift *r, bool record)
 	if (!atomic_load(&drift_on) || pub == NULL || pub->drv->fs == NULL)
 		return;
 	mb = store_fs_of(pub);
-	if ((root = drift_root(mb, &parked)) == -1)
+	if (!mb->locked)
 		return;
 	r->enabled = true;
 	if (mb->drift_hashed) {
@@ -663,14 +663,32 @@ drift_run(struct mailbox *pub, struct mailbox_drift *r, bool record)
 	}
 	memset(&old, 0, sizeof(old));
 	/* the warm login: nothing changed since the recorded state */
-	if (drift_read(root, hdr, sizeof(hdr), &exists) == (ssize_t)sizeof(hdr)
-	    && drift_header_parse(hdr, &old) && old.hash == h &&
+	root = -1;
+	parked = false;
+	if (mb->drift_hdr_read) {
+		memcpy(hdr, mb->drift_hdr, sizeof(hdr));
+		mb->drift_hdr_read = false;	/* good for this check only */
+	} else {
+		if ((root = drift_root(mb, &parked)) == -1) {
+			r->enabled = false;
+			return;
+		}
+		if (drift_read(root, hdr, sizeof(hdr), &exists) !=
+		    (ssize_t)sizeof(hdr))
+			memset(hdr, 0, sizeof(hdr));
+	}
+	if (drift_header_parse(hdr, &old) && old.hash == h &&
 	    old.n_live == tracked) {
 		r->known = true;
 		r->reretrieved = old.reretrieved;
 		r->tracked = tracked;
 		drift_last_into(&old, r);
-		drift_root_done(mb, parked);
+		if (root != -1)
+			drift_root_done(mb, parked);
+		return;
+	}
+	if (root == -1 && (root = drift_root(mb, &parked)) == -1) {
+		r->enabled = false;
 		return;
 	}
 	(void)log_sanitize(user, sizeof(user), mb->user != NULL ? mb->user :
@@ -693,6 +711,16 @@ drift_run(struct mailbox *pub, struct mailbox_drift *r, bool record)
 	drift_state_free(&old);
 	drift_state_free(&cur);
 	drift_root_done(mb, parked);
+}
+
+void
+store_drift_preread(struct store_fs *mb, int root)
+{
+	bool exists;
+
+	mb->drift_hdr_read = mb->locked && atomic_load(&drift_on) &&
+	    drift_read(root, mb->drift_hdr, sizeof(mb->drift_hdr), &exists) ==
+	    (ssize_t)sizeof(mb->drift_hdr);
 }
 
 void

@@ -902,6 +902,8 @@ static const char *const store_subdir_name[STORE_DIR_COUNT] = {
 static void
 store_park_dirs(struct store_fs *mb)
 {
+	if (mb->dirfd[STORE_DIR_ROOT] != -1)
+		store_drift_preread(mb, mb->dirfd[STORE_DIR_ROOT]);
 	for (int d = STORE_DIR_ROOT; d < STORE_DIR_COUNT; d++) {
 		if (mb->dirfd[d] != -1) {
 			close(mb->dirfd[d]);
