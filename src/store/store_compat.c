@@ -53,6 +53,7 @@ struct store_compat {
 	bool adopted;		/* decided in this open: log replacements */
 	bool dry;		/* migrate check: pin nothing */
 	bool repin;		/* the index's UIDLs were made otherwise */
+	const char *list_file;	/* the file the list came from */
 	char *buf;		/* the list file */
 	struct uidl_compat_list list;
 	uint8_t *status;	/* per message (enum store_compat_status) */
@@ -265,16 +266,26 @@ static bool
 store_compat_load_list(int dirfd, struct store_compat *c)
 {
 	const char *name = c->source == UIDL_COMPAT_DOVECOT ?
-	    UIDL_COMPAT_DOVECOT_FILE : UIDL_COMPAT_COURIER_FILE;
+	    UIDL_COMPAT_DOVECOT_FILE : c->source == UIDL_COMPAT_TPOPS ?
+	    UIDL_COMPAT_TPOPS_FILE : UIDL_COMPAT_COURIER_FILE;
 	size_t len = 0;
 	bool exists, ok;
 
 	c->buf = store_compat_slurp(dirfd, name, STORE_COMPAT_MAX_LIST, &len,
 	    &exists);
+	if (c->buf == NULL && c->source == UIDL_COMPAT_TPOPS) {
+		/* TPOPS 0.7's name (0.8 went back to the one above) */
+		name = UIDL_COMPAT_TPOPS_FILE_07;
+		c->buf = store_compat_slurp(dirfd, name,
+		    STORE_COMPAT_MAX_LIST, &len, &exists);
+	}
 	if (c->buf == NULL)
 		return false;
+	c->list_file = name;
 	ok = c->source == UIDL_COMPAT_DOVECOT ?
 	    uidl_compat_dovecot_parse(c->buf, len, &c->list) :
+	    c->source == UIDL_COMPAT_TPOPS ?
+	    uidl_compat_tpops_parse(c->buf, len, &c->list) :
 	    uidl_compat_courier_parse(c->buf, len, &c->list);
 	if (!ok) {
 		free(c->buf);
@@ -296,7 +307,54 @@ static const char *
 store_compat_file(enum uidl_compat_source src)
 {
 	return src == UIDL_COMPAT_DOVECOT ? UIDL_COMPAT_DOVECOT_FILE :
+	    src == UIDL_COMPAT_TPOPS ? UIDL_COMPAT_TPOPS_FILE :
 	    UIDL_COMPAT_COURIER_FILE;
+}
+
+/*
+ * TPOPS (0.6, plugin/mailbox-maildir.rb) listed only the files of cur/
+ * and new/ whose names match /^(\d+)\./ and served as UIDL the name up
+ * to ':' (or its tpops_uidl entry).
+ */
+static bool
+store_compat_tpops_listed(const char *name, size_t len)
+{
+	size_t d = 0;
+
+	while (d < len && name[d] >= '0' && name[d] <= '9')
+		d++;
+	return d > 0 && d < len && name[d] == '.';
+}
+
+/*
+ * The size TPOPS reported with its defaults (maildir-extended and
+ * maildir-use-filesize "yes"): the first ",S=<digits>" anywhere in the
+ * file name, else the file's size on disk (LF line ends: not the wire
+ * size, as TPOPS's README warns).  A name with ,W= (posuto's delivery)
+ * keeps that.  False if the file cannot be stat()ed (sized as usual).
+ */
+static bool
+store_compat_tpops_size(const struct store_fs *mb, const struct store_msg *m,
+    uint64_t *size_r)
+{
+	const char *name = store_pool_str(mb, m->name_off);
+	const char *s = strstr(name, ",S=");
+	struct stat st;
+	int fd = mb->dirfd[m->dir];
+
+	if (s != NULL && s[3] >= '0' && s[3] <= '9') {
+		size_t d = 3;
+
+		while (s[d] >= '0' && s[d] <= '9')
+			d++;
+		if (parse_u64(s + 3, d - 3, size_r))
+			return true;
+	}
+	if (fd == -1 || fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    !S_ISREG(st.st_mode))
+		return false;
+	*size_r = (uint64_t)st.st_size;
+	return true;
 }
 
 void
@@ -328,6 +386,10 @@ store_compat_maildir_scan(struct store_fs *mb)
 			c->source = UIDL_COMPAT_DOVECOT;
 		else if (store_compat_has(root, UIDL_COMPAT_COURIER_FILE))
 			c->source = UIDL_COMPAT_COURIER;
+		else if (store_compat_has(root, UIDL_COMPAT_TPOPS_FILE) ||
+		    store_compat_has(root, UIDL_COMPAT_TPOPS_FILE_07) ||
+		    store_compat_has(root, UIDL_COMPAT_TPOPS_LOCK))
+			c->source = UIDL_COMPAT_TPOPS;
 		else {
 			free(c);	/* nothing to take over */
 			return;
@@ -349,7 +411,8 @@ store_compat_maildir_scan(struct store_fs *mb)
 	 * there (so the index it leaves does not read as "posuto's") */
 	if ((!forced && (!have_rec || rec_src != c->source ||
 	    (c->source == UIDL_COMPAT_DOVECOT && strcmp(rec_fmt, c->fmt) != 0))) ||
-	    (forced && !have_rec && c->have_list)) {
+	    (forced && !have_rec && (c->have_list ||
+	    c->source == UIDL_COMPAT_TPOPS))) {
 		store_compat_state_write(root, mb->path, c->source, c->fmt);
 		c->adopted = !forced;
 		c->repin = true;
@@ -369,6 +432,22 @@ store_compat_maildir_scan(struct store_fs *mb)
 		return;
 	}
 	mb->compat = c;
+	if (c->source == UIDL_COMPAT_TPOPS) {
+		/* TPOPS's sizes come from the names and files, not a list */
+		for (uint32_t i = 0; i < mb->count; i++) {
+			struct store_msg *m = &mb->msgs[i];
+			uint64_t size;
+
+			if ((m->flags & STORE_MSG_W_HINT) ||
+			    !store_compat_tpops_listed(store_pool_str(mb,
+			    m->name_off), m->key_len) ||
+			    !store_compat_tpops_size(mb, m, &size))
+				continue;
+			m->wire_size = size;
+			m->flags |= STORE_MSG_W_HINT;
+		}
+		return;
+	}
 	if (!c->have_list)
 		return;
 	/* the sizes the old server reported, for messages not sized yet */
@@ -422,6 +501,32 @@ store_compat_old(const struct store_fs *mb, const struct store_compat *c,
 	const struct uidl_compat_rec *r;
 	struct uidl_compat_vars v;
 
+	if (c->source == UIDL_COMPAT_TPOPS) {
+		/* @uidl_conv[base] || base; the map without the file is not
+		 * an error: TPOPS then served every base name */
+		const char *s = key;
+		size_t n = m->key_len;
+
+		*why_r = STORE_COMPAT_OWN;
+		if (!store_compat_tpops_listed(key, m->key_len))
+			return 0;	/* TPOPS never listed it */
+		r = c->have_list ? uidl_compat_find(&c->list, key,
+		    m->key_len) : NULL;
+		if (r != NULL && r->has_pop3) {
+			s = r->pop3;
+			n = r->pop3_len;
+			if (n == 0) {
+				/* TPOPS sent an empty UIDL */
+				*why_r = STORE_COMPAT_INVALID;
+				return 0;
+			}
+		}
+		if (n >= outsz)
+			n = outsz - 1;
+		memcpy(out, s, n);
+		out[n] = '\0';
+		return n;
+	}
 	if (!c->have_list) {
 		*why_r = STORE_COMPAT_NOLIST;
 		return 0;
@@ -518,7 +623,10 @@ store_compat_maildir_uidls(struct store_fs *mb)
 			    mb->msgs[i].uidl_off);
 
 			c->status[i] = strlen(p) == mb->msgs[i].key_len &&
-			    memcmp(p, name, mb->msgs[i].key_len) == 0 ?
+			    memcmp(p, name, mb->msgs[i].key_len) == 0 &&
+			    (c->source != UIDL_COMPAT_TPOPS ||
+			    !store_compat_tpops_listed(name,
+			    mb->msgs[i].key_len)) ?
 			    STORE_COMPAT_OWN : STORE_COMPAT_KEPT;
 			continue;
 		}
@@ -613,6 +721,16 @@ store_fs_uidl_source(const struct mailbox *pub, char *buf, size_t bufsz)
 
 	if (c == NULL || c->source == UIDL_COMPAT_NONE) {
 		(void)snprintf(buf, bufsz, "posuto");
+		return;
+	}
+	if (c->source == UIDL_COMPAT_TPOPS) {
+		(void)snprintf(buf, bufsz, "tpops (%s; TPOPS's sizes; %u of "
+		    "%u messages have its UIDL)", c->have_list ?
+		    (strcmp(c->list_file, UIDL_COMPAT_TPOPS_FILE) == 0 ?
+		    "the tpops_uidl map, else the base name" :
+		    "the .tpops_uidl map, else the base name") :
+		    "no tpops_uidl map: the base name", (unsigned)c->kept,
+		    (unsigned)c->n);
 		return;
 	}
 	if (!c->have_list) {
