@@ -179,6 +179,17 @@ cmd_migrate(int argc, char **argv, const char *default_config)
 		return 1;
 	store_uidl_configure(cfg);
 	store_mbox_configure(cfg->mbox_state_dir);
+	/* the database stores as the server sets them up (tpops:, sql:) */
+	store_sql_configure(&cfg->sql);
+	{
+		char err[256];
+
+		if (!store_tpops_configure(&cfg->sql, err, sizeof(err))) {
+			fprintf(stderr, "posuto migrate: Sql: %s\n", err);
+			config_free(&cfg);
+			return 1;
+		}
+	}
 	store_uidl_force(from, fmt);
 	if ((db = userdb_load(cfg, stderr)) == NULL) {
 		config_free(&cfg);

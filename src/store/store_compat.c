@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -54,6 +55,7 @@ struct store_compat {
 	bool dry;		/* migrate check: pin nothing */
 	bool repin;		/* the index's UIDLs were made otherwise */
 	const char *list_file;	/* the file the list came from */
+	uint64_t tpops_since;	/* tpops: taken over then (name times) */
 	char *buf;		/* the list file */
 	struct uidl_compat_list list;
 	uint8_t *status;	/* per message (enum store_compat_status) */
@@ -406,6 +408,22 @@ store_compat_maildir_scan(struct store_fs *mb)
 		c->have_list = true;
 		c->uidvalidity = c->list.uidvalidity;
 	}
+	if (c->source == UIDL_COMPAT_TPOPS) {
+		/* TPOPS has no format; its record's format field is the
+		 * time posuto took over ("T0": only checked so far), so
+		 * that TPOPS's sizes go to the mail TPOPS could have
+		 * listed, not to later mail */
+		uint64_t t = 0;
+
+		if (have_rec && rec_src == UIDL_COMPAT_TPOPS &&
+		    rec_fmt[0] == 'T')
+			(void)parse_u64(rec_fmt + 1, strlen(rec_fmt + 1), &t);
+		if (t == 0 && !forced)
+			have_rec = false;	/* the takeover is now */
+		c->tpops_since = t != 0 ? t : (uint64_t)time(NULL);
+		(void)snprintf(c->fmt, sizeof(c->fmt), "T%llu", forced &&
+		    t == 0 ? 0ULL : (unsigned long long)c->tpops_since);
+	}
 	/* record a new decision; migrate check records the source it
 	 * checked only where none was recorded and that server's list is
 	 * there (so the index it leaves does not read as "posuto's") */
@@ -416,7 +434,15 @@ store_compat_maildir_scan(struct store_fs *mb)
 		store_compat_state_write(root, mb->path, c->source, c->fmt);
 		c->adopted = !forced;
 		c->repin = true;
-		if (c->adopted && c->source != UIDL_COMPAT_NONE)
+		if (c->adopted && c->source == UIDL_COMPAT_TPOPS)
+			log_info("store: %s: serving the UIDLs of tpops (%s: "
+			    "%s, %u entries; TPOPS's sizes for mail named "
+			    "before %llu)", mb->path, c->have_list ?
+			    c->list_file : UIDL_COMPAT_TPOPS_FILE,
+			    c->have_list ? "read" : "none: the base names",
+			    (unsigned)c->list.n,
+			    (unsigned long long)c->tpops_since);
+		else if (c->adopted && c->source != UIDL_COMPAT_NONE)
 			log_info("store: %s: serving the UIDLs of %s (%s: %s, "
 			    "%u entries, uidvalidity %u, UidlFormat %s)",
 			    mb->path, uidl_compat_source_name(c->source),
@@ -439,6 +465,7 @@ store_compat_maildir_scan(struct store_fs *mb)
 			uint64_t size;
 
 			if ((m->flags & STORE_MSG_W_HINT) ||
+			    m->order > c->tpops_since ||
 			    !store_compat_tpops_listed(store_pool_str(mb,
 			    m->name_off), m->key_len) ||
 			    !store_compat_tpops_size(mb, m, &size))
