@@ -621,6 +621,101 @@ store_compat_own(struct store_fs *mb, uint32_t i)
 	}
 }
 
+/* --- the old server's order ------------------------------------------- */
+
+struct store_compat_ord {
+	uint64_t k1;		/* dovecot: uid; tpops: the leading number */
+	const char *name;	/* tpops: then the file name, bytewise */
+	uint32_t idx;		/* then posuto's (file) order */
+	bool later;		/* not listed by the old server: after */
+};
+
+static int
+store_compat_ord_cmp(const void *a, const void *b)
+{
+	const struct store_compat_ord *x = a, *y = b;
+	int c;
+
+	if (x->later != y->later)
+		return x->later ? 1 : -1;
+	if (!x->later) {
+		if (x->k1 != y->k1)
+			return x->k1 < y->k1 ? -1 : 1;
+		if (x->name != NULL && (c = strcmp(x->name, y->name)) != 0)
+			return c;
+	}
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/*
+ * Messages in the order the old server numbered them, so that message n
+ * is what it was: Dovecot's by UID (dovecot-uidlist), TPOPS's by the
+ * number its names start with, then the whole name (mailbox-maildir.rb:
+ * mtime <=> mtime, then basename <=> basename).  Mail it never listed
+ * comes after, in posuto's order.  Courier's is posuto's already (file
+ * names).  The index is written in key order whatever the order here
+ * (store_index.c).
+ */
+static void
+store_compat_order(struct store_fs *mb, struct store_compat *c)
+{
+	struct store_compat_ord *o;
+	struct store_msg *msgs;
+	uint8_t *st;
+	uint32_t *old, i;
+	bool moved = false;
+
+	if (mb->count < 2 || (c->source != UIDL_COMPAT_TPOPS &&
+	    (c->source != UIDL_COMPAT_DOVECOT || !c->have_list)))
+		return;
+	o = xcalloc(mb->count, sizeof(*o));
+	for (i = 0; i < mb->count; i++) {
+		const struct store_msg *m = &mb->msgs[i];
+		const char *name = store_pool_str(mb, m->name_off);
+
+		o[i].idx = i;
+		if (c->source == UIDL_COMPAT_TPOPS) {
+			size_t d = 0;
+
+			o[i].later = !store_compat_tpops_listed(name,
+			    m->key_len);
+			while (name[d] >= '0' && name[d] <= '9')
+				d++;
+			if (!o[i].later && !parse_u64(name, d, &o[i].k1))
+				o[i].k1 = UINT64_MAX;	/* Ruby's bignum */
+			o[i].name = name;
+		} else {
+			const struct uidl_compat_rec *r =
+			    uidl_compat_find(&c->list, name, m->key_len);
+
+			o[i].later = r == NULL;
+			o[i].k1 = r != NULL ? r->uid : 0;
+		}
+	}
+	qsort(o, mb->count, sizeof(*o), store_compat_ord_cmp);
+	for (i = 0; i < mb->count && !moved; i++)
+		moved = o[i].idx != i;
+	if (!moved) {
+		free(o);
+		return;
+	}
+	msgs = xreallocarray(NULL, mb->cap, sizeof(*msgs));
+	st = xcalloc(mb->count, sizeof(*st));
+	old = xcalloc(mb->count, sizeof(*old));
+	for (i = 0; i < mb->count; i++) {
+		msgs[i] = mb->msgs[o[i].idx];
+		st[i] = c->status[o[i].idx];
+		old[i] = c->old_off[o[i].idx];
+	}
+	free(mb->msgs);
+	mb->msgs = msgs;
+	free(c->status);
+	c->status = st;
+	free(c->old_off);
+	c->old_off = old;
+	free(o);
+}
+
 void
 store_compat_maildir_uidls(struct store_fs *mb)
 {
@@ -717,6 +812,7 @@ store_compat_maildir_uidls(struct store_fs *mb)
 	if (c->adopted && replaced > logged)
 		log_warn("store: %s: %u more UIDLs replaced", mb->path,
 		    (unsigned)(replaced - logged));
+	store_compat_order(mb, c);
 	/* the list is no longer needed; the statuses are (doctor, migrate) */
 	uidl_compat_list_free(&c->list);
 	free(c->buf);

@@ -265,6 +265,49 @@ def test_dovecot_takeover(world, case):
 
 
 @needs_dovecot
+def test_dovecot_uid_order_kept_where_file_order_differs(world):
+    """Dovecot numbers messages in UID order (dovecot-uidlist), which is
+    the order it first saw the files: mail with older names that turned
+    up later (moved in, restored) comes after.  posuto serves Dovecot's
+    order, so message n is what it was; new mail after."""
+    mail = world / "mail"
+    box = mail / USER1
+    for d in ("new", "cur", "tmp"):
+        (box / d).mkdir(parents=True, exist_ok=True)
+    for n in (7, 8, 9):
+        (box / "new" / ("170000000%d.M%dP1.mx" % (n, n))).write_bytes(sample_message(n))
+    chown_nobody(mail)
+    dv = Dovecot(world, mail).start()
+    try:
+        snapshot(dv.port, retr=False)       # UIDs 1-3 for the 7, 8, 9 files
+        for n in (1, 2):                     # older names, seen later: UIDs 4, 5
+            (box / "new" / ("170000000%d.M%dP1.mx" % (n, n))).write_bytes(
+                sample_message(n, body_lines=n + 10))
+        chown_nobody(mail)
+        before = snapshot(dv.port)
+    finally:
+        dv.stop()
+    assert [b.split(b"Subject: test message ")[1][:1] for b in before[2]] == \
+        [b"7", b"8", b"9", b"1", b"2"]       # Dovecot's order is not the files'
+    srv = posuto_server(world, mail)
+    try:
+        assert snapshot(srv.port) == before
+        deliver_new(box, 1)
+        now = snapshot(srv.port)
+        assert now[0][:5] == before[0] and now[2][:5] == before[2]
+        assert b"test message 101" in now[2][5]     # new mail last
+    finally:
+        srv.stop()
+    # cold again (the index, written in file-name order, still matches)
+    srv = posuto_server(world, mail)
+    try:
+        assert snapshot(srv.port) == now
+    finally:
+        srv.stop()
+    assert "cannot write index" not in srv.log()
+
+
+@needs_dovecot
 def test_dovecot_mailbox_posuto_served_before_keeps_posutos_uidls(world):
     """An existing posuto installation (its index there, no record) whose
     Maildir also has a dovecot-uidlist keeps serving posuto's UIDLs."""

@@ -186,6 +186,9 @@ def test_tpops_maildir_rules(tmp_path):
         ("new", "1100000005.M5P1.host"): b"Subject: e\n\nmapped to nothing\n",
         ("new", "maildrop.name"): b"Subject: f\n\nTPOPS never listed it\n",
         ("new", "1100000007." + "x" * 70): b"Subject: g\n\na name too long\n",
+        # one second, two names: TPOPS orders them bytewise ("M12" < "M5")
+        ("new", "1100000010.M5P1.host"): b"Subject: h\n\nsame second, M5\n",
+        ("cur", "1100000010.M12P1.host:2,S"): b"Subject: i\n\nsame second, M12\n",
     }
     for (d, n), data in msgs.items():
         (box / d / n).write_bytes(data)
@@ -199,7 +202,7 @@ def test_tpops_maildir_rules(tmp_path):
                                                          users=users(), UidlCompat="tpops"))
     r = migrate(cfgp, "--from", "tpops", "-v")
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "7 messages, 2 keep their UIDL, 5 change" in r.stdout, r.stdout
+    assert "9 messages, 4 keep their UIDL, 5 change" in r.stdout, r.stdout
     assert "the .tpops_uidl map" in r.stdout
     assert r.stdout.count("not a valid RFC 1939 unique-id") == 3, r.stdout
     assert r.stdout.count("repeats another message's") == 1, r.stdout
@@ -216,6 +219,9 @@ def test_tpops_maildir_rules(tmp_path):
     finally:
         srv.stop()
     first = srv.log()
+    # TPOPS's order: the leading number, then the name; what it never
+    # listed after
+    assert subj == ["a", "b", "c", "d", "e", "g", "i", "h", "f"], subj
     u = dict(zip(subj, uidl))
     size = dict(zip(subj, sizes))
     assert u["a"] == "ok-1"
