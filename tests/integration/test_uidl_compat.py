@@ -367,6 +367,40 @@ def test_migrate_check_dovecot(world):
     assert "UIDLs come from dovecot (dovecot-uidlist" in d.stdout, d.stdout
 
 
+def test_dovecot_uidls_that_break_rfc1939_replaced_logged_once(world):
+    """A dovecot-uidlist (as maildir-uidlist.c writes version 3) whose
+    saved POP3 UIDLs (P) break RFC 1939: too long, not printable, a
+    repeat.  Each is replaced by posuto's own, logged once, at the
+    takeover; the rest keep theirs."""
+    mail = world / "mail"
+    box = mail / USER1
+    for d in ("new", "cur", "tmp"):
+        (box / d).mkdir(parents=True, exist_ok=True)
+    names = ["170000000%d.M%dP1.mx" % (i, i) for i in range(1, 6)]
+    for i, n in enumerate(names):
+        (box / "cur" / (n + ":2,S")).write_bytes(sample_message(i + 1))
+    p = [b"P0123abcd ", b"P" + b"x" * 80 + b" ", b"P0123abcd ", b"", b"Pbad\x7fvalue "]
+    (box / "dovecot-uidlist").write_bytes(
+        b"3 V1700000000 N6 G0123456789abcdef0123456789abcdef\n" +
+        b"".join(b"%d %s:%s\n" % (i + 1, p[i], n.encode()) for i, n in enumerate(names)))
+    srv = posuto_server(world, mail)
+    try:
+        u = snapshot(srv.port, retr=False)[0]
+    finally:
+        srv.stop()
+    assert u == ["0123abcd", names[1], names[2], "%08x%08x" % (4, 1700000000), names[4]], u
+    log = srv.log()
+    assert log.count('"%s" of %s:2,S is not a valid' % ("x" * 80, names[1])) == 1, log
+    assert log.count("of %s:2,S is a duplicate" % names[2]) == 1, log
+    assert log.count("of %s:2,S is not a valid" % names[4]) == 1, log
+    srv = posuto_server(world, mail)
+    try:
+        assert snapshot(srv.port, retr=False)[0] == u
+    finally:
+        srv.stop()
+    assert "instead" not in srv.log()
+
+
 def courier_maildir(mail, broken=False):
     """A Maildir as Courier's pop3dserver.c leaves it: every message in
     cur/, courierpop3dsizelist "/3 <nextuid> <uidv>" then "<name> <size>
