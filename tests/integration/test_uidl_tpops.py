@@ -75,6 +75,11 @@ def maildir_server(base, **extra):
     return Server(wd, cfg).start()
 
 
+def stopped(srv):
+    rc, problems = srv.stop()
+    assert not problems, problems     # sanitizer reports too (ASan builds)
+
+
 def migrate(cfg_path, *args):
     return subprocess.run([posuto_bin(), "migrate", "check", "-c", str(cfg_path), *args, USER],
                           capture_output=True, timeout=60, text=True)
@@ -113,7 +118,7 @@ def test_tpops_database_to_maildir_with_tpops_uidl(tmp_path, my):  # noqa: F811
         assert mpop(tmp_path, srv.port, uidls) == len(rows)
         assert mpop(tmp_path, srv.port, uidls) == 0
     finally:
-        srv.stop()
+        stopped(srv)
 
     # 2. The move to TPOPS 0.6: one file per row (header, the empty line,
     # body: what TPOPS 0.4's retr joined), named so that TPOPS's order
@@ -158,7 +163,7 @@ def test_tpops_database_to_maildir_with_tpops_uidl(tmp_path, my):  # noqa: F811
         assert now[1] == before[1] + [26]
         assert mpop(tmp_path, srv.port, uidls) == 1
     finally:
-        srv.stop()
+        stopped(srv)
     assert "serving the UIDLs of tpops" in srv.log(), srv.log()
     assert re.fullmatch(r"posuto-uidl 2 tpops T[1-9]\d+\n", (box / ".posuto-uidl").read_text())
     assert (box / "tpops_uidl").read_bytes() == tmap    # never written
@@ -168,7 +173,7 @@ def test_tpops_database_to_maildir_with_tpops_uidl(tmp_path, my):  # noqa: F811
     try:
         assert snapshot(srv.port) == now
     finally:
-        srv.stop()
+        stopped(srv)
     d = doctor(srv.config_path)
     assert "UIDLs come from tpops (the tpops_uidl map" in d.stdout, d.stdout + d.stderr
 
@@ -217,7 +222,7 @@ def test_tpops_maildir_rules(tmp_path):
                 for i in range(len(uidl))]
         c.quit()
     finally:
-        srv.stop()
+        stopped(srv)
     first = srv.log()
     # TPOPS's order: the leading number, then the name; what it never
     # listed after
@@ -245,5 +250,5 @@ def test_tpops_maildir_rules(tmp_path):
     try:
         assert snapshot(srv.port) == (uidl, sizes)
     finally:
-        srv.stop()
+        stopped(srv)
     assert "instead" not in srv.log(), srv.log()
