@@ -507,7 +507,7 @@ store_compat_source_for(const char *user, int *src_r)
 bool
 store_compat_pins(const struct store_fs *mb)
 {
-	return mb->compat != NULL && !mb->compat->dry;
+	return (mb->compat != NULL && !mb->compat->dry) || mb->compat_pinned;
 }
 
 enum store_compat_status {

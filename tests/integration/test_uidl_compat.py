@@ -401,6 +401,49 @@ def test_dovecot_uidls_that_break_rfc1939_replaced_logged_once(world):
     assert "instead" not in srv.log()
 
 
+def test_pinned_uidls_survive_a_commit_on_a_warm_open(world):
+    """posuto gave new mail its own UIDL; Dovecot, run again, numbers it
+    later.  A QUIT with DELE on a mailbox opened from the in-memory cache
+    rewrites the index: the pins must stay, or the next process would
+    serve Dovecot's UIDL for that message and clients fetch it again."""
+    mail = world / "mail"
+    box = mail / USER1
+    for d in ("new", "cur", "tmp"):
+        (box / d).mkdir(parents=True, exist_ok=True)
+    names = ["1700000001.M1P1.mx", "1700000002.M2P1.mx"]
+    for i, n in enumerate(names):
+        (box / "cur" / (n + ":2,S")).write_bytes(sample_message(i + 1))
+    uidlist = b"3 V1700000000 N3\n1 :%s\n2 :%s\n" % (names[0].encode(), names[1].encode())
+    (box / "dovecot-uidlist").write_bytes(uidlist)
+    srv = posuto_server(world, mail)
+    try:
+        first = snapshot(srv.port, retr=False)[0]
+        new = deliver_new(box, 1)
+        second = snapshot(srv.port, retr=False)[0]      # cold: the directory changed
+        assert second == first + [new]
+        # directories settled (changed over a second ago): the next open
+        # is cached, the one after it warm
+        for d in ("new", "cur"):
+            st = os.stat(box / d)
+            os.utime(box / d, ns=(st.st_atime_ns, st.st_mtime_ns - 10 ** 10))
+        for _ in range(2):
+            assert snapshot(srv.port, retr=False)[0] == second
+        c = Pop3("127.0.0.1", srv.port)                  # warm: nothing changed
+        c.must_login(USER1, PASSWORD)
+        c.ok("DELE 1")
+        c.quit()
+    finally:
+        srv.stop()
+    # Dovecot runs again and numbers the new message
+    (box / "dovecot-uidlist").write_bytes(uidlist.replace(b"N3", b"N4") +
+                                          b"3 :%s\n" % new.encode())
+    srv = posuto_server(world, mail)
+    try:
+        assert snapshot(srv.port, retr=False)[0] == second[1:]
+    finally:
+        srv.stop()
+
+
 def courier_maildir(mail, broken=False):
     """A Maildir as Courier's pop3dserver.c leaves it: every message in
     cur/, courierpop3dsizelist "/3 <nextuid> <uidv>" then "<name> <size>
