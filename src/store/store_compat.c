@@ -344,7 +344,9 @@ store_compat_tpops_size(const struct store_fs *mb, const struct store_msg *m,
 	struct stat st;
 	int fd = mb->dirfd[m->dir];
 
-	if (s != NULL && s[3] >= '0' && s[3] <= '9') {
+	while (s != NULL && !(s[3] >= '0' && s[3] <= '9'))
+		s = strstr(s + 1, ",S=");	/* as the regexp searches on */
+	if (s != NULL) {
 		size_t d = 3;
 
 		while (s[d] >= '0' && s[d] <= '9')
