@@ -224,6 +224,49 @@ store_index_free(struct store_index **ixp)
 	*ixp = NULL;
 }
 
+struct store_index_order_ctx {
+	const struct store_fs *mb;
+};
+
+static int
+store_index_order_cmp(const void *a, const void *b, void *arg)
+{
+	const struct store_fs *mb =
+	    ((const struct store_index_order_ctx *)arg)->mb;
+	const struct store_msg *x = &mb->msgs[*(const uint32_t *)a];
+	const struct store_msg *y = &mb->msgs[*(const uint32_t *)b];
+
+	return mb->ops->key_cmp(store_pool_str(mb, x->name_off), x->key_len,
+	    store_pool_str(mb, y->name_off), y->key_len);
+}
+
+/*
+ * The index is merged with the scan in key order (store_index_apply), but
+ * messages may be served in another (the old server's: store_compat.c):
+ * NULL if they are in key order already (one comparison each), else the
+ * message indices in key order (free() it).
+ */
+static uint32_t *
+store_index_order(const struct store_fs *mb)
+{
+	struct store_index_order_ctx ctx = { mb };
+	uint32_t *ord, i;
+
+	for (i = 1; i < mb->count; i++) {
+		uint32_t a = i - 1, b = i;
+
+		if (store_index_order_cmp(&a, &b, &ctx) > 0)
+			break;
+	}
+	if (i >= mb->count)
+		return NULL;
+	ord = xreallocarray(NULL, mb->count, sizeof(*ord));
+	for (i = 0; i < mb->count; i++)
+		ord[i] = i;
+	qsort_r(ord, mb->count, sizeof(*ord), store_index_order_cmp, &ctx);
+	return ord;
+}
+
 void *
 store_index_build(const struct store_fs *mb, const uint8_t *skip,
     size_t *len_r)
@@ -235,6 +278,7 @@ store_index_build(const struct store_fs *mb, const uint8_t *skip,
 	 * (store_compat.c), sized or not */
 	bool pin = store_compat_pins(mb);
 	bool with_uidl = mb->ops->index_kind == STORE_INDEX_KIND_EMLDIR || pin;
+	uint32_t *ord;
 
 	for (i = 0; i < mb->count; i++) {
 		const struct store_msg *m = &mb->msgs[i];
@@ -256,9 +300,14 @@ store_index_build(const struct store_fs *mb, const uint8_t *skip,
 	bytes_wr32(buf + 28, 0);
 	bytes_wr64(buf + 32, len - IX_HDR);
 	off = IX_HDR;
-	for (i = 0; i < mb->count; i++) {
-		const struct store_msg *m = &mb->msgs[i];
-		const char *uidl = store_pool_str(mb, m->uidl_off);
+	ord = store_index_order(mb);
+	for (uint32_t k = 0; k < mb->count; k++) {
+		const struct store_msg *m;
+		const char *uidl;
+
+		i = ord != NULL ? ord[k] : k;
+		m = &mb->msgs[i];
+		uidl = store_pool_str(mb, m->uidl_off);
 		size_t ulen = with_uidl ? strlen(uidl) : 0;
 		uint16_t kl = m->key_len;
 
@@ -284,6 +333,7 @@ store_index_build(const struct store_fs *mb, const uint8_t *skip,
 		memcpy(buf + off, uidl, ulen);
 		off += ulen;
 	}
+	free(ord);
 	store_index_seal(buf, len);
 	*len_r = len;
 	return buf;

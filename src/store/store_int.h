@@ -165,6 +165,9 @@ struct store_fs {
 	bool index_dirty;		/* rewrite the index before returning */
 	char *user;			/* for the UIDL compatibility settings */
 	struct store_compat *compat;	/* another server's UIDLs (store_compat.c) */
+	/* a warm open (store_cache.c) of a mailbox whose UIDLs are pinned:
+	 * an index written from it keeps the pins */
+	bool compat_pinned;
 	/* The UIDL-drift hash of this snapshot (store_drift.c), kept with
 	 * it in the warm cache so a warm login does not recompute it. */
 	uint64_t drift_hash;
