@@ -186,14 +186,22 @@ def tls_summary(rows, a):
     lines, data = [], {"ceiling": [], "scaling": []}
     tls1 = [r for r in rows if is_tls(r["scenario"]) and r.get("ceiling")]
     if tls1:
-        lines.append("one-core TLS, posuto as %% of the same-run ceiling (target >= %.0f%%):"
+        lines.append("one-core TLS, posuto as %% of the same-run ceiling (target >= %.0f%%); by rate,"
                      % (100 * TARGET_CEILING))
+        lines.append("and by CPU per operation (ceiling's CPU/op / posuto's: the same comparison"
+                     " without the share of the core each got on a busy machine):")
         for r in tls1:
             f = r.get("posuto_of_ceiling")
+            pc = r["servers"].get("posuto", {}).get("cpu_per_op")
+            cc = r["servers"].get(r["ceiling"]["server"], {}).get("cpu_per_op")
+            fc = cc / pc if pc and cc else None
             verdict = "-" if f is None else ("ok" if f >= TARGET_CEILING else "BELOW")
-            lines.append("  %-26s %s  %s" % (r["scenario"], "-" if f is None else "%5.1f%%" % (100 * f),
-                                             verdict))
-            data["ceiling"].append({"scenario": r["scenario"], "of_ceiling": f, "verdict": verdict})
+            vc = "-" if fc is None else ("ok" if fc >= TARGET_CEILING else "BELOW")
+            lines.append("  %-26s rate %s %-5s  CPU/op %s %s" % (
+                r["scenario"], "-" if f is None else "%5.1f%%" % (100 * f), verdict,
+                "-" if fc is None else "%5.1f%%" % (100 * fc), vc))
+            data["ceiling"].append({"scenario": r["scenario"], "of_ceiling": f, "verdict": verdict,
+                                    "of_ceiling_cpu": fc, "verdict_cpu": vc})
     scaled = [r for r in rows if is_tls(r["scenario"]) and ceiling_of(r["scenario"]) is None
               and r["scenario"].endswith("c") and "-idle-" not in r["scenario"]]
     if scaled:
