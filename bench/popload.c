@@ -126,6 +126,7 @@ struct conn {
 	SSL *ssl;		/* freed by conn_close */
 	enum tstate ts;
 	bool stls_go;		/* STLS accepted: handshake next */
+	bool tls_eof;		/* close_notify seen: the TCP close is next */
 	bool resumed;
 	/* kept across sessions of a slot; start_session clears the rest */
 	uint32_t *sizes;
@@ -1087,7 +1088,7 @@ session_finished(struct conn *c)
 static ssize_t
 conn_recv(struct conn *c)
 {
-	if (c->ssl == NULL)
+	if (c->ssl == NULL || c->tls_eof)
 		return recv(c->fd, g.rbuf, sizeof(g.rbuf), 0);
 	ERR_clear_error();
 	int r = SSL_read(c->ssl, g.rbuf, sizeof(g.rbuf));
@@ -1102,7 +1103,11 @@ conn_recv(struct conn *c)
 		errno = EAGAIN;
 		return -1;
 	case SSL_ERROR_ZERO_RETURN:
-		return 0;
+		/* A session ends when the server closes the connection, as in
+		 * the clear: close_notify may come before the server is done
+		 * with the mailbox. */
+		c->tls_eof = true;
+		return recv(c->fd, g.rbuf, sizeof(g.rbuf), 0);
 	case SSL_ERROR_SYSCALL:
 		if (errno == 0)
 			return 0;
