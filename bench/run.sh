@@ -725,6 +725,13 @@ retr_prime() {
 		    -m retr -c $c -U $c -u 'u%d' -P 'pw-u%d' -d "$RETR_PRIME" -w 0 --pipeline 2 -q \
 		    >/dev/null 2>&1 || log "RETR warm-up on $s reported errors"
 	done
+	# sfserver loads a box (and makes its wire files) at the first PASS:
+	# a second is enough for every user to log in once.
+	for s in "${CEIL_RETR[@]}"; do
+		"${GEN_PIN[@]}" "$BIN/popload" -p "${PORT[$s]}" --manifest "$DATA/users.manifest" \
+		    -m retr -c $c -U $c -u 'u%d' -P 'pw-u%d' -d 1 -w 0 --pipeline 2 -q \
+		    >/dev/null 2>&1 || log "RETR warm-up on $s reported errors"
+	done
 }
 
 sc_retr() {
