@@ -1,7 +1,7 @@
 #!/bin/bash
 # bench/run.sh - posuto vs Dovecot, side by side, interleaved (README.md).
 #
-#   bench/run.sh            full run (about 15 minutes; run as root)
+#   bench/run.sh            full run (about 45 minutes; run as root)
 #   bench/run.sh --smoke    seconds; tiny mailboxes; exits non-zero on any
 #                           verification error (this is what `make check` runs)
 #   bench/run.sh --baseline REV --ab-quick --no-dovecot
