@@ -235,6 +235,7 @@ u64_param(char *buf, size_t bufsz, uint64_t v, struct sql_param *p)
 struct ssql_msg {
 	uint64_t id;
 	uint64_t size;
+	int64_t arrival;		/* arrived_at, seconds since the epoch */
 	uint32_t flags;
 	bool seen_now;			/* RETRed in this session */
 	char uidl[71];
@@ -257,8 +258,14 @@ ssql_of(const struct mailbox *mb)
 	return (struct ssql_mailbox *)(uintptr_t)mb;
 }
 
-static const char q_list[] =
-    "SELECT u.id, m.id, m.uidl, m.wire_size, m.flags "
+static const char q_list_pg[] =
+    "SELECT u.id, m.id, m.uidl, m.wire_size, m.flags, "
+    "CAST(EXTRACT(EPOCH FROM m.arrived_at) AS bigint) "
+    "FROM posuto_users u LEFT JOIN posuto_messages m ON m.user_id = u.id "
+    "WHERE u.name = ? ORDER BY m.id";
+static const char q_list_my[] =
+    "SELECT u.id, m.id, m.uidl, m.wire_size, m.flags, "
+    "UNIX_TIMESTAMP(m.arrived_at) "
     "FROM posuto_users u LEFT JOIN posuto_messages m ON m.user_id = u.id "
     "WHERE u.name = ? ORDER BY m.id";
 
@@ -299,6 +306,13 @@ ssql_load_list(struct ssql_mailbox *mb, const struct sql_result *r,
 		}
 		memcpy(m->uidl, u, len);
 		m->uidl[len] = '\0';
+		{
+			uint64_t t;
+
+			/* informational (import/export): 0 if unreadable */
+			m->arrival = col_u64(r, i, 5, &t) && t <= INT64_MAX ?
+			    (int64_t)t : 0;
+		}
 		m->flags = (uint32_t)flags;
 		mb->total += m->size;
 		mb->count++;
@@ -349,7 +363,8 @@ ssql_open(const struct store_driver *drv, const char *path, const char *user,
 		return STORE_TEMP;
 	}
 	p = SQL_PARAM_STR(mb->name);
-	if (sql_pool_exec(ssql_pool(db), q_list, &p, 1, &r, lerr,
+	if (sql_pool_exec(ssql_pool(db), ssql_pg(db) ? q_list_pg : q_list_my,
+	    &p, 1, &r, lerr,
 	    sizeof(lerr)) != SQL_OK) {
 		(void)snprintf(err, errsz, "sql: %s", lerr);
 		ssql_mailbox_free(mb);
@@ -383,6 +398,12 @@ static const char *
 ssql_msg_uidl(const struct mailbox *mb, uint32_t idx)
 {
 	return ssql_of(mb)->msgs[idx].uidl;
+}
+
+static int64_t
+ssql_msg_arrival(const struct mailbox *mb, uint32_t idx)
+{
+	return ssql_of(mb)->msgs[idx].arrival;
 }
 
 static uint64_t
@@ -692,7 +713,7 @@ struct ssql_delivery {
 	bool prev_cr;			/* last byte taken was CR */
 	bool any;			/* a byte was taken */
 	bool last_lf;			/* ... and it was LF */
-	char uidl[24];
+	char uidl[71];
 	char *buf;			/* SQL_CHUNK_SIZE */
 	size_t len;
 };
@@ -701,12 +722,15 @@ static const char q_next_uid[] =
     "UPDATE posuto_users SET next_uid = next_uid + 1 WHERE name = ?";
 static const char q_user_uid[] =
     "SELECT id, next_uid - 1 FROM posuto_users WHERE name = ?";
+/* arrived_at: the given time (import), else now (NULL parameter) */
 static const char q_ins_msg_pg[] =
-    "INSERT INTO posuto_messages (user_id, uidl, wire_size, n_chunks) "
-    "VALUES (?, ?, 0, 0) RETURNING id";
+    "INSERT INTO posuto_messages (user_id, uidl, arrived_at, wire_size, "
+    "n_chunks) VALUES (?, ?, COALESCE(to_timestamp(?), now()), 0, 0) "
+    "RETURNING id";
 static const char q_ins_msg_my[] =
-    "INSERT INTO posuto_messages (user_id, uidl, wire_size, n_chunks) "
-    "VALUES (?, ?, 0, 0)";
+    "INSERT INTO posuto_messages (user_id, uidl, arrived_at, wire_size, "
+    "n_chunks) VALUES (?, ?, COALESCE(FROM_UNIXTIME(?), "
+    "CURRENT_TIMESTAMP), 0, 0)";
 static const char q_last_id_my[] = "SELECT LAST_INSERT_ID()";
 static const char q_ins_chunk[] =
     "INSERT INTO posuto_message_chunks (message_id, seq, data) "
@@ -774,6 +798,46 @@ ssql_delivery_fail(struct ssql_delivery *d, enum sql_status st)
 		sql_pool_put(ssql_pool(d->db), &d->conn, true);
 }
 
+/* Opens d's transaction and inserts its message row (user_id, d->uidl,
+ * arrival or now); chunks follow as they stream in.  Ends d on failure. */
+static enum store_status
+ssql_deliver_start(struct ssql_delivery *d, uint64_t user_id, int64_t arrival,
+    struct store_delivery **d_r, char *err, size_t errsz)
+{
+	struct ssql_db *db = d->db;
+	struct sql_result *r = NULL;
+	struct sql_param p[3];
+	char ubuf[24], tbuf[24];
+	enum sql_status sst;
+
+	u64_param(ubuf, sizeof(ubuf), user_id, &p[0]);
+	p[1] = SQL_PARAM_STR(d->uidl);
+	if (arrival > 0)
+		u64_param(tbuf, sizeof(tbuf), (uint64_t)arrival, &p[2]);
+	else
+		p[2] = (struct sql_param){ NULL, 0, false };
+	sst = sql_begin(d->conn, err, errsz);
+	if (sst == SQL_OK)
+		sst = sql_exec(d->conn, ssql_pg(db) ? q_ins_msg_pg :
+		    q_ins_msg_my, p, 3, ssql_pg(db) ? &r : NULL, err, errsz);
+	if (sst == SQL_OK && !ssql_pg(db))
+		sst = sql_exec(d->conn, q_last_id_my, NULL, 0, &r, err, errsz);
+	if (sst == SQL_OK && (!col_u64(r, 0, 0, &d->msg_id) ||
+	    d->msg_id == 0)) {
+		(void)snprintf(err, errsz, "sql: no id for the new message");
+		sst = SQL_ERR_QUERY;
+	}
+	sql_result_free(&r);
+	if (sst != SQL_OK) {
+		ssql_delivery_fail(d, sst);
+		ssql_delivery_end(d, false);
+		return STORE_TEMP;
+	}
+	d->buf = xmalloc(SQL_CHUNK_SIZE);
+	*d_r = &d->base;
+	return STORE_OK;
+}
+
 static enum store_status
 ssql_deliver_begin(const struct store_driver *drv, const char *path,
     const char *user, struct store_delivery **d_r, char *err, size_t errsz)
@@ -783,10 +847,6 @@ ssql_deliver_begin(const struct store_driver *drv, const char *path,
 	const char *name = *path != '\0' ? path : user;
 	uint64_t user_id = 0, uid = 0;
 	enum store_status st;
-	struct sql_result *r = NULL;
-	struct sql_param p[2];
-	char ubuf[24];
-	enum sql_status sst;
 	bool reused;
 
 	*d_r = NULL;
@@ -812,28 +872,90 @@ ssql_deliver_begin(const struct store_driver *drv, const char *path,
 		return st;
 	}
 	(void)snprintf(d->uidl, sizeof(d->uidl), "%" PRIu64, uid);
-	u64_param(ubuf, sizeof(ubuf), user_id, &p[0]);
-	p[1] = SQL_PARAM_STR(d->uidl);
-	sst = sql_begin(d->conn, err, errsz);
-	if (sst == SQL_OK)
-		sst = sql_exec(d->conn, ssql_pg(db) ? q_ins_msg_pg :
-		    q_ins_msg_my, p, 2, ssql_pg(db) ? &r : NULL, err, errsz);
-	if (sst == SQL_OK && !ssql_pg(db))
-		sst = sql_exec(d->conn, q_last_id_my, NULL, 0, &r, err, errsz);
-	if (sst == SQL_OK && (!col_u64(r, 0, 0, &d->msg_id) ||
-	    d->msg_id == 0)) {
-		(void)snprintf(err, errsz, "sql: no id for the new message");
+	return ssql_deliver_start(d, user_id, 0, d_r, err, errsz);
+}
+
+static const char q_user_id[] =
+    "SELECT id FROM posuto_users WHERE name = ?";
+/* Deliveries number on from above a numeric UIDL brought in, so the two
+ * never meet (UNIQUE (user_id, uidl) would refuse the delivery). */
+static const char q_bump_uid[] =
+    "UPDATE posuto_users SET next_uid = ? WHERE id = ? AND next_uid < ?";
+
+/* A UIDL that a delivery could produce: decimal, no leading zero. */
+static bool
+uidl_number(const char *u, uint64_t *v)
+{
+	size_t len = strlen(u);
+
+	return len > 0 && len < 20 && u[0] != '0' &&
+	    parse_u64(u, len, v) && *v < UINT64_MAX;
+}
+
+static enum store_status
+ssql_deliver_begin_keep(const struct store_driver *drv, const char *path,
+    const char *user, const struct store_keep *keep,
+    struct store_delivery **d_r, char *err, size_t errsz)
+{
+	struct ssql_delivery *d;
+	struct ssql_db *db;
+	const char *name = *path != '\0' ? path : user;
+	struct sql_param p = SQL_PARAM_STR(name), bp[3];
+	struct sql_result *r = NULL;
+	char b0[24], b1[24];
+	uint64_t user_id = 0, num;
+	enum store_status st;
+	enum sql_status sst;
+	bool reused;
+
+	*d_r = NULL;
+	if (!uidl_valid(keep->uidl, strlen(keep->uidl))) {
+		(void)snprintf(err, errsz, "sql: not an RFC 1939 unique-id");
+		return STORE_PERM;
+	}
+	if ((st = ssql_db_for(&db, err, errsz)) != STORE_OK)
+		return st;
+	d = xcalloc(1, sizeof(*d));
+	d->base.drv = drv;
+	d->db = db;
+	(void)snprintf(d->uidl, sizeof(d->uidl), "%s", keep->uidl);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if ((d->conn = sql_pool_get(ssql_pool(db), &reused, err,
+		    errsz)) == NULL) {
+			ssql_delivery_end(d, false);
+			return STORE_TEMP;
+		}
+		sst = sql_exec(d->conn, q_user_id, &p, 1, &r, err, errsz);
+		if (sst != SQL_ERR_CONN || !reused)
+			break;
+		sql_pool_put(ssql_pool(db), &d->conn, true);
+	}
+	if (sst == SQL_OK && sql_result_rows(r) == 0) {
+		sql_result_free(&r);
+		(void)snprintf(err, errsz, "sql: no user %s in posuto_users",
+		    name);
+		ssql_delivery_end(d, false);
+		return STORE_PERM;
+	}
+	if (sst == SQL_OK && !col_u64(r, 0, 0, &user_id)) {
+		(void)snprintf(err, errsz, "sql: posuto_users row of %s is "
+		    "not usable", name);
 		sst = SQL_ERR_QUERY;
 	}
 	sql_result_free(&r);
+	if (sst == SQL_OK && uidl_number(keep->uidl, &num)) {
+		/* its own statement (autocommit): a number skipped over
+		 * by an import that fails later is simply never used */
+		u64_param(b0, sizeof(b0), num + 1, &bp[0]);
+		u64_param(b1, sizeof(b1), user_id, &bp[1]);
+		bp[2] = bp[0];
+		sst = sql_exec(d->conn, q_bump_uid, bp, 3, NULL, err, errsz);
+	}
 	if (sst != SQL_OK) {
-		ssql_delivery_fail(d, sst);
-		ssql_delivery_end(d, false);
+		ssql_delivery_end(d, sst == SQL_ERR_CONN);
 		return STORE_TEMP;
 	}
-	d->buf = xmalloc(SQL_CHUNK_SIZE);
-	*d_r = &d->base;
-	return STORE_OK;
+	return ssql_deliver_start(d, user_id, keep->arrival, d_r, err, errsz);
 }
 
 /* Inserts buf as the next chunk. */
@@ -971,6 +1093,7 @@ const struct store_driver store_driver_sql = {
 	.msg_size = ssql_msg_size,
 	.msg_uidl = ssql_msg_uidl,
 	.msg_size_is_hint = NULL,
+	.msg_arrival = ssql_msg_arrival,
 	.total_size = ssql_total_size,
 	.mark_seen = ssql_mark_seen,
 	.commit_needed = ssql_commit_needed,
@@ -987,6 +1110,7 @@ const struct store_driver store_driver_sql = {
 	.msg_wire_job = NULL,
 	.msg_close = ssql_msg_close,
 	.deliver_begin = ssql_deliver_begin,
+	.deliver_begin_keep = ssql_deliver_begin_keep,
 	.deliver_sender = NULL,
 	.deliver_write = ssql_deliver_write,
 	.deliver_commit = ssql_deliver_commit,
