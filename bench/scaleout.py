@@ -7,7 +7,9 @@ Same run, interleaved, ratios (README.md):
                       posuto with its sql userdb (PostgreSQL, MariaDB) on
                       Maildir, next to posuto with the same users in Users[]
                       and Dovecot with an SQL passdb (dovecot-pgsql,
-                      dovecot-mysql) on the same Maildirs.
+                      dovecot-mysql) on the same Maildirs; both with their
+                      userdb/auth caches on (POSUTO_NO_USERDB_CACHE=1,
+                      DOVECOT_NO_AUTH_CACHE=1 turn them off).
   scale-session-c64   one posuto node vs two behind haproxy (PROXY v2,
                       roundrobin), sql userdb on PostgreSQL, with the CPU
                       seconds of every process (nodes, haproxy, database,
@@ -187,6 +189,10 @@ class Bench:
                           for u in self.users]
         else:
             p["Sql"] = self.dbs[userdb].sql_config(PasswordFile=str(self.pwfile))
+            # as Dovecot's auth cache below (10M, 1 hour); POSUTO_NO_USERDB_CACHE=1
+            # measures every login's round trip
+            if os.environ.get("POSUTO_NO_USERDB_CACHE") != "1":
+                p["Sql"].update(CacheSize=100000, CacheTimeToLive=3600)
         return {"Pop3Server": p}
 
     def start_posuto(self, name, userdb, proxy=False):
