@@ -165,8 +165,10 @@ out:
 
 static enum sql_status
 my_exec(struct sql_conn *sc, const char *stmt, const struct sql_param *params,
-    size_t n_params, struct sql_result **res_r, char *err, size_t errsz)
+    size_t n_params, bool bytes, struct sql_result **res_r, char *err,
+    size_t errsz)
 {
+	(void)bytes;	/* BLOBs come as bytes: nothing to ask for */
 	struct my_conn *c = (struct my_conn *)sc;
 	MYSQL_STMT *st = mysql_stmt_init(c->my);
 	MYSQL_BIND *b = NULL;

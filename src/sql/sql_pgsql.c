@@ -229,7 +229,9 @@ pg_copy_result(PGresult *pr)
 				continue;
 			v = PQgetvalue(pr, i, j);
 			len = (size_t)PQgetlength(pr, i, j);
-			if (PQftype(pr, j) == PG_BYTEA_OID && (raw =
+			/* binary form (sql_pool_exec_bytes): bytea as is */
+			if (PQfformat(pr, j) == 0 &&
+			    PQftype(pr, j) == PG_BYTEA_OID && (raw =
 			    PQunescapeBytea((const unsigned char *)v, &len)) !=
 			    NULL) {
 				sql_cell_set(&row[j], raw, len);
@@ -244,7 +246,8 @@ pg_copy_result(PGresult *pr)
 
 static enum sql_status
 pg_exec(struct sql_conn *sc, const char *stmt, const struct sql_param *params,
-    size_t n_params, struct sql_result **res_r, char *err, size_t errsz)
+    size_t n_params, bool bytes, struct sql_result **res_r, char *err,
+    size_t errsz)
 {
 	struct pg_conn *c = (struct pg_conn *)sc;
 	PGconn *pg = c->pg;
@@ -282,7 +285,7 @@ pg_exec(struct sql_conn *sc, const char *stmt, const struct sql_param *params,
 		lens[i] = (int)p->len;
 	}
 	if (!PQsendQueryParams(pg, sql, (int)n_params, NULL, vals, lens, fmts,
-	    0)) {
+	    bytes ? 1 : 0)) {
 		pg_err(err, errsz, "pgsql", PQerrorMessage(pg));
 		st = SQL_ERR_CONN;
 		goto out;
@@ -359,7 +362,7 @@ pg_close(struct sql_conn *sc)
 static enum sql_status
 pg_simple(struct sql_conn *sc, const char *stmt, char *err, size_t errsz)
 {
-	return pg_exec(sc, stmt, NULL, 0, NULL, err, errsz);
+	return pg_exec(sc, stmt, NULL, 0, false, NULL, err, errsz);
 }
 
 const struct sql_driver sql_driver_pgsql = {

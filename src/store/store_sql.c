@@ -651,7 +651,7 @@ ssql_msg_fill(struct msg_reader *pub)
 		return r->error != 0 ? STORE_TEMP : STORE_OK;
 	u64_param(id, sizeof(id), r->msg_id, &p[0]);
 	u64_param(seq, sizeof(seq), r->next_seq, &p[1]);
-	if (sql_pool_exec(ssql_pool(r->db), q_chunk, p, 2, &res, err,
+	if (sql_pool_exec_bytes(ssql_pool(r->db), q_chunk, p, 2, &res, err,
 	    sizeof(err)) != SQL_OK) {
 		log_warnx("sql store: message %" PRIu64 ": %s", r->msg_id, err);
 		r->error = EIO;
@@ -670,8 +670,7 @@ ssql_msg_fill(struct msg_reader *pub)
 		return STORE_OK;
 	}
 	free(r->buf);
-	r->buf = xmalloc(len);
-	memcpy(r->buf, data, len);
+	r->buf = sql_result_take(res, 0, 0, &len);
 	r->len = len;
 	r->off = 0;
 	r->fetched += len;
