@@ -44,6 +44,7 @@
 #include "lib/xmalloc.h"
 #include "sql/sql.h"
 #include "store/store_driver.h"
+#include "store/store_int.h"	/* store_open_view */
 
 /* Ids per DELETE/UPDATE statement at commit. */
 #define SSQL_BATCH	256
@@ -348,6 +349,11 @@ ssql_open(const struct store_driver *drv, const char *path, const char *user,
 	mb->base.drv = drv;
 	mb->db = db;
 	mb->name = xstrdup(*path != '\0' ? path : user);
+	/* a viewer (mailbox_open_view: the web admin) reads only and must
+	 * never make a login fail with [IN-USE]; with no lock its commit
+	 * refuses (ssql_commit) */
+	if (store_open_view)
+		goto list;
 	switch (sql_lock_take(ssql_pool(db), mb->name, &mb->lock, lerr,
 	    sizeof(lerr))) {
 	case SQL_LOCK_OK:
@@ -362,6 +368,7 @@ ssql_open(const struct store_driver *drv, const char *path, const char *user,
 		ssql_mailbox_free(mb);
 		return STORE_TEMP;
 	}
+list:
 	p = SQL_PARAM_STR(mb->name);
 	if (sql_pool_exec(ssql_pool(db), ssql_pg(db) ? q_list_pg : q_list_my,
 	    &p, 1, &r, lerr,

@@ -232,3 +232,40 @@ def test_bad_locations_and_users_are_refused(tmp_path, db):
     assert sql_cmd(cfg, "import", "--from", "maildir:%s" % md, USER1).returncode == 0
     r = sql_cmd(cfg, "export", "--to", "mbox:%s" % (tmp_path / "out.mbox"), USER1)
     assert r.returncode == 65 and "cannot keep" in r.stderr, r.stdout + r.stderr
+
+
+def test_admin_viewer_reads_sql_mailboxes_without_the_lock(tmp_path, db):
+    """The web admin's mailbox viewer on sql: messages of several 256 KiB
+    chunks (reads that say EAGAIN until the next chunk is fetched) come
+    out whole, raw and as the mbox download; the viewer takes no mailbox
+    lock, so a POP3 login meanwhile is not [IN-USE]."""
+    from admin_testlib import Admin, wait_port, with_admin
+    import urllib.parse
+    fresh_schema(tmp_path, db)
+    add_row(db, USER1)
+    cfg = config(tmp_path, db)
+    with_admin(cfg)
+    srv = Server(tmp_path, cfg, name="adminsql").start()
+    big = b"Subject: big\n\n" + b"".join(b"line %07d of a big message\n" % i
+                                        for i in range(30000))
+    for m in (b"Subject: small\n\nsmall\n", big):
+        r = subprocess.run([posuto_bin(), "deliver", "-c", str(srv.config_path), USER1],
+                           input=m, capture_output=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+    port = cfg["Admin"]["Port"]
+    wait_port(port)
+    a = Admin(port)
+    assert a.login()[0] == 200
+    base = "/api/v1/mailboxes/" + urllib.parse.quote(USER1, safe="")
+    st, lst = a.json("GET", base + "/messages?limit=50")
+    assert st == 200, lst
+    assert sorted(m["subject"] for m in lst["messages"]) == ["big", "small"]
+    # POP3 while the viewer holds its snapshot
+    got = seen_by_client(srv.port)
+    by_uidl = {u: body for u, _s, body in got}
+    for m in lst["messages"]:
+        st, _h, _sc, body = a.request("GET", base + "/messages/%s/raw" % m["uidl"])
+        assert st == 200 and body == by_uidl[m["uidl"]], (m["uidl"], len(body))
+    st, _h, _sc, body = a.request("GET", base + "/download")
+    assert st == 200 and body.count(b"line 0029999 of a big message\n") == 1
+    stop(srv)
