@@ -76,6 +76,15 @@ struct store_driver {
 	enum store_status (*commit)(struct mailbox *mb, const uint8_t *deleted,
 	    uint32_t *n_deleted_r);
 	void (*close)(struct mailbox *mb);
+	/* Policy state kept in a server rather than in side files
+	 * (store_policy.h); NULL: none (the fs engine keeps files).
+	 * commit_expire / expire as mailbox_commit_expire / mailbox_expire;
+	 * last_login from the snapshot (false: none); login_record. */
+	enum store_status (*commit_expire)(struct mailbox *mb,
+	    uint8_t *deleted, int days, uint64_t now, const char *user,
+	    bool session, uint32_t *n_deleted_r, uint32_t *n_expired_r);
+	bool (*last_login)(const struct mailbox *mb, uint64_t *t_r);
+	void (*login_record)(struct mailbox *mb, uint64_t t);
 	/* check-config; NULL = nothing to check */
 	unsigned (*check)(const struct store_driver *drv, const char *user,
 	    const char *path, FILE *out);

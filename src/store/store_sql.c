@@ -237,6 +237,7 @@ struct ssql_msg {
 	uint64_t id;
 	uint64_t size;
 	int64_t arrival;		/* arrived_at, seconds since the epoch */
+	uint64_t first_retr;		/* first_retr_at (Expire), 0: never */
 	uint32_t flags;
 	bool seen_now;			/* RETRed in this session */
 	char uidl[71];
@@ -248,6 +249,7 @@ struct ssql_mailbox {
 	struct sql_lock *lock;
 	char *name;
 	uint64_t user_id;		/* 0: no posuto_users row */
+	uint64_t last_login;		/* last_login_at, 0: none */
 	uint32_t count;
 	uint64_t total;
 	struct ssql_msg *msgs;
@@ -261,12 +263,14 @@ ssql_of(const struct mailbox *mb)
 
 static const char q_list_pg[] =
     "SELECT u.id, m.id, m.uidl, m.wire_size, m.flags, "
-    "CAST(EXTRACT(EPOCH FROM m.arrived_at) AS bigint) "
+    "CAST(EXTRACT(EPOCH FROM m.arrived_at) AS bigint), "
+    "CAST(EXTRACT(EPOCH FROM m.first_retr_at) AS bigint), u.last_login_at "
     "FROM posuto_users u LEFT JOIN posuto_messages m ON m.user_id = u.id "
     "WHERE u.name = ? ORDER BY m.id";
 static const char q_list_my[] =
     "SELECT u.id, m.id, m.uidl, m.wire_size, m.flags, "
-    "UNIX_TIMESTAMP(m.arrived_at) "
+    "UNIX_TIMESTAMP(m.arrived_at), UNIX_TIMESTAMP(m.first_retr_at), "
+    "u.last_login_at "
     "FROM posuto_users u LEFT JOIN posuto_messages m ON m.user_id = u.id "
     "WHERE u.name = ? ORDER BY m.id";
 
@@ -289,6 +293,8 @@ ssql_load_list(struct ssql_mailbox *mb, const struct sql_result *r,
 			    "a number");
 			return false;
 		}
+		if (!col_u64(r, i, 7, &mb->last_login))
+			mb->last_login = 0;	/* NULL: never */
 		if (sql_result_get(r, i, 1, NULL) == NULL)
 			continue;	/* a user without messages */
 		u = sql_result_get(r, i, 2, &len);
@@ -313,6 +319,8 @@ ssql_load_list(struct ssql_mailbox *mb, const struct sql_result *r,
 			/* informational (import/export): 0 if unreadable */
 			m->arrival = col_u64(r, i, 5, &t) && t <= INT64_MAX ?
 			    (int64_t)t : 0;
+			/* NULL or unreadable: not retrieved, never due */
+			m->first_retr = col_u64(r, i, 6, &t) ? t : 0;
 		}
 		m->flags = (uint32_t)flags;
 		mb->total += m->size;
@@ -556,6 +564,81 @@ ssql_commit(struct mailbox *pub, const uint8_t *deleted, uint32_t *n_r)
 	}
 	*n_r = n;
 	return STORE_OK;
+}
+
+/*
+ * Expire (store_policy.h): due are messages first retrieved at least days
+ * ago, by first_retr_at, or retrieved in this session (first_retr_at is
+ * set by this very commit) with Expire 0.  They are deleted in the same
+ * transaction as the session's DELEs, so either all of it happens or
+ * none.  Without a session (the daemon's job) only due ones are deleted.
+ */
+static bool
+expire_due(uint64_t first, int days, uint64_t now)
+{
+	return first > 0 && days >= 0 && first <= now &&
+	    now - first >= (uint64_t)days * 86400;
+}
+
+static enum store_status
+ssql_commit_expire(struct mailbox *pub, uint8_t *deleted, int days,
+    uint64_t now, const char *user, bool session, uint32_t *n_deleted_r,
+    uint32_t *n_expired_r)
+{
+	struct ssql_mailbox *mb = ssql_of(pub);
+	uint32_t n_expired = 0;
+	enum store_status st;
+
+	*n_deleted_r = 0;
+	*n_expired_r = 0;
+	for (uint32_t i = 0; i < mb->count; i++) {
+		struct ssql_msg *m = &mb->msgs[i];
+		uint64_t first = m->first_retr;
+
+		if (first == 0 && session && m->seen_now)
+			first = now;	/* retrieved for the first time */
+		if (is_marked(deleted, i) || !expire_due(first, days, now))
+			continue;
+		deleted[i / 8] |= (uint8_t)(1u << (i % 8));
+		n_expired++;
+		log_info("expire: deleting user=%s uidl=%s age=%llus "
+		    "expire=%dd", user, m->uidl,
+		    (unsigned long long)(now - first), days);
+	}
+	st = ssql_commit(pub, deleted, n_deleted_r);
+	*n_expired_r = st == STORE_OK ? n_expired : 0;
+	return st;
+}
+
+static bool
+ssql_last_login(const struct mailbox *mb, uint64_t *t_r)
+{
+	*t_r = ssql_of(mb)->last_login;
+	return *t_r > 0;
+}
+
+static const char q_login[] =
+    "UPDATE posuto_users SET last_login_at = ? WHERE id = ?";
+
+/* LoginDelay's record, as .posuto.login is: best effort (a lost one
+ * costs one early login), on the worker that opened the mailbox. */
+static void
+ssql_login_record(struct mailbox *pub, uint64_t t)
+{
+	struct ssql_mailbox *mb = ssql_of(pub);
+	struct sql_param p[2];
+	char tb[24], ib[24], err[SQL_ERR_MAX];
+
+	if (mb->user_id == 0 || mb->lock == NULL)
+		return;
+	u64_param(tb, sizeof(tb), t, &p[0]);
+	u64_param(ib, sizeof(ib), mb->user_id, &p[1]);
+	if (sql_pool_exec(ssql_pool(mb->db), q_login, p, 2, NULL, err,
+	    sizeof(err)) != SQL_OK)
+		log_warnx("sql store: user %s: last login not recorded: %s",
+		    mb->name, err);
+	else
+		mb->last_login = t;
 }
 
 static void
@@ -1105,6 +1188,9 @@ const struct store_driver store_driver_sql = {
 	.commit_needed = ssql_commit_needed,
 	.commit = ssql_commit,
 	.close = ssql_close,
+	.commit_expire = ssql_commit_expire,
+	.last_login = ssql_last_login,
+	.login_record = ssql_login_record,
 	.check = ssql_check,
 	.msg_open = ssql_msg_open,
 	.msg_read = ssql_msg_read,

@@ -146,10 +146,17 @@ def test_sql_init_creates_versioned_schema_idempotently(tmp_path, db):
     r = sql_init(path)
     assert r.returncode == 0, r.stderr
     assert "schema version 1 applied" in r.stdout
+    assert "schema version 2 applied" in r.stdout
     r = sql_init(path)
     assert r.returncode == 0, r.stderr
     assert "nothing to do" in r.stdout
-    assert db.sql("SELECT version FROM posuto_schema_version").split() == ["1"]
+    assert sorted(db.sql("SELECT version FROM posuto_schema_version").split()) == ["1", "2"]
+    # a version-1 database (an older posuto made it) is brought to 2
+    db.sql("DELETE FROM posuto_schema_version WHERE version = 2")
+    db.sql("ALTER TABLE posuto_users DROP COLUMN last_login_at")
+    r = sql_init(path)
+    assert r.returncode == 0 and "schema version 2 applied" in r.stdout, r.stdout + r.stderr
+    assert db.sql("SELECT count(last_login_at) FROM posuto_users").split() == ["0"]
     cur = "current_schema()" if db.kind == "pgsql" else "DATABASE()"
     tables = sorted(db.sql("SELECT table_name FROM information_schema.tables WHERE "
                            "table_schema = %s" % cur).split())
