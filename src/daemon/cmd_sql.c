@@ -191,7 +191,7 @@ sql_move(const char *path, bool import, const char *name,
 	store_uidl_configure(cfg);
 	store_mbox_configure(cfg->mbox_state_dir);
 	store_sql_configure(&cfg->sql);
-	rc = cmd_sql_move(cfg, import, name, location);
+	rc = cmd_sql_move(import, name, location);
 	store_sql_configure(NULL);
 	config_free(&cfg);
 	return rc;

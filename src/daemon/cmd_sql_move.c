@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config/config.h"
 #include "daemon/cmd_sql_move.h"
 #include "lib/wire.h"
 #include "lib/xmalloc.h"
@@ -226,13 +225,11 @@ move(const char *src_loc, const char *dst_loc, const char *user)
 }
 
 int
-cmd_sql_move(const struct posuto_config *cfg, bool import, const char *user,
-    const char *location)
+cmd_sql_move(bool import, const char *user, const char *location)
 {
 	char *sql_loc = xasprintf("sql:%s", user);
 	int rc;
 
-	(void)cfg;
 	if (strncmp(location, "sql:", 4) == 0 ||
 	    strncmp(location, "tpops:", 6) == 0) {
 		fprintf(stderr, "posuto sql: %s: give the file store (maildir:, "

@@ -8,14 +8,11 @@
 
 #include <stdbool.h>
 
-struct posuto_config;
-
 /* Copies the file store at location into "sql:USER" (import) or back
  * (export); the stores must be configured (store_sql_configure...).
  * Returns the exit status: 0 all there, 64 a bad location, 65 some
  * messages could not be copied (each named on stderr), 75 the database
  * or the files failed for now, or the mailbox is in use: run it again. */
-int cmd_sql_move(const struct posuto_config *cfg, bool import,
-    const char *user, const char *location);
+int cmd_sql_move(bool import, const char *user, const char *location);
 
 #endif
