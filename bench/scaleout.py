@@ -16,6 +16,9 @@ Same run, interleaved, ratios (README.md):
                       (the first 20 of u1..u16, brought into each database
                       with `posuto sql import`), with CPU per MB of posuto
                       and of the database.
+  sql-store-session-c64  sessions/s at 64 clients with the mail in SQL too
+                      (sql store: database lock, message list, unlock per
+                      session) next to posuto on Maildir, sql userdb cached.
   scale-session-c64   one posuto node vs two behind haproxy (PROXY v2,
                       roundrobin), sql userdb on PostgreSQL, with the CPU
                       seconds of every process (nodes, haproxy, database,
@@ -29,7 +32,8 @@ first); the mailboxes u1..uN are hard-linked into trees of their own.
 Results: a table on stdout and out/scaleout.json.
 
   bench/scaleout.py [--reps 3] [--duration 5] [--warmup 1] [--clients 64]
-                    [--data DIR] [--posuto PATH] [--only sql,retr,scale] [--keep]
+                    [--data DIR] [--posuto PATH] [--only sql,retr,store,scale]
+                    [--keep]
 """
 
 import argparse
@@ -320,7 +324,7 @@ protocol pop3 {{
         return pr
 
     # ---- load
-    def popload(self, label, port, watch, retr=False):
+    def popload(self, label, port, watch, retr=False, manifest=True):
         """One run; watch: {name: pid} whose CPU is reported.  retr: the
         RETR mode at 16 clients on the small mailboxes (no manifest: the
         first STAT of each user is what LIST and RETR are checked with)."""
@@ -330,8 +334,10 @@ protocol pop3 {{
                 "-m", "retr" if retr else "session",
                 "-c", str(n), "-U", str(n), "-u", "u%d", "-P", "pw-u%d",
                 "-d", str(a.duration), "-w", str(a.warmup), "-q", "--label", label]
-        argv += ["--pipeline", "2"] if retr else [
-            "--manifest", str(self.data / "users.manifest")]
+        if retr:
+            argv += ["--pipeline", "2"]
+        elif manifest:
+            argv += ["--manifest", str(self.data / "users.manifest")]
         t0 = proc_ticks()
         r = subprocess.run(argv, capture_output=True, text=True,
                            timeout=a.duration + a.warmup + 60)
@@ -390,6 +396,28 @@ protocol pop3 {{
                     k = n.rsplit("-", 1)[1]
                     watch["db-" + k] = self.dbs[k].proc.pid
                 self.popload("sql-retr-c%d/%s" % (c, n), srv[n].port, watch, retr=True)
+        for n in names:
+            srv[n].stop()
+
+    def run_store_sessions(self):
+        """sessions/s with the mail in SQL too (lock, list, unlock per
+        session): u1..u16 hold the imported mailboxes, the others none;
+        no manifest (each user's first STAT is what is checked)."""
+        if not getattr(self, "retr_users", None):
+            self.prepare_retr_mail()
+        srv = {"posuto-maildir": self.start_posuto("st-maildir", "static",
+                                                   store="maildir-retr"),
+               "posuto-sql-pgsql": self.start_posuto("st-pgsql", "pgsql", store="sql"),
+               "posuto-sql-mysql": self.start_posuto("st-mysql", "mysql", store="sql")}
+        names = list(srv)
+        for r in range(self.a.reps):
+            for n in (names if r % 2 == 0 else names[::-1]):
+                watch = {n: srv[n].pid}
+                if n.startswith("posuto-sql-"):
+                    k = n.rsplit("-", 1)[1]
+                    watch["db-" + k] = self.dbs[k].proc.pid
+                self.popload("sql-store-session-c%d/%s" % (self.a.clients, n), srv[n].port,
+                             watch, manifest=False)
         for n in names:
             srv[n].stop()
 
@@ -495,6 +523,10 @@ def report(raw, a):
         p = summary.get("sql-session-c%d/posuto-%s" % (c, k), {}).get("total_cpu_ms_per_session")
         ratios["cpu/session dovecot-%s/posuto-%s" % (k, k)] = round(d / p, 2) if d and p else None
     for k in ("pgsql", "mysql"):
+        ratios["store sessions sql-%s/maildir" % k] = ratio(
+            "sql-store-session-c%d/posuto-sql-%s" % (c, k),
+            "sql-store-session-c%d/posuto-maildir" % c)
+    for k in ("pgsql", "mysql"):
         x = summary.get("sql-retr-c16/posuto-sql-%s" % k, {}).get("mbps")
         y = summary.get("sql-retr-c16/posuto-maildir", {}).get("mbps")
         ratios["retr MB/s sql-%s/maildir" % k] = round(x / y, 2) if x and y else None
@@ -511,7 +543,7 @@ def main():
     ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--data", default=os.environ.get("BENCH_DATA", "/var/tmp/posuto-bench"))
     ap.add_argument("--posuto", default=os.environ.get("POSUTO", str(REPO / "build" / "posuto")))
-    ap.add_argument("--only", default="sql,retr,scale")
+    ap.add_argument("--only", default="sql,retr,store,scale")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     a = ap.parse_args()
     if not (pathlib.Path(a.data) / "users.manifest").exists():
@@ -531,6 +563,8 @@ def main():
             b.run_sql()
         if "retr" in only:
             b.run_retr()
+        if "store" in only:
+            b.run_store_sessions()
         if "scale" in only:
             b.run_scale()
     finally:
