@@ -63,8 +63,10 @@ def cli_config(tmp_path, db):
 
 
 def sql_cmd(cfg, *args):
-    return subprocess.run([posuto_bin(), "sql", *args, "-c", cfg],
-                          capture_output=True, text=True, timeout=300)
+    r = subprocess.run([posuto_bin(), "sql", *args, "-c", cfg],
+                       capture_output=True, text=True, timeout=300)
+    assert "Sanitizer" not in r.stderr, r.stderr[-3000:]
+    return r
 
 
 def tree(path):
