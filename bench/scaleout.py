@@ -7,7 +7,18 @@ Same run, interleaved, ratios (README.md):
                       posuto with its sql userdb (PostgreSQL, MariaDB) on
                       Maildir, next to posuto with the same users in Users[]
                       and Dovecot with an SQL passdb (dovecot-pgsql,
-                      dovecot-mysql) on the same Maildirs.
+                      dovecot-mysql) on the same Maildirs; both with their
+                      userdb/auth caches on (POSUTO_NO_USERDB_CACHE=1,
+                      DOVECOT_NO_AUTH_CACHE=1 turn them off).
+  sql-retr-c16        RETR MB/s at 16 clients (USER, PASS, STAT, LIST, RETR
+                      all, QUIT) of posuto's sql mail store on PostgreSQL and
+                      MariaDB next to posuto on Maildir, the same messages
+                      (the first 20 of u1..u16, brought into each database
+                      with `posuto sql import`), with CPU per MB of posuto
+                      and of the database.
+  sql-store-session-c64  sessions/s at 64 clients with the mail in SQL too
+                      (sql store: database lock, message list, unlock per
+                      session) next to posuto on Maildir, sql userdb cached.
   scale-session-c64   one posuto node vs two behind haproxy (PROXY v2,
                       roundrobin), sql userdb on PostgreSQL, with the CPU
                       seconds of every process (nodes, haproxy, database,
@@ -21,7 +32,8 @@ first); the mailboxes u1..uN are hard-linked into trees of their own.
 Results: a table on stdout and out/scaleout.json.
 
   bench/scaleout.py [--reps 3] [--duration 5] [--warmup 1] [--clients 64]
-                    [--data DIR] [--posuto PATH] [--only sql,scale] [--keep]
+                    [--data DIR] [--posuto PATH] [--only sql,retr,store,scale]
+                    [--keep]
 """
 
 import argparse
@@ -175,9 +187,47 @@ class Bench:
             db.sql("INSERT INTO posuto_users (name, password) VALUES " + rows)
 
     # ---- servers
-    def posuto_cfg(self, port, userdb, proxy=False):
+    RETR_USERS = 16
+    RETR_MSGS = 20
+
+    def prepare_retr_mail(self):
+        """u1..u16 with the first 20 messages each, hard-linked (Maildir
+        row), then imported into each database (sql rows)."""
+        root = self.data / "mail" / "scale-retr"
+        users = ["u%d" % i for i in range(1, self.RETR_USERS + 1)]
+        stamp = root / ".users"
+        if not (stamp.exists() and stamp.read_text() == "%s %d" % (" ".join(users),
+                                                                   self.RETR_MSGS)):
+            log("linking retr mailboxes into", root)
+            shutil.rmtree(root, ignore_errors=True)
+            for u in users:
+                src = self.data / "mail" / "posuto" / u / "cur"
+                for d in ("cur", "new", "tmp"):
+                    (root / u / d).mkdir(parents=True)
+                for f in sorted(os.listdir(src))[:self.RETR_MSGS]:
+                    os.link(src / f, root / u / "cur" / f)
+                for d in (root / u, root / u / "cur", root / u / "new", root / u / "tmp"):
+                    os.chown(d, NOBODY, NOBODY)
+            os.chown(root, NOBODY, NOBODY)
+            stamp.write_text("%s %d" % (" ".join(users), self.RETR_MSGS))
+        for kind in self.dbs:
+            t0 = time.monotonic()
+            for u in users:
+                r = subprocess.run([self.a.posuto, "sql", "import", "-c",
+                                    str(self.work / ("init-%s.json" % kind)),
+                                    "--from", "maildir:%s" % (root / u), u],
+                                   capture_output=True, text=True, timeout=600)
+                if r.returncode != 0:
+                    raise RuntimeError("sql import %s into %s: %s" % (u, kind, r.stderr))
+            log("imported %d mailboxes into %s in %.1fs" % (len(users), kind,
+                                                             time.monotonic() - t0))
+        self.retr_users = users
+
+    def posuto_cfg(self, port, userdb, proxy=False, store="maildir"):
+        mail = "scale-retr" if store == "maildir-retr" else "scale-posuto"
         p = {"Listen": [{"Address": "127.0.0.1", "Port": port}],
-             "MailDir": str(self.data / "mail" / "scale-posuto"), "MailboxFormat": "maildir",
+             "MailDir": str(self.data / "mail" / mail),
+             "MailboxFormat": "sql" if store == "sql" else "maildir",
              "MaxConnectionsPerIp": 0, "MaxConnections": 0, "AuthFailDelay": 0,
              "LogLevel": "warn", "LockFile": str(self.work / "mailbox.lock")}
         if proxy:
@@ -187,12 +237,16 @@ class Bench:
                           for u in self.users]
         else:
             p["Sql"] = self.dbs[userdb].sql_config(PasswordFile=str(self.pwfile))
+            # as Dovecot's auth cache below (10M, 1 hour); POSUTO_NO_USERDB_CACHE=1
+            # measures every login's round trip
+            if os.environ.get("POSUTO_NO_USERDB_CACHE") != "1":
+                p["Sql"].update(CacheSize=100000, CacheTimeToLive=3600)
         return {"Pop3Server": p}
 
-    def start_posuto(self, name, userdb, proxy=False):
+    def start_posuto(self, name, userdb, proxy=False, store="maildir"):
         port = free_port()
         path = self.work / (name + ".json")
-        path.write_text(json.dumps(self.posuto_cfg(port, userdb, proxy), indent=1))
+        path.write_text(json.dumps(self.posuto_cfg(port, userdb, proxy, store), indent=1))
         pr = Proc(name, [self.a.posuto, "serve", "-c", str(path)], self.work / (name + ".log"),
                   port)
         self.procs.append(pr)
@@ -270,13 +324,20 @@ protocol pop3 {{
         return pr
 
     # ---- load
-    def popload(self, label, port, watch):
-        """One run; watch: {name: pid} whose CPU is reported."""
+    def popload(self, label, port, watch, retr=False, manifest=True):
+        """One run; watch: {name: pid} whose CPU is reported.  retr: the
+        RETR mode at 16 clients on the small mailboxes (no manifest: the
+        first STAT of each user is what LIST and RETR are checked with)."""
         a = self.a
-        argv = [str(HERE / "out" / "bin" / "popload"), "-p", str(port), "-m", "session",
-                "-c", str(a.clients), "-U", str(a.clients), "-u", "u%d", "-P", "pw-u%d",
-                "--manifest", str(self.data / "users.manifest"), "-d", str(a.duration),
-                "-w", str(a.warmup), "-q", "--label", label]
+        n = self.RETR_USERS if retr else a.clients
+        argv = [str(HERE / "out" / "bin" / "popload"), "-p", str(port),
+                "-m", "retr" if retr else "session",
+                "-c", str(n), "-U", str(n), "-u", "u%d", "-P", "pw-u%d",
+                "-d", str(a.duration), "-w", str(a.warmup), "-q", "--label", label]
+        if retr:
+            argv += ["--pipeline", "2"]
+        elif manifest:
+            argv += ["--manifest", str(self.data / "users.manifest")]
         t0 = proc_ticks()
         r = subprocess.run(argv, capture_output=True, text=True,
                            timeout=a.duration + a.warmup + 60)
@@ -287,7 +348,8 @@ protocol pop3 {{
             out = {"errors": 1}
         cpu = {n: round(tree_cpu(p, t1) - tree_cpu(p, t0), 2) for n, p in watch.items()}
         rec = {"scenario": label.split("/")[0], "server": label.split("/")[1],
-               "rate": out.get("rate"), "errors": out.get("errors", 0) or r.returncode,
+               "rate": out.get("rate"), "mbps": out.get("mbps"),
+               "errors": out.get("errors", 0) or r.returncode,
                "loadgen_cpu_pct": out.get("loadgen_cpu_pct"), "cpu_s": cpu,
                "measured_s": a.duration}
         self.raw.append(rec)
@@ -316,6 +378,46 @@ protocol pop3 {{
                     k = n.rsplit("-", 1)[1]
                     watch["db-" + k] = self.dbs[k].proc.pid
                 self.popload("sql-session-c%d/%s" % (self.a.clients, n), srv[n].port, watch)
+        for n in names:
+            srv[n].stop()
+
+    def run_retr(self):
+        self.prepare_retr_mail()
+        srv = {"posuto-maildir": self.start_posuto("retr-maildir", "static",
+                                                   store="maildir-retr"),
+               "posuto-sql-pgsql": self.start_posuto("retr-pgsql", "pgsql", store="sql"),
+               "posuto-sql-mysql": self.start_posuto("retr-mysql", "mysql", store="sql")}
+        names = list(srv)
+        c = self.RETR_USERS
+        for r in range(self.a.reps):
+            for n in (names if r % 2 == 0 else names[::-1]):
+                watch = {n: srv[n].pid}
+                if n.startswith("posuto-sql-"):
+                    k = n.rsplit("-", 1)[1]
+                    watch["db-" + k] = self.dbs[k].proc.pid
+                self.popload("sql-retr-c%d/%s" % (c, n), srv[n].port, watch, retr=True)
+        for n in names:
+            srv[n].stop()
+
+    def run_store_sessions(self):
+        """sessions/s with the mail in SQL too (lock, list, unlock per
+        session): u1..u16 hold the imported mailboxes, the others none;
+        no manifest (each user's first STAT is what is checked)."""
+        if not getattr(self, "retr_users", None):
+            self.prepare_retr_mail()
+        srv = {"posuto-maildir": self.start_posuto("st-maildir", "static",
+                                                   store="maildir-retr"),
+               "posuto-sql-pgsql": self.start_posuto("st-pgsql", "pgsql", store="sql"),
+               "posuto-sql-mysql": self.start_posuto("st-mysql", "mysql", store="sql")}
+        names = list(srv)
+        for r in range(self.a.reps):
+            for n in (names if r % 2 == 0 else names[::-1]):
+                watch = {n: srv[n].pid}
+                if n.startswith("posuto-sql-"):
+                    k = n.rsplit("-", 1)[1]
+                    watch["db-" + k] = self.dbs[k].proc.pid
+                self.popload("sql-store-session-c%d/%s" % (self.a.clients, n), srv[n].port,
+                             watch, manifest=False)
         for n in names:
             srv[n].stop()
 
@@ -368,8 +470,17 @@ def report(raw, a):
         cpu = {k: med([x["cpu_s"].get(k) for x in rs]) for k in rs[0]["cpu_s"]}
         rate = med([x["rate"] for x in rs])
         sessions = (rate or 0) * a.duration
+        mbps = med([x.get("mbps") for x in rs])
+        mb = (mbps or 0) * a.duration
         summary["%s/%s" % (sc, sv)] = {
             "rate": rate, "runs": [x["rate"] for x in rs],
+            "mbps": mbps if sc.startswith("sql-retr") else None,
+            # RETR rows: CPU ms of the POP3 server / of everything per MB
+            "server_cpu_ms_per_mb": round(1000 * sum(
+                v for k, v in cpu.items() if not k.startswith("db-") and v) / mb, 2)
+            if mb and sc.startswith("sql-retr") else None,
+            "total_cpu_ms_per_mb": round(1000 * sum(v for v in cpu.values() if v) / mb, 2)
+            if mb and sc.startswith("sql-retr") else None,
             "errors": sum(x["errors"] for x in rs), "cpu_s": cpu,
             "loadgen_cpu_pct": med([x["loadgen_cpu_pct"] for x in rs]),
             # CPU ms of the POP3 servers (posuto nodes or Dovecot) per session
@@ -383,9 +494,20 @@ def report(raw, a):
     print("\n%-34s %10s  %-52s %s" % ("scenario/server", "sessions/s", "CPU s per run (median)",
                                      "CPU ms/session: server, total"))
     for k, v in summary.items():
+        if v["mbps"] is not None:
+            continue
         print("%-34s %10s  %-52s %s, %s" % (k, v["rate"], " ".join(
             "%s=%s" % kv for kv in v["cpu_s"].items()), v["server_cpu_ms_per_session"],
             v["total_cpu_ms_per_session"]) + ("  ERR%d" % v["errors"] if v["errors"] else ""))
+
+    retr = {k: v for k, v in summary.items() if v["mbps"] is not None}
+    if retr:
+        print("\n%-34s %10s  %-52s %s" % ("scenario/server", "RETR MB/s", "CPU s per run (median)",
+                                         "CPU ms/MB: server, total"))
+        for k, v in retr.items():
+            print("%-34s %10s  %-52s %s, %s" % (k, v["mbps"], " ".join(
+                "%s=%s" % kv for kv in v["cpu_s"].items()), v["server_cpu_ms_per_mb"],
+                v["total_cpu_ms_per_mb"]) + ("  ERR%d" % v["errors"] if v["errors"] else ""))
 
     def ratio(x, y):
         rx, ry = summary.get(x, {}).get("rate"), summary.get(y, {}).get("rate")
@@ -400,6 +522,14 @@ def report(raw, a):
         d = summary.get("sql-session-c%d/dovecot-%s" % (c, k), {}).get("total_cpu_ms_per_session")
         p = summary.get("sql-session-c%d/posuto-%s" % (c, k), {}).get("total_cpu_ms_per_session")
         ratios["cpu/session dovecot-%s/posuto-%s" % (k, k)] = round(d / p, 2) if d and p else None
+    for k in ("pgsql", "mysql"):
+        ratios["store sessions sql-%s/maildir" % k] = ratio(
+            "sql-store-session-c%d/posuto-sql-%s" % (c, k),
+            "sql-store-session-c%d/posuto-maildir" % c)
+    for k in ("pgsql", "mysql"):
+        x = summary.get("sql-retr-c16/posuto-sql-%s" % k, {}).get("mbps")
+        y = summary.get("sql-retr-c16/posuto-maildir", {}).get("mbps")
+        ratios["retr MB/s sql-%s/maildir" % k] = round(x / y, 2) if x and y else None
     ratios["2nodes/1node"] = ratio("scale-session-c%d/2nodes" % c, "scale-session-c%d/1node" % c)
     print("\nratios (same run):", " ".join("%s=%s" % kv for kv in ratios.items()))
     return summary, ratios
@@ -413,7 +543,7 @@ def main():
     ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--data", default=os.environ.get("BENCH_DATA", "/var/tmp/posuto-bench"))
     ap.add_argument("--posuto", default=os.environ.get("POSUTO", str(REPO / "build" / "posuto")))
-    ap.add_argument("--only", default="sql,scale")
+    ap.add_argument("--only", default="sql,retr,store,scale")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     a = ap.parse_args()
     if not (pathlib.Path(a.data) / "users.manifest").exists():
@@ -431,6 +561,10 @@ def main():
         only = a.only.split(",")
         if "sql" in only:
             b.run_sql()
+        if "retr" in only:
+            b.run_retr()
+        if "store" in only:
+            b.run_store_sessions()
         if "scale" in only:
             b.run_scale()
     finally:

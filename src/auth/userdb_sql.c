@@ -24,9 +24,24 @@
  * as a table driver's holds them all.  The driver cannot list its users
  * (iterate is NULL): they form no cost class of their own (I6 timing is
  * then that of the database round trip plus one hash check).
+ *
+ * The cache (Sql CacheSize, off by default, as Dovecot's auth_cache_size):
+ * a lookup answered less than CacheTimeToLive seconds ago (a name not
+ * found: CacheNegativeTimeToLive) is answered again without the
+ * database, so a login costs no round trip for the userdb.  It is a
+ * fixed array of CacheSize slots, the name's hash picking the slot (a
+ * newer name simply takes it over): memory is bounded and there is no
+ * eviction list to keep.  A slot holds the entry looked up (the source
+ * keeps entries anyway) or, for a name not found, a copy of the name,
+ * and the monotonic time of the lookup.  Age is checked on every use, so
+ * a password changed in the database is never served from the cache once
+ * the TTL has passed; a failed lookup (database down) is never cached and
+ * never answered from an expired slot.  A reload (SIGHUP, a new snapshot)
+ * starts with an empty cache.
  */
 #include <inttypes.h>
 #include <pthread.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -46,6 +61,13 @@ struct sql_user {
 	struct sql_user *next;		/* same bucket (latest first) */
 };
 
+/* One cache slot (under the source's mu); at_ms 0: empty. */
+struct sql_cache_slot {
+	struct sql_user *su;		/* found; NULL: not found */
+	char *neg_name;			/* not found: the name */
+	int64_t at_ms;			/* CLOCK_MONOTONIC of the lookup */
+};
+
 struct userdb_source {
 	/* Copies: the config is freed at SIGHUP while sessions keep this
 	 * snapshot.  cfg holds only what mailbox defaults need. */
@@ -55,6 +77,7 @@ struct userdb_source {
 	struct sql_pool *pool;
 	pthread_mutex_t mu;
 	struct sql_user *buckets[SQL_USER_BUCKETS];
+	struct sql_cache_slot *cache;	/* sql.cache_size slots, or NULL */
 };
 
 /* The lookup statement of each schema and driver.  Only the user name
@@ -107,6 +130,9 @@ sql_source_free(struct userdb_source *src)
 			free(su);
 		}
 	}
+	for (size_t i = 0; src->cache != NULL && i < src->sql.cache_size; i++)
+		free(src->cache[i].neg_name);
+	free(src->cache);
 	free(src->cfg.mailbox_template);
 	free(src->cfg.mail_dir);
 	free(src->cfg.format);
@@ -168,6 +194,8 @@ sql_load(struct userdb_load_ctx *ctx)
 		sql_source_free(src);
 		return NULL;
 	}
+	if (src->sql.cache_size > 0)
+		src->cache = xcalloc(src->sql.cache_size, sizeof(*src->cache));
 	src->pool = sql_pool_new(&src->sql, err, sizeof(err));
 	if (src->pool == NULL) {
 		config_where(cfg, "Pop3Server.Sql.PasswordFile", where,
@@ -352,6 +380,71 @@ static enum userdb_result
 sql_find(struct userdb_source *src, const char *q, const char *key,
     size_t key_col, struct userdb_entry **entry_r);
 
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct sql_cache_slot *
+cache_slot(struct userdb_source *src, const char *name)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (const char *p = name; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	return &src->cache[h % src->sql.cache_size];
+}
+
+/* The cached answer for name, if it is young enough; under src->mu. */
+static bool
+cache_get(struct userdb_source *src, const char *name, int64_t now,
+    enum userdb_result *res_r, struct userdb_entry **entry_r)
+{
+	struct sql_cache_slot *c = cache_slot(src, name);
+	int64_t age = now - c->at_ms;
+
+	if (c->at_ms == 0 || age < 0)
+		return false;
+	if (c->su != NULL && strcmp(c->su->u.name, name) == 0 &&
+	    age < (int64_t)src->sql.cache_ttl * 1000) {
+		*res_r = USERDB_OK;
+		*entry_r = &c->su->u.pub;
+		return true;
+	}
+	if (c->su == NULL && c->neg_name != NULL &&
+	    strcmp(c->neg_name, name) == 0 &&
+	    age < (int64_t)src->sql.cache_negative_ttl * 1000) {
+		*res_r = USERDB_NOT_FOUND;
+		return true;
+	}
+	return false;
+}
+
+/* Records a lookup's answer (not a failure); under src->mu. */
+static void
+cache_put(struct userdb_source *src, const char *name, int64_t at,
+    enum userdb_result res, struct userdb_entry *e)
+{
+	struct sql_cache_slot *c = cache_slot(src, name);
+
+	if (res != USERDB_OK && (res != USERDB_NOT_FOUND ||
+	    src->sql.cache_negative_ttl == 0))
+		return;
+	free(c->neg_name);
+	c->neg_name = NULL;
+	/* the entry is the pub of a struct sql_user (first members) */
+	c->su = res == USERDB_OK ? (struct sql_user *)(void *)e : NULL;
+	if (res == USERDB_NOT_FOUND)
+		c->neg_name = xstrdup(name);
+	/* the time the question was asked: a row changed during the
+	 * round trip is not served longer than the TTL after it */
+	c->at_ms = at > 0 ? at : 1;
+}
+
 static enum userdb_result
 sql_lookup(struct userdb_source *src, const char *name,
     struct userdb_entry **entry_r)
@@ -359,8 +452,24 @@ sql_lookup(struct userdb_source *src, const char *name,
 	bool tpops = src->sql.schema == SQL_SCHEMA_TPOPS;
 	const char *q = !tpops ? q_posuto : src->sql.driver ==
 	    SQL_DRIVER_PGSQL ? q_tpops_pg : q_tpops_my;
+	enum userdb_result res;
+	int64_t now;
+	bool hit;
 
-	return sql_find(src, q, name, 0, entry_r);
+	if (src->cache == NULL)
+		return sql_find(src, q, name, 0, entry_r);
+	now = mono_ms();
+	*entry_r = NULL;
+	(void)pthread_mutex_lock(&src->mu);
+	hit = cache_get(src, name, now, &res, entry_r);
+	(void)pthread_mutex_unlock(&src->mu);
+	if (hit)
+		return res;
+	res = sql_find(src, q, name, 0, entry_r);
+	(void)pthread_mutex_lock(&src->mu);
+	cache_put(src, name, now, res, *entry_r);
+	(void)pthread_mutex_unlock(&src->mu);
+	return res;
 }
 
 static enum userdb_result

@@ -127,6 +127,12 @@ struct sql_cfg {
 	unsigned connect_timeout;	/* ConnectTimeOut, s */
 	unsigned query_timeout;		/* QueryTimeOut, s */
 	unsigned pool_size;		/* PoolSize: connections per process */
+	/* The sql userdb's cache of lookups (userdb_sql.c): CacheSize
+	 * entries (0: off), CacheTimeToLive / CacheNegativeTimeToLive
+	 * seconds for a found user / a name not found (0: not kept). */
+	unsigned cache_size;
+	unsigned cache_ttl;
+	unsigned cache_negative_ttl;
 	enum sql_tpops_mailbox tpops_mailbox;	/* TpopsMailbox (tpops) */
 	/* Not a key: set by a caller that needs text columns as their
 	 * stored bytes, unconverted (MariaDB connection charset "binary",

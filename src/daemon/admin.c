@@ -394,6 +394,7 @@ admin_users_one(const struct userdb_entry *e, void *arg)
 		.name = e->name,
 		.mailbox = e->mailbox_path,
 		.format = e->format,
+		.location = e->location,
 		.scheme = passwd_scheme_name(e->password),
 		.apop = e->apop_secret != NULL,
 		.origin = e->origin,

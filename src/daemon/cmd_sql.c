@@ -11,9 +11,11 @@
 #include "auth/userdb.h"
 #include "config/config.h"
 #include "daemon/cmd_sql.h"
+#include "daemon/cmd_sql_move.h"
 #include "lib/params.h"
 #include "lib/xmalloc.h"
 #include "sql/sql.h"
+#include "store/store.h"
 
 #define EXIT_USAGE	64
 #define EXIT_TEMPFAIL	75
@@ -25,6 +27,8 @@ usage(FILE *fp)
 	    "usage: posuto sql init [-c FILE]\n"
 	    "       posuto sql user add [-c FILE] [--scheme SCHEME]\n"
 	    "                           [--location LOCATION] NAME\n"
+	    "       posuto sql import [-c FILE] --from LOCATION NAME\n"
+	    "       posuto sql export [-c FILE] --to LOCATION NAME\n"
 	    "\n"
 	    "  init      create posuto's tables in the database of\n"
 	    "            Pop3Server.Sql, or bring them to this version's\n"
@@ -33,7 +37,15 @@ usage(FILE *fp)
 	    "            that TPOPS's tables are there (they are never changed)\n"
 	    "  user add  add NAME to posuto_users with the password read from\n"
 	    "            stdin (one line), hashed with SCHEME (default\n"
-	    "            SHA512-CRYPT); LOCATION as in docs/sql.md\n");
+	    "            SHA512-CRYPT); LOCATION as in docs/sql.md\n"
+	    "  import    copy the mailbox at LOCATION (maildir:, emldir:,\n"
+	    "            mbox:) into NAME's sql mailbox, keeping UIDLs,\n"
+	    "            arrival times and order; the source is only read;\n"
+	    "            messages already there are skipped, so an\n"
+	    "            interrupted run is completed by running it again\n"
+	    "  export    the same from NAME's sql mailbox into the Maildir\n"
+	    "            at LOCATION (maildir:PATH; run it as the Maildir's\n"
+	    "            owner)\n");
 }
 
 static int
@@ -153,6 +165,38 @@ sql_user_add(const char *path, const char *name, const char *scheme,
 	return rc;
 }
 
+static int
+sql_move(const char *path, bool import, const char *name,
+    const char *location)
+{
+	struct posuto_config *cfg;
+	struct sql_pool *pool;
+	const char *why;
+	int rc;
+
+	if (!userdb_name_check(name, strlen(name), &why)) {
+		fprintf(stderr, "posuto sql %s: %s\n",
+		    import ? "import" : "export", why);
+		return EXIT_USAGE;
+	}
+	if (location == NULL) {
+		fprintf(stderr, "posuto sql %s: %s LOCATION is needed\n",
+		    import ? "import" : "export", import ? "--from" : "--to");
+		return EXIT_USAGE;
+	}
+	/* the pool is only the check that Sql is there and loads */
+	if ((rc = open_pool(path, &cfg, &pool)) != 0)
+		return rc;
+	sql_pool_free(&pool);
+	store_uidl_configure(cfg);
+	store_mbox_configure(cfg->mbox_state_dir);
+	store_sql_configure(&cfg->sql);
+	rc = cmd_sql_move(import, name, location);
+	store_sql_configure(NULL);
+	config_free(&cfg);
+	return rc;
+}
+
 int
 cmd_sql(int argc, char **argv, const char *default_config)
 {
@@ -160,12 +204,14 @@ cmd_sql(int argc, char **argv, const char *default_config)
 		{ "config", required_argument, NULL, 'c' },
 		{ "scheme", required_argument, NULL, 's' },
 		{ "location", required_argument, NULL, 'l' },
+		{ "from", required_argument, NULL, 'f' },
+		{ "to", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = default_config, *scheme = "SHA512-CRYPT";
-	const char *location = NULL;
-	bool user_add;
+	const char *location = NULL, *from = NULL, *to = NULL;
+	bool user_add, import, export;
 	int ch;
 
 	/* A database that drops the connection must give an error, not
@@ -178,7 +224,10 @@ cmd_sql(int argc, char **argv, const char *default_config)
 	}
 	user_add = argc >= 3 && strcmp(argv[1], "user") == 0 &&
 	    strcmp(argv[2], "add") == 0;
-	if (argc < 2 || (!user_add && strcmp(argv[1], "init") != 0)) {
+	import = argc >= 2 && strcmp(argv[1], "import") == 0;
+	export = argc >= 2 && strcmp(argv[1], "export") == 0;
+	if (argc < 2 || (!user_add && !import && !export &&
+	    strcmp(argv[1], "init") != 0)) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
@@ -197,6 +246,12 @@ cmd_sql(int argc, char **argv, const char *default_config)
 		case 'l':
 			location = optarg;
 			break;
+		case 'f':
+			from = optarg;
+			break;
+		case 't':
+			to = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -206,6 +261,18 @@ cmd_sql(int argc, char **argv, const char *default_config)
 			usage(stderr);
 			return EXIT_USAGE;
 		}
+	}
+	if ((import && to == NULL) || (export && from == NULL)) {
+		if (optind + 1 == argc && location == NULL &&
+		    strcmp(scheme, "SHA512-CRYPT") == 0)
+			return sql_move(path, import, argv[optind],
+			    import ? from : to);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (from != NULL || to != NULL) {
+		usage(stderr);
+		return EXIT_USAGE;
 	}
 	if (!user_add && optind == argc && (scheme == NULL ||
 	    strcmp(scheme, "SHA512-CRYPT") == 0) && location == NULL)

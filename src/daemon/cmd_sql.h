@@ -1,6 +1,7 @@
 /*
  * cmd_sql.h - `posuto sql init` (create or migrate posuto's tables) and
- * `posuto sql user add NAME` (a user in posuto_users), on the database
+ * `posuto sql user add NAME` (a user in posuto_users), `posuto sql
+ * import/export` (cmd_sql_move.h), on the database
  * the config's Pop3Server.Sql names.  docs/sql.md has the schema.
  */
 #ifndef POSUTO_CMD_SQL_H

@@ -39,7 +39,7 @@ usage(FILE *f)
 	    "       posuto user add|passwd|del|apop NAME | list [-c FILE] ...\n"
 	    "       posuto deliver [-c FILE] [-f SENDER] [-a ADDRESS] "
 	    "RECIPIENT...\n"
-	    "       posuto sql init | user add NAME  [-c FILE]  (posuto sql -h)\n"
+	    "       posuto sql init | user add | import | export  (posuto sql -h)\n"
 	    "       posuto admin passwd [-c FILE] [--scheme SCHEME]\n"
 	    "       posuto chaos [-c FILE] [list | USER KIND [N] | USER clear]\n"
 	    "       posuto migrate check [-c FILE] --from SERVER USER...\n"

@@ -31,6 +31,7 @@ struct http_admin_user {
 	const char *name;
 	const char *mailbox;		/* expanded mailbox path, or NULL */
 	const char *format;		/* MailboxFormat: "maildir", "auto", ... */
+	const char *location;		/* the store location, or NULL */
 	const char *scheme;		/* password scheme name, or NULL */
 	bool apop;			/* has an APOP secret */
 	const char *origin;		/* where it is defined */

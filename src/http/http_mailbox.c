@@ -144,6 +144,10 @@ mbx_location(const struct http_admin_user *u)
 	size_t n;
 	char *loc;
 
+	/* a store that names mailboxes by user (sql:) has no path */
+	if ((u->mailbox == NULL || u->mailbox[0] != '/') &&
+	    u->location != NULL && strncmp(u->location, "sql:", 4) == 0)
+		return xstrdup(u->location);
 	if (u->mailbox == NULL || u->mailbox[0] != '/')
 		return NULL;
 	n = strlen(fmt) + strlen(u->mailbox) + 2;
@@ -413,6 +417,28 @@ mbx_view_get(struct http_mailbox *m, const char *user, const char *location,
 	return v;
 }
 
+/*
+ * msg_reader_read() that waits for a reader behind a server: the sql
+ * store's reads say EAGAIN when the chunk fetched is used up, and the
+ * next one is fetched here (msg_reader_fill(), one SELECT, bounded by
+ * QueryTimeOut).  The admin thread may wait for it, as it waits for
+ * mailbox_open_view() (a query too for sql): it serves no POP3 session.
+ */
+static ssize_t
+mbx_reader_read(struct msg_reader *r, void *buf, size_t len)
+{
+	for (;;) {
+		ssize_t got = msg_reader_read(r, buf, len);
+
+		if (got >= 0 || errno != EAGAIN)
+			return got;
+		if (msg_reader_fill(r) != STORE_OK) {
+			errno = EIO;
+			return -1;
+		}
+	}
+}
+
 /* Reads message idx of snap whole, at most max bytes (more: false,
  * errno EFBIG). */
 static bool
@@ -439,7 +465,7 @@ mbx_read(struct mbx_snap *snap, uint32_t idx, size_t max, char **buf_r,
 			cap = cap * 2 > max ? max : cap * 2;
 			buf = xreallocarray(buf, cap + 1, 1);
 		}
-		got = msg_reader_read(r, buf + len, cap - len);
+		got = mbx_reader_read(r, buf + len, cap - len);
 		if (got < 0) {
 			free(buf);
 			msg_reader_close(&r);
@@ -472,7 +498,7 @@ mbx_parse_entry(struct mbx_view *v, uint32_t idx)
 	if (mailbox_msg_open(v->snap->mb, idx, &r) == STORE_OK) {
 		buf = xmalloc(HTTP_MIME_MAX_HEADER + 1);
 		while (len < HTTP_MIME_MAX_HEADER) {
-			ssize_t got = msg_reader_read(r, buf + len,
+			ssize_t got = mbx_reader_read(r, buf + len,
 			    HTTP_MIME_MAX_HEADER - len);
 			char *end;
 
@@ -844,7 +870,7 @@ mbx_stream_more(struct evhttp_connection *evcon, void *arg)
 				s->bol = true;
 			}
 		}
-		got = msg_reader_read(s->r, buf, sizeof(buf));
+		got = mbx_reader_read(s->r, buf, sizeof(buf));
 		if (got > 0) {
 			if (s->kind == MBX_STREAM_MBOX)
 				mbx_mbox_add(s, b, buf, (size_t)got);

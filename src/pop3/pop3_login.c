@@ -46,6 +46,12 @@ pop3_login_open(struct pop3_login *l)
 	    l->err, sizeof(l->err));
 	if (l->st != STORE_OK)
 		return;
+	/* a store that keeps the last login itself (sql:) tells it now */
+	if ((l->too_early = pop3_policy_login_early_opened(l->entry, l->mb,
+	    now))) {
+		mailbox_close(&l->mb);
+		return;
+	}
 	pop3_policy_login_opened(l->entry, l->mb, now);
 	mailbox_drift_login(l->mb, &l->drift);
 }

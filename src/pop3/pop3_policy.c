@@ -72,9 +72,21 @@ pop3_policy_login_early(const struct userdb_entry *e, uint64_t now)
 {
 	uint64_t last;
 
-	if (e->login_delay == 0 || !store_login_last(e->mailbox_path, &last))
+	if (e->login_delay == 0 || e->mailbox_path == NULL ||
+	    !store_login_last(e->mailbox_path, &last))
 		return false;
 	/* a last login in the future (clock set back) does not lock out */
+	return last <= now && now - last < e->login_delay;
+}
+
+bool
+pop3_policy_login_early_opened(const struct userdb_entry *e,
+    const struct mailbox *mb, uint64_t now)
+{
+	uint64_t last;
+
+	if (e->login_delay == 0 || !mailbox_login_last(mb, &last))
+		return false;
 	return last <= now && now - last < e->login_delay;
 }
 
@@ -139,16 +151,22 @@ expiry_arm(struct pop3_expiry *x, unsigned secs)
 static void
 expiry_one(const struct userdb_entry *e, uint64_t now)
 {
-	struct store_expire *sx = store_expire_load_path(e->mailbox_path);
+	struct store_expire *sx;
 	char safe[USERNAME_MAX + 1], err[160];
 	struct mailbox *mb = NULL;
 	enum store_status st;
 	uint32_t n = 0;
-	bool due = store_expire_any_due(sx, e->expire_days, now);
+	bool due;
 
-	store_expire_free(&sx);
-	if (!due)
-		return;
+	/* a store without files (sql:) keeps first retrievals itself: the
+	 * open (one list query) is the check */
+	if (store_location_has_files(e->location)) {
+		sx = store_expire_load_path(e->mailbox_path);
+		due = store_expire_any_due(sx, e->expire_days, now);
+		store_expire_free(&sx);
+		if (!due)
+			return;
+	}
 	(void)log_sanitize(safe, sizeof(safe), e->name, strlen(e->name));
 	st = mailbox_open(e->location, e->name, &mb, err, sizeof(err));
 	if (st == STORE_IN_USE) {

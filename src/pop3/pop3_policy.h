@@ -38,6 +38,10 @@ void pop3_policy_expiry_free(struct pop3_env *env);
 void pop3_policy_capa(struct pop3_session *s);
 /* Worker: true if e logged in less than its LoginDelay ago (time now). */
 bool pop3_policy_login_early(const struct userdb_entry *e, uint64_t now);
+/* Worker, the same for a store that keeps the last login itself (sql:),
+ * asked once the mailbox is open; false for the others. */
+bool pop3_policy_login_early_opened(const struct userdb_entry *e,
+    const struct mailbox *mb, uint64_t now);
 /* Worker, after the mailbox was opened: remembers this login. */
 void pop3_policy_login_opened(const struct userdb_entry *e,
     struct mailbox *mb, uint64_t now);

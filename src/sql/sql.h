@@ -114,6 +114,14 @@ enum sql_status sql_pool_exec(struct sql_pool *pool, const char *stmt,
     const struct sql_param *params, size_t n_params,
     struct sql_result **res_r, char *err, size_t errsz);
 
+/* sql_pool_exec for a statement whose every column is bytea/BLOB (message
+ * content): rows in the server's binary form, as PostgreSQL otherwise
+ * sends bytea as hex text (twice the bytes, encoded there and decoded
+ * here).  MariaDB sends BLOBs as bytes either way. */
+enum sql_status sql_pool_exec_bytes(struct sql_pool *pool, const char *stmt,
+    const struct sql_param *params, size_t n_params,
+    struct sql_result **res_r, char *err, size_t errsz);
+
 /*
  * Transactions: a connection from sql_pool_get() held across statements.
  * sql_begin opens one (PostgreSQL BEGIN, MariaDB START TRANSACTION), so
@@ -138,12 +146,17 @@ uint64_t sql_result_affected(const struct sql_result *r);
 /* The value (NUL-terminated after *len_r bytes), or NULL for SQL NULL. */
 const char *sql_result_get(const struct sql_result *r, size_t row,
     size_t col, size_t *len_r);
+/* The value's buffer, taken out of r (NULL for SQL NULL or no such
+ * cell): the caller free()s it; r's cell is SQL NULL after.  Spares
+ * copying a content chunk once more. */
+char *sql_result_take(struct sql_result *r, size_t row, size_t col,
+    size_t *len_r);
 void sql_result_free(struct sql_result **r);
 
 /* ---- the schema (sql_schema.c, docs/sql.md) ---- */
 
 /* The version `posuto sql init` creates. */
-#define SQL_SCHEMA_VERSION	1
+#define SQL_SCHEMA_VERSION	2
 /* Sizes of a message's content chunks (posuto_message_chunks.data). */
 #define SQL_CHUNK_SIZE		(256u * 1024)
 

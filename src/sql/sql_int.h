@@ -27,8 +27,10 @@ struct sql_driver {
 	/* A new connection within cfg->connect_timeout, or NULL and err. */
 	struct sql_conn *(*connect)(const struct sql_connect_info *ci,
 	    char *err, size_t errsz);
+	/* bytes: every result column is bytea/BLOB, wanted in the
+	 * server's binary form (sql_pool_exec_bytes) */
 	enum sql_status (*exec)(struct sql_conn *c, const char *stmt,
-	    const struct sql_param *params, size_t n_params,
+	    const struct sql_param *params, size_t n_params, bool bytes,
 	    struct sql_result **res_r, char *err, size_t errsz);
 	void (*close)(struct sql_conn *c);
 	/* A statement without parameters or rows (BEGIN, COMMIT,

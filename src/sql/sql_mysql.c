@@ -20,9 +20,23 @@
 #include "sql/sql.h"
 #include "sql/sql_int.h"
 
+/* Statements prepared on a connection, kept for its next uses: a
+ * prepare is a round trip and server work of its own (a RETR asks the
+ * same chunk SELECT for every 256 KiB), so each text is prepared once
+ * per connection.  Few distinct texts exist (posuto's fixed statements
+ * and a handful of batch sizes at QUIT); the oldest slot is reused. */
+#define MY_STMT_CACHE	16
+
+struct my_stmt_slot {
+	char *text;			/* NULL: empty */
+	MYSQL_STMT *st;
+};
+
 struct my_conn {
 	struct sql_conn base;		/* first: see sql_int.h */
 	MYSQL *my;
+	struct my_stmt_slot stmts[MY_STMT_CACHE];
+	unsigned next_slot;		/* the one to reuse next */
 };
 
 static pthread_once_t my_once = PTHREAD_ONCE_INIT;
@@ -165,10 +179,12 @@ out:
 
 static enum sql_status
 my_exec(struct sql_conn *sc, const char *stmt, const struct sql_param *params,
-    size_t n_params, struct sql_result **res_r, char *err, size_t errsz)
+    size_t n_params, bool bytes, struct sql_result **res_r, char *err,
+    size_t errsz)
 {
 	struct my_conn *c = (struct my_conn *)sc;
-	MYSQL_STMT *st = mysql_stmt_init(c->my);
+	struct my_stmt_slot *slot = NULL;
+	MYSQL_STMT *st = NULL;
 	MYSQL_BIND *b = NULL;
 	unsigned long *lens = NULL;
 	my_bool *nulls = NULL;
@@ -176,14 +192,31 @@ my_exec(struct sql_conn *sc, const char *stmt, const struct sql_param *params,
 	struct sql_result *r = NULL;
 	enum sql_status status = SQL_OK;
 
+	(void)bytes;	/* BLOBs come as bytes: nothing to ask for */
+	for (size_t i = 0; i < MY_STMT_CACHE; i++)
+		if (c->stmts[i].text != NULL &&
+		    strcmp(c->stmts[i].text, stmt) == 0) {
+			slot = &c->stmts[i];
+			st = slot->st;
+			break;
+		}
 	if (st == NULL) {
-		my_err(err, errsz, "statement", mysql_errno(c->my),
-		    mysql_error(c->my));
-		return my_status(mysql_errno(c->my));
-	}
-	if (mysql_stmt_prepare(st, stmt, strlen(stmt)) != 0) {
-		status = my_stmt_fail(st, "prepare", err, errsz);
-		goto out;
+		if ((st = mysql_stmt_init(c->my)) == NULL) {
+			my_err(err, errsz, "statement", mysql_errno(c->my),
+			    mysql_error(c->my));
+			return my_status(mysql_errno(c->my));
+		}
+		if (mysql_stmt_prepare(st, stmt, strlen(stmt)) != 0) {
+			status = my_stmt_fail(st, "prepare", err, errsz);
+			goto out;
+		}
+		slot = &c->stmts[c->next_slot];
+		c->next_slot = (c->next_slot + 1) % MY_STMT_CACHE;
+		if (slot->st != NULL)
+			(void)mysql_stmt_close(slot->st);
+		free(slot->text);
+		slot->text = xstrdup(stmt);
+		slot->st = st;
 	}
 	if (mysql_stmt_param_count(st) != n_params) {
 		(void)snprintf(err, errsz, "mysql: statement takes %lu "
@@ -232,7 +265,19 @@ my_exec(struct sql_conn *sc, const char *stmt, const struct sql_param *params,
 out:
 	if (meta != NULL)
 		mysql_free_result(meta);
-	(void)mysql_stmt_close(st);
+	if (slot != NULL && status == SQL_OK) {
+		/* kept for the next use: its rows are all read */
+		(void)mysql_stmt_free_result(st);
+	} else {
+		/* a failed one is not trusted again (its state, or the
+		 * connection's, is unknown) */
+		if (slot != NULL) {
+			free(slot->text);
+			slot->text = NULL;
+			slot->st = NULL;
+		}
+		(void)mysql_stmt_close(st);
+	}
 	free(b);
 	free(lens);
 	free(nulls);
@@ -248,6 +293,11 @@ my_close(struct sql_conn *sc)
 {
 	struct my_conn *c = (struct my_conn *)sc;
 
+	for (size_t i = 0; i < MY_STMT_CACHE; i++) {
+		if (c->stmts[i].st != NULL)
+			(void)mysql_stmt_close(c->stmts[i].st);
+		free(c->stmts[i].text);
+	}
 	mysql_close(c->my);
 	free(c);
 }

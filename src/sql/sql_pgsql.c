@@ -24,9 +24,19 @@ POSUTO_PLUGIN_ABI;
 
 #define PG_BYTEA_OID	17
 
+/* Statements prepared (named) on a connection, for their next uses:
+ * an unnamed statement is parsed and planned again at every execution,
+ * which is most of the server's work for posuto's short queries (the
+ * login's list, the RETR's chunk SELECT).  The first PG_STMT_CACHE
+ * texts a connection runs are kept; later ones run unnamed (posuto has
+ * few: its fixed statements and some batch sizes at QUIT). */
+#define PG_STMT_CACHE	16
+
 struct pg_conn {
 	struct sql_conn base;		/* first: see sql_int.h */
 	PGconn *pg;
+	char *stmts[PG_STMT_CACHE];	/* text of "posuto_<i>", or NULL */
+	unsigned n_stmts;
 };
 
 /* libpq messages end in a newline; the log line should not. */
@@ -229,7 +239,9 @@ pg_copy_result(PGresult *pr)
 				continue;
 			v = PQgetvalue(pr, i, j);
 			len = (size_t)PQgetlength(pr, i, j);
-			if (PQftype(pr, j) == PG_BYTEA_OID && (raw =
+			/* binary form (sql_pool_exec_bytes): bytea as is */
+			if (PQfformat(pr, j) == 0 &&
+			    PQftype(pr, j) == PG_BYTEA_OID && (raw =
 			    PQunescapeBytea((const unsigned char *)v, &len)) !=
 			    NULL) {
 				sql_cell_set(&row[j], raw, len);
@@ -242,9 +254,60 @@ pg_copy_result(PGresult *pr)
 	return r;
 }
 
+/* Sends what is queued and reads every result, so the connection is
+ * idle again; *first_r gets the first (one statement: one result; the
+ * caller clears it).  SQL_ERR_CONN on a timeout or a broken connection,
+ * SQL_ERR_QUERY if there was no result. */
 static enum sql_status
-pg_exec(struct sql_conn *sc, const char *stmt, const struct sql_param *params,
-    size_t n_params, struct sql_result **res_r, char *err, size_t errsz)
+pg_finish(PGconn *pg, int64_t deadline, PGresult **first_r, char *err,
+    size_t errsz)
+{
+	enum sql_status st = SQL_OK;
+	PGresult *pr = NULL, *first = NULL;
+	int f;
+
+	while ((f = PQflush(pg)) == 1) {
+		int r = pg_wait(PQsocket(pg), POLLOUT | POLLIN, deadline);
+
+		if (r <= 0 || !PQconsumeInput(pg)) {
+			(void)snprintf(err, errsz, "pgsql: %s", r == 0 ?
+			    "query timed out" : "connection lost");
+			st = SQL_ERR_CONN;
+			return st;
+		}
+	}
+	if (f < 0) {
+		pg_err(err, errsz, "pgsql", PQerrorMessage(pg));
+		st = SQL_ERR_CONN;
+		return st;
+	}
+	for (;;) {
+		if (!pg_next_result(pg, deadline, &pr, err, errsz)) {
+			if (first != NULL)
+				PQclear(first);
+			return SQL_ERR_CONN;
+		}
+		if (pr == NULL)
+			break;
+		if (first == NULL)
+			first = pr;
+		else
+			PQclear(pr);
+	}
+	if (first == NULL) {
+		(void)snprintf(err, errsz, "pgsql: no result");
+		st = PQstatus(pg) == CONNECTION_OK ? SQL_ERR_QUERY :
+		    SQL_ERR_CONN;
+		return st;
+	}
+	*first_r = first;
+	return SQL_OK;
+}
+
+static enum sql_status
+pg_run(struct sql_conn *sc, const char *stmt, const struct sql_param *params,
+    size_t n_params, bool bytes, bool prepare, struct sql_result **res_r,
+    char *err, size_t errsz)
 {
 	struct pg_conn *c = (struct pg_conn *)sc;
 	PGconn *pg = c->pg;
@@ -255,8 +318,8 @@ pg_exec(struct sql_conn *sc, const char *stmt, const struct sql_param *params,
 	int *lens = xcalloc(n_params + 1, sizeof(*lens));
 	int *fmts = xcalloc(n_params + 1, sizeof(*fmts));
 	char *sql = pg_number_params(stmt);
-	PGresult *pr = NULL, *first = NULL;
-	int f;
+	PGresult *first = NULL;
+	char name[32] = "";
 
 	for (size_t i = 0; i < n_params; i++) {
 		const struct sql_param *p = &params[i];
@@ -281,47 +344,51 @@ pg_exec(struct sql_conn *sc, const char *stmt, const struct sql_param *params,
 		}
 		lens[i] = (int)p->len;
 	}
-	if (!PQsendQueryParams(pg, sql, (int)n_params, NULL, vals, lens, fmts,
-	    0)) {
-		pg_err(err, errsz, "pgsql", PQerrorMessage(pg));
-		st = SQL_ERR_CONN;
-		goto out;
-	}
-	while ((f = PQflush(pg)) == 1) {
-		int r = pg_wait(PQsocket(pg), POLLOUT | POLLIN, deadline);
+	if (prepare) {
+		size_t i;
 
-		if (r <= 0 || !PQconsumeInput(pg)) {
-			(void)snprintf(err, errsz, "pgsql: %s", r == 0 ?
-			    "query timed out" : "connection lost");
-			st = SQL_ERR_CONN;
-			goto out;
+		for (i = 0; i < c->n_stmts; i++)
+			if (strcmp(c->stmts[i], stmt) == 0)
+				break;
+		if (i == c->n_stmts && i < PG_STMT_CACHE) {
+			/* prepared once; a failure (a statement the server
+			 * refuses) is reported as the statement's own */
+			(void)snprintf(name, sizeof(name), "posuto_%zu", i);
+			if (!PQsendPrepare(pg, name, sql, (int)n_params, NULL)) {
+				pg_err(err, errsz, "pgsql", PQerrorMessage(pg));
+				st = SQL_ERR_CONN;
+				goto out;
+			}
+			if ((st = pg_finish(pg, deadline, &first, err,
+			    errsz)) != SQL_OK)
+				goto out;
+			if (PQresultStatus(first) != PGRES_COMMAND_OK) {
+				pg_err(err, errsz, "pgsql",
+				    PQresultErrorMessage(first));
+				st = PQstatus(pg) == CONNECTION_OK ?
+				    SQL_ERR_QUERY : SQL_ERR_CONN;
+				goto out;
+			}
+			PQclear(first);
+			first = NULL;
+			c->stmts[c->n_stmts++] = xstrdup(stmt);
 		}
+		if (i < c->n_stmts)
+			(void)snprintf(name, sizeof(name), "posuto_%zu", i);
+		else
+			name[0] = '\0';
 	}
-	if (f < 0) {
+	if (!(name[0] != '\0' ?
+	    PQsendQueryPrepared(pg, name, (int)n_params, vals, lens, fmts,
+	    bytes ? 1 : 0) :
+	    PQsendQueryParams(pg, sql, (int)n_params, NULL, vals, lens, fmts,
+	    bytes ? 1 : 0))) {
 		pg_err(err, errsz, "pgsql", PQerrorMessage(pg));
 		st = SQL_ERR_CONN;
 		goto out;
 	}
-	/* Read every result so the connection is idle again; keep the
-	 * first (one statement: one result). */
-	for (;;) {
-		if (!pg_next_result(pg, deadline, &pr, err, errsz)) {
-			st = SQL_ERR_CONN;
-			goto out;
-		}
-		if (pr == NULL)
-			break;
-		if (first == NULL)
-			first = pr;
-		else
-			PQclear(pr);
-	}
-	if (first == NULL) {
-		(void)snprintf(err, errsz, "pgsql: no result");
-		st = PQstatus(pg) == CONNECTION_OK ? SQL_ERR_QUERY :
-		    SQL_ERR_CONN;
+	if ((st = pg_finish(pg, deadline, &first, err, errsz)) != SQL_OK)
 		goto out;
-	}
 	switch (PQresultStatus(first)) {
 	case PGRES_COMMAND_OK:
 	case PGRES_TUPLES_OK:
@@ -347,19 +414,31 @@ out:
 	return st;
 }
 
+static enum sql_status
+pg_exec(struct sql_conn *sc, const char *stmt, const struct sql_param *params,
+    size_t n_params, bool bytes, struct sql_result **res_r, char *err,
+    size_t errsz)
+{
+	return pg_run(sc, stmt, params, n_params, bytes, true, res_r, err,
+	    errsz);
+}
+
 static void
 pg_close(struct sql_conn *sc)
 {
 	struct pg_conn *c = (struct pg_conn *)sc;
 
 	PQfinish(c->pg);
+	for (unsigned i = 0; i < c->n_stmts; i++)
+		free(c->stmts[i]);
 	free(c);
 }
 
 static enum sql_status
 pg_simple(struct sql_conn *sc, const char *stmt, char *err, size_t errsz)
 {
-	return pg_exec(sc, stmt, NULL, 0, NULL, err, errsz);
+	/* BEGIN, COMMIT, ROLLBACK: nothing to plan */
+	return pg_run(sc, stmt, NULL, 0, false, false, NULL, err, errsz);
 }
 
 const struct sql_driver sql_driver_pgsql = {

@@ -271,7 +271,8 @@ sql_exec(struct sql_conn *c, const char *stmt, const struct sql_param *params,
 {
 	if (res_r != NULL)
 		*res_r = NULL;
-	return c->drv->exec(c, stmt, params, n_params, res_r, err, errsz);
+	return c->drv->exec(c, stmt, params, n_params, false, res_r, err,
+	    errsz);
 }
 
 enum sql_status
@@ -295,9 +296,9 @@ sql_rollback(struct sql_conn *c)
 	return c->drv->simple(c, "ROLLBACK", ignored, sizeof(ignored));
 }
 
-enum sql_status
-sql_pool_exec(struct sql_pool *p, const char *stmt,
-    const struct sql_param *params, size_t n_params,
+static enum sql_status
+pool_exec(struct sql_pool *p, const char *stmt,
+    const struct sql_param *params, size_t n_params, bool bytes,
     struct sql_result **res_r, char *err, size_t errsz)
 {
 	enum sql_status st = SQL_ERR_CONN;
@@ -310,7 +311,10 @@ sql_pool_exec(struct sql_pool *p, const char *stmt,
 
 		if (c == NULL)
 			return SQL_ERR_CONN;
-		st = sql_exec(c, stmt, params, n_params, res_r, err, errsz);
+		if (res_r != NULL)
+			*res_r = NULL;
+		st = c->drv->exec(c, stmt, params, n_params, bytes, res_r, err,
+		    errsz);
 		sql_pool_put(p, &c, st == SQL_ERR_CONN);
 		/* Only a connection that sat idle may have died unseen
 		 * (server restart); a fresh one failing means the server
@@ -319,6 +323,22 @@ sql_pool_exec(struct sql_pool *p, const char *stmt,
 			break;
 	}
 	return st;
+}
+
+enum sql_status
+sql_pool_exec(struct sql_pool *p, const char *stmt,
+    const struct sql_param *params, size_t n_params,
+    struct sql_result **res_r, char *err, size_t errsz)
+{
+	return pool_exec(p, stmt, params, n_params, false, res_r, err, errsz);
+}
+
+enum sql_status
+sql_pool_exec_bytes(struct sql_pool *p, const char *stmt,
+    const struct sql_param *params, size_t n_params,
+    struct sql_result **res_r, char *err, size_t errsz)
+{
+	return pool_exec(p, stmt, params, n_params, true, res_r, err, errsz);
 }
 
 /* ---- results ---- */
@@ -395,6 +415,23 @@ sql_result_get(const struct sql_result *r, size_t row, size_t col,
 	if (len_r != NULL)
 		*len_r = cell->len;
 	return cell->data;
+}
+
+char *
+sql_result_take(struct sql_result *r, size_t row, size_t col, size_t *len_r)
+{
+	struct sql_cell *cell;
+	char *data;
+
+	*len_r = 0;
+	if (row >= r->rows || col >= r->cols)
+		return NULL;
+	cell = &r->cells[row * r->cols + col];
+	data = cell->data;
+	*len_r = cell->len;
+	cell->data = NULL;
+	cell->len = 0;
+	return data;
 }
 
 void

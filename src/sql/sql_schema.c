@@ -111,8 +111,22 @@ static const char *const v1_mysql[] = {
 	NULL,
 };
 
+/* Version 2: LoginDelay's last login for sql: mailboxes (unix seconds,
+ * as posuto's clock says: no time zone to convert). */
+static const char *const v2_pgsql[] = {
+	"ALTER TABLE posuto_users ADD COLUMN IF NOT EXISTS last_login_at bigint",
+	NULL,
+};
+
+static const char *const v2_mysql[] = {
+	"ALTER TABLE posuto_users ADD COLUMN IF NOT EXISTS last_login_at "
+	"BIGINT NULL",
+	NULL,
+};
+
 static const struct schema_migration migrations[] = {
 	{ 1, v1_pgsql, v1_mysql },
+	{ 2, v2_pgsql, v2_mysql },
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(N_MIGRATIONS == SQL_SCHEMA_VERSION, "one per version");

@@ -154,6 +154,13 @@ mailbox_uidl_status(const struct mailbox *mb, uint32_t idx,
 	return "new";
 }
 
+int64_t
+mailbox_msg_arrival(const struct mailbox *mb, uint32_t idx)
+{
+	return mb->drv->msg_arrival != NULL ?
+	    mb->drv->msg_arrival(mb, idx) : 0;
+}
+
 bool
 mailbox_msg_size_is_hint(const struct mailbox *mb, uint32_t idx)
 {
@@ -299,6 +306,28 @@ store_deliver_begin(const char *location, const char *user,
 		return STORE_PERM;
 	}
 	return drv->deliver_begin(drv, path, user, d_r, err, errsz);
+}
+
+enum store_status
+store_deliver_begin_keep(const char *location, const char *user,
+    const struct store_keep *keep, struct store_delivery **d_r, char *err,
+    size_t errsz)
+{
+	const struct store_driver *drv;
+	const char *path;
+
+	*d_r = NULL;
+	if (err != NULL && errsz > 0)
+		err[0] = '\0';
+	if ((drv = store_location_driver(location, &path, err, errsz)) == NULL)
+		return STORE_PERM;
+	if (drv->deliver_begin_keep == NULL) {
+		if (err != NULL && errsz > 0)
+			(void)snprintf(err, errsz, "store %s cannot keep a "
+			    "message's UIDL (use maildir: or sql:)", drv->name);
+		return STORE_PERM;
+	}
+	return drv->deliver_begin_keep(drv, path, user, keep, d_r, err, errsz);
 }
 
 bool

@@ -100,6 +100,11 @@ uint64_t mailbox_msg_size(const struct mailbox *mb, uint32_t idx);
 const char *mailbox_msg_uidl(const struct mailbox *mb, uint32_t idx);
 /* Sum of all message sizes. */
 uint64_t mailbox_total_size(const struct mailbox *mb);
+/* When message idx arrived, in seconds since the epoch, as far as the
+ * store knows (sql: arrived_at; maildir: the delivery time its name
+ * starts with; emldir: the file's mtime); 0 if it does not know (mbox:
+ * the From_ line's date is the sender's clock). */
+int64_t mailbox_msg_arrival(const struct mailbox *mb, uint32_t idx);
 /* True if the size is a delivery agent's ",W=" hint, never measured: if
  * it is wrong, RETR sends the message whole but not that many octets. */
 bool mailbox_msg_size_is_hint(const struct mailbox *mb, uint32_t idx);
@@ -320,6 +325,25 @@ void store_sql_configure(const struct sql_cfg *cfg);
  * written and frees d.
  */
 enum store_status store_deliver_begin(const char *location, const char *user,
+    struct store_delivery **d_r, char *err, size_t errsz);
+/*
+ * A delivery that keeps what a message had in another store (posuto sql
+ * import/export): its UIDL, exactly, and its arrival time (0: now), so
+ * that clients which leave mail on the server see the same message under
+ * the same UIDL.  Otherwise as store_deliver_begin().  STORE_PERM (err
+ * says why) for a store that cannot keep a given UIDL (mbox, emldir, tpops:
+ * their UIDLs come from the content or the position), for a UIDL the
+ * store cannot hold (maildir: it becomes the file name, so no ':', '/',
+ * leading '.' or size hint ",S=" / ",W="), and for one the mailbox holds
+ * already (the caller skips those: that is what makes an import that is
+ * run again add nothing twice).
+ */
+struct store_keep {
+	const char *uidl;	/* RFC 1939 unique-id */
+	int64_t arrival;	/* seconds since the epoch; 0 = now */
+};
+enum store_status store_deliver_begin_keep(const char *location,
+    const char *user, const struct store_keep *keep,
     struct store_delivery **d_r, char *err, size_t errsz);
 /* The envelope sender, for a store that records it (mbox: the From_
  * line; NULL or "" = MAILER-DAEMON); before commit; others ignore it. */

@@ -63,6 +63,8 @@ struct store_driver {
 	uint64_t (*msg_size)(const struct mailbox *mb, uint32_t idx);
 	const char *(*msg_uidl)(const struct mailbox *mb, uint32_t idx);
 	bool (*msg_size_is_hint)(const struct mailbox *mb, uint32_t idx);
+	/* NULL: arrival times unknown (mailbox_msg_arrival() says 0) */
+	int64_t (*msg_arrival)(const struct mailbox *mb, uint32_t idx);
 	/* UIDL compatibility (mailbox_uidl_source/status); NULL = none */
 	void (*uidl_source)(const struct mailbox *mb, char *buf, size_t bufsz);
 	const char *(*uidl_status)(const struct mailbox *mb, uint32_t idx,
@@ -74,6 +76,15 @@ struct store_driver {
 	enum store_status (*commit)(struct mailbox *mb, const uint8_t *deleted,
 	    uint32_t *n_deleted_r);
 	void (*close)(struct mailbox *mb);
+	/* Policy state kept in a server rather than in side files
+	 * (store_policy.h); NULL: none (the fs engine keeps files).
+	 * commit_expire / expire as mailbox_commit_expire / mailbox_expire;
+	 * last_login from the snapshot (false: none); login_record. */
+	enum store_status (*commit_expire)(struct mailbox *mb,
+	    uint8_t *deleted, int days, uint64_t now, const char *user,
+	    bool session, uint32_t *n_deleted_r, uint32_t *n_expired_r);
+	bool (*last_login)(const struct mailbox *mb, uint64_t *t_r);
+	void (*login_record)(struct mailbox *mb, uint64_t t);
 	/* check-config; NULL = nothing to check */
 	unsigned (*check)(const struct store_driver *drv, const char *user,
 	    const char *path, FILE *out);
@@ -98,6 +109,11 @@ struct store_driver {
 	enum store_status (*deliver_begin)(const struct store_driver *drv,
 	    const char *path, const char *user, struct store_delivery **d_r,
 	    char *err, size_t errsz);
+	/* NULL: the store cannot keep a given UIDL (store.h
+	 * store_deliver_begin_keep); the rest of the delivery is as above */
+	enum store_status (*deliver_begin_keep)(const struct store_driver *drv,
+	    const char *path, const char *user, const struct store_keep *keep,
+	    struct store_delivery **d_r, char *err, size_t errsz);
 	/* NULL: the store keeps no envelope sender */
 	void (*deliver_sender)(struct store_delivery *d, const char *sender);
 	enum store_status (*deliver_write)(struct store_delivery *d,

@@ -419,6 +419,9 @@ mailbox_commit_expire(struct mailbox *pub, uint8_t *deleted, int days,
     uint64_t now, const char *user, uint32_t *n_deleted_r,
     uint32_t *n_expired_r)
 {
+	if (pub->drv->commit_expire != NULL)
+		return pub->drv->commit_expire(pub, deleted, days, now, user,
+		    true, n_deleted_r, n_expired_r);
 	if (pub->drv->fs == NULL) {
 		/* no state file to keep: a plain commit */
 		*n_expired_r = 0;
@@ -438,6 +441,13 @@ mailbox_expire(struct mailbox *pub, int days, uint64_t now, const char *user,
 	enum store_status st;
 
 	*n_expired_r = 0;
+	if (pub->drv->commit_expire != NULL) {
+		deleted = xcalloc((mailbox_count(pub) + 7) / 8 + 1, 1);
+		st = pub->drv->commit_expire(pub, deleted, days, now, user,
+		    false, &n_deleted, n_expired_r);
+		free(deleted);
+		return st;
+	}
 	if (pub->drv->fs == NULL)
 		return STORE_OK;
 	deleted = xcalloc((mb->count + 7) / 8 + 1, 1);

@@ -661,6 +661,19 @@ store_fs_msg_size(const struct mailbox *mb, uint32_t idx)
 	return store_fs_cof(mb)->msgs[idx].wire_size;
 }
 
+int64_t
+store_fs_msg_arrival(const struct mailbox *pub, uint32_t idx)
+{
+	const struct store_fs *mb = (const struct store_fs *)(const void *)pub;
+	const struct store_msg *m = &mb->msgs[idx];
+
+	/* Maildir orders by the delivery time in the name; emldir's
+	 * order is the file number, its mtime the arrival */
+	if (mb->ops == &store_maildir_ops)
+		return (int64_t)m->order;
+	return m->mtime_sec;
+}
+
 const char *
 store_fs_msg_uidl(const struct mailbox *pub, uint32_t idx)
 {

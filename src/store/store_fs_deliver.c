@@ -95,6 +95,7 @@ deliver_free(struct store_fs_delivery *d)
 		close(d->stage);
 	if (d->root != -1)
 		close(d->root);
+	free(d->keep_uidl);
 	free(d->path);
 	free(d);
 }
@@ -120,6 +121,35 @@ store_fs_deliver_begin(const struct store_driver *drv, const char *path,
 		return st;
 	}
 	*d_r = &d->pub;
+	return STORE_OK;
+}
+
+enum store_status
+store_fs_deliver_begin_keep(const struct store_driver *drv, const char *path,
+    const char *user, const struct store_keep *keep,
+    struct store_delivery **d_r, char *err, size_t errsz)
+{
+	const struct store_fs_deliver_ops *ops = drv->fs->deliver;
+	struct store_fs_delivery *d;
+	const char *why = NULL;
+	enum store_status st;
+
+	*d_r = NULL;
+	if (ops->keep_ok == NULL) {
+		store_err(err, errsz, "store %s cannot keep a message's UIDL "
+		    "(use maildir: or sql:)", drv->name);
+		return STORE_PERM;
+	}
+	if (!ops->keep_ok(keep->uidl, &why)) {
+		store_err(err, errsz, "UIDL %s: %s", keep->uidl, why);
+		return STORE_PERM;
+	}
+	if ((st = store_fs_deliver_begin(drv, path, user, d_r, err, errsz)) !=
+	    STORE_OK)
+		return st;
+	d = (struct store_fs_delivery *)(void *)*d_r;
+	d->keep_uidl = xstrdup(keep->uidl);
+	d->keep_arrival = keep->arrival;
 	return STORE_OK;
 }
 
@@ -161,6 +191,15 @@ store_fs_deliver_commit(struct store_delivery *pub, char *id, size_t idsz)
 	if (d->failed) {
 		deliver_free(d);
 		return STORE_TEMP;
+	}
+	if (d->keep_arrival > 0) {
+		/* the arrival time readers see (emldir order, Expire) */
+		struct timespec ts[2] = {
+			{ .tv_sec = (time_t)d->keep_arrival },
+			{ .tv_sec = (time_t)d->keep_arrival },
+		};
+
+		(void)futimens(d->fd, ts);
 	}
 	{
 		/* close() reports delayed write errors (NFS, quotas) */

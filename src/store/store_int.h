@@ -222,6 +222,7 @@ void store_fs_msg_close(struct msg_reader *r);
 	.msg_size = store_fs_msg_size, .msg_uidl = store_fs_msg_uidl, \
 	.total_size = store_fs_total_size, .mark_seen = store_fs_mark_seen, \
 	.msg_size_is_hint = store_fs_msg_size_is_hint, \
+	.msg_arrival = store_fs_msg_arrival, \
 	.msg_unchanged = store_fs_msg_unchanged, \
 	.commit_needed = store_fs_commit_needed, .commit = store_fs_commit, \
 	.close = store_fs_close, \
@@ -252,6 +253,10 @@ struct store_fs_delivery {
 	char tmp[128];			/* its name in stage */
 	struct wire_size ws;		/* sizes and form of what was written */
 	bool failed;
+	/* store_deliver_begin_keep(): the name the UIDL asks for, else
+	 * NULL; the arrival time for the file's mtime (0: now) */
+	char *keep_uidl;
+	int64_t keep_arrival;
 };
 
 struct store_fs_deliver_ops {
@@ -264,6 +269,9 @@ struct store_fs_deliver_ops {
 	 * the name into id. */
 	enum store_status (*publish)(struct store_fs_delivery *d, char *id,
 	    size_t idsz);
+	/* NULL: the driver cannot name a message after a given UIDL; else
+	 * false (why_r) for a UIDL it cannot hold */
+	bool (*keep_ok)(const char *uidl, const char **why_r);
 };
 
 enum store_status store_fs_deliver_begin(const struct store_driver *drv,
@@ -274,6 +282,10 @@ enum store_status store_fs_deliver_write(struct store_delivery *d,
 enum store_status store_fs_deliver_commit(struct store_delivery *d, char *id,
     size_t idsz);
 void store_fs_deliver_abort(struct store_delivery *d);
+enum store_status store_fs_deliver_begin_keep(const struct store_driver *drv,
+    const char *path, const char *user, const struct store_keep *keep,
+    struct store_delivery **d_r, char *err, size_t errsz);
+int64_t store_fs_msg_arrival(const struct mailbox *mb, uint32_t idx);
 /* The store_status of a failed write/sync/rename errno: no space, quota
  * or I/O errors may pass (STORE_TEMP), the rest will not. */
 enum store_status store_fs_errno_status(int e);
@@ -287,7 +299,8 @@ bool store_fs_mkdir(int dirfd, const char *name);
 	.deliver_begin = store_fs_deliver_begin, \
 	.deliver_write = store_fs_deliver_write, \
 	.deliver_commit = store_fs_deliver_commit, \
-	.deliver_abort = store_fs_deliver_abort
+	.deliver_abort = store_fs_deliver_abort, \
+	.deliver_begin_keep = store_fs_deliver_begin_keep
 
 /* Formats a reason into err[errsz] for the caller's log (NULL: none). */
 void store_err(char *err, size_t errsz, const char *fmt, ...)

@@ -56,6 +56,12 @@ store_login_last(const char *dir, uint64_t *t_r)
 	return n > 0 && store_login_parse(buf, (size_t)n, t_r);
 }
 
+bool
+mailbox_login_last(const struct mailbox *mb, uint64_t *t_r)
+{
+	return mb->drv->last_login != NULL && mb->drv->last_login(mb, t_r);
+}
+
 void
 mailbox_login_record(struct mailbox *pub, uint64_t t)
 {
@@ -64,6 +70,10 @@ mailbox_login_record(struct mailbox *pub, uint64_t t)
 	bool parked, ok;
 	int root, fd, n;
 
+	if (pub->drv->login_record != NULL) {
+		pub->drv->login_record(pub, t);
+		return;
+	}
 	if (pub->drv->fs == NULL)
 		return;
 	parked = mb->dirfd[STORE_DIR_ROOT] == -1;

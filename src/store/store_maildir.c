@@ -690,11 +690,17 @@ static enum store_status
 maildir_deliver_publish(struct store_fs_delivery *d, char *id, size_t idsz)
 {
 	char name[sizeof(d->tmp) + 48];
+	const char *sub = "new";
 	int n, newfd;
 
 	/* sizes in the name spare the first reader the sizing read: W= only
 	 * when the bytes need no change, as store_fs reads it */
-	if (wire_size_is_wire_form(&d->ws))
+	if (d->keep_uidl != NULL) {
+		/* the UIDL is the unique part (maildir_keep_ok); cur/, as a
+		 * message a client has seen listed */
+		sub = "cur";
+		n = snprintf(name, sizeof(name), "%s:2,", d->keep_uidl);
+	} else if (wire_size_is_wire_form(&d->ws))
 		n = snprintf(name, sizeof(name), "%s,S=%llu,W=%llu", d->tmp,
 		    (unsigned long long)d->ws.raw,
 		    (unsigned long long)wire_size_final(&d->ws));
@@ -705,7 +711,7 @@ maildir_deliver_publish(struct store_fs_delivery *d, char *id, size_t idsz)
 		errno = ENAMETOOLONG;
 		return STORE_PERM;
 	}
-	newfd = openat(d->root, "new", O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	newfd = openat(d->root, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 	    O_CLOEXEC);
 	if (newfd == -1)
 		return store_fs_errno_status(errno);
@@ -724,7 +730,7 @@ maildir_deliver_publish(struct store_fs_delivery *d, char *id, size_t idsz)
 
 		/* visible but maybe not durable: the caller must not
 		 * acknowledge it, and a retry would duplicate it */
-		log_warn("store: %s: fsync new/", d->path);
+		log_warn("store: %s: fsync %s/", d->path, sub);
 		(void)unlinkat(newfd, name, 0);
 		close(newfd);
 		errno = e;
@@ -736,9 +742,38 @@ maildir_deliver_publish(struct store_fs_delivery *d, char *id, size_t idsz)
 	return STORE_OK;
 }
 
+/* A UIDL kept by naming the file after it: posuto reads a Maildir
+ * message's UIDL as its unique part, so that part must be all of it. */
+static bool
+maildir_keep_ok(const char *uidl, const char **why_r)
+{
+	struct maildir_name mn;
+	size_t len = strlen(uidl);
+
+	if (len == 0 || len > 70 || !maildir_name_parse(uidl, len, &mn) ||
+	    mn.unique_len != len) {
+		*why_r = "cannot be a Maildir file name (':', '/' or a "
+		    "leading '.')";
+		return false;
+	}
+	if (mn.has_s || mn.has_w) {
+		/* ",S=" / ",W=" would be read as size hints */
+		*why_r = "looks like a Maildir size hint (,S= or ,W=)";
+		return false;
+	}
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)uidl[i] < 0x21 ||
+		    (unsigned char)uidl[i] > 0x7e) {
+			*why_r = "is not an RFC 1939 unique-id";
+			return false;
+		}
+	return true;
+}
+
 static const struct store_fs_deliver_ops maildir_deliver_ops = {
 	.prepare = maildir_deliver_prepare,
 	.publish = maildir_deliver_publish,
+	.keep_ok = maildir_keep_ok,
 };
 
 static unsigned

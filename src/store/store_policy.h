@@ -80,6 +80,10 @@ enum store_status mailbox_expire(struct mailbox *mb, int days, uint64_t now,
 
 /* The last login recorded in "<dir>/.posuto.login"; false if none. */
 bool store_login_last(const char *dir, uint64_t *t_r);
+/* The last login a store without files keeps (sql: posuto_users
+ * .last_login_at, read at open); false if none or if the store keeps
+ * it in a file (store_login_last() before the open reads that). */
+bool mailbox_login_last(const struct mailbox *mb, uint64_t *t_r);
 /* Records a login at t in the mailbox (which this session has locked);
  * nothing if its directory does not exist.  Failures are logged. */
 void mailbox_login_record(struct mailbox *mb, uint64_t t);

@@ -44,6 +44,7 @@
 #include "lib/xmalloc.h"
 #include "sql/sql.h"
 #include "store/store_driver.h"
+#include "store/store_int.h"	/* store_open_view */
 
 /* Ids per DELETE/UPDATE statement at commit. */
 #define SSQL_BATCH	256
@@ -235,6 +236,8 @@ u64_param(char *buf, size_t bufsz, uint64_t v, struct sql_param *p)
 struct ssql_msg {
 	uint64_t id;
 	uint64_t size;
+	int64_t arrival;		/* arrived_at, seconds since the epoch */
+	uint64_t first_retr;		/* first_retr_at (Expire), 0: never */
 	uint32_t flags;
 	bool seen_now;			/* RETRed in this session */
 	char uidl[71];
@@ -246,6 +249,7 @@ struct ssql_mailbox {
 	struct sql_lock *lock;
 	char *name;
 	uint64_t user_id;		/* 0: no posuto_users row */
+	uint64_t last_login;		/* last_login_at, 0: none */
 	uint32_t count;
 	uint64_t total;
 	struct ssql_msg *msgs;
@@ -257,8 +261,16 @@ ssql_of(const struct mailbox *mb)
 	return (struct ssql_mailbox *)(uintptr_t)mb;
 }
 
-static const char q_list[] =
-    "SELECT u.id, m.id, m.uidl, m.wire_size, m.flags "
+static const char q_list_pg[] =
+    "SELECT u.id, m.id, m.uidl, m.wire_size, m.flags, "
+    "CAST(EXTRACT(EPOCH FROM m.arrived_at) AS bigint), "
+    "CAST(EXTRACT(EPOCH FROM m.first_retr_at) AS bigint), u.last_login_at "
+    "FROM posuto_users u LEFT JOIN posuto_messages m ON m.user_id = u.id "
+    "WHERE u.name = ? ORDER BY m.id";
+static const char q_list_my[] =
+    "SELECT u.id, m.id, m.uidl, m.wire_size, m.flags, "
+    "UNIX_TIMESTAMP(m.arrived_at), UNIX_TIMESTAMP(m.first_retr_at), "
+    "u.last_login_at "
     "FROM posuto_users u LEFT JOIN posuto_messages m ON m.user_id = u.id "
     "WHERE u.name = ? ORDER BY m.id";
 
@@ -281,6 +293,8 @@ ssql_load_list(struct ssql_mailbox *mb, const struct sql_result *r,
 			    "a number");
 			return false;
 		}
+		if (!col_u64(r, i, 7, &mb->last_login))
+			mb->last_login = 0;	/* NULL: never */
 		if (sql_result_get(r, i, 1, NULL) == NULL)
 			continue;	/* a user without messages */
 		u = sql_result_get(r, i, 2, &len);
@@ -299,6 +313,15 @@ ssql_load_list(struct ssql_mailbox *mb, const struct sql_result *r,
 		}
 		memcpy(m->uidl, u, len);
 		m->uidl[len] = '\0';
+		{
+			uint64_t t;
+
+			/* informational (import/export): 0 if unreadable */
+			m->arrival = col_u64(r, i, 5, &t) && t <= INT64_MAX ?
+			    (int64_t)t : 0;
+			/* NULL or unreadable: not retrieved, never due */
+			m->first_retr = col_u64(r, i, 6, &t) ? t : 0;
+		}
 		m->flags = (uint32_t)flags;
 		mb->total += m->size;
 		mb->count++;
@@ -334,6 +357,11 @@ ssql_open(const struct store_driver *drv, const char *path, const char *user,
 	mb->base.drv = drv;
 	mb->db = db;
 	mb->name = xstrdup(*path != '\0' ? path : user);
+	/* a viewer (mailbox_open_view: the web admin) reads only and must
+	 * never make a login fail with [IN-USE]; with no lock its commit
+	 * refuses (ssql_commit) */
+	if (store_open_view)
+		goto list;
 	switch (sql_lock_take(ssql_pool(db), mb->name, &mb->lock, lerr,
 	    sizeof(lerr))) {
 	case SQL_LOCK_OK:
@@ -348,8 +376,10 @@ ssql_open(const struct store_driver *drv, const char *path, const char *user,
 		ssql_mailbox_free(mb);
 		return STORE_TEMP;
 	}
+list:
 	p = SQL_PARAM_STR(mb->name);
-	if (sql_pool_exec(ssql_pool(db), q_list, &p, 1, &r, lerr,
+	if (sql_pool_exec(ssql_pool(db), ssql_pg(db) ? q_list_pg : q_list_my,
+	    &p, 1, &r, lerr,
 	    sizeof(lerr)) != SQL_OK) {
 		(void)snprintf(err, errsz, "sql: %s", lerr);
 		ssql_mailbox_free(mb);
@@ -383,6 +413,12 @@ static const char *
 ssql_msg_uidl(const struct mailbox *mb, uint32_t idx)
 {
 	return ssql_of(mb)->msgs[idx].uidl;
+}
+
+static int64_t
+ssql_msg_arrival(const struct mailbox *mb, uint32_t idx)
+{
+	return ssql_of(mb)->msgs[idx].arrival;
 }
 
 static uint64_t
@@ -530,6 +566,81 @@ ssql_commit(struct mailbox *pub, const uint8_t *deleted, uint32_t *n_r)
 	return STORE_OK;
 }
 
+/*
+ * Expire (store_policy.h): due are messages first retrieved at least days
+ * ago, by first_retr_at, or retrieved in this session (first_retr_at is
+ * set by this very commit) with Expire 0.  They are deleted in the same
+ * transaction as the session's DELEs, so either all of it happens or
+ * none.  Without a session (the daemon's job) only due ones are deleted.
+ */
+static bool
+expire_due(uint64_t first, int days, uint64_t now)
+{
+	return first > 0 && days >= 0 && first <= now &&
+	    now - first >= (uint64_t)days * 86400;
+}
+
+static enum store_status
+ssql_commit_expire(struct mailbox *pub, uint8_t *deleted, int days,
+    uint64_t now, const char *user, bool session, uint32_t *n_deleted_r,
+    uint32_t *n_expired_r)
+{
+	struct ssql_mailbox *mb = ssql_of(pub);
+	uint32_t n_expired = 0;
+	enum store_status st;
+
+	*n_deleted_r = 0;
+	*n_expired_r = 0;
+	for (uint32_t i = 0; i < mb->count; i++) {
+		struct ssql_msg *m = &mb->msgs[i];
+		uint64_t first = m->first_retr;
+
+		if (first == 0 && session && m->seen_now)
+			first = now;	/* retrieved for the first time */
+		if (is_marked(deleted, i) || !expire_due(first, days, now))
+			continue;
+		deleted[i / 8] |= (uint8_t)(1u << (i % 8));
+		n_expired++;
+		log_info("expire: deleting user=%s uidl=%s age=%llus "
+		    "expire=%dd", user, m->uidl,
+		    (unsigned long long)(now - first), days);
+	}
+	st = ssql_commit(pub, deleted, n_deleted_r);
+	*n_expired_r = st == STORE_OK ? n_expired : 0;
+	return st;
+}
+
+static bool
+ssql_last_login(const struct mailbox *mb, uint64_t *t_r)
+{
+	*t_r = ssql_of(mb)->last_login;
+	return *t_r > 0;
+}
+
+static const char q_login[] =
+    "UPDATE posuto_users SET last_login_at = ? WHERE id = ?";
+
+/* LoginDelay's record, as .posuto.login is: best effort (a lost one
+ * costs one early login), on the worker that opened the mailbox. */
+static void
+ssql_login_record(struct mailbox *pub, uint64_t t)
+{
+	struct ssql_mailbox *mb = ssql_of(pub);
+	struct sql_param p[2];
+	char tb[24], ib[24], err[SQL_ERR_MAX];
+
+	if (mb->user_id == 0 || mb->lock == NULL)
+		return;
+	u64_param(tb, sizeof(tb), t, &p[0]);
+	u64_param(ib, sizeof(ib), mb->user_id, &p[1]);
+	if (sql_pool_exec(ssql_pool(mb->db), q_login, p, 2, NULL, err,
+	    sizeof(err)) != SQL_OK)
+		log_warnx("sql store: user %s: last login not recorded: %s",
+		    mb->name, err);
+	else
+		mb->last_login = t;
+}
+
 static void
 ssql_close(struct mailbox *pub)
 {
@@ -630,7 +741,7 @@ ssql_msg_fill(struct msg_reader *pub)
 		return r->error != 0 ? STORE_TEMP : STORE_OK;
 	u64_param(id, sizeof(id), r->msg_id, &p[0]);
 	u64_param(seq, sizeof(seq), r->next_seq, &p[1]);
-	if (sql_pool_exec(ssql_pool(r->db), q_chunk, p, 2, &res, err,
+	if (sql_pool_exec_bytes(ssql_pool(r->db), q_chunk, p, 2, &res, err,
 	    sizeof(err)) != SQL_OK) {
 		log_warnx("sql store: message %" PRIu64 ": %s", r->msg_id, err);
 		r->error = EIO;
@@ -649,8 +760,7 @@ ssql_msg_fill(struct msg_reader *pub)
 		return STORE_OK;
 	}
 	free(r->buf);
-	r->buf = xmalloc(len);
-	memcpy(r->buf, data, len);
+	r->buf = sql_result_take(res, 0, 0, &len);
 	r->len = len;
 	r->off = 0;
 	r->fetched += len;
@@ -692,7 +802,7 @@ struct ssql_delivery {
 	bool prev_cr;			/* last byte taken was CR */
 	bool any;			/* a byte was taken */
 	bool last_lf;			/* ... and it was LF */
-	char uidl[24];
+	char uidl[71];
 	char *buf;			/* SQL_CHUNK_SIZE */
 	size_t len;
 };
@@ -701,12 +811,15 @@ static const char q_next_uid[] =
     "UPDATE posuto_users SET next_uid = next_uid + 1 WHERE name = ?";
 static const char q_user_uid[] =
     "SELECT id, next_uid - 1 FROM posuto_users WHERE name = ?";
+/* arrived_at: the given time (import), else now (NULL parameter) */
 static const char q_ins_msg_pg[] =
-    "INSERT INTO posuto_messages (user_id, uidl, wire_size, n_chunks) "
-    "VALUES (?, ?, 0, 0) RETURNING id";
+    "INSERT INTO posuto_messages (user_id, uidl, arrived_at, wire_size, "
+    "n_chunks) VALUES (?, ?, COALESCE(to_timestamp(?), now()), 0, 0) "
+    "RETURNING id";
 static const char q_ins_msg_my[] =
-    "INSERT INTO posuto_messages (user_id, uidl, wire_size, n_chunks) "
-    "VALUES (?, ?, 0, 0)";
+    "INSERT INTO posuto_messages (user_id, uidl, arrived_at, wire_size, "
+    "n_chunks) VALUES (?, ?, COALESCE(FROM_UNIXTIME(?), "
+    "CURRENT_TIMESTAMP), 0, 0)";
 static const char q_last_id_my[] = "SELECT LAST_INSERT_ID()";
 static const char q_ins_chunk[] =
     "INSERT INTO posuto_message_chunks (message_id, seq, data) "
@@ -774,6 +887,46 @@ ssql_delivery_fail(struct ssql_delivery *d, enum sql_status st)
 		sql_pool_put(ssql_pool(d->db), &d->conn, true);
 }
 
+/* Opens d's transaction and inserts its message row (user_id, d->uidl,
+ * arrival or now); chunks follow as they stream in.  Ends d on failure. */
+static enum store_status
+ssql_deliver_start(struct ssql_delivery *d, uint64_t user_id, int64_t arrival,
+    struct store_delivery **d_r, char *err, size_t errsz)
+{
+	struct ssql_db *db = d->db;
+	struct sql_result *r = NULL;
+	struct sql_param p[3];
+	char ubuf[24], tbuf[24];
+	enum sql_status sst;
+
+	u64_param(ubuf, sizeof(ubuf), user_id, &p[0]);
+	p[1] = SQL_PARAM_STR(d->uidl);
+	if (arrival > 0)
+		u64_param(tbuf, sizeof(tbuf), (uint64_t)arrival, &p[2]);
+	else
+		p[2] = (struct sql_param){ NULL, 0, false };
+	sst = sql_begin(d->conn, err, errsz);
+	if (sst == SQL_OK)
+		sst = sql_exec(d->conn, ssql_pg(db) ? q_ins_msg_pg :
+		    q_ins_msg_my, p, 3, ssql_pg(db) ? &r : NULL, err, errsz);
+	if (sst == SQL_OK && !ssql_pg(db))
+		sst = sql_exec(d->conn, q_last_id_my, NULL, 0, &r, err, errsz);
+	if (sst == SQL_OK && (!col_u64(r, 0, 0, &d->msg_id) ||
+	    d->msg_id == 0)) {
+		(void)snprintf(err, errsz, "sql: no id for the new message");
+		sst = SQL_ERR_QUERY;
+	}
+	sql_result_free(&r);
+	if (sst != SQL_OK) {
+		ssql_delivery_fail(d, sst);
+		ssql_delivery_end(d, false);
+		return STORE_TEMP;
+	}
+	d->buf = xmalloc(SQL_CHUNK_SIZE);
+	*d_r = &d->base;
+	return STORE_OK;
+}
+
 static enum store_status
 ssql_deliver_begin(const struct store_driver *drv, const char *path,
     const char *user, struct store_delivery **d_r, char *err, size_t errsz)
@@ -783,10 +936,6 @@ ssql_deliver_begin(const struct store_driver *drv, const char *path,
 	const char *name = *path != '\0' ? path : user;
 	uint64_t user_id = 0, uid = 0;
 	enum store_status st;
-	struct sql_result *r = NULL;
-	struct sql_param p[2];
-	char ubuf[24];
-	enum sql_status sst;
 	bool reused;
 
 	*d_r = NULL;
@@ -812,28 +961,90 @@ ssql_deliver_begin(const struct store_driver *drv, const char *path,
 		return st;
 	}
 	(void)snprintf(d->uidl, sizeof(d->uidl), "%" PRIu64, uid);
-	u64_param(ubuf, sizeof(ubuf), user_id, &p[0]);
-	p[1] = SQL_PARAM_STR(d->uidl);
-	sst = sql_begin(d->conn, err, errsz);
-	if (sst == SQL_OK)
-		sst = sql_exec(d->conn, ssql_pg(db) ? q_ins_msg_pg :
-		    q_ins_msg_my, p, 2, ssql_pg(db) ? &r : NULL, err, errsz);
-	if (sst == SQL_OK && !ssql_pg(db))
-		sst = sql_exec(d->conn, q_last_id_my, NULL, 0, &r, err, errsz);
-	if (sst == SQL_OK && (!col_u64(r, 0, 0, &d->msg_id) ||
-	    d->msg_id == 0)) {
-		(void)snprintf(err, errsz, "sql: no id for the new message");
+	return ssql_deliver_start(d, user_id, 0, d_r, err, errsz);
+}
+
+static const char q_user_id[] =
+    "SELECT id FROM posuto_users WHERE name = ?";
+/* Deliveries number on from above a numeric UIDL brought in, so the two
+ * never meet (UNIQUE (user_id, uidl) would refuse the delivery). */
+static const char q_bump_uid[] =
+    "UPDATE posuto_users SET next_uid = ? WHERE id = ? AND next_uid < ?";
+
+/* A UIDL that a delivery could produce: decimal, no leading zero. */
+static bool
+uidl_number(const char *u, uint64_t *v)
+{
+	size_t len = strlen(u);
+
+	return len > 0 && len < 20 && u[0] != '0' &&
+	    parse_u64(u, len, v) && *v < UINT64_MAX;
+}
+
+static enum store_status
+ssql_deliver_begin_keep(const struct store_driver *drv, const char *path,
+    const char *user, const struct store_keep *keep,
+    struct store_delivery **d_r, char *err, size_t errsz)
+{
+	struct ssql_delivery *d;
+	struct ssql_db *db;
+	const char *name = *path != '\0' ? path : user;
+	struct sql_param p = SQL_PARAM_STR(name), bp[3];
+	struct sql_result *r = NULL;
+	char b0[24], b1[24];
+	uint64_t user_id = 0, num;
+	enum store_status st;
+	enum sql_status sst;
+	bool reused;
+
+	*d_r = NULL;
+	if (!uidl_valid(keep->uidl, strlen(keep->uidl))) {
+		(void)snprintf(err, errsz, "sql: not an RFC 1939 unique-id");
+		return STORE_PERM;
+	}
+	if ((st = ssql_db_for(&db, err, errsz)) != STORE_OK)
+		return st;
+	d = xcalloc(1, sizeof(*d));
+	d->base.drv = drv;
+	d->db = db;
+	(void)snprintf(d->uidl, sizeof(d->uidl), "%s", keep->uidl);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if ((d->conn = sql_pool_get(ssql_pool(db), &reused, err,
+		    errsz)) == NULL) {
+			ssql_delivery_end(d, false);
+			return STORE_TEMP;
+		}
+		sst = sql_exec(d->conn, q_user_id, &p, 1, &r, err, errsz);
+		if (sst != SQL_ERR_CONN || !reused)
+			break;
+		sql_pool_put(ssql_pool(db), &d->conn, true);
+	}
+	if (sst == SQL_OK && sql_result_rows(r) == 0) {
+		sql_result_free(&r);
+		(void)snprintf(err, errsz, "sql: no user %s in posuto_users",
+		    name);
+		ssql_delivery_end(d, false);
+		return STORE_PERM;
+	}
+	if (sst == SQL_OK && !col_u64(r, 0, 0, &user_id)) {
+		(void)snprintf(err, errsz, "sql: posuto_users row of %s is "
+		    "not usable", name);
 		sst = SQL_ERR_QUERY;
 	}
 	sql_result_free(&r);
+	if (sst == SQL_OK && uidl_number(keep->uidl, &num)) {
+		/* its own statement (autocommit): a number skipped over
+		 * by an import that fails later is simply never used */
+		u64_param(b0, sizeof(b0), num + 1, &bp[0]);
+		u64_param(b1, sizeof(b1), user_id, &bp[1]);
+		bp[2] = bp[0];
+		sst = sql_exec(d->conn, q_bump_uid, bp, 3, NULL, err, errsz);
+	}
 	if (sst != SQL_OK) {
-		ssql_delivery_fail(d, sst);
-		ssql_delivery_end(d, false);
+		ssql_delivery_end(d, sst == SQL_ERR_CONN);
 		return STORE_TEMP;
 	}
-	d->buf = xmalloc(SQL_CHUNK_SIZE);
-	*d_r = &d->base;
-	return STORE_OK;
+	return ssql_deliver_start(d, user_id, keep->arrival, d_r, err, errsz);
 }
 
 /* Inserts buf as the next chunk. */
@@ -971,11 +1182,15 @@ const struct store_driver store_driver_sql = {
 	.msg_size = ssql_msg_size,
 	.msg_uidl = ssql_msg_uidl,
 	.msg_size_is_hint = NULL,
+	.msg_arrival = ssql_msg_arrival,
 	.total_size = ssql_total_size,
 	.mark_seen = ssql_mark_seen,
 	.commit_needed = ssql_commit_needed,
 	.commit = ssql_commit,
 	.close = ssql_close,
+	.commit_expire = ssql_commit_expire,
+	.last_login = ssql_last_login,
+	.login_record = ssql_login_record,
 	.check = ssql_check,
 	.msg_open = ssql_msg_open,
 	.msg_read = ssql_msg_read,
@@ -987,6 +1202,7 @@ const struct store_driver store_driver_sql = {
 	.msg_wire_job = NULL,
 	.msg_close = ssql_msg_close,
 	.deliver_begin = ssql_deliver_begin,
+	.deliver_begin_keep = ssql_deliver_begin_keep,
 	.deliver_sender = NULL,
 	.deliver_write = ssql_deliver_write,
 	.deliver_commit = ssql_deliver_commit,

@@ -146,10 +146,17 @@ def test_sql_init_creates_versioned_schema_idempotently(tmp_path, db):
     r = sql_init(path)
     assert r.returncode == 0, r.stderr
     assert "schema version 1 applied" in r.stdout
+    assert "schema version 2 applied" in r.stdout
     r = sql_init(path)
     assert r.returncode == 0, r.stderr
     assert "nothing to do" in r.stdout
-    assert db.sql("SELECT version FROM posuto_schema_version").split() == ["1"]
+    assert sorted(db.sql("SELECT version FROM posuto_schema_version").split()) == ["1", "2"]
+    # a version-1 database (an older posuto made it) is brought to 2
+    db.sql("DELETE FROM posuto_schema_version WHERE version = 2")
+    db.sql("ALTER TABLE posuto_users DROP COLUMN last_login_at")
+    r = sql_init(path)
+    assert r.returncode == 0 and "schema version 2 applied" in r.stdout, r.stdout + r.stderr
+    assert db.sql("SELECT count(last_login_at) FROM posuto_users").split() == ["0"]
     cur = "current_schema()" if db.kind == "pgsql" else "DATABASE()"
     tables = sorted(db.sql("SELECT table_name FROM information_schema.tables WHERE "
                            "table_schema = %s" % cur).split())
@@ -235,6 +242,80 @@ def test_password_change_applies_at_next_login(tmp_path, db):
            % q(stored("SHA512-CRYPT", "new-pw")))
     assert login_reply(srv.port, "alice", "old-pw").startswith(b"-ERR")
     assert login_reply(srv.port, "alice", "new-pw").startswith(b"+OK")
+    stop(srv)
+
+
+def _lookups(db, since):
+    return db.log_since(since).count("SELECT name, password")
+
+
+def test_userdb_cache_answers_within_its_ttl_and_never_after(tmp_path, db):
+    """Sql CacheSize: logins within CacheTimeToLive ask the database
+    nothing (its statement log says so); a changed password is served
+    from the cache only until the TTL has passed, never after; names not
+    found are kept for CacheNegativeTimeToLive."""
+    fresh_schema(tmp_path, db)
+    add_user(db, "alice", stored("SHA512-CRYPT", "old-pw"))
+    mailbox(tmp_path, "alice")
+    srv = start(tmp_path, db, CacheSize=64, CacheTimeToLive=3600,
+                CacheNegativeTimeToLive=3600)
+    since = db.log_size()
+    assert login_reply(srv.port, "alice", "old-pw").startswith(b"+OK")
+    assert login_reply(srv.port, "nobody-here", "x").startswith(b"-ERR")
+    for _ in range(5):
+        assert login_reply(srv.port, "alice", "old-pw").startswith(b"+OK")
+        assert login_reply(srv.port, "nobody-here", "x").startswith(b"-ERR")
+    # cached: the five later rounds asked nothing
+    first = _lookups(db, since)
+    assert first >= 1
+    since2 = db.log_size()
+    assert login_reply(srv.port, "alice", "old-pw").startswith(b"+OK")
+    assert _lookups(db, since2) == 0
+    # within the TTL the cached row stands (as Dovecot's auth cache)
+    db.sql("UPDATE posuto_users SET password = %s WHERE name = 'alice'"
+           % q(stored("SHA512-CRYPT", "new-pw")))
+    add_user(db, "nobody-here", stored("SHA512-CRYPT", "pw"))
+    assert login_reply(srv.port, "alice", "old-pw").startswith(b"+OK")
+    assert login_reply(srv.port, "nobody-here", "pw").startswith(b"-ERR")
+    stop(srv)
+
+    # a TTL of 1 s: once it has passed, the database's answer counts
+    db.sql("DELETE FROM posuto_users WHERE name = 'nobody-here'")
+    srv = start(tmp_path, db, CacheSize=64, CacheTimeToLive=1,
+                CacheNegativeTimeToLive=1)
+    assert login_reply(srv.port, "alice", "new-pw").startswith(b"+OK")
+    assert login_reply(srv.port, "nobody-here", "pw").startswith(b"-ERR")
+    db.sql("UPDATE posuto_users SET password = %s WHERE name = 'alice'"
+           % q(stored("SHA512-CRYPT", "third-pw")))
+    add_user(db, "nobody-here", stored("SHA512-CRYPT", "pw"))
+    mailbox(tmp_path, "nobody-here")
+    time.sleep(1.2)             # longer than the TTL: never a cached answer
+    assert login_reply(srv.port, "alice", "new-pw").startswith(b"-ERR")
+    assert login_reply(srv.port, "alice", "third-pw").startswith(b"+OK")
+    assert login_reply(srv.port, "nobody-here", "pw").startswith(b"+OK")
+    stop(srv)
+
+
+def test_userdb_cache_keeps_no_failure(tmp_path, db):
+    """A lookup that failed (database down) is not cached: the next
+    login after the database is back asks it again and gets in."""
+    fresh_schema(tmp_path, db)
+    add_user(db, "alice", stored("SHA512-CRYPT", "pw"))
+    mailbox(tmp_path, "alice")
+    srv = start(tmp_path, db, CacheSize=64, CacheTimeToLive=3600,
+                CacheNegativeTimeToLive=3600)
+    db.stop()
+    try:
+        assert login_reply(srv.port, "alice", "pw").startswith(b"-ERR [SYS/TEMP]")
+    finally:
+        db.start()
+    r = b""
+    for _ in range(50):
+        r = login_reply(srv.port, "alice", "pw")
+        if r.startswith(b"+OK"):
+            break
+        time.sleep(0.2)
+    assert r.startswith(b"+OK"), r
     stop(srv)
 
 
