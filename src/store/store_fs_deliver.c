@@ -157,6 +157,8 @@ store_fs_deliver_commit(struct store_delivery *pub, char *id, size_t idsz)
 {
 	struct store_fs_delivery *d = (struct store_fs_delivery *)(void *)pub;
 	enum store_status st;
+	char name[sizeof(d->tmp) + 64];
+	int rfd = -1;
 
 	if (d->failed) {
 		deliver_free(d);
@@ -178,8 +180,23 @@ store_fs_deliver_commit(struct store_delivery *pub, char *id, size_t idsz)
 			return store_fs_errno_status(e);
 		}
 	}
-	if ((st = d->ops->publish(d, id, idsz)) != STORE_OK)
+	/* the same inode, read back for the wire copy after the publish
+	 * (a copy named before its message could be swept as an orphan) */
+	if (d->ops->wire_copy)
+		rfd = openat(d->stage, d->tmp, O_RDONLY | O_NOFOLLOW |
+		    O_CLOEXEC);
+	name[0] = '\0';
+	if ((st = d->ops->publish(d, name, sizeof(name))) != STORE_OK) {
 		log_warn("store: %s: cannot deliver a message", d->path);
+	} else {
+		if (id != NULL && idsz > 0)
+			(void)snprintf(id, idsz, "%s", name);
+		if (rfd != -1)
+			store_wire_deliver(d->path, name, strcspn(name, ":"),
+			    rfd, &d->ws);
+	}
+	if (rfd != -1)
+		close(rfd);
 	deliver_free(d);
 	return st;
 }

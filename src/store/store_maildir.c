@@ -692,15 +692,14 @@ maildir_deliver_publish(struct store_fs_delivery *d, char *id, size_t idsz)
 	char name[sizeof(d->tmp) + 48];
 	int n, newfd;
 
-	/* sizes in the name spare the first reader the sizing read: W= only
-	 * when the bytes need no change, as store_fs reads it */
-	if (wire_size_is_wire_form(&d->ws))
-		n = snprintf(name, sizeof(name), "%s,S=%llu,W=%llu", d->tmp,
-		    (unsigned long long)d->ws.raw,
-		    (unsigned long long)wire_size_final(&d->ws));
-	else
-		n = snprintf(name, sizeof(name), "%s,S=%llu", d->tmp,
-		    (unsigned long long)d->ws.raw);
+	/* sizes in the name spare the first reader the sizing read.  W= is
+	 * the LIST size (Dovecot's "virtual size": CRLF line ends, no
+	 * dot-stuffing), so it is right for a file with dot lines too; that
+	 * a file needs no stuffing is the wire cache's to say
+	 * (store_wire_deliver()), not the name's */
+	n = snprintf(name, sizeof(name), "%s,S=%llu,W=%llu", d->tmp,
+	    (unsigned long long)d->ws.raw,
+	    (unsigned long long)wire_size_final(&d->ws));
 	if (n < 0 || (size_t)n >= sizeof(name)) {
 		errno = ENAMETOOLONG;
 		return STORE_PERM;
@@ -739,6 +738,7 @@ maildir_deliver_publish(struct store_fs_delivery *d, char *id, size_t idsz)
 static const struct store_fs_deliver_ops maildir_deliver_ops = {
 	.prepare = maildir_deliver_prepare,
 	.publish = maildir_deliver_publish,
+	.wire_copy = true,
 };
 
 static unsigned
