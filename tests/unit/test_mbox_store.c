@@ -547,8 +547,15 @@ test_dotlock(void **state)
 	write_file(lock, buf);
 	assert_int_equal(open_status(3000), MBOX_OK);
 	assert_int_equal(access(lock, F_OK), -1);
-	/* no pid (Postfix), fresh: respected; older than 500 s: stale */
+	/* An unchanged mbox (its index, made just now under both locks,
+	 * still matches) is snapshotted under an fcntl read lock alone: a
+	 * dotlock holder that has written nothing yet changes nothing. */
 	write_file(lock, "");
+	assert_int_equal(open_status(300), MBOX_OK);
+	assert_int_equal(access(lock, F_OK), 0);
+	/* changed since: the full path, which respects the dotlock; no pid
+	 * (Postfix), fresh: respected; older than 500 s: stale */
+	write_file(mbox, FROM("a") "x\n" "\n" FROM("b") "y\n");
 	assert_int_equal(open_status(300), MBOX_TEMP);
 	assert_int_equal(utimensat(AT_FDCWD, lock, old, 0), 0);
 	assert_int_equal(open_status(3000), MBOX_OK);
@@ -564,6 +571,9 @@ test_fcntl_lock(void **state)
 
 	(void)state;
 	write_file(mbox, FROM("a") "x\n");
+	/* the index matches the file: a writer holding the fcntl lock is
+	 * still waited for, never read past (mbox_snapshot_unchanged()) */
+	assert_int_equal(open_status(3000), MBOX_OK);
 	assert_int_equal(pipe(pfd), 0);
 	pid = fork();
 	if (pid == 0) {
