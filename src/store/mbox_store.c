@@ -499,8 +499,9 @@ mbox_open_fd(struct mbox *mb, int extra_flags, mode_t mode, char *err,
  * what its stat says, and it is what the index describes if dev, inode,
  * size, mtime and ctime all agree.  A writer holding only the dotlock so
  * far has not written yet: the snapshot is the mailbox before its
- * delivery, as if it had come a moment later.  A journal or an append
- * marker left by a crash needs the recovery under both locks, as does
+ * delivery, as if it had come a moment later.  A journal (or its tmp)
+ * or an append marker left by a crash needs the recovery and clean-up
+ * under both locks, as does
  * anything changed: false, and the caller takes the full path.  Never
  * waits: a lock held by a writer is the full path's to wait for.
  */
@@ -514,13 +515,16 @@ mbox_snapshot_unchanged(struct mbox *mb)
 	struct stat st;
 	size_t in = 0;
 	bool ok = false;
+	char *jtmp;
 
 	memset(&fl, 0, sizeof(fl));
 	fl.l_type = F_RDLCK;
 	fl.l_whence = SEEK_SET;
 	if (fcntl(mb->fd, F_OFD_SETLK, &fl) != 0)
 		return false;
+	jtmp = xasprintf("%s.tmp", mb->journal_path);
 	if (access(mb->journal_path, F_OK) != 0 && errno == ENOENT &&
+	    access(jtmp, F_OK) != 0 && errno == ENOENT &&
 	    access(mb->append_path, F_OK) != 0 && errno == ENOENT &&
 	    fstat(mb->fd, &st) == 0) {
 		mbox_file_id_from_stat(&cur, &st);
@@ -534,6 +538,7 @@ mbox_snapshot_unchanged(struct mbox *mb)
 		}
 	}
 	free(im);
+	free(jtmp);
 	fl.l_type = F_UNLCK;
 	(void)fcntl(mb->fd, F_OFD_SETLK, &fl);
 	return ok;
