@@ -355,11 +355,42 @@ deliver_out_byte(struct deliver_out *o, unsigned char c)
 
 /* Feeds message bytes: "\r\n" and a lone "\n" become the store's line
  * end; any other '\r' stays as it is. */
+/* A run of bytes that are neither '\r' nor '\n': copied as they are. */
+static void
+deliver_out_span(struct deliver_out *o, const unsigned char *p, size_t n)
+{
+	while (n > 0 && o->st == STORE_OK) {
+		size_t k;
+
+		if (o->len == sizeof(o->buf))
+			deliver_out_flush(o);
+		k = sizeof(o->buf) - o->len;
+		if (k > n)
+			k = n;
+		memcpy(o->buf + o->len, p, k);
+		o->len += k;
+		o->last = p[k - 1];
+		p += k;
+		n -= k;
+	}
+}
+
 static void
 deliver_out_conv(struct deliver_out *o, const unsigned char *p, size_t n)
 {
 	for (size_t i = 0; i < n && o->st == STORE_OK; i++) {
 		unsigned char c = p[i];
+
+		if (!o->cr && c != '\r' && c != '\n') {
+			/* the common case, a line's text: in bulk */
+			size_t j = i + 1;
+
+			while (j < n && p[j] != '\r' && p[j] != '\n')
+				j++;
+			deliver_out_span(o, p + i, j - i);
+			i = j - 1;
+			continue;
+		}
 
 		if (o->cr) {
 			o->cr = false;
