@@ -1,7 +1,7 @@
 /*
  * store_fs_deliver.c - the engine's half of a delivery: a file written
  * in the driver's staging place, counted as it streams in (stored and
- * wire size, wire form), fsync()ed and closed before the driver links it
+ * wire size, wire form), synced and closed before the driver links it
  * to its visible name and syncs that directory.  A message is
  * acknowledged only after all of that (RELIABILITY.md: durability), and
  * is never visible half-written.
@@ -166,7 +166,9 @@ store_fs_deliver_commit(struct store_delivery *pub, char *id, size_t idsz)
 	}
 	{
 		/* close() reports delayed write errors (NFS, quotas) */
-		bool ok = fsync(d->fd) == 0;
+		/* fdatasync: the bytes and what reading them needs (size,
+		 * blocks; a new file's inode), not its timestamps */
+		bool ok = fdatasync(d->fd) == 0;
 		int e = errno;
 
 		if (close(d->fd) == -1 && ok) {

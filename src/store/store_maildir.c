@@ -738,7 +738,10 @@ maildir_deliver_publish(struct store_fs_delivery *d, char *id, size_t idsz)
 		(void)unlinkat(d->stage, d->tmp, 0);
 	}
 	d->tmp[0] = '\0';
-	if (fsync(newfd) == -1 && errno != EINVAL) {
+	/* the new entry is the directory's data: fdatasync writes it, and
+	 * spares the directory's inode (mtime) when it did not grow, as
+	 * Dovecot's fdatasync_path() does; one disk write fewer a message */
+	if (fdatasync(newfd) == -1 && errno != EINVAL) {
 		int e = errno;
 
 		/* visible but maybe not durable: the caller must not
