@@ -184,7 +184,7 @@ store_fs_deliver_commit(struct store_delivery *pub, char *id, size_t idsz)
 	}
 	/* the same inode, read back for the wire copy after the publish
 	 * (a copy named before its message could be swept as an orphan) */
-	if (d->ops->wire_copy)
+	if (d->ops->wire_copy && store_wire_deliver_wanted(&d->ws))
 		rfd = openat(d->stage, d->tmp, O_RDONLY | O_NOFOLLOW |
 		    O_CLOEXEC);
 	name[0] = '\0';

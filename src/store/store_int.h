@@ -323,6 +323,8 @@ struct store_wire_job *store_wire_job_new(const struct store_fs *mb,
  * download. */
 void store_wire_deliver(const char *mailbox, const char *key, size_t key_len,
     int src_fd, const struct wire_size *ws);
+/* Would a delivery of this size get a copy?  (Spares the reopen.) */
+bool store_wire_deliver_wanted(const struct wire_size *ws);
 /* Removes copies of messages not in the snapshot or marked in deleted
  * (NULL = none), and builds abandoned long ago. */
 void store_wire_sweep(struct store_fs *mb, const uint8_t *deleted);

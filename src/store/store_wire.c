@@ -459,6 +459,14 @@ store_wire_sweep(struct store_fs *mb, const uint8_t *deleted)
 
 /* --- copies made at delivery ----------------------------------------- */
 
+bool
+store_wire_deliver_wanted(const struct wire_size *ws)
+{
+	uint64_t min = atomic_load(&wire_min_size);
+
+	return min > 0 && wire_size_final(ws) >= min;
+}
+
 void
 store_wire_deliver(const char *mailbox, const char *key, size_t key_len,
     int src_fd, const struct wire_size *ws)
