@@ -500,11 +500,24 @@ mbox_open_fd(struct mbox *mb, int extra_flags, mode_t mode, char *err,
  * size, mtime and ctime all agree.  A writer holding only the dotlock so
  * far has not written yet: the snapshot is the mailbox before its
  * delivery, as if it had come a moment later.  A journal (or its tmp)
- * or an append marker left by a crash needs the recovery and clean-up
+ * or a non-empty append marker left by a crash needs the recovery and
+ * clean-up
  * under both locks, as does
  * anything changed: false, and the caller takes the full path.  Never
  * waits: a lock held by a writer is the full path's to wait for.
  */
+/* No append marker, or a cleared one (empty: mbox_append_mark_clear()
+ * truncates it, and an empty one was never under an append). */
+static bool
+mbox_append_mark_empty(const char *apath)
+{
+	struct stat st;
+
+	if (lstat(apath, &st) != 0)
+		return errno == ENOENT;
+	return S_ISREG(st.st_mode) && st.st_size == 0;
+}
+
 static bool
 mbox_snapshot_unchanged(struct mbox *mb)
 {
@@ -525,7 +538,7 @@ mbox_snapshot_unchanged(struct mbox *mb)
 	jtmp = xasprintf("%s.tmp", mb->journal_path);
 	if (access(mb->journal_path, F_OK) != 0 && errno == ENOENT &&
 	    access(jtmp, F_OK) != 0 && errno == ENOENT &&
-	    access(mb->append_path, F_OK) != 0 && errno == ENOENT &&
+	    mbox_append_mark_empty(mb->append_path) &&
 	    fstat(mb->fd, &st) == 0) {
 		mbox_file_id_from_stat(&cur, &st);
 		if (mbox_index_load(mb->index_path, &iid, itail, &im, &in) &&

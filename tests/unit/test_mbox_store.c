@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -722,6 +723,52 @@ test_concurrent_appends(void **state)
 	mbox_close(&mb);
 }
 
+#define THREADS 6
+#define PER_THREAD 15
+
+static void *
+thread_appender(void *arg)
+{
+	int t = (int)(intptr_t)arg;
+
+	for (int i = 0; i < PER_THREAD; i++) {
+		char body[128];
+		struct mbox *mb;
+
+		(void)snprintf(body, sizeof(body), "Subject: t%d-%d\n\nx\n", t,
+		    i);
+		append(body);
+		mb = open_ok();		/* snapshots between the appends */
+		mbox_close(&mb);
+	}
+	return NULL;
+}
+
+/* Threads of one process (a server's LMTP workers and POP3 opens) take
+ * the dotlock in turn: each gets it, none takes another's for its own,
+ * and none is left behind under our (live) pid, which would hold every
+ * later delivery off until the lock went stale. */
+static void
+test_threads_share_the_dotlock(void **state)
+{
+	pthread_t th[THREADS];
+	char lock[400];
+	struct mbox *mb;
+
+	(void)state;
+	write_file(mbox, FROM("a") "x\n");
+	for (int t = 0; t < THREADS; t++)
+		assert_int_equal(pthread_create(&th[t], NULL, thread_appender,
+		    (void *)(intptr_t)t), 0);
+	for (int t = 0; t < THREADS; t++)
+		assert_int_equal(pthread_join(th[t], NULL), 0);
+	snprintf(lock, sizeof(lock), "%s.lock", mbox);
+	assert_int_equal(access(lock, F_OK), -1);
+	mb = open_ok();
+	assert_int_equal(mbox_msg_count(mb), 1 + THREADS * PER_THREAD);
+	mbox_close(&mb);
+}
+
 /* A reader that can start over and kills its process on the second
  * pass (the one that writes) after kill_at bytes. */
 struct kill_reader {
@@ -936,6 +983,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_expunge_refuses_foreign_rewrite, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dotlock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads_share_the_dotlock,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fcntl_lock, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_lockfile_progs, setup,
