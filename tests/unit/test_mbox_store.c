@@ -767,6 +767,24 @@ test_threads_share_the_dotlock(void **state)
 	mb = open_ok();
 	assert_int_equal(mbox_msg_count(mb), 1 + THREADS * PER_THREAD);
 	mbox_close(&mb);
+	/* the appends left their marker cleared (empty): an unchanged mbox
+	 * still opens without the dotlock, here held by a live process... */
+	{
+		char marker[400], buf[32];
+		struct stat st;
+
+		snprintf(marker, sizeof(marker), "%s.posuto-append", mbox);
+		assert_int_equal(stat(marker, &st), 0);
+		assert_int_equal(st.st_size, 0);
+		snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+		write_file(lock, buf);
+		assert_int_equal(open_status(300), MBOX_OK);
+		/* ...but a marker with content (a crash mid-append) needs
+		 * the recovery, under the dotlock */
+		write_file(marker, "x");
+		assert_int_equal(open_status(300), MBOX_TEMP);
+		assert_int_equal(unlink(lock), 0);
+	}
 }
 
 /* A reader that can start over and kills its process on the second
