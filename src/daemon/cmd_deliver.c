@@ -240,6 +240,7 @@ cmd_deliver(int argc, char **argv, const char *default_config)
 		return EX_TEMPFAIL;
 	}
 	store_mbox_configure(cfg->mbox_state_dir);
+	store_wire_configure(cfg->wire_cache_min_size);
 	if (!store_tpops_configure(&cfg->sql, err, sizeof(err))) {
 		fprintf(stderr, "posuto deliver: Sql: %s\n", err);
 		userdb_unref(&db);

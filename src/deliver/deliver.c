@@ -22,8 +22,10 @@
 #define DELIVER_CHUNK	(64 * 1024)
 
 struct deliver_spool {
-	int fd;
+	int fd;			/* -1 for a spool in memory */
 	uint64_t len;
+	unsigned char *mem;	/* deliver_spool_take(): owned */
+	size_t mem_off;		/* where the message starts in mem */
 };
 
 static int
@@ -186,10 +188,65 @@ deliver_spool_fd(int fd, struct deliver_spool **sp_r, char *err, size_t errsz)
 }
 
 enum deliver_status
-deliver_spool_mem(const void *buf, size_t len, struct deliver_spool **sp_r,
+deliver_spool_take(void *buf, size_t len, struct deliver_spool **sp_r,
     char *err, size_t errsz)
 {
-	return deliver_spool_in(-1, buf, len, sp_r, err, errsz);
+	unsigned char *b = buf;
+	struct deliver_spool *sp;
+	size_t off = 0;
+
+	*sp_r = NULL;
+	/* what deliver_spool_in() checks, on the bytes where they are */
+	if (len >= 5 && memcmp(b, "From ", 5) == 0) {
+		const unsigned char *nl = memchr(b, '\n', len);
+
+		off = nl != NULL ? (size_t)(nl - b) + 1 : len;
+	}
+	if (memchr(b, '\0', len) != NULL) {
+		(void)snprintf(err, errsz, "message contains a NUL byte "
+		    "(RFC 5322 forbids it)");
+		free(buf);
+		return DELIVER_BAD_MSG;
+	}
+	if (len - off > DELIVER_MAX_SIZE) {
+		(void)snprintf(err, errsz, "message larger than %llu bytes",
+		    (unsigned long long)DELIVER_MAX_SIZE);
+		free(buf);
+		return DELIVER_TOO_BIG;
+	}
+	if (len - off == 0) {
+		(void)snprintf(err, errsz, "empty message");
+		free(buf);
+		return DELIVER_BAD_MSG;
+	}
+	sp = xcalloc(1, sizeof(*sp));
+	sp->fd = -1;
+	sp->mem = b;
+	sp->mem_off = off;
+	sp->len = len - off;
+	*sp_r = sp;
+	return DELIVER_OK;
+}
+
+/* Up to len bytes of the message from off; -1 with errno on error. */
+static ssize_t
+deliver_spool_pread(const struct deliver_spool *sp, void *buf, size_t len,
+    uint64_t off)
+{
+	ssize_t n;
+
+	if (sp->mem != NULL) {
+		if (off >= sp->len)
+			return 0;
+		if (len > sp->len - off)
+			len = (size_t)(sp->len - off);
+		memcpy(buf, sp->mem + sp->mem_off + off, len);
+		return (ssize_t)len;
+	}
+	do
+		n = pread(sp->fd, buf, len, (off_t)off);
+	while (n < 0 && errno == EINTR);
+	return n;
 }
 
 void
@@ -201,6 +258,7 @@ deliver_spool_free(struct deliver_spool **spp)
 		return;
 	if (sp->fd >= 0)
 		close(sp->fd);
+	free(sp->mem);
 	free(sp);
 	*spp = NULL;
 }
@@ -297,11 +355,42 @@ deliver_out_byte(struct deliver_out *o, unsigned char c)
 
 /* Feeds message bytes: "\r\n" and a lone "\n" become the store's line
  * end; any other '\r' stays as it is. */
+/* A run of bytes that are neither '\r' nor '\n': copied as they are. */
+static void
+deliver_out_span(struct deliver_out *o, const unsigned char *p, size_t n)
+{
+	while (n > 0 && o->st == STORE_OK) {
+		size_t k;
+
+		if (o->len == sizeof(o->buf))
+			deliver_out_flush(o);
+		k = sizeof(o->buf) - o->len;
+		if (k > n)
+			k = n;
+		memcpy(o->buf + o->len, p, k);
+		o->len += k;
+		o->last = p[k - 1];
+		p += k;
+		n -= k;
+	}
+}
+
 static void
 deliver_out_conv(struct deliver_out *o, const unsigned char *p, size_t n)
 {
 	for (size_t i = 0; i < n && o->st == STORE_OK; i++) {
 		unsigned char c = p[i];
+
+		if (!o->cr && c != '\r' && c != '\n') {
+			/* the common case, a line's text: in bulk */
+			size_t j = i + 1;
+
+			while (j < n && p[j] != '\r' && p[j] != '\n')
+				j++;
+			deliver_out_span(o, p + i, j - i);
+			i = j - 1;
+			continue;
+		}
 
 		if (o->cr) {
 			o->cr = false;
@@ -374,9 +463,7 @@ deliver_scan_prepended(const struct deliver_spool *sp, const char *sender,
 	size_t pos = 0;
 
 	*rp_r = *dt_r = false;
-	do
-		n = pread(sp->fd, b, sizeof(b) - 1, 0);
-	while (n < 0 && errno == EINTR);
+	n = deliver_spool_pread(sp, b, sizeof(b) - 1, 0);
 	if (n <= 0)
 		return;
 	b[n] = '\0';
@@ -448,14 +535,17 @@ deliver_to_entry(const struct deliver_spool *sp, const char *sender,
 	    have_dt ? "" : rcpt, have_dt ? "" : ">\n");
 	deliver_out_conv(o, (const unsigned char *)hdr, strlen(hdr));
 	free(hdr);
-	b = xmalloc(DELIVER_CHUNK);
+	if (sp->mem != NULL) {
+		/* converted straight from memory: no copy to a buffer */
+		deliver_out_conv(o, sp->mem + sp->mem_off, (size_t)sp->len);
+		off = sp->len;
+	}
+	b = off < sp->len ? xmalloc(DELIVER_CHUNK) : NULL;
 	while (o->st == STORE_OK && off < sp->len) {
 		size_t k = sp->len - off > DELIVER_CHUNK ? DELIVER_CHUNK :
 		    (size_t)(sp->len - off);
-		ssize_t n = pread(sp->fd, b, k, (off_t)off);
+		ssize_t n = deliver_spool_pread(sp, b, k, off);
 
-		if (n < 0 && errno == EINTR)
-			continue;
 		if (n <= 0) {
 			(void)snprintf(err, errsz, "spool: %s",
 			    n == 0 ? "short read" : strerror(errno));

@@ -49,8 +49,10 @@ struct deliver_spool;
  */
 enum deliver_status deliver_spool_fd(int fd, struct deliver_spool **sp_r,
     char *err, size_t errsz);
-/* The same from bytes in memory (tests, LMTP with a small message). */
-enum deliver_status deliver_spool_mem(const void *buf, size_t len,
+/* The same from bytes in memory (LMTP, the SMTP sink: DATA is read into
+ * memory anyway): the spool takes buf, a malloc()ed block, and frees it
+ * (on failure too).  No temporary file is written and read back. */
+enum deliver_status deliver_spool_take(void *buf, size_t len,
     struct deliver_spool **sp_r, char *err, size_t errsz);
 void deliver_spool_free(struct deliver_spool **sp);
 

@@ -370,8 +370,8 @@ smtp_data_work(void *arg)
 	enum deliver_status st;
 	char err[256] = "";
 
-	st = deliver_spool_mem(j->body, j->body_len, &sp, err, sizeof(err));
-	free(j->body);
+	/* the spool takes the body: no copy through a temporary file */
+	st = deliver_spool_take(j->body, j->body_len, &sp, err, sizeof(err));
 	j->body = NULL;
 	for (size_t i = 0; i < j->n_rcpts; i++) {
 		const char *rcpt = j->rcpts[i];

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,8 @@
 
 #include "lib/strutil.h"
 #include "lib/xmalloc.h"
+
+static atomic_uint mbox_dot_seq;
 
 void
 mbox_lock_opts_init(struct mbox_lock_opts *o)
@@ -102,9 +105,20 @@ mbox_dot_try(struct mbox_lock *lk, const struct mbox_lock_opts *o)
 	int fd, len, r, e;
 
 	len = snprintf(pidbuf, sizeof(pidbuf), "%ld\n", (long)getpid());
-	tmp = xasprintf("%s.posuto.%ld", lk->dot_path, (long)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+	/* A name of this attempt's own: with one per process, threads of a
+	 * server (LMTP workers, POP3 opens) reused each other's, and one
+	 * could link another's file into place, find its own identity not
+	 * there at release, and leave the lock held under our live pid. */
+	tmp = xasprintf("%s.posuto.%ld.%u", lk->dot_path, (long)getpid(),
+	    atomic_fetch_add(&mbox_dot_seq, 1));
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 	    0644);
+	if (fd < 0 && errno == EEXIST) {
+		/* left by a process of the same pid that died here */
+		(void)unlink(tmp);
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC, 0644);
+	}
 	if (fd < 0) {
 		free(tmp);
 		return -1;

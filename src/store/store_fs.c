@@ -788,6 +788,12 @@ store_fs_msg_open(struct mailbox *pub, uint32_t idx, struct msg_reader **r_r)
 	if (!r->wire_form)
 		r->wire = store_wire_lookup(mb, idx, &st, &r->wire_fd,
 		    &r->wire_st, &r->wire_len);
+	if (r->wire == STORE_WIRE_SELF) {
+		/* the delivery measured these very bytes (same inode, size
+		 * and mtime): they need no change */
+		r->wire = STORE_WIRE_NONE;
+		r->wire_form = r->raw_size == m->wire_size;
+	}
 	*r_r = &r->pub;
 	return STORE_OK;
 }

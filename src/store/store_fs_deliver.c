@@ -1,7 +1,7 @@
 /*
  * store_fs_deliver.c - the engine's half of a delivery: a file written
  * in the driver's staging place, counted as it streams in (stored and
- * wire size, wire form), fsync()ed and closed before the driver links it
+ * wire size, wire form), synced and closed before the driver links it
  * to its visible name and syncs that directory.  A message is
  * acknowledged only after all of that (RELIABILITY.md: durability), and
  * is never visible half-written.
@@ -187,6 +187,8 @@ store_fs_deliver_commit(struct store_delivery *pub, char *id, size_t idsz)
 {
 	struct store_fs_delivery *d = (struct store_fs_delivery *)(void *)pub;
 	enum store_status st;
+	char name[sizeof(d->tmp) + 64];
+	int rfd = -1;
 
 	if (d->failed) {
 		deliver_free(d);
@@ -203,7 +205,9 @@ store_fs_deliver_commit(struct store_delivery *pub, char *id, size_t idsz)
 	}
 	{
 		/* close() reports delayed write errors (NFS, quotas) */
-		bool ok = fsync(d->fd) == 0;
+		/* fdatasync: the bytes and what reading them needs (size,
+		 * blocks; a new file's inode), not its timestamps */
+		bool ok = fdatasync(d->fd) == 0;
 		int e = errno;
 
 		if (close(d->fd) == -1 && ok) {
@@ -217,8 +221,23 @@ store_fs_deliver_commit(struct store_delivery *pub, char *id, size_t idsz)
 			return store_fs_errno_status(e);
 		}
 	}
-	if ((st = d->ops->publish(d, id, idsz)) != STORE_OK)
+	/* the same inode, read back for the wire copy after the publish
+	 * (a copy named before its message could be swept as an orphan) */
+	if (d->ops->wire_copy && store_wire_deliver_wanted(&d->ws))
+		rfd = openat(d->stage, d->tmp, O_RDONLY | O_NOFOLLOW |
+		    O_CLOEXEC);
+	name[0] = '\0';
+	if ((st = d->ops->publish(d, name, sizeof(name))) != STORE_OK) {
 		log_warn("store: %s: cannot deliver a message", d->path);
+	} else {
+		if (id != NULL && idsz > 0)
+			(void)snprintf(id, idsz, "%s", name);
+		if (rfd != -1)
+			store_wire_deliver(d->path, name, strcspn(name, ":"),
+			    rfd, &d->ws);
+	}
+	if (rfd != -1)
+		close(rfd);
 	deliver_free(d);
 	return st;
 }

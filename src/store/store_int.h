@@ -76,6 +76,7 @@ enum store_wire_state {
 				 * first download */
 	STORE_WIRE_MISSING,	/* wanted, not there (or stale) */
 	STORE_WIRE_CACHED,	/* wire_fd holds a valid copy */
+	STORE_WIRE_SELF,	/* the delivery found the file in wire form */
 };
 
 struct store_fs_reader {
@@ -272,6 +273,9 @@ struct store_fs_deliver_ops {
 	/* NULL: the driver cannot name a message after a given UIDL; else
 	 * false (why_r) for a UIDL it cannot hold */
 	bool (*keep_ok)(const char *uidl, const char **why_r);
+	/* The published name up to its first ':' is the message's key: it
+	 * gets its wire cache copy at delivery (store_wire_deliver()). */
+	bool wire_copy;
 };
 
 enum store_status store_fs_deliver_begin(const struct store_driver *drv,
@@ -333,6 +337,15 @@ enum store_wire_state store_wire_lookup(const struct store_fs *mb,
 /* NULL when enough builds are under way. */
 struct store_wire_job *store_wire_job_new(const struct store_fs *mb,
     uint32_t idx, int src_fd, const struct stat *src);
+/* At delivery, the message file src_fd (synced, under its final name key
+ * in mailbox) gets its copy, if the cache is for it: a converted one, or
+ * when ws says its bytes are the wire form, a trailer saying so.  Never
+ * fails the delivery: a copy that cannot be made is only a slower first
+ * download. */
+void store_wire_deliver(const char *mailbox, const char *key, size_t key_len,
+    int src_fd, const struct wire_size *ws);
+/* Would a delivery of this size get a copy?  (Spares the reopen.) */
+bool store_wire_deliver_wanted(const struct wire_size *ws);
 /* Removes copies of messages not in the snapshot or marked in deleted
  * (NULL = none), and builds abandoned long ago. */
 void store_wire_sweep(struct store_fs *mb, const uint8_t *deleted);

@@ -13,6 +13,12 @@
  * 1.7 GB/s without copies to 0.45-1.1 GB/s).  Formats that record no
  * read state (emldir) get a copy on the first download.
  *
+ * Mail posuto delivers itself (store_wire_deliver()) gets its copy at
+ * delivery instead, from the page cache the delivery just filled, so its
+ * first download is a sendfile() too; one whose stored bytes already are
+ * the wire form gets a trailer-only "self" copy that says so (its name's
+ * W= hint spares the sizing read that would otherwise find out).
+ *
  * "<mailbox>/posuto-wire/<key>", key = the message's stable name (Maildir:
  * the unique part, which survives new/ -> cur/ and flag changes).  No
  * leading dot: Maildir++ readers (Dovecot, Courier) take dot directories
@@ -62,8 +68,10 @@ struct wire_trailer {
 	uint64_t src_mtime_nsec;
 	uint64_t wire_size;	/* LIST size: before dot-stuffing */
 	uint64_t body_len;	/* bytes before the trailer */
-	uint64_t reserved;
+	uint64_t flags;		/* WIRE_F_* */
 };
+/* No body: the source file itself is its wire form (body_len 0). */
+#define WIRE_F_SELF	1u
 _Static_assert(sizeof(struct wire_trailer) == 64, "wire cache trailer size");
 
 struct store_wire_job {
@@ -72,6 +80,7 @@ struct store_wire_job {
 	uint64_t wire_size;
 	char *dir;
 	char *key;
+	bool self;		/* write a WIRE_F_SELF trailer, no body */
 };
 
 static _Atomic uint64_t wire_min_size;
@@ -126,7 +135,9 @@ wire_trailer_matches(const struct wire_trailer *h, const struct stat *src,
 	    h->src_mtime_sec == (int64_t)src->st_mtim.tv_sec &&
 	    h->src_mtime_nsec == (uint64_t)src->st_mtim.tv_nsec &&
 	    h->wire_size == wire_size &&
-	    h->body_len >= wire_size &&
+	    (h->flags == WIRE_F_SELF ? h->body_len == 0 &&
+	    (uint64_t)src->st_size == wire_size :
+	    h->flags == 0 && h->body_len >= wire_size) &&
 	    (uint64_t)file_size == h->body_len + sizeof(*h);
 }
 
@@ -157,6 +168,10 @@ store_wire_lookup(const struct store_fs *mb, uint32_t idx,
 	    !wire_trailer_matches(&h, src, m->wire_size, st.st_size)) {
 		close(fd);
 		return missing;		/* stale: a rebuild replaces it */
+	}
+	if (h.flags == WIRE_F_SELF) {
+		close(fd);
+		return STORE_WIRE_SELF;
 	}
 	*fd_r = fd;
 	*st_r = st;
@@ -228,6 +243,21 @@ wire_pwrite_all(int fd, const void *buf, size_t len, off_t off)
 	return true;
 }
 
+static void
+wire_trailer_fill(struct wire_trailer *h, const struct store_wire_job *j,
+    uint64_t body_len)
+{
+	memset(h, 0, sizeof(*h));
+	memcpy(h->magic, WIRE_MAGIC, sizeof(h->magic));
+	h->src_ino = (uint64_t)j->src.st_ino;
+	h->src_size = (uint64_t)j->src.st_size;
+	h->src_mtime_sec = (int64_t)j->src.st_mtim.tv_sec;
+	h->src_mtime_nsec = (uint64_t)j->src.st_mtim.tv_nsec;
+	h->wire_size = j->wire_size;
+	h->body_len = body_len;
+	h->flags = j->self ? WIRE_F_SELF : 0;
+}
+
 /* Converts the source into fd, then appends the trailer h.  false: errno
  * set, or EAGAIN if the source is not the file the snapshot measured. */
 static bool
@@ -277,14 +307,7 @@ wire_convert(struct store_wire_job *j, int fd, struct wire_trailer *h)
 		errno = EAGAIN;
 		goto out;
 	}
-	memset(h, 0, sizeof(*h));
-	memcpy(h->magic, WIRE_MAGIC, sizeof(h->magic));
-	h->src_ino = (uint64_t)j->src.st_ino;
-	h->src_size = (uint64_t)j->src.st_size;
-	h->src_mtime_sec = (int64_t)j->src.st_mtim.tv_sec;
-	h->src_mtime_nsec = (uint64_t)j->src.st_mtim.tv_nsec;
-	h->wire_size = j->wire_size;
-	h->body_len = (uint64_t)out_off;
+	wire_trailer_fill(h, j, (uint64_t)out_off);
 	ok = wire_pwrite_all(fd, h, sizeof(*h), out_off);
 out:
 	free(in);
@@ -308,7 +331,14 @@ wire_build(struct store_wire_job *j, int dfd)
 	if (fd == -1)
 		return false;
 	/* fsync before rename: after a crash the name holds all or nothing */
-	ok = wire_convert(j, fd, &h) && fsync(fd) == 0;
+	if (j->self) {
+		/* only the delivery writes these: it measured every byte */
+		wire_trailer_fill(&h, j, 0);
+		ok = wire_pwrite_all(fd, &h, sizeof(h), 0);
+	} else {
+		ok = wire_convert(j, fd, &h);
+	}
+	ok = ok && fsync(fd) == 0;
 	if (close(fd) == -1)
 		ok = false;
 	if (ok && renameat(dfd, tmp, dfd, j->key) == 0)
@@ -425,4 +455,36 @@ store_wire_sweep(struct store_fs *mb, const uint8_t *deleted)
 	free(ds);
 	free(keys);
 	close(fd);
+}
+
+/* --- copies made at delivery ----------------------------------------- */
+
+bool
+store_wire_deliver_wanted(const struct wire_size *ws)
+{
+	uint64_t min = atomic_load(&wire_min_size);
+
+	return min > 0 && wire_size_final(ws) >= min;
+}
+
+void
+store_wire_deliver(const char *mailbox, const char *key, size_t key_len,
+    int src_fd, const struct wire_size *ws)
+{
+	struct store_wire_job j;
+	uint64_t min = atomic_load(&wire_min_size);
+
+	memset(&j, 0, sizeof(j));
+	j.wire_size = wire_size_final(ws);
+	if (min == 0 || j.wire_size < min || fstat(src_fd, &j.src) == -1)
+		return;
+	j.src_fd = src_fd;
+	j.self = wire_size_is_wire_form(ws);
+	j.dir = xasprintf("%s/%s", mailbox, WIRE_DIR);
+	j.key = xstrndup(key, key_len);
+	/* not counted in wire_jobs: it runs here, on the delivering thread,
+	 * and its failures are the cache's, never the delivery's */
+	store_wire_job_run(&j);
+	free(j.dir);
+	free(j.key);
 }

@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from posuto_testlib import Maildir, base_config, free_port, posuto_bin, write_config
+from posuto_testlib import (Maildir, Pop3, base_config, dot_stuff, free_port, posuto_bin,
+                            write_config)
 
 PW = "{PLAIN}secret"
 
@@ -73,11 +74,12 @@ def test_maildir_crlf_sizes_and_trace_headers(tmp_path):
                     b"body\r\nline 2\r\n")
     m = re.search(r",S=(\d+),W=(\d+)", files[0].name)
     assert m and int(m.group(1)) == int(m.group(2)) == len(data)
-    # a '.' line: stored right, not claimed as wire form
+    # a '.' line: stored right; W= is its LIST size all the same (as
+    # Dovecot's), the stuffing is the wire cache's business
     rc, err = deliver(conf, ["bob"], b"Subject: d\n\n.dot\n")
     assert rc == 0, err
     names = sorted(f.name for f in (tmp_path / "mail" / "bob" / "new").iterdir())
-    assert sum(",W=" in n for n in names) == 1
+    assert all(re.search(r",S=(\d+),W=\1$", n) for n in names), names
 
 
 def test_prepended_trace_not_doubled(tmp_path):
@@ -560,3 +562,99 @@ def test_user_database_down_is_75(tmp_path):
                 "ConnectTimeOut": 2, "QueryTimeOut": 2}))
         rc, err = deliver(conf, ["bob"], b"Subject: s\n\nx\n")
         assert rc == 75, (driver, rc, err)
+
+
+WIRE_TRAILER = 64
+
+
+def big_body(size, dots):
+    lines, n = [b"Subject: big"], 0
+    lines.append(b"")
+    while n < size:
+        line = b".dot %d" % n if dots and n % 5 == 0 else b"y" * 60
+        lines.append(line)
+        n += len(line) + 1
+    return b"\n".join(lines) + b"\n"
+
+
+def raw_retr(port, n=1):
+    c = Pop3("127.0.0.1", port)
+    c.must_login("bob", "secret")
+    c.ok("RETR %d" % n)
+    raw = c.read_multi_raw()
+    c.quit()
+    return raw
+
+
+def test_delivered_mail_gets_its_wire_copy_and_first_retr_sends_it(tmp_path, servers):
+    """Issue 11: the first RETR of a big message posuto delivered is a
+    sendfile(): a dot-stuffed copy made at delivery (tmp, fsync, rename),
+    or for bytes already in wire form a trailer saying so; the Maildir
+    file itself stays the standard one."""
+    cfg = servers.config(users=[{"UserName": "bob", "Password": PW}],
+                         MailboxFormat="maildir", WireCacheMinSize=100000)
+    conf = write_config(tmp_path / "d.json", cfg)
+    box = tmp_path / "mail" / "bob"
+    box.mkdir(parents=True)
+    dotty, plain, small = big_body(200000, True), big_body(200000, False), b"Subject: s\n\n.x\n"
+    for m in (dotty, plain, small):
+        rc, err = deliver(conf, ["bob"], m)
+        assert rc == 0, err
+    names = sorted(os.listdir(box / "new"))
+    assert len(names) == 3
+    stored = {n: (box / "new" / n).read_bytes() for n in names}
+    trace = b"Return-Path: <>\r\nDelivered-To: <bob>\r\n"
+    want = {m: trace + m.replace(b"\n", b"\r\n") for m in (dotty, plain, small)}
+    # the Maildir files are what any Maildir reader expects: no stuffing
+    assert sorted(stored.values()) == sorted(want.values())
+    by = {want[m]: n for m in want for n in names if stored[n] == want[m]}
+    copies = sorted(os.listdir(box / "posuto-wire"))
+    assert copies == sorted([by[want[dotty]], by[want[plain]]]), "small ones get none"
+    wire = dot_stuff(want[dotty])
+    copy = box / "posuto-wire" / by[want[dotty]]
+    assert copy.read_bytes()[:-WIRE_TRAILER] == wire
+    assert os.path.getsize(box / "posuto-wire" / by[want[plain]]) == WIRE_TRAILER
+    assert not [n for n in os.listdir(box / "posuto-wire") if n.startswith(".")]
+    srv = servers.start(cfg)
+    order = sorted(names)  # arrival order: the names' times and sequence
+    nr = {n: order.index(n) + 1 for n in names}
+    # the very first download is sent from the copy: one byte flipped in
+    # it (same length, so its trailer still matches) shows in the RETR
+    data = bytearray(copy.read_bytes())
+    pos = data.index(b"yyyy")
+    data[pos] = ord("Z")
+    with open(copy, "r+b") as f:
+        f.write(bytes(data))
+    got = raw_retr(srv.port, nr[by[want[dotty]]])
+    assert len(got) == len(wire) and got[pos] == ord("Z")
+    assert raw_retr(srv.port, nr[by[want[plain]]]) == dot_stuff(want[plain])
+    assert raw_retr(srv.port, nr[by[want[small]]]) == dot_stuff(want[small])
+
+
+def test_delivery_time_copies_are_never_served_stale(tmp_path, servers):
+    """A message rewritten in place after delivery (same inode and size,
+    other bytes, a new mtime) is not answered from its delivery-time copy,
+    nor taken for wire form by its "self" trailer: a dot line written into
+    a message that had none still goes out stuffed."""
+    cfg = servers.config(users=[{"UserName": "bob", "Password": PW}],
+                         MailboxFormat="maildir", WireCacheMinSize=100000)
+    conf = write_config(tmp_path / "d.json", cfg)
+    box = tmp_path / "mail" / "bob"
+    box.mkdir(parents=True)
+    for m in (big_body(150000, False), big_body(150000, True)):
+        rc, err = deliver(conf, ["bob"], m)
+        assert rc == 0, err
+    names = sorted(os.listdir(box / "new"))
+    srv = servers.start(cfg)
+    for n in names:
+        # QUIT moved the ones read before to cur/ (S flag): same key
+        path = [d / f for d in (box / "new", box / "cur") for f in os.listdir(d)
+                if f.split(":")[0] == n][0]
+        data = bytearray(path.read_bytes())
+        i = data.index(b"\r\nyyyy") + 2
+        data[i:i + 4] = b".\r\n."   # same length: "." alone, then ".yy.."
+        time.sleep(0.01)              # a distinct mtime even on coarse clocks
+        with open(path, "r+b") as f:
+            f.write(bytes(data))
+        nr = names.index(n) + 1
+        assert raw_retr(srv.port, nr) == dot_stuff(bytes(data)), n

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -547,8 +548,15 @@ test_dotlock(void **state)
 	write_file(lock, buf);
 	assert_int_equal(open_status(3000), MBOX_OK);
 	assert_int_equal(access(lock, F_OK), -1);
-	/* no pid (Postfix), fresh: respected; older than 500 s: stale */
+	/* An unchanged mbox (its index, made just now under both locks,
+	 * still matches) is snapshotted under an fcntl read lock alone: a
+	 * dotlock holder that has written nothing yet changes nothing. */
 	write_file(lock, "");
+	assert_int_equal(open_status(300), MBOX_OK);
+	assert_int_equal(access(lock, F_OK), 0);
+	/* changed since: the full path, which respects the dotlock; no pid
+	 * (Postfix), fresh: respected; older than 500 s: stale */
+	write_file(mbox, FROM("a") "x\n" "\n" FROM("b") "y\n");
 	assert_int_equal(open_status(300), MBOX_TEMP);
 	assert_int_equal(utimensat(AT_FDCWD, lock, old, 0), 0);
 	assert_int_equal(open_status(3000), MBOX_OK);
@@ -564,6 +572,9 @@ test_fcntl_lock(void **state)
 
 	(void)state;
 	write_file(mbox, FROM("a") "x\n");
+	/* the index matches the file: a writer holding the fcntl lock is
+	 * still waited for, never read past (mbox_snapshot_unchanged()) */
+	assert_int_equal(open_status(3000), MBOX_OK);
 	assert_int_equal(pipe(pfd), 0);
 	pid = fork();
 	if (pid == 0) {
@@ -710,6 +721,70 @@ test_concurrent_appends(void **state)
 		for (i = 0; i < PER_WRITER; i++)
 			assert_int_equal(seen[w][i], 1);
 	mbox_close(&mb);
+}
+
+#define THREADS 6
+#define PER_THREAD 15
+
+static void *
+thread_appender(void *arg)
+{
+	int t = (int)(intptr_t)arg;
+
+	for (int i = 0; i < PER_THREAD; i++) {
+		char body[128];
+		struct mbox *mb;
+
+		(void)snprintf(body, sizeof(body), "Subject: t%d-%d\n\nx\n", t,
+		    i);
+		append(body);
+		mb = open_ok();		/* snapshots between the appends */
+		mbox_close(&mb);
+	}
+	return NULL;
+}
+
+/* Threads of one process (a server's LMTP workers and POP3 opens) take
+ * the dotlock in turn: each gets it, none takes another's for its own,
+ * and none is left behind under our (live) pid, which would hold every
+ * later delivery off until the lock went stale. */
+static void
+test_threads_share_the_dotlock(void **state)
+{
+	pthread_t th[THREADS];
+	char lock[400];
+	struct mbox *mb;
+
+	(void)state;
+	write_file(mbox, FROM("a") "x\n");
+	for (int t = 0; t < THREADS; t++)
+		assert_int_equal(pthread_create(&th[t], NULL, thread_appender,
+		    (void *)(intptr_t)t), 0);
+	for (int t = 0; t < THREADS; t++)
+		assert_int_equal(pthread_join(th[t], NULL), 0);
+	snprintf(lock, sizeof(lock), "%s.lock", mbox);
+	assert_int_equal(access(lock, F_OK), -1);
+	mb = open_ok();
+	assert_int_equal(mbox_msg_count(mb), 1 + THREADS * PER_THREAD);
+	mbox_close(&mb);
+	/* the appends left their marker cleared (empty): an unchanged mbox
+	 * still opens without the dotlock, here held by a live process... */
+	{
+		char marker[400], buf[32];
+		struct stat st;
+
+		snprintf(marker, sizeof(marker), "%s.posuto-append", mbox);
+		assert_int_equal(stat(marker, &st), 0);
+		assert_int_equal(st.st_size, 0);
+		snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+		write_file(lock, buf);
+		assert_int_equal(open_status(300), MBOX_OK);
+		/* ...but a marker with content (a crash mid-append) needs
+		 * the recovery, under the dotlock */
+		write_file(marker, "x");
+		assert_int_equal(open_status(300), MBOX_TEMP);
+		assert_int_equal(unlink(lock), 0);
+	}
 }
 
 /* A reader that can start over and kills its process on the second
@@ -926,6 +1001,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_expunge_refuses_foreign_rewrite, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dotlock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads_share_the_dotlock,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fcntl_lock, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_lockfile_progs, setup,
