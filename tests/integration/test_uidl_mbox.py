@@ -5,13 +5,15 @@ server is left): c-client per imap-2007f src/osdep/unix/unix.c
 (unix_pseudo(): the "FOLDER INTERNAL DATA" pseudo-message with X-IMAP;
 unix_xstatus(): X-IMAPbase on the first message, then Status, X-Status,
 X-Keywords padded with blanks, X-UID after each message's header),
-qpopper per its pop_dropinfo() (an X-UIDL: header in each message).
+qpopper 4 per its pop_updt() (X-UIDL first, Status: updated).
 What ipop3d and qpopper would have answered is computed here, on its
 own, from the same rules: UIDL "%08lx%08lx" % (uidvalidity, uid), sizes
 and RETR bytes without c-client's bookkeeping lines; qpopper's X-UIDL
-value, its header left in the message."""
+value, RETR/TOP bytes as its pop_send() sent them and LIST sizes as its
+pop_dropinfo() counted them (see the qpopper section)."""
 
 import os
+import poplib
 import re
 import subprocess
 
@@ -235,8 +237,6 @@ def test_mboxrd_quoting_undone_outside_the_compat_modes(servers, tmp_path):
 # What qpopper sent is computed here from pop_send()/header_mucker_input()
 # and what it listed from pop_dropinfo() (popper.h: CONTENT_LENGTH 0,
 # MAXMSGLINELEN 1024), independently of posuto.
-
-import poplib
 
 QPOP_PIECE = 1023      # fgets(buffer, MAXMSGLINELEN) reads 1023 octets at most
 poplib._MAXLINE = 1 << 16    # the 3000-octet line below
