@@ -40,8 +40,8 @@ migrate_why(const char *status, const char *from)
 		return "no X-UID header (mail that came after c-client): "
 		    "posuto's own UIDL";
 	if (strcmp(status, "new") == 0 && strcmp(from, "qpopper") == 0)
-		return "no X-UIDL header (mail that came after qpopper): "
-		    "posuto's own UIDL";
+		return "no X-UIDL header qpopper used (mail that came after "
+		    "it, or a value of a length it ignored): posuto's own UIDL";
 	if (strcmp(status, "new") == 0 && strcmp(from, "tpops") == 0)
 		return "TPOPS never listed it (its name does not start with "
 		    "digits and '.'): posuto's own UIDL";

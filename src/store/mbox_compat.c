@@ -14,9 +14,37 @@
  * strictly rising UIDs; else it renumbered the whole mailbox, and posuto
  * serves its own UIDLs.
  *
- * qpopper (4.0 pop_dropcopy.c pop_dropinfo()): UIDL = the value of the
- * first X-UIDL: header (case-insensitive), after the colon and blanks, to
- * the end of the line; the header stays in the message (sent, counted).
+ * qpopper 4.0 (popper/pop_dropcopy.c do_drop_copy() and init_dropinfo(),
+ * popper/pop_send.c pop_send() and header_mucker_input(), popper.h):
+ * - UIDL: the first X-UIDL: header (any case) whose value, after the
+ *   colon and blanks, is with its LF 13..32 octets long (do_drop_copy(),
+ *   the usual mode) or 12..33 (init_dropinfo(): server mode, a left-over
+ *   temp drop); posuto takes 12..33, as a value only the wider rule takes
+ *   survives in a file only where qpopper read it so (its normal mode
+ *   replaces a value it rejects at the next update, pop_updt()).  Without
+ *   one qpopper made up a UIDL (with a random part): posuto's own.
+ * - RETR/TOP (pop_send()): the From_ line skipped; in the header, lines
+ *   starting with X-UIDL: or Content-Length: (any case) are not sent, and
+ *   "X-UIDL: <value>" goes just before the first Status: line or the
+ *   blank line ending the header (the blank line before the next From_
+ *   line when the message has no body); body lines as stored (">From "
+ *   keeps its '>', only '.' is stuffed), and the blank line before the
+ *   next From_ line is the message's last line.  LF becomes CRLF.
+ * - LIST (pop_dropinfo): every fgets() piece of MAXMSGLINELEN - 1 = 1023
+ *   octets counts its length plus one CR, except the X-UIDL lines, of
+ *   which the one used counts as stored.  CONTENT_LENGTH is 0 unless
+ *   defined at build time (popper.h), so Content-Length: lines count
+ *   although pop_send() drops them, and a line longer than 1023 octets
+ *   counts a CR per piece: qpopper's LIST then said more than RETR sent,
+ *   and posuto says the same (the size is marked a hint, store.h).
+ * A message that keeps qpopper's UIDL is served so; mail that came later
+ * (no X-UIDL qpopper used) and a value posuto must replace as stored.
+ * Not modelled: NUL bytes (qpopper's fgets() + strlen() cut the line
+ * there; posuto sends them), a CR before LF (qpopper sent CR CR LF),
+ * header pieces after the first 1023 octets of a line (qpopper looked at
+ * each piece's start), a first header line starting with '.' (qpopper
+ * did not stuff it); message boundaries are posuto's (mbox_parse.h),
+ * which are qpopper's for the files it wrote (pop_updt()).
  * Its pseudo-message rule (UW_KLUDGE): a first message with two of
  * "Subject: ...DON'T DELETE THIS MESSAGE/DO NOT DELETE/FOLDER INTERNAL
  * DATA", "X-IMAP: " and "From: Mail System Internal Data" is hidden.
@@ -52,10 +80,10 @@ struct mbox_hline {
 typedef bool (*mbox_hline_fn)(void *ctx, const struct mbox_hline *l);
 
 /* Calls fn for each header line of m (up to the blank line); false on a
- * read error. */
+ * read error.  *blank_r: the blank line's offset, UINT64_MAX if none. */
 static bool
 mbox_header_lines(int fd, const struct mbox_msg *m, mbox_hline_fn fn,
-    void *ctx)
+    void *ctx, uint64_t *blank_r)
 {
 	unsigned char *buf = xmalloc(MBOX_HDR_CHUNK);
 	struct mbox_hline l;
@@ -64,6 +92,7 @@ mbox_header_lines(int fd, const struct mbox_msg *m, mbox_hline_fn fn,
 
 	memset(&l, 0, sizeof(l));
 	l.off = off;
+	*blank_r = UINT64_MAX;
 	while (off < end && !stop) {
 		size_t k = end - off > MBOX_HDR_CHUNK ? MBOX_HDR_CHUNK :
 		    (size_t)(end - off);
@@ -84,9 +113,13 @@ mbox_header_lines(int fd, const struct mbox_msg *m, mbox_hline_fn fn,
 			l.has_lf = true;
 			l.crlf = l.prev_cr;
 			l.head[l.head_len] = '\0';
-			if (l.len == 1 || (l.len == 2 && l.head[0] == '\r') ||
-			    !fn(ctx, &l)) {
+			if (l.len == 1 || (l.len == 2 && l.head[0] == '\r')) {
+				*blank_r = l.off;
 				stop = true;	/* the blank line ends it */
+				break;
+			}
+			if (!fn(ctx, &l)) {
+				stop = true;
 				break;
 			}
 			memset(&l, 0, sizeof(l));
@@ -167,25 +200,49 @@ struct mbox_uw_scan {
 	size_t nr, cap;
 	uint64_t hidden_wire;
 	/* qpopper */
-	bool q_mode;
-	bool q_found, q_bad;
+	bool q_found, q_lf;
 	char q_uidl[MBOX_UIDL_MAX + 32];
+	uint64_t q_xsize;	/* its LIST octets of the X-UIDL lines */
+	uint64_t q_used;	/* ... of the one it used */
+	uint64_t q_status;	/* the first Status: line, UINT64_MAX: none */
 	unsigned uw_hint;
 };
 
+/* Hides len octets at off, wire octets of the wire form. */
 static void
-mbox_scan_hide(struct mbox_uw_scan *s, const struct mbox_hline *l)
+mbox_scan_hide_n(struct mbox_uw_scan *s, uint64_t off, uint64_t len,
+    uint64_t wire)
 {
 	if (s->nr == s->cap) {
 		s->cap = s->cap ? 2 * s->cap : 8;
 		s->r = xreallocarray(s->r, s->cap, sizeof(*s->r));
 	}
 	/* adjacent lines (Status, X-Status, ...): one range */
-	if (s->nr > 0 && s->r[s->nr - 1].off + s->r[s->nr - 1].len == l->off)
-		s->r[s->nr - 1].len += l->len;
+	if (s->nr > 0 && s->r[s->nr - 1].off + s->r[s->nr - 1].len == off)
+		s->r[s->nr - 1].len += len;
 	else
-		s->r[s->nr++] = (struct mbox_hidden){ l->off, l->len };
-	s->hidden_wire += mbox_line_wire(l);
+		s->r[s->nr++] = (struct mbox_hidden){ off, len };
+	s->hidden_wire += wire;
+}
+
+static void
+mbox_scan_hide(struct mbox_uw_scan *s, const struct mbox_hline *l)
+{
+	mbox_scan_hide_n(s, l->off, l->len, mbox_line_wire(l));
+}
+
+/* qpopper drops the first fgets() piece of the line (its first 1023
+ * octets, all of a shorter line); returns that piece's length. */
+static uint64_t
+mbox_q_hide(struct mbox_uw_scan *s, const struct mbox_hline *l)
+{
+	if (l->len <= MBOX_QPOP_CHUNK) {
+		mbox_scan_hide(s, l);
+		return l->len;
+	}
+	/* the rest of the line (and its LF) is still sent */
+	mbox_scan_hide_n(s, l->off, MBOX_QPOP_CHUNK, MBOX_QPOP_CHUNK);
+	return MBOX_QPOP_CHUNK;
 }
 
 static bool
@@ -243,12 +300,13 @@ mbox_uw_line(void *ctx, const struct mbox_hline *l)
 	return true;
 }
 
-/* qpopper's X-UIDL: value, from a kept line head. */
+/* qpopper's header line (see the top of the file). */
 static bool
 mbox_q_line(void *ctx, const struct mbox_hline *l)
 {
 	struct mbox_uw_scan *s = ctx;
-	const char *p = l->head, *e;
+	const char *p = l->head, *v;
+	uint64_t piece, vlen;
 
 	if (s->msgno == 0) {
 		if (strncasecmp(p, "Subject: ", 9) == 0 &&
@@ -264,26 +322,34 @@ mbox_q_line(void *ctx, const struct mbox_hline *l)
 		if (s->uw_hint == 2)
 			s->pseudo = true;
 	}
-	if (s->q_found || strncasecmp(p, "X-UIDL:", 7) != 0)
-		return true;
-	p += 7;
-	while (*p == ' ' || *p == '\t')
-		p++;
-	e = p + strlen(p);
-	if (e > p && e[-1] == '\n')
-		e--;
-	if ((size_t)(e - p) >= sizeof(s->q_uidl) ||
-	    l->head_len != l->len) {
-		s->q_bad = true;	/* longer than any UIDL */
-		(void)snprintf(s->q_uidl, sizeof(s->q_uidl), "%.*s...", 40, p);
+	if (strncasecmp(p, "Content-Length:", 15) == 0) {
+		(void)mbox_q_hide(s, l);	/* sent: no; counted: yes */
 		return true;
 	}
-	memcpy(s->q_uidl, p, (size_t)(e - p));
-	s->q_uidl[e - p] = '\0';
-	if (mbox_uidl_ok(s->q_uidl, (size_t)(e - p)))
-		s->q_found = true;	/* later ones are ignored */
-	else
-		s->q_bad = true;
+	if (strncasecmp(p, "Status:", 7) == 0) {
+		if (s->q_status == UINT64_MAX)
+			s->q_status = l->off;
+		return true;
+	}
+	if (strncasecmp(p, "X-UIDL:", 7) != 0)
+		return true;
+	piece = mbox_q_hide(s, l);
+	s->q_xsize += piece + 1;
+	if (s->q_found)
+		return true;	/* later ones are ignored */
+	v = p + 7;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	/* strlen() of the rest of the piece, its LF included */
+	vlen = piece - (uint64_t)(v - p);
+	if (vlen < 12 || vlen > 33 || l->len > l->head_len)
+		return true;	/* qpopper made up its own */
+	vlen -= l->has_lf ? 1 : 0;
+	memcpy(s->q_uidl, v, (size_t)vlen);
+	s->q_uidl[vlen] = '\0';
+	s->q_found = true;
+	s->q_lf = l->has_lf;
+	s->q_used = l->len + 1;
 	return true;
 }
 
@@ -321,11 +387,72 @@ mbox_compat_free(struct mbox *mb)
 	free(mb->c_hide);
 	free(mb->c_hide_at);
 	free(mb->c_size);
+	if (mb->c_q != NULL)
+		for (size_t i = 0; i < mb->n; i++)
+			free(mb->c_q[i].ins);
+	free(mb->c_q);
+	mb->c_q = NULL;
 	mb->c_status = NULL;
 	mb->c_old = NULL;
 	mb->c_hide = NULL;
 	mb->c_hide_at = NULL;
 	mb->c_size = NULL;
+}
+
+/*
+ * qpopper's view of message i once its header is scanned: LIST size
+ * (pop_dropinfo: a CR per fgets() piece; the X-UIDL lines out, the one
+ * used back in; the blank line before the next From_ line is the
+ * message's), the wire octets of what pop_send() sent, and where its
+ * X-UIDL line goes (before the first Status:, else the blank line ending
+ * the header, else the one before the next From_ line).
+ */
+static void
+mbox_q_plan(struct mbox *mb, size_t i, const struct mbox_uw_scan *s,
+    uint64_t blank)
+{
+	const struct mbox_msg *m = &mb->msgs[i];
+	struct mbox_qpop *q = &mb->c_q[i];
+	uint64_t dend = m->data_off + m->data_len, sep = m->end_off - dend;
+	size_t vlen = strlen(s->q_uidl);
+
+	q->ins_off = UINT64_MAX;
+	if (!s->q_found)
+		return;
+	q->lf = s->q_lf;
+	q->size = m->data_len + m->chunks + (sep > 0 ? sep + 1 : 0) -
+	    s->q_xsize + s->q_used;
+	q->wire = m->wire_size + m->quoted - s->hidden_wire +
+	    (sep > 0 ? 2 : 0);
+	if (s->q_status != UINT64_MAX && (blank == UINT64_MAX ||
+	    s->q_status < blank))
+		q->ins_off = s->q_status;
+	else if (blank != UINT64_MAX)
+		q->ins_off = blank;
+	else if (sep > 0)
+		q->ins_off = dend;
+	if (q->ins_off != UINT64_MAX)
+		q->wire += 8 + vlen + 2;	/* "X-UIDL: " value CRLF */
+}
+
+/* After the UIDLs are settled: the messages that keep qpopper's UIDL
+ * are served as it served them. */
+static void
+mbox_q_finish(struct mbox *mb)
+{
+	for (size_t i = mb->skip; i < mb->n; i++) {
+		struct mbox_qpop *q = &mb->c_q[i];
+
+		if (mb->c_status[i] != MBOX_CSTAT_KEPT || !q->lf)
+			continue;
+		q->exact = true;
+		mb->c_size[i] = q->size;
+		q->hint = q->size != q->wire;
+		if (q->ins_off != UINT64_MAX) {
+			q->ins = xasprintf("X-UIDL: %s\n", mb->c_old[i]);
+			q->ins_len = (uint16_t)strlen(q->ins);
+		}
+	}
 }
 
 enum mbox_status
@@ -345,17 +472,23 @@ mbox_compat_apply(struct mbox *mb, char *err, size_t errsz)
 	mb->c_old = xcalloc(mb->n, sizeof(*mb->c_old));
 	mb->c_size = xcalloc(mb->n, sizeof(*mb->c_size));
 	mb->c_hide_at = xcalloc(mb->n + 1, sizeof(*mb->c_hide_at));
+	if (!uw)
+		mb->c_q = xcalloc(mb->n, sizeof(*mb->c_q));
 	memset(&s, 0, sizeof(s));
 	s.mb = mb;
 	for (i = 0; i < mb->n; i++) {
+		uint64_t blank;
+
 		s.msgno = i;
 		s.retain = true;
 		s.has_uid = s.dup = false;
-		s.q_found = s.q_bad = false;
+		s.q_found = s.q_lf = false;
+		s.q_xsize = s.q_used = 0;
+		s.q_status = UINT64_MAX;
 		s.hidden_wire = 0;
 		s.nr = 0;
 		if (!mbox_header_lines(mb->fd, &mb->msgs[i],
-		    uw ? mbox_uw_line : mbox_q_line, &s)) {
+		    uw ? mbox_uw_line : mbox_q_line, &s, &blank)) {
 			snprintf(err, errsz, "read: %s", strerror(errno));
 			mbox_compat_free(mb);
 			return MBOX_TEMP;
@@ -369,13 +502,16 @@ mbox_compat_apply(struct mbox *mb, char *err, size_t errsz)
 		}
 		/* served as stored: every ">From " line one octet more */
 		mb->c_size[i] = mb->msgs[i].wire_size + mb->msgs[i].quoted;
-		if (uw) {
+		if (uw)
 			mb->c_size[i] -= s.hidden_wire;
-			mb->c_hide = xreallocarray(mb->c_hide, nh + s.nr + 1,
-			    sizeof(*mb->c_hide));
-			memcpy(mb->c_hide + nh, s.r, s.nr * sizeof(*s.r));
-			nh += s.nr;
-		}
+		else
+			mbox_q_plan(mb, i, &s, blank);
+		/* qpopper's are used only where the message is served as
+		 * qpopper served it (c_q[i].exact) */
+		mb->c_hide = xreallocarray(mb->c_hide, nh + s.nr + 1,
+		    sizeof(*mb->c_hide));
+		memcpy(mb->c_hide + nh, s.r, s.nr * sizeof(*s.r));
+		nh += s.nr;
 		mb->c_hide_at[i + 1] = (uint32_t)nh;
 		if (i == 0 && s.pseudo)
 			mb->skip = 1;
@@ -394,9 +530,6 @@ mbox_compat_apply(struct mbox *mb, char *err, size_t errsz)
 		} else if (s.q_found) {
 			mb->c_old[i] = xstrdup(s.q_uidl);
 			mb->c_status[i] = MBOX_CSTAT_KEPT;
-		} else if (s.q_bad) {
-			mb->c_old[i] = xstrdup(s.q_uidl);
-			mb->c_status[i] = MBOX_CSTAT_INVALID;
 		}
 	}
 	free(s.r);
@@ -453,5 +586,7 @@ mbox_compat_apply(struct mbox *mb, char *err, size_t errsz)
 	for (i = mb->skip; i < mb->n; i++)
 		if (mb->c_status[i] == MBOX_CSTAT_KEPT)
 			mb->c_kept++;
+	if (mb->c_q != NULL)
+		mbox_q_finish(mb);
 	return MBOX_OK;
 }

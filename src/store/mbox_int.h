@@ -22,6 +22,19 @@ struct mbox_hidden {
 	uint64_t off, len;
 };
 
+/* qpopper mode, per message (mbox_compat.c): how qpopper's pop_send()
+ * showed it, for a message that keeps qpopper's UIDL (exact). */
+struct mbox_qpop {
+	uint64_t ins_off;	/* where "X-UIDL: <uidl>" goes (file offset) */
+	char *ins;		/* that line with its LF; NULL: none */
+	uint16_t ins_len;
+	uint64_t size;		/* qpopper's LIST size */
+	uint64_t wire;		/* the octets its pop_send() view has */
+	bool lf;		/* the X-UIDL line used ends in LF */
+	bool exact;		/* served as qpopper served it */
+	bool hint;		/* qpopper's LIST size is not what it sent */
+};
+
 /* Per message: what the old server's UIDL became (mbox_compat.c). */
 enum mbox_cstat {
 	MBOX_CSTAT_OWN = 0,	/* none: posuto's own (new mail) */
@@ -57,6 +70,7 @@ struct mbox {
 	uint64_t *c_size;	/* wire size without the hidden lines */
 	struct mbox_hidden *c_hide;	/* hidden header lines, file offsets */
 	uint32_t *c_hide_at;	/* message i: c_hide[c_hide_at[i] .. [i+1]) */
+	struct mbox_qpop *c_q;	/* qpopper mode only: n entries */
 };
 
 /* mbox_compat.c: under the lock, after the snapshot and posuto's own

@@ -34,6 +34,8 @@ struct mbox_parser {
 	EVP_MD_CTX *md;
 	struct mbox_unquote uq;
 	struct wire_size ws;
+	uint64_t line_len;	/* bytes of the open message's current line */
+	uint64_t chunks;	/* its qpopper pieces so far (mbox_msg.chunks) */
 };
 
 bool
@@ -87,6 +89,25 @@ mbox_parser_free(struct mbox_parser **pp)
 	*pp = NULL;
 }
 
+/* qpopper's fgets() pieces of whole lines (mbox_msg.chunks). */
+static void
+mbox_count_chunks(struct mbox_parser *p, const unsigned char *b, size_t len)
+{
+	while (len > 0) {
+		const unsigned char *nl = memchr(b, '\n', len);
+		size_t k = nl != NULL ? (size_t)(nl - b) + 1 : len;
+
+		p->line_len += k;
+		if (nl != NULL) {
+			p->chunks += (p->line_len + MBOX_QPOP_CHUNK - 1) /
+			    MBOX_QPOP_CHUNK;
+			p->line_len = 0;
+		}
+		b += k;
+		len -= k;
+	}
+}
+
 /* Stored bytes of the open message. */
 static void
 mbox_msg_data(struct mbox_parser *p, const unsigned char *b, size_t len)
@@ -97,6 +118,7 @@ mbox_msg_data(struct mbox_parser *p, const unsigned char *b, size_t len)
 		return;
 	if (EVP_DigestUpdate(p->md, b, len) != 1)
 		abort();
+	mbox_count_chunks(p, b, len);
 	while (len > 0) {
 		size_t k = len > 4096 ? 4096 : len;
 		size_t o = mbox_unquote_update(&p->uq, b, k, out);
@@ -132,6 +154,8 @@ mbox_msg_close(struct mbox_parser *p, uint64_t end)
 	m->end_off = end;
 	m->data_len = end - p->blank_len - m->data_off;
 	m->wire_size = wire_size_final(&p->ws);
+	m->chunks = p->chunks + (p->line_len + MBOX_QPOP_CHUNK - 1) /
+	    MBOX_QPOP_CHUNK;
 	if (EVP_DigestFinal_ex(p->md, md, &mdlen) != 1 ||
 	    mdlen < MBOX_DIGEST_LEN)
 		abort();
@@ -159,6 +183,7 @@ mbox_msg_start(struct mbox_parser *p)
 		abort();
 	mbox_unquote_init(&p->uq);
 	wire_size_init(&p->ws);
+	p->line_len = p->chunks = 0;
 	p->in_msg = true;
 }
 

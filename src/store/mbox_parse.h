@@ -48,8 +48,14 @@ struct mbox_msg {
 	/* ">From " lines un-quoted: c-client and qpopper served them as
 	 * stored, each one octet longer (mbox_compat.c) */
 	uint64_t quoted;
+	/* qpopper's lines: the pieces fgets() into its 1024-byte buffer
+	 * cuts the stored bytes into (a line of L octets with its LF is
+	 * ceil(L / 1023) of them); its LIST counts one CR per piece */
+	uint64_t chunks;
 	unsigned char digest[MBOX_DIGEST_LEN];
 };
+
+#define MBOX_QPOP_CHUNK	1023	/* qpopper MAXMSGLINELEN - 1 */
 
 struct mbox_parser;
 

@@ -154,7 +154,7 @@ mbox_fsync_dir_of(const char *path)
 /*
  * Layout (native byte order: a machine-local cache; the order mark makes
  * a foreign file invalid): magic, order mark, file id, count, tail hash,
- * count struct mbox_msg (56 bytes each, no padding), then SHA-256/128 of
+ * count struct mbox_msg (72 bytes each, no padding), then SHA-256/128 of
  * everything before it.
  */
 static const char mbox_index_magic[8] = "PSTMBXI1";
@@ -168,7 +168,7 @@ struct mbox_index_hdr {
 	unsigned char tail[MBOX_DIGEST_LEN];
 };
 
-_Static_assert(sizeof(struct mbox_msg) == 64, "mbox_msg has no padding");
+_Static_assert(sizeof(struct mbox_msg) == 72, "mbox_msg has no padding");
 
 static void
 mbox_sha(const void *buf, size_t len, unsigned char out[MBOX_DIGEST_LEN])
@@ -197,7 +197,7 @@ mbox_index_parse(const void *buf, size_t len, struct mbox_file_id *id_r,
 		return false;
 	memcpy(&h, b, sizeof(h));
 	if (memcmp(h.magic, mbox_index_magic, 8) != 0 ||
-	    h.order != 0x01020304u || h.version != 2 ||
+	    h.order != 0x01020304u || h.version != 3 ||
 	    h.count > (len - sizeof(h) - MBOX_DIGEST_LEN) / sizeof(*m) ||
 	    len != sizeof(h) + h.count * sizeof(*m) + MBOX_DIGEST_LEN)
 		return false;
@@ -214,7 +214,8 @@ mbox_index_parse(const void *buf, size_t len, struct mbox_file_id *id_r,
 		    m[i].data_len > m[i].end_off - m[i].data_off ||
 		    m[i].end_off - m[i].from_off < 5 ||
 		    (i > 0 && m[i].from_off != m[i - 1].end_off) ||
-		    m[i].wire_size > 2 * m[i].data_len + 2)
+		    m[i].wire_size > 2 * m[i].data_len + 2 ||
+		    m[i].chunks > m[i].data_len + 1)
 			break;
 	}
 	if (i < n || (n > 0 && m[n - 1].end_off != h.id.size)) {
@@ -242,8 +243,8 @@ mbox_index_write(const char *index_path, const struct mbox_file_id *id,
 	memset(&h, 0, sizeof(h));
 	memcpy(h.magic, mbox_index_magic, 8);
 	h.order = 0x01020304u;
-	/* 2: mbox_msg.quoted (a version 1 index is rebuilt once) */
-	h.version = 2;
+	/* 2: mbox_msg.quoted, 3: .chunks (an older index is rebuilt once) */
+	h.version = 3;
 	h.id = *id;
 	h.count = n;
 	memcpy(h.tail, tail, MBOX_DIGEST_LEN);
@@ -647,6 +648,13 @@ mbox_msg_size(const struct mbox *mb, uint32_t idx)
 	return mb->c_size != NULL ? mb->c_size[idx] : mb->msgs[idx].wire_size;
 }
 
+bool
+mbox_msg_size_is_hint(const struct mbox *mb, uint32_t idx)
+{
+	idx += mb->skip;
+	return mb->c_q != NULL && mb->c_q[idx].hint;
+}
+
 const char *
 mbox_msg_uidl(const struct mbox *mb, uint32_t idx)
 {
@@ -726,7 +734,11 @@ struct mbox_reader {
 	const struct mbox_hidden *hide;	/* lines not served (mbox_compat.c) */
 	size_t nhide;
 	uint64_t off;		/* next raw byte to read */
-	uint64_t end;		/* data_off + data_len */
+	uint64_t end;		/* data_off + data_len (qpopper: end_off) */
+	uint64_t dend;		/* data_off + data_len: the digest's end */
+	const char *ins;	/* qpopper: its X-UIDL line, put at ins_off */
+	uint64_t ins_off;
+	size_t ins_len;
 	EVP_MD_CTX *md;
 	struct mbox_unquote uq;
 	struct wire_enc we;
@@ -779,9 +791,19 @@ mbox_reader_open(struct mbox *mb, uint32_t idx, long long body_lines,
 	/* c-client (unix.c unix_text_work) and qpopper (pop_send.c) sent
 	 * the stored lines as they were: no mboxrd un-quoting */
 	r->verbatim = mb->c_used != MBOX_COMPAT_NONE;
-	if (mb->c_hide != NULL && mb->c_hide_at != NULL) {
+	r->dend = r->end;
+	if (mb->c_hide != NULL && mb->c_hide_at != NULL &&
+	    (mb->c_q == NULL || mb->c_q[idx].exact)) {
 		r->hide = mb->c_hide + mb->c_hide_at[idx];
 		r->nhide = mb->c_hide_at[idx + 1] - mb->c_hide_at[idx];
+	}
+	if (mb->c_q != NULL && mb->c_q[idx].exact) {
+		/* qpopper's pop_send(): its X-UIDL line moved, and the
+		 * blank line before the next From_ line sent (mbox_compat.c) */
+		r->end = m->end_off;
+		r->ins = mb->c_q[idx].ins;
+		r->ins_len = mb->c_q[idx].ins_len;
+		r->ins_off = mb->c_q[idx].ins_off;
 	}
 	*r_r = r;
 	return MBOX_OK;
@@ -841,12 +863,33 @@ mbox_reader_fill(struct mbox_reader *r)
 	size_t k;
 
 	r->unq_pos = r->unq_len = 0;
+	if (r->ins != NULL && r->off == r->ins_off) {
+		memcpy(r->unq, r->ins, r->ins_len);
+		r->unq_len = r->ins_len;
+		r->ins = NULL;
+		return true;
+	}
 	if (r->off < r->end) {
-		k = r->end - r->off > MBOX_RD_BUF ? MBOX_RD_BUF :
-		    (size_t)(r->end - r->off);
+		uint64_t lim = r->end;
+
+		if (r->ins != NULL && r->off < r->ins_off && r->ins_off < lim)
+			lim = r->ins_off;
+		if (r->off < r->dend && r->dend < lim)
+			lim = r->dend;
+		k = lim - r->off > MBOX_RD_BUF ? MBOX_RD_BUF :
+		    (size_t)(lim - r->off);
 		if (!mbox_pread_full(r->mb->fd, r->raw, k, r->off))
 			return false;
-		if (EVP_DigestUpdate(r->md, r->raw, k) != 1)
+		if (r->off >= r->dend) {
+			/* past the digest: the separating blank line, whose
+			 * length says what it must be */
+			if (!(k == 1 && r->raw[0] == '\n') && !(k == 2 &&
+			    r->raw[0] == '\r' && r->raw[1] == '\n')) {
+				(void)unlink(r->mb->index_path);
+				errno = ESTALE;
+				return false;
+			}
+		} else if (EVP_DigestUpdate(r->md, r->raw, k) != 1)
 			abort();
 		k = mbox_reader_unhide(r, k);
 		r->off += r->raw_span;

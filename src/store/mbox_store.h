@@ -92,6 +92,10 @@ void mbox_compat_describe(const struct mbox *mb, char *buf, size_t bufsz);
 uint32_t mbox_msg_count(const struct mbox *mb);
 /* idx is 0-based, < mbox_msg_count().  Octets RETR sends (no stuffing). */
 uint64_t mbox_msg_size(const struct mbox *mb, uint32_t idx);
+/* True where the size is the old server's LIST figure and differs from
+ * the octets RETR sends (qpopper counted a CR per 1023-octet piece and
+ * Content-Length lines it did not send). */
+bool mbox_msg_size_is_hint(const struct mbox *mb, uint32_t idx);
 /* 1..70 chars in 0x21..0x7E, unique in the mailbox, stable. */
 const char *mbox_msg_uidl(const struct mbox *mb, uint32_t idx);
 uint64_t mbox_total_size(const struct mbox *mb);

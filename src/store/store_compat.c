@@ -626,11 +626,30 @@ store_compat_own(struct store_fs *mb, uint32_t i)
 /* --- the old server's order ------------------------------------------- */
 
 struct store_compat_ord {
-	uint64_t k1;		/* dovecot: uid; tpops: the leading number */
-	const char *name;	/* tpops: then the file name, bytewise */
+	uint64_t k1;		/* dovecot: O or 2^32-1; tpops, courier: the
+				 * leading number */
+	uint64_t k2;		/* dovecot: then the uid */
+	const char *name;	/* tpops, courier: then the file name */
 	uint32_t idx;		/* then posuto's (file) order */
 	bool later;		/* not listed by the old server: after */
+	bool courier;		/* name compared as Courier's cmpmsgs() */
 };
+
+/* Courier's cmpmsgs() after the numbers: the names as (signed, as on
+ * Linux x86) chars, equal once both reach the flags separator ':'. */
+static int
+store_compat_courier_cmp(const char *a, const char *b)
+{
+	while (*a != '\0' || *b != '\0') {
+		if (*a == ':' && *b == ':')
+			break;
+		if ((signed char)*a != (signed char)*b)
+			return (signed char)*a < (signed char)*b ? -1 : 1;
+		a++;
+		b++;
+	}
+	return 0;
+}
 
 static int
 store_compat_ord_cmp(const void *a, const void *b)
@@ -643,7 +662,11 @@ store_compat_ord_cmp(const void *a, const void *b)
 	if (!x->later) {
 		if (x->k1 != y->k1)
 			return x->k1 < y->k1 ? -1 : 1;
-		if (x->name != NULL && (c = strcmp(x->name, y->name)) != 0)
+		if (x->k2 != y->k2)
+			return x->k2 < y->k2 ? -1 : 1;
+		if (x->name != NULL && (c = x->courier ?
+		    store_compat_courier_cmp(x->name, y->name) :
+		    strcmp(x->name, y->name)) != 0)
 			return c;
 	}
 	return x->idx < y->idx ? -1 : x->idx > y->idx;
@@ -651,12 +674,16 @@ store_compat_ord_cmp(const void *a, const void *b)
 
 /*
  * Messages in the order the old server numbered them, so that message n
- * is what it was: Dovecot's by UID (dovecot-uidlist), TPOPS's by the
- * number its names start with, then the whole name (mailbox-maildir.rb:
- * mtime <=> mtime, then basename <=> basename).  Mail it never listed
- * comes after, in posuto's order.  Courier's is posuto's already (file
- * names).  The index is written in key order whatever the order here
- * (store_index.c).
+ * is what it was.  Dovecot's: its POP3 sort (pop3-client.c read_mailbox()
+ * sorts by MAIL_SORT_POP3_ORDER; index-sort.c: the O value, a message
+ * without one or with a non-number as 2^32-1, ties in sequence = UID
+ * order).  TPOPS's: the number its names start with, then the whole name
+ * (mailbox-maildir.rb: mtime <=> mtime, then basename <=> basename).
+ * Courier's: pop3dserver.c sortmsgs()/cmpmsgs(): atol() of the name,
+ * then the name bytewise up to the ':' both reach (posuto's own order
+ * differs: it compares the microseconds the names carry as numbers).
+ * Mail the old server never listed comes after, in posuto's order.  The
+ * index is written in key order whatever the order here (store_index.c).
  */
 static void
 store_compat_order(struct store_fs *mb, struct store_compat *c)
@@ -668,7 +695,8 @@ store_compat_order(struct store_fs *mb, struct store_compat *c)
 	bool moved = false;
 
 	if (mb->count < 2 || (c->source != UIDL_COMPAT_TPOPS &&
-	    (c->source != UIDL_COMPAT_DOVECOT || !c->have_list)))
+	    ((c->source != UIDL_COMPAT_DOVECOT &&
+	    c->source != UIDL_COMPAT_COURIER) || !c->have_list)))
 		return;
 	o = xcalloc(mb->count, sizeof(*o));
 	for (i = 0; i < mb->count; i++) {
@@ -686,12 +714,21 @@ store_compat_order(struct store_fs *mb, struct store_compat *c)
 			if (!o[i].later && !parse_u64(name, d, &o[i].k1))
 				o[i].k1 = UINT64_MAX;	/* Ruby's bignum */
 			o[i].name = name;
+		} else if (c->source == UIDL_COMPAT_COURIER) {
+			o[i].later = uidl_compat_find(&c->list, name,
+			    m->key_len) == NULL;
+			o[i].k1 = (uint64_t)strtol(name, NULL, 10) ^
+			    (UINT64_C(1) << 63);	/* atol(), signed */
+			o[i].name = name;
+			o[i].courier = true;
 		} else {
 			const struct uidl_compat_rec *r =
 			    uidl_compat_find(&c->list, name, m->key_len);
 
 			o[i].later = r == NULL;
-			o[i].k1 = r != NULL ? r->uid : 0;
+			o[i].k1 = r != NULL && r->has_order ? r->order :
+			    UINT32_MAX;
+			o[i].k2 = r != NULL ? r->uid : 0;
 		}
 	}
 	qsort(o, mb->count, sizeof(*o), store_compat_ord_cmp);

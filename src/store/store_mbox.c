@@ -373,6 +373,12 @@ mbox_drv_msg_size(const struct mailbox *pub, uint32_t idx)
 	return mbox_msg_size(smb_cof(pub)->mb, idx);
 }
 
+static bool
+mbox_drv_msg_size_is_hint(const struct mailbox *pub, uint32_t idx)
+{
+	return mbox_msg_size_is_hint(smb_cof(pub)->mb, idx);
+}
+
 static const char *
 mbox_drv_msg_uidl(const struct mailbox *pub, uint32_t idx)
 {
@@ -713,7 +719,7 @@ const struct store_driver store_driver_mbox = {
 	.count = mbox_drv_count,
 	.msg_size = mbox_drv_msg_size,
 	.msg_uidl = mbox_drv_msg_uidl,
-	.msg_size_is_hint = NULL,
+	.msg_size_is_hint = mbox_drv_msg_size_is_hint,
 	.uidl_source = mbox_drv_uidl_source,
 	.uidl_status = mbox_drv_uidl_status,
 	.total_size = mbox_drv_total_size,

@@ -159,6 +159,7 @@ uidl_compat_dovecot_line(const char *p, size_t len, uint32_t prev_uid,
     struct uidl_compat_rec *r, const struct uidl_compat_list *l)
 {
 	size_t i = 0, s;
+	bool seen_o = false;
 
 	memset(r, 0, sizeof(*r));
 	while (i < len && p[i] >= '0' && p[i] <= '9')
@@ -181,6 +182,12 @@ uidl_compat_dovecot_line(const char *p, size_t len, uint32_t prev_uid,
 			if (k == 'W') {
 				r->has_vsize = parse_u64(p + s, i - s,
 				    &r->vsize);
+			} else if (k == 'O' && !seen_o) {
+				/* Dovecot reads the first O with str_to_uoff()
+				 * (index-sort.c): not a number is no order */
+				seen_o = true;
+				r->has_order = parse_u64(p + s, i - s,
+				    &r->order);
 			} else if (k == 'P' && i - s <= UINT16_MAX) {
 				r->has_pop3 = true;
 				r->pop3 = p + s;

@@ -8,7 +8,9 @@
  * "<uid> [<key><value> ...] :<file name>", uids ascending; the extension
  * keys are one upper-case letter: W virtual (wire) size, S stored size,
  * P the POP3 UIDL saved by pop3_save_uidl (empty: the base file name),
- * G the message GUID, O the POP3 order.  Version 1: "1 <uidv> <next>",
+ * G the message GUID, O the POP3 order (Dovecot's pop3 sort key, written
+ * by migration tools: listed by O, then UID; see store_compat.c).
+ * Version 1: "1 <uidv> <next>",
  * lines "<uid> <file name>".  A last line without '\n' is being appended:
  * ignored.
  *
@@ -58,6 +60,7 @@ struct uidl_compat_rec {
 	const char *pop3;	/* P value (dovecot), NULL if none */
 	const char *guid;	/* G value (dovecot), NULL if none */
 	uint64_t vsize;		/* W (dovecot) / size (courier) */
+	uint64_t order;		/* O (dovecot), if has_order */
 	uint32_t uid;
 	uint32_t uidv;		/* courier: the record's own uidv */
 	uint16_t key_len;
@@ -65,6 +68,7 @@ struct uidl_compat_rec {
 	uint16_t guid_len;
 	bool has_pop3;		/* P present (maybe empty) */
 	bool has_vsize;
+	bool has_order;		/* O present and a number */
 };
 
 struct uidl_compat_list {

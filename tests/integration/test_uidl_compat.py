@@ -307,6 +307,60 @@ def test_dovecot_uid_order_kept_where_file_order_differs(world):
     assert "cannot write index" not in srv.log()
 
 
+def dovecot_ordered_maildir(mail):
+    """A Maildir with a dovecot-uidlist carrying O fields, as Dovecot's
+    migration tools write it (maildir-uidlist.h EXT_POP3_ORDER: "lower
+    numbered messages are listed first, messages without ordering number
+    after them"): uid 1 O3, uid 2 O1, uid 3 none, uid 4 O2, uid 5 "Ox"
+    (no number: none), uid 6 O1 again (ties go by uid)."""
+    box = mail / USER1
+    for d in ("new", "cur", "tmp"):
+        (box / d).mkdir(parents=True, exist_ok=True)
+    orders = [b"O3 ", b"O1 ", b"", b"O2 ", b"Ox ", b"O1 "]
+    lines = [b"3 V1700000000 N7 G00112233445566778899aabbccddeeff"]
+    for i, o in enumerate(orders):
+        name = "170000000%d.M%dP1.mx" % (i + 1, i + 1)
+        data = sample_message(i + 1, body_lines=i + 1)
+        (box / "cur" / (name + ":2,S")).write_bytes(data)
+        lines.append(b"%d %sW%d :%s" % (i + 1, o, len(data) + data.count(b"\n"),
+                                         name.encode()))
+    (box / "dovecot-uidlist").write_bytes(b"\n".join(lines) + b"\n")
+    chown_nobody(mail)
+    return box
+
+
+# Dovecot's POP3 order for the file above: O1 (uids 2, 6), O2 (4), O3 (1),
+# then the rest by uid (3, 5)
+DOVECOT_O_ORDER = [2, 6, 4, 1, 3, 5]
+
+
+def test_dovecot_pop3_order_field(world):
+    mail = world / "mail"
+    box = dovecot_ordered_maildir(mail)
+    want = ["%08x%08x" % (uid, 1700000000) for uid in DOVECOT_O_ORDER]
+    srv = posuto_server(world, mail)
+    try:
+        u, sizes, bodies = snapshot(srv.port)
+        assert u == want
+        assert [int(b.split(b"Subject: test message ")[1].split(b"\r\n")[0])
+                for b in bodies] == DOVECOT_O_ORDER
+        deliver_new(box, 1)
+        now = snapshot(srv.port)
+        assert now[0][:6] == want and b"test message 101" in now[2][6]  # new mail last
+    finally:
+        srv.stop()
+    if os.access(DOVECOT, os.X_OK) and os.geteuid() == 0:
+        # Dovecot itself, on the same files (the new message removed)
+        for f in list(box.glob("*/1800000000.M1P99.mx*")):
+            f.unlink()
+        chown_nobody(box)
+        dv = Dovecot(world, mail).start()
+        try:
+            assert snapshot(dv.port) == (u, sizes, bodies)
+        finally:
+            dv.stop()
+
+
 @needs_dovecot
 def test_dovecot_mailbox_posuto_served_before_keeps_posutos_uidls(world):
     """An existing posuto installation (its index there, no record) whose
@@ -495,6 +549,34 @@ def test_courier_duplicate_uidl_replaced_and_logged(world):
     r = migrate(world, mail, "--from", "courier")
     assert "3 messages, 2 keep their UIDL, 1 change" in r.stdout, r.stdout
     assert "repeats another message's" in r.stdout
+
+
+def test_courier_order_where_posutos_file_order_differs(world):
+    """Courier numbers messages by pop3dserver.c cmpmsgs(): atol() of the
+    name, then the name bytewise; posuto's own Maildir order compares the
+    microseconds in the names as numbers (M9 before M10), Courier's puts
+    "M10" before "M9".  Courier's order is served."""
+    mail = world / "mail"
+    box = mail / USER1
+    for d in ("new", "cur", "tmp"):
+        (box / d).mkdir(parents=True, exist_ok=True)
+    # Courier's order (cmpmsgs), which is also the order it gave the UIDs
+    names = ["1600000001.M10P1.courier", "1600000001.M9P1.courier",
+             "1600000002.M100P1.courier", "1600000002.M20P1.courier"]
+    lines = ["/3 5 1599999999"]
+    for i, n in enumerate(names):
+        data = sample_message(i + 1)
+        (box / "cur" / (n + ":2,S")).write_bytes(data)
+        lines.append("%s %d %d:1599999999:0" % (n, len(data) + data.count(b"\n"), i + 1))
+    (box / "courierpop3dsizelist").write_text("\n".join(lines) + "\n")
+    srv = posuto_server(world, mail)
+    try:
+        u, sizes, bodies = snapshot(srv.port)
+    finally:
+        srv.stop()
+    assert u == ["UID%d-1599999999" % (i + 1) for i in range(4)]
+    assert [int(b.split(b"Subject: test message ")[1].split(b"\r\n")[0])
+            for b in bodies] == [1, 2, 3, 4]
 
 
 @pytest.mark.parametrize("key,value,why", [

@@ -5,12 +5,15 @@ server is left): c-client per imap-2007f src/osdep/unix/unix.c
 (unix_pseudo(): the "FOLDER INTERNAL DATA" pseudo-message with X-IMAP;
 unix_xstatus(): X-IMAPbase on the first message, then Status, X-Status,
 X-Keywords padded with blanks, X-UID after each message's header),
-qpopper per its pop_dropinfo() (an X-UIDL: header in each message).
+qpopper 4 per its pop_updt() (X-UIDL first, Status: updated).
 What ipop3d and qpopper would have answered is computed here, on its
 own, from the same rules: UIDL "%08lx%08lx" % (uidvalidity, uid), sizes
 and RETR bytes without c-client's bookkeeping lines; qpopper's X-UIDL
-value, its header left in the message."""
+value, RETR/TOP bytes as its pop_send() sent them and LIST sizes as its
+pop_dropinfo() counted them (see the qpopper section)."""
 
+import os
+import poplib
 import re
 import subprocess
 
@@ -225,61 +228,224 @@ def test_mboxrd_quoting_undone_outside_the_compat_modes(servers, tmp_path):
 
 
 # ---- qpopper ----
+#
+# The files as qpopper 4's pop_updt() writes them: the From_ line, then
+# "X-UIDL: <uidl>" first, the other header lines (all old X-UIDL lines
+# dropped, Content-Length kept), "Status: RO" for a retrieved message
+# (Status: replaced, else "Status: U" or "Status: RO" added before the
+# blank line), the body, and the blank line before the next From_ line.
+# What qpopper sent is computed here from pop_send()/header_mucker_input()
+# and what it listed from pop_dropinfo() (popper.h: CONTENT_LENGTH 0,
+# MAXMSGLINELEN 1024), independently of posuto.
 
-def q_message(i, uidl_line):
-    stored = header(i, (b"X-UIDL: %s\n" % uidl_line if uidl_line is not None else b"")
-                    + b"Status: RO\n") + b"\n" + body(i)
-    return from_line(i) + stored + b"\n", stored.replace(b"\n", b"\r\n")
+QPOP_PIECE = 1023      # fgets(buffer, MAXMSGLINELEN) reads 1023 octets at most
+poplib._MAXLINE = 1 << 16    # the 3000-octet line below
+
+
+def q_written(i, uidl, headers, body, status=b"RO"):
+    """One message as pop_updt() writes it (with the blank line after)."""
+    h = [b"X-UIDL: " + uidl + b"\n"]
+    have_status = False
+    for line in headers:
+        if line.lower().startswith(b"x-uidl:"):
+            continue
+        if line.lower().startswith(b"status:"):
+            line, have_status = b"Status: " + status + b"\n", True
+        h.append(line)
+    if not have_status:
+        h.append(b"Status: " + status + b"\n")
+    return from_line(i) + b"".join(h) + b"\n" + body + b"\n"
+
+
+def q_lines(msg):
+    """The message's lines after its From_ line, as qpopper read them
+    (the blank line before the next From_ line included)."""
+    rest = msg.split(b"\n", 1)[1]
+    return [l + b"\n" for l in rest.split(b"\n")[:-1]]
+
+
+def q_uidl_of(lines):
+    for l in lines:
+        if l == b"\n":
+            return None
+        if l[:7].lower() == b"x-uidl:":
+            v = l[7:].lstrip(b" \t")
+            if 12 <= len(v[:QPOP_PIECE]) <= 33:
+                return v.rstrip(b"\n")
+    return None
+
+
+def q_sent(lines, uidl):
+    """pop_send(): header lines starting X-UIDL:/Content-Length: (any case)
+    dropped, "X-UIDL: <uidl>" before the first Status: or blank line, the
+    rest as stored; LF -> CRLF."""
+    out, in_hdr, sent = [], True, False
+    for l in lines:
+        if l == b"\n":
+            in_hdr = False
+        low = l.lower()
+        if in_hdr and (low.startswith(b"content-length:") or low.startswith(b"x-uidl:")):
+            continue
+        if not sent and (l == b"\n" or low.startswith(b"status:")):
+            out.append(b"X-UIDL: " + uidl + b"\n")
+            sent = True
+        out.append(l)
+    return b"".join(out).replace(b"\n", b"\r\n")
+
+
+def q_listed(lines):
+    """pop_dropinfo(): each fgets() piece counts its octets plus a CR; the
+    X-UIDL header lines do not, except the one used."""
+    size, in_hdr, found = 0, True, False
+    for l in lines:
+        pieces = [l[k:k + QPOP_PIECE] for k in range(0, len(l), QPOP_PIECE)]
+        if l == b"\n":
+            in_hdr = False
+        if in_hdr and l[:7].lower() == b"x-uidl:":
+            v = pieces[0][7:].lstrip(b" \t")
+            if not found and 12 <= len(v) <= 33:
+                found = True
+                size += len(pieces[0]) + 1
+            pieces = pieces[1:]
+        size += sum(len(p) + 1 for p in pieces)
+    return size
+
+
+U = [b"'1X!!dG?!!k5'!!3Q0\"!", b"Zb7!!&u@!!x$p!!f9e,!", b"+9<!!Oq~!!_Ad!!mM0/!",
+     b"k=*!!2S#!!pe:!!@cS7!", b"F%r!!yW>!!J8a!!)Lt4!"]
 
 
 def q_box():
-    vals = [b"0a1b2c3d4e5f60718293a4b5c6d7e8f9", b"has a space", None,
-            b"dup-uidl-1", b"dup-uidl-1", b"!#$%&'()*+,-./:;<=>?@[]^_`{|}~"]
-    msgs = [q_message(i + 1, v) for i, v in enumerate(vals)]
-    return b"".join(m for m, _ in msgs), [w for _, w in msgs], vals
+    h = lambda i: [b"Return-Path: <sender%d@example.org>\n" % i,
+                   b"Received: from mx.example.org by host; Mon, 6 Jan 2025 10:00:00 +0000\n",
+                   b"Subject: message %d\n" % i, b"Message-ID: <%d@q>\n" % i]
+    msgs = [
+        # 1: as qpopper left it after a RETR: X-UIDL moves before Status
+        q_written(1, U[0], h(1), body(1)),
+        # 2: a Content-Length: header (Solaris mail.local): not sent, but
+        # counted (CONTENT_LENGTH 0); an X-UIDL in the body stays
+        q_written(2, U[1], h(2) + [b"Content-Length: 40\n"],
+                  body(2) + b"X-UIDL: not a header\n", status=b"U"),
+        # 3: a 3000-octet body line: three pieces, three CRs counted
+        q_written(3, U[2], h(3), b"long " + b"x" * 2995 + b"\n" + QUOTED),
+        # 4: no body: the blank line before the next From_ line ends it
+        from_line(4) + b"X-UIDL: " + U[3] + b"\n" + b"".join(h(4)) + b"\n",
+        # 5: Status in the middle of the header, a second X-UIDL
+        from_line(5) + b"X-UIDL: " + U[4] + b"\n" + h(5)[0] + b"Status: RO\n" +
+        b"".join(h(5)[1:]) + b"x-uidl: second-one-ignored\n\n" + body(5) + b"\n",
+        # 6: an X-UIDL qpopper ignored (too short): it made up its own
+        from_line(6) + b"X-UIDL: short\n" + b"".join(h(6)) + b"\n" + body(6) + b"\n",
+        # 7: mail that came after qpopper
+        from_line(7) + b"".join(h(7)) + b"\n" + body(7) + b"\n",
+    ]
+    return msgs
 
 
-def test_qpopper_xuidl_only_when_configured(servers, tmp_path):
-    box_bytes, wires, vals = q_box()
-    srv, box, _ = start(servers, tmp_path, box_bytes, UidlCompat="qpopper")
+def q_expect(msgs):
+    """[(uidl or None, LIST size, RETR bytes)] as qpopper served them; None
+    where qpopper's UIDL was its own: those are served as stored."""
+    out = []
+    for m in msgs:
+        lines = q_lines(m)
+        u = q_uidl_of(lines)
+        if u is None:
+            stored = b"".join(lines[:-1]).replace(b"\n", b"\r\n")
+            out.append((None, len(stored), stored))
+        else:
+            out.append((u.decode(), q_listed(lines), q_sent(lines, u)))
+    return out
+
+
+def test_qpopper_served_as_qpopper_sent_it(servers, tmp_path):
+    msgs = q_box()
+    expect = q_expect(msgs)
+    # the cases differ from the stored bytes as meant
+    assert expect[0][2].index(b"X-UIDL:") > expect[0][2].index(b"Message-ID:")
+    assert b"Content-Length" not in expect[1][2] and expect[1][1] > len(expect[1][2])
+    assert expect[2][1] == len(expect[2][2]) + 2
+    assert expect[3][2].endswith(b"X-UIDL: " + U[3] + b"\r\n\r\n")
+    assert expect[4][2].index(b"X-UIDL:") < expect[4][2].index(b"Status:")
+    srv, box, _ = start(servers, tmp_path, b"".join(msgs), UidlCompat="qpopper")
+    p = poplib.POP3("127.0.0.1", srv.port, timeout=30)
+    p.user("bob")
+    p.pass_("secret")
+    listed = {int(a): int(b) for a, b in (l.split() for l in p.list()[1])}
+    uidls = {int(a): b.decode() for a, b in (l.split() for l in p.uidl()[1])}
+    assert listed == {k + 1: e[1] for k, e in enumerate(expect)}
+    for k, (u, size, sent) in enumerate(expect):
+        if u is not None:
+            assert uidls[k + 1] == u
+        else:
+            assert re.fullmatch(r"[0-9a-f]{24}", uidls[k + 1])
+        resp, lines, octets = p.retr(k + 1)
+        assert b"\r\n".join(lines) + b"\r\n" == sent, k + 1
+        assert octets == len(sent)
+        # TOP: the same header, then n body lines (the blank line before
+        # the next From_ line is one of them for qpopper)
+        head = sent[:sent.index(b"\r\n\r\n") + 4]
+        resp, lines, octets = p.top(k + 1, 0)
+        assert b"\r\n".join(lines) + b"\r\n" == head, k + 1
+        resp, lines, octets = p.top(k + 1, 1000)
+        assert b"\r\n".join(lines) + b"\r\n" == sent, k + 1
+    p.quit()
+    # the same on a warm open (sizes from the index), and nothing written
+    assert box.read_bytes() == b"".join(msgs)
+    p = poplib.POP3("127.0.0.1", srv.port, timeout=30)
+    p.user("bob")
+    p.pass_("secret")
+    assert {int(a): int(b) for a, b in (l.split() for l in p.list()[1])} == listed
+    assert b"\r\n".join(p.retr(3)[1]) + b"\r\n" == expect[2][2]
+    p.quit()
+
+
+def test_qpopper_sizes_as_fetchmail_saw_them(servers, tmp_path):
+    """fetchmail's LIST-size check: it reports each message's size from
+    LIST; under posuto they are qpopper's."""
+    msgs = q_box()
+    expect = q_expect(msgs)
+    srv, box, _ = start(servers, tmp_path, b"".join(msgs), UidlCompat="qpopper")
+    rc = tmp_path / "fetchmailrc"
+    out = tmp_path / "fetched"
+    rc.write_text('poll 127.0.0.1 protocol pop3 port %d uidl\n'
+                  '  user "bob" password "secret" keep sslproto \'\' '
+                  'mda "cat >> %s"\n' % (srv.port, out))
+    rc.chmod(0o600)
+    env = dict(os.environ, HOME=str(tmp_path), FETCHMAILHOME=str(tmp_path))
+    r = subprocess.run(["fetchmail", "-f", str(rc), "--nosyslog", "--nodetach", "-v"],
+                       capture_output=True, timeout=120, env=env, text=True)
+    assert r.returncode in (0, 1), r.stdout + r.stderr
+    sizes = [int(x) for x in re.findall(r"reading message \S+ of \d+ \((\d+) (?:header )?octets\)",
+                                         r.stdout + r.stderr)]
+    assert sizes == [e[1] for e in expect], r.stdout + r.stderr
+    assert "error" not in (r.stdout + r.stderr).lower(), r.stdout + r.stderr
+
+
+def test_qpopper_uidls_that_break_rfc1939_or_repeat(servers, tmp_path):
+    """Values qpopper used but posuto may not serve (a blank in it, the same
+    twice): posuto's own UIDL, logged once, the message served as stored."""
+    h = lambda i: header(i) + b"Status: RO\n"
+    vals = [b"has a space!", b"dup-uidl-0001", b"dup-uidl-0001", U[0]]
+    msgs = [from_line(i + 1) + b"X-UIDL: " + v + b"\n" + h(i + 1) + b"\n" + body(i + 1) + b"\n"
+            for i, v in enumerate(vals)]
+    srv, box, _ = start(servers, tmp_path, b"".join(msgs), UidlCompat="qpopper")
     c = session(srv)
     u, sizes = c.uidl(), c.list()
-    # sizes and content as qpopper gave them: the X-UIDL header is sent
-    assert sizes == {k + 1: len(w) for k, w in enumerate(wires)}
-    for k, w in enumerate(wires):
-        assert c.retr(k + 1) == w
-    c.quit()
-    assert u[1] == vals[0].decode()
-    assert u[4] == "dup-uidl-1" and u[6] == vals[5].decode()
-    # invalid, missing, duplicate: posuto's own (24 hex digits)
-    for k in (2, 3, 5):
-        assert re.fullmatch(r"[0-9a-f]{24}(-\d+)?", u[k]), u
-    assert len(set(u.values())) == 6
-    c = session(srv)
-    assert c.uidl() == u
+    for k in (0, 1, 2):
+        stored = q_lines(msgs[k])[:-1]
+        if k != 1:
+            assert re.fullmatch(r"[0-9a-f]{24}(-\d+)?", u[k + 1]), u
+            assert c.retr(k + 1) == b"".join(stored).replace(b"\n", b"\r\n")
+    assert u[2] == "dup-uidl-0001" and u[4] == U[0].decode()
+    assert c.retr(4) == q_sent(q_lines(msgs[3]), U[0])
+    assert len(set(u.values())) == 4
     c.quit()
     log = srv.log()
-    assert log.count('"has a space" of message 2 is not a valid') == 1
-    assert log.count('"dup-uidl-1" of message 5 is a duplicate') == 1
-
-
-def test_qpopper_quoted_from_lines_as_qpopper_sent_them(servers, tmp_path):
-    """qpopper's pop_send() sends the body lines as stored (only '.' is
-    stuffed) and pop_dropinfo() counts each stored line plus its CR."""
-    raw, wire = q_message(1, b"quoted-1")
-    stored = raw[len(from_line(1)):-1] + QUOTED
-    wire = stored.replace(b"\n", b"\r\n")
-    srv, box, _ = start(servers, tmp_path, from_line(1) + stored + b"\n",
-                        UidlCompat="qpopper")
-    c = session(srv)
-    assert c.list() == {1: len(wire)}
-    assert c.retr(1) == wire
-    assert c.uidl() == {1: "quoted-1"}
-    c.quit()
+    assert log.count('"has a space!" of message 1 is not a valid') == 1, log
+    assert log.count('"dup-uidl-0001" of message 3 is a duplicate') == 1, log
 
 
 def test_qpopper_xuidl_ignored_by_auto(servers, tmp_path):
-    box_bytes, _, vals = q_box()
+    box_bytes = b"".join(q_box())
     srv, _, _ = start(servers, tmp_path, box_bytes)
     c = session(srv)
     u = c.uidl()
@@ -332,14 +498,11 @@ def test_migrate_check_uw_renumbered(servers, tmp_path):
 
 
 def test_migrate_check_qpopper(servers, tmp_path):
-    box_bytes, _, _ = q_box()
-    cfg = setup_only(tmp_path, box_bytes, servers)
+    cfg = setup_only(tmp_path, b"".join(q_box()), servers)
     r = migrate(tmp_path, cfg, "qpopper")
     assert r.returncode == 1
-    assert "6 messages, 3 keep their UIDL, 3 change" in r.stdout
-    assert "not a valid RFC 1939" in r.stdout
-    assert "repeats another" in r.stdout
-    assert "no X-UIDL header" in r.stdout
+    assert "7 messages, 5 keep their UIDL, 2 change" in r.stdout, r.stdout
+    assert r.stdout.count("no X-UIDL header qpopper used") == 2, r.stdout
 
 
 def test_doctor_reads_the_mbox_and_names_the_uidl_source(servers, tmp_path):

@@ -137,6 +137,8 @@ test_from_in_body_not_split(void **state)
 	    "on\n\nFrom my point of view\n\nFrom 12:00 2025 quoted\n>From x\n"));
 	assert_int_equal(m[0].quoted, 2);	/* two '>' dropped */
 	assert_int_equal(m[1].quoted, 0);
+	assert_int_equal(m[0].chunks, 9);	/* qpopper's lines */
+	assert_int_equal(m[1].chunks, 1);
 	t = stored(s, &m[1]);
 	assert_string_equal(t, "b\n");	/* no final blank: all kept */
 	free(t);
@@ -184,6 +186,35 @@ test_blank_lines_kept_inside(void **state)
 	assert_int_equal(m[1].data_len, 0);	/* empty message */
 	assert_int_equal(m[1].wire_size, 0);
 	mbox_parser_free(&p);
+}
+
+/* qpopper's fgets() pieces: a line of L octets with its LF is
+ * ceil(L / 1023) of them, a last line without LF too. */
+static void
+test_qpopper_chunks(void **state)
+{
+	char *s = malloc(8192), *p = s;
+	struct mbox_parser *ps;
+	const struct mbox_msg *m;
+
+	(void)state;
+	p += sprintf(p, "%s", F1);
+	memset(p, 'a', 1022);			/* 1023 with the LF: 1 */
+	p += 1022;
+	*p++ = '\n';
+	memset(p, 'b', 1023);			/* 1024: 2 */
+	p += 1023;
+	*p++ = '\n';
+	*p++ = '\n';				/* 1 */
+	memset(p, 'c', 2046);			/* no LF, 2046: 2 */
+	p += 2046;
+	*p = '\0';
+	ps = parse_all_ways(s, true);
+	m = mbox_parser_msgs(ps);
+	assert_int_equal(mbox_parser_count(ps), 1);
+	assert_int_equal(m[0].chunks, 6);
+	mbox_parser_free(&ps);
+	free(s);
 }
 
 static void
@@ -336,6 +367,7 @@ main(void)
 		cmocka_unit_test(test_from_in_body_not_split),
 		cmocka_unit_test(test_crlf_and_edges),
 		cmocka_unit_test(test_blank_lines_kept_inside),
+		cmocka_unit_test(test_qpopper_chunks),
 		cmocka_unit_test(test_not_mbox),
 		cmocka_unit_test(test_long_from_line),
 		cmocka_unit_test(test_from_line_ok),

@@ -404,6 +404,73 @@ test_uw_headers_hidden(void **state)
 	mbox_close(&mb);
 }
 
+/* qpopper (mbox_compat.c): its X-UIDL line moved before Status:, the
+ * Content-Length line not sent but counted, the blank line before the
+ * next From_ line sent; a change under a RETR, to the data or to that
+ * blank line, is never complete. */
+#define Q_MSG1 FROM("a") "X-UIDL: 0123456789abcdef\nSubject: 1\n" \
+	"Content-Length: 7\nStatus: RO\n\nbody 1\n\n"
+#define Q_MSG2 FROM("b") "Subject: 2\n\nnew mail\n\n"
+
+static void
+test_qpopper_view(void **state)
+{
+	struct mbox_opts o;
+	struct mbox *mb = NULL;
+	char err[256] = "";
+	const char *want = "Subject: 1\r\nX-UIDL: 0123456789abcdef\r\n"
+	    "Status: RO\r\n\r\nbody 1\r\n\r\n.\r\n";
+	size_t len;
+	char *w;
+	int fd;
+
+	(void)state;
+	write_file(mbox, Q_MSG1 Q_MSG2);
+	mbox_opts_init(&o);
+	o.lock.timeout_ms = 2000;
+	o.compat = MBOX_COMPAT_QPOPPER;
+	assert_int_equal(mbox_open_snapshot(mbox, &o, &mb, err, sizeof(err)),
+	    MBOX_OK);
+	assert_int_equal(mbox_msg_count(mb), 2);
+	assert_string_equal(mbox_msg_uidl(mb, 0), "0123456789abcdef");
+	/* LIST: what is sent plus the Content-Length line and its CR */
+	assert_int_equal(mbox_msg_size(mb, 0), strlen(want) - 3 +
+	    strlen("Content-Length: 7\n") + 1);
+	assert_true(mbox_msg_size_is_hint(mb, 0));
+	assert_false(mbox_msg_size_is_hint(mb, 1));
+	w = retr(mb, 0, -1, &len);
+	assert_non_null(w);
+	assert_string_equal(w, want);
+	free(w);
+	w = retr(mb, 0, 0, &len);
+	assert_non_null(w);
+	assert_string_equal(w, "Subject: 1\r\nX-UIDL: 0123456789abcdef\r\n"
+	    "Status: RO\r\n\r\n.\r\n");
+	free(w);
+	/* new mail: as stored */
+	w = retr(mb, 1, -1, &len);
+	assert_non_null(w);
+	assert_string_equal(w, "Subject: 2\r\n\r\nnew mail\r\n.\r\n");
+	free(w);
+	/* a dropped line changes: caught */
+	fd = open(mbox, O_WRONLY);
+	assert_int_equal(pwrite(fd, "8", 1, (off_t)(strlen(FROM("a")) +
+	    strlen("X-UIDL: 0123456789abcdef\nSubject: 1\nContent-Length: "))),
+	    1);
+	assert_null(retr(mb, 0, -1, &len));
+	/* the blank line before the next From_ line: caught too */
+	assert_int_equal(pwrite(fd, "7", 1, (off_t)(strlen(FROM("a")) +
+	    strlen("X-UIDL: 0123456789abcdef\nSubject: 1\nContent-Length: "))),
+	    1);
+	w = retr(mb, 0, -1, &len);
+	assert_non_null(w);
+	free(w);
+	assert_int_equal(pwrite(fd, "x", 1, (off_t)(strlen(Q_MSG1) - 1)), 1);
+	close(fd);
+	assert_null(retr(mb, 0, -1, &len));
+	mbox_close(&mb);
+}
+
 static void
 test_expunge_uidls_survive(void **state)
 {
@@ -992,6 +1059,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader_detects_change,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_qpopper_view, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_uw_headers_hidden, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_expunge_uidls_survive,

@@ -72,6 +72,35 @@ test_dovecot_v3(void **state)
 	uidl_compat_list_free(&l);
 }
 
+/* O: Dovecot's POP3 order (maildir-uidlist.h EXT_POP3_ORDER); the first
+ * one counts, and only a number is an order (index-sort.c str_to_uoff) */
+static void
+test_dovecot_pop3_order(void **state)
+{
+	static const char v3[] = "3 V1 N9\n"
+	    "1 O20 W5 :a.host\n"
+	    "2 W5 :b.host\n"
+	    "3 O7 O1 :c.host\n"
+	    "4 Ox7 :d.host\n"
+	    "5 O :e.host\n"
+	    "6 O18446744073709551615 :f.host\n";
+	struct uidl_compat_list l;
+
+	(void)state;
+	assert_true(uidl_compat_dovecot_parse(v3, strlen(v3), &l));
+	assert_int_equal(l.n, 6);
+	assert_true(find(&l, "a.host")->has_order);
+	assert_int_equal(find(&l, "a.host")->order, 20);
+	assert_int_equal(find(&l, "a.host")->vsize, 5);
+	assert_false(find(&l, "b.host")->has_order);
+	assert_int_equal(find(&l, "c.host")->order, 7);
+	assert_false(find(&l, "d.host")->has_order);
+	assert_false(find(&l, "e.host")->has_order);
+	assert_true(find(&l, "f.host")->has_order);
+	assert_true(find(&l, "f.host")->order == UINT64_MAX);
+	uidl_compat_list_free(&l);
+}
+
 static void
 test_dovecot_v1_and_bad_headers(void **state)
 {
@@ -308,6 +337,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dovecot_v3),
+		cmocka_unit_test(test_dovecot_pop3_order),
 		cmocka_unit_test(test_dovecot_v1_and_bad_headers),
 		cmocka_unit_test(test_dovecot_every_prefix),
 		cmocka_unit_test(test_courier),
