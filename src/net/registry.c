@@ -10,7 +10,8 @@
 
 struct net_registry_slot {
 	struct net_session_info info;
-	void *owner;			/* loop thread only */
+	void *owner;			/* its loop's thread only */
+	void *loop;			/* the struct net_loop it runs on */
 	bool used;
 };
 
@@ -100,6 +101,7 @@ net_registry_remove(struct net_registry *r, int slot)
 	if (slot >= 0 && (size_t)slot < r->n_slots && r->slots[slot].used) {
 		r->slots[slot].used = false;
 		r->slots[slot].owner = NULL;
+		r->slots[slot].loop = NULL;
 		r->free_slots[r->n_free++] = slot;
 		r->n_used--;
 	}
@@ -247,25 +249,46 @@ net_registry_history_at(const struct net_session_info *info, unsigned k)
 }
 
 void
-net_registry_set_owner(struct net_registry *r, int slot, void *owner)
+net_registry_set_owner(struct net_registry *r, int slot, void *owner,
+    void *loop)
 {
 	pthread_mutex_lock(&r->lock);
-	if (slot >= 0 && (size_t)slot < r->n_slots && r->slots[slot].used)
+	if (slot >= 0 && (size_t)slot < r->n_slots && r->slots[slot].used) {
 		r->slots[slot].owner = owner;
+		r->slots[slot].loop = loop;
+	}
 	pthread_mutex_unlock(&r->lock);
 }
 
 void *
-net_registry_owner(struct net_registry *r, uint64_t id)
+net_registry_owner(struct net_registry *r, uint64_t id, void *loop)
 {
 	void *owner = NULL;
 
 	pthread_mutex_lock(&r->lock);
-	for (size_t i = 0; i < r->n_slots && owner == NULL; i++)
-		if (r->slots[i].used && r->slots[i].info.id == id)
-			owner = r->slots[i].owner;
+	for (size_t i = 0; i < r->n_slots; i++)
+		if (r->slots[i].used && r->slots[i].info.id == id) {
+			if (r->slots[i].loop == loop)
+				owner = r->slots[i].owner;
+			break;
+		}
 	pthread_mutex_unlock(&r->lock);
 	return owner;
+}
+
+void *
+net_registry_loop(struct net_registry *r, uint64_t id)
+{
+	void *loop = NULL;
+
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < r->n_slots; i++)
+		if (r->slots[i].used && r->slots[i].info.id == id) {
+			loop = r->slots[i].loop;
+			break;
+		}
+	pthread_mutex_unlock(&r->lock);
+	return loop;
 }
 
 bool

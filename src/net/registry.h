@@ -1,7 +1,8 @@
 /*
  * registry.h - the live sessions of the server, for people and tools: who
- * is logged in, from where, doing what.  Written by the event loop thread
- * as sessions change, read from any thread as a copy.
+ * is logged in, from where, doing what.  Written by the event loop threads
+ * (every loop's sessions are in the one table) as sessions change, read
+ * from any thread as a copy.
  *
  * A mutex-protected table with a snapshot-copy read, not a lock-free
  * structure: an entry is several fields that must be seen together (a
@@ -70,10 +71,14 @@ void net_registry_set_idle_timeout(struct net_registry *r, int slot,
 /* Appends a (redacted) command line; control bytes become '?'. */
 void net_registry_add_history(struct net_registry *r, int slot,
     const char *line, size_t len);
-/* Loop thread only (the one that adds and removes entries): what owns
- * the entry (its struct conn), found by session id, or NULL. */
-void net_registry_set_owner(struct net_registry *r, int slot, void *owner);
-void *net_registry_owner(struct net_registry *r, uint64_t id);
+/* What owns the entry (its struct conn) and the loop (struct net_loop)
+ * whose thread alone may touch it.  net_registry_owner(): on that
+ * loop's thread, the owner of session id if it runs on loop, or NULL. */
+void net_registry_set_owner(struct net_registry *r, int slot, void *owner,
+    void *loop);
+void *net_registry_owner(struct net_registry *r, uint64_t id, void *loop);
+/* Any thread: the loop session id runs on, or NULL (none, or no loop). */
+void *net_registry_loop(struct net_registry *r, uint64_t id);
 /* Whether session id is live (any thread). */
 bool net_registry_has(struct net_registry *r, uint64_t id);
 /* Live entries, copied into a malloc'd array (*out_r, free() it; NULL

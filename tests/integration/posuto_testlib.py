@@ -219,6 +219,9 @@ def base_config(port, maildir, users=None, **extra):
         # servers of one test share it, as processes of one host must, and
         # no test depends on /run.
         "LockFile": "posuto.lock",
+        # More than one loop unless told otherwise, so every test also
+        # exercises what loops share (POSUTO_TEST_EVENT_LOOPS=1: one).
+        "EventLoops": int(os.environ.get("POSUTO_TEST_EVENT_LOOPS", "2")),
     }
     p.update(extra)
     return {"Pop3Server": p}
