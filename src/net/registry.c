@@ -6,12 +6,13 @@
 #include <string.h>
 
 #include "lib/xmalloc.h"
+#include "net/loop.h"
 #include "net/registry.h"
 
 struct net_registry_slot {
 	struct net_session_info info;
 	void *owner;			/* its loop's thread only */
-	void *loop;			/* the struct net_loop it runs on */
+	struct net_loop *loop;		/* the loop it runs on */
 	bool used;
 };
 
@@ -250,18 +251,21 @@ net_registry_history_at(const struct net_session_info *info, unsigned k)
 
 void
 net_registry_set_owner(struct net_registry *r, int slot, void *owner,
-    void *loop)
+    struct net_loop *loop)
 {
 	pthread_mutex_lock(&r->lock);
 	if (slot >= 0 && (size_t)slot < r->n_slots && r->slots[slot].used) {
 		r->slots[slot].owner = owner;
 		r->slots[slot].loop = loop;
+		r->slots[slot].info.loop = loop != NULL ? net_loop_index(loop) :
+		    0;
 	}
 	pthread_mutex_unlock(&r->lock);
 }
 
 void *
-net_registry_owner(struct net_registry *r, uint64_t id, void *loop)
+net_registry_owner(struct net_registry *r, uint64_t id,
+    struct net_loop *loop)
 {
 	void *owner = NULL;
 
@@ -276,10 +280,10 @@ net_registry_owner(struct net_registry *r, uint64_t id, void *loop)
 	return owner;
 }
 
-void *
+struct net_loop *
 net_registry_loop(struct net_registry *r, uint64_t id)
 {
-	void *loop = NULL;
+	struct net_loop *loop = NULL;
 
 	pthread_mutex_lock(&r->lock);
 	for (size_t i = 0; i < r->n_slots; i++)

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <time.h>
 
+struct net_loop;
 struct net_registry;
 
 #define NET_REG_PROTO_LEN	8
@@ -42,6 +43,7 @@ struct net_session_info {
 	time_t since;			/* wall clock of the connect */
 	uint64_t bytes;			/* message octets sent */
 	unsigned idle_timeout;		/* s, what the session was given */
+	unsigned loop;			/* the event loop's index */
 	/* The last min(n_history, NET_REG_HISTORY) lines, a ring: line k
 	 * (0 the oldest kept) is net_registry_history_at(). */
 	uint64_t n_history;
@@ -75,10 +77,11 @@ void net_registry_add_history(struct net_registry *r, int slot,
  * whose thread alone may touch it.  net_registry_owner(): on that
  * loop's thread, the owner of session id if it runs on loop, or NULL. */
 void net_registry_set_owner(struct net_registry *r, int slot, void *owner,
-    void *loop);
-void *net_registry_owner(struct net_registry *r, uint64_t id, void *loop);
+    struct net_loop *loop);
+void *net_registry_owner(struct net_registry *r, uint64_t id,
+    struct net_loop *loop);
 /* Any thread: the loop session id runs on, or NULL (none, or no loop). */
-void *net_registry_loop(struct net_registry *r, uint64_t id);
+struct net_loop *net_registry_loop(struct net_registry *r, uint64_t id);
 /* Whether session id is live (any thread). */
 bool net_registry_has(struct net_registry *r, uint64_t id);
 /* Live entries, copied into a malloc'd array (*out_r, free() it; NULL
