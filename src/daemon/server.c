@@ -1087,6 +1087,11 @@ server_run(const struct server_opts *opts)
 		srv.watch = filewatch_new(srv.rt->base, server_on_change, &srv);
 		server_watch_set(&srv);
 		server_loops_start(&srv);
+		if (srv.rt->gen->tls != NULL)
+			log_info("kernel TLS %s", tls_kernel_offload() ?
+			    "offered: records are encrypted by the kernel" :
+			    "not offered (no tls module): OpenSSL encrypts "
+			    "records");
 		log_info("posuto %s ready", POSUTO_VERSION);
 		if (opts->ready_fd >= 0)
 			server_notify_ready(opts->ready_fd);

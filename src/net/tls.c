@@ -185,6 +185,25 @@ tls_ctx_unref(struct tls_ctx **tp)
 	free(t);
 }
 
+bool
+tls_kernel_offload(void)
+{
+	char buf[256], *save = NULL;
+	size_t n;
+	FILE *f = fopen("/proc/sys/net/ipv4/tcp_available_ulp", "re");
+
+	if (f == NULL)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	(void)fclose(f);
+	buf[n] = '\0';
+	for (char *w = strtok_r(buf, " \n", &save); w != NULL;
+	    w = strtok_r(NULL, " \n", &save))
+		if (strcmp(w, "tls") == 0)
+			return true;
+	return false;
+}
+
 void *
 tls_ctx_ssl_ctx(struct tls_ctx *t)
 {
