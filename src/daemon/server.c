@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <malloc.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -880,14 +881,20 @@ server_base_new(bool inetd)
 	return base;
 }
 
-/* EventLoops: 0 is one per online CPU; inetd mode serves one client. */
+/* EventLoops: 0 is one per CPU we may run on; inetd mode serves one
+ * client. */
 static unsigned
 server_loop_count(const struct posuto_config *cfg, bool inetd)
 {
 	long n = (long)cfg->event_loops;
+	cpu_set_t cpus;
 
 	if (inetd)
 		return 1;
+	/* The CPUs we may run on (taskset, a cgroup's cpuset): more loops
+	 * than those would only take turns on them. */
+	if (n == 0 && sched_getaffinity(0, sizeof(cpus), &cpus) == 0)
+		n = CPU_COUNT(&cpus);
 	if (n == 0)
 		n = sysconf(_SC_NPROCESSORS_ONLN);
 	if (n < 1)

@@ -27,7 +27,8 @@ USER1 = "user1@example.com"
 USER2 = "user2@example.com"
 
 SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-                      "runtime error:", "AddressSanitizer:", "UndefinedBehaviorSanitizer")
+                      "runtime error:", "AddressSanitizer:", "UndefinedBehaviorSanitizer",
+                      "ThreadSanitizer:")
 
 
 def posuto_bin():
