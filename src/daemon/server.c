@@ -2,6 +2,7 @@
  * stop. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
 #include <pwd.h>
@@ -307,18 +308,29 @@ server_listener_update(struct server_listener *l, const struct listen_cfg *lc)
 	l->lc = *lc;
 }
 
-/* On a's loop: its listener on the shared socket.  Backlog 0: the
- * socket already listens with LISTEN_BACKLOG (-1 would make libevent
- * listen() again with 128). */
+/*
+ * On a's loop: its listener on the shared socket, through a descriptor
+ * of its own (a dup), which it alone closes, on its own thread: with
+ * EPOLL_USE_CHANGELIST the loop's epoll_ctl(DEL) runs only when its
+ * callback returns, so a descriptor another thread closed meanwhile
+ * could have been reused by then.  The socket closes with the last of
+ * them.  Backlog 0: the socket already listens with LISTEN_BACKLOG (-1
+ * would make libevent listen() again with 128).
+ */
 static void
 server_accept_attach(void *arg)
 {
 	struct server_accept *a = arg;
+	int fd = fcntl(a->l->fd, F_DUPFD_CLOEXEC, 0);
 
-	a->lev = evconnlistener_new(a->sl->base, server_on_accept, a,
-	    LEV_OPT_CLOSE_ON_EXEC, 0, a->l->fd);
-	if (a->lev == NULL)
+	if (fd < 0)
 		return;
+	a->lev = evconnlistener_new(a->sl->base, server_on_accept, a,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+	if (a->lev == NULL) {
+		close(fd);
+		return;
+	}
 	evconnlistener_set_error_cb(a->lev, server_on_accept_error);
 	a->retry = evtimer_new(a->sl->base, server_on_retry, a);
 }
@@ -422,8 +434,7 @@ server_listener_open(struct server *srv, const struct listen_cfg *lc)
 static void
 server_listener_close(struct server *srv, struct server_listener *l)
 {
-	/* Every loop lets go of the socket before it is closed: a loop
-	 * would otherwise wait on a descriptor number reused meanwhile. */
+	/* Each loop closes its own descriptor (server_accept_attach). */
 	for (unsigned i = 0; i < srv->n_loops; i++)
 		net_loop_call(srv->loops[i].loop, server_accept_detach,
 		    &l->acc[i]);
