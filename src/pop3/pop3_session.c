@@ -24,8 +24,9 @@
 #include "pop3/pop3_int.h"
 #include "store/store.h"
 
-/* Lines are handled synchronously on the loop thread, one at a time. */
-static char pop3_linebuf[POP3_MAX_SASL_LINE + 1];
+/* Lines are handled synchronously on a loop thread, one at a time: one
+ * buffer per loop thread. */
+static _Thread_local char pop3_linebuf[POP3_MAX_SASL_LINE + 1];
 
 static const char *const state_names[POP3_STATE_COUNT] = {
 	[POP3_STATE_AUTHORIZATION] = "AUTHORIZATION",
