@@ -15,13 +15,15 @@ import re
 import signal
 import socket
 import ssl
+import threading
 import time
 
 import pytest
 
 from admin_testlib import Admin, wait_port, with_admin
-from posuto_testlib import (USER1, USER2, SHA256_PASSWORD, Pop3, free_port,
-                            sample_message)
+from posuto_testlib import (USER1, USER2, SHA256_PASSWORD, Maildir, Pop3,
+                            free_port, message_of_wire_size, sample_message,
+                            to_wire)
 
 MAX_TRIES = 400     # connections opened looking for another loop
 
@@ -275,3 +277,43 @@ def test_sigterm_drains_every_loop(servers, maildir):
     # No UPDATE at a shutdown: nothing deleted.
     assert len(maildir.files()) == 1
     close_all(keep)
+
+
+@pytest.mark.parametrize("loops", [2, 4])
+def test_concurrent_sessions_on_every_loop_never_cross(servers, tmp_path, loops):
+    """Many clients at once, each logging in, reading its own messages
+    (small ones and one streamed in chunks) and quitting, over and over:
+    every reply must be its own session's, whichever loops run them."""
+    n = 12
+    users = [{"UserName": "u%d@example.com" % i, "Password": SHA256_PASSWORD,
+              "HashType": "SHA256"} for i in range(n)]
+    want = {}
+    for i in range(n):
+        md = Maildir(tmp_path / "mail" / ("u%d@example.com" % i))
+        msgs = [sample_message(1000 * i + k, extra=b"owner u%d\n" % i) for k in range(3)]
+        msgs.append(message_of_wire_size(1000 * i + 9, 300 * 1024))
+        for m in msgs:
+            md.deliver(m)
+        want[i] = sorted(to_wire(m) for m in msgs)
+    s, a = start(servers, loops, users=users)
+    errors = []
+
+    def client(i):
+        try:
+            for _ in range(8):
+                p = Pop3(port=s.port)
+                p.must_login("u%d@example.com" % i, "password")
+                count = p.stat()[0]
+                got = sorted(p.retr(k) for k in range(1, count + 1))
+                if got != want[i]:
+                    errors.append("u%d got another mailbox's messages" % i)
+                p.quit()
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append("u%d: %r" % (i, e))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:5]
