@@ -32,6 +32,9 @@ struct net_loop {
 	struct loop_call *head, **tailp;	/* under lock */
 	pthread_t thread;
 	bool has_thread;
+	/* Its thread has left its loop (under lock): a call posted from
+	 * then on runs in the caller, since nobody else would run it. */
+	bool exited;
 };
 
 static _Thread_local struct net_loop *loop_self;
@@ -143,7 +146,10 @@ loop_thread(void *arg)
 
 	net_loop_bind(l);
 	event_base_dispatch(l->base);
-	/* Calls posted after the break (none is lost). */
+	pthread_mutex_lock(&l->lock);
+	l->exited = true;
+	pthread_mutex_unlock(&l->lock);
+	/* Calls posted before then (none is lost). */
 	loop_run_calls(l);
 	return NULL;
 }
@@ -175,18 +181,24 @@ net_loop_join(struct net_loop *l)
 	l->has_thread = false;
 }
 
-static void
+/* False if l's thread has left its loop (c is not queued). */
+static bool
 loop_enqueue(struct net_loop *l, struct loop_call *c)
 {
 	uint64_t one = 1;
 
 	pthread_mutex_lock(&l->lock);
+	if (l->exited) {
+		pthread_mutex_unlock(&l->lock);
+		return false;
+	}
 	*l->tailp = c;
 	l->tailp = &c->next;
 	pthread_mutex_unlock(&l->lock);
 	/* A counter: the write cannot block, only overflow (never). */
 	if (write(l->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		log_warn("loop eventfd");
+	return true;
 }
 
 void
@@ -196,7 +208,10 @@ net_loop_post(struct net_loop *l, net_loop_fn *fn, void *arg)
 
 	c->fn = fn;
 	c->arg = arg;
-	loop_enqueue(l, c);
+	if (!loop_enqueue(l, c)) {
+		free(c);
+		fn(arg);
+	}
 }
 
 void
@@ -218,7 +233,11 @@ net_loop_call(struct net_loop *l, net_loop_fn *fn, void *arg)
 	c->cv = &cv;
 	c->done = &done;
 	pthread_mutex_lock(&mu);
-	loop_enqueue(l, c);
+	if (!loop_enqueue(l, c)) {
+		free(c);
+		done = true;
+		fn(arg);
+	}
 	while (!done)
 		pthread_cond_wait(&cv, &mu);
 	pthread_mutex_unlock(&mu);

@@ -43,7 +43,8 @@ bool net_loop_start(struct net_loop *l);
 void net_loop_join(struct net_loop *l);
 
 /* Any thread: fn(arg) runs soon on l's thread.  Never fails (the call
- * is queued in memory). */
+ * is queued in memory); once that thread has left its loop for good,
+ * fn runs at once in the caller (the loop's sessions are gone). */
 void net_loop_post(struct net_loop *l, net_loop_fn *fn, void *arg);
 /* Any thread: fn(arg) runs on l's thread, and this returns after it
  * did (at once on l's own thread).  Only the main thread waits on

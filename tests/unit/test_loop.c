@@ -58,6 +58,10 @@ test_call_runs_on_the_loop_thread(void **state)
 	assert_int_equal(net_loop_index(l), 1);
 	net_loop_post(l, loop_break, base);
 	net_loop_join(l);
+	/* Its thread is gone: a call runs in the caller, never lost. */
+	net_loop_post(l, probe_fn, &p);
+	assert_int_equal(p.calls, 3);
+	assert_true(pthread_equal(p.thread, pthread_self()));
 	net_loop_free(&l);
 	event_base_free(base);
 }
