@@ -349,6 +349,9 @@ server_accept_detach(void *arg)
 	a->retry = NULL;
 }
 
+static void server_listener_close(struct server *srv,
+    struct server_listener *l);
+
 static struct server_listener *
 server_listener_open(struct server *srv, const struct listen_cfg *lc)
 {
@@ -360,7 +363,6 @@ server_listener_open(struct server *srv, const struct listen_cfg *lc)
 	const char *proto = proto_names[lc->protocol];
 	struct server_listener *l;
 	char err[256];
-	bool ok = true;
 	int fd = lc->path != NULL ?
 	    listener_open_unix(lc->path, lc->mode, lc->owner, lc->group,
 	    err, sizeof(err)) :
@@ -411,23 +413,33 @@ server_listener_open(struct server *srv, const struct listen_cfg *lc)
 		    !net_listener_trust_proxy(a->nl, lc->proxy_trusted))
 			fatalx("ProxyTrusted did not parse");
 	}
+	return l;
+}
+
+/*
+ * Every loop starts accepting on l.  Apart from server_listener_open(),
+ * so that a reload binds every new socket first (any failure leaves all
+ * as it was) and only serves them once the old ones are closed: no
+ * client is greeted on a new port while the old one still answers.
+ * False (l closed, retired) if a loop could not.
+ */
+static bool
+server_listener_start(struct server *srv, struct server_listener *l)
+{
+	bool ok = true;
+
 	for (unsigned i = 0; i < srv->n_loops; i++) {
 		net_loop_call(srv->loops[i].loop, server_accept_attach,
 		    &l->acc[i]);
 		ok = ok && l->acc[i].lev != NULL;
 	}
 	if (!ok) {
-		for (unsigned i = 0; i < srv->n_loops; i++)
-			net_loop_call(srv->loops[i].loop, server_accept_detach,
-			    &l->acc[i]);
-		close(fd);
 		log_error("cannot set up listener %s", l->name);
-		free(l->acc);
-		free(l);
-		return NULL;
+		server_listener_close(srv, l);
+		return false;
 	}
 	log_info("listening on %s", l->name);
-	return l;
+	return true;
 }
 
 /* Closes l's socket; sessions it accepted go on (their own sockets). */
@@ -456,7 +468,7 @@ server_listen(struct server *srv)
 		struct server_listener *l =
 		    server_listener_open(srv, &cfg->listens[i]);
 
-		if (l == NULL)
+		if (l == NULL || !server_listener_start(srv, l))
 			return -1;
 		srv->ls[srv->n_ls++] = l;
 	}
@@ -475,7 +487,8 @@ server_relisten(struct server *srv, const struct posuto_config *cfg)
 {
 	struct server_listener **nls = xcalloc(cfg->n_listens, sizeof(*nls));
 	bool *kept = xcalloc(srv->n_ls + 1, sizeof(*kept));
-	size_t n = 0;
+	bool *fresh = xcalloc(cfg->n_listens + 1, sizeof(*fresh));
+	size_t n = 0, m = 0;
 
 	for (size_t i = 0; i < cfg->n_listens; i++) {
 		const struct listen_cfg *lc = &cfg->listens[i];
@@ -486,7 +499,9 @@ server_relisten(struct server *srv, const struct posuto_config *cfg)
 				kept[j] = true;
 				l = srv->ls[j];
 			}
-		if (l == NULL && (l = server_listener_open(srv, lc)) == NULL) {
+		if (l == NULL)
+			fresh[n] = (l = server_listener_open(srv, lc)) != NULL;
+		if (l == NULL) {
 			/* Undo: the new sockets go, the old ones stay. */
 			for (size_t k = 0; k < n; k++) {
 				bool old = false;
@@ -498,6 +513,7 @@ server_relisten(struct server *srv, const struct posuto_config *cfg)
 			}
 			free(nls);
 			free(kept);
+			free(fresh);
 			return false;
 		}
 		nls[n++] = l;
@@ -508,11 +524,18 @@ server_relisten(struct server *srv, const struct posuto_config *cfg)
 			server_listener_close(srv, srv->ls[j]);
 		}
 	}
-	/* The kept ones take the new per-listener settings. */
-	for (size_t i = 0; i < n; i++)
+	/* The kept ones take the new per-listener settings; the new ones
+	 * start serving now that the old are closed (a loop that cannot
+	 * is logged, and its socket goes). */
+	for (size_t i = 0; i < n; i++) {
 		server_listener_update(nls[i], &cfg->listens[i]);
+		if (!fresh[i] || server_listener_start(srv, nls[i]))
+			nls[m++] = nls[i];
+	}
+	n = m;
 	free(srv->ls);
 	free(kept);
+	free(fresh);
 	srv->ls = nls;
 	srv->n_ls = n;
 	atomic_store(&srv->rt->listening, (unsigned)n);
