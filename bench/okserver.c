@@ -5,7 +5,11 @@
  * session rate it reaches is what the machine and the load generator
  * allow, and posuto's rate is reported as a fraction of it.
  *
- * usage: okserver -p PORT [-a ADDR]
+ * With -t CERT -k KEY it is the TLS ceiling too: -s PORT is a POP3S
+ * listener (handshake, then the greeting), and the plain one answers
+ * STLS with "+OK" and a handshake.  Still one thread: one core's worth.
+ *
+ * usage: okserver -p PORT [-a ADDR] [-t CERT -k KEY [-s TLSPORT]]
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -23,11 +27,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "tlsref.h"
+
 #define IN_MAX 1024
 #define OUT_MAX 4096
 
 struct client {
 	int fd;
+	SSL *ssl;
+	bool handshaking;
+	bool implicit;		/* greeting after the handshake */
 	size_t inlen, outlen;
 	bool closing;
 	char in[IN_MAX];
@@ -35,12 +44,88 @@ struct client {
 };
 
 static const char greeting[] = "+OK okserver ready\r\n";
+static SSL_CTX *ctx;
 
 static void
 drop(struct client *c)
 {
+	if (c->ssl != NULL) {
+		if (!c->handshaking)
+			(void)SSL_shutdown(c->ssl);	/* close_notify, once */
+		SSL_free(c->ssl);
+	}
 	close(c->fd);
 	free(c);
+}
+
+static void
+set_out(int ep, struct client *c, bool out)
+{
+	struct epoll_event e = { .events = EPOLLIN | (out ? EPOLLOUT : 0), .data.ptr = c };
+	epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e);
+}
+
+static ssize_t
+c_send(struct client *c, const void *buf, size_t len)
+{
+	if (c->ssl == NULL)
+		return send(c->fd, buf, len, MSG_NOSIGNAL);
+	int r = SSL_write(c->ssl, buf, (int)len);
+	if (r > 0)
+		return r;
+	enum tio w = tlsref_err(c->ssl, r);
+	errno = w == TIO_FATAL ? EPROTO : EAGAIN;
+	return -1;
+}
+
+static ssize_t
+c_recv(struct client *c, void *buf, size_t len)
+{
+	if (c->ssl == NULL)
+		return recv(c->fd, buf, len, 0);
+	int r = SSL_read(c->ssl, buf, (int)len);
+	if (r > 0)
+		return r;
+	enum tio w = tlsref_err(c->ssl, r);
+	if (w == TIO_FATAL)
+		return 0;
+	errno = EAGAIN;
+	return -1;
+}
+
+static bool flush_out(int ep, struct client *c);
+
+static void
+tls_begin(struct client *c, bool implicit)
+{
+	c->ssl = SSL_new(ctx);
+	SSL_set_fd(c->ssl, c->fd);
+	SSL_set_accept_state(c->ssl);
+	c->handshaking = true;
+	c->implicit = implicit;
+}
+
+/* Returns false when the client is gone. */
+static bool
+handshake(int ep, struct client *c)
+{
+	int r = SSL_do_handshake(c->ssl);
+	if (r == 1) {
+		c->handshaking = false;
+		if (c->implicit) {
+			memcpy(c->out, greeting, sizeof(greeting) - 1);
+			c->outlen = sizeof(greeting) - 1;
+		}
+		set_out(ep, c, false);
+		return flush_out(ep, c);
+	}
+	enum tio w = tlsref_err(c->ssl, r);
+	if (w == TIO_FATAL) {
+		drop(c);
+		return false;
+	}
+	set_out(ep, c, w == TIO_WRITE);
+	return true;
 }
 
 /* Returns false when the client is gone. */
@@ -48,11 +133,10 @@ static bool
 flush_out(int ep, struct client *c)
 {
 	while (c->outlen > 0) {
-		ssize_t n = send(c->fd, c->out, c->outlen, MSG_NOSIGNAL);
+		ssize_t n = c_send(c, c->out, c->outlen);
 		if (n < 0) {
 			if (errno == EAGAIN) {
-				struct epoll_event e = { .events = EPOLLIN | EPOLLOUT, .data.ptr = c };
-				epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e);
+				set_out(ep, c, true);
 				return true;
 			}
 			drop(c);
@@ -71,8 +155,11 @@ flush_out(int ep, struct client *c)
 static bool
 on_input(int ep, struct client *c)
 {
+	if (c->handshaking)
+		return handshake(ep, c);
+	bool stls = false;
 	for (;;) {
-		ssize_t n = recv(c->fd, c->in + c->inlen, sizeof(c->in) - c->inlen, 0);
+		ssize_t n = c_recv(c, c->in + c->inlen, sizeof(c->in) - c->inlen);
 		if (n <= 0) {
 			if (n < 0 && errno == EAGAIN)
 				break;
@@ -92,6 +179,12 @@ on_input(int ep, struct client *c)
 			c->outlen += 5;
 			if (strncasecmp(c->in + off, "QUIT", 4) == 0)
 				c->closing = true;
+			if (ctx != NULL && c->ssl == NULL &&
+			    strncasecmp(c->in + off, "STLS", 4) == 0) {
+				stls = true;	/* the rest is the handshake's */
+				c->inlen = off = 0;
+				break;
+			}
 			off = (size_t)(nl - c->in) + 1;
 		}
 		memmove(c->in, c->in + off, c->inlen - off);
@@ -100,35 +193,23 @@ on_input(int ep, struct client *c)
 			drop(c);
 			return false;
 		}
-		if ((size_t)n < sizeof(c->in) || c->closing)
+		if (stls || c->closing || (c->ssl == NULL && (size_t)n < sizeof(c->in)))
 			break;
 	}
-	return flush_out(ep, c);
+	if (!flush_out(ep, c))
+		return false;
+	if (stls) {
+		/* "+OK" went out in the clear (a short write: the client can't
+		 * send its hello before it reads it, so it did not happen). */
+		tls_begin(c, false);
+		return handshake(ep, c);
+	}
+	return true;
 }
 
-int
-main(int argc, char **argv)
+static int
+listen_on(const char *addr, int port)
 {
-	const char *addr = "127.0.0.1";
-	int port = 0, ch;
-	while ((ch = getopt(argc, argv, "a:p:")) != -1) {
-		if (ch == 'a')
-			addr = optarg;
-		else if (ch == 'p')
-			port = (int)strtol(optarg, NULL, 10);
-		else
-			return 2;
-	}
-	if (port <= 0 || port > 65535) {
-		fprintf(stderr, "usage: okserver -p PORT [-a ADDR]\n");
-		return 2;
-	}
-	signal(SIGPIPE, SIG_IGN);
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
 	int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int one = 1;
 	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -136,19 +217,59 @@ main(int argc, char **argv)
 	if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1 ||
 	    bind(ls, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(ls, 4096) < 0) {
 		perror("okserver: bind/listen");
-		return 1;
+		exit(1);
 	}
+	return ls;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *addr = "127.0.0.1", *cert = NULL, *key = NULL;
+	int port = 0, tport = 0, ch;
+	while ((ch = getopt(argc, argv, "a:p:s:t:k:")) != -1) {
+		switch (ch) {
+		case 'a': addr = optarg; break;
+		case 'p': port = (int)strtol(optarg, NULL, 10); break;
+		case 's': tport = (int)strtol(optarg, NULL, 10); break;
+		case 't': cert = optarg; break;
+		case 'k': key = optarg; break;
+		default: return 2;
+		}
+	}
+	if (port <= 0 || port > 65535 || tport < 0 || tport > 65535 ||
+	    (tport > 0 && cert == NULL)) {
+		fprintf(stderr, "usage: okserver -p PORT [-a ADDR] [-t CERT -k KEY [-s TLSPORT]]\n");
+		return 2;
+	}
+	if (cert != NULL)
+		ctx = tlsref_ctx("okserver", cert, key != NULL ? key : cert);
+	signal(SIGPIPE, SIG_IGN);
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	int one = 1;
+	/* the listeners are told apart by these two addresses */
+	static char lplain, ltls;
+	int ls = listen_on(addr, port), lt = tport > 0 ? listen_on(addr, tport) : -1;
 	int ep = epoll_create1(EPOLL_CLOEXEC);
-	struct epoll_event le = { .events = EPOLLIN, .data.ptr = NULL };
+	struct epoll_event le = { .events = EPOLLIN, .data.ptr = &lplain };
 	epoll_ctl(ep, EPOLL_CTL_ADD, ls, &le);
+	if (lt >= 0) {
+		struct epoll_event te = { .events = EPOLLIN, .data.ptr = &ltls };
+		epoll_ctl(ep, EPOLL_CTL_ADD, lt, &te);
+	}
 	struct epoll_event evs[256];
 	for (;;) {
 		int n = epoll_wait(ep, evs, 256, -1);
 		for (int i = 0; i < n; i++) {
 			struct client *c = evs[i].data.ptr;
-			if (c == NULL) {
+			if (evs[i].data.ptr == &lplain || evs[i].data.ptr == &ltls) {
+				bool tls = evs[i].data.ptr == &ltls;
 				for (int k = 0; k < 64; k++) {
-					int fd = accept4(ls, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+					int fd = accept4(tls ? lt : ls, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 					if (fd < 0)
 						break;
 					setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -158,15 +279,21 @@ main(int argc, char **argv)
 						continue;
 					}
 					c->fd = fd;
-					memcpy(c->out, greeting, sizeof(greeting) - 1);
-					c->outlen = sizeof(greeting) - 1;
 					struct epoll_event e = { .events = EPOLLIN, .data.ptr = c };
 					epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e);
+					if (tls) {
+						tls_begin(c, true);	/* wait for the hello */
+						continue;
+					}
+					memcpy(c->out, greeting, sizeof(greeting) - 1);
+					c->outlen = sizeof(greeting) - 1;
 					flush_out(ep, c);
 				}
 				continue;
 			}
-			if (evs[i].events & EPOLLIN) {
+			if (c->handshaking) {
+				handshake(ep, c);
+			} else if (evs[i].events & EPOLLIN) {
 				on_input(ep, c);
 			} else if (evs[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
 				if (flush_out(ep, c) && c->outlen == 0) {

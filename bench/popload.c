@@ -15,6 +15,14 @@
  *   bigbox   time from PASS sent to the first LIST line
  *   (fairness = retr with --probe)
  *
+ * TLS (OpenSSL 3): --tls implicit (POP3S) or --tls stls (STLS after the
+ * greeting) for any mode.  With --resume each client slot keeps the last
+ * session ticket its server sent and offers it on its next connection, so
+ * after a slot's first session every handshake is a resumption; the JSON
+ * says how many were.  Certificates are not verified (loopback, a bench).
+ * --server-pid: the CPU time of that process and its descendants inside
+ * the measured window, from /proc, in total and by process name.
+ *
  * Output: a human summary on stderr, one JSON object on stdout.
  */
 #define _GNU_SOURCE
@@ -42,6 +50,10 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#include <dirent.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
@@ -56,11 +68,14 @@
 enum mode { M_SESSION, M_RETR, M_IDLE, M_BIGBOX };
 
 enum cmd {
-	C_GREET, C_USER, C_PASS, C_STAT, C_LIST, C_RETR, C_NOOP, C_QUIT,
+	C_GREET, C_USER, C_PASS, C_STAT, C_LIST, C_RETR, C_NOOP, C_QUIT, C_STLS,
 };
 static const char *cmd_name[] = {
-	"greeting", "USER", "PASS", "STAT", "LIST", "RETR", "NOOP", "QUIT",
+	"greeting", "USER", "PASS", "STAT", "LIST", "RETR", "NOOP", "QUIT", "STLS",
 };
+
+enum tlsmode { TLS_OFF, TLS_IMPLICIT, TLS_STLS };
+enum tstate { TS_NONE, TS_HANDSHAKE, TS_UP };
 
 enum cstate {
 	CS_FREE, CS_CONNECTING, CS_ACTIVE, CS_WAIT_EOF, CS_HOLD,
@@ -108,9 +123,15 @@ struct conn {
 	bool first_list_line;
 	char wbuf[WBUF_SIZE];
 	size_t wlen;
+	SSL *ssl;		/* freed by conn_close */
+	enum tstate ts;
+	bool stls_go;		/* STLS accepted: handshake next */
+	bool tls_eof;		/* close_notify seen: the TCP close is next */
+	bool resumed;
 	/* kept across sessions of a slot; start_session clears the rest */
 	uint32_t *sizes;
 	uint32_t sizes_cap;
+	SSL_SESSION *sess;	/* --resume: the last ticket of this slot */
 };
 
 struct samples {
@@ -150,6 +171,9 @@ static struct {
 	const char *label;
 	const char *manifest_path;
 	int quiet;
+	enum tlsmode tls;
+	bool resume;
+	int server_pid;
 } opt = {
 	.mode = M_SESSION, .host = "127.0.0.1", .port = 0, .clients = 1,
 	.duration = 5, .warmup = 0, .timeout = 10, .max_sessions = 0,
@@ -194,6 +218,9 @@ static struct {
 	struct manifest_ent *man;
 	size_t n_man;
 	int src_next;
+	SSL_CTX *ctx;
+	long resumed;		/* sessions in the window that resumed */
+	long hs_full;		/* ... that made a full handshake */
 	char rbuf[RBUF_SIZE];
 } g;
 
@@ -375,9 +402,29 @@ ep_mod(struct conn *c, uint32_t ev)
 
 static void start_session(struct conn *c);
 
+static const char *
+tls_err(void)
+{
+	static char buf[256];
+	unsigned long e = ERR_get_error();
+	if (e == 0)
+		return errno ? strerror(errno) : "unexpected EOF";
+	ERR_error_string_n(e, buf, sizeof(buf));
+	ERR_clear_error();
+	return buf;
+}
+
 static void
 conn_close(struct conn *c, bool rst)
 {
+	if (c->ssl != NULL) {
+		/* No close_notify: the server closed first (QUIT) or the run
+		 * cuts the stream.  Marked shut down so OpenSSL does not
+		 * treat the slot's session as bad. */
+		SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+	}
 	if (c->fd >= 0) {
 		if (rst) {
 			struct linger l = { 1, 0 };
@@ -439,7 +486,27 @@ flush(struct conn *c)
 {
 	if (c->fd < 0 || c->wlen == 0)
 		return;
-	ssize_t n = send(c->fd, c->wbuf, c->wlen, MSG_NOSIGNAL);
+	ssize_t n;
+	if (c->ssl != NULL) {
+		if (c->ts != TS_UP)
+			return;
+		int r = SSL_write(c->ssl, c->wbuf, (int)c->wlen);
+		if (r <= 0) {
+			int e = SSL_get_error(c->ssl, r);
+			if (e == SSL_ERROR_WANT_WRITE) {
+				ep_mod(c, EPOLLIN | EPOLLOUT);
+				return;
+			}
+			if (e == SSL_ERROR_WANT_READ)
+				return;	/* retried after the next read */
+			report_err(c, E_IO, "SSL_write: %s", tls_err());
+			session_end(c, true);
+			return;
+		}
+		n = r;
+	} else {
+		n = send(c->fd, c->wbuf, c->wlen, MSG_NOSIGNAL);
+	}
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK) {
 			ep_mod(c, EPOLLIN | EPOLLOUT);
@@ -540,12 +607,91 @@ retr_more(struct conn *c)
 		queue_cmd(c, C_QUIT, 0, "QUIT\r\n");
 }
 
+/* ---- TLS ------------------------------------------------------------------ */
+
+/* TLS 1.3 tickets arrive after the handshake, while the greeting is read;
+ * the newest one of a slot is what its next connection offers. */
+static int
+on_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+	struct conn *c = SSL_get_app_data(ssl);
+	if (!opt.resume || c == NULL)
+		return 0;
+	if (c->sess != NULL)
+		SSL_SESSION_free(c->sess);
+	c->sess = sess;
+	return 1;		/* the reference is ours */
+}
+
+static void
+tls_ctx_init(void)
+{
+	g.ctx = SSL_CTX_new(TLS_client_method());
+	if (g.ctx == NULL)
+		die("SSL_CTX_new: %s", tls_err());
+	SSL_CTX_set_min_proto_version(g.ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(g.ctx, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_options(g.ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_CTX_set_mode(g.ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_session_cache_mode(g.ctx,
+	    SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(g.ctx, on_new_session);
+}
+
+static void
+tls_handshake(struct conn *c)
+{
+	c->t_last = now();
+	ERR_clear_error();
+	int r = SSL_do_handshake(c->ssl);
+	if (r == 1) {
+		c->ts = TS_UP;
+		c->resumed = SSL_session_reused(c->ssl) == 1;
+		ep_mod(c, EPOLLIN);
+		if (opt.tls == TLS_STLS) {	/* no second greeting (RFC 2595) */
+			send_login(c);
+			flush(c);
+		}
+		return;
+	}
+	int e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_READ) {
+		ep_mod(c, EPOLLIN);
+		return;
+	}
+	if (e == SSL_ERROR_WANT_WRITE) {
+		ep_mod(c, EPOLLIN | EPOLLOUT);
+		return;
+	}
+	report_err(c, E_IO, "TLS handshake: %s", tls_err());
+	session_end(c, true);
+}
+
+static void
+tls_start(struct conn *c)
+{
+	c->ssl = SSL_new(g.ctx);
+	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
+		die("SSL_new: %s", tls_err());
+	SSL_set_app_data(c->ssl, c);
+	if (opt.resume && c->sess != NULL)
+		SSL_set_session(c->ssl, c->sess);
+	SSL_set_connect_state(c->ssl);
+	c->ts = TS_HANDSHAKE;
+	tls_handshake(c);
+}
+
 /* Called when the reply to k is complete and good. */
 static void
 advance(struct conn *c, enum cmd k)
 {
 	switch (k) {
 	case C_GREET:
+		if (opt.tls == TLS_STLS) {
+			queue_cmd(c, C_STLS, 0, "STLS\r\n");
+			break;
+		}
 		send_login(c);
 		if (opt.mode == M_SESSION && opt.pipeline >= 4) {
 			queue_cmd(c, C_STAT, 0, "STAT\r\n");
@@ -597,6 +743,9 @@ advance(struct conn *c, enum cmd k)
 	case C_QUIT:
 		c->t_quit = now();
 		c->st = CS_WAIT_EOF;
+		break;
+	case C_STLS:
+		c->stls_go = true;
 		break;
 	}
 }
@@ -787,6 +936,11 @@ process(struct conn *c, const char *p, size_t len)
 {
 	const char *end = p + len;
 	while (p < end) {
+		if (c->stls_go) {	/* the handshake must come next */
+			report_err(c, E_PROTO, "data after the STLS reply");
+			session_end(c, true);
+			return false;
+		}
 		if (c->pq_n == 0) {
 			report_err(c, E_PROTO, "unsolicited data: %.40s", p);
 			session_end(c, true);
@@ -917,17 +1071,71 @@ session_finished(struct conn *c)
 	g.sessions_total++;
 	if (!c->failed && c->in_window && g.measuring) {
 		g.sessions_ok++;
+		if (c->ssl != NULL) {
+			if (c->resumed)
+				g.resumed++;
+			else
+				g.hs_full++;
+		}
 		if (opt.mode == M_SESSION)
 			samples_add(&g.lat, c->t_quit - c->t_start);
 	}
 	session_end(c, false);
 }
 
+/* recv(), or SSL_read() once TLS is up: > 0 bytes, 0 EOF, < 0 with errno
+ * (EAGAIN: nothing now). */
+static ssize_t
+conn_recv(struct conn *c)
+{
+	if (c->ssl == NULL || c->tls_eof)
+		return recv(c->fd, g.rbuf, sizeof(g.rbuf), 0);
+	ERR_clear_error();
+	int r = SSL_read(c->ssl, g.rbuf, sizeof(g.rbuf));
+	if (r > 0)
+		return r;
+	int e = SSL_get_error(c->ssl, r);
+	switch (e) {
+	case SSL_ERROR_WANT_WRITE:
+		ep_mod(c, EPOLLIN | EPOLLOUT);
+		/* fall through */
+	case SSL_ERROR_WANT_READ:
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_ZERO_RETURN:
+		/* A session ends when the server closes the connection, as in
+		 * the clear: close_notify may come before the server is done
+		 * with the mailbox. */
+		c->tls_eof = true;
+		return recv(c->fd, g.rbuf, sizeof(g.rbuf), 0);
+	case SSL_ERROR_SYSCALL:
+		if (errno == 0)
+			return 0;
+		return -1;
+	default:
+		report_err(c, E_IO, "SSL_read: %s", tls_err());
+		errno = EPROTO;
+		return -2;	/* reported */
+	}
+}
+
 static void
 on_readable(struct conn *c)
 {
-	for (int rounds = 0; rounds < 4; rounds++) {
-		ssize_t n = recv(c->fd, g.rbuf, sizeof(g.rbuf), 0);
+	if (c->ts == TS_HANDSHAKE) {
+		tls_handshake(c);
+		if (c->fd < 0 || c->ts != TS_UP)
+			return;
+	}
+	/* TLS: each SSL_read() gives at most one record, so read on until
+	 * the socket is empty (bounded, for fairness between clients). */
+	int max_rounds = c->ssl != NULL ? 64 : 4;
+	for (int rounds = 0; rounds < max_rounds; rounds++) {
+		ssize_t n = conn_recv(c);
+		if (n == -2) {
+			session_end(c, true);
+			return;
+		}
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return;
@@ -960,8 +1168,13 @@ on_readable(struct conn *c)
 		}
 		if (!process(c, g.rbuf, (size_t)n))
 			return;
+		if (c->stls_go) {
+			c->stls_go = false;
+			tls_start(c);
+			return;
+		}
 		flush(c);
-		if (c->fd < 0 || (size_t)n < sizeof(g.rbuf))
+		if (c->fd < 0 || (c->ssl == NULL && (size_t)n < sizeof(g.rbuf)))
 			return;
 	}
 }
@@ -981,6 +1194,12 @@ on_writable(struct conn *c)
 		ep_mod(c, EPOLLIN);
 		c->st = CS_ACTIVE;
 		pq_push(c, C_GREET, 0);
+		if (opt.tls == TLS_IMPLICIT)
+			tls_start(c);
+		return;
+	}
+	if (c->ts == TS_HANDSHAKE) {
+		tls_handshake(c);
 		return;
 	}
 	flush(c);
@@ -1094,6 +1313,105 @@ on_signal(int sig)
 		got_int = 1;
 }
 
+/* ---- server CPU time (--server-pid) --------------------------------------- */
+
+#define CPU_NAMES 24
+struct cpu_snap {
+	char name[CPU_NAMES][32];
+	double secs[CPU_NAMES];
+	int n;
+};
+
+/* user+system time of root and all its descendants, by process name, with
+ * reaped children's (cutime/cstime) counted under their parent's name. */
+static void
+cpu_sample(struct cpu_snap *snap)
+{
+	memset(snap, 0, sizeof(*snap));
+	if (opt.server_pid <= 0)
+		return;
+	size_t cap = 1024, n = 0;
+	struct pent { int pid, ppid; bool in; double t; char comm[32]; } *v;
+	v = xcalloc(cap, sizeof(*v));
+	DIR *d = opendir("/proc");
+	if (d == NULL)
+		return;
+	struct dirent *de;
+	static long hz;
+	if (hz == 0)
+		hz = sysconf(_SC_CLK_TCK);
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		char path[64], buf[1024];
+		snprintf(path, sizeof(path), "/proc/%.20s/stat", de->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t len = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (len <= 0)
+			continue;
+		buf[len] = '\0';
+		char *lp = strchr(buf, '('), *rp = strrchr(buf, ')');
+		if (lp == NULL || rp == NULL)
+			continue;
+		int ppid;
+		unsigned long ut, st;
+		long cut, cst;
+		if (sscanf(rp + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %ld %ld",
+		    &ppid, &ut, &st, &cut, &cst) != 5)
+			continue;
+		if (n == cap) {
+			cap *= 2;
+			v = realloc(v, cap * sizeof(*v));
+			if (v == NULL)
+				die("out of memory");
+		}
+		struct pent *e = &v[n++];
+		memset(e, 0, sizeof(*e));
+		e->pid = atoi(de->d_name);
+		e->ppid = ppid;
+		e->t = (double)(ut + st + (unsigned long)cut + (unsigned long)cst) / (double)hz;
+		size_t cl = (size_t)(rp - lp - 1);
+		if (cl >= sizeof(e->comm))
+			cl = sizeof(e->comm) - 1;
+		memcpy(e->comm, lp + 1, cl);
+		e->in = e->pid == opt.server_pid;
+	}
+	closedir(d);
+	for (bool changed = true; changed;) {
+		changed = false;
+		for (size_t i = 0; i < n; i++) {
+			if (v[i].in)
+				continue;
+			for (size_t j = 0; j < n; j++)
+				if (v[j].in && v[j].pid == v[i].ppid) {
+					v[i].in = changed = true;
+					break;
+				}
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!v[i].in)
+			continue;
+		int k;
+		for (k = 0; k < snap->n; k++)
+			if (strcmp(snap->name[k], v[i].comm) == 0)
+				break;
+		if (k == snap->n) {
+			if (snap->n == CPU_NAMES)
+				k = CPU_NAMES - 1;	/* the rest, lumped */
+			else
+				snprintf(snap->name[snap->n++], 32, "%s", v[i].comm);
+		}
+		snap->secs[k] += v[i].t;
+	}
+	free(v);
+}
+
+static struct cpu_snap cpu_win0, cpu_win1;
+
 static double
 ru_secs(const struct rusage *r)
 {
@@ -1169,7 +1487,10 @@ usage(void)
 "  --ready-file F   idle: written once all sessions are held\n"
 "  --ramp N         idle: logins in flight at once (256)\n"
 "  --timeout SECS   per-reply timeout (10)\n"
-"  --label S        copied into the JSON output\n", stderr);
+"  --label S        copied into the JSON output\n"
+"  --tls MODE       implicit (POP3S) | stls (STLS after the greeting)\n"
+"  --resume         TLS: each client slot offers its last session ticket\n"
+"  --server-pid PID server CPU time in the window (PID and descendants)\n", stderr);
 	exit(2);
 }
 
@@ -1190,6 +1511,7 @@ main(int argc, char **argv)
 	enum {
 		O_PIPE = 256, O_SOURCES, O_MANIFEST, O_LAX, O_RETRMAX, O_PROBE,
 		O_PUSER, O_PPASS, O_READY, O_RAMP, O_TIMEOUT, O_LABEL, O_UBASE,
+		O_TLS, O_RESUME, O_SRVPID,
 	};
 	static const struct option lo[] = {
 		{ "pipeline", required_argument, NULL, O_PIPE },
@@ -1205,6 +1527,9 @@ main(int argc, char **argv)
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "label", required_argument, NULL, O_LABEL },
 		{ "user-base", required_argument, NULL, O_UBASE },
+		{ "tls", required_argument, NULL, O_TLS },
+		{ "resume", no_argument, NULL, O_RESUME },
+		{ "server-pid", required_argument, NULL, O_SRVPID },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1241,6 +1566,14 @@ main(int argc, char **argv)
 		case O_TIMEOUT: opt.timeout = parse_num(optarg, "timeout"); break;
 		case O_LABEL: opt.label = optarg; break;
 		case O_UBASE: opt.user_base = (int)parse_num(optarg, "user-base"); break;
+		case O_TLS:
+			if (strcmp(optarg, "implicit") == 0) opt.tls = TLS_IMPLICIT;
+			else if (strcmp(optarg, "stls") == 0) opt.tls = TLS_STLS;
+			else if (strcmp(optarg, "none") == 0) opt.tls = TLS_OFF;
+			else die("unknown --tls %s", optarg);
+			break;
+		case O_RESUME: opt.resume = true; break;
+		case O_SRVPID: opt.server_pid = (int)parse_num(optarg, "server-pid"); break;
 		default: usage();
 		}
 	}
@@ -1260,6 +1593,10 @@ main(int argc, char **argv)
 		die("--probe needs --probe-user and --probe-pass");
 	if (opt.manifest_path != NULL)
 		manifest_load(opt.manifest_path);
+	if (opt.resume && opt.tls == TLS_OFF)
+		die("--resume needs --tls");
+	if (opt.tls != TLS_OFF)
+		tls_ctx_init();
 
 	memset(&g.dst, 0, sizeof(g.dst));
 	g.dst.sin_family = AF_INET;
@@ -1303,6 +1640,7 @@ main(int argc, char **argv)
 	if (g.measuring) {
 		g.t_win = g.t0;
 		getrusage(RUSAGE_SELF, &g.ru_win);
+		cpu_sample(&cpu_win0);
 	}
 	double t_measure = g.t0 + opt.warmup;
 	g.t_end = t_measure + opt.duration;
@@ -1356,6 +1694,7 @@ main(int argc, char **argv)
 			g.measuring = true;
 			g.t_win = t;
 			getrusage(RUSAGE_SELF, &g.ru_win);
+			cpu_sample(&cpu_win0);
 		}
 		if (opt.mode == M_IDLE) {
 			/* Ramp up: at most opt.ramp logins in flight. */
@@ -1368,6 +1707,7 @@ main(int argc, char **argv)
 				g.measuring = true;
 				g.t_win = t;
 				getrusage(RUSAGE_SELF, &g.ru_win);
+				cpu_sample(&cpu_win0);
 			}
 			if (g.ready_written && !drain_sent &&
 			    (t >= hold_until || got_usr1)) {
@@ -1375,6 +1715,7 @@ main(int argc, char **argv)
 				drain_sent = true;
 				g.stopping = true;
 				getrusage(RUSAGE_SELF, &ru_end);
+				cpu_sample(&cpu_win1);
 				t_ru_end = t;
 				ru_end_set = true;
 				for (int i = 0; i < opt.clients; i++) {
@@ -1400,6 +1741,7 @@ main(int argc, char **argv)
 				g.measuring = true;
 				g.t_win = t;
 				getrusage(RUSAGE_SELF, &g.ru_win);
+				cpu_sample(&cpu_win0);
 			}
 			if (drain_sent && g.active == 0)
 				break;
@@ -1408,6 +1750,7 @@ main(int argc, char **argv)
 				g.stopping = true;
 				g.measuring = false;
 				getrusage(RUSAGE_SELF, &ru_end);
+				cpu_sample(&cpu_win1);
 				t_ru_end = t;
 				ru_end_set = true;
 				if (opt.mode == M_RETR) {
@@ -1422,6 +1765,7 @@ main(int argc, char **argv)
 				g.stopping = true;
 				g.measuring = false;
 				getrusage(RUSAGE_SELF, &ru_end);
+				cpu_sample(&cpu_win1);
 				t_ru_end = t;
 				ru_end_set = true;
 			}
@@ -1447,15 +1791,18 @@ main(int argc, char **argv)
 				on_writable(c);
 				continue;
 			}
+			int fd = c->fd;
 			if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
 				on_readable(c);
-			if (c->st != CS_FREE && c->fd >= 0 && (evs[i].events & EPOLLOUT))
+			/* (not if the slot went on to a new connection meanwhile) */
+			if (c->st != CS_FREE && c->fd == fd && (evs[i].events & EPOLLOUT))
 				on_writable(c);
 		}
 	}
 	double t_done = now();
 	if (!ru_end_set) {
 		getrusage(RUSAGE_SELF, &ru_end);
+		cpu_sample(&cpu_win1);
 		t_ru_end = t_done;
 	}
 	if (probe.on) {
@@ -1497,6 +1844,9 @@ main(int argc, char **argv)
 		if (opt.mode == M_SESSION)
 			fprintf(stderr, "  sessions %ld (%.0f/s), latency p50 %.2f ms p99 %.2f ms\n",
 			    g.sessions_ok, rate, p50, p99);
+		if (opt.tls != TLS_OFF)
+			fprintf(stderr, "  TLS %s: %ld full handshakes, %ld resumed\n",
+			    opt.tls == TLS_IMPLICIT ? "implicit" : "STLS", g.hs_full, g.resumed);
 		if (opt.mode == M_RETR)
 			fprintf(stderr, "  %" PRIu64 " messages verified in window, %.1f MB/s payload (%" PRIu64 " total)\n",
 			    g.msgs, mbps, g.msgs_total);
@@ -1530,6 +1880,24 @@ main(int argc, char **argv)
 	json_num("probe_p50_ms", pp50);
 	json_num("probe_p99_ms", pp99);
 	json_num("probe_max_ms", pmax);
+	static const char *tname[] = { "none", "implicit", "stls" };
+	printf(",\"tls\":\"%s\",\"resume\":%s,\"tls_full\":%ld,\"tls_resumed\":%ld",
+	    tname[opt.tls], opt.resume ? "true" : "false", g.hs_full, g.resumed);
+	if (opt.server_pid > 0) {
+		/* by name: what was there at the window's end, minus its start */
+		double tot = 0;
+		printf(",\"srv_cpu_by\":{");
+		for (int i = 0; i < cpu_win1.n; i++) {
+			double b = 0;
+			for (int j = 0; j < cpu_win0.n; j++)
+				if (strcmp(cpu_win0.name[j], cpu_win1.name[i]) == 0)
+					b = cpu_win0.secs[j];
+			double dlt = cpu_win1.secs[i] - b;
+			tot += dlt;
+			printf("%s\"%s\":%.3f", i ? "," : "", cpu_win1.name[i], dlt);
+		}
+		printf("},\"srv_cpu_win_s\":%.3f", tot);
+	}
 	for (int i = 0; i < E__N; i++)
 		printf(",\"err_%s\":%ld", err_name[i], g.errors[i]);
 	printf("}\n");

@@ -12,6 +12,12 @@ With --base (run.sh --baseline), "base" is an older posuto run in the
 same repetitions, and two columns follow posuto's: "vs base" (the same
 orientation, the signed change, and the range of the per-repetition
 ratios) and a verdict against --tolerance (idle: against --idle-limit).
+Issue 15's TLS rows (tls-*, stls-*) are set against the one-core TLS
+ceilings (okserver: sessions, sfserver: RETR); the rows ending in -2c
+(the server on both cores) against posuto's one-core row and Dovecot's
+-2c row; and a CPU-time model (server CPU per operation, measured in
+the window from /proc, by process) says what each server would sustain
+on 4, 16 and 64 cores.
 Only the Python standard library is used.
 """
 import argparse
@@ -21,10 +27,39 @@ import statistics
 import sys
 
 CEILING = {"session": "ok", "retr": "sf", "fair": "sf"}
+TARGET_CEILING = 0.85      # one-core TLS: posuto >= 85% of each ceiling
+TARGET_SELF = 1.7          # 2 cores vs posuto's own one-core figure
+TARGET_DOVECOT = 2.5       # 2 cores vs Dovecot on the same 2 cores
+MODEL_CORES = (1, 4, 16, 64)
+# Dovecot's processes that exist once per instance, whatever the cores:
+# each is a serial part (it can use one core at most).
+DOVECOT_SERIAL = ("dovecot", "auth", "anvil", "log", "config", "stats")
+
+
+def is_tls(scen):
+    return scen.startswith(("tls-", "stls-", "tls-ecdsa", "stls-ecdsa"))
+
+
+def ceiling_of(scen):
+    if is_tls(scen):
+        if scen.endswith("c") and scen.rsplit("-", 1)[-1][:-1].isdigit():
+            return None                 # -2c: single-threaded ceilings do not apply
+        if "-idle-" in scen:
+            return None
+        return "sf" if "-retr-" in scen else "ok"
+    if scen.startswith("session-sha512"):
+        return None
+    return CEILING.get(scen.split("-")[0])
 
 
 def metric_of(scen):
     """(key, unit, higher_is_better, label) for a scenario name."""
+    if is_tls(scen):
+        if "-retr-" in scen:
+            return ("mbps", "MB/s", True, "MB/s payload")
+        if "-idle-" in scen:
+            return ("pss_per_conn_kib", "KiB", False, "PSS KiB/session")
+        return ("rate", "sessions/s", True, "sessions/s")
     if scen.startswith(("lmtp", "deliver")):
         return ("rate", "msgs/s", True, "messages/s")
     if scen.startswith("session-sha512"):
@@ -116,6 +151,157 @@ def vs_base(row, higher, tol, idle_limit):
     return out
 
 
+def op_cpu(run, mkey):
+    """(server CPU seconds per operation, {process name: seconds per op})
+    of one run: per session, or per MB of RETR payload; None without the
+    in-window figure."""
+    g = run.get("gen", {})
+    cpu = g.get("srv_cpu_win_s")
+    if cpu is None:
+        return None
+    if mkey == "mbps":
+        ops = (g.get("payload_bytes") or 0) / 1e6
+    elif mkey == "rate":
+        ops = g.get("sessions") or 0
+    else:
+        return None
+    if ops <= 0:
+        return None
+    return cpu / ops, {k: v / ops for k, v in (g.get("srv_cpu_by") or {}).items()}
+
+
+def find_row(rows, scen):
+    for r in rows:
+        if r["scenario"] == scen:
+            return r
+    return None
+
+
+def srv_med(row, srv):
+    return row["servers"].get(srv, {}).get("median") if row else None
+
+
+def tls_summary(rows, a):
+    """Targets of issue 15: one-core TLS vs the ceilings, and the -Nc rows."""
+    lines, data = [], {"ceiling": [], "scaling": []}
+    tls1 = [r for r in rows if is_tls(r["scenario"]) and r.get("ceiling")]
+    if tls1:
+        lines.append("one-core TLS, posuto as %% of the same-run ceiling (target >= %.0f%%); by rate,"
+                     % (100 * TARGET_CEILING))
+        lines.append("and by CPU per operation (ceiling's CPU/op / posuto's: the same comparison"
+                     " without the share of the core each got on a busy machine):")
+        for r in tls1:
+            f = r.get("posuto_of_ceiling")
+            pc = r["servers"].get("posuto", {}).get("cpu_per_op")
+            cc = r["servers"].get(r["ceiling"]["server"], {}).get("cpu_per_op")
+            fc = cc / pc if pc and cc else None
+            verdict = "-" if f is None else ("ok" if f >= TARGET_CEILING else "BELOW")
+            vc = "-" if fc is None else ("ok" if fc >= TARGET_CEILING else "BELOW")
+            lines.append("  %-26s rate %s %-5s  CPU/op %s %s" % (
+                r["scenario"], "-" if f is None else "%5.1f%%" % (100 * f), verdict,
+                "-" if fc is None else "%5.1f%%" % (100 * fc), vc))
+            data["ceiling"].append({"scenario": r["scenario"], "of_ceiling": f, "verdict": verdict,
+                                    "of_ceiling_cpu": fc, "verdict_cpu": vc})
+    scaled = [r for r in rows if is_tls(r["scenario"]) and ceiling_of(r["scenario"]) is None
+              and r["scenario"].endswith("c") and "-idle-" not in r["scenario"]]
+    if scaled:
+        loops = "EventLoops=%s" % a.scale_cores if a.event_loops == "1" else \
+            "ONE event loop (this posuto does not take EventLoops)"
+        lines.append("scaling: server on %s cores (posuto %s), load generator on the same cores:"
+                     % (a.scale_cores, loops))
+        lines.append("  %-26s %-12s %-12s %-12s %-22s %s" % (
+            "row", "posuto Nc", "posuto 1c", "dovecot Nc", "vs own 1c (>= %.1fx)" % TARGET_SELF,
+            "vs dovecot Nc (>= %.1fx)" % TARGET_DOVECOT))
+        for r in scaled:
+            scen = r["scenario"]
+            one = find_row(rows, scen.rsplit("-", 1)[0])
+            unit = r["unit"]
+            p2, p1, d2 = srv_med(r, "posuto"), srv_med(one, "posuto"), srv_med(r, "dovecot")
+            self_x = p2 / p1 if p2 and p1 else None
+            dov_x = p2 / d2 if p2 and d2 else None
+
+            def verdict(x, t):
+                return "-" if x is None else "%.2fx %s" % (x, "ok" if x >= t else "BELOW")
+            lines.append("  %-26s %-12s %-12s %-12s %-22s %s" % (
+                scen, fmt(p2, unit), fmt(p1, unit), fmt(d2, unit),
+                verdict(self_x, TARGET_SELF), verdict(dov_x, TARGET_DOVECOT)))
+            data["scaling"].append({"scenario": scen, "posuto": p2, "posuto_1core": p1,
+                                    "dovecot": d2, "vs_own_1core": self_x, "vs_dovecot": dov_x})
+    return {"text": "\n".join(lines), "data": data}
+
+
+def cpu_model(rows, a):
+    """What each server would sustain on N cores, from its CPU per operation.
+    Model: capacity(N) = min(N / cpu_per_op, 1 / serial_per_op), where
+    serial_per_op is the CPU per operation of the busiest part that exists
+    once (Dovecot: master, auth, anvil, log, config, stats are one process
+    each; posuto without EventLoops: its one loop, i.e. all of it); the
+    rest is assumed to spread over cores without loss.  The kernel's part
+    is what the server was charged (system time) on loopback."""
+    def pick(prefix, exclude=()):
+        best = None
+        for r in rows:
+            sc = r["scenario"]
+            if not sc.startswith(prefix) or any(x in sc for x in exclude):
+                continue
+            tail = sc[len(prefix):]
+            if not tail.isdigit():
+                continue            # -2c rows and others
+            if best is None or int(tail) > int(best["scenario"][len(prefix):]):
+                best = r
+        return best
+    sfx = "" if a.cert == "rsa" else "-ecdsa"
+    ops = [("plain session", pick("session-c"), "session", 1e3, "ms"),
+           ("TLS session, full", pick("tls%s-full-c" % sfx), "session", 1e3, "ms"),
+           ("TLS session, resumed", pick("tls%s-resumed-c" % sfx), "session", 1e3, "ms"),
+           ("plain RETR", pick("retr-c"), "MB", 1e3, "ms/MB"),
+           ("TLS RETR", pick("tls%s-retr-c" % sfx), "MB", 1e3, "ms/MB")]
+    lines, data = [], []
+    hdr = "  %-42s %-8s %-12s %-12s" % ("operation (row)", "server", "CPU/op", "serial/op") + \
+        "".join(" %-11s" % ("%d core%s" % (n, "s" if n > 1 else "")) for n in MODEL_CORES)
+    for name, row, unit, scale, cu in ops:
+        if row is None:
+            continue
+        for srv in ("posuto", "dovecot"):
+            e = row["servers"].get(srv)
+            if not e or not e.get("cpu_per_op"):
+                continue
+            total = e["cpu_per_op"]
+            by = e.get("cpu_per_op_by", {})
+            if srv == "dovecot":
+                serial = max([by.get(k, 0) for k in DOVECOT_SERIAL] + [0])
+            elif a.event_loops == "1":
+                serial = 0.0        # assumed: loops share nothing on the hot path
+            else:
+                serial = total      # one event loop does all the connection work
+            caps = []
+            for n in MODEL_CORES:
+                c = n / total
+                if serial > 0:
+                    c = min(c, 1 / serial)
+                caps.append(c)
+            u = "sessions/s" if unit == "session" else "MB/s"
+            lines.append("  %-42s %-8s %-12s %-12s" % (
+                "%s (%s)" % (name, row["scenario"]), srv, "%.3f %s" % (total * scale, cu),
+                "%.3f %s" % (serial * scale, cu)) +
+                "".join(" %-11s" % fmt(c, u) for c in caps))
+            data.append({"operation": name, "scenario": row["scenario"], "server": srv,
+                         "cpu_per_op_s": total, "serial_per_op_s": serial, "unit": unit,
+                         "by_process": by,
+                         "capacity": {str(n): c for n, c in zip(MODEL_CORES, caps)}})
+    if not lines:
+        return {"text": "", "data": data}
+    head = ["CPU-time model: server CPU per operation in the window (user+system, all its",
+            "processes), capacity(N cores) = min(N / CPU_per_op, 1 / serial_per_op).",
+            "serial = the busiest part that exists once: Dovecot's master/auth/anvil/log/config/",
+            "stats processes; posuto's one event loop (all of it) unless EventLoops was taken (%s)."
+            % ("taken: serial assumed 0" if a.event_loops == "1" else "it was not"),
+            "Kernel: the system time the server was charged on loopback; a NIC's receive path",
+            "and interrupts are extra and scale only with a multi-queue NIC (RSS).",
+            hdr.replace("operation (row)", "operation (row)")]
+    return {"text": "\n".join(head + lines), "data": data}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--raw", required=True)
@@ -128,6 +314,10 @@ def main():
     ap.add_argument("--base", default=None, help="what the baseline server is")
     ap.add_argument("--tolerance", type=float, default=5.0, help="percent")
     ap.add_argument("--idle-limit", type=float, default=8.0, help="KiB/session")
+    ap.add_argument("--event-loops", default="0",
+                    help="1 if posuto took Pop3Server.EventLoops (several loops)")
+    ap.add_argument("--scale-cores", default="2")
+    ap.add_argument("--cert", default="rsa")
     a = ap.parse_args()
 
     runs = [json.loads(l) for l in open(a.raw) if l.strip()]
@@ -161,7 +351,7 @@ def main():
             }
             for extra in ("lat_p50_ms", "lat_p99_ms", "probe_p99_ms", "server_cpu_s",
                           "window_s", "pss_before_kib", "pss_after_kib", "held",
-                          "list_end_ms", "wanted"):
+                          "list_end_ms", "wanted", "tls_full", "tls_resumed", "srv_cpu_win_s"):
                 v = med([value(r, extra) for r in rs])
                 if v is not None:
                     ent[extra] = v
@@ -169,6 +359,19 @@ def main():
                    if r.get("server_cpu_s") and value(r, mkey)]
             if cpu and a.base is not None:
                 ent["cpu_per_unit"] = med(cpu)
+            # server CPU per operation inside the window (popload --server-pid)
+            per_op = [op_cpu(r, mkey) for r in rs]
+            if any(x is not None for x in per_op):
+                ent["cpu_per_op"] = med([x[0] for x in per_op if x])
+                by = {}
+                for x in per_op:
+                    if x:
+                        for k, v in x[1].items():
+                            by.setdefault(k, []).append(v)
+                ent["cpu_per_op_by"] = {k: med(v) for k, v in by.items()}
+            hs = [(value(r, "tls_full") or 0) + (value(r, "tls_resumed") or 0) for r in rs]
+            if sum(hs):
+                ent["resumed_pct"] = 100.0 * sum(value(r, "tls_resumed") or 0 for r in rs) / sum(hs)
             row["servers"][srv] = ent
         p = row["servers"].get("posuto", {}).get("median")
         d = row["servers"].get("dovecot", {}).get("median")
@@ -180,9 +383,7 @@ def main():
         row["ratio_popa3d"] = (p / q if higher else q / p) if p and q else None
         if a.base is not None:
             row["vs_base"] = vs_base(row, higher, a.tolerance, a.idle_limit)
-        ceil = CEILING.get(scen.split("-")[0])
-        if scen.startswith("session-sha512"):
-            ceil = None
+        ceil = ceiling_of(scen)
         c = row["servers"].get(ceil, {}).get("median") if ceil else None
         row["ceiling"] = {"server": ceil, "median": c} if c is not None else None
         if c and p:
@@ -218,6 +419,9 @@ def main():
                 s += " (held %d of %d)" % (e["held"], e["wanted"])
             if row["scenario"].startswith("session-sha512") and e.get("probe_p99_ms") is not None:
                 s += " noop99 %.1fms" % e["probe_p99_ms"]
+            if "-resumed-" in row["scenario"] and e.get("resumed_pct") is not None \
+                    and e["resumed_pct"] < 95:
+                s += " (only %.0f%% resumed)" % e["resumed_pct"]
             if e["errors"]:
                 s += " ERR%d" % e["errors"]
             return s
@@ -266,6 +470,12 @@ def main():
               "CPU/unit: server CPU per session or MB, base/posuto (> 1 = posuto uses less;"
               " a slower run with the same CPU/unit got less CPU)" % (a.tolerance, a.idle_limit))
     print(table)
+    extra = tls_summary(rows, a)
+    model = cpu_model(rows, a)
+    for block in (extra["text"], model["text"]):
+        if block:
+            print()
+            print(block)
     if errors:
         print("\nVERIFICATION ERRORS: %d (see run log)" % errors)
     if cmp_errors:
@@ -276,6 +486,8 @@ def main():
         "machine": a.machine, "dovecot_version": a.dovecot,
         "smoke": a.smoke == "1", "reps": a.reps, "duration_s": a.duration,
         "errors": errors, "dovecot_errors": cmp_errors, "rows": rows, "table": table,
+        "tls": extra["data"], "cpu_model": model["data"],
+        "tls_text": extra["text"], "cpu_model_text": model["text"],
     }
     if with_base:
         res["baseline"] = {"what": a.base, "tolerance_pct": a.tolerance,

@@ -1,7 +1,7 @@
 #!/bin/bash
 # bench/run.sh - posuto vs Dovecot, side by side, interleaved (README.md).
 #
-#   bench/run.sh            full run (about 15 minutes; run as root)
+#   bench/run.sh            full run (about 45 minutes; run as root)
 #   bench/run.sh --smoke    seconds; tiny mailboxes; exits non-zero on any
 #                           verification error (this is what `make check` runs)
 #   bench/run.sh --baseline REV --ab-quick --no-dovecot
@@ -12,7 +12,13 @@
 #   --servers LIST  comma list of posuto,dovecot (default both)
 #   --only LIST     scenarios: session,sha512,retr,fair,idle,bigbox,mailbox,admin,
 #                   issue 11's lmtp,deliver,first,mbox (run_delivery.sh),
-#                   issue 13's scaleout (scaleout.py)
+#                   issue 13's scaleout (scaleout.py),
+#                   issue 15's tls (POP3S/STLS sessions, full and resumed),
+#                   tlsretr, tlsidle, scale (TLS with the server on both cores)
+#   --cert KIND     the one certificate of every TLS server: rsa (RSA-2048,
+#                   default) or ecdsa (P-256); rows of ecdsa end in -ecdsa
+#   --tls-clients "N .."  TLS session and RETR client counts (full: 1 16 64)
+#   --tls-idle "N .."     idle TLS sessions held (full: 1000)
 #   --no-pin        do not pin server and load generator to separate cores
 #   --no-dovecot    skip Dovecot (ratios then read "-")
 #   --posuto PATH   server binary (default build/posuto)
@@ -43,7 +49,7 @@ PY=/usr/bin/python3		# Debian's, stdlib only (not pyenv's)
 
 PREPARE=0 SMOKE=0 REPS= DUR= WARM= SERVERS=posuto,dovecot ONLY= PIN=1 KEEP=0
 BASELINE= TOLERANCE=5 IDLE_LIMIT=8 COLD=1 CEILINGS=1
-OPT_SESSION= OPT_RETR= OPT_IDLE= OPT_BIG=
+OPT_SESSION= OPT_RETR= OPT_IDLE= OPT_BIG= OPT_TLS= OPT_TLS_IDLE= CERT_KIND=rsa
 POSUTO_BIN=${POSUTO:-$REPO/build/posuto}
 DATA=${BENCH_DATA:-}
 while [ $# -gt 0 ]; do
@@ -67,12 +73,15 @@ while [ $# -gt 0 ]; do
 	--retr-clients) OPT_RETR=$2; shift ;;
 	--idle) OPT_IDLE=$2; shift ;;
 	--big) OPT_BIG=$2; shift ;;
+	--cert) CERT_KIND=$2; shift ;;
+	--tls-clients) OPT_TLS=$2; shift ;;
+	--tls-idle) OPT_TLS_IDLE=$2; shift ;;
 	--no-cold) COLD=0 ;;
 	--no-ceilings) CEILINGS=0 ;;
 	--ab-quick)
 		ONLY=session,retr,bigbox,idle OPT_SESSION=64 OPT_RETR=16 OPT_IDLE=10000
 		OPT_BIG=big100k COLD=0 CEILINGS=0 ;;
-	-h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,41p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -83,6 +92,8 @@ if [ $SMOKE = 1 ]; then
 	: "${DATA:=/var/tmp/posuto-bench-smoke}"
 	SESSION_CLIENTS="8" RETR_CLIENTS="4" IDLE_NS="100" BIG_BOXES="big2k"
 	FAIR_CLIENTS=4 NUSERS=16 NIDLE=100 NSLOW=8 RETR_PRIME=0.5 BIG_PRIME=1
+	# TLS once each way, tiny: so the paths can't rot
+	TLS_CLIENTS="4" TLS_IDLE_NS="20" SCALE_CLIENTS=4
 else
 	: "${REPS:=3}" "${DUR:=5}" "${WARM:=1}"
 	: "${DATA:=/var/tmp/posuto-bench}"
@@ -90,7 +101,15 @@ else
 	BIG_BOXES="big10k big100k" FAIR_CLIENTS=64 NUSERS=256 NIDLE=10000
 	NSLOW=64		# SHA512-CRYPT users s1..s64
 	RETR_PRIME=25 BIG_PRIME=3
+	TLS_CLIENTS="1 16 64" TLS_IDLE_NS="1000" SCALE_CLIENTS=64
 fi
+[ -n "$OPT_TLS" ] && TLS_CLIENTS=$OPT_TLS
+[ -n "$OPT_TLS_IDLE" ] && TLS_IDLE_NS=$OPT_TLS_IDLE
+case $CERT_KIND in
+rsa) CERT_SUFFIX= ;;
+ecdsa) CERT_SUFFIX=-ecdsa ;;
+*) echo "run.sh: --cert $CERT_KIND: want rsa or ecdsa" >&2; exit 2 ;;
+esac
 # What is generated (above) stays the same set; these only choose what runs.
 BIG_RUN=$BIG_BOXES
 [ -n "$OPT_SESSION" ] && SESSION_CLIENTS=$OPT_SESSION
@@ -103,10 +122,10 @@ has_server() { [[ ",$SERVERS," == *",$1,"* ]]; }
 log() { printf '%s run.sh: %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "$*"; exit 2; }
 
-for c in $SESSION_CLIENTS $RETR_CLIENTS; do	# user u<i> per client
+for c in $SESSION_CLIENTS $RETR_CLIENTS $TLS_CLIENTS $SCALE_CLIENTS; do	# user u<i> per client
 	[[ $c =~ ^[1-9][0-9]*$ ]] && [ "$c" -le $NUSERS ] || die "client count $c: want 1..$NUSERS"
 done
-for n in $IDLE_NS; do
+for n in $IDLE_NS $TLS_IDLE_NS; do
 	[[ $n =~ ^[1-9][0-9]*$ ]] && [ "$n" -le $NIDLE ] || die "--idle $n: want 1..$NIDLE"
 done
 for b in $BIG_RUN; do
@@ -132,6 +151,11 @@ if [ $PIN = 1 ] && [ "$NCPU" -ge 2 ]; then
 else
 	SRV_PIN=() GEN_PIN=()
 fi
+ONE_SRV_PIN=("${SRV_PIN[@]}") ONE_GEN_PIN=("${GEN_PIN[@]}")
+# The scaling rows (issue 15): server and load generator both on cores 0-1.
+SCALE_CORES=2
+[ "$NCPU" -lt 2 ] && SCALE_CORES=1
+SRV_CORES=1			# cores the servers are started for (set_cores)
 
 # ---- build ----------------------------------------------------------------------
 make -s -C "$HERE" all >&2 || die "building bench/ failed"
@@ -340,6 +364,39 @@ with open(data + "/passwd.crypt", "w") as f:
 PYEOF
 }
 
+# One certificate for every TLS server in the run (posuto, Dovecot, ceilings).
+make_cert() {
+	local d=$DATA/tls
+	CERT=$d/$CERT_KIND.crt KEY=$d/$CERT_KIND.key
+	[ -s "$CERT" ] && [ -s "$KEY" ] && return 0
+	mkdir -p "$d"
+	local alg=(-newkey rsa:2048)
+	[ $CERT_KIND = ecdsa ] && alg=(-newkey ec -pkeyopt ec_paramgen_curve:P-256)
+	openssl req -x509 "${alg[@]}" -nodes -days 3650 -subj /CN=localhost \
+	    -keyout "$KEY.tmp" -out "$CERT.tmp" 2>/dev/null || return 1
+	chmod 644 "$KEY.tmp" "$CERT.tmp"	# Dovecot's config process reads it
+	mv "$KEY.tmp" "$KEY" && mv "$CERT.tmp" "$CERT"
+}
+
+# Pop3Server.EventLoops (issue 15) is written only when the binary knows
+# it (check-config neither fails nor warns about the key): an older posuto
+# would ignore it with a warning, or a stricter one refuse to start.
+declare -A LOOPS_BY
+LOOPS_OK=0			# posuto's (for the report)
+event_loops_ok() {	# binary
+	if [ -z "${LOOPS_BY[$1]:-}" ]; then
+		local t=$WORK/loops-probe.json err
+		printf '{"Pop3Server":{"Listen":[{"Address":"127.0.0.1","Port":1}],"EventLoops":1,"Users":[]}}\n' > "$t"
+		if err=$("$1" check-config -c "$t" 2>&1 >/dev/null) && [[ $err != *EventLoops* ]]; then
+			LOOPS_BY[$1]=1
+		else
+			LOOPS_BY[$1]=0
+		fi
+		[ "$1" = "$POSUTO_BIN" ] && LOOPS_OK=${LOOPS_BY[$1]}
+	fi
+	[ "${LOOPS_BY[$1]}" = 1 ]
+}
+
 # ---- ports, processes -------------------------------------------------------------
 free_port() {
 	local p
@@ -398,7 +455,7 @@ HZ=$(getconf CLK_TCK)
 
 WORK=$(mktemp -d /tmp/posuto-bench.XXXXXX)
 chmod 755 "$WORK"
-declare -A PID PORT
+declare -A PID PORT TPORT
 cleanup() {
 	local s
 	for s in "${!PID[@]}"; do
@@ -412,11 +469,12 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- servers ----------------------------------------------------------------------
-posuto_config() {	# port server (posuto or base: the same but for the tree)
+posuto_config() {	# port server tlsport loops (posuto or base: the same but for the tree)
 	local port=$1 s=$2
-	$PY - "$DATA" "$port" "$s" > "$WORK/$s.json" <<'PYEOF'
+	$PY - "$DATA" "$port" "$s" "$3" "$CERT" "$KEY" "$4" > "$WORK/$s.json" <<'PYEOF'
 import json, sys
 data, port, tree = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+tport, cert, key, loops = int(sys.argv[4]), sys.argv[5], sys.argv[6], sys.argv[7]
 users = []
 for line in open(data + "/passwd.sha"):
     u, h = line.split()
@@ -432,12 +490,17 @@ cfg = {"Pop3Server": {
     "MailboxFormat": "maildir",
     "MaxConnectionsPerIp": 0, "MaxConnections": 0, "AuthFailDelay": 0,
     "LogLevel": "warn", "Users": users}}
+# POP3S beside the plain listener, which then offers STLS
+cfg["Pop3Server"]["Listen"].append({"Address": "127.0.0.1", "Port": tport, "Tls": "implicit"})
+cfg["Pop3Server"]["Tls"] = {"Certificate": cert, "Key": key}
+if loops:
+    cfg["Pop3Server"]["EventLoops"] = int(loops)
 json.dump(cfg, sys.stdout, indent=1)
 PYEOF
 }
 
-dovecot_config() {
-	local port=$1 d=$WORK/dovecot
+dovecot_config() {	# port tlsport
+	local port=$1 tport=$2 d=$WORK/dovecot
 	mkdir -p "$d/run" "$d/state"
 	# passwd-file: scheme in each entry, same secrets as posuto's
 	{
@@ -454,7 +517,10 @@ state_dir = $d/state
 instance_name = posuto-bench
 listen = 127.0.0.1
 protocols = pop3
-ssl = no
+# TLS: the run's certificate, OpenSSL's defaults otherwise (as posuto's)
+ssl = yes
+ssl_cert = <$CERT
+ssl_key = <$KEY
 disable_plaintext_auth = no
 auth_mechanisms = plain
 log_path = $d/dovecot.log
@@ -486,10 +552,14 @@ service pop3-login {
     port = $port
   }
   inet_listener pop3s {
-    port = 0
+    address = 127.0.0.1
+    port = $tport
+    ssl = yes
   }
+  # "high-performance mode": long-lived login processes, one per core
+  # the server is given (they do the TLS work and proxy the session)
   service_count = 0
-  process_min_avail = 1
+  process_min_avail = $SRV_CORES
   process_limit = 16
   client_limit = 4096
 }
@@ -513,28 +583,33 @@ EOF
 }
 
 start_server() {	# name
-	local s=$1 port
+	local s=$1 port tport
 	port=$(free_port)
 	PORT[$s]=$port
+	tport=$(free_port)
+	[ "$tport" = "$port" ] && tport=$((port + 1))
+	TPORT[$s]=$tport
 	case $s in
 	ok)
-		"${SRV_PIN[@]}" "$BIN/okserver" -p "$port" &
+		"${SRV_PIN[@]}" "$BIN/okserver" -p "$port" -s "$tport" -t "$CERT" -k "$KEY" &
 		PID[$s]=$! ;;
 	sf)
-		"${SRV_PIN[@]}" "$BIN/sfserver" -p "$port" -m "$DATA/mail/posuto" -C "$DATA/sfcache" 2>>"$WORK/sfserver.log" &
+		"${SRV_PIN[@]}" "$BIN/sfserver" -p "$port" -s "$tport" -t "$CERT" -k "$KEY" \
+		    -m "$DATA/mail/posuto" -C "$DATA/sfcache" 2>>"$WORK/sfserver.log" &
 		PID[$s]=$! ;;
 	posuto|base)
-		local bin=$POSUTO_BIN
+		local bin=$POSUTO_BIN loops=
 		[ $s = base ] && bin=$BASE_BIN
-		posuto_config "$port" $s
+		event_loops_ok "$bin" && loops=$SRV_CORES
+		posuto_config "$port" $s "$tport" "$loops"
 		"${SRV_PIN[@]}" "$bin" serve -c "$WORK/$s.json" >>"$WORK/$s.log" 2>&1 &
 		PID[$s]=$! ;;
 	dovecot)
-		dovecot_config "$port"
+		dovecot_config "$port" "$tport"
 		"${SRV_PIN[@]}" "$DOVECOT" -F -c "$WORK/dovecot/dovecot.conf" >>"$WORK/dovecot/master.log" 2>&1 &
 		PID[$s]=$! ;;
 	esac
-	if ! wait_port "$port" 20; then
+	if ! wait_port "$port" 20 || ! wait_port "$tport" 5; then
 		log "$s did not start listening on 127.0.0.1:$port"
 		case $s in posuto|base) tail -5 "$WORK/$s.log" >&2 ;; esac
 		[ $s = dovecot ] && tail -5 "$WORK/dovecot/master.log" "$WORK/dovecot/dovecot.log" >&2
@@ -579,7 +654,7 @@ run_gen() {
 	local t0 t1 out rc w0=$EPOCHREALTIME
 	t0=$(cpu_ticks "${PID[$srv]}")
 	out=$("${GEN_PIN[@]}" "$BIN/popload" -p "${PORT[$srv]}" --manifest "$DATA/users.manifest" \
-	    --label "$scen" -q "$@" 2>"$WORK/gen.err")
+	    --label "$scen" --server-pid "${PID[$srv]}" -q "$@" 2>"$WORK/gen.err")
 	rc=$?
 	t1=$(cpu_ticks "${PID[$srv]}")
 	if [ $rc != 0 ] || [ -z "$out" ]; then
@@ -592,7 +667,7 @@ run_gen() {
 	    "$scen" "$srv" "$(awk -v a="$t0" -v b="$t1" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}')" \
 	    "$extra" "$out" >> "$RAW"
 	printf '  %5.1fs %-22s %-8s %s\n' "$(awk -v a="$w0" -v b="$EPOCHREALTIME" 'BEGIN{print b-a}')" "$scen" "$srv" \
-	    "$(echo "$out" | $PY -c 'import json,sys; d=json.load(sys.stdin); print(" ".join("%s=%s" % (k, d.get(k)) for k in ("rate","lat_p50_ms","lat_p99_ms","mbps","first_line_ms","probe_p99_ms","loadgen_cpu_pct","errors") if d.get(k) not in (None, 0, 0.0)))' 2>/dev/null)" >&2
+	    "$(echo "$out" | $PY -c 'import json,sys; d=json.load(sys.stdin); print(" ".join("%s=%s" % (k, d.get(k)) for k in ("rate","lat_p50_ms","lat_p99_ms","mbps","first_line_ms","probe_p99_ms","tls_resumed","srv_cpu_win_s","loadgen_cpu_pct","errors") if d.get(k) not in (None, 0, 0.0)))' 2>/dev/null)" >&2
 	return $rc
 }
 
@@ -640,12 +715,21 @@ sc_sha512() {
 # cache files, posuto's wire copies written) and not on a first pass.
 retr_prime() {
 	local s c=0 n
-	local fair=
+	local fair= tls=
 	want fair && fair=$FAIR_CLIENTS
-	for n in $RETR_CLIENTS $fair; do (( n > c )) && c=$n; done
+	want tlsretr && tls=$TLS_CLIENTS
+	want scale && tls="$tls $SCALE_CLIENTS"
+	for n in $RETR_CLIENTS $fair $tls; do (( n > c )) && c=$n; done
 	for s in "${MAIN_SERVERS[@]}"; do
 		"${GEN_PIN[@]}" "$BIN/popload" -p "${PORT[$s]}" --manifest "$DATA/users.manifest" \
 		    -m retr -c $c -U $c -u 'u%d' -P 'pw-u%d' -d "$RETR_PRIME" -w 0 --pipeline 2 -q \
+		    >/dev/null 2>&1 || log "RETR warm-up on $s reported errors"
+	done
+	# sfserver loads a box (and makes its wire files) at the first PASS:
+	# a second is enough for every user to log in once.
+	for s in "${CEIL_RETR[@]}"; do
+		"${GEN_PIN[@]}" "$BIN/popload" -p "${PORT[$s]}" --manifest "$DATA/users.manifest" \
+		    -m retr -c $c -U $c -u 'u%d' -P 'pw-u%d' -d 1 -w 0 --pipeline 2 -q \
 		    >/dev/null 2>&1 || log "RETR warm-up on $s reported errors"
 	done
 }
@@ -673,9 +757,16 @@ sc_fair() {
 	done
 }
 
-sc_idle() {
-	local n s
-	for n in $IDLE_NS; do
+sc_idle() { idle_rows idle "$IDLE_NS"; }
+
+# Memory per idle TLS session, next to the plain figure (same users, box).
+sc_tlsidle() { idle_rows "tls$CERT_SUFFIX-idle" "$TLS_IDLE_NS" --tls implicit; }
+
+idle_rows() {	# label-prefix counts [popload TLS options]
+	local prefix=$1 ns=$2 n s
+	shift 2
+	local tlsopt=("$@")
+	for n in $ns; do
 		for s in "${MAIN_SERVERS[@]}"; do
 			# A fresh server, so the figure is the sessions' and not leftovers.
 			if [ $SMOKE = 0 ]; then
@@ -685,9 +776,11 @@ sc_idle() {
 			local before after ready=$WORK/ready.$s.$n hold=300
 			before=$(pss_kib "${PID[$s]}")
 			rm -f "$ready"
-			"${GEN_PIN[@]}" "$BIN/popload" -p "${PORT[$s]}" --manifest "$DATA/users.manifest" \
+			local port=${PORT[$s]}
+			[ ${#tlsopt[@]} -gt 0 ] && port=${TPORT[$s]}
+			"${GEN_PIN[@]}" "$BIN/popload" -p "$port" --manifest "$DATA/users.manifest" \
 			    -m idle -c "$n" -U "$n" -u 'i%d' -P 'pw-i%d' -d "$hold" --ready-file "$ready" \
-			    --label "idle-$n" -q --timeout 60 --ramp 64 > "$WORK/idle.out" 2> "$WORK/gen.err" &
+			    --label "$prefix-$n" -q --timeout 60 --ramp 64 "${tlsopt[@]}" > "$WORK/idle.out" 2> "$WORK/gen.err" &
 			local gp=$! i
 			# Dovecot forks a process per held session: on a busy machine
 			# 10,000 take minutes.  popload bounds itself; wait for it.
@@ -707,17 +800,109 @@ sc_idle() {
 			out=$(cat "$WORK/idle.out")
 			if [ $rc != 0 ] || [ -z "$out" ]; then
 				step_failed "$s"
-				log "FAIL idle-$n on $s (exit $rc):"
+				log "FAIL $prefix-$n on $s (exit $rc):"
 				head -20 "$WORK/gen.err" >&2
 				[ -z "$out" ] && out='{"errors":1}'
 			fi
 			local per=0
 			[ "${held:-0}" -gt 0 ] && per=$(awk -v a="$before" -v b="$after" -v n="$held" 'BEGIN{printf "%.2f", (b-a)/n}')
-			printf '{"scenario":"idle-%s","server":"%s","pss_before_kib":%s,"pss_after_kib":%s,"held":%s,"wanted":%s,"pss_per_conn_kib":%s,"gen":%s}\n' \
-			    "$n" "$s" "$before" "$after" "${held:-0}" "$n" "$per" "$out" >> "$RAW"
-			printf '  %-22s %-8s held=%s pss %s -> %s KiB, %s KiB/session\n' "idle-$n" "$s" "$held" "$before" "$after" "$per" >&2
+			printf '{"scenario":"%s-%s","server":"%s","pss_before_kib":%s,"pss_after_kib":%s,"held":%s,"wanted":%s,"pss_per_conn_kib":%s,"gen":%s}\n' \
+			    "$prefix" "$n" "$s" "$before" "$after" "${held:-0}" "$n" "$per" "$out" >> "$RAW"
+			printf '  %-22s %-8s held=%s pss %s -> %s KiB, %s KiB/session\n' "$prefix-$n" "$s" "$held" "$before" "$after" "$per" >&2
 		done
 	done
+}
+
+# ---- TLS (issue 15) ------------------------------------------------------------------
+# tls[-ecdsa]-full-cN / -resumed-cN (POP3S), stls-... (STLS on the plain
+# port), tls-retr-cN: posuto, Dovecot and the one-core TLS ceilings (okserver
+# for sessions, sfserver for RETR), interleaved like the plain rows.
+tls_port_opt() {	# server kind: the popload options that reach its TLS
+	case $2 in
+	tls) echo "-p ${TPORT[$1]} --tls implicit" ;;
+	stls) echo "-p ${PORT[$1]} --tls stls" ;;
+	esac
+}
+
+sc_tls() {
+	local kind hs c r s
+	for kind in tls stls; do
+		for hs in full resumed; do
+			local res=()
+			[ $hs = resumed ] && res=(--resume)
+			for c in $TLS_CLIENTS; do
+				for r in $(seq 1 $REPS); do
+					for s in $(order $r "${MAIN_SERVERS[@]}" "${CEIL_SESSION[@]}"); do
+						local lax=()
+						[ $s = ok ] && lax=(--lax)
+						# shellcheck disable=SC2046 # two options
+						run_gen "$kind$CERT_SUFFIX-$hs-c$c$SCALE_SUFFIX" $s "" -- -m session -c $c -U $c \
+						    -u 'u%d' -P 'pw-u%d' -d "$DUR" -w "$WARM" "${lax[@]}" "${res[@]}" \
+						    $(tls_port_opt $s $kind)
+					done
+				done
+			done
+		done
+	done
+}
+
+sc_tlsretr() {
+	local c r s
+	want retr || retr_prime	# (steady state, as for the plain rows)
+	for c in $TLS_CLIENTS; do
+		for r in $(seq 1 $REPS); do
+			for s in $(order $r "${MAIN_SERVERS[@]}" "${CEIL_RETR[@]}"); do
+				# shellcheck disable=SC2046
+				run_gen "tls$CERT_SUFFIX-retr-c$c$SCALE_SUFFIX" $s "" -- -m retr -c $c -U $c \
+				    -u 'u%d' -P 'pw-u%d' -d "$DUR" -w "$WARM" --pipeline 2 $(tls_port_opt $s tls)
+			done
+		done
+	done
+}
+
+# Servers restarted for N cores: pinned to cores 0..N-1, the load generator
+# on the same cores when N > 1 (the machine has no third core to give it),
+# posuto with EventLoops=N (if it knows the key), Dovecot with N login
+# processes.
+set_cores() {
+	local n=$1 s
+	SRV_CORES=$n
+	if [ "$n" = 1 ]; then
+		SRV_PIN=("${ONE_SRV_PIN[@]}") GEN_PIN=("${ONE_GEN_PIN[@]}") SCALE_SUFFIX=
+	else
+		SRV_PIN=(taskset -c "0-$((n - 1))") GEN_PIN=(taskset -c "0-$((n - 1))") SCALE_SUFFIX=-${n}c
+	fi
+	for s in "${MAIN_SERVERS[@]}"; do
+		restart_server "$s" || { FAILED=$((FAILED + 1)); return 1; }
+	done
+}
+SCALE_SUFFIX=
+
+# The scaling rows: TLS full, resumed and RETR at SCALE_CLIENTS, the server
+# given both cores; report.py sets them against the one-core rows.
+sc_scale() {
+	[ "$SCALE_CORES" -ge 2 ] || { log "one core: no scaling rows"; return 0; }
+	set_cores "$SCALE_CORES" || return 1
+	local save_c=$TLS_CLIENTS
+	TLS_CLIENTS=$SCALE_CLIENTS
+	local ceil_s=("${CEIL_SESSION[@]}") ceil_r=("${CEIL_RETR[@]}")
+	CEIL_SESSION=() CEIL_RETR=()	# (single-threaded: one core's worth)
+	local r s hs
+	for hs in full resumed; do
+		local res=()
+		[ $hs = resumed ] && res=(--resume)
+		for r in $(seq 1 $REPS); do
+			for s in $(order $r "${MAIN_SERVERS[@]}"); do
+				# shellcheck disable=SC2046
+				run_gen "tls$CERT_SUFFIX-$hs-c$SCALE_CLIENTS$SCALE_SUFFIX" $s "" -- -m session \
+				    -c $SCALE_CLIENTS -U $SCALE_CLIENTS -u 'u%d' -P 'pw-u%d' -d "$DUR" -w "$WARM" \
+				    "${res[@]}" $(tls_port_opt $s tls)
+			done
+		done
+	done
+	sc_tlsretr
+	TLS_CLIENTS=$save_c CEIL_SESSION=("${ceil_s[@]}") CEIL_RETR=("${ceil_r[@]}")
+	set_cores 1
 }
 
 drop_index() {	# server box
@@ -777,6 +962,7 @@ gen_data || die "mail generation failed"
 dlv_gen_data || die "delivery/mbox data generation failed"
 make_users || die "creating mailboxes failed"
 make_passwords || die "hashing passwords failed"
+make_cert || die "making the $CERT_KIND certificate failed"
 if [ $PREPARE = 1 ]; then log "data ready in $DATA"; exit 0; fi
 base_build || die "building the baseline $BASE_DESC failed"
 
@@ -794,9 +980,13 @@ want session && sc_session
 want sha512 && sc_sha512
 want retr && sc_retr
 want fair && sc_fair
+want tls && sc_tls
+want tlsretr && sc_tlsretr
 [ $SMOKE = 1 ] && want retr && sc_emldir
 want bigbox && sc_bigbox
 want idle && sc_idle
+want tlsidle && sc_tlsidle
+want scale && sc_scale
 want lmtp && sc_lmtp
 want deliver && sc_deliver
 want first && sc_first
@@ -821,6 +1011,7 @@ MACHINE=$(printf '%s, %s cores, %s, kernel %s' \
     "Debian $(cat /etc/debian_version 2>/dev/null)" "$(uname -r)")
 $PY "$HERE/report.py" --raw "$RAW" --out "$OUT/results.json" --machine "$MACHINE" \
     --dovecot "$DOVECOT_VERSION" --smoke $SMOKE --reps "$REPS" --duration "$DUR" \
+    --event-loops "$LOOPS_OK" --scale-cores "$SCALE_CORES" --cert "$CERT_KIND" \
     ${BASELINE:+--base "$BASE_DESC" --tolerance "$TOLERANCE" --idle-limit "$IDLE_LIMIT"} \
     || FAILED=$((FAILED + 1))
 cp "$RAW" "$OUT/raw.jsonl"

@@ -7,7 +7,14 @@
  * inode, size and mtime, so hard-linked mailboxes share them) in a cache
  * directory, before the timed part of a run.  Passwords are not checked.
  *
+ * With -t CERT -k KEY -s TLSPORT it is the TLS RETR ceiling as well: a
+ * POP3S listener (and STLS on the plain one) where replies and the wire
+ * files go out in full 16 KiB TLS records (pending reply lines first, then
+ * file data read into the same record), the least record work TLS allows
+ * without kernel TLS.
+ *
  * usage: sfserver -p PORT -m MAILROOT -C CACHEDIR [-a ADDR]
+ *                 [-t CERT -k KEY [-s TLSPORT]]
  *        mailbox of user U: MAILROOT/U (Maildir cur/+new/, or N.eml files)
  */
 #define _GNU_SOURCE
@@ -32,6 +39,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "tlsref.h"
+
+#define REC_MAX 16384		/* TLS's largest record payload */
 
 #define IN_MAX 4096
 
@@ -62,9 +73,16 @@ struct client {
 	uint64_t file_left;
 	bool closing;
 	bool want_out;
+	SSL *ssl;
+	bool handshaking;
+	bool implicit;
+	bool stls;		/* STLS answered: handshake once it is sent */
+	size_t rec_len;		/* a record SSL_write() must be given again */
+	char rec[REC_MAX];
 };
 
 static const char *mailroot, *cachedir;
+static SSL_CTX *ctx;
 static struct box *boxes;
 static int ep;
 
@@ -275,6 +293,11 @@ drop(struct client *c)
 {
 	if (c->file_fd >= 0)
 		close(c->file_fd);
+	if (c->ssl != NULL) {
+		if (!c->handshaking)
+			(void)SSL_shutdown(c->ssl);	/* close_notify, once */
+		SSL_free(c->ssl);
+	}
 	close(c->fd);
 	free(c->out);
 	free(c);
@@ -298,6 +321,9 @@ command(struct client *c, char *line)
 	} else if (strcasecmp(line, "QUIT") == 0) {
 		out_add(c, "+OK bye\r\n", 9);
 		c->closing = true;
+	} else if (strcasecmp(line, "STLS") == 0 && ctx != NULL && c->ssl == NULL) {
+		out_add(c, "+OK begin TLS\r\n", 15);
+		c->stls = true;
 	} else if (strcasecmp(line, "NOOP") == 0) {
 		out_add(c, "+OK\r\n", 5);
 	} else if (c->box == NULL) {
@@ -340,11 +366,97 @@ want(struct client *c, bool out)
 	epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e);
 }
 
+static void pump(struct client *c);
+
+static void
+tls_begin(struct client *c, bool implicit)
+{
+	c->ssl = SSL_new(ctx);
+	SSL_set_fd(c->ssl, c->fd);
+	SSL_set_accept_state(c->ssl);
+	c->handshaking = true;
+	c->implicit = implicit;
+}
+
+static void
+handshake(struct client *c)
+{
+	int r = SSL_do_handshake(c->ssl);
+	if (r == 1) {
+		c->handshaking = false;
+		if (c->implicit)
+			out_add(c, "+OK sfserver ready\r\n", 20);
+		pump(c);
+		return;
+	}
+	enum tio w = tlsref_err(c->ssl, r);
+	if (w == TIO_FATAL) {
+		drop(c);
+		return;
+	}
+	want(c, w == TIO_WRITE);
+}
+
+/* TLS: fills a record with pending reply bytes, then file data, and
+ * writes it.  Returns false if the client must wait (or is gone: *gone). */
+static bool
+tls_send(struct client *c, bool *gone)
+{
+	if (c->rec_len == 0) {
+		size_t n = c->outlen - c->outoff;
+		if (n > REC_MAX)
+			n = REC_MAX;
+		memcpy(c->rec, c->out + c->outoff, n);
+		c->outoff += n;
+		if (c->outoff == c->outlen)
+			c->outoff = c->outlen = 0;
+		if (c->file_fd >= 0 && n < REC_MAX) {
+			size_t want_n = REC_MAX - n;
+			if (want_n > c->file_left)
+				want_n = (size_t)c->file_left;
+			ssize_t r = pread(c->file_fd, c->rec + n, want_n, c->file_off);
+			if (r <= 0) {
+				drop(c);
+				*gone = true;
+				return false;
+			}
+			c->file_off += r;
+			c->file_left -= (uint64_t)r;
+			n += (size_t)r;
+			if (c->file_left == 0) {
+				close(c->file_fd);
+				c->file_fd = -1;
+			}
+		}
+		c->rec_len = n;
+	}
+	int r = SSL_write(c->ssl, c->rec, (int)c->rec_len);
+	if (r <= 0) {
+		enum tio w = tlsref_err(c->ssl, r);
+		if (w == TIO_FATAL) {
+			drop(c);
+			*gone = true;
+		} else {
+			want(c, w == TIO_WRITE);
+		}
+		return false;
+	}
+	c->rec_len = 0;
+	return true;
+}
+
 /* Sends what is pending, then runs buffered commands, one at a time. */
 static void
 pump(struct client *c)
 {
 	for (;;) {
+		if (c->ssl != NULL && (c->rec_len > 0 || c->outoff < c->outlen ||
+		    c->file_fd >= 0)) {
+			bool gone = false;
+			if (!tls_send(c, &gone))
+				return;
+			continue;
+		}
 		if (c->outoff < c->outlen) {
 			ssize_t n = send(c->fd, c->out + c->outoff, c->outlen - c->outoff,
 			    MSG_NOSIGNAL | (c->file_fd >= 0 ? MSG_MORE : 0));
@@ -383,6 +495,13 @@ pump(struct client *c)
 			drop(c);
 			return;
 		}
+		if (c->stls) {	/* "+OK" is out: now the handshake */
+			c->stls = false;
+			c->inlen = 0;
+			tls_begin(c, false);
+			handshake(c);
+			return;
+		}
 		char *nl = memchr(c->in, '\n', c->inlen);
 		if (nl == NULL) {
 			want(c, false);
@@ -406,14 +525,28 @@ on_input(struct client *c)
 {
 	if (c->inlen == sizeof(c->in)) {
 		/* Full of pipelined commands: stop reading until pump eats some. */
-		if (c->file_fd < 0 && c->outlen == 0) {
+		if (c->file_fd < 0 && c->outlen == 0 && c->rec_len == 0) {
 			drop(c);
 			return;
 		}
 		pump(c);
 		return;
 	}
-	ssize_t n = recv(c->fd, c->in + c->inlen, sizeof(c->in) - c->inlen, 0);
+	ssize_t n;
+	if (c->ssl != NULL) {
+		int r = SSL_read(c->ssl, c->in + c->inlen, (int)(sizeof(c->in) - c->inlen));
+		if (r <= 0) {
+			enum tio w = tlsref_err(c->ssl, r);
+			if (w == TIO_FATAL)
+				drop(c);
+			else if (w == TIO_WRITE)
+				want(c, true);
+			return;
+		}
+		n = r;
+	} else {
+		n = recv(c->fd, c->in + c->inlen, sizeof(c->in) - c->inlen, 0);
+	}
 	if (n <= 0) {
 		if (n < 0 && errno == EAGAIN)
 			return;
@@ -422,35 +555,13 @@ on_input(struct client *c)
 	}
 	c->inlen += (size_t)n;
 	/* Only start new commands when nothing is being sent. */
-	if (c->file_fd < 0 && c->outlen == 0)
+	if (c->file_fd < 0 && c->outlen == 0 && c->rec_len == 0)
 		pump(c);
 }
 
-int
-main(int argc, char **argv)
+static int
+listen_on(const char *addr, int port)
 {
-	const char *addr = "127.0.0.1";
-	int port = 0, ch;
-	while ((ch = getopt(argc, argv, "a:p:m:C:")) != -1) {
-		switch (ch) {
-		case 'a': addr = optarg; break;
-		case 'p': port = (int)strtol(optarg, NULL, 10); break;
-		case 'm': mailroot = optarg; break;
-		case 'C': cachedir = optarg; break;
-		default: return 2;
-		}
-	}
-	if (port <= 0 || port > 65535 || mailroot == NULL || cachedir == NULL) {
-		fprintf(stderr, "usage: sfserver -p PORT -m MAILROOT -C CACHEDIR [-a ADDR]\n");
-		return 2;
-	}
-	mkdir(cachedir, 0700);
-	signal(SIGPIPE, SIG_IGN);
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
 	int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int one = 1;
 	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -458,19 +569,62 @@ main(int argc, char **argv)
 	if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1 ||
 	    bind(ls, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(ls, 4096) < 0) {
 		perror("sfserver: bind/listen");
-		return 1;
+		exit(1);
 	}
+	return ls;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *addr = "127.0.0.1", *cert = NULL, *key = NULL;
+	int port = 0, tport = 0, ch;
+	while ((ch = getopt(argc, argv, "a:p:m:C:s:t:k:")) != -1) {
+		switch (ch) {
+		case 's': tport = (int)strtol(optarg, NULL, 10); break;
+		case 't': cert = optarg; break;
+		case 'k': key = optarg; break;
+		case 'a': addr = optarg; break;
+		case 'p': port = (int)strtol(optarg, NULL, 10); break;
+		case 'm': mailroot = optarg; break;
+		case 'C': cachedir = optarg; break;
+		default: return 2;
+		}
+	}
+	if (port <= 0 || port > 65535 || mailroot == NULL || cachedir == NULL ||
+	    tport < 0 || tport > 65535 || (tport > 0 && cert == NULL)) {
+		fprintf(stderr, "usage: sfserver -p PORT -m MAILROOT -C CACHEDIR [-a ADDR]"
+		    " [-t CERT -k KEY [-s TLSPORT]]\n");
+		return 2;
+	}
+	if (cert != NULL)
+		ctx = tlsref_ctx("sfserver", cert, key != NULL ? key : cert);
+	mkdir(cachedir, 0700);
+	signal(SIGPIPE, SIG_IGN);
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	int one = 1;
+	static char lplain, ltls;	/* tell the listeners apart */
+	int ls = listen_on(addr, port), lt = tport > 0 ? listen_on(addr, tport) : -1;
 	ep = epoll_create1(EPOLL_CLOEXEC);
-	struct epoll_event le = { .events = EPOLLIN, .data.ptr = NULL };
+	struct epoll_event le = { .events = EPOLLIN, .data.ptr = &lplain };
 	epoll_ctl(ep, EPOLL_CTL_ADD, ls, &le);
+	if (lt >= 0) {
+		struct epoll_event te = { .events = EPOLLIN, .data.ptr = &ltls };
+		epoll_ctl(ep, EPOLL_CTL_ADD, lt, &te);
+	}
 	struct epoll_event evs[256];
 	for (;;) {
 		int n = epoll_wait(ep, evs, 256, -1);
 		for (int i = 0; i < n; i++) {
 			struct client *c = evs[i].data.ptr;
-			if (c == NULL) {
+			if (evs[i].data.ptr == &lplain || evs[i].data.ptr == &ltls) {
+				bool tls = evs[i].data.ptr == &ltls;
 				for (int k = 0; k < 64; k++) {
-					int fd = accept4(ls, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+					int fd = accept4(tls ? lt : ls, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 					if (fd < 0)
 						break;
 					setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -479,6 +633,10 @@ main(int argc, char **argv)
 					c->file_fd = -1;
 					struct epoll_event e = { .events = EPOLLIN, .data.ptr = c };
 					epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e);
+					if (tls) {
+						tls_begin(c, true);	/* wait for the hello */
+						continue;
+					}
 					out_add(c, "+OK sfserver ready\r\n", 20);
 					pump(c);
 				}
@@ -488,6 +646,10 @@ main(int argc, char **argv)
 			 * ready, and pumping it would spin this (shared) core. */
 			if (evs[i].events & (EPOLLERR | EPOLLHUP)) {
 				drop(c);
+				continue;
+			}
+			if (c->handshaking) {
+				handshake(c);
 				continue;
 			}
 			if (evs[i].events & EPOLLOUT) {

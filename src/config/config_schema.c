@@ -191,14 +191,15 @@ static bool
 uidl_compat_valid(const char *s, const char **why_r)
 {
 	static const char *const names[] = {
-		"auto", "none", "dovecot", "courier", "uw", "qpopper", NULL,
+		"auto", "none", "dovecot", "courier", "uw", "qpopper", "tpops",
+		NULL,
 	};
 
 	for (size_t i = 0; names[i] != NULL; i++)
 		if (ascii_caseeq(s, names[i]))
 			return true;
 	*why_r = "must be one of \"auto\", \"none\", \"dovecot\", "
-	    "\"courier\", \"uw\", \"qpopper\"";
+	    "\"courier\", \"uw\", \"qpopper\", \"tpops\"";
 	return false;
 }
 

@@ -291,6 +291,29 @@ fail:
 	return false;
 }
 
+enum scan_after { SCAN_NEXT, SCAN_CLOSED, SCAN_FAILED };
+
+/* After a member or an element: a ',' (remembered, for the error of a
+ * trailing one) or the closing bracket. */
+static enum scan_after
+scan_after_value(struct scan *s, const char *path, char close,
+    struct json_loc_pos *comma, size_t *comma_off)
+{
+	scan_skip_ws(s);
+	if (s->p < s->end && *s->p == ',') {
+		*comma = s->pos;
+		*comma_off = (size_t)(s->p - s->start);
+		scan_advance(s);
+		return SCAN_NEXT;
+	}
+	if (s->p < s->end && *s->p == close) {
+		scan_advance(s);
+		return SCAN_CLOSED;
+	}
+	(void)scan_fail(s, path);
+	return SCAN_FAILED;
+}
+
 static bool
 scan_object(struct scan *s, const char *path, unsigned depth)
 {
@@ -327,20 +350,14 @@ scan_object(struct scan *s, const char *path, unsigned depth)
 		 * are addressed by index because the table may move. */
 		if (!scan_value(s, child, e, depth + 1))
 			return false;
-		scan_skip_ws(s);
-		if (s->p >= s->end)
-			return scan_fail(s, path);
-		if (*s->p == ',') {
-			comma = s->pos;
-			comma_off = (size_t)(s->p - s->start);
-			scan_advance(s);
+		switch (scan_after_value(s, path, '}', &comma, &comma_off)) {
+		case SCAN_NEXT:
 			continue;
-		}
-		if (*s->p == '}') {
-			scan_advance(s);
+		case SCAN_CLOSED:
 			return true;
+		default:
+			return false;
 		}
-		return scan_fail(s, path);
 	}
 }
 
@@ -367,20 +384,14 @@ scan_array(struct scan *s, const char *path, unsigned depth)
 		e = scan_add_entry(s, child, s->pos);
 		if (!scan_value(s, child, e, depth + 1))
 			return false;
-		scan_skip_ws(s);
-		if (s->p >= s->end)
-			return scan_fail(s, path);
-		if (*s->p == ',') {
-			comma = s->pos;
-			comma_off = (size_t)(s->p - s->start);
-			scan_advance(s);
+		switch (scan_after_value(s, path, ']', &comma, &comma_off)) {
+		case SCAN_NEXT:
 			continue;
-		}
-		if (*s->p == ']') {
-			scan_advance(s);
+		case SCAN_CLOSED:
 			return true;
+		default:
+			return false;
 		}
-		return scan_fail(s, path);
 	}
 }
 

@@ -24,8 +24,9 @@ static void
 migrate_usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: posuto migrate check [-c FILE] --from dovecot|courier|uw|qpopper\n"
-	    "                            [--format FMT] [-v] USER...\n"
+	    "usage: posuto migrate check [-c FILE]\n"
+	    "           --from dovecot|courier|uw|qpopper|tpops\n"
+	    "           [--format FMT] [-v] USER...\n"
 	    "  For each USER: how many messages keep the UIDL the old server\n"
 	    "  gave them, and which would change and why.  --format is\n"
 	    "  Dovecot's pop3_uidl_format (default: UidlFormat, else\n"
@@ -41,6 +42,9 @@ migrate_why(const char *status, const char *from)
 	if (strcmp(status, "new") == 0 && strcmp(from, "qpopper") == 0)
 		return "no X-UIDL header (mail that came after qpopper): "
 		    "posuto's own UIDL";
+	if (strcmp(status, "new") == 0 && strcmp(from, "tpops") == 0)
+		return "TPOPS never listed it (its name does not start with "
+		    "digits and '.'): posuto's own UIDL";
 	if (strcmp(status, "new") == 0)
 		return "not in the old server's list (it never listed it): "
 		    "posuto's own UIDL";
@@ -164,16 +168,28 @@ cmd_migrate(int argc, char **argv, const char *default_config)
 		return MIGRATE_EXIT_USAGE;
 	}
 	if (strcmp(from, "dovecot") != 0 && strcmp(from, "courier") != 0 &&
-	    strcmp(from, "uw") != 0 && strcmp(from, "qpopper") != 0) {
+	    strcmp(from, "uw") != 0 && strcmp(from, "qpopper") != 0 &&
+	    strcmp(from, "tpops") != 0) {
 		fprintf(stderr, "posuto migrate: --from %s: posuto reads the "
-		    "UIDLs of dovecot and courier Maildirs and uw and qpopper "
-		    "mboxes\n", from);
+		    "UIDLs of dovecot, courier and tpops Maildirs, uw and "
+		    "qpopper mboxes and TPOPS 0.4 databases\n", from);
 		return MIGRATE_EXIT_USAGE;
 	}
 	if (config_load(config, &cfg, stderr) != 0)
 		return 1;
 	store_uidl_configure(cfg);
 	store_mbox_configure(cfg->mbox_state_dir);
+	/* the database stores as the server sets them up (tpops:, sql:) */
+	store_sql_configure(&cfg->sql);
+	{
+		char err[256];
+
+		if (!store_tpops_configure(&cfg->sql, err, sizeof(err))) {
+			fprintf(stderr, "posuto migrate: Sql: %s\n", err);
+			config_free(&cfg);
+			return 1;
+		}
+	}
 	store_uidl_force(from, fmt);
 	if ((db = userdb_load(cfg, stderr)) == NULL) {
 		config_free(&cfg);

@@ -19,7 +19,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -684,23 +683,10 @@ purge_free(struct purge *pg)
 static bool
 user_open_lock_file(const struct posuto_config *cfg)
 {
-	char def[PATH_MAX], err[256];
-	const char *path = cfg->lock_file;
-	uid_t uid = (uid_t)-1;
-	gid_t gid = (gid_t)-1;
+	char err[PATH_MAX + 256];
 
-	if (path == NULL)
-		path = store_lock_default_path(def, sizeof(def));
-	if (cfg->run_as_user != NULL && geteuid() == 0) {
-		struct passwd *pw = getpwnam(cfg->run_as_user);
-
-		if (pw != NULL) {
-			uid = pw->pw_uid;
-			gid = pw->pw_gid;
-		}
-	}
-	if (!store_lock_file_open(path, uid, gid, err, sizeof(err))) {
-		user_msg("LockFile %s: %s", path, err);
+	if (!server_lock_file_open(cfg, err, sizeof(err))) {
+		user_msg("%s", err);
 		return false;
 	}
 	return true;

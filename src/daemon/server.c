@@ -793,15 +793,16 @@ stderr_is_connection(void)
 
 /*
  * The lock file that keeps other posuto processes (a second daemon,
- * inetd-mode instances) out of the mailboxes in use here, and us out of
- * theirs.  Opened before the privilege drop (the default is in /run) and
- * kept; handed to RunAsUser so that inetd-mode instances running as that
- * user can open it too.
+ * inetd-mode instances, `posuto user del`) out of the mailboxes in use
+ * here, and us out of theirs.  The daemon opens it before the privilege
+ * drop (the default is in /run) and keeps it; it is handed to RunAsUser so
+ * that inetd-mode instances running as that user can open it too.
  */
-static int
-server_open_lock_file(const struct posuto_config *cfg)
+bool
+server_lock_file_open(const struct posuto_config *cfg, char *err,
+    size_t errsz)
 {
-	char def[PATH_MAX], err[256];
+	char def[PATH_MAX], why[256];
 	const char *path = cfg->lock_file;
 	uid_t uid = (uid_t)-1;
 	gid_t gid = (gid_t)-1;
@@ -816,13 +817,13 @@ server_open_lock_file(const struct posuto_config *cfg)
 			gid = pw->pw_gid;
 		}
 	}
-	if (!store_lock_file_open(path, uid, gid, err, sizeof(err))) {
-		log_error("%s: LockFile %s%s: %s", cfg->path, path,
-		    cfg->lock_file == NULL ? " (the default)" : "", err);
-		return -1;
+	if (!store_lock_file_open(path, uid, gid, why, sizeof(why))) {
+		(void)snprintf(err, errsz, "LockFile %s%s: %s", path,
+		    cfg->lock_file == NULL ? " (the default)" : "", why);
+		return false;
 	}
 	log_debug("mailbox lock file %s", path);
-	return 0;
+	return true;
 }
 
 /*
@@ -1012,7 +1013,7 @@ server_run(const struct server_opts *opts)
 	struct event_base *base;
 	struct userdb *db;
 	struct tls_ctx *tls;
-	char err[256];
+	char err[PATH_MAX + 256];
 	int rc = 0;
 
 	memset(&srv, 0, sizeof(srv));
@@ -1056,7 +1057,8 @@ server_run(const struct server_opts *opts)
 	evsignal_add(srv.sig_usr1, NULL);
 	/* Cross-process [IN-USE] is what inetd mode relies on: no lock file,
 	 * no service. */
-	if (server_open_lock_file(srv.cfg) != 0) {
+	if (!server_lock_file_open(srv.cfg, err, sizeof(err))) {
+		log_error("%s: %s", srv.cfg->path, err);
 		rc = 1;
 		goto out;
 	}

@@ -28,6 +28,11 @@ struct server_opts {
 bool server_load_runtime(const struct posuto_config *cfg, bool startup,
     FILE *errs, struct userdb **db_r, struct tls_ctx **tls_r);
 
+/* Opens the mailbox lock file cfg names (or the default), shared with
+ * RunAsUser when run as root; false with the path and the reason in err. */
+bool server_lock_file_open(const struct posuto_config *cfg, char *err,
+    size_t errsz);
+
 /* Runs until SIGTERM/SIGINT (or the inetd session ends).  Returns the
  * process exit code. */
 int server_run(const struct server_opts *opts);

@@ -9,8 +9,18 @@
 #include "net/loop.h"
 #include "net/registry.h"
 
+/*
+ * A slot holds the fixed fields inline and the history apart, packed and
+ * grown as lines come: at 10,000 idle sessions a fixed ring of
+ * NET_REG_HISTORY x NET_REG_HISTORY_LEN per slot was 1.2 KiB a session,
+ * most of it never written (a login leaves two short lines).
+ */
+#define REG_HISTORY_MAX	(NET_REG_HISTORY * NET_REG_HISTORY_LEN)
+
 struct net_registry_slot {
-	struct net_session_info info;
+	struct net_session_info info;	/* .history unused here */
+	char *hist;			/* kept lines, NUL-terminated, oldest first */
+	uint16_t hist_len, hist_cap;
 	void *owner;			/* its loop's thread only */
 	struct net_loop *loop;		/* the loop it runs on */
 	bool used;
@@ -41,6 +51,8 @@ net_registry_free(struct net_registry **rp)
 		return;
 	*rp = NULL;
 	pthread_mutex_destroy(&r->lock);
+	for (size_t i = 0; i < r->n_slots; i++)
+		free(r->slots[i].hist);
 	free(r->slots);
 	free(r->free_slots);
 	free(r);
@@ -85,6 +97,7 @@ net_registry_add(struct net_registry *r, uint64_t id, const char *proto,
 	slot = r->free_slots[--r->n_free];
 	r->slots[slot].used = true;
 	r->n_used++;
+	r->slots[slot].hist_len = 0;	/* the buffer is kept for the next */
 	e = &r->slots[slot].info;
 	memset(e, 0, sizeof(*e));
 	e->id = id;
@@ -168,16 +181,34 @@ size_t
 net_registry_snapshot(struct net_registry *r, struct net_session_info **out_r)
 {
 	struct net_session_info *out = NULL;
-	size_t n = 0;
+	size_t n = 0, text = 0;
 
-	/* malloc under the lock: one short hold, and the count cannot
+	/* One block, the entries then their lines, so that one free() lets
+	 * it go; malloc under the lock: one short hold, and nothing can
 	 * change between sizing and copying. */
 	pthread_mutex_lock(&r->lock);
 	if (r->n_used > 0) {
-		out = xreallocarray(NULL, r->n_used, sizeof(*out));
+		char *p;
+
 		for (size_t i = 0; i < r->n_slots; i++)
 			if (r->slots[i].used)
-				out[n++] = r->slots[i].info;
+				text += r->slots[i].hist_len;
+		out = xmalloc(r->n_used * sizeof(*out) + text);
+		p = (char *)(out + r->n_used);
+		for (size_t i = 0; i < r->n_slots; i++) {
+			const struct net_registry_slot *sl = &r->slots[i];
+
+			if (!sl->used)
+				continue;
+			out[n] = sl->info;
+			out[n].history = NULL;
+			if (sl->hist_len > 0) {
+				memcpy(p, sl->hist, sl->hist_len);
+				out[n].history = p;
+				p += sl->hist_len;
+			}
+			n++;
+		}
 	}
 	pthread_mutex_unlock(&r->lock);
 	*out_r = out;
@@ -207,12 +238,22 @@ net_registry_set_idle_timeout(struct net_registry *r, int slot,
 	pthread_mutex_unlock(&r->lock);
 }
 
+/* Drops the oldest kept line (lock held). */
+static void
+registry_history_shift(struct net_registry_slot *sl)
+{
+	size_t first = strlen(sl->hist) + 1;
+
+	memmove(sl->hist, sl->hist + first, sl->hist_len - first);
+	sl->hist_len = (uint16_t)(sl->hist_len - first);
+}
+
 void
 net_registry_add_history(struct net_registry *r, int slot, const char *line,
     size_t len)
 {
 	char buf[NET_REG_HISTORY_LEN];
-	struct net_session_info *e;
+	struct net_registry_slot *sl;
 	size_t n = len < sizeof(buf) - 1 ? len : sizeof(buf) - 1;
 
 	/* Made printable outside the lock: the page shows it as text, but
@@ -223,17 +264,32 @@ net_registry_add_history(struct net_registry *r, int slot, const char *line,
 		buf[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
 	}
 	buf[n] = '\0';
-	e = registry_entry(r, slot);
-	if (e == NULL)
+	if (registry_entry(r, slot) == NULL)
 		return;
-	memcpy(e->history[e->n_history % NET_REG_HISTORY], buf, n + 1);
-	e->n_history++;
+	sl = &r->slots[slot];
+	if (sl->info.n_history >= NET_REG_HISTORY)
+		registry_history_shift(sl);
+	if ((size_t)(sl->hist_cap - sl->hist_len) < n + 1) {
+		size_t cap = sl->hist_cap ? sl->hist_cap : 32;
+
+		while (cap - sl->hist_len < n + 1)
+			cap *= 2;
+		if (cap > REG_HISTORY_MAX)
+			cap = REG_HISTORY_MAX;	/* 16 lines of at most 72 fit */
+		sl->hist = xreallocarray(sl->hist, cap, 1);
+		sl->hist_cap = (uint16_t)cap;
+	}
+	memcpy(sl->hist + sl->hist_len, buf, n + 1);
+	sl->hist_len = (uint16_t)(sl->hist_len + n + 1);
+	sl->info.n_history++;
 	pthread_mutex_unlock(&r->lock);
 }
 
 unsigned
 net_registry_history_count(const struct net_session_info *info)
 {
+	if (info->history == NULL)
+		return 0;
 	return info->n_history < NET_REG_HISTORY ? (unsigned)info->n_history :
 	    NET_REG_HISTORY;
 }
@@ -241,12 +297,13 @@ net_registry_history_count(const struct net_session_info *info)
 const char *
 net_registry_history_at(const struct net_session_info *info, unsigned k)
 {
-	unsigned n = net_registry_history_count(info);
-	uint64_t first = info->n_history - n;
+	const char *p = info->history;
 
-	if (k >= n)
+	if (k >= net_registry_history_count(info))
 		return "";
-	return info->history[(first + k) % NET_REG_HISTORY];
+	while (k-- > 0)
+		p += strlen(p) + 1;
+	return p;
 }
 
 void

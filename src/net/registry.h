@@ -44,10 +44,12 @@ struct net_session_info {
 	uint64_t bytes;			/* message octets sent */
 	unsigned idle_timeout;		/* s, what the session was given */
 	unsigned loop;			/* the event loop's index */
-	/* The last min(n_history, NET_REG_HISTORY) lines, a ring: line k
-	 * (0 the oldest kept) is net_registry_history_at(). */
+	/* Lines given so far; the last min(n_history, NET_REG_HISTORY) are
+	 * kept: line k (0 the oldest kept) is net_registry_history_at(). */
 	uint64_t n_history;
-	char history[NET_REG_HISTORY][NET_REG_HISTORY_LEN];
+	/* In a snapshot: those lines, each NUL-terminated, oldest first,
+	 * in the snapshot's own block (NULL when none). */
+	const char *history;
 };
 /* How many lines info keeps, and the k-th oldest of them. */
 unsigned net_registry_history_count(const struct net_session_info *info);

@@ -367,7 +367,8 @@ mbox_compat_apply(struct mbox *mb, char *err, size_t errsz)
 			free(s.r);
 			return MBOX_OK;
 		}
-		mb->c_size[i] = mb->msgs[i].wire_size;
+		/* served as stored: every ">From " line one octet more */
+		mb->c_size[i] = mb->msgs[i].wire_size + mb->msgs[i].quoted;
 		if (uw) {
 			mb->c_size[i] -= s.hidden_wire;
 			mb->c_hide = xreallocarray(mb->c_hide, nh + s.nr + 1,

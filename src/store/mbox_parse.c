@@ -126,6 +126,7 @@ mbox_msg_close(struct mbox_parser *p, uint64_t end)
 	unsigned int mdlen = 0;
 	size_t k;
 
+	m->quoted = p->uq.dropped;	/* finish() starts the count anew */
 	k = mbox_unquote_finish(&p->uq, tail);
 	wire_size_update(&p->ws, tail, k);
 	m->end_off = end;
@@ -325,6 +326,7 @@ mbox_unquote_update(struct mbox_unquote *u, const void *in, size_t len,
 			if (c == (unsigned char)mbox_from_pat[u->match]) {
 				p++;
 				if (++u->match == 5) {
+					u->dropped++;
 					memcpy(o, mbox_from_pat, 5);
 					o += 5;
 					u->held = false;

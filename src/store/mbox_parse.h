@@ -45,6 +45,9 @@ struct mbox_msg {
 	uint64_t data_len;	/* stored (quoted) bytes */
 	uint64_t end_off;	/* next From_ line, or end of input */
 	uint64_t wire_size;	/* RETR octets before dot-stuffing */
+	/* ">From " lines un-quoted: c-client and qpopper served them as
+	 * stored, each one octet longer (mbox_compat.c) */
+	uint64_t quoted;
 	unsigned char digest[MBOX_DIGEST_LEN];
 };
 
@@ -75,6 +78,7 @@ struct mbox_unquote {
 	bool at_bol;
 	bool held;		/* a '>' at line start is being held back */
 	uint8_t match;		/* bytes of "From " matched after it */
+	uint64_t dropped;	/* '>' dropped so far (lines un-quoted) */
 };
 void mbox_unquote_init(struct mbox_unquote *u);
 size_t mbox_unquote_update(struct mbox_unquote *u, const void *in,

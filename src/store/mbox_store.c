@@ -168,7 +168,7 @@ struct mbox_index_hdr {
 	unsigned char tail[MBOX_DIGEST_LEN];
 };
 
-_Static_assert(sizeof(struct mbox_msg) == 56, "mbox_msg has no padding");
+_Static_assert(sizeof(struct mbox_msg) == 64, "mbox_msg has no padding");
 
 static void
 mbox_sha(const void *buf, size_t len, unsigned char out[MBOX_DIGEST_LEN])
@@ -197,7 +197,7 @@ mbox_index_parse(const void *buf, size_t len, struct mbox_file_id *id_r,
 		return false;
 	memcpy(&h, b, sizeof(h));
 	if (memcmp(h.magic, mbox_index_magic, 8) != 0 ||
-	    h.order != 0x01020304u || h.version != 1 ||
+	    h.order != 0x01020304u || h.version != 2 ||
 	    h.count > (len - sizeof(h) - MBOX_DIGEST_LEN) / sizeof(*m) ||
 	    len != sizeof(h) + h.count * sizeof(*m) + MBOX_DIGEST_LEN)
 		return false;
@@ -242,7 +242,8 @@ mbox_index_write(const char *index_path, const struct mbox_file_id *id,
 	memset(&h, 0, sizeof(h));
 	memcpy(h.magic, mbox_index_magic, 8);
 	h.order = 0x01020304u;
-	h.version = 1;
+	/* 2: mbox_msg.quoted (a version 1 index is rebuilt once) */
+	h.version = 2;
 	h.id = *id;
 	h.count = n;
 	memcpy(h.tail, tail, MBOX_DIGEST_LEN);
@@ -669,6 +670,7 @@ struct mbox_reader {
 	size_t fin_pos, fin_len;
 	bool raw_done;		/* all raw bytes read and un-quoted */
 	bool stored;		/* give the un-quoted stored bytes, no wire form */
+	bool verbatim;		/* UW/qpopper mode: ">From " as stored */
 	bool verified;
 	bool failed;
 };
@@ -706,6 +708,9 @@ mbox_reader_open(struct mbox *mb, uint32_t idx, long long body_lines,
 	mbox_unquote_init(&r->uq);
 	wire_enc_init(&r->we, body_lines);
 	r->stored = stored;
+	/* c-client (unix.c unix_text_work) and qpopper (pop_send.c) sent
+	 * the stored lines as they were: no mboxrd un-quoting */
+	r->verbatim = mb->c_used != MBOX_COMPAT_NONE;
 	if (mb->c_hide != NULL && mb->c_hide_at != NULL) {
 		r->hide = mb->c_hide + mb->c_hide_at[idx];
 		r->nhide = mb->c_hide_at[idx + 1] - mb->c_hide_at[idx];
@@ -777,10 +782,16 @@ mbox_reader_fill(struct mbox_reader *r)
 			abort();
 		k = mbox_reader_unhide(r, k);
 		r->off += r->raw_span;
-		r->unq_len = mbox_unquote_update(&r->uq, r->raw, k, r->unq);
+		if (r->verbatim) {
+			memcpy(r->unq, r->raw, k);
+			r->unq_len = k;
+		} else {
+			r->unq_len = mbox_unquote_update(&r->uq, r->raw, k,
+			    r->unq);
+		}
 		return true;
 	}
-	r->unq_len = mbox_unquote_finish(&r->uq, r->unq);
+	r->unq_len = r->verbatim ? 0 : mbox_unquote_finish(&r->uq, r->unq);
 	r->raw_done = true;
 	if (EVP_DigestFinal_ex(r->md, md, &mdlen) != 1 ||
 	    memcmp(md, r->m->digest, MBOX_DIGEST_LEN) != 0) {

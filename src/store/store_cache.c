@@ -19,6 +19,7 @@ struct cache_entry {
 	uint64_t drift_hash;		/* store_drift.c's, if drift_hashed */
 	uint32_t drift_tracked;
 	bool drift_hashed;
+	bool compat_pinned;		/* store_compat_pins() at the save */
 	uint64_t last_use;
 	size_t bytes;
 };
@@ -145,6 +146,7 @@ store_cache_fetch(struct store_fs *mb, const struct store_cache_stamp *st)
 		mb->drift_hash = e->drift_hash;
 		mb->drift_tracked = e->drift_tracked;
 		mb->drift_hashed = e->drift_hashed;
+		mb->compat_pinned = e->compat_pinned;
 		e->last_use = ++cache_tick;
 		cache_hit_count++;
 		hit = true;
@@ -203,6 +205,7 @@ store_cache_save(const struct store_fs *mb, const struct store_cache_stamp *st)
 		e->drift_hash = mb->drift_hash;
 		e->drift_tracked = mb->drift_tracked;
 		e->drift_hashed = mb->drift_hashed;
+		e->compat_pinned = store_compat_pins(mb);
 		e->bytes = bytes;
 		e->last_use = ++cache_tick;
 		cache_bytes += bytes;

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -53,6 +54,8 @@ struct store_compat {
 	bool adopted;		/* decided in this open: log replacements */
 	bool dry;		/* migrate check: pin nothing */
 	bool repin;		/* the index's UIDLs were made otherwise */
+	const char *list_file;	/* the file the list came from */
+	uint64_t tpops_since;	/* tpops: taken over then (name times) */
 	char *buf;		/* the list file */
 	struct uidl_compat_list list;
 	uint8_t *status;	/* per message (enum store_compat_status) */
@@ -265,16 +268,26 @@ static bool
 store_compat_load_list(int dirfd, struct store_compat *c)
 {
 	const char *name = c->source == UIDL_COMPAT_DOVECOT ?
-	    UIDL_COMPAT_DOVECOT_FILE : UIDL_COMPAT_COURIER_FILE;
+	    UIDL_COMPAT_DOVECOT_FILE : c->source == UIDL_COMPAT_TPOPS ?
+	    UIDL_COMPAT_TPOPS_FILE : UIDL_COMPAT_COURIER_FILE;
 	size_t len = 0;
 	bool exists, ok;
 
 	c->buf = store_compat_slurp(dirfd, name, STORE_COMPAT_MAX_LIST, &len,
 	    &exists);
+	if (c->buf == NULL && c->source == UIDL_COMPAT_TPOPS) {
+		/* TPOPS 0.7's name (0.8 went back to the one above) */
+		name = UIDL_COMPAT_TPOPS_FILE_07;
+		c->buf = store_compat_slurp(dirfd, name,
+		    STORE_COMPAT_MAX_LIST, &len, &exists);
+	}
 	if (c->buf == NULL)
 		return false;
+	c->list_file = name;
 	ok = c->source == UIDL_COMPAT_DOVECOT ?
 	    uidl_compat_dovecot_parse(c->buf, len, &c->list) :
+	    c->source == UIDL_COMPAT_TPOPS ?
+	    uidl_compat_tpops_parse(c->buf, len, &c->list) :
 	    uidl_compat_courier_parse(c->buf, len, &c->list);
 	if (!ok) {
 		free(c->buf);
@@ -296,7 +309,56 @@ static const char *
 store_compat_file(enum uidl_compat_source src)
 {
 	return src == UIDL_COMPAT_DOVECOT ? UIDL_COMPAT_DOVECOT_FILE :
+	    src == UIDL_COMPAT_TPOPS ? UIDL_COMPAT_TPOPS_FILE :
 	    UIDL_COMPAT_COURIER_FILE;
+}
+
+/*
+ * TPOPS (0.6, plugin/mailbox-maildir.rb) listed only the files of cur/
+ * and new/ whose names match /^(\d+)\./ and served as UIDL the name up
+ * to ':' (or its tpops_uidl entry).
+ */
+static bool
+store_compat_tpops_listed(const char *name, size_t len)
+{
+	size_t d = 0;
+
+	while (d < len && name[d] >= '0' && name[d] <= '9')
+		d++;
+	return d > 0 && d < len && name[d] == '.';
+}
+
+/*
+ * The size TPOPS reported with its defaults (maildir-extended and
+ * maildir-use-filesize "yes"): the first ",S=<digits>" anywhere in the
+ * file name, else the file's size on disk (LF line ends: not the wire
+ * size, as TPOPS's README warns).  A name with ,W= (posuto's delivery)
+ * keeps that.  False if the file cannot be stat()ed (sized as usual).
+ */
+static bool
+store_compat_tpops_size(const struct store_fs *mb, const struct store_msg *m,
+    uint64_t *size_r)
+{
+	const char *name = store_pool_str(mb, m->name_off);
+	const char *s = strstr(name, ",S=");
+	struct stat st;
+	int fd = mb->dirfd[m->dir];
+
+	while (s != NULL && !(s[3] >= '0' && s[3] <= '9'))
+		s = strstr(s + 1, ",S=");	/* as the regexp searches on */
+	if (s != NULL) {
+		size_t d = 3;
+
+		while (s[d] >= '0' && s[d] <= '9')
+			d++;
+		if (parse_u64(s + 3, d - 3, size_r))
+			return true;
+	}
+	if (fd == -1 || fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    !S_ISREG(st.st_mode))
+		return false;
+	*size_r = (uint64_t)st.st_size;
+	return true;
 }
 
 void
@@ -328,6 +390,10 @@ store_compat_maildir_scan(struct store_fs *mb)
 			c->source = UIDL_COMPAT_DOVECOT;
 		else if (store_compat_has(root, UIDL_COMPAT_COURIER_FILE))
 			c->source = UIDL_COMPAT_COURIER;
+		else if (store_compat_has(root, UIDL_COMPAT_TPOPS_FILE) ||
+		    store_compat_has(root, UIDL_COMPAT_TPOPS_FILE_07) ||
+		    store_compat_has(root, UIDL_COMPAT_TPOPS_LOCK))
+			c->source = UIDL_COMPAT_TPOPS;
 		else {
 			free(c);	/* nothing to take over */
 			return;
@@ -344,16 +410,41 @@ store_compat_maildir_scan(struct store_fs *mb)
 		c->have_list = true;
 		c->uidvalidity = c->list.uidvalidity;
 	}
+	if (c->source == UIDL_COMPAT_TPOPS) {
+		/* TPOPS has no format; its record's format field is the
+		 * time posuto took over ("T0": only checked so far), so
+		 * that TPOPS's sizes go to the mail TPOPS could have
+		 * listed, not to later mail */
+		uint64_t t = 0;
+
+		if (have_rec && rec_src == UIDL_COMPAT_TPOPS &&
+		    rec_fmt[0] == 'T')
+			(void)parse_u64(rec_fmt + 1, strlen(rec_fmt + 1), &t);
+		if (t == 0 && !forced)
+			have_rec = false;	/* the takeover is now */
+		c->tpops_since = t != 0 ? t : (uint64_t)time(NULL);
+		(void)snprintf(c->fmt, sizeof(c->fmt), "T%llu", forced &&
+		    t == 0 ? 0ULL : (unsigned long long)c->tpops_since);
+	}
 	/* record a new decision; migrate check records the source it
 	 * checked only where none was recorded and that server's list is
 	 * there (so the index it leaves does not read as "posuto's") */
 	if ((!forced && (!have_rec || rec_src != c->source ||
 	    (c->source == UIDL_COMPAT_DOVECOT && strcmp(rec_fmt, c->fmt) != 0))) ||
-	    (forced && !have_rec && c->have_list)) {
+	    (forced && !have_rec && (c->have_list ||
+	    c->source == UIDL_COMPAT_TPOPS))) {
 		store_compat_state_write(root, mb->path, c->source, c->fmt);
 		c->adopted = !forced;
 		c->repin = true;
-		if (c->adopted && c->source != UIDL_COMPAT_NONE)
+		if (c->adopted && c->source == UIDL_COMPAT_TPOPS)
+			log_info("store: %s: serving the UIDLs of tpops (%s: "
+			    "%s, %u entries; TPOPS's sizes for mail named "
+			    "before %llu)", mb->path, c->have_list ?
+			    c->list_file : UIDL_COMPAT_TPOPS_FILE,
+			    c->have_list ? "read" : "none: the base names",
+			    (unsigned)c->list.n,
+			    (unsigned long long)c->tpops_since);
+		else if (c->adopted && c->source != UIDL_COMPAT_NONE)
 			log_info("store: %s: serving the UIDLs of %s (%s: %s, "
 			    "%u entries, uidvalidity %u, UidlFormat %s)",
 			    mb->path, uidl_compat_source_name(c->source),
@@ -369,6 +460,23 @@ store_compat_maildir_scan(struct store_fs *mb)
 		return;
 	}
 	mb->compat = c;
+	if (c->source == UIDL_COMPAT_TPOPS) {
+		/* TPOPS's sizes come from the names and files, not a list */
+		for (uint32_t i = 0; i < mb->count; i++) {
+			struct store_msg *m = &mb->msgs[i];
+			uint64_t size;
+
+			if ((m->flags & STORE_MSG_W_HINT) ||
+			    m->order > c->tpops_since ||
+			    !store_compat_tpops_listed(store_pool_str(mb,
+			    m->name_off), m->key_len) ||
+			    !store_compat_tpops_size(mb, m, &size))
+				continue;
+			m->wire_size = size;
+			m->flags |= STORE_MSG_W_HINT;
+		}
+		return;
+	}
 	if (!c->have_list)
 		return;
 	/* the sizes the old server reported, for messages not sized yet */
@@ -401,7 +509,7 @@ store_compat_source_for(const char *user, int *src_r)
 bool
 store_compat_pins(const struct store_fs *mb)
 {
-	return mb->compat != NULL && !mb->compat->dry;
+	return (mb->compat != NULL && !mb->compat->dry) || mb->compat_pinned;
 }
 
 enum store_compat_status {
@@ -422,6 +530,32 @@ store_compat_old(const struct store_fs *mb, const struct store_compat *c,
 	const struct uidl_compat_rec *r;
 	struct uidl_compat_vars v;
 
+	if (c->source == UIDL_COMPAT_TPOPS) {
+		/* @uidl_conv[base] || base; the map without the file is not
+		 * an error: TPOPS then served every base name */
+		const char *s = key;
+		size_t n = m->key_len;
+
+		*why_r = STORE_COMPAT_OWN;
+		if (!store_compat_tpops_listed(key, m->key_len))
+			return 0;	/* TPOPS never listed it */
+		r = c->have_list ? uidl_compat_find(&c->list, key,
+		    m->key_len) : NULL;
+		if (r != NULL && r->has_pop3) {
+			s = r->pop3;
+			n = r->pop3_len;
+			if (n == 0) {
+				/* TPOPS sent an empty UIDL */
+				*why_r = STORE_COMPAT_INVALID;
+				return 0;
+			}
+		}
+		if (n >= outsz)
+			n = outsz - 1;
+		memcpy(out, s, n);
+		out[n] = '\0';
+		return n;
+	}
 	if (!c->have_list) {
 		*why_r = STORE_COMPAT_NOLIST;
 		return 0;
@@ -489,6 +623,101 @@ store_compat_own(struct store_fs *mb, uint32_t i)
 	}
 }
 
+/* --- the old server's order ------------------------------------------- */
+
+struct store_compat_ord {
+	uint64_t k1;		/* dovecot: uid; tpops: the leading number */
+	const char *name;	/* tpops: then the file name, bytewise */
+	uint32_t idx;		/* then posuto's (file) order */
+	bool later;		/* not listed by the old server: after */
+};
+
+static int
+store_compat_ord_cmp(const void *a, const void *b)
+{
+	const struct store_compat_ord *x = a, *y = b;
+	int c;
+
+	if (x->later != y->later)
+		return x->later ? 1 : -1;
+	if (!x->later) {
+		if (x->k1 != y->k1)
+			return x->k1 < y->k1 ? -1 : 1;
+		if (x->name != NULL && (c = strcmp(x->name, y->name)) != 0)
+			return c;
+	}
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/*
+ * Messages in the order the old server numbered them, so that message n
+ * is what it was: Dovecot's by UID (dovecot-uidlist), TPOPS's by the
+ * number its names start with, then the whole name (mailbox-maildir.rb:
+ * mtime <=> mtime, then basename <=> basename).  Mail it never listed
+ * comes after, in posuto's order.  Courier's is posuto's already (file
+ * names).  The index is written in key order whatever the order here
+ * (store_index.c).
+ */
+static void
+store_compat_order(struct store_fs *mb, struct store_compat *c)
+{
+	struct store_compat_ord *o;
+	struct store_msg *msgs;
+	uint8_t *st;
+	uint32_t *old, i;
+	bool moved = false;
+
+	if (mb->count < 2 || (c->source != UIDL_COMPAT_TPOPS &&
+	    (c->source != UIDL_COMPAT_DOVECOT || !c->have_list)))
+		return;
+	o = xcalloc(mb->count, sizeof(*o));
+	for (i = 0; i < mb->count; i++) {
+		const struct store_msg *m = &mb->msgs[i];
+		const char *name = store_pool_str(mb, m->name_off);
+
+		o[i].idx = i;
+		if (c->source == UIDL_COMPAT_TPOPS) {
+			size_t d = 0;
+
+			o[i].later = !store_compat_tpops_listed(name,
+			    m->key_len);
+			while (name[d] >= '0' && name[d] <= '9')
+				d++;
+			if (!o[i].later && !parse_u64(name, d, &o[i].k1))
+				o[i].k1 = UINT64_MAX;	/* Ruby's bignum */
+			o[i].name = name;
+		} else {
+			const struct uidl_compat_rec *r =
+			    uidl_compat_find(&c->list, name, m->key_len);
+
+			o[i].later = r == NULL;
+			o[i].k1 = r != NULL ? r->uid : 0;
+		}
+	}
+	qsort(o, mb->count, sizeof(*o), store_compat_ord_cmp);
+	for (i = 0; i < mb->count && !moved; i++)
+		moved = o[i].idx != i;
+	if (!moved) {
+		free(o);
+		return;
+	}
+	msgs = xreallocarray(NULL, mb->cap, sizeof(*msgs));
+	st = xcalloc(mb->count, sizeof(*st));
+	old = xcalloc(mb->count, sizeof(*old));
+	for (i = 0; i < mb->count; i++) {
+		msgs[i] = mb->msgs[o[i].idx];
+		st[i] = c->status[o[i].idx];
+		old[i] = c->old_off[o[i].idx];
+	}
+	free(mb->msgs);
+	mb->msgs = msgs;
+	free(c->status);
+	c->status = st;
+	free(c->old_off);
+	c->old_off = old;
+	free(o);
+}
+
 void
 store_compat_maildir_uidls(struct store_fs *mb)
 {
@@ -518,7 +747,10 @@ store_compat_maildir_uidls(struct store_fs *mb)
 			    mb->msgs[i].uidl_off);
 
 			c->status[i] = strlen(p) == mb->msgs[i].key_len &&
-			    memcmp(p, name, mb->msgs[i].key_len) == 0 ?
+			    memcmp(p, name, mb->msgs[i].key_len) == 0 &&
+			    (c->source != UIDL_COMPAT_TPOPS ||
+			    !store_compat_tpops_listed(name,
+			    mb->msgs[i].key_len)) ?
 			    STORE_COMPAT_OWN : STORE_COMPAT_KEPT;
 			continue;
 		}
@@ -582,6 +814,7 @@ store_compat_maildir_uidls(struct store_fs *mb)
 	if (c->adopted && replaced > logged)
 		log_warn("store: %s: %u more UIDLs replaced", mb->path,
 		    (unsigned)(replaced - logged));
+	store_compat_order(mb, c);
 	/* the list is no longer needed; the statuses are (doctor, migrate) */
 	uidl_compat_list_free(&c->list);
 	free(c->buf);
@@ -613,6 +846,16 @@ store_fs_uidl_source(const struct mailbox *pub, char *buf, size_t bufsz)
 
 	if (c == NULL || c->source == UIDL_COMPAT_NONE) {
 		(void)snprintf(buf, bufsz, "posuto");
+		return;
+	}
+	if (c->source == UIDL_COMPAT_TPOPS) {
+		(void)snprintf(buf, bufsz, "tpops (%s; TPOPS's sizes; %u of "
+		    "%u messages have its UIDL)", c->have_list ?
+		    (strcmp(c->list_file, UIDL_COMPAT_TPOPS_FILE) == 0 ?
+		    "the tpops_uidl map, else the base name" :
+		    "the .tpops_uidl map, else the base name") :
+		    "no tpops_uidl map: the base name", (unsigned)c->kept,
+		    (unsigned)c->n);
 		return;
 	}
 	if (!c->have_list) {

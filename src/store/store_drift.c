@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/bytes.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 #include "store/store_int.h"
@@ -91,24 +92,13 @@ drift_state_free(struct drift_state *s)
 }
 
 static uint64_t
-drift_mix(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
-}
-
-static uint64_t
 drift_bytes_hash(const char *p, size_t n)
 {
 	uint64_t h = 0xcbf29ce484222325ULL;
 
 	for (size_t i = 0; i < n; i++)
 		h = (h ^ (unsigned char)p[i]) * 0x100000001b3ULL;
-	return drift_mix(h);
+	return bytes_mix64(h);
 }
 
 /*
@@ -209,7 +199,7 @@ drift_snapshot_hash(const struct store_fs *mb, uint32_t *tracked_r)
 		n++;
 	}
 	*tracked_r = n;
-	return drift_mix(h);
+	return bytes_mix64(h);
 }
 
 static uint64_t
@@ -220,54 +210,24 @@ drift_live_hash(const struct drift_state *s)
 	for (uint32_t i = 0; i < s->n_live; i++)
 		h = drift_hash_feed(h, s->live[i].ino, s->live[i].size,
 		    s->live[i].uidl, s->live[i].len);
-	return drift_mix(h);
-}
-
-static uint32_t
-rd32(const unsigned char *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return v;
-}
-
-static uint64_t
-rd64(const unsigned char *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return v;
-}
-
-static void
-wr32(unsigned char *p, uint32_t v)
-{
-	memcpy(p, &v, 4);
-}
-
-static void
-wr64(unsigned char *p, uint64_t v)
-{
-	memcpy(p, &v, 8);
+	return bytes_mix64(h);
 }
 
 static bool
 drift_header_parse(const unsigned char *b, struct drift_state *s)
 {
-	if (memcmp(b, DRIFT_MAGIC, 8) != 0 || rd32(b + 16) != DRIFT_VERSION)
+	if (memcmp(b, DRIFT_MAGIC, 8) != 0 || bytes_rd32(b + 16) != DRIFT_VERSION)
 		return false;
-	s->n_live = rd32(b + 20);
-	s->n_tomb = rd32(b + 24);
-	s->reretrieved = rd32(b + 28);
-	s->hash = rd64(b + 32);
-	s->last_time = rd64(b + 40);
-	s->last_changed = rd32(b + 48);
-	s->last_reappeared = rd32(b + 52);
-	s->last_tracked = rd32(b + 56);
+	s->n_live = bytes_rd32(b + 20);
+	s->n_tomb = bytes_rd32(b + 24);
+	s->reretrieved = bytes_rd32(b + 28);
+	s->hash = bytes_rd64(b + 32);
+	s->last_time = bytes_rd64(b + 40);
+	s->last_changed = bytes_rd32(b + 48);
+	s->last_reappeared = bytes_rd32(b + 52);
+	s->last_tracked = bytes_rd32(b + 56);
 	return s->n_live <= DRIFT_MAX_LIVE && s->n_tomb <= DRIFT_MAX_TOMB &&
-	    s->reretrieved <= s->n_live && rd32(b + 60) == 0;
+	    s->reretrieved <= s->n_live && bytes_rd32(b + 60) == 0;
 }
 
 /* Reads up to max bytes of the state file; -1 if absent or unreadable. */
@@ -327,8 +287,8 @@ drift_parse(const void *image, size_t len, struct drift_state *s)
 		if (left < DRIFT_ENT_FIXED + ul || p[18] != 0 ||
 		    !drift_uidl_ok((const char *)p + DRIFT_ENT_FIXED, ul))
 			goto bad;
-		e->ino = rd64(p);
-		e->size = rd64(p + 8);
+		e->ino = bytes_rd64(p);
+		e->size = bytes_rd64(p + 8);
 		memcpy(&e->sessions, p + 16, 2);
 		e->len = (uint8_t)ul;
 		memcpy(e->uidl, p + DRIFT_ENT_FIXED, ul);
@@ -390,22 +350,22 @@ drift_write(const struct store_fs *mb, int root, const struct drift_state *s)
 		len += DRIFT_ENT_FIXED + s->tomb[i].len;
 	buf = xcalloc(1, len);
 	memcpy(buf, DRIFT_MAGIC, 8);
-	wr32(buf + 16, DRIFT_VERSION);
-	wr32(buf + 20, s->n_live);
-	wr32(buf + 24, s->n_tomb);
-	wr32(buf + 28, s->reretrieved);
-	wr64(buf + 32, s->hash);
-	wr64(buf + 40, s->last_time);
-	wr32(buf + 48, s->last_changed);
-	wr32(buf + 52, s->last_reappeared);
-	wr32(buf + 56, s->last_tracked);
+	bytes_wr32(buf + 16, DRIFT_VERSION);
+	bytes_wr32(buf + 20, s->n_live);
+	bytes_wr32(buf + 24, s->n_tomb);
+	bytes_wr32(buf + 28, s->reretrieved);
+	bytes_wr64(buf + 32, s->hash);
+	bytes_wr64(buf + 40, s->last_time);
+	bytes_wr32(buf + 48, s->last_changed);
+	bytes_wr32(buf + 52, s->last_reappeared);
+	bytes_wr32(buf + 56, s->last_tracked);
 	p = buf + DRIFT_HDR;
 	for (uint32_t i = 0; i < s->n_live + s->n_tomb; i++) {
 		const struct drift_ent *e = i < s->n_live ? &s->live[i] :
 		    &s->tomb[i - s->n_live];
 
-		wr64(p, e->ino);
-		wr64(p + 8, e->size);
+		bytes_wr64(p, e->ino);
+		bytes_wr64(p + 8, e->size);
 		memcpy(p + 16, &e->sessions, 2);
 		p[19] = e->len;
 		memcpy(p + DRIFT_ENT_FIXED, e->uidl, e->len);
@@ -453,7 +413,7 @@ drift_table_add(struct drift_table *t, uint64_t h, uint32_t v)
 static uint64_t
 drift_id_hash(uint64_t ino, uint64_t size)
 {
-	return drift_mix(drift_mix(ino) ^ size);
+	return bytes_mix64(bytes_mix64(ino) ^ size);
 }
 
 /* The old entry number n: live first, then tombs. */
@@ -652,7 +612,7 @@ drift_run(struct mailbox *pub, struct mailbox_drift *r, bool record)
 	if (!atomic_load(&drift_on) || pub == NULL || pub->drv->fs == NULL)
 		return;
 	mb = store_fs_of(pub);
-	if ((root = drift_root(mb, &parked)) == -1)
+	if (!mb->locked)
 		return;
 	r->enabled = true;
 	if (mb->drift_hashed) {
@@ -663,14 +623,32 @@ drift_run(struct mailbox *pub, struct mailbox_drift *r, bool record)
 	}
 	memset(&old, 0, sizeof(old));
 	/* the warm login: nothing changed since the recorded state */
-	if (drift_read(root, hdr, sizeof(hdr), &exists) == (ssize_t)sizeof(hdr)
-	    && drift_header_parse(hdr, &old) && old.hash == h &&
+	root = -1;
+	parked = false;
+	if (mb->drift_hdr_read) {
+		memcpy(hdr, mb->drift_hdr, sizeof(hdr));
+		mb->drift_hdr_read = false;	/* good for this check only */
+	} else {
+		if ((root = drift_root(mb, &parked)) == -1) {
+			r->enabled = false;
+			return;
+		}
+		if (drift_read(root, hdr, sizeof(hdr), &exists) !=
+		    (ssize_t)sizeof(hdr))
+			memset(hdr, 0, sizeof(hdr));
+	}
+	if (drift_header_parse(hdr, &old) && old.hash == h &&
 	    old.n_live == tracked) {
 		r->known = true;
 		r->reretrieved = old.reretrieved;
 		r->tracked = tracked;
 		drift_last_into(&old, r);
-		drift_root_done(mb, parked);
+		if (root != -1)
+			drift_root_done(mb, parked);
+		return;
+	}
+	if (root == -1 && (root = drift_root(mb, &parked)) == -1) {
+		r->enabled = false;
 		return;
 	}
 	(void)log_sanitize(user, sizeof(user), mb->user != NULL ? mb->user :
@@ -693,6 +671,16 @@ drift_run(struct mailbox *pub, struct mailbox_drift *r, bool record)
 	drift_state_free(&old);
 	drift_state_free(&cur);
 	drift_root_done(mb, parked);
+}
+
+void
+store_drift_preread(struct store_fs *mb, int root)
+{
+	bool exists;
+
+	mb->drift_hdr_read = mb->locked && atomic_load(&drift_on) &&
+	    drift_read(root, mb->drift_hdr, sizeof(mb->drift_hdr), &exists) ==
+	    (ssize_t)sizeof(mb->drift_hdr);
 }
 
 void

@@ -110,6 +110,22 @@ store_reserve(struct store_fs *mb, uint32_t n)
 	mb->cap = n;
 }
 
+/* Gives back what the scan reserved and the pool's doubling left over: a
+ * session keeps its snapshot as long as it stays connected, and an idle
+ * one with ten messages used 1.4 KiB of the 5.8 KiB it held. */
+static void
+store_fit(struct store_fs *mb)
+{
+	if (mb->cap > mb->count) {
+		mb->cap = mb->count ? mb->count : 1;
+		mb->msgs = xreallocarray(mb->msgs, mb->cap, sizeof(*mb->msgs));
+	}
+	if (mb->pool_cap > mb->pool_len) {
+		mb->pool = xreallocarray(mb->pool, mb->pool_len, 1);
+		mb->pool_cap = mb->pool_len;
+	}
+}
+
 struct store_sort_key {
 	uint64_t order;
 	uint64_t key2;
@@ -627,6 +643,7 @@ store_fs_open_fd(const struct store_driver *drv, const char *path,
 		store_drift_prehash(mb);
 		store_cache_save(mb, &stamp);
 	}
+	store_fit(mb);
 	store_park_dirs(mb);
 	*mb_r = &mb->pub;
 	return STORE_OK;
@@ -885,6 +902,8 @@ static const char *const store_subdir_name[STORE_DIR_COUNT] = {
 static void
 store_park_dirs(struct store_fs *mb)
 {
+	if (mb->dirfd[STORE_DIR_ROOT] != -1)
+		store_drift_preread(mb, mb->dirfd[STORE_DIR_ROOT]);
 	for (int d = STORE_DIR_ROOT; d < STORE_DIR_COUNT; d++) {
 		if (mb->dirfd[d] != -1) {
 			close(mb->dirfd[d]);

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/bytes.h"
 #include "lib/log.h"
 #include "lib/params.h"
 #include "lib/xmalloc.h"
@@ -41,17 +42,6 @@ struct store_index {
 	uint32_t count;
 	void *owned;		/* malloc()ed by store_index_load, or NULL */
 };
-
-static uint64_t
-ix_mix(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
-}
 
 /* Word-at-a-time checksum, two independent lanes (several GB/s). */
 static uint64_t
@@ -76,25 +66,7 @@ ix_checksum(const unsigned char *p, size_t n)
 	}
 	memcpy(&tail, p, n);
 	b ^= tail;
-	return ix_mix(a ^ ix_mix(b));
-}
-
-static uint32_t
-rd32(const unsigned char *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return v;
-}
-
-static uint64_t
-rd64(const unsigned char *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return v;
+	return bytes_mix64(a ^ bytes_mix64(b));
 }
 
 /* Decodes the entry at p (len bytes left); returns its size or 0. */
@@ -105,11 +77,11 @@ ix_entry(const unsigned char *p, size_t left, struct store_index_entry *e)
 
 	if (left < IX_ENT_FIXED)
 		return 0;
-	e->ino = rd64(p);
-	e->raw_size = rd64(p + 8);
-	e->wire_size = rd64(p + 16);
+	e->ino = bytes_rd64(p);
+	e->raw_size = bytes_rd64(p + 8);
+	e->wire_size = bytes_rd64(p + 16);
 	memcpy(&e->mtime_sec, p + 24, 8);
-	e->mtime_nsec = rd32(p + 32);
+	e->mtime_nsec = bytes_rd32(p + 32);
 	e->flags = p[36];
 	e->uidl_len = p[37];
 	memcpy(&e->key_len, p + 38, 2);
@@ -137,12 +109,12 @@ store_index_parse(const void *image, size_t len, uint32_t kind)
 	uint64_t plen;
 
 	if (len < IX_HDR || memcmp(buf, IX_MAGIC, 8) != 0 ||
-	    rd64(buf + 8) != ix_checksum(buf + 16, len - 16) ||
-	    rd32(buf + 16) != IX_VERSION || rd32(buf + 20) != kind ||
-	    rd32(buf + 28) != 0)
+	    bytes_rd64(buf + 8) != ix_checksum(buf + 16, len - 16) ||
+	    bytes_rd32(buf + 16) != IX_VERSION || bytes_rd32(buf + 20) != kind ||
+	    bytes_rd32(buf + 28) != 0)
 		return NULL;
-	count = rd32(buf + 24);
-	plen = rd64(buf + 32);
+	count = bytes_rd32(buf + 24);
+	plen = bytes_rd64(buf + 32);
 	if (plen != len - IX_HDR || count > MAILBOX_MAX_MESSAGES ||
 	    (uint64_t)count * IX_ENT_FIXED > plen)
 		return NULL;
@@ -252,16 +224,47 @@ store_index_free(struct store_index **ixp)
 	*ixp = NULL;
 }
 
-static void
-wr32(unsigned char *p, uint32_t v)
+struct store_index_order_ctx {
+	const struct store_fs *mb;
+};
+
+static int
+store_index_order_cmp(const void *a, const void *b, void *arg)
 {
-	memcpy(p, &v, 4);
+	const struct store_fs *mb =
+	    ((const struct store_index_order_ctx *)arg)->mb;
+	const struct store_msg *x = &mb->msgs[*(const uint32_t *)a];
+	const struct store_msg *y = &mb->msgs[*(const uint32_t *)b];
+
+	return mb->ops->key_cmp(store_pool_str(mb, x->name_off), x->key_len,
+	    store_pool_str(mb, y->name_off), y->key_len);
 }
 
-static void
-wr64(unsigned char *p, uint64_t v)
+/*
+ * The index is merged with the scan in key order (store_index_apply), but
+ * messages may be served in another (the old server's: store_compat.c):
+ * NULL if they are in key order already (one comparison each), else the
+ * message indices in key order (free() it).
+ */
+static uint32_t *
+store_index_order(const struct store_fs *mb)
 {
-	memcpy(p, &v, 8);
+	struct store_index_order_ctx ctx = { mb };
+	uint32_t *ord, i;
+
+	for (i = 1; i < mb->count; i++) {
+		uint32_t a = i - 1, b = i;
+
+		if (store_index_order_cmp(&a, &b, &ctx) > 0)
+			break;
+	}
+	if (i >= mb->count)
+		return NULL;
+	ord = xreallocarray(NULL, mb->count, sizeof(*ord));
+	for (i = 0; i < mb->count; i++)
+		ord[i] = i;
+	qsort_r(ord, mb->count, sizeof(*ord), store_index_order_cmp, &ctx);
+	return ord;
 }
 
 void *
@@ -275,6 +278,7 @@ store_index_build(const struct store_fs *mb, const uint8_t *skip,
 	 * (store_compat.c), sized or not */
 	bool pin = store_compat_pins(mb);
 	bool with_uidl = mb->ops->index_kind == STORE_INDEX_KIND_EMLDIR || pin;
+	uint32_t *ord;
 
 	for (i = 0; i < mb->count; i++) {
 		const struct store_msg *m = &mb->msgs[i];
@@ -290,15 +294,20 @@ store_index_build(const struct store_fs *mb, const uint8_t *skip,
 	}
 	buf = xmalloc(len);
 	memcpy(buf, IX_MAGIC, 8);
-	wr32(buf + 16, IX_VERSION);
-	wr32(buf + 20, mb->ops->index_kind);
-	wr32(buf + 24, count);
-	wr32(buf + 28, 0);
-	wr64(buf + 32, len - IX_HDR);
+	bytes_wr32(buf + 16, IX_VERSION);
+	bytes_wr32(buf + 20, mb->ops->index_kind);
+	bytes_wr32(buf + 24, count);
+	bytes_wr32(buf + 28, 0);
+	bytes_wr64(buf + 32, len - IX_HDR);
 	off = IX_HDR;
-	for (i = 0; i < mb->count; i++) {
-		const struct store_msg *m = &mb->msgs[i];
-		const char *uidl = store_pool_str(mb, m->uidl_off);
+	ord = store_index_order(mb);
+	for (uint32_t k = 0; k < mb->count; k++) {
+		const struct store_msg *m;
+		const char *uidl;
+
+		i = ord != NULL ? ord[k] : k;
+		m = &mb->msgs[i];
+		uidl = store_pool_str(mb, m->uidl_off);
 		size_t ulen = with_uidl ? strlen(uidl) : 0;
 		uint16_t kl = m->key_len;
 
@@ -308,11 +317,11 @@ store_index_build(const struct store_fs *mb, const uint8_t *skip,
 		if ((skip != NULL && (skip[i / 8] & (1u << (i % 8)))) ||
 		    (!sized && !(pin && m->uidl_off != 0)))
 			continue;
-		wr64(buf + off, m->ino);
-		wr64(buf + off + 8, sized ? m->raw_size : 0);
-		wr64(buf + off + 16, sized ? m->wire_size : 0);
+		bytes_wr64(buf + off, m->ino);
+		bytes_wr64(buf + off + 8, sized ? m->raw_size : 0);
+		bytes_wr64(buf + off + 16, sized ? m->wire_size : 0);
 		memcpy(buf + off + 24, &m->mtime_sec, 8);
-		wr32(buf + off + 32, m->mtime_nsec);
+		bytes_wr32(buf + off + 32, m->mtime_nsec);
 		buf[off + 36] = !sized ? STORE_INDEX_F_UIDL_ONLY :
 		    (m->flags & STORE_MSG_WIRE_FORM) ?
 		    STORE_INDEX_F_WIRE_FORM : 0;
@@ -324,6 +333,7 @@ store_index_build(const struct store_fs *mb, const uint8_t *skip,
 		memcpy(buf + off, uidl, ulen);
 		off += ulen;
 	}
+	free(ord);
 	store_index_seal(buf, len);
 	*len_r = len;
 	return buf;
@@ -335,7 +345,7 @@ store_index_seal(void *image, size_t len)
 	unsigned char *buf = image;
 
 	if (len >= 16)
-		wr64(buf + 8, ix_checksum(buf + 16, len - 16));
+		bytes_wr64(buf + 8, ix_checksum(buf + 16, len - 16));
 }
 
 bool

@@ -144,6 +144,11 @@ struct store_fs {
 	 * store_dirfd() reopens them. */
 	unsigned parked;		/* bit per enum store_dir */
 	bool locked;			/* holds the session lock (store_lock.h) */
+	/* The drift state's header, read by the open while it had the root
+	 * (store_drift_preread) so that the check at the login need not
+	 * reopen the root by its path: that cost more than the check. */
+	unsigned char drift_hdr[64];
+	bool drift_hdr_read;
 	dev_t root_dev;			/* the root's identity: the lock's key, */
 	ino_t root_ino;			/* checked again at each reopen */
 	/* Owner of each directory: a message file must be its directory
@@ -160,6 +165,9 @@ struct store_fs {
 	bool index_dirty;		/* rewrite the index before returning */
 	char *user;			/* for the UIDL compatibility settings */
 	struct store_compat *compat;	/* another server's UIDLs (store_compat.c) */
+	/* a warm open (store_cache.c) of a mailbox whose UIDLs are pinned:
+	 * an index written from it keeps the pins */
+	bool compat_pinned;
 	/* The UIDL-drift hash of this snapshot (store_drift.c), kept with
 	 * it in the warm cache so a warm login does not recompute it. */
 	uint64_t drift_hash;
@@ -344,6 +352,9 @@ const struct dirent64 *store_dirscan_next(struct store_dirscan *ds);
  * ones' UIDLs. */
 void store_drift_commit(struct store_fs *mb, const uint8_t *deleted,
     bool removed);
+/* A session's open, before it parks the root: reads the header the
+ * login's check compares with (nothing when the detector is off). */
+void store_drift_preread(struct store_fs *mb, int root);
 /* Sets mb->drift_hash (after the scan, before the cache saves it). */
 void store_drift_prehash(struct store_fs *mb);
 

@@ -435,6 +435,24 @@ tpops_size_is_hint(const struct mailbox *pub, uint32_t idx)
 	return true;
 }
 
+/* doctor, migrate check: these are TPOPS's own UIDLs (msg.id is the
+ * primary key, so "id.uid.T" is unique and RFC 1939-clean). */
+static void
+tpops_uidl_source(const struct mailbox *pub, char *buf, size_t bufsz)
+{
+	(void)snprintf(buf, bufsz, "tpops (TPOPS 0.4's msg table: "
+	    "id.uid.timestamp; %u of %u messages have its UIDL)",
+	    (unsigned)tmb_cof(pub)->n, (unsigned)tmb_cof(pub)->n);
+}
+
+static const char *
+tpops_uidl_status(const struct mailbox *pub, uint32_t idx,
+    const char **old_r)
+{
+	*old_r = tmb_cof(pub)->msgs[idx].uidl;
+	return "kept";
+}
+
 static uint64_t
 tpops_total_size(const struct mailbox *pub)
 {
@@ -942,6 +960,8 @@ const struct store_driver store_driver_tpops = {
 	.msg_size = tpops_msg_size,
 	.msg_uidl = tpops_msg_uidl,
 	.msg_size_is_hint = tpops_size_is_hint,
+	.uidl_source = tpops_uidl_source,
+	.uidl_status = tpops_uidl_status,
 	.total_size = tpops_total_size,
 	.mark_seen = tpops_mark_seen,
 	.commit_needed = tpops_commit_needed,

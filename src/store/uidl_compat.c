@@ -22,6 +22,7 @@ static const char *const uidl_compat_names[] = {
 	[UIDL_COMPAT_COURIER] = "courier",
 	[UIDL_COMPAT_UW] = "uw",
 	[UIDL_COMPAT_QPOPPER] = "qpopper",
+	[UIDL_COMPAT_TPOPS] = "tpops",
 };
 
 const char *
@@ -285,6 +286,57 @@ uidl_compat_courier_parse(const char *buf, size_t len,
 		}
 		r.has_vsize = true;
 		uidl_compat_add(l, &cap, &r);
+	}
+	uidl_compat_finish(l);
+	return true;
+}
+
+bool
+uidl_compat_tpops_parse(const char *buf, size_t len,
+    struct uidl_compat_list *l)
+{
+	const char *p = buf, *end = buf + len;
+	uint32_t cap = 0, line = 0;
+
+	memset(l, 0, sizeof(*l));
+	l->source = UIDL_COMPAT_TPOPS;
+	l->version = 1;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *e = nl != NULL ? nl : end, *tab;
+		struct uidl_compat_rec r;
+
+		/* Ruby's chomp: one "\r\n", "\n" or "\r" */
+		if (e > p && e[-1] == '\r')
+			e--;
+		memset(&r, 0, sizeof(r));
+		tab = memchr(p, '\t', (size_t)(e - p));
+		if (e > p) {
+			size_t k = (size_t)((tab != NULL ? tab : e) - p);
+
+			if (k == 0 || k > UINT16_MAX ||
+			    memchr(p, ':', k) != NULL ||
+			    memchr(p, '/', k) != NULL ||
+			    memchr(p, '\0', k) != NULL ||
+			    (size_t)(e - p) - k > UINT16_MAX) {
+				l->bad_lines++;
+			} else {
+				r.key = p;
+				r.key_len = (uint16_t)k;
+				/* no tab: Ruby's nil, which unmaps the name */
+				if (tab != NULL) {
+					r.pop3 = tab + 1;
+					r.pop3_len = (uint16_t)(e - tab - 1);
+					r.has_pop3 = true;
+				}
+				/* the line number: the last one wins */
+				r.uid = ++line;
+				uidl_compat_add(l, &cap, &r);
+			}
+		}
+		if (nl == NULL)
+			break;
+		p = nl + 1;
 	}
 	uidl_compat_finish(l);
 	return true;

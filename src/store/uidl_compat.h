@@ -34,11 +34,17 @@ enum uidl_compat_source {
 	UIDL_COMPAT_COURIER,	/* courierpop3dsizelist */
 	UIDL_COMPAT_UW,		/* mbox: X-IMAPbase/X-UID (c-client) */
 	UIDL_COMPAT_QPOPPER,	/* mbox: X-UIDL headers */
+	UIDL_COMPAT_TPOPS,	/* Maildir: tpops_uidl map, else base name */
 };
 
 #define UIDL_COMPAT_DEFAULT_FORMAT	"%08Xu%08Xv"
 #define UIDL_COMPAT_DOVECOT_FILE	"dovecot-uidlist"
 #define UIDL_COMPAT_COURIER_FILE	"courierpop3dsizelist"
+/* TPOPS's map: 0.6.4, 0.6.5 and 0.8 read "tpops_uidl", 0.7 to 0.7.2
+ * ".tpops_uidl"; its lock file tells a Maildir TPOPS served. */
+#define UIDL_COMPAT_TPOPS_FILE		"tpops_uidl"
+#define UIDL_COMPAT_TPOPS_FILE_07	".tpops_uidl"
+#define UIDL_COMPAT_TPOPS_LOCK		"tpops_lock"
 /* Longest UIDL a format may produce before it is judged (RFC: 70). */
 #define UIDL_COMPAT_MAX		256
 
@@ -76,6 +82,17 @@ struct uidl_compat_list {
 bool uidl_compat_dovecot_parse(const char *buf, size_t len,
     struct uidl_compat_list *l);
 bool uidl_compat_courier_parse(const char *buf, size_t len,
+    struct uidl_compat_list *l);
+/*
+ * TPOPS's map (plugin/mailbox-maildir.rb, maildir-uidl-convert): lines
+ * "<base file name>\t<UIDL>", read as TPOPS read them (l.chomp.split(
+ * /\t/, 2)): the UIDL is everything after the first tab; a line without
+ * a tab unmaps its name (has_pop3 false); the last line for a name wins.
+ * A name with ':' or '/' never matched a base name in TPOPS: skipped
+ * (bad_lines).  The UIDL is in pop3 (pop3_len 0: TPOPS served "").
+ * Always true (there is no header).
+ */
+bool uidl_compat_tpops_parse(const char *buf, size_t len,
     struct uidl_compat_list *l);
 void uidl_compat_list_free(struct uidl_compat_list *l);
 /* The record for base name key[0..len), or NULL. */

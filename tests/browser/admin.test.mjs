@@ -6,56 +6,16 @@
 //   node --test tests/browser/        (scripts/check.sh runs it)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import * as h from './harness.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '..', '..');
-const bin = path.resolve(repo, process.env.POSUTO_BIN || 'build/posuto');
-const artifacts = path.join(repo, 'build', 'artifacts');
 const ADMIN_PW = 'browser-admin-pw';
 const XSS_USER = '<b>bold<i>';                       // a valid user name that is markup
 const XSS_IMG = '<img src=x onerror=alert(1)>';      // no spaces in user names: via MailDir
 
-let tmp, server, browser, context, page, adminUrl, pop3Port;
-const consoleMsgs = [];
-const pageErrors = [];
-const dialogs = [];
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
-}
-
-// Bounded wait for a condition evaluated in Node.
-async function until(fn, what, tries = 100, ms = 100) {
-  for (let i = 0; i < tries; i++) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, ms));
-  }
-  assert.fail('timed out waiting for ' + what);
-}
-
-function startServer(cfgPath) {
-  return new Promise((resolve, reject) => {
-    const log = fs.openSync(path.join(tmp, 'posuto.log'), 'a');
-    const p = spawn(bin, ['serve', '-c', cfgPath, '--ready-fd', '3'],
-      { stdio: ['ignore', log, log, 'pipe'], cwd: tmp });
-    const timer = setTimeout(() => reject(new Error('posuto not ready in 30 s')), 30000);
-    p.stdio[3].on('data', (d) => {
-      if (String(d).includes('ready')) { clearTimeout(timer); resolve(p); }
-    });
-    p.on('exit', (code) => { clearTimeout(timer); reject(new Error('posuto exited ' + code)); });
-  });
-}
+let tmp, server, b, page, adminUrl, pop3Port, consoleMsgs, pageErrors, dialogs;
+const until = h.until;
 
 // A POP3 client that logs in and stays (for the live session count).
 function pop3Login(port) {
@@ -78,20 +38,15 @@ function pop3Login(port) {
   });
 }
 
-async function shot(name) {
-  await page.screenshot({ path: path.join(artifacts, 'admin-' + name + '.png'), fullPage: true });
-}
+const shot = (name) => h.shot(page, 'admin-' + name);
 
 before(async () => {
-  fs.mkdirSync(artifacts, { recursive: true });
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'posuto-browser-'));
+  tmp = h.tempDir('posuto-browser-');
   const maildir = path.join(tmp, 'mail ' + XSS_IMG);
-  fs.mkdirSync(path.join(maildir, 'user1'), { recursive: true });
-  const hash = execFileSync(bin, ['hash', '--scheme', 'SHA512-CRYPT'],
-    { input: ADMIN_PW + '\n' }).toString().trim();
-  pop3Port = await freePort();
-  const adminPort = await freePort();
-  const cfg = {
+  h.maildir(maildir, 'user1');
+  pop3Port = await h.freePort();
+  const adminPort = await h.freePort();
+  const cfgPath = h.writeConfig(tmp, {
     Pop3Server: {
       BindAddress: '127.0.0.1', Port: pop3Port, MailDir: maildir, AuthFailDelay: 0,
       LockFile: path.join(tmp, 'posuto.lock'),
@@ -100,38 +55,16 @@ before(async () => {
         { UserName: XSS_USER, Password: 'password', HashType: 'PLAIN' },
       ],
     },
-    Admin: { Port: adminPort, PasswordHash: hash },
-  };
-  const cfgPath = path.join(tmp, 'posuto.json');
-  fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 2));
-  fs.chmodSync(cfgPath, 0o600);
-  server = await startServer(cfgPath);
-  adminUrl = 'http://127.0.0.1:' + adminPort + '/';
-
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true,
-    args: ['--no-sandbox'] });
-  // The browser asks for Japanese first, as a Japanese desktop would.
-  context = await browser.newContext({ locale: 'ja-JP', viewport: { width: 1200, height: 800 } });
-  // CSP violations are reported as DOM events: collect them.
-  await context.addInitScript(() => {
-    window.__csp = [];
-    document.addEventListener('securitypolicyviolation',
-      (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));
+    Admin: { Port: adminPort, PasswordHash: h.adminHash(ADMIN_PW) },
   });
-  page = await context.newPage();
-  page.on('console', (m) => consoleMsgs.push(m.type() + ': ' + m.text()));
-  page.on('pageerror', (e) => pageErrors.push(String(e)));
-  page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss(); });
+  server = await h.startServer(cfgPath, tmp);
+  adminUrl = 'http://127.0.0.1:' + adminPort + '/';
+  // The browser asks for Japanese first, as a Japanese desktop would.
+  b = await h.openBrowser({ locale: 'ja-JP', viewport: { width: 1200, height: 800 } });
+  ({ page, consoleMsgs, pageErrors, dialogs } = b);
 });
 
-after(async () => {
-  if (browser) await browser.close();
-  if (server && server.exitCode === null) {
-    server.kill('SIGTERM');
-    await new Promise((r) => { server.on('exit', r); setTimeout(r, 30000); });
-  }
-  if (tmp && !process.env.KEEP_TMP) fs.rmSync(tmp, { recursive: true, force: true });
-});
+after(() => h.cleanup({ browser: b && b.browser, server, dir: tmp }));
 
 test('the login page is in Japanese when the browser prefers it', async () => {
   await page.goto(adminUrl);

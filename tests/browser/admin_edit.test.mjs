@@ -6,47 +6,18 @@
 // Screenshots go to build/artifacts/ (admin-edit-*.png).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import * as h from './harness.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '..', '..');
-const bin = path.resolve(repo, process.env.POSUTO_BIN || 'build/posuto');
-const artifacts = path.join(repo, 'build', 'artifacts');
 const ADMIN_PW = 'browser-edit-admin-pw';
 const NEW_USER = 'newbie';
 const NEW_PW = 'newbie-pw-1';
 
-let tmp, cfgPath, server, browser, page, adminUrl, pop3Port;
-const pageErrors = [];
+let tmp, cfgPath, server, b, page, adminUrl, pop3Port, pageErrors;
 const clients = [];
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
-}
-
-function startServer() {
-  return new Promise((resolve, reject) => {
-    const log = fs.openSync(path.join(tmp, 'posuto.log'), 'a');
-    const p = spawn(bin, ['serve', '-c', cfgPath, '--ready-fd', '3'],
-      { stdio: ['ignore', log, log, 'pipe'], cwd: tmp });
-    const timer = setTimeout(() => reject(new Error('posuto not ready in 30 s')), 30000);
-    p.stdio[3].on('data', (d) => {
-      if (String(d).includes('ready')) { clearTimeout(timer); resolve(p); }
-    });
-    p.on('exit', (code) => { clearTimeout(timer); reject(new Error('posuto exited ' + code)); });
-  });
-}
 
 // poplib in a python3 child: logs in, says so, then waits (bounded by the
 // socket timeout) for whatever line the server sends by itself (a kick, an
@@ -89,51 +60,33 @@ function poplibClient(user, pw) {
   };
 }
 
-async function shot(name) {
-  await page.screenshot({ path: path.join(artifacts, 'admin-edit-' + name + '.png'), fullPage: true });
-}
+const shot = (name) => h.shot(page, 'admin-edit-' + name);
 
 before(async () => {
-  fs.mkdirSync(artifacts, { recursive: true });
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'posuto-browser-edit-'));
-  const hash = execFileSync(bin, ['hash', '--scheme', 'SHA512-CRYPT'],
-    { input: ADMIN_PW + '\n' }).toString().trim();
-  pop3Port = await freePort();
-  const cfg = {
+  tmp = h.tempDir('posuto-browser-edit-');
+  pop3Port = await h.freePort();
+  const adminPort = await h.freePort();
+  cfgPath = h.writeConfig(tmp, {
     Pop3Server: {
       BindAddress: '127.0.0.1', Port: pop3Port, MailDir: path.join(tmp, 'mail'), AuthFailDelay: 0,
       TimeOut: 600, LockFile: path.join(tmp, 'posuto.lock'),
       Users: [{ UserName: 'user1', Password: 'password', HashType: 'PLAIN' }],
     },
-    Admin: { Port: await freePort(), PasswordHash: hash },
-  };
-  cfgPath = path.join(tmp, 'posuto.json');
-  fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 2));
-  fs.chmodSync(cfgPath, 0o600);
-  server = await startServer();
-  adminUrl = 'http://127.0.0.1:' + cfg.Admin.Port + '/';
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true,
-    args: ['--no-sandbox'] });
-  const context = await browser.newContext({ locale: 'ja-JP', viewport: { width: 1200, height: 900 } });
-  page = await context.newPage();
-  page.on('pageerror', (e) => pageErrors.push(String(e)));
+    Admin: { Port: adminPort, PasswordHash: h.adminHash(ADMIN_PW) },
+  });
+  server = await h.startServer(cfgPath, tmp);
+  adminUrl = 'http://127.0.0.1:' + adminPort + '/';
   // Deleting asks first; this test says yes.
-  page.on('dialog', (d) => d.accept());
-  await page.goto(adminUrl);
-  await page.fill('#password', ADMIN_PW);
-  await page.click('#login-form button[type=submit]');
-  await page.waitForSelector('#view-dashboard:not([hidden])');
+  b = await h.openBrowser({ locale: 'ja-JP', viewport: { width: 1200, height: 900 },
+    onDialog: (d) => d.accept() });
+  ({ page, pageErrors } = b);
+  await h.adminLogin(page, adminUrl, ADMIN_PW);
   await page.waitForSelector('#live.on');
 });
 
 after(async () => {
   for (const c of clients) if (c.exitCode === null) c.kill();
-  if (browser) await browser.close();
-  if (server && server.exitCode === null) {
-    server.kill('SIGTERM');
-    await new Promise((r) => { server.on('exit', r); setTimeout(r, 30000); });
-  }
-  if (tmp && !process.env.KEEP_TMP) fs.rmSync(tmp, { recursive: true, force: true });
+  await h.cleanup({ browser: b && b.browser, server, dir: tmp });
 });
 
 test('adds a user on the Users page; it is in the config file', async () => {

@@ -9,47 +9,18 @@
 //   node --test tests/browser/
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import * as h from './harness.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '..', '..');
-const bin = path.resolve(repo, process.env.POSUTO_BIN || 'build/posuto');
-const artifacts = path.join(repo, 'build', 'artifacts');
+const bin = h.bin;
 const ADMIN_PW = 'browser-admin-pw';
 const XSS = '<img src=x onerror=alert(1)>';
 const SUBJECT = '会議の議事録について';
 
-let tmp, cfgPath, server, browser, context, page, adminUrl, adminPort, pop3Port, maildir;
-const consoleMsgs = [];
-const pageErrors = [];
-const dialogs = [];
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
-}
-
-function startServer() {
-  return new Promise((resolve, reject) => {
-    const log = fs.openSync(path.join(tmp, 'posuto.log'), 'a');
-    const p = spawn(bin, ['serve', '-c', cfgPath, '--ready-fd', '3'],
-      { stdio: ['ignore', log, log, 'pipe'], cwd: tmp });
-    const timer = setTimeout(() => reject(new Error('posuto not ready in 30 s')), 30000);
-    p.stdio[3].on('data', (d) => {
-      if (String(d).includes('ready')) { clearTimeout(timer); resolve(p); }
-    });
-    p.on('exit', (code) => { clearTimeout(timer); reject(new Error('posuto exited ' + code)); });
-  });
-}
+let tmp, cfgPath, server, b, page, adminUrl, adminPort, pop3Port, maildir;
+let consoleMsgs, pageErrors, dialogs;
 
 // RFC 2047 B encoding of ISO-2022-JP bytes (iconv through python3: Node
 // has no ISO-2022-JP encoder).
@@ -92,28 +63,21 @@ function hostileMessage() {
     'Content-Transfer-Encoding: base64\n\n' + att + '\n--B--\n';
 }
 
-async function shot(name) {
-  await page.screenshot({ path: path.join(artifacts, 'mailbox-' + name + '.png'), fullPage: true });
-}
+const shot = (name) => h.shot(page, 'mailbox-' + name);
 
 async function cspCounts() {
   return page.evaluate(async () => (await (await fetch('/api/v1/csp-reports')).json()));
 }
 
 before(async () => {
-  fs.mkdirSync(artifacts, { recursive: true });
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'posuto-mailbox-'));
+  tmp = h.tempDir('posuto-mailbox-');
   maildir = path.join(tmp, 'mail');
   // hostile's Maildir, with the message already in new/
-  for (const u of ['hostile', 'user1']) {
-    for (const d of ['cur', 'new', 'tmp']) fs.mkdirSync(path.join(maildir, u, d), { recursive: true });
-  }
+  for (const u of ['hostile', 'user1']) h.maildir(maildir, u);
   fs.writeFileSync(path.join(maildir, 'hostile', 'new', '1732000000.M1P1.host'), hostileMessage());
-  const hash = execFileSync(bin, ['hash', '--scheme', 'SHA512-CRYPT'],
-    { input: ADMIN_PW + '\n' }).toString().trim();
-  pop3Port = await freePort();
-  adminPort = await freePort();
-  const cfg = {
+  pop3Port = await h.freePort();
+  adminPort = await h.freePort();
+  cfgPath = h.writeConfig(tmp, {
     Pop3Server: {
       BindAddress: '127.0.0.1', Port: pop3Port, MailDir: maildir, AuthFailDelay: 0,
       MailboxFormat: 'maildir', LockFile: path.join(tmp, 'posuto.lock'),
@@ -122,38 +86,17 @@ before(async () => {
         { UserName: 'hostile', Password: 'password', HashType: 'PLAIN' },
       ],
     },
-    Admin: { Port: adminPort, PasswordHash: hash },
-  };
-  cfgPath = path.join(tmp, 'posuto.json');
-  fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 2));
-  fs.chmodSync(cfgPath, 0o600);
-  server = await startServer();
+    Admin: { Port: adminPort, PasswordHash: h.adminHash(ADMIN_PW) },
+  });
+  server = await h.startServer(cfgPath, tmp);
   adminUrl = 'http://127.0.0.1:' + adminPort + '/';
-
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true,
-    args: ['--no-sandbox'] });
-  context = await browser.newContext({ locale: 'ja-JP', viewport: { width: 1280, height: 900 } });
-  page = await context.newPage();
-  page.on('console', (m) => consoleMsgs.push(m.type() + ': ' + m.text() +
-    (m.location().url ? ' [' + m.location().url + ']' : '')));
-  page.on('pageerror', (e) => pageErrors.push(String(e)));
-  page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss(); });
-  await page.goto(adminUrl);
-  await page.waitForSelector('#view-login:not([hidden])');
-  await page.fill('#password', ADMIN_PW);
-  await page.click('#login-form button[type=submit]');
-  await page.waitForSelector('#view-dashboard:not([hidden])');
+  b = await h.openBrowser({ locale: 'ja-JP', viewport: { width: 1280, height: 900 } });
+  ({ page, consoleMsgs, pageErrors, dialogs } = b);
+  await h.adminLogin(page, adminUrl, ADMIN_PW);
   await page.waitForSelector('#live.on');
 });
 
-after(async () => {
-  if (browser) await browser.close();
-  if (server && server.exitCode === null) {
-    server.kill('SIGTERM');
-    await new Promise((r) => { server.on('exit', r); setTimeout(r, 30000); });
-  }
-  if (tmp && !process.env.KEEP_TMP) fs.rmSync(tmp, { recursive: true, force: true });
-});
+after(() => h.cleanup({ browser: b && b.browser, server, dir: tmp }));
 
 test('the mailboxes page lists the users', async () => {
   await page.click('#nav a[data-view=mailboxes]');

@@ -265,6 +265,49 @@ def test_dovecot_takeover(world, case):
 
 
 @needs_dovecot
+def test_dovecot_uid_order_kept_where_file_order_differs(world):
+    """Dovecot numbers messages in UID order (dovecot-uidlist), which is
+    the order it first saw the files: mail with older names that turned
+    up later (moved in, restored) comes after.  posuto serves Dovecot's
+    order, so message n is what it was; new mail after."""
+    mail = world / "mail"
+    box = mail / USER1
+    for d in ("new", "cur", "tmp"):
+        (box / d).mkdir(parents=True, exist_ok=True)
+    for n in (7, 8, 9):
+        (box / "new" / ("170000000%d.M%dP1.mx" % (n, n))).write_bytes(sample_message(n))
+    chown_nobody(mail)
+    dv = Dovecot(world, mail).start()
+    try:
+        snapshot(dv.port, retr=False)       # UIDs 1-3 for the 7, 8, 9 files
+        for n in (1, 2):                     # older names, seen later: UIDs 4, 5
+            (box / "new" / ("170000000%d.M%dP1.mx" % (n, n))).write_bytes(
+                sample_message(n, body_lines=n + 10))
+        chown_nobody(mail)
+        before = snapshot(dv.port)
+    finally:
+        dv.stop()
+    assert [b.split(b"Subject: test message ")[1][:1] for b in before[2]] == \
+        [b"7", b"8", b"9", b"1", b"2"]       # Dovecot's order is not the files'
+    srv = posuto_server(world, mail)
+    try:
+        assert snapshot(srv.port) == before
+        deliver_new(box, 1)
+        now = snapshot(srv.port)
+        assert now[0][:5] == before[0] and now[2][:5] == before[2]
+        assert b"test message 101" in now[2][5]     # new mail last
+    finally:
+        srv.stop()
+    # cold again (the index, written in file-name order, still matches)
+    srv = posuto_server(world, mail)
+    try:
+        assert snapshot(srv.port) == now
+    finally:
+        srv.stop()
+    assert "cannot write index" not in srv.log()
+
+
+@needs_dovecot
 def test_dovecot_mailbox_posuto_served_before_keeps_posutos_uidls(world):
     """An existing posuto installation (its index there, no record) whose
     Maildir also has a dovecot-uidlist keeps serving posuto's UIDLs."""
@@ -322,6 +365,83 @@ def test_migrate_check_dovecot(world):
     d = subprocess.run([posuto_bin(), "doctor", "-c", str(cfgp), USER1],
                        capture_output=True, timeout=60, text=True)
     assert "UIDLs come from dovecot (dovecot-uidlist" in d.stdout, d.stdout
+
+
+def test_dovecot_uidls_that_break_rfc1939_replaced_logged_once(world):
+    """A dovecot-uidlist (as maildir-uidlist.c writes version 3) whose
+    saved POP3 UIDLs (P) break RFC 1939: too long, not printable, a
+    repeat.  Each is replaced by posuto's own, logged once, at the
+    takeover; the rest keep theirs."""
+    mail = world / "mail"
+    box = mail / USER1
+    for d in ("new", "cur", "tmp"):
+        (box / d).mkdir(parents=True, exist_ok=True)
+    names = ["170000000%d.M%dP1.mx" % (i, i) for i in range(1, 6)]
+    for i, n in enumerate(names):
+        (box / "cur" / (n + ":2,S")).write_bytes(sample_message(i + 1))
+    p = [b"P0123abcd ", b"P" + b"x" * 80 + b" ", b"P0123abcd ", b"", b"Pbad\x7fvalue "]
+    (box / "dovecot-uidlist").write_bytes(
+        b"3 V1700000000 N6 G0123456789abcdef0123456789abcdef\n" +
+        b"".join(b"%d %s:%s\n" % (i + 1, p[i], n.encode()) for i, n in enumerate(names)))
+    srv = posuto_server(world, mail)
+    try:
+        u = snapshot(srv.port, retr=False)[0]
+    finally:
+        srv.stop()
+    assert u == ["0123abcd", names[1], names[2], "%08x%08x" % (4, 1700000000), names[4]], u
+    log = srv.log()
+    assert log.count('"%s" of %s:2,S is not a valid' % ("x" * 80, names[1])) == 1, log
+    assert log.count("of %s:2,S is a duplicate" % names[2]) == 1, log
+    assert log.count("of %s:2,S is not a valid" % names[4]) == 1, log
+    srv = posuto_server(world, mail)
+    try:
+        assert snapshot(srv.port, retr=False)[0] == u
+    finally:
+        srv.stop()
+    assert "instead" not in srv.log()
+
+
+def test_pinned_uidls_survive_a_commit_on_a_warm_open(world):
+    """posuto gave new mail its own UIDL; Dovecot, run again, numbers it
+    later.  A QUIT with DELE on a mailbox opened from the in-memory cache
+    rewrites the index: the pins must stay, or the next process would
+    serve Dovecot's UIDL for that message and clients fetch it again."""
+    mail = world / "mail"
+    box = mail / USER1
+    for d in ("new", "cur", "tmp"):
+        (box / d).mkdir(parents=True, exist_ok=True)
+    names = ["1700000001.M1P1.mx", "1700000002.M2P1.mx"]
+    for i, n in enumerate(names):
+        (box / "cur" / (n + ":2,S")).write_bytes(sample_message(i + 1))
+    uidlist = b"3 V1700000000 N3\n1 :%s\n2 :%s\n" % (names[0].encode(), names[1].encode())
+    (box / "dovecot-uidlist").write_bytes(uidlist)
+    srv = posuto_server(world, mail)
+    try:
+        first = snapshot(srv.port, retr=False)[0]
+        new = deliver_new(box, 1)
+        second = snapshot(srv.port, retr=False)[0]      # cold: the directory changed
+        assert second == first + [new]
+        # directories settled (changed over a second ago): the next open
+        # is cached, the one after it warm
+        for d in ("new", "cur"):
+            st = os.stat(box / d)
+            os.utime(box / d, ns=(st.st_atime_ns, st.st_mtime_ns - 10 ** 10))
+        for _ in range(2):
+            assert snapshot(srv.port, retr=False)[0] == second
+        c = Pop3("127.0.0.1", srv.port)                  # warm: nothing changed
+        c.must_login(USER1, PASSWORD)
+        c.ok("DELE 1")
+        c.quit()
+    finally:
+        srv.stop()
+    # Dovecot runs again and numbers the new message
+    (box / "dovecot-uidlist").write_bytes(uidlist.replace(b"N3", b"N4") +
+                                          b"3 :%s\n" % new.encode())
+    srv = posuto_server(world, mail)
+    try:
+        assert snapshot(srv.port, retr=False)[0] == second[1:]
+    finally:
+        srv.stop()
 
 
 def courier_maildir(mail, broken=False):

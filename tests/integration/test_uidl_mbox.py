@@ -190,6 +190,40 @@ def test_uw_uids_going_down_are_renumbered_so_posutos_own(servers, tmp_path):
     assert sizes[1] == len(uw_message(1, 5)[1])
 
 
+QUOTED = b"Quoted lines:\n>From here Mon Jan  6 10:00:00 2025\n>>From there\n"
+
+
+def test_uw_quoted_from_lines_as_ipop3d_sent_them(servers, tmp_path):
+    """c-client's unix_text_work() sends the stored text as it is (LF as
+    CRLF) and quotes nothing back: a ">From " line goes out with its '>',
+    and LIST counts it (one octet more than posuto's own mboxrd view)."""
+    parts, expect = [pseudo(UIDV, 7)], []
+    for k, uid in enumerate([3, 4]):
+        h = header(k + 1) + uw_status(uid, last=7)
+        stored = h + b"\n" + body(k + 1) + (QUOTED if k == 1 else b"")
+        parts.append(from_line(k + 1) + stored + b"\n")
+        expect.append(("%08x%08x" % (UIDV, uid), ipop3d_view(stored)))
+    assert b"\r\n>From here" in expect[1][1] and b"\r\n>>From there" in expect[1][1]
+    srv, box, _ = start(servers, tmp_path, b"".join(parts), UidlCompat="uw")
+    c = session(srv)
+    check_served(c, expect)
+    c.ok("TOP 2 9")
+    assert c.read_multi_raw().endswith(b"\r\n>From here Mon Jan  6 10:00:00 2025\r\n"
+                                       b">>From there\r\n")
+    c.quit()
+
+
+def test_mboxrd_quoting_undone_outside_the_compat_modes(servers, tmp_path):
+    """The control: posuto's own view of the same mbox un-quotes (mboxrd)."""
+    stored = header(1) + b"\n" + body(1) + QUOTED
+    srv, box, _ = start(servers, tmp_path, from_line(1) + stored + b"\n", UidlCompat="none")
+    c = session(srv)
+    want = stored.replace(b">From here", b"From here").replace(b">>From", b">From")
+    assert c.list() == {1: len(want) + want.count(b"\n")}
+    assert c.retr(1) == want.replace(b"\n", b"\r\n")
+    c.quit()
+
+
 # ---- qpopper ----
 
 def q_message(i, uidl_line):
@@ -227,6 +261,21 @@ def test_qpopper_xuidl_only_when_configured(servers, tmp_path):
     log = srv.log()
     assert log.count('"has a space" of message 2 is not a valid') == 1
     assert log.count('"dup-uidl-1" of message 5 is a duplicate') == 1
+
+
+def test_qpopper_quoted_from_lines_as_qpopper_sent_them(servers, tmp_path):
+    """qpopper's pop_send() sends the body lines as stored (only '.' is
+    stuffed) and pop_dropinfo() counts each stored line plus its CR."""
+    raw, wire = q_message(1, b"quoted-1")
+    stored = raw[len(from_line(1)):-1] + QUOTED
+    wire = stored.replace(b"\n", b"\r\n")
+    srv, box, _ = start(servers, tmp_path, from_line(1) + stored + b"\n",
+                        UidlCompat="qpopper")
+    c = session(srv)
+    assert c.list() == {1: len(wire)}
+    assert c.retr(1) == wire
+    assert c.uidl() == {1: "quoted-1"}
+    c.quit()
 
 
 def test_qpopper_xuidl_ignored_by_auto(servers, tmp_path):

@@ -135,6 +135,8 @@ test_from_in_body_not_split(void **state)
 	free(t);
 	assert_int_equal(m[0].wire_size, ref_wire("S: x\n\nline\nFrom here "
 	    "on\n\nFrom my point of view\n\nFrom 12:00 2025 quoted\n>From x\n"));
+	assert_int_equal(m[0].quoted, 2);	/* two '>' dropped */
+	assert_int_equal(m[1].quoted, 0);
 	t = stored(s, &m[1]);
 	assert_string_equal(t, "b\n");	/* no final blank: all kept */
 	free(t);

@@ -195,6 +195,69 @@ test_registry_fields(void **state)
 	assert_null(reg);
 }
 
+/* The history keeps the last NET_REG_HISTORY lines whatever their length,
+ * cut and made printable; a reused slot starts empty. */
+static void
+test_registry_history(void **state)
+{
+	struct net_registry *reg = net_registry_new();
+	struct net_session_info *si;
+	char line[200], want[NET_REG_HISTORY_LEN];
+	int a, b;
+
+	(void)state;
+	a = net_registry_add(reg, 1, "pop3", "192.0.2.1:1");
+	b = net_registry_add(reg, 2, "pop3", "192.0.2.2:2");
+	net_registry_add_history(reg, b, "USER b", 6);
+	for (int i = 0; i < NET_REG_HISTORY + 5; i++) {
+		/* every length from 1 to well past the cut, so that the packed
+		 * buffer is shifted with long and short lines */
+		size_t n = (size_t)(i * 11 % 150) + 1;
+
+		memset(line, 'a' + i % 26, n);
+		line[0] = (char)('A' + i);
+		net_registry_add_history(reg, a, line, n);
+	}
+	net_registry_add_history(reg, a, "NOOP\r\x7f", 6);
+	assert_int_equal(net_registry_snapshot(reg, &si), 2);
+	for (size_t k = 0; k < 2; k++) {
+		if (si[k].id == 2) {
+			assert_int_equal(net_registry_history_count(&si[k]), 1);
+			assert_string_equal(net_registry_history_at(&si[k], 0),
+			    "USER b");
+			continue;
+		}
+		assert_int_equal(si[k].n_history, NET_REG_HISTORY + 6);
+		assert_int_equal(net_registry_history_count(&si[k]),
+		    NET_REG_HISTORY);
+		for (unsigned h = 0; h + 1 < NET_REG_HISTORY; h++) {
+			int i = (int)h + 6;	/* the first six were dropped */
+			size_t n = (size_t)(i * 11 % 150) + 1;
+
+			if (n > sizeof(want) - 1)
+				n = sizeof(want) - 1;
+			memset(want, 'a' + i % 26, n);
+			want[0] = (char)('A' + i);
+			want[n] = '\0';
+			assert_string_equal(net_registry_history_at(&si[k], h),
+			    want);
+		}
+		assert_string_equal(net_registry_history_at(&si[k],
+		    NET_REG_HISTORY - 1), "NOOP??");
+		assert_string_equal(net_registry_history_at(&si[k],
+		    NET_REG_HISTORY), "");
+	}
+	free(si);
+	net_registry_remove(reg, a);
+	a = net_registry_add(reg, 3, "pop3", "192.0.2.3:3");
+	assert_int_equal(net_registry_snapshot(reg, &si), 2);
+	for (size_t k = 0; k < 2; k++)
+		if (si[k].id == 3)
+			assert_int_equal(net_registry_history_count(&si[k]), 0);
+	free(si);
+	net_registry_free(&reg);
+}
+
 static void
 test_counters_reasons(void **state)
 {
@@ -373,6 +436,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_registry_concurrent_reader),
 		cmocka_unit_test(test_registry_fields),
+		cmocka_unit_test(test_registry_history),
 		cmocka_unit_test(test_counters_reasons),
 		cmocka_unit_test(test_generations),
 		cmocka_unit_test(test_protocols),

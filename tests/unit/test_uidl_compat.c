@@ -124,6 +124,8 @@ test_dovecot_every_prefix(void **state)
 			uidl_compat_list_free(&l);
 			(void)uidl_compat_courier_parse(buf, len, &l);
 			uidl_compat_list_free(&l);
+			(void)uidl_compat_tpops_parse(buf, len, &l);
+			uidl_compat_list_free(&l);
 		}
 	}
 	free(buf);
@@ -180,6 +182,52 @@ fmt(const char *f, const struct uidl_compat_vars *v)
 	if (uidl_compat_format(f, v, out, sizeof(out)) == 0)
 		return NULL;
 	return out;
+}
+
+/* As TPOPS's l.chomp.split(/\t/, 2) read its map. */
+static void
+test_tpops(void **state)
+{
+	static const char map[] =
+	    "1100000001.M1P1.old\t1.3.20041008235025\n"
+	    "1100000002.M2P1.old\tUIDL with\ttab and spaces\r\n"
+	    "1100000003.M3P1.old\t\n"		/* TPOPS served "" */
+	    "1100000004.M4P1.old\tfirst\n"
+	    "1100000004.M4P1.old\tsecond\n"	/* the last one wins */
+	    "1100000005.M5P1.old\tmapped\n"
+	    "1100000005.M5P1.old\n"		/* no tab: nil, unmapped */
+	    "1100000006.M6P1.old:2,S\tflags\n"	/* never a base name */
+	    "dir/1100000007\tslash\n"
+	    "\tno name\n"
+	    "\n"
+	    "1100000008.M8P1.old\tlast line";	/* no final newline */
+	struct uidl_compat_list l;
+	const struct uidl_compat_rec *r;
+
+	(void)state;
+	assert_true(uidl_compat_tpops_parse(map, strlen(map), &l));
+	assert_int_equal(l.bad_lines, 3);
+	r = find(&l, "1100000001.M1P1.old");
+	assert_true(r->has_pop3);
+	assert_int_equal(r->pop3_len, strlen("1.3.20041008235025"));
+	assert_memory_equal(r->pop3, "1.3.20041008235025", r->pop3_len);
+	r = find(&l, "1100000002.M2P1.old");
+	assert_int_equal(r->pop3_len, strlen("UIDL with\ttab and spaces"));
+	assert_memory_equal(r->pop3, "UIDL with\ttab and spaces", r->pop3_len);
+	r = find(&l, "1100000003.M3P1.old");
+	assert_true(r->has_pop3);
+	assert_int_equal(r->pop3_len, 0);
+	r = find(&l, "1100000004.M4P1.old");
+	assert_memory_equal(r->pop3, "second", 6);
+	assert_false(find(&l, "1100000005.M5P1.old")->has_pop3);
+	assert_null(find(&l, "1100000006.M6P1.old"));
+	assert_null(find(&l, "1100000006.M6P1.old:2,S"));
+	r = find(&l, "1100000008.M8P1.old");
+	assert_memory_equal(r->pop3, "last line", 9);
+	uidl_compat_list_free(&l);
+	assert_true(uidl_compat_tpops_parse("", 0, &l));
+	assert_int_equal(l.n, 0);
+	uidl_compat_list_free(&l);
 }
 
 static void
@@ -251,6 +299,8 @@ test_source_names(void **state)
 	assert_string_equal(uidl_compat_source_name(UIDL_COMPAT_COURIER),
 	    "courier");
 	assert_false(uidl_compat_source_parse("tpops2", &s));
+	assert_true(uidl_compat_source_parse("TPOPS", &s));
+	assert_int_equal(s, UIDL_COMPAT_TPOPS);
 }
 
 int
@@ -261,6 +311,7 @@ main(void)
 		cmocka_unit_test(test_dovecot_v1_and_bad_headers),
 		cmocka_unit_test(test_dovecot_every_prefix),
 		cmocka_unit_test(test_courier),
+		cmocka_unit_test(test_tpops),
 		cmocka_unit_test(test_format),
 		cmocka_unit_test(test_format_overflow),
 		cmocka_unit_test(test_source_names),
