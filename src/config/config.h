@@ -235,6 +235,7 @@ struct posuto_config {
 	bool limit_loopback;		/* LimitLoopback: per-IP limits also
 					 * for 127.0.0.0/8 and ::1 */
 	unsigned worker_threads;	/* WorkerThreads; 0 = number of CPUs */
+	unsigned event_loops;		/* EventLoops; 0 = number of CPUs */
 
 	char *mail_dir;			/* MailDir */
 	char *mailbox_template;		/* MailboxPath; default "<MailDir>/%u"

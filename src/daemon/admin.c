@@ -172,6 +172,7 @@ admin_sessions(void *arg, struct http_admin_session *out, size_t max)
 		o->since = (int64_t)s[i].since;
 		o->bytes_out = s[i].bytes;
 		o->idle_timeout = s[i].idle_timeout;
+		o->loop = s[i].loop;
 		o->n_history = net_registry_history_count(&s[i]);
 		if (o->n_history > sizeof(o->history) / sizeof(o->history[0]))
 			o->n_history = sizeof(o->history) /

@@ -2,9 +2,11 @@
  * stop. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -32,6 +34,7 @@
 #include "net/conn.h"
 #include "net/iplimit.h"
 #include "net/listener.h"
+#include "net/loop.h"
 #include "net/runtime.h"
 #include "net/tls.h"
 #include "net/workq.h"
@@ -46,12 +49,46 @@
  * CPU count, since each mostly waits for its fsyncs. */
 #define SERVER_DELIVERY_THREADS	16
 
-struct server_listener {
+/*
+ * One event loop (net/loop.h) and what its sessions use: its own POP3
+ * and LMTP contexts, touched by its thread only (a reload hands it the
+ * new settings there, server_loop_apply).
+ */
+struct server_loop {
 	struct server *srv;
+	struct net_loop *loop;
+	struct event_base *base;
+	struct pop3_env env;		/* env.rt == srv->rt */
+	struct smtp_env smtp_env;	/* LMTP's and the sink's */
+	struct event *idle_check;	/* stopping: drained yet? */
+	bool drained;
+};
+
+/* One loop's side of a listening socket. */
+struct server_accept {
+	struct server_listener *l;
+	struct server_loop *sl;
 	struct evconnlistener *lev;
 	struct event *retry;		/* re-enable after EMFILE */
 	struct net_listener *nl;	/* what it serves (owned by rt) */
 	struct smtp_listen smtp;	/* LMTP, sink: the protocol context */
+};
+
+/*
+ * A listening socket: one, whatever the number of loops, and every loop
+ * has its own evconnlistener on it; the kernel wakes the loops waiting
+ * in epoll and whichever accept()s first serves the connection, so an
+ * idle loop takes it.  Not one SO_REUSEPORT socket per loop: any process
+ * of the same user could then join the port's group and take a share of
+ * the connections, closing one loop's socket at a reload would drop the
+ * connections queued on it, and the kernel's hash picks a loop however
+ * busy it is.  The cost is a wakeup that finds nothing (EAGAIN) in the
+ * other waiting loops, a few microseconds per connection.
+ */
+struct server_listener {
+	struct server *srv;
+	int fd;				/* -1 once closed */
+	struct server_accept *acc;	/* [srv->n_loops] */
 	/* What it was opened for; its strings are the generation's that
 	 * last matched it (kept alive by server_listener_update). */
 	struct listen_cfg lc;
@@ -63,13 +100,19 @@ struct server {
 	/* The current generation's (rt->gen->cfg), kept at hand. */
 	struct posuto_config *cfg;
 	struct net_runtime *rt;
-	struct pop3_env env;		/* POP3's part; env.rt == rt */
-	struct smtp_env smtp_env;	/* LMTP's and the sink's */
+	/* POP3's settings as loaded (each loop copies them) and the
+	 * expiry job, which runs on the main thread; env.rt == rt. */
+	struct pop3_env env;
+	struct server_loop *loops;	/* [0]: the main thread's */
+	unsigned n_loops;
+	atomic_uint n_pop3;		/* POP3 sessions on every loop */
+	atomic_uint loops_live;		/* stopping: loops not drained */
+	unsigned cfg_event_loops;	/* EventLoops at startup */
 	struct server_listener **ls;
 	size_t n_ls;
 	struct server_listener **retired;	/* closed, freed at the end */
 	size_t n_retired;
-	struct event *sig_term, *sig_int, *sig_hup, *sig_usr1, *idle_check;
+	struct event *sig_term, *sig_int, *sig_hup, *sig_usr1;
 	struct filewatch *watch;	/* reload when the files change */
 	struct admin *admin;		/* the web admin, or NULL */
 	struct event *admin_tick;
@@ -209,32 +252,32 @@ static void
 server_on_accept(struct evconnlistener *lev, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
-	struct server_listener *l = arg;
+	struct server_accept *a = arg;
 
 	(void)lev;
-	(void)net_listener_accept(l->nl, fd, fd, sa, (socklen_t)salen);
+	(void)net_listener_accept(a->nl, fd, fd, sa, (socklen_t)salen);
 }
 
 static void
 server_on_retry(evutil_socket_t fd, short what, void *arg)
 {
-	struct server_listener *l = arg;
+	struct server_accept *a = arg;
 
 	(void)fd;
 	(void)what;
-	evconnlistener_enable(l->lev);
+	evconnlistener_enable(a->lev);
 }
 
 static void
 server_on_accept_error(struct evconnlistener *lev, void *arg)
 {
-	struct server_listener *l = arg;
+	struct server_accept *a = arg;
 	struct timeval tv = { .tv_sec = 1 };
 
 	/* EMFILE/ENFILE: stop accepting for a moment instead of spinning. */
-	log_warn("accept on %s", l->name);
+	log_warn("accept on %s", a->l->name);
 	evconnlistener_disable(lev);
-	evtimer_add(l->retry, &tv);
+	evtimer_add(a->retry, &tv);
 }
 
 static bool
@@ -257,14 +300,57 @@ server_listen_same(const struct listen_cfg *a, const struct listen_cfg *b)
 	    server_str_eq(a->proxy_trusted, b->proxy_trusted);
 }
 
-/* What may change on a kept socket (the LMTP/sink context). */
+/* What may change on a kept socket: its LMTP/sink context is updated by
+ * each loop (server_loop_apply). */
 static void
 server_listener_update(struct server_listener *l, const struct listen_cfg *lc)
 {
 	l->lc = *lc;
-	l->smtp.max_size = lc->max_message_size;
-	l->smtp.allow_remote = lc->allow_non_loopback;
 }
+
+/*
+ * On a's loop: its listener on the shared socket, through a descriptor
+ * of its own (a dup), which it alone closes, on its own thread: with
+ * EPOLL_USE_CHANGELIST the loop's epoll_ctl(DEL) runs only when its
+ * callback returns, so a descriptor another thread closed meanwhile
+ * could have been reused by then.  The socket closes with the last of
+ * them.  Backlog 0: the socket already listens with LISTEN_BACKLOG (-1
+ * would make libevent listen() again with 128).
+ */
+static void
+server_accept_attach(void *arg)
+{
+	struct server_accept *a = arg;
+	int fd = fcntl(a->l->fd, F_DUPFD_CLOEXEC, 0);
+
+	if (fd < 0)
+		return;
+	a->lev = evconnlistener_new(a->sl->base, server_on_accept, a,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+	if (a->lev == NULL) {
+		close(fd);
+		return;
+	}
+	evconnlistener_set_error_cb(a->lev, server_on_accept_error);
+	a->retry = evtimer_new(a->sl->base, server_on_retry, a);
+}
+
+/* On a's loop: stops accepting there (the socket stays). */
+static void
+server_accept_detach(void *arg)
+{
+	struct server_accept *a = arg;
+
+	if (a->lev != NULL)
+		evconnlistener_free(a->lev);
+	if (a->retry != NULL)
+		event_free(a->retry);
+	a->lev = NULL;
+	a->retry = NULL;
+}
+
+static void server_listener_close(struct server *srv,
+    struct server_listener *l);
 
 static struct server_listener *
 server_listener_open(struct server *srv, const struct listen_cfg *lc)
@@ -276,7 +362,6 @@ server_listener_open(struct server *srv, const struct listen_cfg *lc)
 	};
 	const char *proto = proto_names[lc->protocol];
 	struct server_listener *l;
-	void *ctx = &srv->env;
 	char err[256];
 	int fd = lc->path != NULL ?
 	    listener_open_unix(lc->path, lc->mode, lc->owner, lc->group,
@@ -287,10 +372,11 @@ server_listener_open(struct server *srv, const struct listen_cfg *lc)
 		log_error("%s", err);
 		return NULL;
 	}
-	/* Each on its own: sessions keep a pointer to its smtp context,
-	 * so it outlives its socket (srv->retired) until the end. */
+	/* Each on its own: sessions keep a pointer to its smtp contexts,
+	 * so they outlive its socket (srv->retired) until the end. */
 	l = xcalloc(1, sizeof(*l));
 	l->srv = srv;
+	l->fd = fd;
 	server_listener_update(l, lc);
 	if (lc->path != NULL)
 		snprintf(l->name, sizeof(l->name), "%s (%s)", lc->path,
@@ -301,43 +387,72 @@ server_listener_open(struct server *srv, const struct listen_cfg *lc)
 		    " (TLS)" : "", lc->protocol != LISTEN_PROTO_POP3 ?
 		    " " : "", lc->protocol != LISTEN_PROTO_POP3 ?
 		    proto : "");
-	if (lc->protocol != LISTEN_PROTO_POP3) {
-		l->smtp.env = &srv->smtp_env;
-		l->smtp.sink = lc->protocol == LISTEN_PROTO_SMTP_SINK;
-		ctx = &l->smtp;
+	l->acc = xcalloc(srv->n_loops, sizeof(*l->acc));
+	for (unsigned i = 0; i < srv->n_loops; i++) {
+		struct server_accept *a = &l->acc[i];
+		void *ctx = &srv->loops[i].env;
+
+		a->l = l;
+		a->sl = &srv->loops[i];
+		if (lc->protocol != LISTEN_PROTO_POP3) {
+			a->smtp.env = &a->sl->smtp_env;
+			a->smtp.sink = lc->protocol == LISTEN_PROTO_SMTP_SINK;
+			a->smtp.max_size = lc->max_message_size;
+			a->smtp.allow_remote = lc->allow_non_loopback;
+			ctx = &a->smtp;
+		}
+		a->nl = net_listener_new(srv->rt, proto, ctx,
+		    lc->tls == LISTEN_TLS_IMPLICIT ? NET_TLS_IMPLICIT :
+		    lc->tls == LISTEN_TLS_STARTTLS ? NET_TLS_STARTTLS :
+		    NET_TLS_NONE, l->name);
+		if (a->nl == NULL)
+			fatalx("protocol %s not registered", proto);
+		a->nl->base = a->sl->base;
+		/* checked with the config */
+		if (lc->proxy_trusted != NULL &&
+		    !net_listener_trust_proxy(a->nl, lc->proxy_trusted))
+			fatalx("ProxyTrusted did not parse");
 	}
-	l->nl = net_listener_new(srv->rt, proto, ctx,
-	    lc->tls == LISTEN_TLS_IMPLICIT ? NET_TLS_IMPLICIT :
-	    lc->tls == LISTEN_TLS_STARTTLS ? NET_TLS_STARTTLS :
-	    NET_TLS_NONE, l->name);
-	if (l->nl == NULL)
-		fatalx("protocol %s not registered", proto);
-	/* checked with the config */
-	if (lc->proxy_trusted != NULL &&
-	    !net_listener_trust_proxy(l->nl, lc->proxy_trusted))
-		fatalx("ProxyTrusted did not parse");
-	l->lev = evconnlistener_new(srv->rt->base, server_on_accept, l,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
-	if (l->lev == NULL) {
-		close(fd);
-		log_error("cannot set up listener %s", l->name);
-		free(l);
-		return NULL;
-	}
-	evconnlistener_set_error_cb(l->lev, server_on_accept_error);
-	l->retry = evtimer_new(srv->rt->base, server_on_retry, l);
-	log_info("listening on %s", l->name);
 	return l;
+}
+
+/*
+ * Every loop starts accepting on l.  Apart from server_listener_open(),
+ * so that a reload binds every new socket first (any failure leaves all
+ * as it was) and only serves them once the old ones are closed: no
+ * client is greeted on a new port while the old one still answers.
+ * False (l closed, retired) if a loop could not.
+ */
+static bool
+server_listener_start(struct server *srv, struct server_listener *l)
+{
+	bool ok = true;
+
+	for (unsigned i = 0; i < srv->n_loops; i++) {
+		net_loop_call(srv->loops[i].loop, server_accept_attach,
+		    &l->acc[i]);
+		ok = ok && l->acc[i].lev != NULL;
+	}
+	if (!ok) {
+		log_error("cannot set up listener %s", l->name);
+		server_listener_close(srv, l);
+		return false;
+	}
+	log_info("listening on %s", l->name);
+	return true;
 }
 
 /* Closes l's socket; sessions it accepted go on (their own sockets). */
 static void
 server_listener_close(struct server *srv, struct server_listener *l)
 {
-	evconnlistener_free(l->lev);
-	event_free(l->retry);
-	l->lev = NULL;
-	l->retry = NULL;
+	/* Each loop closes its own descriptor (server_accept_attach). */
+	for (unsigned i = 0; i < srv->n_loops; i++)
+		net_loop_call(srv->loops[i].loop, server_accept_detach,
+		    &l->acc[i]);
+	if (l->fd >= 0)
+		close(l->fd);
+	l->fd = -1;
 	srv->retired = xreallocarray(srv->retired, srv->n_retired + 1,
 	    sizeof(*srv->retired));
 	srv->retired[srv->n_retired++] = l;
@@ -353,7 +468,7 @@ server_listen(struct server *srv)
 		struct server_listener *l =
 		    server_listener_open(srv, &cfg->listens[i]);
 
-		if (l == NULL)
+		if (l == NULL || !server_listener_start(srv, l))
 			return -1;
 		srv->ls[srv->n_ls++] = l;
 	}
@@ -372,7 +487,8 @@ server_relisten(struct server *srv, const struct posuto_config *cfg)
 {
 	struct server_listener **nls = xcalloc(cfg->n_listens, sizeof(*nls));
 	bool *kept = xcalloc(srv->n_ls + 1, sizeof(*kept));
-	size_t n = 0;
+	bool *fresh = xcalloc(cfg->n_listens + 1, sizeof(*fresh));
+	size_t n = 0, m = 0;
 
 	for (size_t i = 0; i < cfg->n_listens; i++) {
 		const struct listen_cfg *lc = &cfg->listens[i];
@@ -383,7 +499,9 @@ server_relisten(struct server *srv, const struct posuto_config *cfg)
 				kept[j] = true;
 				l = srv->ls[j];
 			}
-		if (l == NULL && (l = server_listener_open(srv, lc)) == NULL) {
+		if (l == NULL)
+			fresh[n] = (l = server_listener_open(srv, lc)) != NULL;
+		if (l == NULL) {
 			/* Undo: the new sockets go, the old ones stay. */
 			for (size_t k = 0; k < n; k++) {
 				bool old = false;
@@ -395,6 +513,7 @@ server_relisten(struct server *srv, const struct posuto_config *cfg)
 			}
 			free(nls);
 			free(kept);
+			free(fresh);
 			return false;
 		}
 		nls[n++] = l;
@@ -405,11 +524,18 @@ server_relisten(struct server *srv, const struct posuto_config *cfg)
 			server_listener_close(srv, srv->ls[j]);
 		}
 	}
-	/* The kept ones take the new per-listener settings. */
-	for (size_t i = 0; i < n; i++)
+	/* The kept ones take the new per-listener settings; the new ones
+	 * start serving now that the old are closed (a loop that cannot
+	 * is logged, and its socket goes). */
+	for (size_t i = 0; i < n; i++) {
 		server_listener_update(nls[i], &cfg->listens[i]);
+		if (!fresh[i] || server_listener_start(srv, nls[i]))
+			nls[m++] = nls[i];
+	}
+	n = m;
 	free(srv->ls);
 	free(kept);
+	free(fresh);
 	srv->ls = nls;
 	srv->n_ls = n;
 	atomic_store(&srv->rt->listening, (unsigned)n);
@@ -431,31 +557,67 @@ server_close_listeners(struct server *srv)
 static void
 server_free_retired(struct server *srv)
 {
-	for (size_t i = 0; i < srv->n_retired; i++)
+	for (size_t i = 0; i < srv->n_retired; i++) {
+		free(srv->retired[i]->acc);
 		free(srv->retired[i]);
+	}
 	free(srv->retired);
 	srv->retired = NULL;
 	srv->n_retired = 0;
 }
 
+/*
+ * Stopping, on each loop: once its sessions, their jobs and lingering
+ * close_notifys are gone (the last are bounded, TLS_SHUTDOWN_TIMEOUT),
+ * a loop thread ends its loop; the main thread's ends last, when every
+ * other has.
+ */
 static void
 server_on_idle_check(evutil_socket_t fd, short what, void *arg)
 {
-	struct server *srv = arg;
+	struct server_loop *sl = arg;
+	struct server *srv = sl->srv;
 
 	(void)fd;
 	(void)what;
-	/* Lingering close_notifys are bounded (TLS_SHUTDOWN_TIMEOUT). */
-	if (srv->env.n_sessions == 0 && workq_pending(srv->rt->wq) == 0 &&
-	    workq_pending(srv->rt->ioq) == 0 && conn_lingering() == 0)
-		event_base_loopbreak(srv->rt->base);
+	if (!sl->drained && (sl->env.n_sessions != 0 ||
+	    workq_pending(srv->rt->wq) != 0 ||
+	    workq_pending(srv->rt->ioq) != 0 || conn_lingering() != 0))
+		return;
+	if (net_loop_index(sl->loop) == 0) {
+		if (atomic_load(&srv->loops_live) == 0)
+			event_base_loopbreak(sl->base);
+		return;
+	}
+	if (sl->drained)
+		return;
+	sl->drained = true;
+	/* What the main thread does for its own after its loop ends. */
+	pop3_session_close_all(&sl->env);
+	smtp_close_all(&sl->smtp_env);
+	conn_lingering_free_all();
+	atomic_fetch_sub(&srv->loops_live, 1);
+	event_base_loopbreak(sl->base);
+}
+
+/* On each loop: its sessions end; the loop ends once they have. */
+static void
+server_loop_stop(void *arg)
+{
+	struct server_loop *sl = arg;
+	struct timeval tv = { .tv_sec = 0, .tv_usec = 50000 };
+
+	/* Sessions end without UPDATE: no message is deleted. A QUIT whose
+	 * expunge is running finishes first. */
+	pop3_session_close_all(&sl->env);
+	sl->idle_check = event_new(sl->base, -1, EV_PERSIST,
+	    server_on_idle_check, sl);
+	event_add(sl->idle_check, &tv);
 }
 
 static void
 server_stop(struct server *srv, const char *why)
 {
-	struct timeval tv = { .tv_sec = 0, .tv_usec = 50000 };
-
 	if (srv->stopping)
 		return;
 	srv->stopping = true;
@@ -466,12 +628,9 @@ server_stop(struct server *srv, const char *why)
 	pop3_policy_expiry_stop(&srv->env);
 	if (srv->admin_tick != NULL)
 		event_del(srv->admin_tick);
-	/* Sessions end without UPDATE: no message is deleted. A QUIT whose
-	 * expunge is running finishes first. */
-	pop3_session_close_all(&srv->env);
-	srv->idle_check = event_new(srv->rt->base, -1, EV_PERSIST,
-	    server_on_idle_check, srv);
-	event_add(srv->idle_check, &tv);
+	for (unsigned i = 0; i < srv->n_loops; i++)
+		net_loop_call(srv->loops[i].loop, server_loop_stop,
+		    &srv->loops[i]);
 }
 
 /* SIGUSR1: the counters and every live session, to the log. */
@@ -502,6 +661,39 @@ server_watch_set(struct server *srv)
 
 	if (srv->watch != NULL)
 		filewatch_set(srv->watch, paths, 2);
+}
+
+/*
+ * On each loop (the main thread waits): the settings just loaded, the
+ * current generation, and the per-listener LMTP/sink settings.  The
+ * main thread is blocked in net_loop_call() meanwhile, so what it owns
+ * (srv->env, srv->ls) holds still while read here.
+ */
+static void
+server_loop_apply(void *arg)
+{
+	struct server_loop *sl = arg;
+	struct server *srv = sl->srv;
+	unsigned i = net_loop_index(sl->loop);
+
+	sl->env.params = srv->env.params;
+	memcpy(sl->env.hostname, srv->env.hostname, sizeof(sl->env.hostname));
+	sl->smtp_env.idle_timeout = srv->cfg->idle_timeout;
+	net_runtime_loop_adopt_gen(srv->rt, i);
+	for (size_t k = 0; k < srv->n_ls; k++) {
+		struct server_accept *a = &srv->ls[k]->acc[i];
+
+		a->smtp.max_size = srv->ls[k]->lc.max_message_size;
+		a->smtp.allow_remote = srv->ls[k]->lc.allow_non_loopback;
+	}
+}
+
+static void
+server_loops_apply(struct server *srv)
+{
+	for (unsigned i = 0; i < srv->n_loops; i++)
+		net_loop_call(srv->loops[i].loop, server_loop_apply,
+		    &srv->loops[i]);
 }
 
 static bool
@@ -549,10 +741,12 @@ server_reload(struct server *srv, const char *why)
 	    tls));
 	srv->cfg = cfg;
 	server_apply_params(srv);
+	if (cfg->event_loops != srv->cfg_event_loops)
+		log_warnx("EventLoops changes take effect on restart");
+	server_loops_apply(srv);
 	admin_reloaded(srv->admin, cfg);
 	if (srv->env.expiry != NULL)
 		pop3_policy_expiry_configure(&srv->env, cfg->expire_interval);
-	srv->smtp_env.idle_timeout = cfg->idle_timeout;
 	server_watch_set(srv);
 	log_info("reload done");
 	return true;
@@ -695,6 +889,123 @@ server_notify_ready(int fd)
 	close(fd);
 }
 
+/* A loop's event_base, tuned for serving connections. */
+static struct event_base *
+server_base_new(bool inetd)
+{
+	struct event_config *ec = event_config_new();
+	struct event_base *base;
+
+	if (inetd) {
+		/* stdin/stdout may be files or ttys, which epoll refuses. */
+		event_config_require_features(ec, EV_FEATURE_FDS);
+	} else {
+		/* Coalesce the epoll_ctl calls of one loop iteration: every
+		 * reply would otherwise add and remove the write event. */
+		event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+		/* Look for new events after a few bulk writes, so a command
+		 * never waits for every streaming connection's turn. */
+		event_config_set_max_dispatch_interval(ec, NULL,
+		    CONN_BULK_CALLBACKS, CONN_PRI_BULK);
+	}
+	base = event_base_new_with_config(ec);
+	event_config_free(ec);
+	if (base == NULL ||
+	    event_base_priority_init(base, CONN_PRIORITIES) != 0)
+		fatal("event_base_new failed");
+	return base;
+}
+
+/* EventLoops: 0 is one per CPU we may run on; inetd mode serves one
+ * client. */
+static unsigned
+server_loop_count(const struct posuto_config *cfg, bool inetd)
+{
+	long n = (long)cfg->event_loops;
+	cpu_set_t cpus;
+
+	if (inetd)
+		return 1;
+	/* The CPUs we may run on (taskset, a cgroup's cpuset): more loops
+	 * than those would only take turns on them. */
+	if (n == 0 && sched_getaffinity(0, sizeof(cpus), &cpus) == 0)
+		n = CPU_COUNT(&cpus);
+	if (n == 0)
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	return n > 256 ? 256 : (unsigned)n;
+}
+
+/* The loops (the main thread's first) and their contexts; the others'
+ * threads start later (server_loops_start). */
+static void
+server_loops_new(struct server *srv, struct event_base *base, unsigned n)
+{
+	srv->n_loops = n;
+	srv->loops = xcalloc(n, sizeof(*srv->loops));
+	for (unsigned i = 0; i < n; i++) {
+		struct server_loop *sl = &srv->loops[i];
+
+		sl->srv = srv;
+		sl->base = i == 0 ? base : server_base_new(false);
+		sl->loop = i == 0 ? srv->rt->loops[0] :
+		    net_runtime_add_loop(srv->rt, sl->base);
+		sl->env.rt = srv->rt;
+		sl->env.base = sl->base;
+		sl->env.n_all = &srv->n_pop3;
+		sl->smtp_env.rt = srv->rt;
+		/* Not started yet: this runs here, now. */
+		server_loop_apply(sl);
+	}
+}
+
+/* After the privilege drop and the work queues: the other loops' threads. */
+static void
+server_loops_start(struct server *srv)
+{
+	for (unsigned i = 1; i < srv->n_loops; i++) {
+		workq_add_loop(srv->rt->wq, srv->loops[i].base, i);
+		workq_add_loop(srv->rt->bgq, srv->loops[i].base, i);
+		workq_add_loop(srv->rt->ioq, srv->loops[i].base, i);
+	}
+	atomic_store(&srv->loops_live, srv->n_loops - 1);
+	for (unsigned i = 1; i < srv->n_loops; i++)
+		if (!net_loop_start(srv->loops[i].loop))
+			fatal("cannot start event loop %u", i);
+	if (srv->n_loops > 1)
+		log_info("%u event loops", srv->n_loops);
+}
+
+/* The loops' threads have ended (the main thread's loop ran last). */
+static void
+server_loops_join(struct server *srv)
+{
+	for (unsigned i = 1; i < srv->n_loops; i++)
+		net_loop_join(srv->loops[i].loop);
+}
+
+/* Once the work queues are gone (their ports are events of the bases). */
+static void
+server_loops_free(struct server *srv)
+{
+	for (unsigned i = 0; i < srv->n_loops; i++) {
+		struct server_loop *sl = &srv->loops[i];
+
+		if (sl->idle_check != NULL)
+			event_free(sl->idle_check);
+	}
+}
+
+static void
+server_loops_free_bases(struct server *srv)
+{
+	for (unsigned i = 1; i < srv->n_loops; i++)
+		event_base_free(srv->loops[i].base);
+	free(srv->loops);
+	srv->loops = NULL;
+}
+
 int
 server_run(const struct server_opts *opts)
 {
@@ -723,36 +1034,16 @@ server_run(const struct server_opts *opts)
 	mallopt(M_MMAP_THRESHOLD, 64 << 20);
 	mallopt(M_TRIM_THRESHOLD, 256 << 20);
 	signal(SIGPIPE, SIG_IGN);
-	if (opts->inetd) {
-		/* stdin/stdout may be files or ttys, which epoll refuses. */
-		struct event_config *ec = event_config_new();
-		event_config_require_features(ec, EV_FEATURE_FDS);
-		base = event_base_new_with_config(ec);
-		event_config_free(ec);
-	} else {
-		/* Coalesce the epoll_ctl calls of one loop iteration: every
-		 * reply would otherwise add and remove the write event. */
-		struct event_config *ec = event_config_new();
-		event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-		/* Look for new events after a few bulk writes, so a command
-		 * never waits for every streaming connection's turn. */
-		event_config_set_max_dispatch_interval(ec, NULL,
-		    CONN_BULK_CALLBACKS, CONN_PRI_BULK);
-		base = event_base_new_with_config(ec);
-		event_config_free(ec);
-	}
-	if (base == NULL ||
-	    event_base_priority_init(base, CONN_PRIORITIES) != 0)
-		fatal("event_base_new failed");
+	base = server_base_new(opts->inetd);
 	srv.rt = net_runtime_new(base);
 	net_runtime_set_gen(srv.rt, net_gen_new(srv.cfg, db,
 	    server_userdb_unref, tls));
 	srv.env.rt = srv.rt;
 	pop3_register();
 	smtp_register();
-	srv.smtp_env.rt = srv.rt;
-	srv.smtp_env.idle_timeout = srv.cfg->idle_timeout;
 	srv.rt->iplimit = iplimit_new();
+	srv.cfg_event_loops = srv.cfg->event_loops;
+	server_loops_new(&srv, base, server_loop_count(srv.cfg, opts->inetd));
 	privdrop_raise_nofile();
 	/* Signals first: from the moment a client can connect, SIGTERM and
 	 * SIGHUP must mean what posuto(8) says, not the default action. */
@@ -817,7 +1108,7 @@ server_run(const struct server_opts *opts)
 		socklen_t peerlen = 0;
 		bool have_peer = server_inetd_peer(&peer, &peerlen);
 		struct net_listener *nl = net_listener_new(srv.rt, "pop3",
-		    &srv.env, NET_TLS_NONE, "stdin");
+		    &srv.loops[0].env, NET_TLS_NONE, "stdin");
 
 		if (nl == NULL)
 			fatalx("protocol pop3 not registered");
@@ -831,22 +1122,31 @@ server_run(const struct server_opts *opts)
 			rc = 1;
 			goto out;
 		}
-		srv.idle_check = event_new(base, -1, EV_PERSIST,
-		    server_on_idle_check, &srv);
-		event_add(srv.idle_check, &tv);
+		srv.loops[0].idle_check = event_new(base, -1, EV_PERSIST,
+		    server_on_idle_check, &srv.loops[0]);
+		event_add(srv.loops[0].idle_check, &tv);
 	} else {
 		pop3_policy_expiry_configure(&srv.env, srv.cfg->expire_interval);
 		srv.watch = filewatch_new(srv.rt->base, server_on_change, &srv);
 		server_watch_set(&srv);
+		server_loops_start(&srv);
+		if (srv.rt->gen->tls != NULL)
+			log_info("kernel TLS %s", tls_kernel_offload() ?
+			    "offered: records are encrypted by the kernel" :
+			    "not offered (no tls module): OpenSSL encrypts "
+			    "records");
 		log_info("posuto %s ready", POSUTO_VERSION);
 		if (opts->ready_fd >= 0)
 			server_notify_ready(opts->ready_fd);
 	}
 	event_base_dispatch(base);
-	pop3_session_close_all(&srv.env);
-	smtp_close_all(&srv.smtp_env);
+	pop3_session_close_all(&srv.loops[0].env);
+	smtp_close_all(&srv.loops[0].smtp_env);
 	conn_lingering_free_all();
 out:
+	/* The others ended before the main loop did (server_on_idle_check);
+	 * on a startup failure none was started. */
+	server_loops_join(&srv);
 	filewatch_free(&srv.watch);
 	admin_free(&srv.admin);
 	if (srv.admin_tick != NULL)
@@ -858,8 +1158,7 @@ out:
 	pop3_policy_expiry_free(&srv.env);
 	server_close_listeners(&srv);
 	server_free_retired(&srv);
-	if (srv.idle_check != NULL)
-		event_free(srv.idle_check);
+	server_loops_free(&srv);
 	if (srv.sig_term != NULL) {
 		event_free(srv.sig_term);
 		event_free(srv.sig_int);
@@ -872,6 +1171,7 @@ out:
 	iplimit_free(&srv.rt->iplimit);
 	srv.cfg = NULL;			/* the generation's */
 	net_runtime_free(&srv.rt);
+	server_loops_free_bases(&srv);
 	event_base_free(base);
 	log_info("stopped");
 	return rc;

@@ -58,6 +58,7 @@ struct http_admin_session {
 	int64_t since;			/* unix time the session started */
 	uint64_t bytes_in, bytes_out;
 	unsigned idle_timeout;		/* s, as the session was given */
+	unsigned loop;			/* the event loop serving it */
 	unsigned n_history;		/* recent command lines, oldest first */
 	char history[16][72];		/* already redacted */
 };

@@ -300,6 +300,7 @@ http_route_sessions(struct http_call *c)
 			json_object_set_new(o, "history", hist);
 			json_object_set_new(o, "idle_timeout",
 			    json_integer(s[i].idle_timeout));
+			json_object_set_new(o, "loop", json_integer(s[i].loop));
 			json_array_append_new(a, o);
 		}
 	}

@@ -1,4 +1,5 @@
 /* log.c - stderr or syslog; one line per event. */
+#include <stdatomic.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,7 +12,8 @@
 
 static const char *log_progname = "posuto";
 static bool log_to_syslog;
-static enum log_level log_level_cur = LOG_LVL_INFO;
+/* A reload sets it while every event loop and worker logs. */
+static atomic_int log_level_cur = LOG_LVL_INFO;
 
 static const char *const level_names[] = {
 	[LOG_LVL_ERROR] = "error",
@@ -25,7 +27,7 @@ log_init(const char *progname, bool use_syslog, enum log_level level)
 {
 	log_progname = progname;
 	log_to_syslog = use_syslog;
-	log_level_cur = level;
+	atomic_store_explicit(&log_level_cur, (int)level, memory_order_relaxed);
 	if (use_syslog)
 		openlog(progname, LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
@@ -33,13 +35,14 @@ log_init(const char *progname, bool use_syslog, enum log_level level)
 void
 log_set_level(enum log_level level)
 {
-	log_level_cur = level;
+	atomic_store_explicit(&log_level_cur, (int)level, memory_order_relaxed);
 }
 
 enum log_level
 log_get_level(void)
 {
-	return log_level_cur;
+	return (enum log_level)atomic_load_explicit(&log_level_cur,
+	    memory_order_relaxed);
 }
 
 bool
@@ -72,7 +75,8 @@ log_vmsg(enum log_level level, const char *suffix, const char *fmt,
 	char line[2048];
 	int n;
 
-	if (level > log_level_cur)
+	if ((int)level > atomic_load_explicit(&log_level_cur,
+	    memory_order_relaxed))
 		return;
 	n = vsnprintf(line, sizeof(line), fmt, ap);
 	if (n < 0)

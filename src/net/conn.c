@@ -22,6 +22,7 @@
 #include "lib/params.h"
 #include "lib/xmalloc.h"
 #include "net/conn.h"
+#include "net/loop.h"
 #include "net/registry.h"
 #include "net/runtime.h"
 #include "net/tls.h"
@@ -84,9 +85,10 @@ static void conn_on_flush(evutil_socket_t fd, short what, void *arg);
 static void conn_on_hs_timeout(evutil_socket_t fd, short what, void *arg);
 static size_t conn_queued(struct conn *c);
 
-/* Connections waiting to send their close_notify (event loop thread). */
-static struct conn *conn_lingering_list;
-static unsigned conn_n_lingering;
+/* Connections waiting to send their close_notify: each loop thread its
+ * own (they are events of its base). */
+static _Thread_local struct conn *conn_lingering_list;
+static _Thread_local unsigned conn_n_lingering;
 
 /*
  * What a client can make us buffer before we stop reading (I8).  Not a
@@ -743,7 +745,7 @@ conn_attach(struct conn *c, struct net_runtime *rt, unsigned proto,
 	c->proto = proto;
 	c->id = id;
 	c->slot = net_registry_add(rt->registry, id, proto_name, c->client_str);
-	net_registry_set_owner(rt->registry, c->slot, c);
+	net_registry_set_owner(rt->registry, c->slot, c, net_loop_self());
 	net_count(rt, proto, NET_CNT_CONNECTIONS, 1);
 }
 

@@ -50,9 +50,10 @@ struct conn *conn_new(struct event_base *base, int rfd, int wfd,
  * cannot take it at once, the connection stays behind without its owner
  * until it has (at most TLS_SHUTDOWN_TIMEOUT s). */
 void conn_free(struct conn **c);
-/* Connections still sending a close_notify after conn_free(). */
+/* Connections of the calling loop still sending a close_notify after
+ * conn_free(). */
 unsigned conn_lingering(void);
-/* Closes those at once (exit: the loop will not run again). */
+/* Closes the calling loop's at once (exit: it will not run again). */
 void conn_lingering_free_all(void);
 
 void conn_set_handler(struct conn *c, conn_cb *cb, void *ctx);

@@ -1,5 +1,6 @@
 /* iplimit.c - a small open hash of client addresses. */
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -27,7 +28,11 @@ struct ipent {
 
 #define IPLIMIT_BUCKETS 4096
 
+/* One table for every event loop, so a limit counts a client's
+ * connections whichever loop took them; the lock is held for a hash
+ * lookup, once or twice per connection and per failed login. */
 struct iplimit {
+	pthread_mutex_t lock;
 	struct ipent *b[IPLIMIT_BUCKETS];
 	size_t n;
 	size_t sweep;			/* next hash chain to sweep */
@@ -179,7 +184,10 @@ ip_sweep(struct iplimit *l, uint64_t now_ms)
 struct iplimit *
 iplimit_new(void)
 {
-	return xcalloc(1, sizeof(struct iplimit));
+	struct iplimit *l = xcalloc(1, sizeof(*l));
+
+	pthread_mutex_init(&l->lock, NULL);
+	return l;
 }
 
 void
@@ -196,12 +204,13 @@ iplimit_free(struct iplimit **lp)
 			free(e);
 		}
 	}
+	pthread_mutex_destroy(&l->lock);
 	free(l);
 	*lp = NULL;
 }
 
-bool
-iplimit_conn_acquire(struct iplimit *l, const struct sockaddr_storage *addr,
+static bool
+ipl_conn_acquire(struct iplimit *l, const struct sockaddr_storage *addr,
     unsigned max)
 {
 	struct ipent *e = ip_get(l, addr, true);
@@ -216,8 +225,8 @@ iplimit_conn_acquire(struct iplimit *l, const struct sockaddr_storage *addr,
 	return true;
 }
 
-bool
-iplimit_connect_rate(struct iplimit *l, const struct sockaddr_storage *addr,
+static bool
+ipl_connect_rate(struct iplimit *l, const struct sockaddr_storage *addr,
     unsigned per_minute, uint64_t now_ms, unsigned *refused_r)
 {
 	struct ipent *e;
@@ -266,13 +275,18 @@ iplimit_is_loopback(const struct sockaddr_storage *ss)
 }
 
 size_t
-iplimit_entries(const struct iplimit *l)
+iplimit_entries(struct iplimit *l)
 {
-	return l->n;
+	size_t n;
+
+	pthread_mutex_lock(&l->lock);
+	n = l->n;
+	pthread_mutex_unlock(&l->lock);
+	return n;
 }
 
-void
-iplimit_conn_release(struct iplimit *l, const struct sockaddr_storage *addr)
+static void
+ipl_conn_release(struct iplimit *l, const struct sockaddr_storage *addr)
 {
 	struct ipent *e = ip_get(l, addr, false);
 
@@ -284,8 +298,8 @@ iplimit_conn_release(struct iplimit *l, const struct sockaddr_storage *addr)
 	ip_maybe_drop(l, e);
 }
 
-unsigned
-iplimit_fail(struct iplimit *l, const struct sockaddr_storage *addr)
+static unsigned
+ipl_fail(struct iplimit *l, const struct sockaddr_storage *addr)
 {
 	struct ipent *e = ip_get(l, addr, true);
 
@@ -297,8 +311,8 @@ iplimit_fail(struct iplimit *l, const struct sockaddr_storage *addr)
 	return e->fails;
 }
 
-unsigned
-iplimit_failures(struct iplimit *l, const struct sockaddr_storage *addr)
+static unsigned
+ipl_failures(struct iplimit *l, const struct sockaddr_storage *addr)
 {
 	struct ipent *e = ip_get(l, addr, false);
 
@@ -308,8 +322,8 @@ iplimit_failures(struct iplimit *l, const struct sockaddr_storage *addr)
 	return e->fails;
 }
 
-void
-iplimit_success(struct iplimit *l, const struct sockaddr_storage *addr)
+static void
+ipl_success(struct iplimit *l, const struct sockaddr_storage *addr)
 {
 	struct ipent *e = ip_get(l, addr, false);
 
@@ -317,4 +331,65 @@ iplimit_success(struct iplimit *l, const struct sockaddr_storage *addr)
 		return;
 	e->fails = 0;
 	ip_maybe_drop(l, e);
+}
+
+bool
+iplimit_conn_acquire(struct iplimit *l, const struct sockaddr_storage *addr, unsigned max)
+{
+	bool r;
+
+	pthread_mutex_lock(&l->lock);
+	r = ipl_conn_acquire(l, addr, max);
+	pthread_mutex_unlock(&l->lock);
+	return r;
+}
+
+bool
+iplimit_connect_rate(struct iplimit *l, const struct sockaddr_storage *addr, unsigned per_minute,
+    uint64_t now_ms, unsigned *refused_r)
+{
+	bool r;
+
+	pthread_mutex_lock(&l->lock);
+	r = ipl_connect_rate(l, addr, per_minute, now_ms, refused_r);
+	pthread_mutex_unlock(&l->lock);
+	return r;
+}
+
+void
+iplimit_conn_release(struct iplimit *l, const struct sockaddr_storage *addr)
+{
+	pthread_mutex_lock(&l->lock);
+	ipl_conn_release(l, addr);
+	pthread_mutex_unlock(&l->lock);
+}
+
+unsigned
+iplimit_fail(struct iplimit *l, const struct sockaddr_storage *addr)
+{
+	unsigned r;
+
+	pthread_mutex_lock(&l->lock);
+	r = ipl_fail(l, addr);
+	pthread_mutex_unlock(&l->lock);
+	return r;
+}
+
+unsigned
+iplimit_failures(struct iplimit *l, const struct sockaddr_storage *addr)
+{
+	unsigned r;
+
+	pthread_mutex_lock(&l->lock);
+	r = ipl_failures(l, addr);
+	pthread_mutex_unlock(&l->lock);
+	return r;
+}
+
+void
+iplimit_success(struct iplimit *l, const struct sockaddr_storage *addr)
+{
+	pthread_mutex_lock(&l->lock);
+	ipl_success(l, addr);
+	pthread_mutex_unlock(&l->lock);
 }

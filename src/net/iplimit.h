@@ -1,7 +1,8 @@
 /*
  * iplimit.h - per client IP accounting: concurrent connections, the rate
  * of new connections, and recent failed logins (the penalty grows with
- * them, like Dovecot's auth penalty).  Event loop thread only.
+ * them, like Dovecot's auth penalty).  Shared by the event loops (one
+ * table, locked inside).
  */
 #ifndef POSUTO_IPLIMIT_H
 #define POSUTO_IPLIMIT_H
@@ -33,7 +34,7 @@ bool iplimit_connect_rate(struct iplimit *l,
 /* 127.0.0.0/8, ::1 and v4-mapped 127/8: traffic that never leaves the host. */
 bool iplimit_is_loopback(const struct sockaddr_storage *addr);
 /* Addresses tracked (for tests). */
-size_t iplimit_entries(const struct iplimit *l);
+size_t iplimit_entries(struct iplimit *l);
 /* Records a failed login; returns recent failures from this IP. */
 unsigned iplimit_fail(struct iplimit *l, const struct sockaddr_storage *addr);
 unsigned iplimit_failures(struct iplimit *l,

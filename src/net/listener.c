@@ -161,6 +161,7 @@ net_listener_new(struct net_runtime *rt, const char *proto, void *proto_ctx,
 		return NULL;
 	l = xcalloc(1, sizeof(*l));
 	l->rt = rt;
+	l->base = rt->base;
 	l->proto = p;
 	l->proto_index = net_protocol_index(p);
 	l->proto_ctx = proto_ctx;
@@ -224,7 +225,9 @@ net_listener_run(struct net_listener *l, int rfd, int wfd,
 	struct conn *c;
 
 	if (l->tls_mode == NET_TLS_IMPLICIT) {
-		tls = rt->gen != NULL ? rt->gen->tls : NULL;
+		struct net_gen *g = net_runtime_gen(rt);
+
+		tls = g != NULL ? g->tls : NULL;
 		if (tls == NULL || rfd != wfd) {
 			net_close_fds(rfd, wfd);
 			return true;
@@ -241,7 +244,7 @@ net_listener_run(struct net_listener *l, int rfd, int wfd,
 		close(rfd);
 		return true;
 	}
-	c = conn_new(rt->base, rfd, wfd, peer, peerlen, tls, NULL, NULL);
+	c = conn_new(l->base, rfd, wfd, peer, peerlen, tls, NULL, NULL);
 	if (c == NULL) {
 		net_close_fds(rfd, wfd);
 		return false;
@@ -250,7 +253,7 @@ net_listener_run(struct net_listener *l, int rfd, int wfd,
 		conn_set_client(c, client);
 	else if (l->n_proxy_trusted > 0 && !proxied)
 		conn_refuse_proxy_header(c);
-	conn_attach(c, rt, l->proto_index, l->proto->name, ++rt->next_id);
+	conn_attach(c, rt, l->proto_index, l->proto->name, net_runtime_next_id(rt));
 	return l->proto->start(l->proto_ctx, c);
 }
 
@@ -342,7 +345,7 @@ net_proxy_begin(struct net_listener *l, int fd,
 	w->fd = fd;
 	w->peer = *peer;
 	w->peerlen = peerlen;
-	w->ev = event_new(l->rt->base, fd, EV_READ | EV_PERSIST,
+	w->ev = event_new(l->base, fd, EV_READ | EV_PERSIST,
 	    net_proxy_on_read, w);
 	if (w->ev == NULL || event_add(w->ev, &tv) != 0) {
 		if (w->ev != NULL)

@@ -24,6 +24,9 @@ enum net_tls_mode {
 
 struct net_listener {
 	struct net_runtime *rt;
+	/* The loop its connections run on (rt->base unless the daemon
+	 * says otherwise): one description per loop and socket. */
+	struct event_base *base;
 	const struct net_protocol *proto;
 	unsigned proto_index;		/* its counters */
 	void *proto_ctx;		/* given to proto->admit and ->start */

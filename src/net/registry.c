@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "lib/xmalloc.h"
+#include "net/loop.h"
 #include "net/registry.h"
 
 /*
@@ -20,7 +21,8 @@ struct net_registry_slot {
 	struct net_session_info info;	/* .history unused here */
 	char *hist;			/* kept lines, NUL-terminated, oldest first */
 	uint16_t hist_len, hist_cap;
-	void *owner;			/* loop thread only */
+	void *owner;			/* its loop's thread only */
+	struct net_loop *loop;		/* the loop it runs on */
 	bool used;
 };
 
@@ -113,6 +115,7 @@ net_registry_remove(struct net_registry *r, int slot)
 	if (slot >= 0 && (size_t)slot < r->n_slots && r->slots[slot].used) {
 		r->slots[slot].used = false;
 		r->slots[slot].owner = NULL;
+		r->slots[slot].loop = NULL;
 		r->free_slots[r->n_free++] = slot;
 		r->n_used--;
 	}
@@ -304,25 +307,49 @@ net_registry_history_at(const struct net_session_info *info, unsigned k)
 }
 
 void
-net_registry_set_owner(struct net_registry *r, int slot, void *owner)
+net_registry_set_owner(struct net_registry *r, int slot, void *owner,
+    struct net_loop *loop)
 {
 	pthread_mutex_lock(&r->lock);
-	if (slot >= 0 && (size_t)slot < r->n_slots && r->slots[slot].used)
+	if (slot >= 0 && (size_t)slot < r->n_slots && r->slots[slot].used) {
 		r->slots[slot].owner = owner;
+		r->slots[slot].loop = loop;
+		r->slots[slot].info.loop = loop != NULL ? net_loop_index(loop) :
+		    0;
+	}
 	pthread_mutex_unlock(&r->lock);
 }
 
 void *
-net_registry_owner(struct net_registry *r, uint64_t id)
+net_registry_owner(struct net_registry *r, uint64_t id,
+    struct net_loop *loop)
 {
 	void *owner = NULL;
 
 	pthread_mutex_lock(&r->lock);
-	for (size_t i = 0; i < r->n_slots && owner == NULL; i++)
-		if (r->slots[i].used && r->slots[i].info.id == id)
-			owner = r->slots[i].owner;
+	for (size_t i = 0; i < r->n_slots; i++)
+		if (r->slots[i].used && r->slots[i].info.id == id) {
+			if (r->slots[i].loop == loop)
+				owner = r->slots[i].owner;
+			break;
+		}
 	pthread_mutex_unlock(&r->lock);
 	return owner;
+}
+
+struct net_loop *
+net_registry_loop(struct net_registry *r, uint64_t id)
+{
+	struct net_loop *loop = NULL;
+
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < r->n_slots; i++)
+		if (r->slots[i].used && r->slots[i].info.id == id) {
+			loop = r->slots[i].loop;
+			break;
+		}
+	pthread_mutex_unlock(&r->lock);
+	return loop;
 }
 
 bool

@@ -1,7 +1,8 @@
 /*
  * registry.h - the live sessions of the server, for people and tools: who
- * is logged in, from where, doing what.  Written by the event loop thread
- * as sessions change, read from any thread as a copy.
+ * is logged in, from where, doing what.  Written by the event loop threads
+ * (every loop's sessions are in the one table) as sessions change, read
+ * from any thread as a copy.
  *
  * A mutex-protected table with a snapshot-copy read, not a lock-free
  * structure: an entry is several fields that must be seen together (a
@@ -19,6 +20,7 @@
 #include <stdint.h>
 #include <time.h>
 
+struct net_loop;
 struct net_registry;
 
 #define NET_REG_PROTO_LEN	8
@@ -41,6 +43,7 @@ struct net_session_info {
 	time_t since;			/* wall clock of the connect */
 	uint64_t bytes;			/* message octets sent */
 	unsigned idle_timeout;		/* s, what the session was given */
+	unsigned loop;			/* the event loop's index */
 	/* Lines given so far; the last min(n_history, NET_REG_HISTORY) are
 	 * kept: line k (0 the oldest kept) is net_registry_history_at(). */
 	uint64_t n_history;
@@ -72,10 +75,15 @@ void net_registry_set_idle_timeout(struct net_registry *r, int slot,
 /* Appends a (redacted) command line; control bytes become '?'. */
 void net_registry_add_history(struct net_registry *r, int slot,
     const char *line, size_t len);
-/* Loop thread only (the one that adds and removes entries): what owns
- * the entry (its struct conn), found by session id, or NULL. */
-void net_registry_set_owner(struct net_registry *r, int slot, void *owner);
-void *net_registry_owner(struct net_registry *r, uint64_t id);
+/* What owns the entry (its struct conn) and the loop (struct net_loop)
+ * whose thread alone may touch it.  net_registry_owner(): on that
+ * loop's thread, the owner of session id if it runs on loop, or NULL. */
+void net_registry_set_owner(struct net_registry *r, int slot, void *owner,
+    struct net_loop *loop);
+void *net_registry_owner(struct net_registry *r, uint64_t id,
+    struct net_loop *loop);
+/* Any thread: the loop session id runs on, or NULL (none, or no loop). */
+struct net_loop *net_registry_loop(struct net_registry *r, uint64_t id);
 /* Whether session id is live (any thread). */
 bool net_registry_has(struct net_registry *r, uint64_t id);
 /* Live entries, copied into a malloc'd array (*out_r, free() it; NULL

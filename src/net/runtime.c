@@ -14,6 +14,7 @@
 #include "lib/xmalloc.h"
 #include "net/conn.h"
 #include "net/listener.h"
+#include "net/loop.h"
 #include "net/registry.h"
 #include "net/transcript.h"
 #include "net/runtime.h"
@@ -75,31 +76,25 @@ const double net_hist_bounds[NET_HIST_BUCKETS] = {
 	1, 2.5,
 };
 
-/* The loop thread: the kicks other threads queued. */
+struct net_kick {
+	struct net_runtime *rt;
+	uint64_t id;
+};
+
+/* On the session's loop: the kick another thread asked for. */
 static void
-net_runtime_on_kick(evutil_socket_t fd, short what, void *arg)
+net_runtime_on_kick(void *arg)
 {
-	struct net_runtime *rt = arg;
-	uint64_t ids[64], v;
-	size_t n;
+	struct net_kick *k = arg;
+	/* Looked up now, on the thread that frees the session: one that
+	 * ended meanwhile is simply not found. */
+	struct conn *c = net_registry_owner(k->rt->registry, k->id,
+	    net_loop_self());
 
-	(void)what;
-	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		log_warn("kick eventfd");
-	pthread_mutex_lock(&rt->kick_lock);
-	n = rt->n_kicks;
-	memcpy(ids, rt->kick_ids, n * sizeof(ids[0]));
-	rt->n_kicks = 0;
-	pthread_mutex_unlock(&rt->kick_lock);
-	for (size_t i = 0; i < n; i++) {
-		/* Looked up now, on the thread that frees sessions: one
-		 * that ended meanwhile is simply not found. */
-		struct conn *c = net_registry_owner(rt->registry, ids[i]);
-
-		if (c != NULL && conn_kick(c))
-			log_info("session=%" PRIx64 " kicked by the "
-			    "administrator", ids[i]);
-	}
+	if (c != NULL && conn_kick(c))
+		log_info("session=%" PRIx64 " kicked by the administrator",
+		    k->id);
+	free(k);
 }
 
 struct net_runtime *
@@ -109,39 +104,50 @@ net_runtime_new(struct event_base *base)
 
 	rt->base = base;
 	pthread_mutex_init(&rt->gen_lock, NULL);
-	pthread_mutex_init(&rt->kick_lock, NULL);
+	pthread_mutex_init(&rt->reason_lock, NULL);
 	rt->registry = net_registry_new();
 	rt->transcripts = net_transcripts_new();
-	rt->kick_fd = -1;
 	if (base != NULL) {
-		rt->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		if (rt->kick_fd < 0)
-			fatal("eventfd");
-		rt->kick_ev = event_new(base, rt->kick_fd, EV_READ | EV_PERSIST,
-		    net_runtime_on_kick, rt);
-		if (rt->kick_ev == NULL || event_add(rt->kick_ev, NULL) != 0)
-			fatalx("cannot set up the kick event");
+		net_runtime_add_loop(rt, base);
+		net_loop_bind(rt->loops[0]);
 	}
 	return rt;
+}
+
+struct net_loop *
+net_runtime_add_loop(struct net_runtime *rt, struct event_base *base)
+{
+	struct net_loop *l = net_loop_new(base, rt->n_loops);
+
+	rt->loops = xreallocarray(rt->loops, rt->n_loops + 1,
+	    sizeof(*rt->loops));
+	rt->loop_gen = xreallocarray(rt->loop_gen, rt->n_loops + 1,
+	    sizeof(*rt->loop_gen));
+	rt->loop_gen[rt->n_loops] = NULL;
+	rt->loops[rt->n_loops++] = l;
+	return l;
+}
+
+uint64_t
+net_runtime_next_id(struct net_runtime *rt)
+{
+	return atomic_fetch_add_explicit(&rt->next_id, 1,
+	    memory_order_relaxed) + 1;
 }
 
 bool
 net_runtime_kick(struct net_runtime *rt, uint64_t id)
 {
-	uint64_t one = 1;
-	bool ok = false;
+	struct net_loop *l = net_registry_loop(rt->registry, id);
+	struct net_kick *k;
 
-	if (rt->kick_fd < 0 || !net_registry_has(rt->registry, id))
+	if (l == NULL)
 		return false;
-	pthread_mutex_lock(&rt->kick_lock);
-	if (rt->n_kicks < sizeof(rt->kick_ids) / sizeof(rt->kick_ids[0])) {
-		rt->kick_ids[rt->n_kicks++] = id;
-		ok = true;
-	}
-	pthread_mutex_unlock(&rt->kick_lock);
-	if (ok && write(rt->kick_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		log_warn("kick eventfd");
-	return ok;
+	k = xmalloc(sizeof(*k));
+	k->rt = rt;
+	k->id = id;
+	net_loop_post(l, net_runtime_on_kick, k);
+	return true;
 }
 
 uint64_t
@@ -195,18 +201,21 @@ net_runtime_free(struct net_runtime **rtp)
 	if (rt == NULL)
 		return;
 	*rtp = NULL;
+	/* First: calls still queued (kicks) run while the registry is. */
+	for (unsigned i = 0; i < rt->n_loops; i++) {
+		net_gen_unref(&rt->loop_gen[i]);
+		net_loop_free(&rt->loops[i]);
+	}
+	free(rt->loops);
+	free(rt->loop_gen);
 	for (size_t i = 0; i < rt->n_listeners; i++)
 		net_listener_free(&rt->listeners[i]);
 	free(rt->listeners);
 	net_registry_free(&rt->registry);
 	net_transcripts_free(&rt->transcripts);
 	net_gen_unref(&rt->gen);
-	if (rt->kick_ev != NULL)
-		event_free(rt->kick_ev);
-	if (rt->kick_fd >= 0)
-		close(rt->kick_fd);
-	pthread_mutex_destroy(&rt->kick_lock);
 	pthread_mutex_destroy(&rt->gen_lock);
+	pthread_mutex_destroy(&rt->reason_lock);
 	free(rt);
 }
 
@@ -236,6 +245,29 @@ net_runtime_gen_ref(struct net_runtime *rt)
 	return g;
 }
 
+struct net_gen *
+net_runtime_gen(struct net_runtime *rt)
+{
+	unsigned i = net_loop_self_index();
+
+	if (i == 0 || i >= rt->n_loops || rt->loop_gen[i] == NULL)
+		return rt->gen;
+	return rt->loop_gen[i];
+}
+
+void
+net_runtime_loop_adopt_gen(struct net_runtime *rt, unsigned index)
+{
+	struct net_gen *old;
+
+	if (index == 0 || index >= rt->n_loops)
+		return;
+	old = rt->loop_gen[index];
+	rt->loop_gen[index] = net_runtime_gen_ref(rt);
+	/* Sessions of this loop that hold the old one keep it alive. */
+	net_gen_unref(&old);
+}
+
 void
 net_count(struct net_runtime *rt, unsigned proto, enum net_counter k,
     uint64_t n)
@@ -260,8 +292,10 @@ net_count_login_failed(struct net_runtime *rt, unsigned proto,
 	    memory_order_relaxed);
 	if (reason == NULL)
 		reason = "unknown";
-	/* Only the loop thread adds reasons: no race between the search
-	 * and the append. */
+	/* Several loops add reasons: the search and the append are one
+	 * step under reason_lock (failed logins only, never the fast
+	 * path of a session). */
+	pthread_mutex_lock(&rt->reason_lock);
 	n = atomic_load_explicit(&c->n_reasons, memory_order_relaxed);
 	for (i = 0; i < n; i++)
 		if (strncmp(c->reason[i], reason, NET_FAIL_REASON_LEN - 1) == 0)
@@ -278,6 +312,7 @@ net_count_login_failed(struct net_runtime *rt, unsigned proto,
 			atomic_store_explicit(&c->n_reasons, n + 1,
 			    memory_order_release);
 	}
+	pthread_mutex_unlock(&rt->reason_lock);
 	atomic_fetch_add_explicit(&c->by_reason[i], 1, memory_order_relaxed);
 }
 

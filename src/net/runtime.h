@@ -1,9 +1,10 @@
 /*
  * runtime.h - the server's shared state, whatever the protocol: the
  * listeners, the current configuration generation, counters per protocol
- * and the registry of live sessions.  The event loop thread owns it;
- * the counters, the registry and net_runtime_gen_ref() may also be read
- * from other threads (an admin or metrics server).
+ * and the registry of live sessions, shared by every event loop
+ * (loop.h).  The main thread (loop 0) owns it; the counters, the
+ * registry, the per-IP limits and net_runtime_gen_ref() are used from
+ * every loop and read from other threads (an admin or metrics server).
  */
 #ifndef POSUTO_NET_RUNTIME_H
 #define POSUTO_NET_RUNTIME_H
@@ -24,6 +25,7 @@ struct iplimit;
 struct tls_ctx;
 struct posuto_config;
 struct net_listener;
+struct net_loop;
 struct net_registry;
 
 /*
@@ -69,7 +71,7 @@ enum net_counter {
 #define NET_FAIL_REASON_LEN	32
 
 /*
- * One protocol's counters.  Atomics: the loop thread adds (a relaxed
+ * One protocol's counters.  Atomics: the loop threads add (a relaxed
  * add: no ordering is needed between counters), any thread reads.  A
  * reason's name is written before n_reasons is raised past it (release)
  * and never changes again, so a reader that loaded n_reasons (acquire)
@@ -114,7 +116,11 @@ struct net_counter_values {
 };
 
 struct net_runtime {
-	struct event_base *base;
+	struct event_base *base;	/* loop 0's */
+	/* Every event loop, [0] the main thread's (NULL without a base):
+	 * the daemon adds the others before any starts. */
+	struct net_loop **loops;
+	unsigned n_loops;
 	struct workq *wq;		/* blocking work clients wait for */
 	/* Deliveries (LMTP, the SMTP sink): each ends in fsyncs, so it
 	 * waits on the disk, not a CPU; more of them in flight than there
@@ -125,30 +131,35 @@ struct net_runtime {
 	 * login behind it.  NULL: none is done. */
 	struct workq *bgq;
 	struct iplimit *iplimit;
-	/* The current generation.  The loop thread (the only one that
+	/* The current generation.  The main thread (the only one that
 	 * swaps it) reads the pointer directly; others take a reference
-	 * with net_runtime_gen_ref(), under gen_lock. */
+	 * with net_runtime_gen_ref(), under gen_lock, or read the copy
+	 * their loop was handed (the daemon's). */
 	struct net_gen *gen;
 	pthread_mutex_t gen_lock;
+	/* Loop i's generation ([0] unused: loop 0 reads gen), a reference
+	 * only that loop's thread reads and replaces. */
+	struct net_gen **loop_gen;
 	struct net_listener **listeners;
 	size_t n_listeners;		/* every one made (closed ones too) */
 	atomic_uint listening;		/* sockets open now (the daemon's count) */
 	struct net_counters counters[NET_PROTOCOL_MAX];
+	pthread_mutex_t reason_lock;	/* adding a failure reason */
 	struct net_histogram hist[NET_HIST_COUNT];
 	struct net_registry *registry;
 	/* Protocol transcripts (transcript.h): empty unless configured. */
 	struct net_transcripts *transcripts;
-	/* Kicks asked by other threads, done on the loop (net_runtime_kick). */
-	pthread_mutex_t kick_lock;
-	uint64_t kick_ids[64];
-	size_t n_kicks;
-	int kick_fd;			/* eventfd; -1 without a base */
-	struct event *kick_ev;
-	uint64_t next_id;		/* of the last connection */
-	bool shutting_down;
+	atomic_uint_fast64_t next_id;	/* of the last connection */
+	atomic_bool shutting_down;
 };
 
+/* base: the calling thread's loop (loop 0, bound to it), or NULL. */
 struct net_runtime *net_runtime_new(struct event_base *base);
+/* Another loop over base (index n_loops), before any loop starts. */
+struct net_loop *net_runtime_add_loop(struct net_runtime *rt,
+    struct event_base *base);
+/* A new connection's id, unique across loops. */
+uint64_t net_runtime_next_id(struct net_runtime *rt);
 /* Frees the listeners' descriptions, the registry and the generation. */
 void net_runtime_free(struct net_runtime **rt);
 /* Makes g (the caller's reference) current; the old one is released
@@ -156,6 +167,13 @@ void net_runtime_free(struct net_runtime **rt);
 void net_runtime_set_gen(struct net_runtime *rt, struct net_gen *g);
 /* The current generation, referenced (any thread). */
 struct net_gen *net_runtime_gen_ref(struct net_runtime *rt);
+/* The calling loop's generation, not referenced: valid until the loop
+ * returns to its event loop.  Off every loop: rt->gen. */
+struct net_gen *net_runtime_gen(struct net_runtime *rt);
+/* Loop index (1..) takes the current generation and lets go of its
+ * previous one: on that loop's thread (a reload posts it there), or
+ * before it starts. */
+void net_runtime_loop_adopt_gen(struct net_runtime *rt, unsigned index);
 
 void net_count(struct net_runtime *rt, unsigned proto, enum net_counter k,
     uint64_t n);
@@ -174,11 +192,11 @@ void net_hist_read(struct net_runtime *rt, enum net_hist h,
     struct net_hist_values *out);
 
 /*
- * Any thread: asks the loop thread to end session id as its protocol
- * does when kicked (POP3: a clean -ERR, no UPDATE, the lock released).
- * False if there is no such session or too many kicks are queued.  The
- * registry and the session are the loop's: the request is a message to
- * it (an eventfd), never a call from here.
+ * Any thread: asks the loop that runs session id to end it as its
+ * protocol does when kicked (POP3: a clean -ERR, no UPDATE, the lock
+ * released).  False if there is no such session.  The session is its
+ * loop's: the request is a message to that loop (net_loop_post), never
+ * a call from here.
  */
 bool net_runtime_kick(struct net_runtime *rt, uint64_t id);
 

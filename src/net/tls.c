@@ -1,13 +1,17 @@
 /* tls.c - SSL_CTX setup from files; channel binding data. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <time.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/core_names.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -15,11 +19,63 @@
 
 #include "lib/xmalloc.h"
 #include "net/tls.h"
+#include "net/tls_ticket.h"
 
 struct tls_ctx {
-	int refs;
+	/* Sessions on every loop and the admin's thread hold it. */
+	atomic_int refs;
 	SSL_CTX *ctx;
 };
+
+/* The ring's key into OpenSSL's contexts (tls_ticket.h). */
+static int
+tls_ticket_keys(struct tls_ticket_key *k, EVP_CIPHER_CTX *cctx,
+    EVP_MAC_CTX *hctx, unsigned char *iv, int enc)
+{
+	OSSL_PARAM params[3];
+
+	params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY,
+	    k->hmac, sizeof(k->hmac));
+	params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+	    (char *)"SHA256", 0);
+	params[2] = OSSL_PARAM_construct_end();
+	if (EVP_CipherInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv,
+	    enc) != 1 || EVP_MAC_CTX_set_params(hctx, params) != 1)
+		return -1;
+	return 1;
+}
+
+/*
+ * Tickets under the process's key ring, so they resume on any loop and
+ * after a reload; an older key's ticket resumes and is replaced (2).
+ */
+static int
+tls_on_ticket(SSL *ssl, unsigned char *key_name, unsigned char *iv,
+    EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+	struct tls_ticket_key k;
+	enum tls_ticket_find f;
+	int r;
+
+	(void)ssl;
+	if (enc) {
+		if (!tls_ticket_current(time(NULL), &k) ||
+		    RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc()))
+		    != 1)
+			return -1;
+		memcpy(key_name, k.name, TLS_TICKET_NAME_LEN);
+		r = tls_ticket_keys(&k, cctx, hctx, iv, 1);
+	} else {
+		f = tls_ticket_find(key_name, time(NULL), &k);
+		if (f == TLS_TICKET_NONE)
+			return 0;
+		r = tls_ticket_keys(&k, cctx, hctx, iv, 0);
+		if (r == 1 && f == TLS_TICKET_OLD)
+			r = 2;
+	}
+	OPENSSL_cleanse(&k, sizeof(k));
+	return r;
+}
 
 static void
 tls_err(char *err, size_t errsz, const char *what, const char *file)
@@ -65,8 +121,16 @@ tls_ctx_new(const struct tls_cfg *cfg, char *err, size_t errsz,
 	SSL_CTX_set_min_proto_version(ctx, minv);
 	/* Idle sessions should not pin 2 x 16 KiB of record buffers. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	/* Kernel TLS where the kernel has it (the tls module): records are
+	 * encrypted in the kernel once the handshake is over; OpenSSL
+	 * falls back to doing it itself, silently, where it has not. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
-	    SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	    SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+	    SSL_OP_ENABLE_KTLS);
+	/* Tickets (and cached sessions) never outlive the key that made
+	 * them: one period of encrypting, one of decrypting. */
+	SSL_CTX_set_timeout(ctx, TLS_TICKET_PERIOD);
+	SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, tls_on_ticket);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->cert_file) != 1) {
 		tls_err(err, errsz, "cannot load certificate", cfg->cert_file);
 		goto fail;
@@ -93,7 +157,7 @@ tls_ctx_new(const struct tls_cfg *cfg, char *err, size_t errsz,
 	}
 	*key_r = NULL;
 	struct tls_ctx *t = xcalloc(1, sizeof(*t));
-	t->refs = 1;
+	atomic_init(&t->refs, 1);
 	t->ctx = ctx;
 	return t;
 fail:
@@ -104,7 +168,7 @@ fail:
 void
 tls_ctx_ref(struct tls_ctx *t)
 {
-	t->refs++;
+	atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
 }
 
 void
@@ -115,10 +179,29 @@ tls_ctx_unref(struct tls_ctx **tp)
 	if (t == NULL)
 		return;
 	*tp = NULL;
-	if (--t->refs > 0)
+	if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) > 1)
 		return;
 	SSL_CTX_free(t->ctx);
 	free(t);
+}
+
+bool
+tls_kernel_offload(void)
+{
+	char buf[256], *save = NULL;
+	size_t n;
+	FILE *f = fopen("/proc/sys/net/ipv4/tcp_available_ulp", "re");
+
+	if (f == NULL)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	(void)fclose(f);
+	buf[n] = '\0';
+	for (char *w = strtok_r(buf, " \n", &save); w != NULL;
+	    w = strtok_r(NULL, " \n", &save))
+		if (strcmp(w, "tls") == 0)
+			return true;
+	return false;
 }
 
 void *

@@ -11,10 +11,14 @@
 
 #include "lib/log.h"
 #include "lib/xmalloc.h"
+#include "net/loop.h"
 #include "net/workq.h"
+
+struct workq_port;
 
 struct job {
 	struct job *next;
+	struct workq_port *port;	/* where done() runs */
 	workq_fn *work;
 	workq_fn *done;
 	void *arg;
@@ -25,15 +29,23 @@ struct jobq {
 	struct job **tailp;
 };
 
+/* One loop's completions. */
+struct workq_port {
+	struct workq *wq;
+	struct jobq finished;	/* protected by wq->lock */
+	unsigned pending;	/* its loop thread only */
+	int efd;
+	struct event *ev;
+};
+
+#define WORKQ_MAX_PORTS	256	/* EventLoops' bound */
+
 struct workq {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct jobq todo;	/* protected by lock */
-	struct jobq finished;	/* protected by lock */
 	bool stopping;
-	unsigned pending;	/* loop thread only */
-	int efd;
-	struct event *ev;
+	struct workq_port *ports[WORKQ_MAX_PORTS];	/* [0] always */
 	pthread_t *threads;
 	unsigned nthreads;
 };
@@ -75,9 +87,9 @@ workq_thread(void *arg)
 		j->work(j->arg);
 
 		pthread_mutex_lock(&wq->lock);
-		jobq_push(&wq->finished, j);
+		jobq_push(&j->port->finished, j);
 		/* An eventfd write cannot block (counter), only fail on overflow. */
-		if (write(wq->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		if (write(j->port->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 			log_warn("workq: eventfd write");
 	}
 	pthread_mutex_unlock(&wq->lock);
@@ -85,17 +97,17 @@ workq_thread(void *arg)
 }
 
 static void
-workq_run_completions(struct workq *wq)
+workq_run_completions(struct workq_port *p)
 {
 	struct job *j, *next;
 
-	pthread_mutex_lock(&wq->lock);
-	j = wq->finished.head;
-	jobq_init(&wq->finished);
-	pthread_mutex_unlock(&wq->lock);
+	pthread_mutex_lock(&p->wq->lock);
+	j = p->finished.head;
+	jobq_init(&p->finished);
+	pthread_mutex_unlock(&p->wq->lock);
 	for (; j != NULL; j = next) {
 		next = j->next;
-		wq->pending--;
+		p->pending--;
 		j->done(j->arg);
 		free(j);
 	}
@@ -112,6 +124,31 @@ workq_on_eventfd(evutil_socket_t fd, short what, void *arg)
 	workq_run_completions(arg);
 }
 
+static struct workq_port *
+workq_port_new(struct workq *wq, struct event_base *base)
+{
+	struct workq_port *p = xcalloc(1, sizeof(*p));
+
+	p->wq = wq;
+	jobq_init(&p->finished);
+	p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (p->efd < 0)
+		fatal("eventfd: %m");
+	p->ev = event_new(base, p->efd, EV_READ | EV_PERSIST,
+	    workq_on_eventfd, p);
+	if (p->ev == NULL || event_add(p->ev, NULL) != 0)
+		fatal("workq: cannot register eventfd");
+	return p;
+}
+
+void
+workq_add_loop(struct workq *wq, struct event_base *base, unsigned index)
+{
+	if (index == 0 || index >= WORKQ_MAX_PORTS || wq->ports[index] != NULL)
+		fatalx("workq: bad loop index %u", index);
+	wq->ports[index] = workq_port_new(wq, base);
+}
+
 struct workq *
 workq_new(struct event_base *base, unsigned nthreads)
 {
@@ -124,14 +161,7 @@ workq_new(struct event_base *base, unsigned nthreads)
 	pthread_mutex_init(&wq->lock, NULL);
 	pthread_cond_init(&wq->cond, NULL);
 	jobq_init(&wq->todo);
-	jobq_init(&wq->finished);
-	wq->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (wq->efd < 0)
-		fatal("eventfd: %m");
-	wq->ev = event_new(base, wq->efd, EV_READ | EV_PERSIST,
-	    workq_on_eventfd, wq);
-	if (wq->ev == NULL || event_add(wq->ev, NULL) != 0)
-		fatal("workq: cannot register eventfd");
+	wq->ports[0] = workq_port_new(wq, base);
 	wq->threads = xcalloc(nthreads, sizeof(*wq->threads));
 	wq->nthreads = nthreads;
 	for (unsigned i = 0; i < nthreads; i++) {
@@ -139,6 +169,16 @@ workq_new(struct event_base *base, unsigned nthreads)
 			fatal("pthread_create failed");
 	}
 	return wq;
+}
+
+/* The calling thread's loop's port (0 off any loop). */
+static struct workq_port *
+workq_self_port(const struct workq *wq)
+{
+	unsigned i = net_loop_self_index();
+
+	return i < WORKQ_MAX_PORTS && wq->ports[i] != NULL ? wq->ports[i] :
+	    wq->ports[0];
 }
 
 void
@@ -149,7 +189,8 @@ workq_submit(struct workq *wq, workq_fn *work, workq_fn *done, void *arg)
 	j->work = work;
 	j->done = done;
 	j->arg = arg;
-	wq->pending++;
+	j->port = workq_self_port(wq);
+	j->port->pending++;
 	pthread_mutex_lock(&wq->lock);
 	jobq_push(&wq->todo, j);
 	pthread_cond_signal(&wq->cond);
@@ -159,7 +200,7 @@ workq_submit(struct workq *wq, workq_fn *work, workq_fn *done, void *arg)
 unsigned
 workq_pending(const struct workq *wq)
 {
-	return wq->pending;
+	return workq_self_port(wq)->pending;
 }
 
 void
@@ -175,9 +216,17 @@ workq_free(struct workq **wqp)
 	pthread_mutex_unlock(&wq->lock);
 	for (unsigned i = 0; i < wq->nthreads; i++)
 		pthread_join(wq->threads[i], NULL);
-	workq_run_completions(wq);
-	event_free(wq->ev);
-	close(wq->efd);
+	/* Every loop has stopped: their completions run here. */
+	for (unsigned i = 0; i < WORKQ_MAX_PORTS; i++) {
+		struct workq_port *p = wq->ports[i];
+
+		if (p == NULL)
+			continue;
+		workq_run_completions(p);
+		event_free(p->ev);
+		close(p->efd);
+		free(p);
+	}
 	pthread_cond_destroy(&wq->cond);
 	pthread_mutex_destroy(&wq->lock);
 	free(wq->threads);

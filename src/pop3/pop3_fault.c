@@ -51,7 +51,7 @@ fault_log(struct pop3_session *s, enum fault_kind k, const char *fmt, ...)
 bool
 pop3_fault_login(struct pop3_session *s, const char *user)
 {
-	const struct posuto_config *cfg = s->env->rt->gen->cfg;
+	const struct posuto_config *cfg = net_runtime_gen(s->env->rt)->cfg;
 	struct pop3_faults *f = &s->faults;
 	int refuse = -1;
 
@@ -179,7 +179,7 @@ pop3_fault_command(struct pop3_session *s, const char *line, size_t len,
 		    .tv_usec = (suseconds_t)(f->delay_ms % 1000) * 1000 };
 
 		if (f->timer == NULL)
-			f->timer = evtimer_new(s->env->rt->base, fault_on_delay,
+			f->timer = evtimer_new(pop3_env_base(s->env), fault_on_delay,
 			    s);
 		f->held = xmalloc(len + 1);
 		memcpy(f->held, line, len);

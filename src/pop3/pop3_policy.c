@@ -267,7 +267,7 @@ pop3_policy_expiry_configure(struct pop3_env *env, unsigned interval)
 		x = env->expiry = xcalloc(1, sizeof(*x));
 		x->env = env;
 		atomic_init(&x->stop, false);
-		x->timer = evtimer_new(env->rt->base, expiry_tick, x);
+		x->timer = evtimer_new(pop3_env_base(env), expiry_tick, x);
 		if (x->timer == NULL)
 			fatal("evtimer_new");
 	}

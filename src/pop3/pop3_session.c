@@ -24,8 +24,9 @@
 #include "pop3/pop3_int.h"
 #include "store/store.h"
 
-/* Lines are handled synchronously on the loop thread, one at a time. */
-static char pop3_linebuf[POP3_MAX_SASL_LINE + 1];
+/* Lines are handled synchronously on a loop thread, one at a time: one
+ * buffer per loop thread. */
+static _Thread_local char pop3_linebuf[POP3_MAX_SASL_LINE + 1];
 
 static const char *const state_names[POP3_STATE_COUNT] = {
 	[POP3_STATE_AUTHORIZATION] = "AUTHORIZATION",
@@ -139,6 +140,8 @@ pop3_session_free(struct pop3_session *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	env->n_sessions--;
+	if (env->n_all != NULL)
+		atomic_fetch_sub_explicit(env->n_all, 1, memory_order_relaxed);
 	pop3_tr_end(s);
 	free(s->deleted);
 	free(s->gone);
@@ -196,16 +199,22 @@ pop3_session_enter(struct pop3_session *s, enum pop3_state st,
 	conn_info_state(s->conn, state_names[st]);
 }
 
+struct event_base *
+pop3_env_base(const struct pop3_env *env)
+{
+	return env->base != NULL ? env->base : env->rt->base;
+}
+
 struct userdb *
 pop3_env_userdb(const struct pop3_env *env)
 {
-	return env->rt->gen->userdb;
+	return net_runtime_gen(env->rt)->userdb;
 }
 
 struct tls_ctx *
 pop3_env_tls(const struct pop3_env *env)
 {
-	return env->rt->gen->tls;
+	return net_runtime_gen(env->rt)->tls;
 }
 
 struct userdb *
@@ -318,7 +327,7 @@ pop3_session_delayed_reply(struct pop3_session *s, unsigned ms,
 	s->after_delay = after;
 	pop3_session_enter(s, POP3_STATE_LOGIN_DELAY, "login-failed");
 	if (s->timer == NULL)
-		s->timer = evtimer_new(s->env->rt->base, pop3_session_on_timer,
+		s->timer = evtimer_new(pop3_env_base(s->env), pop3_session_on_timer,
 		    s);
 	evtimer_add(s->timer, &tv);
 }
@@ -392,7 +401,7 @@ pop3_session_line_deadline(struct pop3_session *s, bool mid_line)
 		return;
 	}
 	if (s->line_timer == NULL)
-		s->line_timer = evtimer_new(s->env->rt->base,
+		s->line_timer = evtimer_new(pop3_env_base(s->env),
 		    pop3_session_on_line_timeout, s);
 	if (s->line_timer != NULL && !evtimer_pending(s->line_timer, NULL))
 		evtimer_add(s->line_timer, &tv);
@@ -486,7 +495,7 @@ bool
 pop3_session_start(struct pop3_env *env, struct conn *c)
 {
 	struct pop3_session *s;
-	unsigned per_ip;
+	unsigned per_ip, n_all;
 
 	s = xcalloc(1, sizeof(*s));
 	s->env = env;
@@ -508,6 +517,8 @@ pop3_session_start(struct pop3_env *env, struct conn *c)
 		s->next->prev = s;
 	env->sessions = s;
 	env->n_sessions++;
+	n_all = env->n_all == NULL ? env->n_sessions :
+	    atomic_fetch_add_explicit(env->n_all, 1, memory_order_relaxed) + 1;
 
 	log_info("session=%llx connect from=%s%s", (unsigned long long)s->id,
 	    conn_client(s->conn), conn_tls_active(s->conn) ?
@@ -527,7 +538,7 @@ pop3_session_start(struct pop3_env *env, struct conn *c)
 	}
 	s->conn_counted = true;
 	if (env->params.max_connections != 0 &&
-	    env->n_sessions > env->params.max_connections) {
+	    n_all > env->params.max_connections) {
 		log_warnx("session=%llx refused: MaxConnections reached",
 		    (unsigned long long)s->id);
 		pop3_msg(s, CONN_LIMIT);
@@ -540,7 +551,7 @@ pop3_session_start(struct pop3_env *env, struct conn *c)
 	userdb_ref(s->db);
 	if (env->params.session_timeout != 0) {
 		struct timeval tv = { .tv_sec = env->params.session_timeout };
-		s->session_timer = evtimer_new(env->rt->base,
+		s->session_timer = evtimer_new(pop3_env_base(env),
 		    pop3_session_on_session_timeout, s);
 		evtimer_add(s->session_timer, &tv);
 	}

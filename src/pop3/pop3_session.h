@@ -5,6 +5,7 @@
 #ifndef POP3_SESSION_H
 #define POP3_SESSION_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -12,6 +13,7 @@
 #include "lib/log.h"
 
 struct conn;
+struct event_base;
 struct net_protocol;
 struct net_runtime;
 struct userdb;
@@ -38,12 +40,16 @@ struct pop3_params {
 
 /* What POP3 keeps beside the runtime (rt: listeners, the configuration
  * generation, counters, the registry); owned by the daemon, lives until
- * exit.  The ctx of POP3 listeners. */
+ * exit.  The ctx of POP3 listeners: one per event loop, touched only by
+ * that loop's thread (a reload hands it new params there). */
 struct pop3_env {
 	struct net_runtime *rt;
+	struct event_base *base;	/* its loop's; NULL: rt->base */
 	struct pop3_params params;
 	char hostname[256];
-	unsigned n_sessions;
+	unsigned n_sessions;		/* this loop's */
+	/* Every loop's sessions (MaxConnections); NULL: n_sessions. */
+	atomic_uint *n_all;
 	struct pop3_session *sessions;	/* all live sessions, for shutdown */
 	struct pop3_expiry *expiry;	/* daemon's expiry job (pop3_policy.h) */
 };
@@ -53,6 +59,8 @@ extern const struct net_protocol pop3_protocol;
 /* At startup, before any listener is made. */
 void pop3_register(void);
 
+/* The loop its sessions' timers run on. */
+struct event_base *pop3_env_base(const struct pop3_env *env);
 /* The current generation's users and TLS context (NULL: no STLS/POP3S). */
 struct userdb *pop3_env_userdb(const struct pop3_env *env);
 struct tls_ctx *pop3_env_tls(const struct pop3_env *env);

@@ -19,8 +19,8 @@
 #include "pop3/pop3_int.h"
 #include "store/store.h"
 
-/* Raw message bytes are read here; one loop thread, one buffer. */
-static unsigned char stream_chunk[POP3_STREAM_CHUNK];
+/* Raw message bytes are read here: one buffer per loop thread. */
+static _Thread_local unsigned char stream_chunk[POP3_STREAM_CHUNK];
 
 void
 pop3_stream_free(struct pop3_session *s)

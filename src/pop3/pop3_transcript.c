@@ -38,8 +38,8 @@ struct pop3_tr {
 static const struct transcripts_cfg *
 tr_cfg(const struct pop3_session *s)
 {
-	const struct posuto_config *cfg = s->env->rt->gen != NULL ?
-	    s->env->rt->gen->cfg : NULL;
+	const struct posuto_config *cfg = net_runtime_gen(s->env->rt) != NULL ?
+	    net_runtime_gen(s->env->rt)->cfg : NULL;
 
 	return cfg != NULL ? &cfg->transcripts : NULL;
 }

@@ -583,7 +583,7 @@ smtp_conn_start(void *ctx, struct conn *c)
 	sc->lc = lc;
 	sc->conn = c;
 	sc->id = conn_id(c);
-	sc->gen = env->rt->gen;
+	sc->gen = net_runtime_gen(env->rt);
 	net_gen_ref(sc->gen);
 	memset(&p, 0, sizeof(p));
 	p.mode = lc->sink ? SMTP_MODE_SINK : SMTP_MODE_LMTP;

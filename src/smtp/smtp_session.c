@@ -3,6 +3,7 @@
  * bounded command-line reader, the streaming DATA reader and the async
  * completions.  Commands themselves are in smtp_cmd.c.
  */
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,8 @@ static const char *const state_names[SMTP_STATE_COUNT] = {
 	[SMTP_STATE_CLOSED] = "closed",
 };
 
-static uint64_t smtp_next_id = 1;
+/* Sessions start on every event loop. */
+static atomic_uint_fast64_t smtp_next_id = 1;
 
 /* The only place s->state changes, so a debug log shows every step. */
 void
@@ -210,7 +212,8 @@ smtp_session_new(const struct smtp_session_params *p,
 {
 	struct smtp_session *s = xcalloc(1, sizeof(*s));
 
-	s->id = smtp_next_id++;
+	s->id = atomic_fetch_add_explicit(&smtp_next_id, 1,
+	    memory_order_relaxed);
 	s->p = *p;
 	s->p.hostname = NULL;
 	copy_printable(s->hostname, sizeof(s->hostname),

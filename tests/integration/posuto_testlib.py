@@ -27,7 +27,8 @@ USER1 = "user1@example.com"
 USER2 = "user2@example.com"
 
 SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-                      "runtime error:", "AddressSanitizer:", "UndefinedBehaviorSanitizer")
+                      "runtime error:", "AddressSanitizer:", "UndefinedBehaviorSanitizer",
+                      "ThreadSanitizer:")
 
 
 def posuto_bin():
@@ -219,6 +220,9 @@ def base_config(port, maildir, users=None, **extra):
         # servers of one test share it, as processes of one host must, and
         # no test depends on /run.
         "LockFile": "posuto.lock",
+        # More than one loop unless told otherwise, so every test also
+        # exercises what loops share (POSUTO_TEST_EVENT_LOOPS=1: one).
+        "EventLoops": int(os.environ.get("POSUTO_TEST_EVENT_LOOPS", "2")),
     }
     p.update(extra)
     return {"Pop3Server": p}
