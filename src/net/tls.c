@@ -47,7 +47,8 @@ tls_ticket_keys(struct tls_ticket_key *k, EVP_CIPHER_CTX *cctx,
 
 /*
  * Tickets under the process's key ring, so they resume on any loop and
- * after a reload; an older key's ticket resumes and is replaced (2).
+ * after a reload; every resumption gets a new ticket under the current
+ * key (an older key's ticket is thereby replaced).
  */
 static int
 tls_on_ticket(SSL *ssl, unsigned char *key_name, unsigned char *iv,
@@ -70,7 +71,11 @@ tls_on_ticket(SSL *ssl, unsigned char *key_name, unsigned char *iv,
 		if (f == TLS_TICKET_NONE)
 			return 0;
 		r = tls_ticket_keys(&k, cctx, hctx, iv, 0);
-		if (r == 1 && f == TLS_TICKET_OLD)
+		/* 2: resume and issue a fresh ticket.  With 1 a TLS 1.3
+		 * resumption gets none, and a client that uses each ticket
+		 * once (as RFC 8446 8.1 asks) falls back to a full
+		 * handshake every other time. */
+		if (r == 1)
 			r = 2;
 	}
 	OPENSSL_cleanse(&k, sizeof(k));

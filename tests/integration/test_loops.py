@@ -242,6 +242,28 @@ def test_tls_resumes_on_another_loop(servers, tls_cert):
         (first_loop, resumed_on)
 
 
+def test_tls_every_resumption_gets_a_fresh_ticket(servers, tls_cert):
+    # A client that uses each ticket once (RFC 8446 8.1; OpenSSL's
+    # s_client -sess_in/-sess_out, the bench's load generator) resumes
+    # with the ticket of its last connection: each resumed session must
+    # leave it a new one, or every other connection is a full handshake.
+    s, _a = start(servers, 2, tls_cert=tls_cert)
+    port = s.port_for("implicit")
+    sess, reused = None, []
+    for _ in range(6):
+        _c, t = tls_connect(port, tls_cert[0], session=sess)
+        f = t.makefile("rb")
+        assert f.readline().startswith(b"+OK")
+        t.sendall(b"QUIT\r\n")
+        f.readline()     # the ticket came before this reply
+        reused.append(t.session_reused)
+        # a new ticket is a new session (old one: the same id again)
+        assert t.session is not None and t.session != sess
+        sess = t.session
+        t.close()
+    assert reused == [False] + [True] * 5, reused
+
+
 def test_tls_ticket_survives_reload(servers, tls_cert):
     s, a = start(servers, 2, tls_cert=tls_cert)
     port = s.port_for("implicit")
