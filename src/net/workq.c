@@ -71,6 +71,7 @@ workq_thread(void *arg)
 	struct workq *wq = arg;
 	struct job *j;
 	uint64_t one = 1;
+	bool woken;
 
 	pthread_mutex_lock(&wq->lock);
 	for (;;) {
@@ -87,9 +88,14 @@ workq_thread(void *arg)
 		j->work(j->arg);
 
 		pthread_mutex_lock(&wq->lock);
+		/* Only the first completion of a batch wakes the loop: it
+		 * takes the whole list (workq_run_completions), and under
+		 * load one wake-up then serves many logins. */
+		woken = j->port->finished.head != NULL;
 		jobq_push(&j->port->finished, j);
 		/* An eventfd write cannot block (counter), only fail on overflow. */
-		if (write(j->port->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		if (!woken && write(j->port->efd, &one, sizeof(one)) < 0 &&
+		    errno != EAGAIN)
 			log_warn("workq: eventfd write");
 	}
 	pthread_mutex_unlock(&wq->lock);
