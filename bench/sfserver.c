@@ -559,21 +559,6 @@ on_input(struct client *c)
 		pump(c);
 }
 
-static int
-listen_on(const char *addr, int port)
-{
-	int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	int one = 1;
-	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1 ||
-	    bind(ls, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(ls, 4096) < 0) {
-		perror("sfserver: bind/listen");
-		exit(1);
-	}
-	return ls;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -608,7 +593,7 @@ main(int argc, char **argv)
 	}
 	int one = 1;
 	static char lplain, ltls;	/* tell the listeners apart */
-	int ls = listen_on(addr, port), lt = tport > 0 ? listen_on(addr, tport) : -1;
+	int ls = tlsref_listen("sfserver", addr, port), lt = tport > 0 ? tlsref_listen("sfserver", addr, tport) : -1;
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	struct epoll_event le = { .events = EPOLLIN, .data.ptr = &lplain };
 	epoll_ctl(ep, EPOLL_CTL_ADD, ls, &le);

@@ -1,19 +1,44 @@
 /*
- * tlsref.h - the TLS part of the reference servers (okserver, sfserver):
- * one server context from a certificate and key, OpenSSL's defaults
+ * tlsref.h - what the reference servers (okserver, sfserver) share: the
+ * listening socket, and for TLS one server context from a certificate and
+ * key with OpenSSL's defaults
  * otherwise (TLS 1.3, two session tickets per full handshake, stateless
  * ticket keys), so the ceilings are what OpenSSL itself costs.
  */
 #ifndef TLSREF_H
 #define TLSREF_H
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
 enum tio { TIO_READ, TIO_WRITE, TIO_FATAL };
+
+/* A non-blocking listening socket on addr:port, or exit. */
+static int
+tlsref_listen(const char *prog, const char *addr, int port)
+{
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1;
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+	    .sin_port = htons((uint16_t)port) };
+
+	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1 ||
+	    bind(ls, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(ls, 4096) < 0) {
+		fprintf(stderr, "%s: bind/listen: ", prog);
+		perror(NULL);
+		exit(1);
+	}
+	return ls;
+}
 
 static SSL_CTX *
 tlsref_ctx(const char *prog, const char *cert, const char *key)
