@@ -287,6 +287,28 @@ mailbox_check(const char *user, const char *location, FILE *out)
 	return drv->check != NULL ? drv->check(drv, user, path, out) : 0;
 }
 
+/* The driver of location, if it can deliver (keep: under a given UIDL);
+ * NULL with the reason in err. */
+static const struct store_driver *
+store_deliver_driver(const char *location, bool keep, const char **path_r,
+    char *err, size_t errsz)
+{
+	const struct store_driver *drv;
+
+	if (err != NULL && errsz > 0)
+		err[0] = '\0';
+	if ((drv = store_location_driver(location, path_r, err, errsz)) == NULL)
+		return NULL;
+	if (keep ? drv->deliver_begin_keep == NULL : drv->deliver_begin == NULL) {
+		if (err != NULL && errsz > 0)
+			(void)snprintf(err, errsz, keep ? "store %s cannot keep "
+			    "a message's UIDL (use maildir: or sql:)" :
+			    "store %s cannot deliver", drv->name);
+		return NULL;
+	}
+	return drv;
+}
+
 enum store_status
 store_deliver_begin(const char *location, const char *user,
     struct store_delivery **d_r, char *err, size_t errsz)
@@ -295,16 +317,9 @@ store_deliver_begin(const char *location, const char *user,
 	const char *path;
 
 	*d_r = NULL;
-	if (err != NULL && errsz > 0)
-		err[0] = '\0';
-	if ((drv = store_location_driver(location, &path, err, errsz)) == NULL)
+	if ((drv = store_deliver_driver(location, false, &path, err,
+	    errsz)) == NULL)
 		return STORE_PERM;
-	if (drv->deliver_begin == NULL) {
-		if (err != NULL && errsz > 0)
-			(void)snprintf(err, errsz, "store %s cannot deliver",
-			    drv->name);
-		return STORE_PERM;
-	}
 	return drv->deliver_begin(drv, path, user, d_r, err, errsz);
 }
 
@@ -317,16 +332,9 @@ store_deliver_begin_keep(const char *location, const char *user,
 	const char *path;
 
 	*d_r = NULL;
-	if (err != NULL && errsz > 0)
-		err[0] = '\0';
-	if ((drv = store_location_driver(location, &path, err, errsz)) == NULL)
+	if ((drv = store_deliver_driver(location, true, &path, err,
+	    errsz)) == NULL)
 		return STORE_PERM;
-	if (drv->deliver_begin_keep == NULL) {
-		if (err != NULL && errsz > 0)
-			(void)snprintf(err, errsz, "store %s cannot keep a "
-			    "message's UIDL (use maildir: or sql:)", drv->name);
-		return STORE_PERM;
-	}
 	return drv->deliver_begin_keep(drv, path, user, keep, d_r, err, errsz);
 }
 
