@@ -33,6 +33,20 @@ def with_admin(cfg, port=None, password=ADMIN_PASSWORD, **extra):
     return cfg
 
 
+def start_with_admin(servers, cfg, login=True):
+    """Starts cfg (given an admin section) and returns the server and an
+    Admin client for it (logged in unless login=False)."""
+    if "Admin" not in cfg:
+        with_admin(cfg)
+    s = servers.start(cfg)
+    wait_port(cfg["Admin"]["Port"])
+    a = Admin(cfg["Admin"]["Port"])
+    if login:
+        assert a.login()[0] == 200
+    a.server = s
+    return s, a
+
+
 def wait_port(port, host="127.0.0.1", timeout=30):
     deadline = time.monotonic() + timeout
     for _ in range(10000):

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from admin_testlib import Admin, wait_port, with_admin
+from admin_testlib import Admin, start_with_admin
 from posuto_testlib import (USER1, Maildir, Pop3, free_port, login_retry_inuse,
                             sample_message, write_config)
 
@@ -34,13 +34,7 @@ CHANGES = [
 def start(servers, **pop_extra):
     cfg = servers.config(**pop_extra)
     cfg["Other"] = {"Kept": ["as", "it", "was"], "日本語": True}
-    with_admin(cfg)
-    s = servers.start(cfg)
-    wait_port(cfg["Admin"]["Port"])
-    a = Admin(cfg["Admin"]["Port"])
-    assert a.login()[0] == 200
-    a.server = s
-    return s, a
+    return start_with_admin(servers, cfg)
 
 
 def file_text(s):

@@ -13,7 +13,7 @@ import urllib.parse
 
 import pytest
 
-from admin_testlib import Admin, wait_port, with_admin
+from admin_testlib import Admin, start_with_admin
 from posuto_testlib import USER1, USER2, Maildir, Pop3 as Pop3Client
 
 U1 = urllib.parse.quote(USER1, safe="")
@@ -22,12 +22,7 @@ BASE = "/api/v1/mailboxes/" + U1
 
 def start(servers, tmp_path):
     cfg = servers.config()
-    with_admin(cfg)
-    s = servers.start(cfg)
-    port = cfg["Admin"]["Port"]
-    wait_port(port)
-    a = Admin(port)
-    a.server = s
+    _s, a = start_with_admin(servers, cfg, login=False)
     a.pop3_port = cfg["Pop3Server"]["Port"]
     return a
 

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from admin_testlib import Admin, wait_port, with_admin
+from admin_testlib import start_with_admin
 from posuto_testlib import (USER1, USER2, SHA256_PASSWORD, Maildir, Pop3,
                             free_port, message_of_wire_size, sample_message,
                             to_wire)
@@ -37,13 +37,7 @@ def start(servers, loops, tls_cert=None, **extra):
         p["Listen"] = [{"Address": "127.0.0.1", "Port": free_port(), "Tls": "none"},
                        {"Address": "127.0.0.1", "Port": free_port(), "Tls": "implicit"}]
         p["Tls"] = {"Certificate": tls_cert[0], "Key": tls_cert[1]}
-    with_admin(cfg)
-    s = servers.start(cfg)
-    wait_port(cfg["Admin"]["Port"])
-    a = Admin(cfg["Admin"]["Port"])
-    assert a.login()[0] == 200
-    a.server = s
-    return s, a
+    return start_with_admin(servers, cfg)
 
 
 def sessions(a):
