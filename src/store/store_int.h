@@ -155,6 +155,7 @@ struct store_fs {
 	/* Owner of each directory: a message file must be its directory
 	 * owner's (store_check_dirs()). */
 	uid_t dir_uid[STORE_DIR_COUNT];
+	bool noatime;			/* messages opened with O_NOATIME */
 	struct store_msg *msgs;
 	uint32_t count, cap;
 	uint64_t total;
@@ -354,9 +355,13 @@ void store_wire_sweep(struct store_fs *mb, const uint8_t *deleted);
  * open/read never return for regular files). */
 #define STORE_ENOTREG	EMEDIUMTYPE
 
+/* openat() with O_NOATIME when noatime, and without it where the
+ * kernel refuses it (a file of another owner). */
+int store_open_noatime(int dirfd, const char *name, int flags, bool noatime);
 /* Opens a file of the mailbox: O_RDONLY|O_NOFOLLOW|O_CLOEXEC, regular
- * files only (ELOOP/EINVAL-like errno otherwise). */
-int store_openat_msg(int dirfd, const char *name, struct stat *st_r);
+ * files only (ELOOP/EINVAL-like errno otherwise); noatime as above. */
+int store_openat_msg(int dirfd, const char *name, struct stat *st_r,
+    bool noatime);
 
 /*
  * Reads a directory through the mailbox's own fd with getdents64(): a

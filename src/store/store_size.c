@@ -69,7 +69,7 @@ size_begin(struct store_fs *mb, struct size_item *it, uint32_t idx)
 	memset(it, 0, sizeof(*it));
 	it->idx = idx;
 	it->fd = store_openat_msg(store_dirfd(mb, m->dir),
-	    store_pool_str(mb, m->name_off), &it->st);
+	    store_pool_str(mb, m->name_off), &it->st, mb->noatime);
 	if (it->fd == -1) {
 		it->err = errno;
 		return;

@@ -157,8 +157,8 @@ store_wire_lookup(const struct store_fs *mb, uint32_t idx,
 		return STORE_WIRE_NONE;
 	missing = wire_worth_building(mb, m) ? STORE_WIRE_MISSING :
 	    STORE_WIRE_NONE;
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK |
-	    O_NOCTTY);
+	fd = store_open_noatime(AT_FDCWD, path, O_RDONLY | O_NOFOLLOW |
+	    O_CLOEXEC | O_NONBLOCK | O_NOCTTY, mb->noatime);
 	if (fd == -1)
 		return missing;
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||

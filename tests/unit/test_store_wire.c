@@ -342,6 +342,52 @@ test_update_removes_copies_of_deleted(void **state)
 	free(wire);
 }
 
+/* Reading a message (its sizing at the open, RETR, a copy's trailer)
+ * writes no inode: the atime a download would otherwise set stays. */
+static void
+test_reading_keeps_atime(void **state)
+{
+	struct fx *fx = *state;
+	size_t wlen;
+	char *wire, *msg = lf_message(20000, &wire, &wlen);
+	/* older than the mtime: relatime would update it on a read */
+	const struct timespec old[2] = { { .tv_sec = 1000 },
+	    { .tv_nsec = UTIME_OMIT } };
+	const char *files[] = { "cur/1.M1P1.h:2,S", "posuto-wire/1.M1P1.h",
+	    "new/2.M2P1.h" };
+	struct mailbox *mb;
+	struct msg_reader *r = NULL;
+	char p[512], buf[4096];
+	struct stat st;
+	ssize_t n;
+
+	deliver(fx, files[0], msg, 20000);
+	deliver(fx, files[2], "Subject: s\n\nsmall\n", 19);
+	mb = open_box(fx);
+	build(mb, 0);
+	mailbox_close(&mb);
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/%s", fx->box, files[i]);
+		assert_int_equal(utimensat(AT_FDCWD, p, old, 0), 0);
+	}
+	mb = open_box(fx);
+	for (uint32_t idx = 0; idx < 2; idx++) {
+		assert_int_equal(mailbox_msg_open(mb, idx, &r), STORE_OK);
+		while ((n = msg_reader_read(r, buf, sizeof(buf))) > 0)
+			;
+		assert_int_equal(n, 0);
+		msg_reader_close(&r);
+	}
+	mailbox_close(&mb);
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/%s", fx->box, files[i]);
+		assert_int_equal(stat(p, &st), 0);
+		assert_int_equal(st.st_atim.tv_sec, 1000);
+	}
+	free(msg);
+	free(wire);
+}
+
 int
 main(void)
 {
@@ -356,6 +402,8 @@ main(void)
 		    test_changed_message_is_not_served_from_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_update_removes_copies_of_deleted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reading_keeps_atime,
+		    setup, teardown),
 	};
 
 	log_init("test_store_wire", false, LOG_LVL_ERROR);
