@@ -222,10 +222,11 @@ store_fs_deliver_commit(struct store_delivery *pub, char *id, size_t idsz)
 		}
 	}
 	/* the same inode, read back for the wire copy after the publish
-	 * (a copy named before its message could be swept as an orphan) */
+	 * (a copy named before its message could be swept as an orphan);
+	 * no atime: that read would dirty the inode just synced */
 	if (d->ops->wire_copy && store_wire_deliver_wanted(&d->ws))
-		rfd = openat(d->stage, d->tmp, O_RDONLY | O_NOFOLLOW |
-		    O_CLOEXEC);
+		rfd = store_open_noatime(d->stage, d->tmp, O_RDONLY |
+		    O_NOFOLLOW | O_CLOEXEC, true);
 	name[0] = '\0';
 	if ((st = d->ops->publish(d, name, sizeof(name))) != STORE_OK) {
 		log_warn("store: %s: cannot deliver a message", d->path);
