@@ -266,7 +266,8 @@ store_open_noatime(int dirfd, const char *name, int flags, bool noatime)
 	int fd;
 
 	/* A message's first read would otherwise write its inode (relatime:
-	 * atime <= mtime), one inode update per message downloaded, and
+	 * an atime not newer than the mtime or the ctime, which every
+	 * rename sets), one inode update per message downloaded, and
 	 * nothing reads a message file's atime.  Refused (EPERM) for files
 	 * of another owner: then opened as usual. */
 	if (noatime) {
