@@ -156,7 +156,7 @@ void sql_result_free(struct sql_result **r);
 /* ---- the schema (sql_schema.c, docs/sql.md) ---- */
 
 /* The version `posuto sql init` creates. */
-#define SQL_SCHEMA_VERSION	2
+#define SQL_SCHEMA_VERSION	3
 /* Sizes of a message's content chunks (posuto_message_chunks.data). */
 #define SQL_CHUNK_SIZE		(256u * 1024)
 
