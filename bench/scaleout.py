@@ -537,6 +537,17 @@ def report(raw, a):
         ratios["store sessions sql-%s/maildir" % k] = ratio(
             "sql-store-session-c%d/posuto-sql-%s" % (c, k),
             "sql-store-session-c%d/posuto-maildir" % c)
+        # the 5x covers the store too: against the same run's
+        # Dovecot with that SQL passdb (its mail on Maildir)
+        ratios["store sessions sql-%s/dovecot-%s" % (k, k)] = ratio(
+            "sql-store-session-c%d/posuto-sql-%s" % (c, k),
+            "sql-session-c%d/dovecot-%s" % (c, k))
+        d = summary.get("sql-session-c%d/dovecot-%s" % (c, k), {}).get(
+            "total_cpu_ms_per_session")
+        p = summary.get("sql-store-session-c%d/posuto-sql-%s" % (c, k), {}).get(
+            "total_cpu_ms_per_session")
+        ratios["cpu/session dovecot-%s/store-sql-%s" % (k, k)] = (
+            round(d / p, 2) if d and p else None)
     for k in ("pgsql", "mysql"):
         x = summary.get("sql-retr-c16/posuto-sql-%s" % k, {}).get("mbps")
         y = summary.get("sql-retr-c16/posuto-maildir", {}).get("mbps")
