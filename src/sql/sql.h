@@ -156,7 +156,7 @@ void sql_result_free(struct sql_result **r);
 /* ---- the schema (sql_schema.c, docs/sql.md) ---- */
 
 /* The version `posuto sql init` creates. */
-#define SQL_SCHEMA_VERSION	2
+#define SQL_SCHEMA_VERSION	3
 /* Sizes of a message's content chunks (posuto_message_chunks.data). */
 #define SQL_CHUNK_SIZE		(256u * 1024)
 
@@ -188,8 +188,9 @@ int sql_schema_check_tpops(struct sql_pool *pool, char *err, size_t errsz);
  * the same lock twice).
  *
  * That connection is taken from the pool once and kept, so PoolSize
- * must be at least 2.  Takes and releases are serialised on it: one
- * short round trip each, at login and logout.
+ * must be at least 2.  Takes and releases are serialised on it: a take
+ * is one short round trip at login; a release (logout) is sent without
+ * waiting for its answer, which the connection's next statement reads.
  *
  * If the connection is lost (database restart, failover), every lock it
  * held is gone; the next take reconnects.  Sessions holding such a lock

@@ -32,6 +32,13 @@ struct sql_driver {
 	enum sql_status (*exec)(struct sql_conn *c, const char *stmt,
 	    const struct sql_param *params, size_t n_params, bool bytes,
 	    struct sql_result **res_r, char *err, size_t errsz);
+	/* exec without waiting: the statement is sent (prepared first if
+	 * it is new) and its reply is read and dropped by the next call on
+	 * c, which fails with SQL_ERR_CONN if c broke meanwhile.  For a
+	 * statement whose answer nobody needs (a lock release). */
+	enum sql_status (*send)(struct sql_conn *c, const char *stmt,
+	    const struct sql_param *params, size_t n_params, char *err,
+	    size_t errsz);
 	void (*close)(struct sql_conn *c);
 	/* A statement without parameters or rows (BEGIN, COMMIT,
 	 * ROLLBACK): MariaDB cannot prepare every one of them. */

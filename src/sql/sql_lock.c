@@ -178,13 +178,19 @@ sql_lock_release(struct sql_lock **lp)
 			break;
 		}
 	}
-	/* A stale lock went with its connection: nothing to release. */
+	/* A stale lock went with its connection: nothing to release.
+	 * The release is sent, not waited for: the server runs it as soon
+	 * as it reads it (another node may take the lock from then on),
+	 * and its answer is read by the next statement on the connection,
+	 * so a logout costs no round trip.  A connection that broke
+	 * meanwhile shows there, as it would have here. */
 	if (ls->conn != NULL && l->gen == ls->gen) {
 		struct sql_param param = SQL_PARAM_STR(l->name);
 		char err[SQL_ERR_MAX];
 
-		if (sql_exec(ls->conn, release_stmt[sql_pool_driver(l->pool)],
-		    &param, 1, NULL, err, sizeof(err)) == SQL_ERR_CONN)
+		if (ls->conn->drv->send(ls->conn,
+		    release_stmt[sql_pool_driver(l->pool)], &param, 1, err,
+		    sizeof(err)) == SQL_ERR_CONN)
 			lockset_drop(l->pool, ls);
 	}
 	(void)pthread_mutex_unlock(&ls->mu);

@@ -9,6 +9,8 @@
  * pool sees and replaces, never a silent new session that has lost its
  * locks.
  */
+#include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +39,14 @@ struct my_conn {
 	MYSQL *my;
 	struct my_stmt_slot stmts[MY_STMT_CACHE];
 	unsigned next_slot;		/* the one to reuse next */
+	/* A statement sent without waiting (my_send): its execution goes
+	 * on through the library's non-blocking calls in my_drain.  The
+	 * binds stay until then, as the library may still read them. */
+	MYSQL_STMT *pend;		/* NULL: none */
+	int pend_wait;			/* MYSQL_WAIT_* it waits for */
+	MYSQL_BIND *pend_b;
+	unsigned long *pend_lens;
+	my_bool *pend_nulls;
 };
 
 static pthread_once_t my_once = PTHREAD_ONCE_INIT;
@@ -92,6 +102,9 @@ my_connect(const struct sql_connect_info *ci, char *err, size_t errsz)
 	(void)mysql_options(my, MYSQL_OPT_LOCAL_INFILE, &zero);
 	(void)mysql_options(my, MYSQL_SET_CHARSET_NAME,
 	    ci->cfg->bytes_as_stored ? "binary" : "utf8mb4");
+	/* for my_send (the *_start/_cont calls); every other call still
+	 * blocks, with the timeouts above */
+	(void)mysql_options(my, MYSQL_OPT_NONBLOCK, 0);
 	/* No option files: what posuto connects to is in its config. */
 	if (mysql_real_connect(my, cfg->socket != NULL ? "localhost" :
 	    cfg->host, cfg->user, ci->password, cfg->database, cfg->port,
@@ -177,9 +190,103 @@ out:
 	return status;
 }
 
+static void
+my_pend_free(struct my_conn *c)
+{
+	free(c->pend_b);
+	free(c->pend_lens);
+	free(c->pend_nulls);
+	c->pend_b = NULL;
+	c->pend_lens = NULL;
+	c->pend_nulls = NULL;
+	c->pend = NULL;
+}
+
+/* The slot holding st, forgotten and st closed: a statement that failed
+ * is not trusted again. */
+static void
+my_slot_drop(struct my_conn *c, MYSQL_STMT *st)
+{
+	for (size_t i = 0; i < MY_STMT_CACHE; i++)
+		if (c->stmts[i].st == st) {
+			free(c->stmts[i].text);
+			c->stmts[i].text = NULL;
+			c->stmts[i].st = NULL;
+		}
+	(void)mysql_stmt_close(st);
+}
+
+/* Completes the statement my_send left running and drops its rows, so
+ * the connection is idle again.  Only a broken (or silent) connection
+ * is an error: what that statement answered, nobody asked. */
 static enum sql_status
-my_exec(struct sql_conn *sc, const char *stmt, const struct sql_param *params,
-    size_t n_params, bool bytes, struct sql_result **res_r, char *err,
+my_drain(struct my_conn *c, char *err, size_t errsz)
+{
+	int64_t deadline = sql_now_ms() + (int64_t)c->base.query_timeout *
+	    1000;
+	MYSQL_STMT *st = c->pend;
+	int wait = c->pend_wait, ret = 0;
+
+	if (st == NULL)
+		return SQL_OK;
+	while (wait != 0) {
+		struct pollfd pfd = { .fd = mysql_get_socket(c->my) };
+		int left = sql_ms_left(deadline), r, ready = 0;
+
+		if (wait & MYSQL_WAIT_READ)
+			pfd.events |= POLLIN;
+		if (wait & MYSQL_WAIT_WRITE)
+			pfd.events |= POLLOUT;
+		if (wait & MYSQL_WAIT_EXCEPT)
+			pfd.events |= POLLPRI;
+		if ((wait & MYSQL_WAIT_TIMEOUT) &&
+		    (int64_t)mysql_get_timeout_value_ms(c->my) < left)
+			left = (int)mysql_get_timeout_value_ms(c->my);
+		r = poll(&pfd, 1, left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 || (r == 0 && sql_ms_left(deadline) == 0)) {
+			/* the library is mid-statement: only closing the
+			 * connection ends it */
+			(void)snprintf(err, errsz, "mysql: %s", r < 0 ?
+			    strerror(errno) : "query timed out");
+			my_pend_free(c);
+			return SQL_ERR_CONN;
+		}
+		if (pfd.revents & (POLLIN | POLLHUP | POLLERR))
+			ready |= MYSQL_WAIT_READ;
+		if (pfd.revents & POLLOUT)
+			ready |= MYSQL_WAIT_WRITE;
+		if (pfd.revents & POLLPRI)
+			ready |= MYSQL_WAIT_EXCEPT;
+		if (r == 0)
+			ready |= MYSQL_WAIT_TIMEOUT;
+		wait = mysql_stmt_execute_cont(&ret, st, ready);
+	}
+	my_pend_free(c);
+	if (ret != 0) {
+		unsigned no = mysql_stmt_errno(st);
+
+		my_err(err, errsz, "execute", no, mysql_stmt_error(st));
+		my_slot_drop(c, st);
+		return my_status(no) == SQL_ERR_CONN ? SQL_ERR_CONN : SQL_OK;
+	}
+	/* its rows (a lock function's one value): read, dropped */
+	if (mysql_stmt_store_result(st) != 0) {
+		unsigned no = mysql_stmt_errno(st);
+
+		my_err(err, errsz, "result", no, mysql_stmt_error(st));
+		my_slot_drop(c, st);
+		return my_status(no) == SQL_ERR_CONN ? SQL_ERR_CONN : SQL_OK;
+	}
+	(void)mysql_stmt_free_result(st);
+	return SQL_OK;
+}
+
+/* wait false: my_send (execution started, finished by my_drain). */
+static enum sql_status
+my_run(struct sql_conn *sc, const char *stmt, const struct sql_param *params,
+    size_t n_params, bool wait, struct sql_result **res_r, char *err,
     size_t errsz)
 {
 	struct my_conn *c = (struct my_conn *)sc;
@@ -192,7 +299,8 @@ my_exec(struct sql_conn *sc, const char *stmt, const struct sql_param *params,
 	struct sql_result *r = NULL;
 	enum sql_status status = SQL_OK;
 
-	(void)bytes;	/* BLOBs come as bytes: nothing to ask for */
+	if ((status = my_drain(c, err, errsz)) != SQL_OK)
+		return status;
 	for (size_t i = 0; i < MY_STMT_CACHE; i++)
 		if (c->stmts[i].text != NULL &&
 		    strcmp(c->stmts[i].text, stmt) == 0) {
@@ -252,6 +360,26 @@ my_exec(struct sql_conn *sc, const char *stmt, const struct sql_param *params,
 		status = my_stmt_fail(st, "bind", err, errsz);
 		goto out;
 	}
+	if (!wait && slot != NULL) {
+		int ret = 0, w = mysql_stmt_execute_start(&ret, st);
+
+		c->pend = st;
+		c->pend_wait = w;
+		c->pend_b = b;
+		c->pend_lens = lens;
+		c->pend_nulls = nulls;
+		if (w == 0 && ret != 0) {
+			/* failed at once (not even sent, as a rule) */
+			c->pend_b = NULL;
+			c->pend_lens = NULL;
+			c->pend_nulls = NULL;
+			c->pend = NULL;
+			status = my_stmt_fail(st, "execute", err, errsz);
+			goto out;
+		}
+		/* my_drain finishes it: reads the reply, drops the rows */
+		return SQL_OK;
+	}
 	if (mysql_stmt_execute(st) != 0) {
 		status = my_stmt_fail(st, "execute", err, errsz);
 		goto out;
@@ -288,11 +416,28 @@ out:
 	return status;
 }
 
+static enum sql_status
+my_exec(struct sql_conn *sc, const char *stmt, const struct sql_param *params,
+    size_t n_params, bool bytes, struct sql_result **res_r, char *err,
+    size_t errsz)
+{
+	(void)bytes;	/* BLOBs come as bytes: nothing to ask for */
+	return my_run(sc, stmt, params, n_params, true, res_r, err, errsz);
+}
+
+static enum sql_status
+my_send(struct sql_conn *sc, const char *stmt, const struct sql_param *params,
+    size_t n_params, char *err, size_t errsz)
+{
+	return my_run(sc, stmt, params, n_params, false, NULL, err, errsz);
+}
+
 static void
 my_close(struct sql_conn *sc)
 {
 	struct my_conn *c = (struct my_conn *)sc;
 
+	my_pend_free(c);
 	for (size_t i = 0; i < MY_STMT_CACHE; i++) {
 		if (c->stmts[i].st != NULL)
 			(void)mysql_stmt_close(c->stmts[i].st);
@@ -308,7 +453,10 @@ my_simple(struct sql_conn *sc, const char *stmt, char *err, size_t errsz)
 {
 	struct my_conn *c = (struct my_conn *)sc;
 	MYSQL_RES *res;
+	enum sql_status st;
 
+	if ((st = my_drain(c, err, errsz)) != SQL_OK)
+		return st;
 	if (mysql_real_query(c->my, stmt, strlen(stmt)) != 0) {
 		my_err(err, errsz, "query", mysql_errno(c->my),
 		    mysql_error(c->my));
@@ -324,6 +472,7 @@ const struct sql_driver sql_driver_mysql = {
 	.name = "mysql",
 	.connect = my_connect,
 	.exec = my_exec,
+	.send = my_send,
 	.close = my_close,
 	.simple = my_simple,
 };

@@ -37,6 +37,7 @@ struct pg_conn {
 	PGconn *pg;
 	char *stmts[PG_STMT_CACHE];	/* text of "posuto_<i>", or NULL */
 	unsigned n_stmts;
+	bool pending;			/* a sent statement's reply is unread */
 };
 
 /* libpq messages end in a newline; the log line should not. */
@@ -254,16 +255,11 @@ pg_copy_result(PGresult *pr)
 	return r;
 }
 
-/* Sends what is queued and reads every result, so the connection is
- * idle again; *first_r gets the first (one statement: one result; the
- * caller clears it).  SQL_ERR_CONN on a timeout or a broken connection,
- * SQL_ERR_QUERY if there was no result. */
+/* Sends what is queued.  SQL_ERR_CONN on a timeout or a broken
+ * connection. */
 static enum sql_status
-pg_finish(PGconn *pg, int64_t deadline, PGresult **first_r, char *err,
-    size_t errsz)
+pg_flush(PGconn *pg, int64_t deadline, char *err, size_t errsz)
 {
-	enum sql_status st = SQL_OK;
-	PGresult *pr = NULL, *first = NULL;
 	int f;
 
 	while ((f = PQflush(pg)) == 1) {
@@ -272,15 +268,29 @@ pg_finish(PGconn *pg, int64_t deadline, PGresult **first_r, char *err,
 		if (r <= 0 || !PQconsumeInput(pg)) {
 			(void)snprintf(err, errsz, "pgsql: %s", r == 0 ?
 			    "query timed out" : "connection lost");
-			st = SQL_ERR_CONN;
-			return st;
+			return SQL_ERR_CONN;
 		}
 	}
 	if (f < 0) {
 		pg_err(err, errsz, "pgsql", PQerrorMessage(pg));
-		st = SQL_ERR_CONN;
-		return st;
+		return SQL_ERR_CONN;
 	}
+	return SQL_OK;
+}
+
+/* Sends what is queued and reads every result, so the connection is
+ * idle again; *first_r gets the first (one statement: one result; the
+ * caller clears it).  SQL_ERR_CONN on a timeout or a broken connection,
+ * SQL_ERR_QUERY if there was no result. */
+static enum sql_status
+pg_finish(PGconn *pg, int64_t deadline, PGresult **first_r, char *err,
+    size_t errsz)
+{
+	enum sql_status st;
+	PGresult *pr = NULL, *first = NULL;
+
+	if ((st = pg_flush(pg, deadline, err, errsz)) != SQL_OK)
+		return st;
 	for (;;) {
 		if (!pg_next_result(pg, deadline, &pr, err, errsz)) {
 			if (first != NULL)
@@ -304,10 +314,36 @@ pg_finish(PGconn *pg, int64_t deadline, PGresult **first_r, char *err,
 	return SQL_OK;
 }
 
+/* Reads and drops the reply of a statement sent without waiting
+ * (pg_send), so the connection is idle again; whatever that statement
+ * answered, only a broken connection is an error here. */
+static enum sql_status
+pg_drain(struct pg_conn *c, int64_t deadline, char *err, size_t errsz)
+{
+	PGresult *pr = NULL;
+
+	if (!c->pending)
+		return SQL_OK;
+	if (pg_flush(c->pg, deadline, err, errsz) != SQL_OK)
+		return SQL_ERR_CONN;
+	do {
+		if (!pg_next_result(c->pg, deadline, &pr, err, errsz))
+			return SQL_ERR_CONN;
+		PQclear(pr);
+	} while (pr != NULL);
+	c->pending = false;
+	if (PQstatus(c->pg) != CONNECTION_OK) {
+		pg_err(err, errsz, "pgsql", PQerrorMessage(c->pg));
+		return SQL_ERR_CONN;
+	}
+	return SQL_OK;
+}
+
+/* wait false: send only (pg_send); the reply is drained later. */
 static enum sql_status
 pg_run(struct sql_conn *sc, const char *stmt, const struct sql_param *params,
-    size_t n_params, bool bytes, bool prepare, struct sql_result **res_r,
-    char *err, size_t errsz)
+    size_t n_params, bool bytes, bool prepare, bool wait,
+    struct sql_result **res_r, char *err, size_t errsz)
 {
 	struct pg_conn *c = (struct pg_conn *)sc;
 	PGconn *pg = c->pg;
@@ -321,6 +357,8 @@ pg_run(struct sql_conn *sc, const char *stmt, const struct sql_param *params,
 	PGresult *first = NULL;
 	char name[32] = "";
 
+	if ((st = pg_drain(c, deadline, err, errsz)) != SQL_OK)
+		goto out;
 	for (size_t i = 0; i < n_params; i++) {
 		const struct sql_param *p = &params[i];
 
@@ -387,6 +425,13 @@ pg_run(struct sql_conn *sc, const char *stmt, const struct sql_param *params,
 		st = SQL_ERR_CONN;
 		goto out;
 	}
+	if (!wait) {
+		/* libpq refuses the next statement until this one's reply
+		 * is read: pg_drain does that first */
+		c->pending = true;
+		st = pg_flush(pg, deadline, err, errsz);
+		goto out;
+	}
 	if ((st = pg_finish(pg, deadline, &first, err, errsz)) != SQL_OK)
 		goto out;
 	switch (PQresultStatus(first)) {
@@ -419,7 +464,15 @@ pg_exec(struct sql_conn *sc, const char *stmt, const struct sql_param *params,
     size_t n_params, bool bytes, struct sql_result **res_r, char *err,
     size_t errsz)
 {
-	return pg_run(sc, stmt, params, n_params, bytes, true, res_r, err,
+	return pg_run(sc, stmt, params, n_params, bytes, true, true, res_r, err,
+	    errsz);
+}
+
+static enum sql_status
+pg_send(struct sql_conn *sc, const char *stmt, const struct sql_param *params,
+    size_t n_params, char *err, size_t errsz)
+{
+	return pg_run(sc, stmt, params, n_params, false, true, false, NULL, err,
 	    errsz);
 }
 
@@ -438,13 +491,14 @@ static enum sql_status
 pg_simple(struct sql_conn *sc, const char *stmt, char *err, size_t errsz)
 {
 	/* BEGIN, COMMIT, ROLLBACK: nothing to plan */
-	return pg_run(sc, stmt, NULL, 0, false, false, NULL, err, errsz);
+	return pg_run(sc, stmt, NULL, 0, false, false, true, NULL, err, errsz);
 }
 
 const struct sql_driver sql_driver_pgsql = {
 	.name = "pgsql",
 	.connect = pg_connect,
 	.exec = pg_exec,
+	.send = pg_send,
 	.close = pg_close,
 	.simple = pg_simple,
 };

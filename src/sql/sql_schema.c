@@ -124,9 +124,27 @@ static const char *const v2_mysql[] = {
 	NULL,
 };
 
+/* Version 3: content chunks stored as they are.  PostgreSQL's default
+ * for bytea (EXTENDED) tries pglz on every value over 2 KB, so each RETR
+ * decompressed every chunk again on the server (mail is mostly text and
+ * compresses): EXTERNAL keeps the bytes out of line but uncompressed, as
+ * a Maildir keeps them.  It applies to rows written from now on; rows
+ * already there stay as they were stored and are still read the same.
+ * InnoDB stores BLOBs uncompressed already: nothing to change there. */
+static const char *const v3_pgsql[] = {
+	"ALTER TABLE posuto_message_chunks ALTER COLUMN data SET STORAGE "
+	"EXTERNAL",
+	NULL,
+};
+
+static const char *const v3_mysql[] = {
+	NULL,
+};
+
 static const struct schema_migration migrations[] = {
 	{ 1, v1_pgsql, v1_mysql },
 	{ 2, v2_pgsql, v2_mysql },
+	{ 3, v3_pgsql, v3_mysql },
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(N_MIGRATIONS == SQL_SCHEMA_VERSION, "one per version");

@@ -79,7 +79,11 @@ def _wait_port(port, proc, log, timeout=60):
 class _Db:
     kind = "db"
 
-    def __init__(self, workdir=None):
+    def __init__(self, workdir=None, buffer_mb=16):
+        # buffer_mb: the database's page cache (shared_buffers,
+        # innodb_buffer_pool_size); small for tests, the working set for
+        # a benchmark (bench/scaleout.py)
+        self.buffer_mb = buffer_mb
         # pytest's tmp_path is under a 0700 directory of root's, which the
         # database's own user cannot enter: by default, a directory of
         # our own in /tmp, removed by cleanup().
@@ -167,8 +171,8 @@ class PgServer(_Db):
 
     kind = "pgsql"
 
-    def __init__(self, workdir=None):
-        super().__init__(workdir)
+    def __init__(self, workdir=None, buffer_mb=16):
+        super().__init__(workdir, buffer_mb)
         self.data = self.dir / "data"
         self.sock = self.dir / "sock"
         self.log_path = self.dir / "postgres.log"
@@ -195,7 +199,7 @@ class PgServer(_Db):
             [str(PG_BIN / "postgres"), "-D", str(self.data), "-k", str(self.sock),
              "-p", str(self.port), "-c", "listen_addresses=127.0.0.1",
              "-c", "log_statement=all", "-c", "log_min_error_statement=error",
-             "-c", "fsync=off", "-c", "shared_buffers=16MB", "-c", "max_connections=50"],
+             "-c", "fsync=off", "-c", "shared_buffers=%dMB" % self.buffer_mb, "-c", "max_connections=50"],
             stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf,
             cwd=str(self.dir), start_new_session=True, **_as("postgres"))
         _wait_port(self.port, self.proc, self.log)
@@ -237,8 +241,8 @@ class MariaDbServer(_Db):
 
     kind = "mysql"
 
-    def __init__(self, workdir=None):
-        super().__init__(workdir)
+    def __init__(self, workdir=None, buffer_mb=16):
+        super().__init__(workdir, buffer_mb)
         self.data = self.dir / "data"
         self.sock = self.dir / "mysqld.sock"
         self.log_path = self.dir / "general.log"
@@ -266,7 +270,7 @@ class MariaDbServer(_Db):
              "--socket=" + str(self.sock), "--port=%d" % self.port,
              "--bind-address=127.0.0.1", "--pid-file=" + str(self.dir / "mysqld.pid"),
              "--general-log=1", "--general-log-file=" + str(self.log_path),
-             "--log-error=" + str(self.err_path), "--innodb-buffer-pool-size=16M",
+             "--log-error=" + str(self.err_path), "--innodb-buffer-pool-size=%dM" % self.buffer_mb,
              "--skip-log-bin", "--innodb-flush-log-at-trx-commit=0",
              "--max-connections=50"],
             stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf,

@@ -21,7 +21,7 @@ import time
 import pytest
 
 from posuto_testlib import (
-    SHA256_PASSWORD, USER1, Pop3, Server, base_config, free_port, posuto_bin,
+    SHA256_PASSWORD, USER1, USER2, Pop3, Server, base_config, free_port, posuto_bin,
     login_retry_inuse, sample_message, to_wire, write_config,
 )
 import sqlservers
@@ -466,6 +466,52 @@ def test_two_posuto_processes_share_the_mailbox_lock(tmp_path, db):
     cb.quit()
     stop(b)
     a.stop()
+
+
+def test_logout_releases_without_waiting_and_the_next_statement_reads_it(tmp_path, db):
+    """A logout sends the lock release and leaves its answer to the next
+    statement on the lock connection: a take of the same mailbox, another
+    user's take, and the lock check of a QUIT that deletes must each read
+    it first and still work; and the lock is free for another node."""
+    fresh_schema(tmp_path, db)
+    add_row(db, USER1)
+    add_row(db, USER2)
+    a_dir = tmp_path / "a"
+    b_dir = tmp_path / "b"
+    a_dir.mkdir()
+    b_dir.mkdir()
+    a = start(a_dir, db, name="a")
+    b = start(b_dir, db, name="b")
+    for i in range(3):
+        deliver(a.config_path, USER2, sample_message(i))
+    for _ in range(5):
+        # a release, then a take of the same name on that connection
+        c = Pop3(port=a.port)
+        c.must_login()
+        c.quit()
+    c2 = Pop3(port=a.port)
+    c2.must_login(USER2, "test")
+    assert c2.stat()[0] == 3
+    c1 = Pop3(port=a.port)
+    c1.must_login()
+    c1.quit()                   # USER1's release is the pending answer...
+    c2.ok("DELE 1")
+    # ...which the lock check before USER2's deletion reads first
+    assert c2.cmd("QUIT").startswith(b"+OK")
+    c2.close()
+    assert rows(db, "SELECT count(*) FROM posuto_messages") == ["2"]
+    # every release reached the database: node B gets both mailboxes
+    for user, pw, n in ((USER1, "password", 0), (USER2, "test", 2)):
+        cb = login_retry_inuse("127.0.0.1", b.port, user=user, password=pw)
+        assert cb.stat()[0] == n
+        cb.quit()
+    # and node A takes them again after B's releases
+    c = Pop3(port=a.port)
+    c.must_login(USER2, "test")
+    assert c.stat()[0] == 2
+    c.quit()
+    stop(b)
+    stop(a)
 
 
 def test_sql_userdb_users_with_sql_locations(tmp_path, db):

@@ -147,16 +147,26 @@ def test_sql_init_creates_versioned_schema_idempotently(tmp_path, db):
     assert r.returncode == 0, r.stderr
     assert "schema version 1 applied" in r.stdout
     assert "schema version 2 applied" in r.stdout
+    assert "schema version 3 applied" in r.stdout
     r = sql_init(path)
     assert r.returncode == 0, r.stderr
     assert "nothing to do" in r.stdout
-    assert sorted(db.sql("SELECT version FROM posuto_schema_version").split()) == ["1", "2"]
-    # a version-1 database (an older posuto made it) is brought to 2
-    db.sql("DELETE FROM posuto_schema_version WHERE version = 2")
+    assert sorted(db.sql("SELECT version FROM posuto_schema_version").split()) == [
+        "1", "2", "3"]
+    # a version-1 database (an older posuto made it) is brought to 3
+    db.sql("DELETE FROM posuto_schema_version WHERE version >= 2")
     db.sql("ALTER TABLE posuto_users DROP COLUMN last_login_at")
+    if db.kind == "pgsql":
+        db.sql("ALTER TABLE posuto_message_chunks ALTER COLUMN data SET STORAGE EXTENDED")
     r = sql_init(path)
     assert r.returncode == 0 and "schema version 2 applied" in r.stdout, r.stdout + r.stderr
+    assert "schema version 3 applied" in r.stdout, r.stdout
     assert db.sql("SELECT count(last_login_at) FROM posuto_users").split() == ["0"]
+    if db.kind == "pgsql":
+        # version 3: chunks stored uncompressed ('e': EXTERNAL)
+        assert db.sql("SELECT attstorage FROM pg_attribute WHERE attrelid = "
+                      "'posuto_message_chunks'::regclass AND attname = 'data'"
+                      ).split() == ["e"]
     cur = "current_schema()" if db.kind == "pgsql" else "DATABASE()"
     tables = sorted(db.sql("SELECT table_name FROM information_schema.tables WHERE "
                            "table_schema = %s" % cur).split())
