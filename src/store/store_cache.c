@@ -19,6 +19,7 @@ struct cache_entry {
 	uint64_t drift_hash;		/* store_drift.c's, if drift_hashed */
 	uint32_t drift_tracked;
 	bool drift_hashed;
+	struct store_drift_seen drift_seen;
 	bool compat_pinned;		/* store_compat_pins() at the save */
 	uint64_t last_use;
 	size_t bytes;
@@ -42,23 +43,21 @@ store_cache_hits(void)
 }
 
 void
-store_cache_stamp(const struct store_fs *mb, struct store_cache_stamp *st)
+store_cache_stamp(const struct store_fs *mb, const struct stat *dst,
+    struct store_cache_stamp *st)
 {
 	static const enum store_dir dirs[2] = { STORE_DIR_NEW, STORE_DIR_CUR };
-	struct stat sb;
 
 	memset(st, 0, sizeof(*st));
 	clock_gettime(CLOCK_REALTIME, &st->taken);
 	for (int i = 0; i < 2; i++) {
-		int fd = mb->dirfd[dirs[i]];
+		const struct stat *sb = &dst[dirs[i]];
 
-		if (fd == -1)
+		if (mb->dirfd[dirs[i]] == -1)
 			continue;	/* absent: zero stamp, must stay absent */
-		if (fstat(fd, &sb) != 0)
-			return;
-		st->dev[i] = sb.st_dev;
-		st->ino[i] = sb.st_ino;
-		st->mtime[i] = sb.st_mtim;
+		st->dev[i] = sb->st_dev;
+		st->ino[i] = sb->st_ino;
+		st->mtime[i] = sb->st_mtim;
 	}
 	st->valid = true;
 }
@@ -120,11 +119,13 @@ cache_drop(struct cache_entry *e)
 }
 
 bool
-store_cache_fetch(struct store_fs *mb, const struct store_cache_stamp *st)
+store_cache_fetch(struct store_fs *mb, const struct store_cache_stamp *st,
+    struct store_drift_seen *seen)
 {
 	struct cache_entry *e;
 	bool hit = false;
 
+	seen->valid = false;
 	if (!st->valid)
 		return false;
 	pthread_mutex_lock(&cache_lock);
@@ -147,6 +148,7 @@ store_cache_fetch(struct store_fs *mb, const struct store_cache_stamp *st)
 		mb->drift_tracked = e->drift_tracked;
 		mb->drift_hashed = e->drift_hashed;
 		mb->compat_pinned = e->compat_pinned;
+		*seen = e->drift_seen;
 		e->last_use = ++cache_tick;
 		cache_hit_count++;
 		hit = true;
@@ -155,6 +157,18 @@ store_cache_fetch(struct store_fs *mb, const struct store_cache_stamp *st)
 	}
 	pthread_mutex_unlock(&cache_lock);
 	return hit;
+}
+
+void
+store_cache_drift_seen(const struct store_fs *mb,
+    const struct store_drift_seen *seen)
+{
+	struct cache_entry *e;
+
+	pthread_mutex_lock(&cache_lock);
+	if ((e = cache_find(mb->path)) != NULL)
+		e->drift_seen = *seen;
+	pthread_mutex_unlock(&cache_lock);
 }
 
 void
