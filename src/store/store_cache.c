@@ -21,6 +21,7 @@ struct cache_entry {
 	bool drift_hashed;
 	struct store_drift_seen drift_seen;
 	bool compat_pinned;		/* store_compat_pins() at the save */
+	bool settled_all;		/* every message msg_settled() */
 	uint64_t last_use;
 	size_t bytes;
 };
@@ -148,6 +149,8 @@ store_cache_fetch(struct store_fs *mb, const struct store_cache_stamp *st,
 		mb->drift_tracked = e->drift_tracked;
 		mb->drift_hashed = e->drift_hashed;
 		mb->compat_pinned = e->compat_pinned;
+		mb->settled_known = true;
+		mb->settled_all = e->settled_all;
 		*seen = e->drift_seen;
 		e->last_use = ++cache_tick;
 		cache_hit_count++;
@@ -220,6 +223,10 @@ store_cache_save(const struct store_fs *mb, const struct store_cache_stamp *st)
 		e->drift_tracked = mb->drift_tracked;
 		e->drift_hashed = mb->drift_hashed;
 		e->compat_pinned = store_compat_pins(mb);
+		e->settled_all = true;
+		for (uint32_t i = 0; i < mb->count && e->settled_all; i++)
+			e->settled_all = mb->ops->msg_settled == NULL ||
+			    mb->ops->msg_settled(&mb->msgs[i]);
 		e->bytes = bytes;
 		e->last_use = ++cache_tick;
 		cache_bytes += bytes;

@@ -174,6 +174,11 @@ struct store_fs {
 	uint64_t drift_hash;
 	uint32_t drift_tracked;
 	bool drift_hashed;
+	/* For store_fs_commit_needed() without a walk over every message:
+	 * some message was marked seen; and, from a warm open, whether every
+	 * message was settled (msg_settled) when the snapshot was cached. */
+	bool any_seen;
+	bool settled_known, settled_all;
 };
 
 /* mailbox_open_view() is opening on this thread: take no lock. */
