@@ -26,7 +26,9 @@
  * length, the UIDL.  A damaged file is logged and forgotten.
  *
  * The cost of a warm login: one hash over the snapshot in memory and a
- * 64-byte read; the entries are read only when that hash differs.
+ * 64-byte read, or only an fstatat() while the file is as a session last
+ * read it (the header kept with the cached snapshot); the entries are
+ * read only when that hash differs.
  */
 #include <errno.h>
 #include <fcntl.h>
