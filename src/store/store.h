@@ -231,7 +231,8 @@ struct mailbox_drift {
 /* UidlDrift (default on).  Any thread, any time. */
 void store_drift_configure(bool on);
 /* After mailbox_open(), on the worker: compares and records the state
- * (a warm login with nothing changed costs one hash and a 64-byte read).
+ * (a warm login with nothing changed costs one hash and a 64-byte read,
+ * or just a stat of the state file when the snapshot was cached).
  * Sessions that RETRieved a message and messages deleted at QUIT are
  * recorded by mailbox_commit(). */
 void mailbox_drift_login(struct mailbox *mb, struct mailbox_drift *r);

@@ -8,7 +8,6 @@
 #include "store/store_cache.h"
 
 struct cache_entry {
-	uint64_t hash;			/* of path, compared first */
 	char *path;
 	struct store_cache_stamp stamp;
 	struct store_msg *msgs;
@@ -19,13 +18,19 @@ struct cache_entry {
 	uint64_t drift_hash;		/* store_drift.c's, if drift_hashed */
 	uint32_t drift_tracked;
 	bool drift_hashed;
+	struct store_drift_seen drift_seen;
 	bool compat_pinned;		/* store_compat_pins() at the save */
+	bool settled_all;		/* every message msg_settled() */
 	uint64_t last_use;
 	size_t bytes;
 };
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct cache_entry cache[STORE_CACHE_MAX_ENTRIES];	/* path NULL = free */
+/* The hash of cache[i].path, compared first (0 for a free entry): a
+ * lookup scans these 8 KiB, not a cache line of each of the 1024
+ * entries, which was most of its cost. */
+static uint64_t cache_hash[STORE_CACHE_MAX_ENTRIES];
 static size_t cache_bytes;
 static uint64_t cache_tick;
 static unsigned long cache_hit_count;
@@ -42,23 +47,21 @@ store_cache_hits(void)
 }
 
 void
-store_cache_stamp(const struct store_fs *mb, struct store_cache_stamp *st)
+store_cache_stamp(const struct store_fs *mb, const struct stat *dst,
+    struct store_cache_stamp *st)
 {
 	static const enum store_dir dirs[2] = { STORE_DIR_NEW, STORE_DIR_CUR };
-	struct stat sb;
 
 	memset(st, 0, sizeof(*st));
 	clock_gettime(CLOCK_REALTIME, &st->taken);
 	for (int i = 0; i < 2; i++) {
-		int fd = mb->dirfd[dirs[i]];
+		const struct stat *sb = &dst[dirs[i]];
 
-		if (fd == -1)
+		if (mb->dirfd[dirs[i]] == -1)
 			continue;	/* absent: zero stamp, must stay absent */
-		if (fstat(fd, &sb) != 0)
-			return;
-		st->dev[i] = sb.st_dev;
-		st->ino[i] = sb.st_ino;
-		st->mtime[i] = sb.st_mtim;
+		st->dev[i] = sb->st_dev;
+		st->ino[i] = sb->st_ino;
+		st->mtime[i] = sb->st_mtim;
 	}
 	st->valid = true;
 }
@@ -102,7 +105,7 @@ cache_find(const char *path)
 	uint64_t h = path_hash(path);
 
 	for (size_t i = 0; i < STORE_CACHE_MAX_ENTRIES; i++) {
-		if (cache[i].hash == h && cache[i].path != NULL &&
+		if (cache_hash[i] == h && cache[i].path != NULL &&
 		    strcmp(cache[i].path, path) == 0)
 			return &cache[i];
 	}
@@ -113,6 +116,7 @@ static void
 cache_drop(struct cache_entry *e)
 {
 	cache_bytes -= e->bytes;
+	cache_hash[e - cache] = 0;
 	free(e->path);
 	free(e->msgs);
 	free(e->pool);
@@ -120,11 +124,13 @@ cache_drop(struct cache_entry *e)
 }
 
 bool
-store_cache_fetch(struct store_fs *mb, const struct store_cache_stamp *st)
+store_cache_fetch(struct store_fs *mb, const struct store_cache_stamp *st,
+    struct store_drift_seen *seen)
 {
 	struct cache_entry *e;
 	bool hit = false;
 
+	seen->valid = false;
 	if (!st->valid)
 		return false;
 	pthread_mutex_lock(&cache_lock);
@@ -147,6 +153,9 @@ store_cache_fetch(struct store_fs *mb, const struct store_cache_stamp *st)
 		mb->drift_tracked = e->drift_tracked;
 		mb->drift_hashed = e->drift_hashed;
 		mb->compat_pinned = e->compat_pinned;
+		mb->settled_known = true;
+		mb->settled_all = e->settled_all;
+		*seen = e->drift_seen;
 		e->last_use = ++cache_tick;
 		cache_hit_count++;
 		hit = true;
@@ -155,6 +164,18 @@ store_cache_fetch(struct store_fs *mb, const struct store_cache_stamp *st)
 	}
 	pthread_mutex_unlock(&cache_lock);
 	return hit;
+}
+
+void
+store_cache_drift_seen(const struct store_fs *mb,
+    const struct store_drift_seen *seen)
+{
+	struct cache_entry *e;
+
+	pthread_mutex_lock(&cache_lock);
+	if ((e = cache_find(mb->path)) != NULL)
+		e->drift_seen = *seen;
+	pthread_mutex_unlock(&cache_lock);
 }
 
 void
@@ -189,7 +210,7 @@ store_cache_save(const struct store_fs *mb, const struct store_cache_stamp *st)
 	}
 	if (e != NULL) {
 		e->path = xstrdup(mb->path);
-		e->hash = path_hash(mb->path);
+		cache_hash[e - cache] = path_hash(mb->path);
 		e->stamp = *st;
 		e->msgs = xreallocarray(NULL, mb->count ? mb->count : 1,
 		    sizeof(*mb->msgs));
@@ -206,6 +227,10 @@ store_cache_save(const struct store_fs *mb, const struct store_cache_stamp *st)
 		e->drift_tracked = mb->drift_tracked;
 		e->drift_hashed = mb->drift_hashed;
 		e->compat_pinned = store_compat_pins(mb);
+		e->settled_all = true;
+		for (uint32_t i = 0; i < mb->count && e->settled_all; i++)
+			e->settled_all = mb->ops->msg_settled == NULL ||
+			    mb->ops->msg_settled(&mb->msgs[i]);
 		e->bytes = bytes;
 		e->last_use = ++cache_tick;
 		cache_bytes += bytes;

@@ -32,10 +32,17 @@ struct store_cache_stamp {
 	bool valid;
 };
 
-/* Stamps mb's new/ and cur/ (dirfds must be open). */
-void store_cache_stamp(const struct store_fs *mb, struct store_cache_stamp *st);
-/* Fills mb's messages, pool and total from a matching entry. */
-bool store_cache_fetch(struct store_fs *mb, const struct store_cache_stamp *st);
+/* Stamps mb's new/ and cur/ from dst, their fstat()s (by enum
+ * store_dir) taken after their dirfds were opened. */
+void store_cache_stamp(const struct store_fs *mb, const struct stat *dst,
+    struct store_cache_stamp *st);
+/* Fills mb's messages, pool and total from a matching entry, and *seen
+ * with what the entry remembers of the drift state file. */
+bool store_cache_fetch(struct store_fs *mb, const struct store_cache_stamp *st,
+    struct store_drift_seen *seen);
+/* Remembers the drift state file of mb's entry, if there is one. */
+void store_cache_drift_seen(const struct store_fs *mb,
+    const struct store_drift_seen *seen);
 /* Remembers mb's snapshot (after a full scan stamped with st). */
 void store_cache_save(const struct store_fs *mb,
     const struct store_cache_stamp *st);

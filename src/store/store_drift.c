@@ -26,7 +26,9 @@
  * length, the UIDL.  A damaged file is logged and forgotten.
  *
  * The cost of a warm login: one hash over the snapshot in memory and a
- * 64-byte read; the entries are read only when that hash differs.
+ * 64-byte read, or only an fstatat() while the file is as a session last
+ * read it (the header kept with the cached snapshot); the entries are
+ * read only when that hash differs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +42,7 @@
 #include "lib/bytes.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
+#include "store/store_cache.h"
 #include "store/store_int.h"
 
 #define DRIFT_NAME		".posuto.drift"
@@ -230,9 +233,11 @@ drift_header_parse(const unsigned char *b, struct drift_state *s)
 	    s->reretrieved <= s->n_live && bytes_rd32(b + 60) == 0;
 }
 
-/* Reads up to max bytes of the state file; -1 if absent or unreadable. */
+/* Reads up to max bytes of the state file; -1 if absent or unreadable.
+ * st_r (may be NULL): the file's stat, taken before the read. */
 static ssize_t
-drift_read(int root, unsigned char *buf, size_t max, bool *exists_r)
+drift_read(int root, unsigned char *buf, size_t max, bool *exists_r,
+    struct stat *st_r)
 {
 	struct stat st;
 	size_t got = 0;
@@ -244,7 +249,9 @@ drift_read(int root, unsigned char *buf, size_t max, bool *exists_r)
 	if (fd == -1)
 		return -1;
 	*exists_r = true;
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+	if (st_r == NULL)
+		st_r = &st;
+	if (fstat(fd, st_r) == -1 || !S_ISREG(st_r->st_mode)) {
 		close(fd);
 		return -1;
 	}
@@ -327,7 +334,7 @@ drift_load(const struct store_fs *mb, int root, struct drift_state *s)
 	ssize_t n;
 
 	memset(s, 0, sizeof(*s));
-	n = drift_read(root, buf, DRIFT_MAX_BYTES + 1, &exists);
+	n = drift_read(root, buf, DRIFT_MAX_BYTES + 1, &exists, NULL);
 	ok = n >= 0 && drift_checksum_ok(buf, (size_t)n) &&
 	    drift_parse(buf, (size_t)n, s);
 	free(buf);
@@ -633,7 +640,7 @@ drift_run(struct mailbox *pub, struct mailbox_drift *r, bool record)
 			r->enabled = false;
 			return;
 		}
-		if (drift_read(root, hdr, sizeof(hdr), &exists) !=
+		if (drift_read(root, hdr, sizeof(hdr), &exists, NULL) !=
 		    (ssize_t)sizeof(hdr))
 			memset(hdr, 0, sizeof(hdr));
 	}
@@ -673,14 +680,57 @@ drift_run(struct mailbox *pub, struct mailbox_drift *r, bool record)
 	drift_root_done(mb, parked);
 }
 
-void
-store_drift_preread(struct store_fs *mb, int root)
+static bool
+drift_seen_same(const struct store_drift_seen *seen, const struct stat *st)
 {
+	return S_ISREG(st->st_mode) && st->st_dev == seen->dev &&
+	    st->st_ino == seen->ino && st->st_size == seen->size &&
+	    st->st_mtim.tv_sec == seen->mtime.tv_sec &&
+	    st->st_mtim.tv_nsec == seen->mtime.tv_nsec &&
+	    st->st_ctim.tv_sec == seen->ctime.tv_sec &&
+	    st->st_ctim.tv_nsec == seen->ctime.tv_nsec;
+}
+
+void
+store_drift_preread(struct store_fs *mb, int root,
+    const struct store_drift_seen *seen)
+{
+	struct store_drift_seen now;
+	struct timespec t;
+	struct stat st;
 	bool exists;
 
-	mb->drift_hdr_read = mb->locked && atomic_load(&drift_on) &&
-	    drift_read(root, mb->drift_hdr, sizeof(mb->drift_hdr), &exists) ==
-	    (ssize_t)sizeof(mb->drift_hdr);
+	mb->drift_hdr_read = false;
+	if (!mb->locked || !atomic_load(&drift_on))
+		return;
+	/* Unchanged since a session read it: a rewrite is a rename (a new
+	 * inode), an edit in place changes mtime and ctime. */
+	if (seen != NULL && seen->valid &&
+	    fstatat(root, DRIFT_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    drift_seen_same(seen, &st)) {
+		memcpy(mb->drift_hdr, seen->hdr, sizeof(mb->drift_hdr));
+		mb->drift_hdr_read = true;
+		return;
+	}
+	if (drift_read(root, mb->drift_hdr, sizeof(mb->drift_hdr), &exists,
+	    &st) != (ssize_t)sizeof(mb->drift_hdr))
+		return;
+	mb->drift_hdr_read = true;
+	/* Remembered only once its ctime is over a second old (as the
+	 * snapshot cache's stamps): a later change then cannot share the
+	 * timestamps, even with a reused inode of the same size. */
+	clock_gettime(CLOCK_REALTIME, &t);
+	if (st.st_ctim.tv_sec + 1 >= t.tv_sec)
+		return;
+	memset(&now, 0, sizeof(now));
+	now.dev = st.st_dev;
+	now.ino = st.st_ino;
+	now.size = st.st_size;
+	now.mtime = st.st_mtim;
+	now.ctime = st.st_ctim;
+	memcpy(now.hdr, mb->drift_hdr, sizeof(now.hdr));
+	now.valid = true;
+	store_cache_drift_seen(mb, &now);
 }
 
 void

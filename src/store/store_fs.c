@@ -50,7 +50,8 @@ store_err(char *err, size_t errsz, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void store_park_dirs(struct store_fs *mb);
+static void store_park_dirs(struct store_fs *mb,
+    const struct store_drift_seen *seen);
 
 uint32_t
 store_pool_add(struct store_fs *mb, const char *s, size_t n)
@@ -320,30 +321,31 @@ store_owner_ok(const struct store_fs *mb, enum store_dir d,
  * store_owner_ok().
  */
 static enum store_status
-store_check_dirs(struct store_fs *mb, char *err, size_t errsz)
+store_check_dirs(struct store_fs *mb, struct stat st[STORE_DIR_COUNT],
+    char *err, size_t errsz)
 {
 	static const char *const what[STORE_DIR_COUNT] = {
 		[STORE_DIR_ROOT] = "", [STORE_DIR_NEW] = "/new",
 		[STORE_DIR_CUR] = "/cur",
 	};
-	struct stat st;
 	uid_t euid;
 
 	for (int d = STORE_DIR_ROOT; d < STORE_DIR_COUNT; d++) {
 		if (mb->dirfd[d] == -1)
 			continue;
-		if (fstat(mb->dirfd[d], &st) == -1) {
+		/* the root's is store_lock()'s, of the same fd */
+		if (d != STORE_DIR_ROOT && fstat(mb->dirfd[d], &st[d]) == -1) {
 			store_err(err, errsz, "cannot stat %s%s: %s", mb->path,
 			    what[d], strerror(errno));
 			return STORE_TEMP;
 		}
-		if (st.st_mode & S_IWOTH) {
+		if (st[d].st_mode & S_IWOTH) {
 			store_err(err, errsz, "%s%s is writable by every user "
 			    "(mode %04o): refused; chmod o-w it", mb->path,
-			    what[d], (unsigned)(st.st_mode & 07777));
+			    what[d], (unsigned)(st[d].st_mode & 07777));
 			return STORE_PERM;
 		}
-		mb->dir_uid[d] = st.st_uid;
+		mb->dir_uid[d] = st[d].st_uid;
 	}
 	/* O_NOATIME needs the file's owner (or CAP_FOWNER), and only
 	 * files of the directory's owner are served */
@@ -415,22 +417,22 @@ store_is_subdir(int dirfd, const char *name)
 	    S_ISDIR(st.st_mode);
 }
 
+/* st_r: the root's stat (store_check_dirs() reads it too). */
 static enum store_status
-store_lock(struct store_fs *mb, char *err, size_t errsz)
+store_lock(struct store_fs *mb, struct stat *st_r, char *err, size_t errsz)
 {
-	struct stat st;
 	enum store_status ret;
 
-	if (fstat(mb->dirfd[STORE_DIR_ROOT], &st) == -1) {
+	if (fstat(mb->dirfd[STORE_DIR_ROOT], st_r) == -1) {
 		store_err(err, errsz, "cannot stat %s: %s", mb->path,
 		    strerror(errno));
 		return STORE_TEMP;
 	}
-	mb->root_dev = st.st_dev;
-	mb->root_ino = st.st_ino;
+	mb->root_dev = st_r->st_dev;
+	mb->root_ino = st_r->st_ino;
 	if (store_open_view)
 		return STORE_OK;	/* a viewer: reads only, never locks */
-	ret = store_lock_acquire(st.st_dev, st.st_ino, err, errsz);
+	ret = store_lock_acquire(st_r->st_dev, st_r->st_ino, err, errsz);
 	mb->locked = ret == STORE_OK;
 	return ret;
 }
@@ -595,6 +597,8 @@ store_fs_open_fd(const struct store_driver *drv, const char *path,
 	struct store_fs *mb;
 	enum store_status st;
 	struct store_cache_stamp stamp;
+	struct store_drift_seen seen;
+	struct stat dst[STORE_DIR_COUNT];
 	bool cache_ok = true;
 	uint32_t i;
 
@@ -608,7 +612,8 @@ store_fs_open_fd(const struct store_driver *drv, const char *path,
 	}
 	mb->dirfd[STORE_DIR_ROOT] = fd;
 
-	if ((st = store_lock(mb, err, errsz)) != STORE_OK) {
+	if ((st = store_lock(mb, &dst[STORE_DIR_ROOT], err, errsz)) !=
+	    STORE_OK) {
 		store_fs_close(&mb->pub);
 		return st;
 	}
@@ -616,14 +621,14 @@ store_fs_open_fd(const struct store_driver *drv, const char *path,
 		store_fs_close(&mb->pub);
 		return STORE_TEMP;
 	}
-	if ((st = store_check_dirs(mb, err, errsz)) != STORE_OK) {
+	if ((st = store_check_dirs(mb, dst, err, errsz)) != STORE_OK) {
 		store_fs_close(&mb->pub);
 		return st;
 	}
 	if (mb->ops->cacheable) {
-		store_cache_stamp(mb, &stamp);
-		if (store_cache_fetch(mb, &stamp)) {
-			store_park_dirs(mb);
+		store_cache_stamp(mb, dst, &stamp);
+		if (store_cache_fetch(mb, &stamp, &seen)) {
+			store_park_dirs(mb, &seen);
 			*mb_r = &mb->pub;
 			return STORE_OK;
 		}
@@ -668,7 +673,7 @@ store_fs_open_fd(const struct store_driver *drv, const char *path,
 		store_cache_save(mb, &stamp);
 	}
 	store_fit(mb);
-	store_park_dirs(mb);
+	store_park_dirs(mb, NULL);
 	*mb_r = &mb->pub;
 	return STORE_OK;
 }
@@ -722,6 +727,7 @@ void
 store_fs_mark_seen(struct mailbox *mb, uint32_t idx)
 {
 	store_fs_of(mb)->msgs[idx].flags |= STORE_MSG_SEEN;
+	store_fs_of(mb)->any_seen = true;
 }
 
 enum store_status
@@ -944,10 +950,10 @@ static const char *const store_subdir_name[STORE_DIR_COUNT] = {
 };
 
 static void
-store_park_dirs(struct store_fs *mb)
+store_park_dirs(struct store_fs *mb, const struct store_drift_seen *seen)
 {
 	if (mb->dirfd[STORE_DIR_ROOT] != -1)
-		store_drift_preread(mb, mb->dirfd[STORE_DIR_ROOT]);
+		store_drift_preread(mb, mb->dirfd[STORE_DIR_ROOT], seen);
 	for (int d = STORE_DIR_ROOT; d < STORE_DIR_COUNT; d++) {
 		if (mb->dirfd[d] != -1) {
 			close(mb->dirfd[d]);
@@ -1039,16 +1045,27 @@ store_fs_commit_needed(const struct mailbox *pub, const uint8_t *deleted)
 {
 	const struct store_fs *mb = store_fs_cof(pub);
 	bool (*settled)(const struct store_msg *) = mb->ops->msg_settled;
+	uint32_t i;
 
-	for (uint32_t i = 0; i < mb->count; i++) {
-		const struct store_msg *m = &mb->msgs[i];
-
-		if (deleted != NULL && ((deleted[i / 8] >> (i % 8)) & 1))
-			return true;
-		if ((m->flags & STORE_MSG_SEEN) ||
-		    (settled != NULL && !settled(m)))
-			return true;
+	/* the common QUIT (nothing deleted or retrieved, nothing in new/)
+	 * costs no walk over the messages: a 10k box is 10k calls */
+	if (deleted != NULL) {
+		for (i = 0; i < mb->count / 8; i++)
+			if (deleted[i] != 0)
+				return true;
+		for (i = mb->count / 8 * 8; i < mb->count; i++)
+			if ((deleted[i / 8] >> (i % 8)) & 1)
+				return true;
 	}
+	if (mb->any_seen)
+		return true;
+	if (settled == NULL)
+		return false;
+	if (mb->settled_known)
+		return !mb->settled_all;
+	for (i = 0; i < mb->count; i++)
+		if (!settled(&mb->msgs[i]))
+			return true;
 	return false;
 }
 

@@ -175,6 +175,11 @@ struct store_fs {
 	uint64_t drift_hash;
 	uint32_t drift_tracked;
 	bool drift_hashed;
+	/* For store_fs_commit_needed() without a walk over every message:
+	 * some message was marked seen; and, from a warm open, whether every
+	 * message was settled (msg_settled) when the snapshot was cached. */
+	bool any_seen;
+	bool settled_known, settled_all;
 };
 
 /* mailbox_open_view() is opening on this thread: take no lock. */
@@ -383,9 +388,25 @@ const struct dirent64 *store_dirscan_next(struct store_dirscan *ds);
  * ones' UIDLs. */
 void store_drift_commit(struct store_fs *mb, const uint8_t *deleted,
     bool removed);
+/*
+ * The drift state file as a session last read it: its identity (all that
+ * a rewrite, by rename or in place, changes) and its header.  Kept with
+ * the warm snapshot (store_cache.c), so that a warm login whose file is
+ * unchanged costs one fstatat() instead of open, fstat, read and close.
+ */
+struct store_drift_seen {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime, ctime;
+	unsigned char hdr[64];
+	bool valid;
+};
 /* A session's open, before it parks the root: reads the header the
- * login's check compares with (nothing when the detector is off). */
-void store_drift_preread(struct store_fs *mb, int root);
+ * login's check compares with (nothing when the detector is off); seen
+ * (may be NULL) is what the warm cache remembers of the file. */
+void store_drift_preread(struct store_fs *mb, int root,
+    const struct store_drift_seen *seen);
 /* Sets mb->drift_hash (after the scan, before the cache saves it). */
 void store_drift_prehash(struct store_fs *mb);
 

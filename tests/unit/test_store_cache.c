@@ -173,6 +173,58 @@ test_recent_change_not_cached(void **state)
 	age_dirs();
 }
 
+/* A warm open answers mailbox_commit_needed() from what the cache kept
+ * (store_fs_commit_needed() walks no messages): still true for mail in
+ * new/, a DELE of any message (the last one in a partial byte too) and
+ * a RETR, false only for a QUIT that changes nothing. */
+static void
+test_warm_commit_needed(void **state)
+{
+	struct timespec other[2] = { { .tv_sec = 1000000100 },
+	    { .tv_sec = 1000000100 } };
+	uint8_t deleted[(N_MSGS + 1 + 7) / 8];
+	struct mailbox *mb;
+	unsigned long hits;
+	char p[512];
+	(void)state;
+
+	memset(deleted, 0, sizeof(deleted));
+	snprintf(p, sizeof(p), "%s/new/1800000002.Mn.host", root);
+	write_file(p, "Subject: n\n\nnew\n");
+	age_dirs();
+	mb = open_box();
+	mailbox_close(&mb);
+	hits = store_cache_hits();
+	mb = open_box();
+	assert_int_equal(store_cache_hits(), hits + 1);
+	assert_int_equal(mailbox_count(mb), N_MSGS + 1);
+	assert_true(mailbox_commit_needed(mb, deleted));
+	mailbox_close(&mb);
+	assert_int_equal(unlink(p), 0);
+	/* aged to another second than age_dirs(): else the stamp matches
+	 * the snapshot that still has the message in new/ */
+	snprintf(p, sizeof(p), "%s/new", root);
+	assert_int_equal(utimensat(AT_FDCWD, p, other, 0), 0);
+	mb = open_box();
+	assert_int_equal(mailbox_count(mb), N_MSGS);
+	mailbox_close(&mb);
+	hits = store_cache_hits();
+	mb = open_box();
+	assert_int_equal(store_cache_hits(), hits + 1);
+	assert_false(mailbox_commit_needed(mb, deleted));
+	deleted[(N_MSGS - 1) / 8] = (uint8_t)(1u << ((N_MSGS - 1) % 8));
+	assert_true(mailbox_commit_needed(mb, deleted));
+	deleted[(N_MSGS - 1) / 8] = 0;
+	deleted[0] = 1;
+	assert_true(mailbox_commit_needed(mb, deleted));
+	deleted[0] = 0;
+	assert_false(mailbox_commit_needed(mb, deleted));
+	mailbox_msg_mark_seen(mb, N_MSGS / 2);
+	assert_true(mailbox_commit_needed(mb, deleted));
+	mailbox_close(&mb);
+	age_dirs();
+}
+
 int
 main(void)
 {
@@ -181,6 +233,7 @@ main(void)
 		cmocka_unit_test(test_delivery_invalidates),
 		cmocka_unit_test(test_external_delete_invalidates),
 		cmocka_unit_test(test_recent_change_not_cached),
+		cmocka_unit_test(test_warm_commit_needed),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -3,7 +3,8 @@
  * Maildirs: a rename by hand is a changed UIDL, a restore after a DELE is
  * a reappearance, RETRs in 3 sessions are counted; flag changes and new
  * mail are quiet; and a damaged .posuto.drift (every truncation, every
- * byte flipped) is only ever forgotten, never a crash or a false finding.
+ * byte flipped) is only ever forgotten, never a crash or a false finding;
+ * a warm login still sees a state file edited in place.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -302,6 +303,60 @@ test_damaged_state(void **state)
 	assert_int_equal(r.changed, 1);
 }
 
+/*
+ * A warm login takes the state header from the snapshot cache while the
+ * file's stat is unchanged (store_drift_preread): a same-size edit in
+ * place, same inode, must still be read.  The cache keeps a snapshot only
+ * of directories untouched for a second, and the header only of a file
+ * whose ctime is over a second old: hence the aged mtimes and the sleep.
+ */
+static void
+test_warm_cache_sees_edit_in_place(void **state)
+{
+	struct timespec old[2] = { { .tv_sec = 1000000000 },
+	    { .tv_sec = 1000000000 } };
+	unsigned char b[8];
+	struct mailbox_drift r;
+	char p[512];
+	int fd;
+
+	(void)state;
+	(void)session(0, 0);
+	r = session(0, 0);
+	assert_true(r.known);
+	pathf(p, sizeof(p), "new");
+	assert_int_equal(utimensat(AT_FDCWD, p, old, 0), 0);
+	pathf(p, sizeof(p), "cur");
+	assert_int_equal(utimensat(AT_FDCWD, p, old, 0), 0);
+	sleep(2);
+	/* the scan caches the snapshot, its open the header */
+	r = session(0, 0);
+	assert_true(r.known);
+	assert_quiet(r);
+	/* answered by the cache: the header too */
+	r = session(0, 0);
+	assert_true(r.known);
+	assert_quiet(r);
+	/* the recorded snapshot hash (bytes 32..40) changed in place: a
+	 * header taken from the cache would still match the snapshot */
+	pathf(p, sizeof(p), ".posuto.drift");
+	fd = open(p, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, b, sizeof(b), 32), (ssize_t)sizeof(b));
+	for (size_t i = 0; i < sizeof(b); i++)
+		b[i] ^= 0xff;
+	assert_int_equal(pwrite(fd, b, sizeof(b), 32), (ssize_t)sizeof(b));
+	close(fd);
+	r = report();
+	assert_false(r.known);
+	r = session(0, 0);
+	assert_false(r.known);
+	/* that login wrote a good state again */
+	r = session(0, 0);
+	assert_true(r.known);
+	assert_quiet(r);
+}
+
 int
 main(void)
 {
@@ -313,6 +368,7 @@ main(void)
 		T(test_reretrieved),
 		T(test_off),
 		T(test_damaged_state),
+		T(test_warm_cache_sees_edit_in_place),
 #undef T
 	};
 	char err[256];
