@@ -11,12 +11,20 @@ from posuto_testlib import USER1, Pop3, b64, sample_message
 STATE_RE = re.compile(r"session=([0-9a-f]+) state (\S+) -> (\S+)")
 
 
-def session_id(srv, c):
-    """The id of client c's session: the last one that connected before
-    the greeting c read."""
-    ids = re.findall(r"session=([0-9a-f]+) connect from=", srv.log())
-    assert ids, srv.log()[-2000:]
-    return ids[-1]
+def session_id(srv, c, timeout=10):
+    """The id of client c's session, by its address in the connect line
+    (the server's readiness probe connected too, and on a busy machine
+    the line may reach the log after the greeting reached us)."""
+    host, port = c.sock.getsockname()[:2]
+    pat = re.compile(r"session=([0-9a-f]+) connect from=\[?%s\]?:%d\b"
+                     % (re.escape(host), port))
+    deadline = time.monotonic() + timeout
+    while True:
+        m = pat.search(srv.log())
+        if m:
+            return m.group(1)
+        assert time.monotonic() < deadline, srv.log()[-2000:]
+        time.sleep(0.02)
 
 
 def path_of(srv, sid, timeout=10):
