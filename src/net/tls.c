@@ -6,6 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/core_names.h>
@@ -126,12 +130,14 @@ tls_ctx_new(const struct tls_cfg *cfg, char *err, size_t errsz,
 	SSL_CTX_set_min_proto_version(ctx, minv);
 	/* Idle sessions should not pin 2 x 16 KiB of record buffers. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-	/* Kernel TLS where the kernel has it (the tls module): records are
-	 * encrypted in the kernel once the handshake is over; OpenSSL
-	 * falls back to doing it itself, silently, where it has not. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
-	    SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-	    SSL_OP_ENABLE_KTLS);
+	    SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	/* Kernel TLS where the kernel has it (the tls module): records are
+	 * encrypted in the kernel once the handshake is over, and a file
+	 * goes out with SSL_sendfile() (conn.c).  Only then: OpenSSL would
+	 * try (two failing setsockopt()s) on every handshake. */
+	if (tls_kernel_offload())
+		SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
 	/* Tickets (and cached sessions) never outlive the key that made
 	 * them: one period of encrypting, one of decrypting. */
 	SSL_CTX_set_timeout(ctx, TLS_TICKET_PERIOD);
@@ -190,23 +196,48 @@ tls_ctx_unref(struct tls_ctx **tp)
 	free(t);
 }
 
-bool
-tls_kernel_offload(void)
+/* The tls module loaded (listed), or loadable: the kernel loads it at
+ * the first TCP_ULP asking for it, and an unconnected socket then gets
+ * ENOTCONN where one without it gets ENOENT. */
+static bool
+tls_kernel_probe(void)
 {
 	char buf[256], *save = NULL;
 	size_t n;
+	int fd, r, e;
 	FILE *f = fopen("/proc/sys/net/ipv4/tcp_available_ulp", "re");
 
-	if (f == NULL)
+	if (f != NULL) {
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		(void)fclose(f);
+		buf[n] = '\0';
+		for (char *w = strtok_r(buf, " \n", &save); w != NULL;
+		    w = strtok_r(NULL, " \n", &save))
+			if (strcmp(w, "tls") == 0)
+				return true;
+	}
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
 		return false;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	(void)fclose(f);
-	buf[n] = '\0';
-	for (char *w = strtok_r(buf, " \n", &save); w != NULL;
-	    w = strtok_r(NULL, " \n", &save))
-		if (strcmp(w, "tls") == 0)
-			return true;
-	return false;
+	r = setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls"));
+	e = errno;
+	(void)close(fd);
+	return r == 0 || e == ENOTCONN;
+}
+
+bool
+tls_kernel_offload(void)
+{
+	/* 0 unknown, 1 no, 2 yes: the kernel's modules do not come and go
+	 * under a running server often enough to ask again. */
+	static atomic_int known;
+	int k = atomic_load_explicit(&known, memory_order_relaxed);
+
+	if (k == 0) {
+		k = tls_kernel_probe() ? 2 : 1;
+		atomic_store_explicit(&known, k, memory_order_relaxed);
+	}
+	return k == 2;
 }
 
 void *

@@ -76,6 +76,11 @@ stream_abort(struct pop3_session *s, struct pop3_stream *st, const char *why)
  * "." in the same turn, not one sendfile() and a wakeup later. */
 #define STREAM_SENDFILE_MIN	POP3_STREAM_CHUNK
 
+/* What one fill can queue: up to the high water, plus the last read with
+ * the encoder's margin (the reservation in stream_msg_fill()). */
+#define STREAM_FILL_RESERVE	(POP3_OUTPUT_HIGH_WATER + \
+	POP3_STREAM_CHUNK + POP3_STREAM_CHUNK / 8 + 64)
+
 /*
  * Stored form is already the wire form: hand the file to sendfile().  The
  * "." waits until the body has left (stream_segment_end()): libevent
@@ -145,6 +150,25 @@ stream_msg_end(struct pop3_session *s, struct pop3_stream *st,
 	return true;
 }
 
+/* Only for a message that needs more than one read: a small one keeps
+ * the small chain it always had. */
+static void
+stream_fill_reserve(struct pop3_session *s, struct pop3_stream *st,
+    struct evbuffer *out)
+{
+	uint64_t size = mailbox_msg_size(s->mb, st->msg);
+	uint64_t left = size > st->sent ? size - st->sent : 0;
+	size_t queued = evbuffer_get_length(out), want;
+
+	if (st->enc.limit || left <= POP3_STREAM_CHUNK ||
+	    queued >= POP3_OUTPUT_HIGH_WATER)
+		return;
+	want = STREAM_FILL_RESERVE - queued;
+	if (left + left / 8 + 64 < want)
+		want = (size_t)(left + left / 8 + 64);
+	(void)evbuffer_expand(out, want);
+}
+
 static bool
 stream_msg_fill(struct pop3_session *s, struct pop3_stream *st)
 {
@@ -157,6 +181,11 @@ stream_msg_fill(struct pop3_session *s, struct pop3_stream *st)
 		return stream_segment_end(s, st, out);
 	if (st->sent == 0 && stream_sendfile(s, st))
 		return false;
+	/* One chain for this fill's reads: each reservation below would
+	 * otherwise start a chain of its own (~66 KiB in a 128 KiB one), and
+	 * TLS writes a chain at a time, so every chain ended in a short
+	 * record and a write() of its own (a quarter more of both). */
+	stream_fill_reserve(s, st, out);
 	while (evbuffer_get_length(out) < POP3_OUTPUT_HIGH_WATER) {
 		uint64_t room = UINT64_MAX;
 
