@@ -1,5 +1,6 @@
 /* tls.c - SSL_CTX setup from files; channel binding data. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <time.h>
@@ -31,6 +32,25 @@ struct tls_ctx {
 	SSL_CTX *ctx;
 };
 
+/* Fetched once: EVP_aes_256_cbc() would be looked up in the provider
+ * store (locks, name compares) for every ticket, two per handshake. */
+static pthread_once_t tls_cipher_once = PTHREAD_ONCE_INIT;
+static EVP_CIPHER *tls_ticket_cipher;
+
+static void
+tls_cipher_fetch(void)
+{
+	tls_ticket_cipher = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
+}
+
+static const EVP_CIPHER *
+tls_ticket_cipher_get(void)
+{
+	(void)pthread_once(&tls_cipher_once, tls_cipher_fetch);
+	return tls_ticket_cipher != NULL ? tls_ticket_cipher :
+	    EVP_aes_256_cbc();
+}
+
 /* The ring's key into OpenSSL's contexts (tls_ticket.h). */
 static int
 tls_ticket_keys(struct tls_ticket_key *k, EVP_CIPHER_CTX *cctx,
@@ -43,7 +63,7 @@ tls_ticket_keys(struct tls_ticket_key *k, EVP_CIPHER_CTX *cctx,
 	params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
 	    (char *)"SHA256", 0);
 	params[2] = OSSL_PARAM_construct_end();
-	if (EVP_CipherInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv,
+	if (EVP_CipherInit_ex(cctx, tls_ticket_cipher_get(), NULL, k->aes, iv,
 	    enc) != 1 || EVP_MAC_CTX_set_params(hctx, params) != 1)
 		return -1;
 	return 1;
@@ -65,7 +85,7 @@ tls_on_ticket(SSL *ssl, unsigned char *key_name, unsigned char *iv,
 	(void)ssl;
 	if (enc) {
 		if (!tls_ticket_current(time(NULL), &k) ||
-		    RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc()))
+		    RAND_bytes(iv, EVP_CIPHER_get_iv_length(tls_ticket_cipher_get()))
 		    != 1)
 			return -1;
 		memcpy(key_name, k.name, TLS_TICKET_NAME_LEN);
