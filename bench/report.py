@@ -170,6 +170,32 @@ def op_cpu(run, mkey):
     return cpu / ops, {k: v / ops for k, v in (g.get("srv_cpu_by") or {}).items()}
 
 
+def gen_cpu(run, mkey):
+    """The load generator's own CPU seconds per operation in one run (its
+    loadgen_cpu_pct is of one core over the window), or None."""
+    g = run.get("gen", {})
+    pct, win = g.get("loadgen_cpu_pct"), g.get("window_s")
+    if pct is None or not win:
+        return None
+    if mkey == "mbps":
+        ops = (g.get("payload_bytes") or 0) / 1e6
+    elif mkey == "rate":
+        ops = g.get("sessions") or 0
+    else:
+        return None
+    return pct / 100.0 * win / ops if ops > 0 else None
+
+
+def shared_bound(ent, cores):
+    """Operations per second that N cores shared by server and load
+    generator allow at best: every op costs both their CPU, so
+    N / (server CPU/op + generator CPU/op), from the same runs."""
+    s, g = ent.get("cpu_per_op"), ent.get("gen_cpu_per_op")
+    if not s or not g:
+        return None
+    return cores / (s + g)
+
+
 def find_row(rows, scen):
     for r in rows:
         if r["scenario"] == scen:
@@ -209,9 +235,11 @@ def tls_summary(rows, a):
             "ONE event loop (this posuto does not take EventLoops)"
         lines.append("scaling: server on %s cores (posuto %s), load generator on the same cores:"
                      % (a.scale_cores, loops))
-        lines.append("  %-26s %-12s %-12s %-12s %-22s %s" % (
+        lines.append("  %-26s %-12s %-12s %-12s %-22s %-24s %s" % (
             "row", "posuto Nc", "posuto 1c", "dovecot Nc", "vs own 1c (>= %.1fx)" % TARGET_SELF,
-            "vs dovecot Nc (>= %.1fx)" % TARGET_DOVECOT))
+            "vs dovecot Nc (>= %.1fx)" % TARGET_DOVECOT,
+            "shared-core bound (x own 1c rate, x 1c by CPU/op)"))
+        cores = int(a.scale_cores)
         for r in scaled:
             scen = r["scenario"]
             one = find_row(rows, scen.rsplit("-", 1)[0])
@@ -219,14 +247,31 @@ def tls_summary(rows, a):
             p2, p1, d2 = srv_med(r, "posuto"), srv_med(one, "posuto"), srv_med(r, "dovecot")
             self_x = p2 / p1 if p2 and p1 else None
             dov_x = p2 / d2 if p2 and d2 else None
+            # The most the cores allow posuto with popload on them too.
+            bound = shared_bound(r["servers"].get("posuto", {}), cores)
+            bound_x = bound / p1 if bound and p1 else None
+            # and against what the one-core row's CPU per op allows (1 /
+            # CPU per op): unlike its rate, not lowered by a busy core
+            c1 = (one or {}).get("servers", {}).get("posuto", {}).get("cpu_per_op")
+            bound_cx = bound * c1 if bound and c1 else None
+            bcell = "-" if bound is None else "%s (%s, %s)" % (
+                fmt(bound, unit), "-" if bound_x is None else "%.2fx" % bound_x,
+                "-" if bound_cx is None else "%.2fx" % bound_cx)
 
             def verdict(x, t):
                 return "-" if x is None else "%.2fx %s" % (x, "ok" if x >= t else "BELOW")
-            lines.append("  %-26s %-12s %-12s %-12s %-22s %s" % (
+            lines.append("  %-26s %-12s %-12s %-12s %-22s %-24s %s" % (
                 scen, fmt(p2, unit), fmt(p1, unit), fmt(d2, unit),
-                verdict(self_x, TARGET_SELF), verdict(dov_x, TARGET_DOVECOT)))
+                verdict(self_x, TARGET_SELF), verdict(dov_x, TARGET_DOVECOT), bcell))
             data["scaling"].append({"scenario": scen, "posuto": p2, "posuto_1core": p1,
-                                    "dovecot": d2, "vs_own_1core": self_x, "vs_dovecot": dov_x})
+                                    "dovecot": d2, "vs_own_1core": self_x, "vs_dovecot": dov_x,
+                                    "shared_bound": bound, "shared_bound_vs_own_1core": bound_x,
+                                    "shared_bound_vs_1core_cpu": bound_cx})
+        lines.append("  shared-core bound: %d / (posuto's CPU/op + popload's CPU/op), both from the"
+                     " same -%dc runs: what any" % (cores, cores))
+        lines.append("  server of posuto's CPU/op could reach with the load generator on the same"
+                     " cores; a target above it cannot be met here.  \"1c by CPU/op\": against"
+                     " 1 / the one-core row's CPU/op.")
     return {"text": "\n".join(lines), "data": data}
 
 
@@ -369,6 +414,9 @@ def main():
                         for k, v in x[1].items():
                             by.setdefault(k, []).append(v)
                 ent["cpu_per_op_by"] = {k: med(v) for k, v in by.items()}
+            gc = [x for x in (gen_cpu(r, mkey) for r in rs) if x is not None]
+            if gc:
+                ent["gen_cpu_per_op"] = med(gc)
             hs = [(value(r, "tls_full") or 0) + (value(r, "tls_resumed") or 0) for r in rs]
             if sum(hs):
                 ent["resumed_pct"] = 100.0 * sum(value(r, "tls_resumed") or 0 for r in rs) / sum(hs)

@@ -725,12 +725,22 @@ retr_prime() {
 		    -m retr -c $c -U $c -u 'u%d' -P 'pw-u%d' -d "$RETR_PRIME" -w 0 --pipeline 2 -q \
 		    >/dev/null 2>&1 || log "RETR warm-up on $s reported errors"
 	done
-	# sfserver loads a box (and makes its wire files) at the first PASS:
-	# a second is enough for every user to log in once.
+	# sfserver loads a box (and makes its wire files, blocking its one
+	# thread) at a user's first PASS: on a busy machine that can take
+	# longer than any fixed wait, and a measured run then got ~0 MB/s.
+	# So one-second passes until one ends with payload sent and nothing
+	# added to its cache (its size: a wire file being written grows it).
 	for s in "${CEIL_RETR[@]}"; do
-		"${GEN_PIN[@]}" "$BIN/popload" -p "${PORT[$s]}" --manifest "$DATA/users.manifest" \
-		    -m retr -c $c -U $c -u 'u%d' -P 'pw-u%d' -d 1 -w 0 --pipeline 2 -q \
-		    >/dev/null 2>&1 || log "RETR warm-up on $s reported errors"
+		local i before after out mb
+		for i in $(seq 1 120); do
+			before=$(du -sb "$DATA/sfcache" 2>/dev/null | cut -f1)
+			out=$("${GEN_PIN[@]}" "$BIN/popload" -p "${PORT[$s]}" --manifest "$DATA/users.manifest" \
+			    -m retr -c $c -U $c -u 'u%d' -P 'pw-u%d' -d 1 -w 0 --pipeline 2 -q 2>/dev/null)
+			after=$(du -sb "$DATA/sfcache" 2>/dev/null | cut -f1)
+			mb=$(echo "$out" | $PY -c 'import json,sys; print(json.load(sys.stdin).get("payload_bytes", 0))' 2>/dev/null)
+			[ "${before:-0}" = "${after:-0}" ] && [ "${mb:-0}" -gt 0 ] && break
+		done
+		[ "$i" = 120 ] && log "RETR warm-up on $s: not ready after $i passes"
 	done
 }
 

@@ -44,6 +44,12 @@ struct conn {
 	bool bulk;			/* at CONN_PRI_BULK */
 	bool out_dead;			/* a write failed: output is discarded */
 	bool proxy_refuse;		/* first bytes a PROXY header: close */
+	bool ktls_send;			/* kernel TLS has the send side */
+	/* conn_send_file() over kernel TLS: the segment left to send, once
+	 * the bufferevent's output (what came before it) is written. */
+	int kfd;
+	off_t koff, klen;
+	struct event *kev;		/* socket writable, or a turn passed */
 	size_t drained_low;
 	unsigned timeout;
 	unsigned hs_timeout;		/* TLS handshake deadline, s */
@@ -83,6 +89,9 @@ static void conn_on_stage(struct evbuffer *buf,
     const struct evbuffer_cb_info *info, void *arg);
 static void conn_on_flush(evutil_socket_t fd, short what, void *arg);
 static void conn_on_hs_timeout(evutil_socket_t fd, short what, void *arg);
+static void conn_on_ktls(evutil_socket_t fd, short what, void *arg);
+static void conn_ktls_pump(struct conn *c);
+static void conn_ktls_drop(struct conn *c);
 static size_t conn_queued(struct conn *c);
 
 /* Connections waiting to send their close_notify: each loop thread its
@@ -319,6 +328,7 @@ conn_new(struct event_base *base, int rfd, int wfd,
 	c->timeout = CONN_DEFAULT_TIMEOUT;
 	c->hs_timeout = CONN_DEFAULT_HANDSHAKE_TIMEOUT;
 	c->slot = -1;
+	c->kfd = -1;
 	/* accept4() already made listener sockets non-blocking. */
 	if (peer == NULL) {
 		evutil_make_socket_nonblocking(rfd);
@@ -370,6 +380,9 @@ conn_destroy(struct conn *c)
 	}
 	if (c->hs_timer != NULL)
 		event_free(c->hs_timer);
+	conn_ktls_drop(c);
+	if (c->kev != NULL)
+		event_free(c->kev);
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);	/* TLS: frees c->ssl, closes rfd */
 	if (c->wbev != NULL)
@@ -521,6 +534,8 @@ conn_queued(struct conn *c)
 {
 	size_t n = evbuffer_get_length(bufferevent_get_output(conn_wbev(c)));
 
+	if (c->kfd >= 0)
+		n += (size_t)c->klen;
 	return c->stage != NULL ? n + evbuffer_get_length(c->stage) : n;
 }
 
@@ -551,6 +566,7 @@ conn_abort(struct conn *c)
 
 	c->out_dead = true;
 	c->want_drained = false;
+	conn_ktls_drop(c);
 	bufferevent_disable(conn_wbev(c), EV_WRITE);
 	/* pipes (inetd) just close */
 	(void)setsockopt(c->wfd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
@@ -669,10 +685,130 @@ conn_tls_describe(struct conn *c, char *buf, size_t bufsz)
 		tls_describe(c->ssl, buf, bufsz);
 }
 
+enum conn_sendfile
+conn_sendfile_path(bool tls, bool ktls_send, bool own_fd, bool rate_limited)
+{
+	/* A rate limit is the bufferevent's: a segment would pass it. */
+	if (!own_fd || rate_limited)
+		return CONN_SENDFILE_NONE;
+	if (!tls)
+		return CONN_SENDFILE_PLAIN;
+	/* Without the kernel's tls module OpenSSL encrypts in user space:
+	 * the bytes must be read anyway. */
+	return ktls_send ? CONN_SENDFILE_KTLS : CONN_SENDFILE_NONE;
+}
+
+static enum conn_sendfile
+conn_sendfile_how(const struct conn *c)
+{
+	/* STARTTLS pending or a handshake under way: neither path is safe. */
+	if (c->tls_pending != NULL || c->handshaking)
+		return CONN_SENDFILE_NONE;
+	return conn_sendfile_path(c->tls, c->ktls_send, c->wbev == NULL,
+	    c->rate != NULL);
+}
+
 bool
 conn_can_sendfile(const struct conn *c)
 {
-	return !c->tls && c->wbev == NULL && c->rate == NULL;
+	return conn_sendfile_how(c) != CONN_SENDFILE_NONE;
+}
+
+/* The segment is done with (sent, or never will be). */
+static void
+conn_ktls_drop(struct conn *c)
+{
+	if (c->kfd < 0)
+		return;
+	if (c->kev != NULL)
+		event_del(c->kev);
+	close(c->kfd);
+	c->kfd = -1;
+	c->klen = 0;
+}
+
+static bool
+conn_ktls_queue(struct conn *c, int dfd, off_t off, off_t len)
+{
+	if (c->kfd >= 0)
+		return false;		/* one at a time: the caller reads it */
+	if (c->kev == NULL) {
+		c->kev = event_new(c->base, c->rfd, EV_WRITE, conn_on_ktls, c);
+		if (c->kev == NULL)
+			return false;
+		event_priority_set(c->kev, CONN_PRI_BULK);
+	}
+	c->kfd = dfd;
+	c->koff = off;
+	c->klen = len;
+	/* Nothing before it: whatever comes after waits from now on. */
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		bufferevent_disable(c->bev, EV_WRITE);
+	/* Not from here: the caller is not done queueing.  The next turn,
+	 * or conn_on_write() once what came before has been written. */
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		event_active(c->kev, EV_WRITE, 1);
+	return true;
+}
+
+/* With nothing before it left in the bufferevent: the segment, by at
+ * most CONN_MAX_SINGLE_WRITE a turn (like the bufferevent's writes). */
+static void
+conn_ktls_pump(struct conn *c)
+{
+	struct timeval tv = { .tv_sec = (time_t)c->timeout };
+	ossl_ssize_t r;
+	size_t n;
+
+	if (c->kfd < 0 || c->out_dead ||
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+		return;
+	/* Nothing queued after it may overtake it. */
+	bufferevent_disable(c->bev, EV_WRITE);
+	n = c->klen > CONN_MAX_SINGLE_WRITE ? CONN_MAX_SINGLE_WRITE :
+	    (size_t)c->klen;
+	ERR_clear_error();
+	r = SSL_sendfile(c->ssl, c->kfd, c->koff, n, 0);
+	if (r > 0) {
+		c->koff += r;
+		c->klen -= r;
+		if (c->klen > 0) {
+			event_active(c->kev, EV_WRITE, 1);
+			return;
+		}
+		conn_ktls_drop(c);
+		bufferevent_enable(c->bev, EV_WRITE);
+		if (c->want_drained && conn_queued(c) <= c->drained_low) {
+			c->want_drained = false;
+			c->cb(c, CONN_EV_DRAINED, c->ctx);
+		}
+		return;
+	}
+	if (r < 0 && SSL_get_error(c->ssl, (int)r) == SSL_ERROR_WANT_WRITE) {
+		(void)event_add(c->kev, tv.tv_sec > 0 ? &tv : NULL);
+		return;
+	}
+	/* 0: the file ended early (truncated), as sendfile() reports it;
+	 * or the socket failed.  Either way what follows cannot be sent. */
+	ERR_clear_error();
+	conn_ktls_drop(c);
+	c->out_dead = true;
+	c->cb(c, CONN_EV_CLOSED, c->ctx);
+}
+
+static void
+conn_on_ktls(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	if (what & EV_TIMEOUT) {
+		conn_ktls_drop(c);
+		c->out_dead = true;
+		c->cb(c, CONN_EV_TIMEOUT, c->ctx);
+		return;
+	}
+	conn_ktls_pump(c);
 }
 
 void
@@ -698,12 +834,20 @@ conn_send_file(struct conn *c, int fd, off_t off, off_t len)
 	struct evbuffer_file_segment *seg;
 	int dfd;
 
-	if (!conn_can_sendfile(c) || c->out_dead || len <= 0)
+	enum conn_sendfile how = conn_sendfile_how(c);
+
+	if (how == CONN_SENDFILE_NONE || c->out_dead || len <= 0)
 		return false;
 	/* The segment outlives the caller's descriptor: its own fd. */
 	dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (dfd < 0)
 		return false;
+	if (how == CONN_SENDFILE_KTLS) {
+		if (conn_ktls_queue(c, dfd, off, len))
+			return true;
+		close(dfd);
+		return false;
+	}
 	seg = evbuffer_file_segment_new(dfd, off, len, EVBUF_FS_CLOSE_ON_FREE);
 	if (seg == NULL) {
 		close(dfd);
@@ -931,6 +1075,10 @@ conn_on_write(struct bufferevent *bev, void *arg)
 			conn_begin_handshake(c);
 		return;
 	}
+	if (c->kfd >= 0) {
+		conn_ktls_pump(c);	/* once what came before it is out */
+		return;
+	}
 	if (c->want_drained && conn_queued(c) <= c->drained_low) {
 		c->want_drained = false;
 		c->cb(c, CONN_EV_DRAINED, c->ctx);
@@ -1019,6 +1167,9 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		c->handshaking = false;
 		evtimer_del(c->hs_timer);
+		/* SSL_OP_ENABLE_KTLS (tls.c): the kernel took the keys, or
+		 * (no tls module, as on most of our machines) it did not. */
+		c->ktls_send = BIO_get_ktls_send(SSL_get_wbio(c->ssl));
 		conn_apply_timeouts(c);
 		net_count(c->rt, c->proto, NET_CNT_TLS_HANDSHAKES, 1);
 		c->cb(c, CONN_EV_TLS_READY, c->ctx);

@@ -145,14 +145,28 @@ bool conn_channel_binding(struct conn *c, const char **type_r,
     unsigned char *buf, size_t bufsz, size_t *len_r);
 void conn_tls_describe(struct conn *c, char *buf, size_t bufsz);
 
-/* sendfile() can be used for output (plain socket). */
+/* How conn_send_file() sends a file segment. */
+enum conn_sendfile {
+	CONN_SENDFILE_NONE,	/* it cannot: the caller reads and writes */
+	CONN_SENDFILE_PLAIN,	/* sendfile() on a plain socket */
+	CONN_SENDFILE_KTLS,	/* SSL_sendfile(): kernel TLS encrypts it */
+};
+/*
+ * The decision, from what the connection is: TLS on, kernel TLS holding
+ * its send side (known once the handshake is done), the output its own
+ * socket (not inetd's second pipe), a write rate limit set.
+ */
+enum conn_sendfile conn_sendfile_path(bool tls, bool ktls_send, bool own_fd,
+    bool rate_limited);
+/* sendfile() (or SSL_sendfile()) can be used for output. */
 bool conn_can_sendfile(const struct conn *c);
 /*
  * Queues len bytes of fd from off after what conn_out() holds, to leave
  * by sendfile() (never read into memory); fd is duplicated, the caller
  * keeps its own.  False (nothing queued) when the connection cannot
- * (TLS, pipes, output dead) or the kernel refuses: send the bytes another
- * way.  The bytes are read when they are sent, so a file truncated
+ * (TLS without kernel TLS, pipes, output dead) or the kernel refuses:
+ * send the bytes another way.  Over kernel TLS nothing else may be
+ * queued until it has left (CONN_EV_DRAINED).  The bytes are read when they are sent, so a file truncated
  * meanwhile sends less and the connection then ends (CONN_EV_CLOSED):
  * the caller checks its file once CONN_EV_DRAINED(0) says it left.
  */

@@ -1,10 +1,15 @@
 /* tls.c - SSL_CTX setup from files; channel binding data. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <time.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -27,6 +32,25 @@ struct tls_ctx {
 	SSL_CTX *ctx;
 };
 
+/* Fetched once: EVP_aes_256_cbc() would be looked up in the provider
+ * store (locks, name compares) for every ticket, two per handshake. */
+static pthread_once_t tls_cipher_once = PTHREAD_ONCE_INIT;
+static EVP_CIPHER *tls_ticket_cipher;
+
+static void
+tls_cipher_fetch(void)
+{
+	tls_ticket_cipher = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
+}
+
+static const EVP_CIPHER *
+tls_ticket_cipher_get(void)
+{
+	(void)pthread_once(&tls_cipher_once, tls_cipher_fetch);
+	return tls_ticket_cipher != NULL ? tls_ticket_cipher :
+	    EVP_aes_256_cbc();
+}
+
 /* The ring's key into OpenSSL's contexts (tls_ticket.h). */
 static int
 tls_ticket_keys(struct tls_ticket_key *k, EVP_CIPHER_CTX *cctx,
@@ -39,7 +63,7 @@ tls_ticket_keys(struct tls_ticket_key *k, EVP_CIPHER_CTX *cctx,
 	params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
 	    (char *)"SHA256", 0);
 	params[2] = OSSL_PARAM_construct_end();
-	if (EVP_CipherInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv,
+	if (EVP_CipherInit_ex(cctx, tls_ticket_cipher_get(), NULL, k->aes, iv,
 	    enc) != 1 || EVP_MAC_CTX_set_params(hctx, params) != 1)
 		return -1;
 	return 1;
@@ -61,7 +85,7 @@ tls_on_ticket(SSL *ssl, unsigned char *key_name, unsigned char *iv,
 	(void)ssl;
 	if (enc) {
 		if (!tls_ticket_current(time(NULL), &k) ||
-		    RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc()))
+		    RAND_bytes(iv, EVP_CIPHER_get_iv_length(tls_ticket_cipher_get()))
 		    != 1)
 			return -1;
 		memcpy(key_name, k.name, TLS_TICKET_NAME_LEN);
@@ -126,12 +150,14 @@ tls_ctx_new(const struct tls_cfg *cfg, char *err, size_t errsz,
 	SSL_CTX_set_min_proto_version(ctx, minv);
 	/* Idle sessions should not pin 2 x 16 KiB of record buffers. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-	/* Kernel TLS where the kernel has it (the tls module): records are
-	 * encrypted in the kernel once the handshake is over; OpenSSL
-	 * falls back to doing it itself, silently, where it has not. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
-	    SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-	    SSL_OP_ENABLE_KTLS);
+	    SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	/* Kernel TLS where the kernel has it (the tls module): records are
+	 * encrypted in the kernel once the handshake is over, and a file
+	 * goes out with SSL_sendfile() (conn.c).  Only then: OpenSSL would
+	 * try (two failing setsockopt()s) on every handshake. */
+	if (tls_kernel_offload())
+		SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
 	/* Tickets (and cached sessions) never outlive the key that made
 	 * them: one period of encrypting, one of decrypting. */
 	SSL_CTX_set_timeout(ctx, TLS_TICKET_PERIOD);
@@ -190,23 +216,48 @@ tls_ctx_unref(struct tls_ctx **tp)
 	free(t);
 }
 
-bool
-tls_kernel_offload(void)
+/* The tls module loaded (listed), or loadable: the kernel loads it at
+ * the first TCP_ULP asking for it, and an unconnected socket then gets
+ * ENOTCONN where one without it gets ENOENT. */
+static bool
+tls_kernel_probe(void)
 {
 	char buf[256], *save = NULL;
 	size_t n;
+	int fd, r, e;
 	FILE *f = fopen("/proc/sys/net/ipv4/tcp_available_ulp", "re");
 
-	if (f == NULL)
+	if (f != NULL) {
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		(void)fclose(f);
+		buf[n] = '\0';
+		for (char *w = strtok_r(buf, " \n", &save); w != NULL;
+		    w = strtok_r(NULL, " \n", &save))
+			if (strcmp(w, "tls") == 0)
+				return true;
+	}
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
 		return false;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	(void)fclose(f);
-	buf[n] = '\0';
-	for (char *w = strtok_r(buf, " \n", &save); w != NULL;
-	    w = strtok_r(NULL, " \n", &save))
-		if (strcmp(w, "tls") == 0)
-			return true;
-	return false;
+	r = setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls"));
+	e = errno;
+	(void)close(fd);
+	return r == 0 || e == ENOTCONN;
+}
+
+bool
+tls_kernel_offload(void)
+{
+	/* 0 unknown, 1 no, 2 yes: the kernel's modules do not come and go
+	 * under a running server often enough to ask again. */
+	static atomic_int known;
+	int k = atomic_load_explicit(&known, memory_order_relaxed);
+
+	if (k == 0) {
+		k = tls_kernel_probe() ? 2 : 1;
+		atomic_store_explicit(&known, k, memory_order_relaxed);
+	}
+	return k == 2;
 }
 
 void *

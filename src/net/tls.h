@@ -21,8 +21,9 @@ struct tls_ctx *tls_ctx_new(const struct tls_cfg *cfg, char *err,
 void tls_ctx_ref(struct tls_ctx *t);
 void tls_ctx_unref(struct tls_ctx **t);
 /* Whether the kernel can take over TLS records (kTLS: the tls module,
- * listed in net.ipv4.tcp_available_ulp).  Nothing depends on it:
- * OpenSSL encrypts them itself where it cannot. */
+ * listed in net.ipv4.tcp_available_ulp, or loadable), asked once.  Only
+ * then do contexts ask OpenSSL for kernel TLS: elsewhere OpenSSL
+ * encrypts records itself, as it would after failing to hand them over. */
 bool tls_kernel_offload(void);
 /* The underlying SSL_CTX (as void * so callers need no OpenSSL headers). */
 void *tls_ctx_ssl_ctx(struct tls_ctx *t);

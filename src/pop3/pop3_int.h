@@ -99,6 +99,12 @@ struct pop3_stream {
 	struct wire_enc enc;
 	uint64_t sent;		/* body octets queued (dot-stuffed) */
 	bool segment;		/* sendfile() queued; "." waits for it */
+	/* The stored bytes are the wire form but sendfile() is out (TLS):
+	 * copied as they are, without the encoder (stream_raw_fill()). */
+	bool raw;
+	int raw_fd;		/* the reader's */
+	off_t raw_off;
+	uint64_t raw_left;
 	bool cut;		/* a drop fault ended it: not sent whole */
 	/* The reader is being prepared on a worker (pop3_job.c); r is
 	 * NULL and nothing is sent until it is back. */

@@ -518,3 +518,29 @@ def test_stalled_pipelining_tls_client_does_not_spin(servers, tls_cert, maildir)
     d = login_after_drop(srv, "127.0.0.1", plain_port(srv))
     assert d.stat()[0] == 1
     d.quit()
+
+
+def test_pop3s_retr_big_messages_exact(servers, tls_cert, maildir):
+    """Over TLS a message stored in its wire form (CRLF, no line starting
+    with '.') is copied as it is, not through the encoder; one that needs
+    CRs and dots is encoded.  Both, bigger than one output fill (256 KiB),
+    twice each (the second download may come from a wire copy), must
+    arrive byte for byte."""
+    line = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-%06d"
+    wire = b"Subject: wire form\r\n\r\n" + b"".join(
+        (line % i) + b"\r\n" for i in range(12000))
+    needs = b"Subject: needs work\n\n" + b"".join(
+        (b"." if i % 7 == 0 else b"") + (line % i) + b"\n" for i in range(12000))
+    maildir.deliver(wire)
+    maildir.deliver(needs)
+    s = servers.start(tls_config(servers, tls_cert))
+    for _ in range(2):
+        pop = poplib.POP3_SSL("127.0.0.1", tls_port(s), context=ctx_for(tls_cert),
+                              timeout=30)
+        pop.user(USER1)
+        pop.pass_("password")
+        got = {}
+        for i in (1, 2):
+            got[i] = b"\r\n".join(pop.retr(i)[1]) + b"\r\n"
+        pop.quit()
+        assert sorted(got.values()) == sorted([to_wire(wire), to_wire(needs)])

@@ -310,6 +310,27 @@ test_send_file_refused_on_pipes(void **state)
 
 /* An aborted reply is not ended the way a whole one is: nothing more
  * leaves, and the close is a reset. */
+/* Kernel TLS cannot run on a kernel without the tls module: the decision
+ * that picks SSL_sendfile() is tested on its own. */
+static void
+test_sendfile_path(void **state)
+{
+	(void)state;
+	assert_int_equal(conn_sendfile_path(false, false, true, false),
+	    CONN_SENDFILE_PLAIN);
+	assert_int_equal(conn_sendfile_path(true, false, true, false),
+	    CONN_SENDFILE_NONE);
+	assert_int_equal(conn_sendfile_path(true, true, true, false),
+	    CONN_SENDFILE_KTLS);
+	/* a rate limit or inetd's pipes: never, TLS or not */
+	for (int tls = 0; tls < 2; tls++) {
+		assert_int_equal(conn_sendfile_path(tls, tls, true, true),
+		    CONN_SENDFILE_NONE);
+		assert_int_equal(conn_sendfile_path(tls, tls, false, false),
+		    CONN_SENDFILE_NONE);
+	}
+}
+
 static void
 test_abort(void **state)
 {
@@ -403,6 +424,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_send_file, setup_tcp,
 		    teardown),
 		cmocka_unit_test(test_send_file_refused_on_pipes),
+		cmocka_unit_test(test_sendfile_path),
 		cmocka_unit_test_setup_teardown(test_abort, setup_tcp, teardown),
 		cmocka_unit_test_setup_teardown(test_timeout, setup_pair,
 		    teardown),
