@@ -151,21 +151,24 @@ def vs_base(row, higher, tol, idle_limit):
     return out
 
 
+def run_ops(g, mkey):
+    """Operations in one load-generator run: MB of RETR payload, or
+    sessions; 0 for other metrics."""
+    if mkey == "mbps":
+        return (g.get("payload_bytes") or 0) / 1e6
+    if mkey == "rate":
+        return g.get("sessions") or 0
+    return 0
+
+
 def op_cpu(run, mkey):
     """(server CPU seconds per operation, {process name: seconds per op})
     of one run: per session, or per MB of RETR payload; None without the
     in-window figure."""
     g = run.get("gen", {})
     cpu = g.get("srv_cpu_win_s")
-    if cpu is None:
-        return None
-    if mkey == "mbps":
-        ops = (g.get("payload_bytes") or 0) / 1e6
-    elif mkey == "rate":
-        ops = g.get("sessions") or 0
-    else:
-        return None
-    if ops <= 0:
+    ops = run_ops(g, mkey)
+    if cpu is None or ops <= 0:
         return None
     return cpu / ops, {k: v / ops for k, v in (g.get("srv_cpu_by") or {}).items()}
 
@@ -177,12 +180,7 @@ def gen_cpu(run, mkey):
     pct, win = g.get("loadgen_cpu_pct"), g.get("window_s")
     if pct is None or not win:
         return None
-    if mkey == "mbps":
-        ops = (g.get("payload_bytes") or 0) / 1e6
-    elif mkey == "rate":
-        ops = g.get("sessions") or 0
-    else:
-        return None
+    ops = run_ops(g, mkey)
     return pct / 100.0 * win / ops if ops > 0 else None
 
 

@@ -196,6 +196,19 @@ stream_fill_reserve(struct pop3_session *s, struct pop3_stream *st,
 	(void)evbuffer_expand(out, want);
 }
 
+/* A read of the stored message failed: as for a truncated file, the
+ * connection goes (I9).  Returns true (the stream is over). */
+static bool
+stream_read_failed(struct pop3_session *s, const struct pop3_stream *st)
+{
+	log_warn("session=%llx read of message %" PRIu32 " failed",
+	    (unsigned long long)s->id, st->msg + 1);
+	s->end_reason = "store-error";
+	pop3_session_enter(s, POP3_STATE_CLOSING, s->end_reason);
+	conn_abort(s->conn);
+	return true;
+}
+
 /* Up to the high water, then "." once all of it was read unchanged. */
 static bool
 stream_raw_fill(struct pop3_session *s, struct pop3_stream *st,
@@ -220,15 +233,8 @@ stream_raw_fill(struct pop3_session *s, struct pop3_stream *st,
 			stream_abort(s, st, "ended early (truncated)");
 			return true;
 		}
-		if (got < 0) {
-			/* as for a failed read of the stored file (I9) */
-			log_warn("session=%llx read of message %" PRIu32 " failed",
-			    (unsigned long long)s->id, st->msg + 1);
-			s->end_reason = "store-error";
-			pop3_session_enter(s, POP3_STATE_CLOSING, s->end_reason);
-			conn_abort(s->conn);
-			return true;
-		}
+		if (got < 0)
+			return stream_read_failed(s, st);
 		iov.iov_len = (size_t)got;
 		evbuffer_commit_space(out, &iov, 1);
 		st->raw_off += got;
@@ -286,16 +292,8 @@ stream_msg_fill(struct pop3_session *s, struct pop3_stream *st)
 			stream_abort(s, st, "ended early (truncated)");
 			return true;
 		}
-		if (got < 0) {
-			/* as for a truncated file: the connection goes (I9) */
-			log_warn("session=%llx read of message %" PRIu32 " failed",
-			    (unsigned long long)s->id, st->msg + 1);
-			s->end_reason = "store-error";
-			pop3_session_enter(s, POP3_STATE_CLOSING,
-			    s->end_reason);
-			conn_abort(s->conn);
-			return true;
-		}
+		if (got < 0)
+			return stream_read_failed(s, st);
 		if (got == 0)
 			return stream_msg_end(s, st, out);
 		/* Mail lines are long enough that CRs and stuffing dots add a

@@ -430,15 +430,21 @@ def test_delivery_fails_temporarily_while_the_database_is_down(tmp_path, db):
 
 # ------------------------------------------------------------------ two nodes
 
-def test_two_posuto_processes_share_the_mailbox_lock(tmp_path, db):
+def two_nodes(tmp_path, db, *users):
+    """A fresh schema with these users, and two posuto processes on it."""
     fresh_schema(tmp_path, db)
-    add_row(db, USER1)
-    a_dir = tmp_path / "a"
-    b_dir = tmp_path / "b"
-    a_dir.mkdir()
-    b_dir.mkdir()
-    a = start(a_dir, db, name="a")
-    b = start(b_dir, db, name="b")
+    for u in users:
+        add_row(db, u)
+    nodes = []
+    for name in ("a", "b"):
+        d = tmp_path / name
+        d.mkdir()
+        nodes.append(start(d, db, name=name))
+    return nodes
+
+
+def test_two_posuto_processes_share_the_mailbox_lock(tmp_path, db):
+    a, b = two_nodes(tmp_path, db, USER1)
     deliver(a.config_path, USER1, sample_message(1))
     ca = Pop3(port=a.port)
     ca.must_login()
@@ -473,15 +479,7 @@ def test_logout_releases_without_waiting_and_the_next_statement_reads_it(tmp_pat
     statement on the lock connection: a take of the same mailbox, another
     user's take, and the lock check of a QUIT that deletes must each read
     it first and still work; and the lock is free for another node."""
-    fresh_schema(tmp_path, db)
-    add_row(db, USER1)
-    add_row(db, USER2)
-    a_dir = tmp_path / "a"
-    b_dir = tmp_path / "b"
-    a_dir.mkdir()
-    b_dir.mkdir()
-    a = start(a_dir, db, name="a")
-    b = start(b_dir, db, name="b")
+    a, b = two_nodes(tmp_path, db, USER1, USER2)
     for i in range(3):
         deliver(a.config_path, USER2, sample_message(i))
     for _ in range(5):
